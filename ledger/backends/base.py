@@ -1,0 +1,45 @@
+"""The seam between the ledger client and a chain.
+
+A backend owns a connected :class:`web3.Web3` and knows how to make a write durable. The
+client signs every transaction with the service's own key and sends it raw, so the same code
+path serves the embedded chain and any JSON-RPC node (web3.py's ``BaseProvider`` pattern: the
+in-memory chain is just another backend).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from web3 import Web3
+
+__all__ = ["ChainBackend"]
+
+
+class ChainBackend(ABC):
+    """A connected chain. Subclasses set :attr:`kind` and build :attr:`w3`."""
+
+    kind: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def w3(self) -> Web3:
+        """The connected web3 instance (reads, calls, raw transactions, logs)."""
+
+    @property
+    def confirmations(self) -> int:
+        """Blocks to wait on top of a write's block before it counts as final."""
+        return 0
+
+    def fund(self, address: str, wei: int) -> None:
+        """Give ``address`` ether from the chain's own faucet; only local chains have one."""
+        raise NotImplementedError(f"the {self.kind} backend has no faucet")
+
+    def close(self) -> None:
+        """Release files and connections. Idempotent."""
+
+    def __enter__(self) -> ChainBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
