@@ -35,7 +35,7 @@ class ChainBackend(ABC):
         """Give ``address`` ether from the chain's own faucet; only local chains have one."""
         raise NotImplementedError(f"the {self.kind} backend has no faucet")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release files and connections. Idempotent."""
 
     def __enter__(self) -> ChainBackend:

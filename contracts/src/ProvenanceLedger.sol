@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.29;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {IProvenanceLedger} from "./IProvenanceLedger.sol";
+
+/// @title ProvenanceLedger
+/// @notice Records datasets, models and prediction batches by content hash, write once.
+/// Writes need `REGISTRAR_ROLE`; reads are open to anyone.
+contract ProvenanceLedger is IProvenanceLedger, AccessControl {
+    /// @notice The role allowed to register, anchor and revoke its own records.
+    bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
+
+    string private constant VERSION = "1.0.0";
+
+    mapping(bytes32 recordHash => Record) private _records;
+
+    /// @param admin Receives `DEFAULT_ADMIN_ROLE` and `REGISTRAR_ROLE`.
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(REGISTRAR_ROLE, admin);
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function registerDataset(
+        bytes32 contentHash,
+        bytes32 rowsRoot,
+        uint64 rowCount,
+        bytes32 schemaHash,
+        bytes32 metadataHash,
+        bytes32[] calldata parents,
+        bytes32 transformHash
+    ) external onlyRole(REGISTRAR_ROLE) {
+        if ((parents.length == 0) != (transformHash == bytes32(0))) {
+            revert InconsistentDerivation(parents.length, transformHash);
+        }
+        _requireLive(parents, RecordKind.Dataset);
+        _register(contentHash, RecordKind.Dataset);
+        emit DatasetRegistered(
+            contentHash, msg.sender, rowsRoot, rowCount, schemaHash, metadataHash, parents, transformHash
+        );
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function registerModel(bytes32 modelHash, bytes32[] calldata datasets, bytes32 metadataHash)
+        external
+        onlyRole(REGISTRAR_ROLE)
+    {
+        if (datasets.length == 0) revert NoTrainingData();
+        _requireLive(datasets, RecordKind.Dataset);
+        _register(modelHash, RecordKind.Model);
+        emit ModelRegistered(modelHash, msg.sender, datasets, metadataHash);
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function anchorPredictions(bytes32 modelHash, bytes32 root, uint64 count)
+        external
+        onlyRole(REGISTRAR_ROLE)
+        returns (bytes32 batchId)
+    {
+        if (count == 0) revert EmptyBatch();
+        _requireLive(modelHash, RecordKind.Model);
+        _register(root, RecordKind.Batch);
+        emit PredictionsAnchored(root, modelHash, msg.sender, count);
+        return root;
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function revoke(bytes32 recordHash, string calldata reason) external {
+        Record storage record = _records[recordHash];
+        if (record.kind == RecordKind.None) revert UnknownRecord(recordHash, RecordKind.None);
+        if (record.revoked) revert RecordAlreadyRevoked(recordHash);
+        if (bytes(reason).length == 0) revert EmptyReason();
+        if (!hasRole(DEFAULT_ADMIN_ROLE, msg.sender)) {
+            _checkRole(REGISTRAR_ROLE);
+            if (record.registrant != msg.sender) revert NotRegistrant(recordHash, msg.sender);
+        }
+        record.revoked = true;
+        emit RecordRevoked(recordHash, msg.sender, record.kind, reason);
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function getRecord(bytes32 recordHash) external view returns (Record memory) {
+        return _records[recordHash];
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function getDataset(bytes32 contentHash) external view returns (Record memory) {
+        return _recordOf(contentHash, RecordKind.Dataset);
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function getModel(bytes32 modelHash) external view returns (Record memory) {
+        return _recordOf(modelHash, RecordKind.Model);
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function getBatch(bytes32 batchId) external view returns (Record memory) {
+        return _recordOf(batchId, RecordKind.Batch);
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function isRevoked(bytes32 recordHash) external view returns (bool) {
+        return _recordOf(recordHash, RecordKind.None).revoked;
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function verifyPrediction(bytes32 batchId, bytes32 leaf, bytes32[] calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        _recordOf(batchId, RecordKind.Batch);
+        return MerkleProof.verifyCalldata(proof, batchId, leaf);
+    }
+
+    /// @inheritdoc IProvenanceLedger
+    function version() external pure returns (string memory) {
+        return VERSION;
+    }
+
+    /// @dev The single write path: zero and duplicate checks, then one packed slot.
+    function _register(bytes32 recordHash, RecordKind kind) private {
+        if (recordHash == bytes32(0)) revert ZeroRecordHash();
+        RecordKind existing = _records[recordHash].kind;
+        if (existing != RecordKind.None) revert RecordAlreadyRegistered(recordHash, existing);
+        _records[recordHash] = Record({
+            kind: kind,
+            revoked: false,
+            registeredAt: uint40(block.timestamp),
+            registrant: msg.sender
+        });
+    }
+
+    /// @dev Reverts unless every hash is a registered, unrevoked record of `kind`.
+    function _requireLive(bytes32[] calldata hashes, RecordKind kind) private view {
+        for (uint256 i = 0; i < hashes.length; ++i) {
+            _requireLive(hashes[i], kind);
+        }
+    }
+
+    /// @dev Reverts unless `recordHash` is a registered, unrevoked record of `kind`.
+    function _requireLive(bytes32 recordHash, RecordKind kind) private view {
+        if (_recordOf(recordHash, kind).revoked) revert RecordIsRevoked(recordHash);
+    }
+
+    /// @dev The record of `kind` under `recordHash` (any registered kind when `kind` is None).
+    function _recordOf(bytes32 recordHash, RecordKind kind) private view returns (Record memory record) {
+        record = _records[recordHash];
+        if (record.kind == RecordKind.None || (kind != RecordKind.None && record.kind != kind)) {
+            revert UnknownRecord(recordHash, kind);
+        }
+    }
+}

@@ -1,0 +1,187 @@
+"""One root exception for everything the ledger says no to, and a decoder for the contract's
+custom errors, so callers catch ``UnknownDataset`` instead of parsing revert data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_abi import decode
+from eth_utils import function_signature_to_4byte_selector
+
+__all__ = [
+    "AlreadyRegistered",
+    "AlreadyRevoked",
+    "BatchAlreadyAnchored",
+    "ChainUnavailable",
+    "DatasetAlreadyRegistered",
+    "DeploymentMismatch",
+    "InvalidRecord",
+    "LedgerError",
+    "ModelAlreadyRegistered",
+    "NotAuthorized",
+    "RecordRevoked",
+    "TransactionFailed",
+    "UnknownBatch",
+    "UnknownDataset",
+    "UnknownModel",
+    "UnknownRecord",
+    "decode_revert",
+]
+
+# The contract's RecordKind enum, by value.
+KIND_NAMES = ("none", "dataset", "model", "batch")
+
+
+class LedgerError(Exception):
+    """Root of every ledger failure. ``hint`` says what a person can do about it."""
+
+    hint = ""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.context = context
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class InvalidRecord(LedgerError, ValueError):
+    """The contract rejected the record's fields (zero hash, empty batch, no reason...)."""
+
+
+class AlreadyRegistered(LedgerError):
+    """A record with this hash exists already; records are write-once."""
+
+
+class DatasetAlreadyRegistered(AlreadyRegistered):
+    """The dataset hash is registered already."""
+
+
+class ModelAlreadyRegistered(AlreadyRegistered):
+    """The model hash is registered already."""
+
+
+class BatchAlreadyAnchored(AlreadyRegistered):
+    """A batch with this Merkle root is anchored already."""
+
+
+class UnknownRecord(LedgerError, LookupError):
+    """No record of the expected kind is registered under this hash."""
+
+
+class UnknownDataset(UnknownRecord):
+    """No dataset is registered under this hash."""
+
+
+class UnknownModel(UnknownRecord):
+    """No model is registered under this hash."""
+
+
+class UnknownBatch(UnknownRecord):
+    """No prediction batch is anchored under this root."""
+
+
+class RecordRevoked(LedgerError):
+    """The record is revoked and nothing new may be built on it."""
+
+
+class AlreadyRevoked(RecordRevoked):
+    """The record was revoked before; a revocation happens once."""
+
+
+class NotAuthorized(LedgerError, PermissionError):
+    """The signing account lacks the role, or is not the record's registrant."""
+
+    hint = "an admin can grant REGISTRAR_ROLE to this account"
+
+
+class TransactionFailed(LedgerError):
+    """A transaction was mined but reverted, or never got a receipt."""
+
+
+class ChainUnavailable(LedgerError, ConnectionError):
+    """The chain node cannot be reached."""
+
+    hint = "check that the node is running and PROVENANCE_RPC_URL is right"
+
+
+class DeploymentMismatch(LedgerError):
+    """The code at the recorded contract address is not the committed artifact."""
+
+    hint = "redeploy with `provenance deploy`, or point the data directory at the right chain"
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _already(args: tuple[Any, ...]) -> LedgerError:
+    record_hash, kind = args
+    cls = {1: DatasetAlreadyRegistered, 2: ModelAlreadyRegistered, 3: BatchAlreadyAnchored}.get(
+        kind, AlreadyRegistered
+    )
+    return cls(
+        f"{_hex(record_hash)} is already registered as a {KIND_NAMES[kind]}",
+        record_hash=_hex(record_hash),
+        kind=KIND_NAMES[kind],
+    )
+
+
+def _unknown(args: tuple[Any, ...]) -> LedgerError:
+    record_hash, kind = args
+    cls = {1: UnknownDataset, 2: UnknownModel, 3: UnknownBatch}.get(kind, UnknownRecord)
+    what = "record" if kind == 0 else KIND_NAMES[kind]
+    return cls(f"no {what} is registered under {_hex(record_hash)}", record_hash=_hex(record_hash))
+
+
+_CUSTOM_ERRORS: dict[str, tuple[list[str], Any]] = {
+    "ZeroRecordHash()": ([], lambda a: InvalidRecord("a record hash must not be zero")),
+    "RecordAlreadyRegistered(bytes32,uint8)": (["bytes32", "uint8"], _already),
+    "UnknownRecord(bytes32,uint8)": (["bytes32", "uint8"], _unknown),
+    "RecordIsRevoked(bytes32)": (
+        ["bytes32"],
+        lambda a: RecordRevoked(f"{_hex(a[0])} is revoked", record_hash=_hex(a[0])),
+    ),
+    "RecordAlreadyRevoked(bytes32)": (
+        ["bytes32"],
+        lambda a: AlreadyRevoked(f"{_hex(a[0])} was revoked already", record_hash=_hex(a[0])),
+    ),
+    "NotRegistrant(bytes32,address)": (
+        ["bytes32", "address"],
+        lambda a: NotAuthorized(
+            f"{a[1]} did not register {_hex(a[0])} and is not an admin", account=a[1]
+        ),
+    ),
+    "AccessControlUnauthorizedAccount(address,bytes32)": (
+        ["address", "bytes32"],
+        lambda a: NotAuthorized(f"{a[0]} lacks role {_hex(a[1])}", account=a[0], role=_hex(a[1])),
+    ),
+    "AccessControlBadConfirmation()": (
+        [],
+        lambda a: NotAuthorized("an account can only renounce its own roles"),
+    ),
+    "InconsistentDerivation(uint256,bytes32)": (
+        ["uint256", "bytes32"],
+        lambda a: InvalidRecord(
+            f"a derived dataset needs parents and a transform hash, got {a[0]} parents "
+            f"and transform {_hex(a[1])}"
+        ),
+    ),
+    "NoTrainingData()": ([], lambda a: InvalidRecord("a model needs at least one dataset")),
+    "EmptyBatch()": ([], lambda a: InvalidRecord("a prediction batch needs at least one receipt")),
+    "EmptyReason()": ([], lambda a: InvalidRecord("a revocation needs a reason")),
+}
+_BY_SELECTOR = {
+    function_signature_to_4byte_selector(sig): (types, build)
+    for sig, (types, build) in _CUSTOM_ERRORS.items()
+}
+
+
+def decode_revert(data: bytes) -> LedgerError:
+    """Turn revert data from the contract into the matching typed exception."""
+    entry = _BY_SELECTOR.get(bytes(data[:4]))
+    if entry is None:
+        return TransactionFailed(f"the contract reverted with unrecognised data 0x{data.hex()}")
+    types, build = entry
+    return build(tuple(decode(types, bytes(data[4:]))) if types else ())
