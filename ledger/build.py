@@ -54,25 +54,28 @@ def _solc_binary() -> Path:
     return binary
 
 
-def build_artifact() -> dict[str, Any]:
-    """Compile the sources and return the artifact document (abi, bytecodes, provenance)."""
+def build_artifact(
+    contracts_dir: Path = CONTRACTS_DIR, settings: dict[str, Any] = COMPILER_SETTINGS
+) -> dict[str, Any]:
+    """Compile the sources under ``contracts_dir`` with ``settings``; return the artifact
+    document (abi, bytecodes, compiler, source hashes)."""
     import solcx  # lazily: serving uses the committed artifact and never needs a compiler
 
     binary = _solc_binary()
     version = str(solcx.wrapper.get_solc_version(binary, with_commit_hash=True))
     if not version.startswith(SOLC_VERSION + "+"):
         raise BuildError(f"expected solc {SOLC_VERSION}, {binary} is {version}")
-    sources = {unit: (CONTRACTS_DIR / unit).read_text(encoding="utf-8") for unit in SOURCE_UNITS}
+    sources = {unit: (contracts_dir / unit).read_text(encoding="utf-8") for unit in SOURCE_UNITS}
     standard_input = {
         "language": "Solidity",
         "sources": {unit: {"content": text} for unit, text in sources.items()},
-        "settings": COMPILER_SETTINGS,
+        "settings": settings,
     }
     try:
         output = solcx.compile_standard(
             standard_input,
             solc_binary=binary,
-            base_path=str(CONTRACTS_DIR),
+            base_path=str(contracts_dir),
             allow_paths=[str(NODE_MODULES)],
         )
     except solcx.exceptions.SolcError as exc:
@@ -86,7 +89,7 @@ def build_artifact() -> dict[str, Any]:
         "abi": contract["abi"],
         "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
         "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
-        "compiler": {"version": version, "settings": COMPILER_SETTINGS},
+        "compiler": {"version": version, "settings": settings},
         "sources": {
             unit: "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
             for unit, text in sources.items()

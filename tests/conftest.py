@@ -1,0 +1,91 @@
+"""Shared fixtures: one conformance harness, run on the embedded chain and on anvil.
+
+Every test that takes ``chain`` (or anything built on it) runs once per backend, like web3.py's
+module-testing suites run against eth-tester and go-ethereum alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from ledger.backends.base import ChainBackend
+from ledger.backends.embedded import EmbeddedBackend
+from ledger.backends.rpc import RpcBackend
+from ledger.client import LedgerClient
+from ledger.devnode import AnvilNode, anvil_binary
+
+ETHER = 10**18
+
+
+@dataclass
+class Chain:
+    """A backend plus a way to fund fresh accounts on it."""
+
+    name: str
+    backend: ChainBackend
+    node: AnvilNode | None = None
+
+    def account(self) -> LocalAccount:
+        """A fresh account holding 100 ether."""
+        account = Account.create()
+        if self.node is not None:
+            self.node.set_balance(account.address, 100 * ETHER)
+        else:
+            self.backend.fund(account.address, 100 * ETHER)
+        return account
+
+
+@pytest.fixture(scope="session")
+def anvil_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
+    if anvil_binary() is None:
+        pytest.skip("anvil is not installed: run `npm ci --prefix contracts`")
+    with AnvilNode(tmp_path_factory.mktemp("anvil")) as node:
+        yield node
+
+
+@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
+    if request.param == "embedded":
+        backend = EmbeddedBackend()
+        yield Chain("embedded", backend)
+        backend.close()
+    else:
+        node = request.getfixturevalue("anvil_node")
+        yield Chain("anvil", RpcBackend(node.url), node)
+
+
+@dataclass
+class Deployed:
+    """A freshly deployed ledger and the accounts the tests play with."""
+
+    chain: Chain
+    admin: LedgerClient
+    registrar: LedgerClient
+    outsider: LedgerClient
+
+    def as_account(self, account: LocalAccount) -> LedgerClient:
+        return LedgerClient(
+            self.chain.backend, account, self.admin.address, deploy_block=self.admin.deploy_block
+        )
+
+
+@pytest.fixture
+def deployed(chain: Chain) -> Deployed:
+    admin, _ = LedgerClient.deploy(chain.backend, chain.account())
+    registrar_account, outsider_account = chain.account(), chain.account()
+    admin.grant_registrar(registrar_account.address)
+    as_account = Deployed(chain, admin, admin, admin).as_account
+    return Deployed(chain, admin, as_account(registrar_account), as_account(outsider_account))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path

@@ -1,0 +1,87 @@
+"""Gas per write against the committed snapshot: growth over 2% fails, so it is deliberate.
+
+Regenerate the snapshot with ``UPDATE_GAS_SNAPSHOT=1 pytest tests/contracts/test_gas.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from eth_utils import keccak
+
+from ledger.backends.embedded import EmbeddedBackend
+from ledger.client import LedgerClient
+from ledger.records import ZERO_HASH, hash_hex
+
+SNAPSHOT = Path(__file__).with_name("gas_snapshot.json")
+TOLERANCE = 0.02
+# The issue's targets: cheap enough to record every dataset and every batch.
+TARGETS = {"registerDataset(0 parents)": 60_000, "anchorPredictions": 75_000}
+
+
+def h(n: int) -> str:
+    return hash_hex(keccak(n.to_bytes(32, "big")))
+
+
+def measure() -> dict[str, int]:
+    from tests.conftest import Chain
+
+    chain = Chain("embedded", EmbeddedBackend())
+    client, deployment = LedgerClient.deploy(chain.backend, chain.account())
+
+    def dataset(n, parents=()):
+        return client.register_dataset(
+            h(n),
+            rows_root=h(900),
+            row_count=1000,
+            schema_hash=h(901),
+            metadata_hash=h(902),
+            parents=parents,
+            transform_hash=h(903) if parents else ZERO_HASH,
+        ).gas_used
+
+    gas = {
+        "deploy": deployment.gas_used,
+        "registerDataset(0 parents)": dataset(1),
+    }
+    dataset(2)
+    gas["registerDataset(2 parents)"] = dataset(3, parents=[h(1), h(2)])
+    gas["registerModel(1 dataset)"] = client.register_model(
+        h(10), datasets=[h(1)], metadata_hash=h(904)
+    ).gas_used
+    gas["registerModel(3 datasets)"] = client.register_model(
+        h(11), datasets=[h(1), h(2), h(3)], metadata_hash=h(904)
+    ).gas_used
+    gas["anchorPredictions"] = client.anchor_predictions(h(10), h(20), 256).gas_used
+    gas["revoke"] = client.revoke(h(20), "receipts signed with a leaked key").gas_used
+    chain.backend.close()
+    return gas
+
+
+@pytest.fixture(scope="module")
+def measured() -> dict[str, int]:
+    gas = measure()
+    if os.environ.get("UPDATE_GAS_SNAPSHOT"):
+        SNAPSHOT.write_text(json.dumps(gas, indent=2, sort_keys=True) + "\n")
+    return gas
+
+
+def test_snapshot_covers_every_write(measured):
+    assert set(json.loads(SNAPSHOT.read_text())) == set(measured)
+
+
+@pytest.mark.parametrize("write", sorted(json.loads(SNAPSHOT.read_text())))
+def test_gas_does_not_grow_past_the_snapshot(measured, write):
+    recorded = json.loads(SNAPSHOT.read_text())[write]
+    assert measured[write] <= recorded * (1 + TOLERANCE), (
+        f"{write} costs {measured[write]} gas, {recorded} in the snapshot: "
+        "make it cheaper or update the snapshot deliberately"
+    )
+
+
+@pytest.mark.parametrize("write", sorted(TARGETS))
+def test_gas_meets_target(measured, write):
+    assert measured[write] < TARGETS[write]
