@@ -1,0 +1,181 @@
+"""The embedded chain: eth-tester and py-evm in process, persistent under the data directory.
+
+The default backend, so the service works with zero configuration. With a data directory the
+chain lives in ``<data_dir>/chain.sqlite3`` and survives restarts and ``kill -9``:
+
+* every block (eth-tester mines one per transaction) is written in one SQLite transaction and
+  fsynced before ``eth_sendRawTransaction`` returns, so an acknowledged write is durable and a
+  crash can never leave half a block;
+* reopening starts from the stored canonical head (no replay), so start-up time does not grow
+  with the history;
+* one lock serialises every request, because eth-tester and py-evm are not thread-safe and the
+  service writes from several threads.
+
+Without a data directory it is a plain in-memory eth-tester chain, for fast tests.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from eth.db.atomic import AtomicDB
+from eth_tester import EthereumTester
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint, RPCResponse
+
+from ledger.backends._chaindb import SqliteKeyValueStore
+from ledger.backends._tester import (
+    DurablePyEVMBackend,
+    create_chain,
+    open_chain,
+    stored_chain_exists,
+    tester_account_keys,
+)
+from ledger.backends.base import ChainBackend
+
+__all__ = ["ChainClosedError", "ChainInUseError", "EmbeddedBackend"]
+
+CHAIN_FILE = "chain.sqlite3"
+LOCK_FILE = "chain.lock"
+FORMAT_VERSION = "1"
+
+# Explicit fees and gas for the faucet transfer: no estimation round-trips.
+_TRANSFER_GAS = 21_000
+_FAUCET_MAX_FEE = 10**10
+_FAUCET_PRIORITY_FEE = 10**9
+
+
+class ChainClosedError(RuntimeError):
+    """The embedded chain was closed; open a new backend on the same directory."""
+
+
+class ChainInUseError(RuntimeError):
+    """Another process (or backend) holds this chain directory; two writers would fork it."""
+
+
+class _LockedProvider(EthereumTesterProvider):
+    """An ``EthereumTesterProvider`` that lets one request at a time reach the chain."""
+
+    def __init__(self, tester: EthereumTester, lock: threading.RLock) -> None:
+        super().__init__(tester)
+        self._lock = lock
+        self.closed = False
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._lock:
+            if self.closed:
+                raise ChainClosedError("the embedded chain is closed")
+            return super().make_request(method, params)
+
+
+class EmbeddedBackend(ChainBackend):
+    """eth-tester chain, in memory (``data_dir=None``) or persistent under ``data_dir``."""
+
+    kind: ClassVar[str] = "embedded"
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self.data_dir = data_dir
+        self._lock = threading.RLock()
+        self._store: SqliteKeyValueStore | None = None
+        self._lock_fd: int | None = None
+        if data_dir is None:
+            chain = create_chain(AtomicDB())
+            backend = DurablePyEVMBackend(chain, tester_account_keys())
+        else:
+            backend = self._open_persistent(Path(data_dir))
+        self._tester = EthereumTester(backend=backend, auto_mine_transactions=True)
+        self._provider = _LockedProvider(self._tester, self._lock)
+        self._w3 = Web3(self._provider)
+        self._faucet = to_checksum_address(backend.get_accounts()[0])
+
+    def _open_persistent(self, data_dir: Path) -> DurablePyEVMBackend:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock_directory(data_dir / LOCK_FILE)
+        try:
+            store = SqliteKeyValueStore(data_dir / CHAIN_FILE)
+            self._store = store
+            db = AtomicDB(store)
+            if stored_chain_exists(db):
+                meta = store.read_meta()
+                if meta.get("format") != FORMAT_VERSION:
+                    raise RuntimeError(
+                        f"{data_dir / CHAIN_FILE}: chain format {meta.get('format')!r}, "
+                        f"this code reads {FORMAT_VERSION!r}"
+                    )
+                chain = open_chain(db)
+            else:
+                # Genesis and its metadata land in one transaction: a crash here leaves an
+                # empty file, and the next start simply creates the genesis again.
+                chain = create_chain(db)
+                store.commit(
+                    meta={
+                        "format": FORMAT_VERSION,
+                        "chain_id": str(chain.chain_id),
+                        "genesis_hash": chain.get_canonical_block_by_number(0).hash.hex(),
+                    }
+                )
+        except BaseException:
+            self.close()
+            raise
+        return DurablePyEVMBackend(chain, tester_account_keys(), on_block=store.commit)
+
+    @property
+    def w3(self) -> Web3:
+        """web3 over the chain; safe to use from several threads."""
+        return self._w3
+
+    @property
+    def ethereum_tester(self) -> EthereumTester:
+        """The underlying ``EthereumTester``; hold :attr:`lock` while using it directly."""
+        return self._tester
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every chain access goes through (re-entrant)."""
+        return self._lock
+
+    def fund(self, address: str, wei: int) -> None:
+        """Transfer ``wei`` from eth-tester's first pre-funded account, and wait for it."""
+        tx_hash = self._w3.eth.send_transaction(
+            {
+                "from": self._faucet,
+                "to": to_checksum_address(address),
+                "value": wei,
+                "gas": _TRANSFER_GAS,
+                "maxFeePerGas": _FAUCET_MAX_FEE,
+                "maxPriorityFeePerGas": _FAUCET_PRIORITY_FEE,
+            }
+        )
+        receipt = self._w3.eth.get_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise RuntimeError(f"faucet transfer {tx_hash.hex()} failed")
+
+    def close(self) -> None:
+        """Refuse further requests, close the database file and release the directory."""
+        with self._lock:
+            provider = getattr(self, "_provider", None)
+            if provider is not None:
+                provider.closed = True
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = None
+
+
+def _lock_directory(path: Path) -> int:
+    """Take an exclusive, crash-safe lock on the chain directory (released by the OS on exit)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ChainInUseError(f"{path.parent} is already open in another backend") from None
+    return fd

@@ -1,0 +1,415 @@
+"""The embedded chain: in-memory and persistent, restarts, SIGKILL crashes, threads.
+
+The contract under test is hand-assembled EVM (no compiler, no dependency on the real ledger
+contract): 64 bytes of calldata ``key ‖ value`` store ``value`` at slot ``key`` and emit
+``Recorded(bytes32 indexed key, bytes32 value)``; 32 bytes of calldata ``key`` return the
+slot. That is enough to exercise code, storage, receipts, logs and topics.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from hexbytes import HexBytes
+from web3 import Web3
+
+from ledger.backends.embedded import (
+    CHAIN_FILE,
+    ChainClosedError,
+    ChainInUseError,
+    EmbeddedBackend,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECORDED_TOPIC = keccak(text="Recorded(bytes32,bytes32)")
+WRITER_KEY = b"\x42" * 32
+WRITE_GAS = 100_000
+MAX_FEE = 10**10
+PRIORITY_FEE = 10**9
+
+
+# -- a tiny contract, assembled by hand ------------------------------------------------------
+
+
+def _runtime_code() -> bytes:
+    code = bytearray()
+    code += bytes([0x36, 0x60, 0x20, 0x14, 0x60, 0x00, 0x57])  # CALLDATASIZE==32 → JUMPI read
+    jump_target = len(code) - 2
+    code += bytes([0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55])  # SSTORE(key, value)
+    code += bytes([0x60, 0x20, 0x35, 0x60, 0x00, 0x52])  # MSTORE(0, value)
+    code += bytes([0x60, 0x00, 0x35, 0x7F]) + RECORDED_TOPIC  # topic1=key, topic0
+    code += bytes([0x60, 0x20, 0x60, 0x00, 0xA2, 0x00])  # LOG2(0, 32, …); STOP
+    code[jump_target] = len(code)
+    code += bytes([0x5B, 0x60, 0x00, 0x35, 0x54, 0x60, 0x00, 0x52])  # read: MSTORE(0, SLOAD(key))
+    code += bytes([0x60, 0x20, 0x60, 0x00, 0xF3])  # RETURN(0, 32)
+    return bytes(code)
+
+
+RUNTIME = _runtime_code()
+INITCODE = bytes(
+    [0x60, len(RUNTIME), 0x60, 12, 0x60, 0x00, 0x39, 0x60, len(RUNTIME), 0x60, 0x00, 0xF3]
+)
+INITCODE += RUNTIME
+
+
+def word(n: int) -> bytes:
+    return n.to_bytes(32, "big")
+
+
+class Writer:
+    """Signs raw transactions with its own key and tracks its nonce, like the ledger client."""
+
+    def __init__(self, backend: EmbeddedBackend, key: bytes = WRITER_KEY) -> None:
+        self.w3 = backend.w3
+        self.account: LocalAccount = Account.from_key(key)
+        self.chain_id = self.w3.eth.chain_id
+        self.nonce = self.w3.eth.get_transaction_count(self.account.address)
+
+    def send(self, **fields: Any) -> dict[str, Any]:
+        tx = {
+            "chainId": self.chain_id,
+            "nonce": self.nonce,
+            "maxFeePerGas": MAX_FEE,
+            "maxPriorityFeePerGas": PRIORITY_FEE,
+            "value": 0,
+            **fields,
+        }
+        raw = self.account.sign_transaction(tx).raw_transaction
+        tx_hash = self.w3.eth.send_raw_transaction(raw)
+        self.nonce += 1
+        return dict(self.w3.eth.get_transaction_receipt(tx_hash))
+
+    def deploy(self) -> str:
+        receipt = self.send(data=INITCODE, gas=200_000)
+        assert receipt["status"] == 1
+        return receipt["contractAddress"]
+
+    def record(self, contract: str, key: int, value: int) -> dict[str, Any]:
+        receipt = self.send(to=contract, data=word(key) + word(value), gas=WRITE_GAS)
+        assert receipt["status"] == 1
+        return receipt
+
+
+def read_slot(w3: Web3, contract: str, key: int) -> int:
+    return int.from_bytes(w3.eth.call({"to": contract, "data": word(key)}), "big")
+
+
+def funded_writer(backend: EmbeddedBackend, key: bytes = WRITER_KEY) -> Writer:
+    backend.fund(Account.from_key(key).address, 10**21)
+    return Writer(backend, key)
+
+
+def snapshot(w3: Web3, contract: str, keys: list[int], tx_hashes: list[HexBytes]) -> dict[str, Any]:
+    """Everything a restart must preserve, as plain comparable data."""
+    head = w3.eth.block_number
+    return {
+        "head": head,
+        "blocks": [dict(w3.eth.get_block(n)) for n in range(head + 1)],
+        "receipts": [dict(w3.eth.get_transaction_receipt(h)) for h in tx_hashes],
+        "transactions": [dict(w3.eth.get_transaction(h)) for h in tx_hashes],
+        "logs": w3.eth.get_logs(
+            {"fromBlock": 0, "toBlock": head, "address": contract, "topics": [RECORDED_TOPIC]}
+        ),
+        "one_key_logs": w3.eth.get_logs(
+            {"fromBlock": 0, "toBlock": "latest", "topics": [None, word(keys[3])]}
+        ),
+        "code": w3.eth.get_code(contract),
+        "storage": [w3.eth.get_storage_at(contract, k) for k in keys],
+    }
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "persistent"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EmbeddedBackend]:
+    data_dir = None if request.param == "memory" else tmp_path / "chain"
+    with EmbeddedBackend(data_dir) as chain:
+        yield chain
+
+
+# -- both modes ------------------------------------------------------------------------------
+
+
+def test_kind_and_faucet(backend: EmbeddedBackend) -> None:
+    assert backend.kind == "embedded"
+    address = Account.from_key(WRITER_KEY).address
+    backend.fund(address, 12345)
+    backend.fund(address, 1)
+    assert backend.w3.eth.get_balance(address) == 12346
+
+
+def test_deploy_record_read_and_logs(backend: EmbeddedBackend) -> None:
+    writer = funded_writer(backend)
+    w3 = backend.w3
+    contract = writer.deploy()
+    assert w3.eth.get_code(contract) == RUNTIME
+    receipts = [writer.record(contract, key, key * 7) for key in range(1, 6)]
+    assert [read_slot(w3, contract, key) for key in range(1, 6)] == [7, 14, 21, 28, 35]
+    assert w3.eth.get_storage_at(contract, 4) == word(28)
+
+    log = receipts[2]["logs"][0]
+    assert log["address"] == contract
+    assert log["topics"] == [HexBytes(RECORDED_TOPIC), HexBytes(word(3))]
+    assert log["data"] == HexBytes(word(21))
+
+    logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": contract})
+    assert [entry["transactionHash"] for entry in logs] == [r["transactionHash"] for r in receipts]
+    only_three = w3.eth.get_logs({"fromBlock": 0, "topics": [RECORDED_TOPIC, word(3)]})
+    assert [entry["transactionHash"] for entry in only_three] == [receipts[2]["transactionHash"]]
+    ranged = w3.eth.get_logs(
+        {"fromBlock": receipts[1]["blockNumber"], "toBlock": receipts[3]["blockNumber"]}
+    )
+    assert len(ranged) == 3
+
+
+def test_block_time_is_when_the_write_arrives() -> None:
+    # eth-tester dates a block when its predecessor was mined; a record's block time must be
+    # when it was written. Block times run ahead of the clock during bursts (each block is at
+    # least its parent + 1 s), so first let the clock overtake the pending block's time.
+    with EmbeddedBackend() as chain:
+        address = Account.from_key(WRITER_KEY).address
+        chain.fund(address, 1)
+        head_time = chain.w3.eth.get_block("latest")["timestamp"]
+        time.sleep(max(0.0, head_time + 2 - time.time()))
+        sent_at = int(time.time())
+        chain.fund(address, 1)
+        block = chain.w3.eth.get_block("latest")
+        assert block["timestamp"] >= sent_at
+        assert block["timestamp"] > head_time
+
+
+def test_concurrent_writers_and_readers(backend: EmbeddedBackend) -> None:
+    keys = [bytes([i]) * 32 for i in range(1, 5)]
+    writers = [funded_writer(backend, key) for key in keys]
+    contract = writers[0].deploy()
+    start_block = backend.w3.eth.block_number
+    per_writer = 10
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write(index: int, writer: Writer) -> None:
+        try:
+            for i in range(per_writer):
+                writer.record(contract, index * 1000 + i, i + 1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                head = backend.w3.eth.block_number
+                backend.w3.eth.get_block(head)
+                backend.w3.eth.get_logs({"fromBlock": max(0, head - 3), "address": contract})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i, w)) for i, w in enumerate(writers)]
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads + readers:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    for thread in readers:
+        thread.join()
+    assert errors == []
+    w3 = backend.w3
+    assert w3.eth.block_number == start_block + len(keys) * per_writer
+    logs = w3.eth.get_logs({"fromBlock": start_block + 1, "address": contract})
+    assert len(logs) == len(keys) * per_writer
+    for index in range(len(keys)):
+        assert read_slot(w3, contract, index * 1000 + per_writer - 1) == per_writer
+
+
+def test_closed_backend_refuses_requests(backend: EmbeddedBackend) -> None:
+    backend.close()
+    backend.close()  # idempotent
+    with pytest.raises(ChainClosedError):
+        backend.w3.eth.block_number  # noqa: B018
+
+
+# -- persistence -----------------------------------------------------------------------------
+
+
+def test_restart_reads_back_identically_and_continues(tmp_path: Path) -> None:
+    keys = list(range(10, 30))
+    with EmbeddedBackend(tmp_path) as chain:
+        writer = funded_writer(chain)
+        contract = writer.deploy()
+        tx_hashes = [writer.record(contract, k, k * 3)["transactionHash"] for k in keys]
+        before = snapshot(chain.w3, contract, keys, tx_hashes)
+        nonce_before = writer.nonce
+    assert len(before["logs"]) == len(keys)
+    assert len(before["one_key_logs"]) == 1
+
+    with EmbeddedBackend(tmp_path) as chain:
+        after = snapshot(chain.w3, contract, keys, tx_hashes)
+        assert after == before
+        writer = Writer(chain)
+        assert writer.nonce == nonce_before
+        receipt = writer.record(contract, 999, 1)
+        head = chain.w3.eth.get_block(receipt["blockNumber"])
+        assert head["number"] == before["head"] + 1
+        assert head["parentHash"] == before["blocks"][-1]["hash"]
+        assert head["timestamp"] > before["blocks"][-1]["timestamp"]
+        assert read_slot(chain.w3, contract, 999) == 1
+        assert read_slot(chain.w3, contract, keys[0]) == keys[0] * 3
+
+    # A third open sees the write made after the first restart.
+    with EmbeddedBackend(tmp_path) as chain:
+        assert chain.w3.eth.block_number == before["head"] + 1
+        assert chain.w3.eth.get_transaction_receipt(receipt["transactionHash"])["status"] == 1
+
+
+def test_reads_commit_nothing_and_writes_commit_before_returning(tmp_path: Path) -> None:
+    with EmbeddedBackend(tmp_path) as chain:
+        writer = funded_writer(chain)
+        contract = writer.deploy()
+        receipt = writer.record(contract, 1, 2)
+        # A second connection sees only what has been committed to the file.
+        observer = sqlite3.connect(tmp_path / CHAIN_FILE)
+        version = observer.execute("PRAGMA data_version").fetchone()[0]
+        w3 = chain.w3
+        w3.eth.get_block("latest", full_transactions=True)
+        w3.eth.get_transaction_receipt(receipt["transactionHash"])
+        w3.eth.get_logs({"fromBlock": 0, "address": contract})
+        read_slot(w3, contract, 1)
+        w3.eth.estimate_gas(
+            {"to": contract, "data": word(5) + word(6), "from": writer.account.address}
+        )
+        w3.eth.get_balance(writer.account.address)
+        assert observer.execute("PRAGMA data_version").fetchone()[0] == version
+
+        receipt = writer.record(contract, 3, 4)
+        assert observer.execute("PRAGMA data_version").fetchone()[0] != version
+        # The header of an acknowledged write's block (py-evm keys headers by their hash) is
+        # already in the file, seen from outside.
+        row = observer.execute(
+            "SELECT 1 FROM kv WHERE key = ?", (bytes(receipt["blockHash"]),)
+        ).fetchone()
+        observer.close()
+        assert row is not None
+
+
+def test_directory_is_locked_against_a_second_writer(tmp_path: Path) -> None:
+    with EmbeddedBackend(tmp_path), pytest.raises(ChainInUseError):
+        EmbeddedBackend(tmp_path)
+    with EmbeddedBackend(tmp_path) as chain:  # released on close
+        assert chain.w3.eth.block_number == 0
+
+
+_CRASH_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from eth_account import Account
+    from ledger.backends.embedded import EmbeddedBackend
+
+    data_dir, contract, first = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    backend = EmbeddedBackend(data_dir)
+    w3 = backend.w3
+    account = Account.from_key(bytes.fromhex(sys.argv[4]))
+    chain_id = w3.eth.chain_id
+    nonce = w3.eth.get_transaction_count(account.address)
+    print("ready", flush=True)
+    key = first
+    while True:
+        tx = {
+            "chainId": chain_id, "nonce": nonce, "to": contract, "value": 0, "gas": 100000,
+            "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
+            "data": key.to_bytes(32, "big") + (key + 1).to_bytes(32, "big"),
+        }
+        tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+        receipt = w3.eth.get_transaction_receipt(tx_hash)
+        assert receipt["status"] == 1
+        nonce += 1
+        print(tx_hash.hex(), key, flush=True)
+        key += 1
+    """
+)
+
+
+def _assert_consistent(chain: EmbeddedBackend) -> None:
+    """The head's parent links reach genesis and the head's state is readable."""
+    w3 = chain.w3
+    head = w3.eth.get_block("latest")
+    block = head
+    while block["number"] > 0:
+        parent = w3.eth.get_block(block["parentHash"])
+        assert parent["number"] == block["number"] - 1
+        assert w3.eth.get_block(parent["number"])["hash"] == parent["hash"]
+        block = parent
+    evm = chain.ethereum_tester.backend.chain
+    with chain.lock:
+        state = evm.get_vm(evm.get_canonical_head()).state
+        assert state.state_root == bytes(head["stateRoot"])
+        assert state.get_balance(bytes(20)) >= 0  # walks the state trie from its root
+
+
+def test_sigkill_never_loses_an_acknowledged_write(tmp_path: Path) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    with EmbeddedBackend(tmp_path) as chain:
+        contract = funded_writer(chain).deploy()
+
+    acknowledged: dict[str, int] = {}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    for round_ in range(3):
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _CRASH_WRITER,
+                str(tmp_path),
+                contract,
+                str(round_ * 100_000),
+                WRITER_KEY.hex(),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert child.stdout is not None
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            for _ in range(rng.randint(1, 15)):
+                tx_hash, key = child.stdout.readline().split()
+                acknowledged[tx_hash] = int(key)
+            time.sleep(rng.uniform(0, 0.05))  # land anywhere in a write, or between two
+        finally:
+            child.send_signal(signal.SIGKILL)
+            rest, _ = child.communicate(timeout=30)
+        assert child.returncode == -signal.SIGKILL
+        complete_lines = rest.split("\n")[:-1]  # a torn last line was never acknowledged
+        for line in complete_lines:  # printed before the kill: acknowledged too
+            tx_hash, key = line.split()
+            acknowledged[tx_hash] = int(key)
+
+        with EmbeddedBackend(tmp_path) as chain:
+            w3 = chain.w3
+            for tx_hash, key in acknowledged.items():
+                receipt = w3.eth.get_transaction_receipt(tx_hash)
+                assert receipt["status"] == 1, f"seed {seed}"
+                assert read_slot(w3, contract, key) == key + 1, f"seed {seed}"
+            _assert_consistent(chain)
+            (check,) = (
+                sqlite3.connect(tmp_path / CHAIN_FILE).execute("PRAGMA quick_check").fetchone()
+            )
+            assert check == "ok"
+    assert len(acknowledged) >= 3
