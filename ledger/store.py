@@ -1,0 +1,167 @@
+"""The artifact store: content-addressed files under the data directory.
+
+A file's name is its SHA-256, and every read re-hashes it, so a file altered or swapped on disk
+is caught at the moment it is used, never trusted. Writes go to a temporary file, are synced
+and then renamed into place: a crash leaves the old state or the new, never a torn file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ledger.errors import LedgerError
+from ledger.records import hash_hex
+
+__all__ = ["ArtifactCorrupted", "ArtifactMissing", "ArtifactStore", "StoreMismatch"]
+
+_CHUNK = 1 << 20
+
+
+class ArtifactMissing(LedgerError, LookupError):
+    """No file with this hash is in the store."""
+
+
+class ArtifactCorrupted(LedgerError):
+    """The stored file no longer hashes to its name: it was altered on disk."""
+
+    hint = "restore the file from a backup or re-upload the original"
+
+    def __init__(self, expected: str, found: str, path: Path) -> None:
+        super().__init__(
+            f"artifact {path} should hash to {expected} but hashes to {found}",
+            expected=expected,
+            found=found,
+            path=str(path),
+        )
+        self.expected, self.found, self.path = expected, found, path
+
+
+@dataclass(frozen=True)
+class StoreMismatch:
+    """One finding of :meth:`ArtifactStore.check_all`."""
+
+    path: str
+    expected: str
+    found: str
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return "0x" + hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class ArtifactStore:
+    """Files named by their SHA-256 under ``root/sha256/<2 hex>/<62 hex>``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        (self.root / "sha256").mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(exist_ok=True)
+
+    def path_of(self, digest: str) -> Path:
+        hexdigest = hash_hex(digest)[2:]
+        return self.root / "sha256" / hexdigest[:2] / hexdigest[2:]
+
+    def __contains__(self, digest: str) -> bool:
+        return self.path_of(digest).exists()
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data``; returns its 0x SHA-256. Storing the same bytes twice is a no-op."""
+        digest = "0x" + hashlib.sha256(data).hexdigest()
+        if digest not in self:
+            self._commit(self._write_temp([data]), digest)
+        return digest
+
+    def put_stream(self, stream: BinaryIO, *, max_bytes: int | None = None) -> tuple[str, int]:
+        """Store a stream, hashing as it is copied; returns (digest, size).
+
+        Raises :class:`ValueError` (nothing kept) when ``max_bytes`` is exceeded.
+        """
+        hasher = hashlib.sha256()
+        size = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal size
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise ValueError(f"stream exceeds {max_bytes} bytes")
+                hasher.update(chunk)
+                yield chunk
+
+        tmp = self._write_temp(chunks())
+        digest = "0x" + hasher.hexdigest()
+        if digest in self:
+            tmp.unlink()
+        else:
+            self._commit(tmp, digest)
+        return digest, size
+
+    def verified_path(self, digest: str) -> Path:
+        """The file's path after re-hashing it; raises if missing or altered."""
+        path = self.path_of(digest)
+        if not path.exists():
+            raise ArtifactMissing(f"no artifact {hash_hex(digest)} in the store", path=str(path))
+        found = _file_sha256(path)
+        if found != hash_hex(digest):
+            raise ArtifactCorrupted(hash_hex(digest), found, path)
+        return path
+
+    def read_bytes(self, digest: str) -> bytes:
+        """The file's bytes, checked against ``digest`` after reading."""
+        path = self.path_of(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ArtifactMissing(
+                f"no artifact {hash_hex(digest)} in the store", path=str(path)
+            ) from None
+        found = "0x" + hashlib.sha256(data).hexdigest()
+        if found != hash_hex(digest):
+            raise ArtifactCorrupted(hash_hex(digest), found, path)
+        return data
+
+    def digests(self) -> Iterator[str]:
+        """Every digest the store holds a file for (by name; contents unchecked)."""
+        for shard in sorted((self.root / "sha256").iterdir()):
+            for file in sorted(shard.iterdir()):
+                yield "0x" + shard.name + file.name
+
+    def check_all(self) -> list[StoreMismatch]:
+        """Re-hash every file; one finding per file whose contents do not match its name."""
+        findings = []
+        for digest in self.digests():
+            found = _file_sha256(self.path_of(digest))
+            if found != digest:
+                findings.append(StoreMismatch(str(self.path_of(digest)), digest, found))
+        return findings
+
+    def _write_temp(self, chunks: Iterator[bytes] | list[bytes]) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="incoming-")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def _commit(self, tmp: Path, digest: str) -> None:
+        target = self.path_of(digest)
+        target.parent.mkdir(exist_ok=True)
+        os.replace(tmp, target)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
