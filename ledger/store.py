@@ -18,7 +18,7 @@ from typing import BinaryIO
 from ledger.errors import LedgerError
 from ledger.records import hash_hex
 
-__all__ = ["ArtifactCorrupted", "ArtifactMissing", "ArtifactStore", "StoreMismatch"]
+__all__ = ["ArtifactCorrupted", "ArtifactMissing", "ArtifactStore", "Staged", "StoreMismatch"]
 
 _CHUNK = 1 << 20
 
@@ -40,6 +40,15 @@ class ArtifactCorrupted(LedgerError):
             path=str(path),
         )
         self.expected, self.found, self.path = expected, found, path
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A file copied into the store's scratch area, hashed, not yet committed."""
+
+    path: Path
+    digest: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,16 @@ class ArtifactStore:
 
         Raises :class:`ValueError` (nothing kept) when ``max_bytes`` is exceeded.
         """
+        staged = self.stage(stream, max_bytes=max_bytes)
+        self.commit(staged)
+        return staged.digest, staged.size
+
+    def stage(self, stream: BinaryIO, *, max_bytes: int | None = None) -> Staged:
+        """Copy a stream to a temporary file, hashing it, without adding it to the store yet.
+
+        The caller validates the staged file, then :meth:`commit` s or :meth:`discard` s it,
+        so bad input never lands in the store. Raises :class:`ValueError` past ``max_bytes``.
+        """
         hasher = hashlib.sha256()
         size = 0
 
@@ -96,12 +115,19 @@ class ArtifactStore:
                 yield chunk
 
         tmp = self._write_temp(chunks())
-        digest = "0x" + hasher.hexdigest()
-        if digest in self:
-            tmp.unlink()
+        return Staged(tmp, "0x" + hasher.hexdigest(), size)
+
+    def commit(self, staged: Staged) -> str:
+        """Move a staged file into the store under its digest (a no-op if already there)."""
+        if staged.digest in self:
+            staged.path.unlink(missing_ok=True)
         else:
-            self._commit(tmp, digest)
-        return digest, size
+            self._commit(staged.path, staged.digest)
+        return staged.digest
+
+    @staticmethod
+    def discard(staged: Staged) -> None:
+        staged.path.unlink(missing_ok=True)
 
     def verified_path(self, digest: str) -> Path:
         """The file's path after re-hashing it; raises if missing or altered."""
