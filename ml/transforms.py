@@ -1,0 +1,464 @@
+"""Declarative cleaning steps: the "clean" of collect → clean → store, recorded as lineage.
+
+Why declarative: a derived dataset is registered with its parent's hash and the hash of the
+transform spec, so an auditor can re-run the spec on the parent and get the same bytes. The
+spec is therefore data (JSON), validated up front, and applying it is a pure function.
+
+Spec format (``TransformSpec.from_json``)::
+
+    {"version": 1,                         # optional; the only version is 1
+     "steps": [
+       {"step": "drop_duplicates", "columns": ["a", "b"]},          # columns optional
+       {"step": "drop_missing", "columns": ["a"]},                  # columns optional
+       {"step": "clip_outliers", "method": "iqr", "factor": 1.5,    # or "zscore" (default 3.0)
+        "columns": ["a"]},                                          # columns optional
+       {"step": "select_columns", "columns": ["b", "a"]},
+       {"step": "filter_rows", "column": "a", "op": ">=", "value": 3}
+     ]}
+
+Semantics, applied in order to the parent's parsed rows (:mod:`ml.datasets`):
+
+* ``drop_duplicates``: keep the first of rows whose canonical encodings of ``columns``
+  (default: all) are identical.
+* ``drop_missing``: drop rows with a missing value in any of ``columns`` (default: all).
+* ``clip_outliers``: for each of ``columns`` (default: every integer and float column), compute
+  bounds from its non-missing values (``iqr``: ``q1 - f*(q3-q1)``, ``q3 + f*(q3-q1)`` with
+  numpy's linear percentiles; ``zscore``: ``mean ± f*std``, population std) and clamp values
+  into them. Integer columns get the bounds rounded inward (ceil/floor) and stay integer,
+  unless no integer lies between the bounds, in which case the column becomes float.
+* ``select_columns``: keep ``columns``, in the given order.
+* ``filter_rows``: keep rows where ``<cell> <op> <value>`` holds; ``op`` is one of
+  ``== != < <= > >=``. Numbers compare with integer/float columns, ``true``/``false`` with
+  boolean columns (``==``/``!=`` only), strings with string columns (code-point order).
+  A missing cell never matches, except ``value: null`` with ``==`` (keep missing) or ``!=``.
+
+A step that leaves no rows is an error (:class:`~ml.errors.EmptyResult`).
+
+Output: the CSV dialect of :func:`ml.datasets.render_csv` (UTF-8, ``\\n``, minimal quoting,
+floats by ``repr``), so the same spec on the same parent always gives the same bytes. The
+child's column types are re-inferred when the output is parsed.
+
+Hash: ``spec.hash = sha256(canonical_json(spec.to_json()))`` where ``to_json`` is the
+normalised spec: ``version`` present, every optional field explicit (``null`` for "all
+columns"), column sets (not ``select_columns``) sorted, ``factor`` a float.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from ml.datasets import Dataset, Limits, Value, parse_dataset, render_csv
+from ml.errors import (
+    EmptyResult,
+    InvalidTransform,
+    NonNumericColumn,
+    UnknownColumn,
+)
+from ml.hashing import canonical_json, sha256_bytes
+
+__all__ = [
+    "FILTER_OPS",
+    "ClipOutliers",
+    "Derivation",
+    "DropDuplicates",
+    "DropMissing",
+    "FilterRows",
+    "SelectColumns",
+    "Step",
+    "TransformSpec",
+    "apply_transform",
+    "derive",
+]
+
+SPEC_VERSION = 1
+MAX_STEPS = 100
+FILTER_OPS: tuple[str, ...] = ("==", "!=", "<", "<=", ">", ">=")
+_DEFAULT_FACTOR = {"iqr": 1.5, "zscore": 3.0}
+
+
+# --------------------------------------------------------------------------- steps
+
+
+@dataclass(frozen=True)
+class DropDuplicates:
+    """Keep the first of identical rows (compared on ``columns``, or all columns)."""
+
+    name: ClassVar[str] = "drop_duplicates"
+    columns: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalised form that the spec hash covers."""
+        return {"step": self.name, "columns": _sorted_or_none(self.columns)}
+
+
+@dataclass(frozen=True)
+class DropMissing:
+    """Drop rows with a missing value in ``columns`` (or any column)."""
+
+    name: ClassVar[str] = "drop_missing"
+    columns: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalised form that the spec hash covers."""
+        return {"step": self.name, "columns": _sorted_or_none(self.columns)}
+
+
+@dataclass(frozen=True)
+class ClipOutliers:
+    """Clamp numeric values into IQR or z-score bounds."""
+
+    name: ClassVar[str] = "clip_outliers"
+    method: Literal["iqr", "zscore"] = "iqr"
+    factor: float = 1.5
+    columns: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalised form that the spec hash covers."""
+        return {
+            "step": self.name,
+            "method": self.method,
+            "factor": float(self.factor),
+            "columns": _sorted_or_none(self.columns),
+        }
+
+
+@dataclass(frozen=True)
+class SelectColumns:
+    """Keep only ``columns``, in that order."""
+
+    name: ClassVar[str] = "select_columns"
+    columns: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalised form that the spec hash covers."""
+        return {"step": self.name, "columns": list(self.columns)}
+
+
+@dataclass(frozen=True)
+class FilterRows:
+    """Keep rows where ``column op value`` holds."""
+
+    name: ClassVar[str] = "filter_rows"
+    column: str
+    op: str
+    value: Value
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalised form that the spec hash covers."""
+        return {"step": self.name, "column": self.column, "op": self.op, "value": self.value}
+
+
+Step = DropDuplicates | DropMissing | ClipOutliers | SelectColumns | FilterRows
+_STEP_KEYS: dict[str, frozenset[str]] = {
+    "drop_duplicates": frozenset({"columns"}),
+    "drop_missing": frozenset({"columns"}),
+    "clip_outliers": frozenset({"method", "factor", "columns"}),
+    "select_columns": frozenset({"columns"}),
+    "filter_rows": frozenset({"column", "op", "value"}),
+}
+
+
+def _sorted_or_none(columns: tuple[str, ...] | None) -> list[str] | None:
+    return None if columns is None else sorted(columns)
+
+
+# --------------------------------------------------------------------------- spec
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """A validated, ordered list of cleaning steps, identified by its canonical hash."""
+
+    steps: tuple[Step, ...]
+
+    @classmethod
+    def from_json(cls, document: str | bytes | Mapping[str, Any]) -> TransformSpec:
+        """Parse and validate a spec given as JSON text or an already-decoded object.
+
+        Every problem raises :class:`~ml.errors.InvalidTransform` naming the step.
+        """
+        if isinstance(document, str | bytes):
+            try:
+                document = json.loads(document)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InvalidTransform(f"the spec is not valid JSON: {exc}") from None
+        if not isinstance(document, Mapping):
+            raise InvalidTransform('the spec must be a JSON object {"steps": [...]}')
+        unknown = sorted(set(document) - {"steps", "version"})
+        if unknown:
+            raise InvalidTransform(f"unknown top-level key(s) {unknown}; allowed: steps, version")
+        version = document.get("version", SPEC_VERSION)
+        if isinstance(version, bool) or version != SPEC_VERSION:
+            raise InvalidTransform(f"unsupported spec version {version!r}; the only one is 1")
+        steps = document.get("steps")
+        if not isinstance(steps, list) or not steps:
+            raise InvalidTransform('"steps" must be a non-empty list of step objects')
+        if len(steps) > MAX_STEPS:
+            raise InvalidTransform(f"a spec has at most {MAX_STEPS} steps, got {len(steps)}")
+        return cls(tuple(_parse_step(raw, index) for index, raw in enumerate(steps, start=1)))
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalised spec document (see the module docstring)."""
+        return {"version": SPEC_VERSION, "steps": [step.to_json() for step in self.steps]}
+
+    @property
+    def canonical_bytes(self) -> bytes:
+        """Canonical JSON of :meth:`to_json`; what gets stored and hashed."""
+        return canonical_json(self.to_json())
+
+    @property
+    def hash(self) -> bytes:
+        """SHA-256 of :attr:`canonical_bytes`: the transform hash recorded on chain."""
+        return sha256_bytes(self.canonical_bytes)
+
+
+def _parse_step(raw: Any, index: int) -> Step:
+    if not isinstance(raw, Mapping):
+        raise InvalidTransform("a step must be a JSON object", step=index)
+    kind = raw.get("step")
+    if kind not in _STEP_KEYS:
+        raise InvalidTransform(
+            f'"step" must be one of {sorted(_STEP_KEYS)}, got {kind!r}', step=index
+        )
+    unknown = sorted(set(raw) - _STEP_KEYS[kind] - {"step"})
+    if unknown:
+        allowed = ", ".join(sorted(_STEP_KEYS[kind]))
+        raise InvalidTransform(f"{kind} has no key(s) {unknown}; allowed: {allowed}", step=index)
+    if kind in ("drop_duplicates", "drop_missing"):
+        columns = _column_set(raw.get("columns"), index)
+        return DropDuplicates(columns) if kind == "drop_duplicates" else DropMissing(columns)
+    if kind == "select_columns":
+        columns = _columns(raw.get("columns"), index, optional=False)
+        assert columns is not None
+        return SelectColumns(columns)
+    if kind == "clip_outliers":
+        method = raw.get("method", "iqr")
+        if method not in _DEFAULT_FACTOR:
+            raise InvalidTransform(f'method must be "iqr" or "zscore", got {method!r}', step=index)
+        factor = raw.get("factor", _DEFAULT_FACTOR[method])
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, int | float)
+            or not math.isfinite(factor)
+            or factor <= 0
+        ):
+            raise InvalidTransform(f"factor must be a positive number, got {factor!r}", step=index)
+        columns = _column_set(raw.get("columns"), index)
+        return ClipOutliers(method=method, factor=float(factor), columns=columns)
+    # filter_rows
+    column = raw.get("column")
+    if not isinstance(column, str) or not column:
+        raise InvalidTransform("filter_rows needs a column name", step=index)
+    op = raw.get("op")
+    if op not in FILTER_OPS:
+        raise InvalidTransform(f"op must be one of {list(FILTER_OPS)}, got {op!r}", step=index)
+    if "value" not in raw:
+        raise InvalidTransform("filter_rows needs a value", step=index)
+    value = raw["value"]
+    if value is not None and not isinstance(value, str | int | float):
+        raise InvalidTransform(
+            f"value must be a number, string, boolean or null, got {value!r}", step=index
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidTransform(f"value must be finite, got {value!r}", step=index)
+    if (value is None or isinstance(value, bool)) and op not in ("==", "!="):
+        raise InvalidTransform(f"{value!r} can only be compared with == or !=", step=index)
+    return FilterRows(column=column, op=op, value=value)
+
+
+def _column_set(raw: Any, index: int) -> tuple[str, ...] | None:
+    """An optional set of columns, held sorted so equal specs compare and hash equal."""
+    columns = _columns(raw, index, optional=True)
+    return None if columns is None else tuple(sorted(columns))
+
+
+def _columns(raw: Any, index: int, *, optional: bool) -> tuple[str, ...] | None:
+    if raw is None and optional:
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise InvalidTransform('"columns" must be a non-empty list of column names', step=index)
+    for name in raw:
+        if not isinstance(name, str) or not name:
+            raise InvalidTransform(f"column names must be non-empty strings: {name!r}", step=index)
+    if len(set(raw)) != len(raw):
+        raise InvalidTransform(f'"columns" lists a column twice: {raw}', step=index)
+    return tuple(raw)
+
+
+# --------------------------------------------------------------------------- apply
+
+
+@dataclass
+class _Table:
+    """Mutable working copy while a spec is applied; never escapes this module."""
+
+    names: list[str]
+    types: list[str]
+    rows: list[tuple[Value, ...]]
+
+    def position(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise UnknownColumn(name, self.names) from None
+
+
+def apply_transform(dataset: Dataset, spec: TransformSpec) -> bytes:
+    """Run ``spec`` on ``dataset`` and return the derived CSV file's bytes.
+
+    Deterministic: the output depends only on the parent's parsed rows and the spec.
+    """
+    table = _Table(
+        names=list(dataset.column_names),
+        types=[column.type for column in dataset.columns],
+        rows=list(dataset.rows),
+    )
+    for index, step in enumerate(spec.steps, start=1):
+        _apply_step(table, step, index)
+        if not table.rows:
+            raise EmptyResult(step=index)
+    return render_csv(table.names, table.rows)
+
+
+def _apply_step(table: _Table, step: Step, index: int) -> None:
+    if isinstance(step, DropDuplicates | DropMissing):
+        names = table.names if step.columns is None else step.columns
+        positions = [table.position(name) for name in names]
+        if isinstance(step, DropMissing):
+            table.rows = [r for r in table.rows if all(r[p] is not None for p in positions)]
+            return
+        seen: set[bytes] = set()
+        kept = []
+        for row in table.rows:
+            key = canonical_json([row[p] for p in positions])
+            if key not in seen:
+                seen.add(key)
+                kept.append(row)
+        table.rows = kept
+    elif isinstance(step, SelectColumns):
+        positions = [table.position(name) for name in step.columns]
+        table.names = [table.names[p] for p in positions]
+        table.types = [table.types[p] for p in positions]
+        table.rows = [tuple(row[p] for p in positions) for row in table.rows]
+    elif isinstance(step, ClipOutliers):
+        if step.columns is None:
+            names = [n for n, t in zip(table.names, table.types, strict=True) if t in _CLIPPABLE]
+        else:
+            names = list(step.columns)
+        for name in names:
+            position = table.position(name)
+            if table.types[position] not in _CLIPPABLE:
+                raise NonNumericColumn(name, kind=table.types[position])
+            _clip_column(table, position, step)
+    else:
+        _filter(table, step, index)
+
+
+_CLIPPABLE = frozenset({"integer", "float"})
+
+
+def _clip_column(table: _Table, position: int, step: ClipOutliers) -> None:
+    present = [row[position] for row in table.rows if row[position] is not None]
+    if not present:
+        return
+    values = np.asarray(present, dtype=np.float64)
+    if step.method == "iqr":
+        q1, q3 = (float(q) for q in np.percentile(values, [25.0, 75.0]))
+        spread = q3 - q1
+        low, high = q1 - step.factor * spread, q3 + step.factor * spread
+    else:
+        mean, std = float(np.mean(values)), float(np.std(values))
+        low, high = mean - step.factor * std, mean + step.factor * std
+    bounds: tuple[Any, Any] = (low, high)
+    if table.types[position] == "integer":
+        int_low, int_high = math.ceil(low), math.floor(high)
+        if int_low <= int_high:
+            bounds = (int_low, int_high)
+        else:
+            table.types[position] = "float"
+    low_b, high_b = bounds
+    as_float = table.types[position] == "float"
+    clipped = []
+    for row in table.rows:
+        value = row[position]
+        if value is not None:
+            if as_float:
+                value = float(value)
+            value = min(max(value, low_b), high_b)
+            row = (*row[:position], value, *row[position + 1 :])
+        clipped.append(row)
+    table.rows = clipped
+
+
+def _filter(table: _Table, step: FilterRows, index: int) -> None:
+    position = table.position(step.column)
+    kind = table.types[position]
+    value = step.value
+    if value is None:
+        keep_missing = step.op == "=="
+        table.rows = [row for row in table.rows if (row[position] is None) == keep_missing]
+        return
+    if kind in _CLIPPABLE:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        expected = "a number"
+    elif kind == "boolean":
+        ok = isinstance(value, bool)
+        expected = "true or false (with == or !=)"
+    else:
+        ok = isinstance(value, str)
+        expected = "a string"
+    if not ok:
+        raise InvalidTransform(
+            f"column {step.column!r} is a {kind} column; compare it with {expected}, not {value!r}",
+            step=index,
+        )
+    compare = _COMPARE[step.op]
+    table.rows = [
+        row for row in table.rows if row[position] is not None and compare(row[position], value)
+    ]
+
+
+_COMPARE: dict[str, Any] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+# --------------------------------------------------------------------------- derive
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A derived dataset with everything its registration needs.
+
+    ``data`` is the new file, ``dataset`` its parsed form (hashes, rows), ``parent_hashes``
+    the content hashes of the parents and ``transform_hash`` the spec's hash.
+    """
+
+    data: bytes
+    dataset: Dataset
+    parent_hashes: tuple[bytes, ...]
+    transform_hash: bytes
+    spec: TransformSpec
+
+
+def derive(parent: Dataset, spec: TransformSpec, *, limits: Limits = Limits()) -> Derivation:
+    """Apply ``spec`` to ``parent`` and parse the result as a dataset of its own."""
+    data = apply_transform(parent, spec)
+    return Derivation(
+        data=data,
+        dataset=parse_dataset(data, limits=limits),
+        parent_hashes=(parent.content_hash,),
+        transform_hash=spec.hash,
+        spec=spec,
+    )
