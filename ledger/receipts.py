@@ -1,0 +1,535 @@
+"""Prediction receipts: what the service hands a client for every prediction, signed so that
+anyone can later prove which model said what, when, to whom, without trusting the operator.
+
+A receipt binds a model hash, the SHA-256 of the input row and the SHA-256 of the output (both
+over canonical JSON) to a time and the service's address, and is signed as EIP-712 typed data::
+
+    PredictionReceipt(bytes32 receiptId, bytes32 modelHash, bytes32 inputHash,
+                      bytes32 outputHash, uint64 issuedAt, address service)
+
+under the domain ``{name: "ProvenanceLedger", version: "1", chainId, verifyingContract}``. EIP-712
+means a wallet, ethers' ``verifyTypedData`` or Solidity's ``ECDSA.recover`` can check the same
+signature; the domain pins it to one contract on one chain, so it cannot be replayed elsewhere.
+
+Receipts are then anchored in Merkle batches; :func:`receipt_leaf` gives the leaf values in
+:data:`RECEIPT_LEAF_ENCODING` for :class:`ledger.merkle.StandardMerkleTree`.
+
+Signing is on the prediction path, so the digest is computed here with keccak and signed with
+``coincurve`` directly (thousands per second); the tests check this digest and signature against
+eth-account's ``encode_typed_data`` / ``sign_typed_data``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any
+
+from coincurve import PrivateKey, PublicKey
+from eth_hash.auto import keccak
+from eth_utils import is_checksum_address, to_checksum_address
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+
+__all__ = [
+    "DOMAIN_NAME",
+    "DOMAIN_VERSION",
+    "RECEIPT_LEAF_ENCODING",
+    "RECEIPT_TYPE",
+    "CanonicalJSONError",
+    "InvalidSignatureError",
+    "OutputHashMismatch",
+    "Receipt",
+    "ReceiptDomain",
+    "ReceiptError",
+    "ReceiptFormatError",
+    "ReceiptSigner",
+    "SignerMismatch",
+    "input_hash",
+    "new_receipt_id",
+    "output_hash",
+    "receipt_digest",
+    "receipt_leaf",
+    "recover_signer",
+    "sign_receipt",
+    "typed_data",
+    "verify_receipt",
+]
+
+DOMAIN_NAME = "ProvenanceLedger"
+DOMAIN_VERSION = "1"
+RECEIPT_TYPE = (
+    "PredictionReceipt(bytes32 receiptId,bytes32 modelHash,bytes32 inputHash,"
+    "bytes32 outputHash,uint64 issuedAt,address service)"
+)
+RECEIPT_LEAF_ENCODING = ("bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address")
+
+_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+_DOMAIN_TYPEHASH = keccak(_DOMAIN_TYPE.encode())
+_RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
+_NAME_HASH = keccak(DOMAIN_NAME.encode())
+_VERSION_HASH = keccak(DOMAIN_VERSION.encode())
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_N = _SECP256K1_N // 2
+_MAX_UINT64 = 2**64 - 1
+_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+
+
+class ReceiptError(ValueError):
+    """Root of everything this module rejects."""
+
+
+class CanonicalJSONError(ReceiptError):
+    """A value cannot be written as canonical JSON (NaN, a set, a non-string key...)."""
+
+
+class ReceiptFormatError(ReceiptError):
+    """A receipt, a field of one, a domain or a key is malformed."""
+
+
+class OutputHashMismatch(ReceiptError):
+    """A receipt's output does not hash to its ``output_hash``: the output was altered."""
+
+
+class InvalidSignatureError(ReceiptError):
+    """A signature is malformed, malleable (high s) or recovers no key."""
+
+
+class SignerMismatch(ReceiptError):
+    """A signature is valid but was made by someone other than the expected signer."""
+
+
+# --------------------------------------------------------------------------------------------
+# Hashing of JSON values
+# --------------------------------------------------------------------------------------------
+
+
+def _canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8, no NaN: the same value always gives the same bytes."""
+    try:
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        return text.encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise CanonicalJSONError(f"not representable as canonical JSON: {exc}") from None
+
+
+def input_hash(row: Mapping[str, Any]) -> bytes:
+    """SHA-256 of the input row as canonical JSON, so a client can recompute it from its request.
+
+    ``1`` and ``1.0`` hash differently; send the row exactly as the model received it.
+    """
+    if not isinstance(row, Mapping):
+        raise CanonicalJSONError(f"an input row is a JSON object, got {type(row).__name__}")
+    return hashlib.sha256(_canonical_json(dict(row))).digest()
+
+
+def output_hash(output: Any) -> bytes:
+    """SHA-256 of a prediction output (a number, a label, a dict...) as canonical JSON."""
+    return hashlib.sha256(_canonical_json(output)).digest()
+
+
+def new_receipt_id() -> bytes:
+    """32 random bytes: unguessable and, in practice, unique without coordination."""
+    return secrets.token_bytes(32)
+
+
+# --------------------------------------------------------------------------------------------
+# Field types
+# --------------------------------------------------------------------------------------------
+
+
+def _to_bytes(value: Any, size: int, what: str) -> bytes:
+    if isinstance(value, str):
+        if not _HEX.fullmatch(value):
+            raise ReceiptFormatError(f"{what} must be 0x-prefixed hex, got {value!r}")
+        value = bytes.fromhex(value[2:])
+    elif isinstance(value, bytearray | memoryview):
+        value = bytes(value)
+    elif not isinstance(value, bytes):
+        raise ReceiptFormatError(f"{what} must be bytes or 0x-hex, got {type(value).__name__}")
+    if len(value) != size:
+        raise ReceiptFormatError(f"{what} must be {size} bytes, got {len(value)}")
+    return value
+
+
+def _to_address(value: Any, what: str) -> str:
+    if isinstance(value, bytes | bytearray) and len(value) == 20:
+        return to_checksum_address(bytes(value))
+    if not isinstance(value, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
+        raise ReceiptFormatError(f"{what} must be a 20-byte 0x-hex address, got {value!r}")
+    body = value[2:]
+    if body.lower() != body and body.upper() != body and not is_checksum_address(value):
+        raise ReceiptFormatError(f"{what} {value} has a bad EIP-55 checksum")
+    return to_checksum_address(value)
+
+
+def _to_uint64(value: Any, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= _MAX_UINT64:
+        raise ReceiptFormatError(f"{what} must be an int in [0, 2**64), got {value!r}")
+    return value
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _bytes_field(size: int) -> Any:
+    pattern = f"^0x[0-9a-f]{{{2 * size}}}$"
+    return Annotated[
+        bytes,
+        BeforeValidator(lambda v: _to_bytes(v, size, f"a {size}-byte value")),
+        PlainSerializer(_hex, return_type=str, when_used="json"),
+        WithJsonSchema({"type": "string", "pattern": pattern}),
+    ]
+
+
+Bytes32 = _bytes_field(32)
+Signature = _bytes_field(65)
+Address = Annotated[
+    str,
+    BeforeValidator(lambda v: _to_address(v, "an address")),
+    WithJsonSchema({"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Domain and digest
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiptDomain:
+    """The EIP-712 domain: receipts are valid for one ledger contract on one chain only."""
+
+    chain_id: int
+    verifying_contract: str
+
+    def __post_init__(self) -> None:
+        if type(self.chain_id) is not int or not 0 < self.chain_id < 2**256:
+            raise ReceiptFormatError(f"chain_id must be a positive int, got {self.chain_id!r}")
+        checksummed = _to_address(self.verifying_contract, "verifying_contract")
+        object.__setattr__(self, "verifying_contract", checksummed)
+
+    @cached_property
+    def separator(self) -> bytes:
+        """The EIP-712 domain separator (``hashStruct(domain)``)."""
+        return keccak(
+            _DOMAIN_TYPEHASH
+            + _NAME_HASH
+            + _VERSION_HASH
+            + self.chain_id.to_bytes(32, "big")
+            + bytes(12)
+            + bytes.fromhex(self.verifying_contract[2:])
+        )
+
+    def to_eip712(self) -> dict[str, Any]:
+        """The domain as EIP-712 JSON (for eth-account, ethers or a wallet)."""
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+
+def _digest(
+    domain: ReceiptDomain,
+    receipt_id: bytes,
+    model_hash: bytes,
+    input_hash_: bytes,
+    output_hash_: bytes,
+    issued_at: int,
+    service: str,
+) -> bytes:
+    struct_hash = keccak(
+        _RECEIPT_TYPEHASH
+        + receipt_id
+        + model_hash
+        + input_hash_
+        + output_hash_
+        + issued_at.to_bytes(32, "big")
+        + bytes(12)
+        + bytes.fromhex(service[2:])
+    )
+    return keccak(b"\x19\x01" + domain.separator + struct_hash)
+
+
+# --------------------------------------------------------------------------------------------
+# The receipt
+# --------------------------------------------------------------------------------------------
+
+
+class Receipt(BaseModel):
+    """A signed prediction receipt. Hashes are bytes in Python and 0x-hex in JSON.
+
+    Constructing one checks field formats only; :meth:`from_json` also checks that ``output``
+    still hashes to ``output_hash``, and :func:`verify_receipt` checks the signature.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    receipt_id: Bytes32
+    model_hash: Bytes32
+    input_hash: Bytes32
+    output: Any
+    output_hash: Bytes32
+    issued_at: Annotated[int, Field(strict=True, ge=0, le=_MAX_UINT64)]
+    service: Address
+    signature: Signature
+
+    @field_validator("output")
+    @classmethod
+    def _output_is_json(cls, value: Any) -> Any:
+        _canonical_json(value)
+        return value
+
+    def check_output_hash(self) -> None:
+        """Raise :class:`OutputHashMismatch` if ``output`` no longer hashes to ``output_hash``."""
+        actual = output_hash(self.output)
+        if actual != self.output_hash:
+            raise OutputHashMismatch(
+                f"receipt {_hex(self.receipt_id)}: output hashes to {_hex(actual)}, "
+                f"but the receipt says {_hex(self.output_hash)}"
+            )
+
+    def to_json(self) -> str:
+        """The receipt as canonical JSON text (the same receipt always gives the same text)."""
+        return _canonical_json(self.model_dump(mode="json")).decode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: str | bytes | Mapping[str, Any]) -> Receipt:
+        """Parse a receipt and check its output against its output hash.
+
+        Raises:
+            ReceiptFormatError: the text is not JSON or a field is missing or malformed.
+            OutputHashMismatch: the output was altered after signing.
+        """
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise ReceiptFormatError(f"a receipt must be JSON: {exc}") from None
+        if not isinstance(data, Mapping):
+            raise ReceiptFormatError(f"a receipt is a JSON object, got {type(data).__name__}")
+        try:
+            receipt = cls.model_validate(dict(data))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'receipt'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ReceiptFormatError(f"malformed receipt: {problems}") from None
+        receipt.check_output_hash()
+        return receipt
+
+
+def receipt_digest(receipt: Receipt, domain: ReceiptDomain) -> bytes:
+    """The 32-byte EIP-712 digest the receipt's signature signs."""
+    return _digest(
+        domain,
+        receipt.receipt_id,
+        receipt.model_hash,
+        receipt.input_hash,
+        receipt.output_hash,
+        receipt.issued_at,
+        receipt.service,
+    )
+
+
+def typed_data(receipt: Receipt, domain: ReceiptDomain) -> dict[str, Any]:
+    """The full EIP-712 message, for verifying a receipt with other tools (eth-account, ethers)."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "PredictionReceipt": [
+                {"name": "receiptId", "type": "bytes32"},
+                {"name": "modelHash", "type": "bytes32"},
+                {"name": "inputHash", "type": "bytes32"},
+                {"name": "outputHash", "type": "bytes32"},
+                {"name": "issuedAt", "type": "uint64"},
+                {"name": "service", "type": "address"},
+            ],
+        },
+        "primaryType": "PredictionReceipt",
+        "domain": domain.to_eip712(),
+        "message": {
+            "receiptId": _hex(receipt.receipt_id),
+            "modelHash": _hex(receipt.model_hash),
+            "inputHash": _hex(receipt.input_hash),
+            "outputHash": _hex(receipt.output_hash),
+            "issuedAt": receipt.issued_at,
+            "service": receipt.service,
+        },
+    }
+
+
+def receipt_leaf(receipt: Receipt) -> list[Any]:
+    """The receipt's Merkle leaf values, in :data:`RECEIPT_LEAF_ENCODING` order (JSON-ready)."""
+    return [
+        _hex(receipt.receipt_id),
+        _hex(receipt.model_hash),
+        _hex(receipt.input_hash),
+        _hex(receipt.output_hash),
+        receipt.issued_at,
+        receipt.service,
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Signing and recovery
+# --------------------------------------------------------------------------------------------
+
+
+def _address_of(public_key: PublicKey) -> str:
+    return to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:])
+
+
+class ReceiptSigner:
+    """Signs receipts with one key for one domain; keeps the parsed key for speed.
+
+    :func:`sign_receipt` is the one-off form; the service's prediction path keeps one of these.
+    """
+
+    __slots__ = ("_key", "address", "domain")
+
+    def __init__(self, private_key: bytes | str, domain: ReceiptDomain) -> None:
+        try:
+            self._key = PrivateKey(_to_bytes(private_key, 32, "the private key"))
+        except ValueError as exc:
+            # coincurve rejects 0 and keys >= the curve order; do not echo the key.
+            raise ReceiptFormatError(f"not a valid secp256k1 private key ({exc})") from None
+        self.address: str = _address_of(self._key.public_key)
+        self.domain = domain
+
+    def __repr__(self) -> str:
+        return f"ReceiptSigner(address={self.address}, chain_id={self.domain.chain_id})"
+
+    def sign(
+        self,
+        *,
+        model_hash: bytes | str,
+        input_hash: bytes | str,
+        output: Any,
+        receipt_id: bytes | str | None = None,
+        issued_at: int | None = None,
+    ) -> Receipt:
+        """Sign a receipt for ``output`` (a fresh random id and the current time by default)."""
+        canonical = _canonical_json(output)
+        fields = {
+            "receipt_id": _to_bytes(
+                new_receipt_id() if receipt_id is None else receipt_id, 32, "receipt_id"
+            ),
+            "model_hash": _to_bytes(model_hash, 32, "model_hash"),
+            "input_hash": _to_bytes(input_hash, 32, "input_hash"),
+            # Keep a detached copy of exactly what was hashed, not the caller's object.
+            "output": json.loads(canonical),
+            "output_hash": hashlib.sha256(canonical).digest(),
+            "issued_at": _to_uint64(
+                int(time.time()) if issued_at is None else issued_at, "issued_at"
+            ),
+            "service": self.address,
+        }
+        digest = _digest(
+            self.domain,
+            fields["receipt_id"],
+            fields["model_hash"],
+            fields["input_hash"],
+            fields["output_hash"],
+            fields["issued_at"],
+            self.address,
+        )
+        rsv = self._key.sign_recoverable(digest, hasher=None)
+        signature = rsv[:64] + bytes([27 + rsv[64]])
+        # Every field is validated above, so skip pydantic's second pass (hot path).
+        return Receipt.model_construct(**fields, signature=signature)
+
+
+def sign_receipt(
+    *,
+    model_hash: bytes | str,
+    input_hash: bytes | str,
+    output: Any,
+    private_key: bytes | str,
+    domain: ReceiptDomain,
+    receipt_id: bytes | str | None = None,
+    issued_at: int | None = None,
+) -> Receipt:
+    """Sign one receipt; ``service`` is the key's address. See :class:`ReceiptSigner` for bulk."""
+    return ReceiptSigner(private_key, domain).sign(
+        model_hash=model_hash,
+        input_hash=input_hash,
+        output=output,
+        receipt_id=receipt_id,
+        issued_at=issued_at,
+    )
+
+
+def _recover(digest: bytes, signature: bytes) -> str:
+    if len(signature) != 65:
+        raise InvalidSignatureError(f"a signature is 65 bytes (r, s, v), got {len(signature)}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if v not in (27, 28):
+        raise InvalidSignatureError(f"signature v must be 27 or 28, got {v}")
+    if not 0 < r < _SECP256K1_N or not 0 < s <= _HALF_N:
+        raise InvalidSignatureError("signature r or s is out of range (high s is malleable)")
+    try:
+        public_key = PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v - 27]), digest, hasher=None
+        )
+    except Exception as exc:  # coincurve raises a bare Exception when recovery fails
+        raise InvalidSignatureError(f"no public key recovers from this signature ({exc})") from None
+    return _address_of(public_key)
+
+
+def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
+    """The checksum address whose key made ``receipt.signature`` over the receipt's fields.
+
+    A valid signature by *someone* always recovers *some* address; compare it with the address
+    you trust (or use :func:`verify_receipt`).
+    """
+    return _recover(receipt_digest(receipt, domain), receipt.signature)
+
+
+def verify_receipt(
+    receipt: Receipt, domain: ReceiptDomain, *, expected_signer: str | None = None
+) -> None:
+    """Raise unless the receipt is intact and signed by its service (and the expected signer).
+
+    Raises:
+        OutputHashMismatch: the output does not hash to ``output_hash``.
+        InvalidSignatureError: the signature is malformed.
+        SignerMismatch: the signer is not ``receipt.service`` or not ``expected_signer``.
+    """
+    # 1. The output is the one that was hashed.
+    receipt.check_output_hash()
+    # 2. The signature covers these fields and was made by the address the receipt names.
+    signer = recover_signer(receipt, domain)
+    if signer != receipt.service:
+        raise SignerMismatch(f"receipt names service {receipt.service}, but {signer} signed it")
+    # 3. That address is the one the verifier trusts.
+    if expected_signer is not None:
+        expected = _to_address(expected_signer, "expected_signer")
+        if signer != expected:
+            raise SignerMismatch(f"expected a receipt signed by {expected}, got {signer}")

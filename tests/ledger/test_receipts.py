@@ -1,0 +1,382 @@
+"""ledger.receipts: EIP-712 prediction receipts.
+
+The fast path (our own digest, coincurve signing) is checked against eth-account's
+``encode_typed_data`` / ``sign_typed_data``, and tampering with any part of a receipt must show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_hash.auto import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.merkle import StandardMerkleTree, verify_proof
+from ledger.receipts import (
+    RECEIPT_LEAF_ENCODING,
+    CanonicalJSONError,
+    InvalidSignatureError,
+    OutputHashMismatch,
+    Receipt,
+    ReceiptDomain,
+    ReceiptError,
+    ReceiptFormatError,
+    ReceiptSigner,
+    SignerMismatch,
+    input_hash,
+    new_receipt_id,
+    output_hash,
+    receipt_digest,
+    receipt_leaf,
+    recover_signer,
+    sign_receipt,
+    typed_data,
+    verify_receipt,
+)
+
+KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+SIGNER = Account.from_key(KEY).address
+OTHER_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1 order
+CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+DOMAIN = ReceiptDomain(chain_id=31337, verifying_contract=CONTRACT)
+MODEL = bytes.fromhex("aa" * 32)
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "species_hint": None, "id": 7}
+OUTPUT = {
+    "label": "setosa",
+    "probabilities": {"setosa": 0.97, "versicolor": 0.02, "virginica": 0.01},
+}
+
+
+def _receipt(**overrides: Any) -> Receipt:
+    fields: dict[str, Any] = {
+        "model_hash": MODEL,
+        "input_hash": input_hash(ROW),
+        "output": OUTPUT,
+        "private_key": KEY,
+        "domain": DOMAIN,
+        "receipt_id": bytes(range(32)),
+        "issued_at": 1_700_000_000,
+    }
+    fields.update(overrides)
+    return sign_receipt(**fields)
+
+
+def _eth_account_digest(message: dict[str, Any]) -> bytes:
+    signable = encode_typed_data(full_message=message)
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def test_sign_then_recover_gives_the_signer() -> None:
+    receipt = _receipt()
+    assert receipt.service == SIGNER
+    assert recover_signer(receipt, DOMAIN) == SIGNER
+    verify_receipt(receipt, DOMAIN, expected_signer=SIGNER)
+    verify_receipt(receipt, DOMAIN, expected_signer=SIGNER.lower())
+
+
+def test_fields_are_what_was_asked_for() -> None:
+    receipt = _receipt()
+    assert receipt.receipt_id == bytes(range(32))
+    assert receipt.model_hash == MODEL
+    assert receipt.input_hash == input_hash(ROW)
+    assert receipt.output == OUTPUT
+    assert receipt.output_hash == output_hash(OUTPUT)
+    assert receipt.issued_at == 1_700_000_000
+    assert len(receipt.signature) == 65
+    assert receipt.signature[64] in (27, 28)
+
+
+def test_defaults_are_a_fresh_id_and_the_current_time() -> None:
+    a = sign_receipt(model_hash=MODEL, input_hash=MODEL, output=1, private_key=KEY, domain=DOMAIN)
+    b = sign_receipt(model_hash=MODEL, input_hash=MODEL, output=1, private_key=KEY, domain=DOMAIN)
+    assert a.receipt_id != b.receipt_id
+    assert abs(a.issued_at - b.issued_at) <= 1
+    assert len(new_receipt_id()) == 32
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    receipt_id=st.binary(min_size=32, max_size=32),
+    model_hash=st.binary(min_size=32, max_size=32),
+    inputs=st.dictionaries(
+        st.text(max_size=8),
+        st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    ),
+    output=st.integers() | st.text() | st.dictionaries(st.text(max_size=5), st.floats(0, 1)),
+    issued_at=st.integers(0, 2**64 - 1),
+    chain_id=st.integers(1, 2**256 - 1),
+    contract=st.binary(min_size=20, max_size=20),
+    key=st.integers(1, N - 1).map(lambda k: k.to_bytes(32, "big")),
+)
+def test_digest_and_signature_equal_eth_accounts(
+    receipt_id: bytes,
+    model_hash: bytes,
+    inputs: dict[str, Any],
+    output: Any,
+    issued_at: int,
+    chain_id: int,
+    contract: bytes,
+    key: bytes,
+) -> None:
+    domain = ReceiptDomain(chain_id, "0x" + contract.hex())
+    receipt = sign_receipt(
+        receipt_id=receipt_id,
+        model_hash=model_hash,
+        input_hash=input_hash(inputs),
+        output=output,
+        issued_at=issued_at,
+        private_key=key,
+        domain=domain,
+    )
+    message = typed_data(receipt, domain)
+    assert receipt_digest(receipt, domain) == _eth_account_digest(message)
+    # Deterministic (RFC 6979) low-s signatures: the same bytes as eth-account's.
+    assert receipt.signature == Account.sign_typed_data(key, full_message=message).signature
+    assert recover_signer(receipt, domain) == Account.from_key(key).address
+
+
+_CHANGES = {
+    "receipt_id": bytes(32),
+    "model_hash": bytes.fromhex("bb" * 32),
+    "input_hash": input_hash({**ROW, "id": 8}),
+    "output_hash": output_hash("versicolor"),
+    "issued_at": 1_700_000_001,
+    "service": Account.from_key(OTHER_KEY).address,
+}
+
+
+@pytest.mark.parametrize("field", sorted(_CHANGES))
+def test_changing_any_signed_field_changes_the_recovered_signer(field: str) -> None:
+    receipt = _receipt()
+    forged = receipt.model_copy(update={field: _CHANGES[field]})
+    assert recover_signer(forged, DOMAIN) != receipt.service
+    with pytest.raises(ReceiptError):
+        verify_receipt(forged, DOMAIN)
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        ReceiptDomain(1, CONTRACT),
+        ReceiptDomain(31337, "0x" + "11" * 20),
+    ],
+    ids=["other-chain", "other-contract"],
+)
+def test_a_receipt_does_not_verify_under_another_domain(domain: ReceiptDomain) -> None:
+    receipt = _receipt()
+    assert recover_signer(receipt, domain) != SIGNER
+    with pytest.raises(SignerMismatch):
+        verify_receipt(receipt, domain)
+
+
+def test_a_receipt_by_another_key_fails_against_the_trusted_signer() -> None:
+    receipt = _receipt(private_key=OTHER_KEY)
+    verify_receipt(receipt, DOMAIN)  # intact and self-consistent...
+    with pytest.raises(SignerMismatch, match=f"expected a receipt signed by {SIGNER}"):
+        verify_receipt(receipt, DOMAIN, expected_signer=SIGNER)  # ...but not ours
+
+
+def test_json_round_trip() -> None:
+    receipt = _receipt()
+    text = receipt.to_json()
+    data = json.loads(text)
+    assert data["receipt_id"] == "0x" + bytes(range(32)).hex()
+    assert data["signature"] == "0x" + receipt.signature.hex()
+    assert data["service"] == SIGNER
+    for name in ("receipt_id", "model_hash", "input_hash", "output_hash", "signature"):
+        assert data[name] == data[name].lower()
+        assert data[name].startswith("0x")
+    back = Receipt.from_json(text)
+    assert back == receipt
+    assert back.to_json() == text
+    assert Receipt.from_json(text.encode()) == receipt
+    assert Receipt.from_json(data) == receipt
+    assert recover_signer(back, DOMAIN) == SIGNER
+
+
+@pytest.mark.parametrize("output", [3.25, -1, "setosa", None, True, [1, 2], {"ü": {"b": [0.5]}}])
+def test_json_round_trip_for_every_output_shape(output: Any) -> None:
+    receipt = _receipt(output=output)
+    back = Receipt.from_json(receipt.to_json())
+    assert back.output == output
+    verify_receipt(back, DOMAIN, expected_signer=SIGNER)
+
+
+def test_a_tampered_output_is_caught() -> None:
+    data = json.loads(_receipt().to_json())
+    data["output"]["label"] = "virginica"
+    with pytest.raises(OutputHashMismatch, match="output hashes to"):
+        Receipt.from_json(data)
+    # Built without from_json, the same receipt fails check_output_hash and verification.
+    tampered = Receipt.model_validate(data)
+    with pytest.raises(OutputHashMismatch):
+        tampered.check_output_hash()
+    with pytest.raises(OutputHashMismatch):
+        verify_receipt(tampered, DOMAIN)
+
+
+def test_the_receipt_keeps_its_own_copy_of_the_output() -> None:
+    output = {"label": "setosa", "scores": [1, 2]}
+    receipt = _receipt(output=output)
+    output["scores"].append(3)
+    receipt.check_output_hash()
+    assert receipt.output == {"label": "setosa", "scores": [1, 2]}
+
+
+def test_receipts_are_frozen() -> None:
+    receipt = _receipt()
+    with pytest.raises(ValueError, match="frozen"):
+        receipt.issued_at = 0  # type: ignore[misc]
+
+
+def test_canonical_json_hashes() -> None:
+    assert input_hash({"b": 1, "a": "é"}) == hashlib.sha256('{"a":"é","b":1}'.encode()).digest()
+    assert input_hash({"a": 1}) != input_hash({"a": 1.0})
+    assert output_hash([1, {"y": 2, "x": None}]) == hashlib.sha256(b'[1,{"x":null,"y":2}]').digest()
+    with pytest.raises(CanonicalJSONError):
+        input_hash({"a": float("nan")})
+    with pytest.raises(CanonicalJSONError):
+        output_hash({1, 2})
+    with pytest.raises(CanonicalJSONError):
+        input_hash(["not", "a", "row"])  # type: ignore[arg-type]
+
+
+def test_receipt_leaf_goes_into_a_merkle_tree() -> None:
+    receipts = [_receipt(receipt_id=bytes([i]) * 32, output=i) for i in range(5)]
+    tree = StandardMerkleTree.of([receipt_leaf(r) for r in receipts], RECEIPT_LEAF_ENCODING)
+    leaf = receipt_leaf(receipts[3])
+    assert leaf == [
+        "0x" + receipts[3].receipt_id.hex(),
+        "0x" + MODEL.hex(),
+        "0x" + receipts[3].input_hash.hex(),
+        "0x" + receipts[3].output_hash.hex(),
+        1_700_000_000,
+        SIGNER,
+    ]
+    assert verify_proof(tree.root, tree.leaf_hash(leaf), tree.proof(3))
+    json.dumps(leaf)  # JSON-ready as it is
+
+
+def test_signer_object_matches_sign_receipt() -> None:
+    signer = ReceiptSigner(KEY, DOMAIN)
+    assert signer.address == SIGNER
+    assert "0x4c08" not in repr(signer)  # never shows the key
+    made = signer.sign(
+        model_hash=MODEL,
+        input_hash=input_hash(ROW),
+        output=OUTPUT,
+        receipt_id=bytes(range(32)),
+        issued_at=1_700_000_000,
+    )
+    assert made == _receipt()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"model_hash": b"\x00" * 31}, "model_hash must be 32 bytes"),
+        ({"input_hash": "aa" * 32}, "input_hash must be 0x-prefixed hex"),
+        ({"receipt_id": 5}, "receipt_id must be bytes or 0x-hex"),
+        ({"issued_at": -1}, "issued_at must be an int"),
+        ({"issued_at": 2**64}, "issued_at must be an int"),
+        ({"issued_at": 1.5}, "issued_at must be an int"),
+        ({"output": float("inf")}, "canonical JSON"),
+        ({"private_key": bytes(32)}, "not a valid secp256k1 private key"),
+        ({"private_key": b"\x01" * 31}, "the private key must be 32 bytes"),
+    ],
+)
+def test_sign_rejects_bad_fields(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ReceiptError, match=message):
+        _receipt(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("chain_id", "contract", "message"),
+    [
+        (0, CONTRACT, "chain_id must be a positive int"),
+        (True, CONTRACT, "chain_id must be a positive int"),
+        (1, "0x1234", "20-byte 0x-hex address"),
+        (1, CONTRACT.replace("F", "f", 1), "bad EIP-55 checksum"),
+    ],
+)
+def test_bad_domains_are_rejected(chain_id: Any, contract: str, message: str) -> None:
+    with pytest.raises(ReceiptFormatError, match=message):
+        ReceiptDomain(chain_id, contract)
+
+
+def test_domain_normalises_the_contract_address() -> None:
+    assert ReceiptDomain(5, CONTRACT.lower()) == ReceiptDomain(5, CONTRACT)
+    assert ReceiptDomain(5, CONTRACT.lower()).verifying_contract == CONTRACT
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"receipt_id": "0x1234"}, "receipt_id: Value error, a 32-byte value must be 32 bytes"),
+        ({"signature": "0x00"}, "signature: Value error"),
+        ({"service": "0x" + "ab" * 19}, "service: Value error"),
+        ({"issued_at": "1700000000"}, "issued_at: Input should be a valid integer"),
+        ({"extra": 1}, "extra: Extra inputs are not permitted"),
+    ],
+)
+def test_from_json_rejects_malformed_fields(change: dict[str, Any], message: str) -> None:
+    data = json.loads(_receipt().to_json())
+    data.update(change)
+    with pytest.raises(ReceiptFormatError, match=message):
+        Receipt.from_json(data)
+
+
+def test_from_json_rejects_missing_fields_and_non_json() -> None:
+    data = json.loads(_receipt().to_json())
+    del data["signature"]
+    with pytest.raises(ReceiptFormatError, match="signature: Field required"):
+        Receipt.from_json(data)
+    with pytest.raises(ReceiptFormatError, match="must be JSON"):
+        Receipt.from_json("{")
+    with pytest.raises(ReceiptFormatError, match="JSON object"):
+        Receipt.from_json("[1]")
+
+
+def _with_signature(receipt: Receipt, signature: bytes) -> Receipt:
+    return receipt.model_copy(update={"signature": signature})
+
+
+def test_malleable_and_malformed_signatures_are_rejected() -> None:
+    receipt = _receipt()
+    sig = receipt.signature
+    r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    high_s = _with_signature(receipt, r + (N - s).to_bytes(32, "big") + bytes([55 - v]))
+    with pytest.raises(InvalidSignatureError, match="high s"):
+        recover_signer(high_s, DOMAIN)
+    with pytest.raises(InvalidSignatureError, match="v must be 27 or 28"):
+        recover_signer(_with_signature(receipt, sig[:64] + b"\x01"), DOMAIN)
+    with pytest.raises(InvalidSignatureError, match="out of range"):
+        recover_signer(_with_signature(receipt, bytes(32) + sig[32:]), DOMAIN)
+    flipped_v = _with_signature(receipt, sig[:64] + bytes([55 - v]))
+    assert _recovered_or_none(flipped_v) != SIGNER
+
+
+def _recovered_or_none(receipt: Receipt) -> str | None:
+    try:
+        return recover_signer(receipt, DOMAIN)
+    except InvalidSignatureError:
+        return None
+
+
+def test_errors_are_value_errors() -> None:
+    for cls in (
+        ReceiptError,
+        CanonicalJSONError,
+        ReceiptFormatError,
+        OutputHashMismatch,
+        InvalidSignatureError,
+        SignerMismatch,
+    ):
+        assert issubclass(cls, ValueError)
