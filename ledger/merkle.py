@@ -35,6 +35,8 @@ from typing import Any
 from eth_hash.auto import keccak
 from eth_utils import is_checksum_address, to_checksum_address
 
+from ledger.errors import LedgerError
+
 __all__ = [
     "InvalidProofError",
     "InvalidTreeError",
@@ -50,7 +52,7 @@ __all__ = [
 FORMAT = "standard-v1"
 
 
-class MerkleError(ValueError):
+class MerkleError(LedgerError, ValueError):
     """Root of everything this module rejects."""
 
 

@@ -45,6 +45,8 @@ from pydantic import (
     field_validator,
 )
 
+from ledger.errors import LedgerError
+
 __all__ = [
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
@@ -89,7 +91,7 @@ _MAX_UINT64 = 2**64 - 1
 _HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
 
 
-class ReceiptError(ValueError):
+class ReceiptError(LedgerError, ValueError):
     """Root of everything this module rejects."""
 
 
@@ -118,11 +120,23 @@ class SignerMismatch(ReceiptError):
 # --------------------------------------------------------------------------------------------
 
 
+def _numpy_scalar(value: Any) -> Any:
+    """Let numpy scalars (a model's usual output) through as the Python value they hold."""
+    if getattr(value, "shape", None) == () and hasattr(value, "dtype") and hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
 def _canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8, no NaN: the same value always gives the same bytes."""
     try:
         text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            value,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            default=_numpy_scalar,
         )
         return text.encode("utf-8")
     except (TypeError, ValueError) as exc:

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ledger.merkle as merkle
+from ledger.errors import LedgerError
 from ledger.merkle import (
     InvalidProofError,
     InvalidTreeError,
@@ -493,6 +494,7 @@ def test_load_rejects_malformed_or_tampered_dumps(dump: dict[str, Any], message:
         StandardMerkleTree.load(dump)
     assert isinstance(info.value, MerkleError)
     assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, LedgerError)
 
 
 def test_load_rejects_swapped_leaves() -> None:

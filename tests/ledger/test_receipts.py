@@ -17,6 +17,7 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger.errors import LedgerError
 from ledger.merkle import StandardMerkleTree, verify_proof
 from ledger.receipts import (
     RECEIPT_LEAF_ENCODING,
@@ -370,7 +371,22 @@ def _recovered_or_none(receipt: Receipt) -> str | None:
         return None
 
 
-def test_errors_are_value_errors() -> None:
+def test_numpy_scalars_hash_as_the_python_values_they_hold() -> None:
+    np = pytest.importorskip("numpy")
+    output = {"label": np.int64(2), "p": [np.float64(0.25), np.float32(0.5)], "ok": np.bool_(True)}
+    plain = {"label": 2, "p": [0.25, 0.5], "ok": True}
+    assert output_hash(output) == output_hash(plain)
+    receipt = _receipt(output=output)
+    assert receipt.output == plain
+    assert type(receipt.output["label"]) is int
+    verify_receipt(Receipt.from_json(receipt.to_json()), DOMAIN, expected_signer=SIGNER)
+    with pytest.raises(CanonicalJSONError):
+        output_hash(np.array([1, 2]))
+    with pytest.raises(CanonicalJSONError):
+        output_hash(np.float64("nan"))
+
+
+def test_errors_are_value_errors_under_the_ledger_root() -> None:
     for cls in (
         ReceiptError,
         CanonicalJSONError,
@@ -380,3 +396,4 @@ def test_errors_are_value_errors() -> None:
         SignerMismatch,
     ):
         assert issubclass(cls, ValueError)
+        assert issubclass(cls, LedgerError)
