@@ -73,3 +73,21 @@ def csv_file(tmp_path: Path) -> Callable[[bytes], Path]:
         return path
 
     return make
+
+
+# Small hyperparameters keep the suite fast; every algorithm gets non-default values.
+SMALL_PARAMS: dict[str, dict[str, object]] = {
+    "linear_regression": {},
+    "ridge": {"alpha": 0.5},
+    "logistic_regression": {"max_iter": 300},
+    "mlp_regressor": {"hidden_layer_sizes": [8], "max_iter": 30, "learning_rate_init": 0.01},
+    "mlp_classifier": {"hidden_layer_sizes": [8], "max_iter": 30},
+    "random_forest_regressor": {"n_estimators": 5, "max_depth": 4},
+    "random_forest_classifier": {"n_estimators": 5, "max_depth": 4},
+    "gradient_boosting_classifier": {"n_estimators": 5, "max_depth": 2},
+}
+
+
+@pytest.fixture(scope="session")
+def small_params() -> dict[str, dict[str, object]]:
+    return SMALL_PARAMS

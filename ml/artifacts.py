@@ -1,0 +1,186 @@
+"""Load a model file safely and predict with it.
+
+Why the order of checks matters: a model file comes from the artifact store, which an
+attacker might have written to. So, before anything is built from it:
+
+1. the SHA-256 of the bytes must equal the hash the caller expects (the one on chain);
+2. the archive must be a model file written by :mod:`ml.training` (header, schema, stored
+   entries only);
+3. every ``module.Class`` named in the skops schema must be in the trusted list of the
+   header's algorithm, and every skops node kind must be a plain data kind (no functions,
+   methods, ``functools.partial`` or operator nodes), otherwise
+   :class:`~ml.errors.UntrustedModelContent`;
+4. only then does skops construct the estimator, with that same explicit trusted list, and
+   the result must be an instance of the algorithm's estimator class.
+
+No pickle is involved anywhere: skops reads arrays with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import skops.io
+from threadpoolctl import threadpool_limits
+
+from ml._algorithms import ALGORITHMS, Task
+from ml._modelfile import read_model_file
+from ml.datasets import Value
+from ml.errors import (
+    InvalidInput,
+    InvalidModelFile,
+    MissingFeature,
+    ModelHashMismatch,
+    NonNumericInput,
+    UntrustedModelContent,
+)
+from ml.hashing import from_hex, sha256_bytes
+
+__all__ = ["LoadedModel", "Predictions", "load_model"]
+
+# skops node kinds that only rebuild data and vetted classes.
+_TRUSTED_LOADERS = frozenset(
+    {
+        "CachedNode",
+        "DictNode",
+        "DTypeNode",
+        "JsonNode",
+        "ListNode",
+        "LossNode",
+        "NdArrayNode",
+        "ObjectNode",
+        "RandomStateNode",
+        "TreeNode",
+        "TupleNode",
+        "TypeNode",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Model outputs for a batch of input rows, in input order.
+
+    ``values`` are predicted numbers (regression) or class labels (classification).
+    For classifiers, ``probabilities[i][k]`` is the probability of ``classes[k]`` for row i.
+    """
+
+    values: tuple[Value, ...]
+    classes: tuple[Value, ...] | None = None
+    probabilities: tuple[tuple[float, ...], ...] | None = None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified, loaded model and what it needs as input."""
+
+    model_hash: bytes
+    algorithm: str
+    task: Task
+    features: tuple[str, ...]
+    target: str
+    classes: tuple[Value, ...] | None
+    estimator: Any = field(repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"LoadedModel({self.algorithm}, sha256:{self.model_hash.hex()}, "
+            f"features={list(self.features)}, target={self.target!r})"
+        )
+
+    def predict(self, rows: Sequence[Mapping[str, Any]]) -> Predictions:
+        """Predict one output per input row; each row maps feature name → number.
+
+        Extra keys are ignored. Booleans count as 0/1, like boolean dataset columns.
+        """
+        X = self._matrix(rows)
+        with threadpool_limits(limits=1):
+            values = tuple(_plain(v) for v in self.estimator.predict(X))
+            if self.task == "regression":
+                return Predictions(values=values)
+            probabilities = self.estimator.predict_proba(X)
+        return Predictions(
+            values=values,
+            classes=self.classes,
+            probabilities=tuple(tuple(float(p) for p in row) for row in probabilities),
+        )
+
+    def _matrix(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        if isinstance(rows, Mapping | str | bytes) or not isinstance(rows, Sequence) or not rows:
+            raise InvalidInput("predict needs a non-empty list of rows (objects)")
+        X = np.empty((len(rows), len(self.features)), dtype=np.float64)
+        for r, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise InvalidInput(f"input row {r} is a {type(row).__name__}, not an object")
+            for c, name in enumerate(self.features):
+                if name not in row:
+                    raise MissingFeature(name, row=r)
+                value = row[name]
+                numeric = isinstance(value, int | float) and math.isfinite(value)
+                if not (isinstance(value, bool) or numeric):
+                    raise NonNumericInput(name, row=r, value=value)
+                X[r, c] = float(value)
+        return X
+
+
+def load_model(model_bytes: bytes, expected_hash: bytes | str) -> LoadedModel:
+    """Verify ``model_bytes`` against ``expected_hash`` and load it (see the module steps).
+
+    ``expected_hash`` is 32 bytes, or hex with or without ``0x``.
+    """
+    # 1. Hash first: nothing else is read from unverified bytes.
+    expected = from_hex(expected_hash) if isinstance(expected_hash, str) else expected_hash
+    actual = sha256_bytes(model_bytes)
+    if actual != expected:
+        raise ModelHashMismatch(expected=bytes(expected), actual=actual)
+
+    # 2. Structure and header.
+    parsed = read_model_file(model_bytes)
+    header = parsed.header
+    algo = ALGORITHMS.get(header.algorithm)
+    if algo is None or header.task != algo.task or header.estimator != algo.estimator_name:
+        raise InvalidModelFile(
+            f"the header names algorithm {header.algorithm!r} / {header.estimator!r}, "
+            "which is not a supported algorithm and estimator pair"
+        )
+
+    # 3. Audit the schema against the allowlist before constructing anything.
+    trusted = algo.trusted_types
+    untrusted = sorted(parsed.types - trusted) + sorted(
+        f"skops loader {loader}" for loader in parsed.loaders - _TRUSTED_LOADERS
+    )
+    if untrusted:
+        raise UntrustedModelContent(untrusted, algorithm=algo.name)
+
+    # 4. Construct with the same explicit list, then check what came out.
+    try:
+        estimator = skops.io.loads(model_bytes, trusted=sorted(trusted))
+    except Exception as exc:  # skops raises many kinds; none may escape as a crash
+        raise InvalidModelFile(f"skops could not load the model: {exc}") from None
+    if type(estimator) is not algo.estimator:
+        raise InvalidModelFile(
+            f"the file holds a {type(estimator).__name__}, expected {algo.estimator.__name__}"
+        )
+    if getattr(estimator, "n_features_in_", len(header.features)) != len(header.features):
+        raise InvalidModelFile("the estimator's feature count does not match its header")
+    classes = None
+    if algo.task == "classification":
+        classes = tuple(_plain(label) for label in estimator.classes_)
+    return LoadedModel(
+        model_hash=actual,
+        algorithm=algo.name,
+        task=algo.task,
+        features=header.features,
+        target=header.target,
+        classes=classes,
+        estimator=estimator,
+    )
+
+
+def _plain(value: Any) -> Value:
+    """numpy scalar → the Python value a JSON response can carry."""
+    return value.item() if isinstance(value, np.generic) else value

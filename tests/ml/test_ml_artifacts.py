@@ -1,0 +1,235 @@
+"""Model files: byte-stable layout, hash check first, allowlist audit before construction."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import skops.io
+
+import ml.artifacts
+from ml import errors
+from ml._modelfile import ModelHeader, write_model_file
+from ml.artifacts import load_model
+from ml.datasets import parse_dataset
+from ml.training import TrainedModel, train
+
+DATA = b"a,b,label\n" + b"".join(
+    f"{i},{(i * 7) % 5},{['cat', 'dog', 'eel'][i % 3]}\n".encode() for i in range(15)
+)
+
+
+@pytest.fixture(scope="module")
+def trained() -> TrainedModel:
+    return train(
+        parse_dataset(DATA),
+        algorithm="random_forest_classifier",
+        target="label",
+        params={"n_estimators": 3},
+    )
+
+
+def sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def rebuild(model_bytes: bytes, edit) -> bytes:  # type: ignore[no-untyped-def]
+    """Rewrite a model file's entries through ``edit(name, data) -> data``."""
+    source = zipfile.ZipFile(io.BytesIO(model_bytes))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for info in source.infolist():
+            archive.writestr(info, edit(info.filename, source.read(info.filename)))
+    return out.getvalue()
+
+
+def test_round_trip_predictions(trained: TrainedModel) -> None:
+    model = load_model(trained.model_bytes, trained.model_hash)
+    assert model.algorithm == "random_forest_classifier"
+    assert model.task == "classification"
+    assert model.features == ("a", "b") and model.target == "label"
+    assert model.classes == ("cat", "dog", "eel")
+    assert model.model_hash == trained.model_hash
+    rows = [{"a": 1, "b": 2.5, "unused": "x"}, {"a": 13, "b": True}]
+    result = model.predict(rows)
+    X = np.array([[1.0, 2.5], [13.0, 1.0]])
+    assert result.values == tuple(trained.estimator.predict(X).tolist())
+    assert all(isinstance(v, str) for v in result.values)
+    assert result.classes == model.classes
+    np.testing.assert_array_equal(result.probabilities, trained.estimator.predict_proba(X))
+    assert all(sum(p) == pytest.approx(1.0) for p in result.probabilities)
+
+
+def test_hex_hash_accepted(trained: TrainedModel) -> None:
+    assert load_model(trained.model_bytes, "0x" + trained.model_hash.hex()).features == ("a", "b")
+
+
+def test_file_layout_is_canonical(trained: TrainedModel) -> None:
+    archive = zipfile.ZipFile(io.BytesIO(trained.model_bytes))
+    names = archive.namelist()
+    assert names[:2] == ["provenance.json", "schema.json"]
+    assert names[2:] == [f"{i}.npy" for i in range(1, len(names) - 1)]
+    for info in archive.infolist():
+        assert info.date_time == (1980, 1, 1, 0, 0, 0)
+        assert info.compress_type == zipfile.ZIP_STORED
+    header = json.loads(archive.read("provenance.json"))
+    assert header["features"] == ["a", "b"] and header["algorithm"] == "random_forest_classifier"
+    # Re-serialising the same fitted estimator gives the same bytes (skops alone does not).
+    again = write_model_file(
+        trained.estimator,
+        ModelHeader(
+            algorithm=header["algorithm"],
+            task=header["task"],
+            estimator=header["estimator"],
+            features=tuple(header["features"]),
+            target=header["target"],
+        ),
+    )
+    assert again == trained.model_bytes
+
+
+def test_hash_mismatch_is_checked_first(trained: TrainedModel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def explode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read before the hash was checked")
+
+    monkeypatch.setattr(ml.artifacts, "read_model_file", explode)
+    with pytest.raises(errors.ModelHashMismatch) as info:
+        load_model(trained.model_bytes, sha(b"other"))
+    assert info.value.expected == sha(b"other") and info.value.actual == trained.model_hash
+    tampered = bytearray(trained.model_bytes)
+    tampered[-100] ^= 1
+    with pytest.raises(errors.ModelHashMismatch):
+        load_model(bytes(tampered), trained.model_hash)
+
+
+def test_untrusted_type_refused_before_construction(trained: TrainedModel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def point_at_os_system(name: str, data: bytes) -> bytes:
+        if name != "schema.json":
+            return data
+        schema = json.loads(data)
+        schema["__module__"], schema["__class__"] = "os", "system"
+        return json.dumps(schema).encode()
+
+    evil = rebuild(trained.model_bytes, point_at_os_system)
+
+    def must_not_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("skops constructed an unaudited file")
+
+    monkeypatch.setattr(skops.io, "loads", must_not_run)
+    with pytest.raises(errors.UntrustedModelContent) as info:
+        load_model(evil, sha(evil))
+    assert "os.system" in info.value.types
+
+
+def test_untrusted_loader_refused(trained: TrainedModel) -> None:
+    def add_function_node(name: str, data: bytes) -> bytes:
+        if name != "schema.json":
+            return data
+        schema = json.loads(data)
+        schema["content"]["content"]["sneaky"] = {
+            "__class__": "str",
+            "__module__": "builtins",
+            "__loader__": "FunctionNode",
+            "content": {"module_path": "builtins", "function": "eval"},
+        }
+        return json.dumps(schema).encode()
+
+    evil = rebuild(trained.model_bytes, add_function_node)
+    with pytest.raises(errors.UntrustedModelContent, match="FunctionNode"):
+        load_model(evil, sha(evil))
+
+
+def test_header_and_estimator_must_agree(trained: TrainedModel) -> None:
+    def claim_other_algorithm(name: str, data: bytes) -> bytes:
+        if name != "provenance.json":
+            return data
+        header = json.loads(data)
+        header["algorithm"] = "random_forest_regressor"
+        header["task"] = "regression"
+        header["estimator"] = "sklearn.ensemble._forest.RandomForestRegressor"
+        return json.dumps(header).encode()
+
+    lying = rebuild(trained.model_bytes, claim_other_algorithm)
+    with pytest.raises(errors.UntrustedModelContent):  # RandomForestClassifier not allowed
+        load_model(lying, sha(lying))
+
+    def unknown_algorithm(name: str, data: bytes) -> bytes:
+        if name != "provenance.json":
+            return data
+        return json.dumps({**json.loads(data), "algorithm": "svm"}).encode()
+
+    odd = rebuild(trained.model_bytes, unknown_algorithm)
+    with pytest.raises(errors.InvalidModelFile):
+        load_model(odd, sha(odd))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda good: b"not a zip file",
+        lambda good: rebuild(good, lambda n, d: b"{" if n == "provenance.json" else d),
+        lambda good: rebuild(good, lambda n, d: b"[]" if n == "provenance.json" else d),
+        lambda good: rebuild(
+            good,
+            lambda n, d: (
+                json.dumps({**json.loads(d), "format_version": 9}).encode()
+                if n == "provenance.json"
+                else d
+            ),
+        ),
+        lambda good: rebuild(
+            good,
+            lambda n, d: (
+                json.dumps({**json.loads(d), "features": []}).encode()
+                if n == "provenance.json"
+                else d
+            ),
+        ),
+    ],
+)
+def test_invalid_model_files(trained: TrainedModel, make) -> None:  # type: ignore[no-untyped-def]
+    bad = make(trained.model_bytes)
+    with pytest.raises(errors.InvalidModelFile):
+        load_model(bad, sha(bad))
+
+
+def test_compressed_or_incomplete_archives_are_refused(trained: TrainedModel) -> None:
+    source = zipfile.ZipFile(io.BytesIO(trained.model_bytes))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in source.namelist():
+            archive.writestr(name, source.read(name))
+    with pytest.raises(errors.InvalidModelFile, match="compressed"):
+        load_model(out.getvalue(), sha(out.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("schema.json", source.read("schema.json"))
+    with pytest.raises(errors.InvalidModelFile, match="missing"):
+        load_model(out.getvalue(), sha(out.getvalue()))
+
+
+@pytest.mark.parametrize(
+    ("rows", "error", "attrs"),
+    [
+        ([], errors.InvalidInput, {}),
+        ({"a": 1, "b": 2}, errors.InvalidInput, {}),
+        ("ab", errors.InvalidInput, {}),
+        ([[1, 2]], errors.InvalidInput, {}),
+        ([{"a": 1, "b": 2}, {"a": 1}], errors.MissingFeature, {"feature": "b", "row": 1}),
+        ([{"a": "1", "b": 2}], errors.NonNumericInput, {"feature": "a", "row": 0}),
+        ([{"a": None, "b": 2}], errors.NonNumericInput, {"feature": "a"}),
+        ([{"a": float("nan"), "b": 2}], errors.NonNumericInput, {"feature": "a"}),
+        ([{"a": 1, "b": float("inf")}], errors.NonNumericInput, {"feature": "b"}),
+    ],
+)
+def test_prediction_input_errors(trained: TrainedModel, rows, error, attrs) -> None:  # type: ignore[no-untyped-def]
+    model = load_model(trained.model_bytes, trained.model_hash)
+    with pytest.raises(error) as info:
+        model.predict(rows)
+    assert isinstance(info.value, errors.PredictionError) and isinstance(info.value, ValueError)
+    for name, value in attrs.items():
+        assert getattr(info.value, name) == value
