@@ -8,6 +8,8 @@ chain lives in ``<data_dir>/chain.sqlite3`` and survives restarts and ``kill -9`
   crash can never leave half a block;
 * reopening starts from the stored canonical head (no replay), so start-up time does not grow
   with the history;
+* a reverted call or gas estimate is answered as a JSON-RPC node answers it (``execution
+  reverted`` with the revert data), so web3 raises the same errors here as against anvil;
 * one lock serialises every request, because eth-tester and py-evm are not thread-safe and the
   service writes from several threads.
 
@@ -20,10 +22,11 @@ import fcntl
 import os
 import threading
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from eth.db.atomic import AtomicDB
 from eth_tester import EthereumTester
+from eth_tester.exceptions import TransactionFailed as EVMCallFailed
 from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
@@ -32,14 +35,17 @@ from web3.types import RPCEndpoint, RPCResponse
 from ledger.backends._chaindb import SqliteKeyValueStore
 from ledger.backends._tester import (
     DurablePyEVMBackend,
+    LogScanningEthereumTester,
     create_chain,
     open_chain,
+    revert_data,
     stored_chain_exists,
     tester_account_keys,
 )
 from ledger.backends.base import ChainBackend
+from ledger.errors import ChainUnavailable, LedgerError, TransactionFailed
 
-__all__ = ["ChainClosedError", "ChainInUseError", "EmbeddedBackend"]
+__all__ = ["ChainClosedError", "ChainFormatError", "ChainInUseError", "EmbeddedBackend"]
 
 CHAIN_FILE = "chain.sqlite3"
 LOCK_FILE = "chain.lock"
@@ -51,12 +57,20 @@ _FAUCET_MAX_FEE = 10**10
 _FAUCET_PRIORITY_FEE = 10**9
 
 
-class ChainClosedError(RuntimeError):
-    """The embedded chain was closed; open a new backend on the same directory."""
+class ChainClosedError(ChainUnavailable):
+    """The embedded chain was closed (the service is shutting down)."""
+
+    hint = "open a new backend on the same data directory"
 
 
-class ChainInUseError(RuntimeError):
+class ChainInUseError(LedgerError):
     """Another process (or backend) holds this chain directory; two writers would fork it."""
+
+    hint = "stop the other service using this data directory, or give each its own"
+
+
+class ChainFormatError(LedgerError):
+    """The chain file was written in a format this code does not read."""
 
 
 class _LockedProvider(EthereumTesterProvider):
@@ -71,7 +85,25 @@ class _LockedProvider(EthereumTesterProvider):
         with self._lock:
             if self.closed:
                 raise ChainClosedError("the embedded chain is closed")
-            return super().make_request(method, params)
+            try:
+                return super().make_request(method, params)
+            except EVMCallFailed as exc:
+                data = revert_data(exc)
+                if data is None:
+                    raise
+                # What geth and anvil answer, so web3 raises the same exception everywhere.
+                return cast(
+                    RPCResponse,
+                    {
+                        "jsonrpc": "2.0",
+                        "id": self._current_request_id,
+                        "error": {"code": 3, "message": "execution reverted", "data": _hex(data)},
+                    },
+                )
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + data.hex()
 
 
 class EmbeddedBackend(ChainBackend):
@@ -89,7 +121,7 @@ class EmbeddedBackend(ChainBackend):
             backend = DurablePyEVMBackend(chain, tester_account_keys())
         else:
             backend = self._open_persistent(Path(data_dir))
-        self._tester = EthereumTester(backend=backend, auto_mine_transactions=True)
+        self._tester = LogScanningEthereumTester(backend=backend, auto_mine_transactions=True)
         self._provider = _LockedProvider(self._tester, self._lock)
         self._w3 = Web3(self._provider)
         self._faucet = to_checksum_address(backend.get_accounts()[0])
@@ -104,7 +136,7 @@ class EmbeddedBackend(ChainBackend):
             if stored_chain_exists(db):
                 meta = store.read_meta()
                 if meta.get("format") != FORMAT_VERSION:
-                    raise RuntimeError(
+                    raise ChainFormatError(
                         f"{data_dir / CHAIN_FILE}: chain format {meta.get('format')!r}, "
                         f"this code reads {FORMAT_VERSION!r}"
                     )
@@ -154,7 +186,7 @@ class EmbeddedBackend(ChainBackend):
         )
         receipt = self._w3.eth.get_transaction_receipt(tx_hash)
         if receipt["status"] != 1:
-            raise RuntimeError(f"faucet transfer {tx_hash.hex()} failed")
+            raise TransactionFailed(f"faucet transfer 0x{bytes(tx_hash).hex()} failed")
 
     def close(self) -> None:
         """Refuse further requests, close the database file and release the directory."""

@@ -3,7 +3,8 @@
 The contract under test is hand-assembled EVM (no compiler, no dependency on the real ledger
 contract): 64 bytes of calldata ``key ‖ value`` store ``value`` at slot ``key`` and emit
 ``Recorded(bytes32 indexed key, bytes32 value)``; 32 bytes of calldata ``key`` return the
-slot. That is enough to exercise code, storage, receipts, logs and topics.
+slot; 4 bytes revert with those 4 bytes as a custom error. That is enough to exercise code,
+storage, receipts, logs, topics and reverts.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester
 from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import Web3
+from web3.exceptions import ContractLogicError
 
 from ledger.backends.embedded import (
     CHAIN_FILE,
@@ -48,15 +51,20 @@ PRIORITY_FEE = 10**9
 
 def _runtime_code() -> bytes:
     code = bytearray()
+    code += bytes([0x36, 0x60, 0x04, 0x14, 0x60, 0x00, 0x57])  # CALLDATASIZE==4 → JUMPI fail
+    fail_target = len(code) - 2
     code += bytes([0x36, 0x60, 0x20, 0x14, 0x60, 0x00, 0x57])  # CALLDATASIZE==32 → JUMPI read
-    jump_target = len(code) - 2
+    read_target = len(code) - 2
     code += bytes([0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55])  # SSTORE(key, value)
     code += bytes([0x60, 0x20, 0x35, 0x60, 0x00, 0x52])  # MSTORE(0, value)
     code += bytes([0x60, 0x00, 0x35, 0x7F]) + RECORDED_TOPIC  # topic1=key, topic0
     code += bytes([0x60, 0x20, 0x60, 0x00, 0xA2, 0x00])  # LOG2(0, 32, …); STOP
-    code[jump_target] = len(code)
+    code[read_target] = len(code)
     code += bytes([0x5B, 0x60, 0x00, 0x35, 0x54, 0x60, 0x00, 0x52])  # read: MSTORE(0, SLOAD(key))
     code += bytes([0x60, 0x20, 0x60, 0x00, 0xF3])  # RETURN(0, 32)
+    code[fail_target] = len(code)
+    code += bytes([0x5B, 0x60, 0x04, 0x60, 0x00, 0x60, 0x00, 0x37])  # fail: copy the selector
+    code += bytes([0x60, 0x04, 0x60, 0x00, 0xFD])  # REVERT(0, 4): a custom error, no args
     return bytes(code)
 
 
@@ -235,6 +243,59 @@ def test_concurrent_writers_and_readers(backend: EmbeddedBackend) -> None:
     assert len(logs) == len(keys) * per_writer
     for index in range(len(keys)):
         assert read_slot(w3, contract, index * 1000 + per_writer - 1) == per_writer
+
+
+def test_get_logs_matches_eth_tester_reference(backend: EmbeddedBackend) -> None:
+    # The backend serves eth_getLogs from block receipts with a bloom pre-check; it must give
+    # exactly what eth-tester's own (slow, filter-object based) get_logs gives.
+    writer = funded_writer(backend)
+    first, second = writer.deploy(), writer.deploy()
+    for key in range(6):
+        writer.record(first if key % 2 else second, key, key + 100)
+        backend.fund(Account.from_key(b"\x07" * 32).address, 1)  # blocks without logs
+    topic = "0x" + RECORDED_TOPIC.hex()
+    key_topic = ["0x" + word(k).hex() for k in range(8)]
+    head = backend.w3.eth.block_number
+    filters: list[dict[str, Any]] = [
+        {},
+        {"from_block": 0, "to_block": "latest"},
+        {"from_block": "earliest", "to_block": head, "address": first},
+        {"from_block": 0, "address": [first, second]},
+        {"from_block": 0, "address": "0x" + "ab" * 20},
+        {"from_block": 0, "topics": [topic]},
+        {"from_block": 0, "topics": [None, key_topic[3]]},
+        {"from_block": 0, "topics": [topic, [key_topic[1], key_topic[4]]]},
+        {"from_block": 0, "topics": [topic, key_topic[7]]},
+        {"from_block": 0, "address": second, "topics": [[topic], [key_topic[2], key_topic[3]]]},
+        {"from_block": head - 4, "to_block": head - 1, "topics": [topic]},
+        {"from_block": 5, "to_block": 4},
+    ]
+    tester = backend.ethereum_tester
+    with backend.lock:
+        for params in filters:
+            expected = EthereumTester.get_logs(tester, **params)
+            assert tester.get_logs(**params) == expected, params
+    assert len(EthereumTester.get_logs(tester, from_block=0)) == 6
+
+
+def test_reverts_surface_like_a_json_rpc_node(backend: EmbeddedBackend) -> None:
+    # eth-tester raises its own TransactionFailed with the revert data flattened to a string;
+    # anvil and geth answer "execution reverted" with the data, and web3 raises
+    # ContractLogicError(data=...). The embedded chain must do the same.
+    writer = funded_writer(backend)
+    contract = writer.deploy()
+    selector = keccak(text="Nope()")[:4]
+    call = {"to": contract, "data": selector, "from": writer.account.address}
+    with pytest.raises(ContractLogicError) as caught:
+        backend.w3.eth.call(call)
+    assert caught.value.data == "0x" + selector.hex()
+    with pytest.raises(ContractLogicError) as estimated:  # exactly what anvil gives
+        backend.w3.eth.estimate_gas(call)
+    assert estimated.value.data == "0x" + selector.hex()
+    # Sent anyway, the transaction is mined and fails, as on any node.
+    receipt = writer.send(to=contract, data=selector, gas=WRITE_GAS)
+    assert receipt["status"] == 0
+    assert read_slot(backend.w3, contract, 0) == 0
 
 
 def test_closed_backend_refuses_requests(backend: EmbeddedBackend) -> None:
