@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from web3.exceptions import BlockNotFound
+
 from ledger._transactor import guard
 from ledger.client import LedgerClient
 from ledger.errors import LedgerError
@@ -621,7 +623,10 @@ def _block_hash(client: LedgerClient, number: int) -> str | None:
     """The hash of block ``number`` on the client's chain, or None if the chain is shorter."""
     if number < 0:
         return None
-    block = guard(lambda: client.backend.w3.eth.get_block(number))
+    try:
+        block = guard(lambda: client.backend.w3.eth.get_block(number))
+    except BlockNotFound:  # a node that was reset holds fewer blocks than the index saw
+        return None
     return None if block is None else hash_hex(bytes(block["hash"]))
 
 

@@ -416,3 +416,10 @@ def test_the_file_is_in_wal_mode_with_full_sync(index):
     conn = index._conn()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_block_the_chain_does_not_have_has_no_hash(deployed):
+    client = deployed.registrar
+    assert index_module._block_hash(client, client.latest_block() + 100) is None
+    assert index_module._block_hash(client, -1) is None
+    assert index_module._block_hash(client, client.latest_block()) is not None
