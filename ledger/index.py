@@ -152,6 +152,7 @@ class IndexedDataset:
     revoked_reason: str | None
     revoked_by: str | None
     revoked_tx_hash: str | None
+    revoked_block: int | None
     revoked_at: int | None
 
     @property
@@ -179,6 +180,7 @@ class IndexedModel:
     revoked_reason: str | None
     revoked_by: str | None
     revoked_tx_hash: str | None
+    revoked_block: int | None
     revoked_at: int | None
 
     @property
@@ -201,6 +203,7 @@ class IndexedBatch:
     revoked_reason: str | None
     revoked_by: str | None
     revoked_tx_hash: str | None
+    revoked_block: int | None
     revoked_at: int | None
 
     @property
@@ -218,7 +221,9 @@ class _Binding:
     last_block_hash: str | None
 
 
-_REVOCATION_COLUMNS = "v.hash IS NOT NULL, v.reason, v.revoker, v.tx_hash, v.revoked_at"
+_REVOCATION_COLUMNS = (
+    "v.hash IS NOT NULL, v.reason, v.revoker, v.tx_hash, v.block_number, v.revoked_at"
+)
 _RECORD_COLUMNS = "r.registrant, r.tx_hash, r.block_number, r.registered_at"
 _DATASET_SELECT = f"""
 SELECT r.hash, d.rows_root, d.row_count, d.schema_hash, d.metadata_hash, d.transform_hash,
@@ -302,8 +307,10 @@ class LedgerIndex:
             return max(0, head - client.deploy_block + 1)
         return max(0, head - last)
 
+    @property
     def last_block(self) -> int | None:
-        """The last block indexed, or None before the first sync."""
+        """The last block indexed, or None before the first sync (read from the file, so it
+        reflects syncs made by other threads and processes)."""
         return self._binding(self._conn()).last_block
 
     # -- queries ------------------------------------------------------------------------------
@@ -585,7 +592,7 @@ class LedgerIndex:
 
 def _tail(row: Sequence[Any]) -> dict[str, Any]:
     """The fields every indexed record shares: registration, then revocation."""
-    registrant, tx_hash, block_number, registered_at, revoked, reason, by, rtx, rat = row
+    registrant, tx_hash, block_number, registered_at, revoked, reason, by, rtx, rblock, rat = row
     return {
         "registrant": registrant,
         "tx_hash": tx_hash,
@@ -595,6 +602,7 @@ def _tail(row: Sequence[Any]) -> dict[str, Any]:
         "revoked_reason": reason,
         "revoked_by": by,
         "revoked_tx_hash": rtx,
+        "revoked_block": rblock,
         "revoked_at": rat,
     }
 

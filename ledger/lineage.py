@@ -224,7 +224,7 @@ class _Builder:
         elif kind == "batch":
             found = self.index.batch(record_hash)
         if found is None:
-            last = self.index.last_block()
+            last = self.index.last_block
             where = "an empty index" if last is None else f"the index (synced to block {last})"
             raise RecordNotIndexed(
                 f"no dataset, model or batch {record_hash} is in {where}",

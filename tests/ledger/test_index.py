@@ -73,6 +73,7 @@ def _revocation_fields(client: LedgerClient, record_hash: str) -> dict:
             "revoked_reason": None,
             "revoked_by": None,
             "revoked_tx_hash": None,
+            "revoked_block": None,
             "revoked_at": None,
         }
     return {
@@ -80,6 +81,7 @@ def _revocation_fields(client: LedgerClient, record_hash: str) -> dict:
         "revoked_reason": revocation.reason,
         "revoked_by": revocation.revoker,
         "revoked_tx_hash": revocation.tx_hash,
+        "revoked_block": revocation.block_number,
         "revoked_at": client.block_timestamp(revocation.block_number),
     }
 
@@ -142,7 +144,7 @@ def snapshot(index: LedgerIndex) -> dict:
         "batches_of": [index.batches_of_model(m) for m in MODELS],
         "children": [index.children_of_dataset(d) for d in DATASETS],
         "models_of": [index.models_of_dataset(d) for d in DATASETS],
-        "last_block": index.last_block(),
+        "last_block": index.last_block,
     }
 
 
@@ -204,7 +206,7 @@ def test_incremental_sync_applies_only_new_events(deployed, index):
     written = populate(client)
     assert index.sync(client) == written
     assert index.sync(client) == 0
-    assert index.last_block() == client.latest_block()
+    assert index.last_block == client.latest_block()
     register(client, h(5), parents=[CLEAN], transform=h(52))
     client.revoke(MODEL1, "trained on a stale split")
     assert index.sync(client) == 2
@@ -328,9 +330,9 @@ def test_paging_is_newest_first_with_totals(deployed, index):
 def test_an_empty_index(deployed, index):
     assert index.datasets() == ([], 0)
     assert index.models() == ([], 0)
-    assert index.last_block() is None
+    assert index.last_block is None
     assert index.sync(deployed.registrar) == 0  # the role events of the deployment are not indexed
-    assert index.last_block() == deployed.registrar.latest_block()
+    assert index.last_block == deployed.registrar.latest_block()
     assert index.datasets() == ([], 0)
 
 
@@ -344,7 +346,7 @@ def test_lag_counts_blocks_not_yet_indexed(deployed, index):
     assert index.lag(client) == 0
     register(client, RAW)
     register(client, RAW2)
-    assert index.lag(client) == client.latest_block() - index.last_block() >= 2
+    assert index.lag(client) == client.latest_block() - index.last_block >= 2
     index.sync(client)
     assert index.lag(client) == 0
 
