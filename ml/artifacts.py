@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import skops.io
-from threadpoolctl import threadpool_limits
 
 from ml._algorithms import ALGORITHMS, Task
 from ml._modelfile import read_model_file
+from ml._threads import single_thread
 from ml.datasets import Value
 from ml.errors import (
     InvalidInput,
@@ -98,7 +98,7 @@ class LoadedModel:
         Extra keys are ignored. Booleans count as 0/1, like boolean dataset columns.
         """
         X = self._matrix(rows)
-        with threadpool_limits(limits=1):
+        with single_thread():
             values = tuple(_plain(v) for v in self.estimator.predict(X))
             if self.task == "regression":
                 return Predictions(values=values)

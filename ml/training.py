@@ -55,10 +55,10 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
-from threadpoolctl import threadpool_limits
 
 from ml._algorithms import ALGORITHMS, Algorithm, Task
 from ml._modelfile import ModelHeader, write_model_file
+from ml._threads import single_thread
 from ml.datasets import Dataset, Value, validate_columns
 from ml.errors import (
     InvalidParameter,
@@ -200,7 +200,7 @@ def train(
         )
 
     # 3. Fit, single-threaded, recording warnings (they are part of the metadata).
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=1):
+    with warnings.catch_warnings(record=True) as caught, single_thread():
         warnings.simplefilter("always")
         try:
             estimator.fit(X_train, y_train)
@@ -212,7 +212,7 @@ def train(
     fit_warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
 
     # 4. Metrics on the held-out rows (or the training rows when test_size is 0).
-    with warnings.catch_warnings(), threadpool_limits(limits=1):
+    with warnings.catch_warnings(), single_thread():
         warnings.simplefilter("ignore")
         metrics, f1_average = _metrics(estimator, algo.task, X_test, y_test)
 

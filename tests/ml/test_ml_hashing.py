@@ -80,9 +80,12 @@ def test_canonical_json_utf8_and_escapes() -> None:
 
 
 def test_canonical_json_numpy_scalars_and_tuples() -> None:
-    assert canonical_json(
-        [np.float64(0.5), np.float32(0.5), np.int64(7), np.bool_(True), np.str_("s"), (1, 2)]
-    ) == b'[0.5,0.5,7,true,"s",[1,2]]'
+    assert (
+        canonical_json(
+            [np.float64(0.5), np.float32(0.5), np.int64(7), np.bool_(True), np.str_("s"), (1, 2)]
+        )
+        == b'[0.5,0.5,7,true,"s",[1,2]]'
+    )
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), np.float64("nan")])
