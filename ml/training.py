@@ -130,6 +130,8 @@ def build_estimator(
     """
     algo = _algorithm(algorithm)
     _check_seed(seed)
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidParameter("params", f"must be an object of name: value, got {params!r}")
     estimator = algo.estimator()
     known = estimator.get_params(deep=False)
     converted: dict[str, Any] = {}

@@ -127,6 +127,12 @@ def test_training_failure_not_tied_to_a_parameter() -> None:
         train(tiny, algorithm="mlp_classifier", target="y", params={"early_stopping": True})
 
 
+def test_params_must_be_an_object() -> None:
+    with pytest.raises(errors.InvalidParameter) as info:
+        build_estimator("ridge", [("alpha", 1.0)])  # type: ignore[arg-type]
+    assert info.value.name == "params"
+
+
 @pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "0"])
 def test_invalid_seed(seed: object) -> None:
     with pytest.raises(errors.InvalidParameter) as info:
