@@ -34,7 +34,7 @@ from ledger.records import (
 
 __all__ = ["DEFAULT_ADMIN_ROLE", "REGISTRAR_ROLE", "LedgerClient"]
 
-REGISTRAR_ROLE = Web3.keccak(text="REGISTRAR_ROLE")
+REGISTRAR_ROLE = bytes(Web3.keccak(text="REGISTRAR_ROLE"))
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
 
 # Upper bounds on gas per write; unused gas is refunded, so these only need to be generous.
@@ -231,6 +231,35 @@ class LedgerClient:
         """The revocation of a record, or None if it stands."""
         found = self._logs([self._topic(RecordRevoked), _b32(record_hash)], None, "latest")
         return found[0] if found else None
+
+    def registrar_history(self, address: str) -> list[tuple[int, bool]]:
+        """When ``address`` gained (True) or lost (False) ``REGISTRAR_ROLE``, by block number.
+
+        Verification uses it to accept receipts signed and anchored before a key lost its role,
+        and to refuse those that came after.
+        """
+        account_topic = bytes(12) + bytes.fromhex(to_checksum_address(address)[2:])
+        changes = []
+        for name, granted in (("RoleGranted", True), ("RoleRevoked", False)):
+            topic = event_abi_to_log_topic(
+                next(i for i in self._artifact.abi if i.get("name") == name)
+            )
+            for log in guard(
+                lambda topic=topic: self._w3.eth.get_logs(
+                    {
+                        "address": self.address,
+                        "fromBlock": self.deploy_block,
+                        "toBlock": "latest",
+                        "topics": [
+                            "0x" + topic.hex(),
+                            "0x" + REGISTRAR_ROLE.hex(),
+                            "0x" + account_topic.hex(),
+                        ],
+                    }
+                )
+            ):
+                changes.append((log["blockNumber"], log["logIndex"], granted))
+        return [(block, granted) for block, _, granted in sorted(changes)]
 
     # -- internals ----------------------------------------------------------------------------
 

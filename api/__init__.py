@@ -1,0 +1,1 @@
+"""The Provenance Ledger service: FastAPI routes, settings, auth and the ``provenance`` CLI."""

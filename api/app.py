@@ -1,0 +1,101 @@
+"""The FastAPI application: lifespan, limits, error handling and routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import install_problem_handlers
+from api.routes import api_router
+from api.service import ProvenanceService
+from api.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("provenance.api")
+MULTIPART_OVERHEAD = 1024 * 1024  # form fields and part headers around an upload
+
+
+class BodyLimit:
+    """Refuse a request body past its limit while it streams in, before it is buffered.
+
+    Uploads (multipart) may carry ``max_upload_bytes``; every other body ``max_json_bytes``.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if content_type.startswith("multipart/"):
+            limit, name = self.settings.max_upload_bytes + MULTIPART_OVERHEAD, "max_upload_bytes"
+        else:
+            limit, name = self.settings.max_json_bytes, "max_json_bytes"
+        too_large = HTTPException(413, f"the request body exceeds {name} = {limit}")
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            from api.problems import problem_response
+
+            await problem_response(413, "too-large", str(too_large.detail), limit=name)(
+                scope, receive, send
+            )
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise too_large
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = ProvenanceService(settings)
+        app.state.service = service
+        log.info(
+            "serving ledger %s on %s chain %s",
+            service.client.address, settings.chain, service.client.chain_id(),
+        )  # fmt: skip
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(
+        title="Provenance Ledger",
+        version="0.1.0",
+        summary="Dataset and model lineage on an Ethereum ledger, with verifiable receipts.",
+        lifespan=lifespan,
+    )
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimit, settings=settings)
+    app.include_router(api_router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, object]:
+        """Liveness and the chain's head, so a monitor sees a stuck chain too."""
+        service = app.state.service
+        return {"status": "ok", "latest_block": service.client.latest_block()}
+
+    return app

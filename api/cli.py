@@ -1,0 +1,435 @@
+"""The ``provenance`` command: serve the API, run the demo, and drive every flow from a shell.
+
+Commands that act on the ledger talk HTTP: to a running service given by ``--url``
+(``PROVENANCE_URL``), or, without one, to the service opened in process on ``--data-dir``.
+One code path, so the CLI behaves exactly like the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="provenance",
+    help="Provenance Ledger: verifiable lineage for datasets, models and predictions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+dataset_app = typer.Typer(help="Register, clean and inspect datasets.", no_args_is_help=True)
+model_app = typer.Typer(help="Train and inspect models.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(model_app, name="model")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option("--url", envvar="PROVENANCE_URL", help="a running service; default: in process"),
+]
+DataDirOpt = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="PROVENANCE_DATA_DIR", help="the service's data directory"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+DEFAULT_DATA_DIR = Path(".provenance")
+
+
+class CommandFailed(Exception):
+    """An API call answered with a problem; its detail is what the user sees."""
+
+
+@contextmanager
+def _connect(url: str | None, data_dir: Path) -> Iterator[httpx.Client]:
+    if url:
+        with httpx.Client(base_url=url.rstrip("/"), timeout=600) as client:
+            yield client
+        return
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    settings = Settings(data_dir=data_dir)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.is_success:
+        return response.json()
+    try:
+        problem = response.json()
+        detail = f"{problem.get('detail')} [{problem.get('type', '').rsplit(':', 1)[-1]}]"
+    except ValueError:
+        detail = response.text[:500]
+    raise CommandFailed(f"HTTP {response.status_code}: {detail}")
+
+
+def _emit(data: Any, as_json: bool, human: Any) -> None:
+    if as_json:
+        out.print_json(json.dumps(data))
+    else:
+        human(data)
+
+
+def _run(action: Any) -> None:
+    try:
+        action()
+    except CommandFailed as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except httpx.TransportError as exc:
+        err.print(f"[red]error:[/red] cannot reach the service: {exc}")
+        raise typer.Exit(2) from None
+
+
+def _show_dataset(d: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None)
+    for key in (
+        "content_hash",
+        "rows_root",
+        "row_count",
+        "schema_hash",
+        "parents",
+        "transform_hash",
+        "tx_hash",
+        "block_number",
+        "revoked",
+    ):
+        table.add_row(key, str(d.get(key)))
+    table.add_row("columns", ", ".join(f"{c['name']}:{c['type']}" for c in d["columns"]))
+    out.print(table)
+
+
+def _show_model(m: dict[str, Any]) -> None:
+    table = Table(show_header=False, box=None)
+    for key in (
+        "model_hash",
+        "algorithm",
+        "metadata_hash",
+        "datasets",
+        "tx_hash",
+        "block_number",
+        "revoked",
+    ):
+        table.add_row(key, str(m.get(key)))
+    metrics = m["metadata"].get("metrics", {})
+    table.add_row("metrics", ", ".join(f"{k}={v}" for k, v in metrics.items()))
+    out.print(table)
+
+
+class _ProgressReader:
+    """A file wrapper that advances a progress bar as httpx reads the upload."""
+
+    def __init__(self, handle: Any, progress: Progress, task: Any) -> None:
+        self._handle, self._progress, self._task = handle, progress, task
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._progress.advance(self._task, len(chunk))
+        return chunk
+
+
+# -- serve and demo ---------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Run the HTTP service (embedded chain by default: no configuration needed)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    os.environ.setdefault("PROVENANCE_DATA_DIR", str(data_dir))
+    settings = Settings(data_dir=data_dir)
+    err.print(f"Provenance Ledger on http://{host}:{port} (docs at /docs), data in {data_dir}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+DEMO_CSV = (
+    "x1,x2,y\n"
+    "100,200,5000\n"
+    "200,300,6000\n"
+    "300,400,7000\n"
+    "300,400,7000\n"  # a duplicate the cleaning step removes
+    "250,,6500\n"  # a missing value the cleaning step removes
+)
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="default: a fresh temporary directory")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole flow on the worked sales example and say what happened at each step."""
+    work = data_dir or Path(tempfile.mkdtemp(prefix="provenance-demo-"))
+
+    def run() -> None:
+        report: dict[str, Any] = {"data_dir": str(work)}
+        say = (lambda *a: None) if as_json else out.print
+        with _connect(None, work) as api:
+            say(f"[bold]1. Collect[/bold]: sales data with a duplicate and a gap, in {work}")
+            raw = _check(
+                api.post(
+                    "/v1/datasets",
+                    files={"file": ("sales.csv", DEMO_CSV)},
+                    data={"name": "sales", "description": "worked example"},
+                )
+            )
+            say(
+                f"   registered raw dataset {raw['content_hash']} "
+                f"({raw['row_count']} rows) in block {raw['block_number']}"
+            )
+            steps = [{"step": "drop_duplicates"}, {"step": "drop_missing"}]
+            clean = _check(
+                api.post(f"/v1/datasets/{raw['content_hash']}/derive", json={"steps": steps})
+            )
+            say(
+                f"[bold]2. Clean[/bold]: drop_duplicates + drop_missing -> {clean['content_hash']}"
+                f" ({clean['row_count']} rows), parent {clean['parents'][0][:10]}…"
+            )
+            model = _check(
+                api.post(
+                    "/v1/models",
+                    json={
+                        "dataset": clean["content_hash"],
+                        "algorithm": "linear_regression",
+                        "target": "y",
+                        "test_size": 0,
+                        "seed": 0,
+                    },
+                )
+            )
+            metrics = model["metadata"]["metrics"]
+            say(
+                f"[bold]3. Train[/bold]: linear regression {model['model_hash']}, "
+                f"R² = {metrics.get('r2')}"
+            )
+            prediction = _check(
+                api.post(
+                    f"/v1/models/{model['model_hash']}/predict",
+                    json={"rows": [{"x1": 150, "x2": 250}]},
+                )
+            )
+            say(f"[bold]4. Predict[/bold]: x1=150, x2=250 -> y = {prediction['predictions'][0]}")
+            graph = _check(api.get(f"/v1/lineage/{model['model_hash']}?direction=up"))
+            say(
+                f"[bold]5. Lineage[/bold] of the model: {len(graph['nodes'])} nodes, "
+                f"{len(graph['edges'])} edges"
+            )
+            for edge in graph["edges"]:
+                say(f"   {edge['source'][:24]}… --{edge['relation']}--> {edge['target'][:24]}…")
+            report.update(raw=raw, clean=clean, model=model, prediction=prediction, lineage=graph)
+        if as_json:
+            out.print_json(json.dumps(report))
+
+    _run(run)
+
+
+# -- datasets -------------------------------------------------------------------------------
+
+
+@dataset_app.command("register")
+def dataset_register(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    name: Annotated[str | None, typer.Option(help="a human name")] = None,
+    description: Annotated[str | None, typer.Option(help="what the data is")] = None,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload and register a CSV file; prints its hashes and chain coordinates."""
+
+    def run() -> None:
+        form = {k: v for k, v in (("name", name), ("description", description)) if v}
+        with _connect(url, data_dir) as api, file.open("rb") as handle:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=err,
+                transient=True,
+                disable=as_json,
+            ) as progress:
+                task = progress.add_task(f"uploading {file.name}", total=file.stat().st_size)
+                reader = _ProgressReader(handle, progress, task)
+                response = api.post("/v1/datasets", files={"file": (file.name, reader)}, data=form)
+            result = _check(response)
+        if not as_json and response.status_code == 200:
+            out.print("[yellow]already registered[/yellow]")
+        _emit(result, as_json, _show_dataset)
+
+    _run(run)
+
+
+@dataset_app.command("derive")
+def dataset_derive(
+    parent: Annotated[str, typer.Argument(help="the parent dataset's content hash")],
+    steps: Annotated[Path, typer.Option(exists=True, help='JSON file: {"steps": [...]}')],
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Clean a registered dataset with a transform spec and register the result."""
+
+    def run() -> None:
+        spec = json.loads(steps.read_text())
+        body = spec if isinstance(spec, dict) else {"steps": spec}
+        with _connect(url, data_dir) as api:
+            result = _check(api.post(f"/v1/datasets/{parent}/derive", json=body))
+        _emit(result, as_json, _show_dataset)
+
+    _run(run)
+
+
+@dataset_app.command("show")
+def dataset_show(
+    content_hash: str,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a registered dataset."""
+
+    def run() -> None:
+        with _connect(url, data_dir) as api:
+            _emit(_check(api.get(f"/v1/datasets/{content_hash}")), as_json, _show_dataset)
+
+    _run(run)
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+@model_app.command("train")
+def model_train(
+    dataset: Annotated[str, typer.Option(help="training dataset content hash")],
+    algorithm: Annotated[str, typer.Option(help="e.g. linear_regression, ridge")],
+    target: Annotated[str, typer.Option(help="the column to predict")],
+    feature: Annotated[list[str] | None, typer.Option(help="a feature column (repeat)")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="NAME=JSON (repeat)")] = None,
+    test_size: Annotated[float, typer.Option(help="held-out fraction, 0 for none")] = 0.2,
+    seed: Annotated[int, typer.Option(help="split and estimator seed")] = 0,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a model deterministically on a registered dataset and register it."""
+
+    def run() -> None:
+        params = {}
+        for item in param or []:
+            key, _, raw = item.partition("=")
+            try:
+                params[key] = json.loads(raw)
+            except ValueError:
+                params[key] = raw
+        body = {
+            "dataset": dataset,
+            "algorithm": algorithm,
+            "target": target,
+            "features": feature or None,
+            "params": params,
+            "test_size": test_size,
+            "seed": seed,
+        }
+        with _connect(url, data_dir) as api, err.status(f"training {algorithm}…"):
+            result = _check(api.post("/v1/models", json=body))
+        _emit(result, as_json, _show_model)
+
+    _run(run)
+
+
+@model_app.command("show")
+def model_show(
+    model_hash: str,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a registered model with its metrics."""
+
+    def run() -> None:
+        with _connect(url, data_dir) as api:
+            _emit(_check(api.get(f"/v1/models/{model_hash}")), as_json, _show_model)
+
+    _run(run)
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="the model hash")],
+    rows: Annotated[Path, typer.Option(exists=True, help="JSON file: a list of row objects")],
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict with a registered model; every prediction comes with a signed receipt."""
+
+    def run() -> None:
+        data = json.loads(rows.read_text())
+        body = data if isinstance(data, dict) else {"rows": data}
+        with _connect(url, data_dir) as api:
+            result = _check(api.post(f"/v1/models/{model}/predict", json=body))
+
+        def human(r: dict[str, Any]) -> None:
+            for i, value in enumerate(r["predictions"]):
+                out.print(f"row {i}: {value}")
+
+        _emit(result, as_json, human)
+
+    _run(run)
+
+
+@app.command()
+def lineage(
+    record: Annotated[str, typer.Argument(help="a dataset, model or batch hash")],
+    direction: Annotated[str, typer.Option(help="up, down or both")] = "both",
+    prov: Annotated[bool, typer.Option("--prov", help="W3C PROV-JSON")] = False,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show where a record came from and what was built on it."""
+
+    def run() -> None:
+        query = f"direction={direction}" + ("&format=prov" if prov else "")
+        with _connect(url, data_dir) as api:
+            graph = _check(api.get(f"/v1/lineage/{record}?{query}"))
+
+        def human(g: dict[str, Any]) -> None:
+            for node in g["nodes"]:
+                flag = " [red]TAINTED[/red]" if node.get("tainted") else ""
+                out.print(f"{node['kind']:>9} {node['id']}{flag}")
+            for edge in g["edges"]:
+                out.print(f"  {edge['source']} --{edge['relation']}--> {edge['target']}")
+
+        _emit(graph, as_json or prov, human)
+
+    _run(run)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,11 @@
+"""One router per resource, gathered under ``/v1``."""
+
+from fastapi import APIRouter
+
+from api.routes import chain, datasets, lineage, models, records
+
+api_router = APIRouter(prefix="/v1")
+for module in (datasets, models, records, lineage, chain):
+    api_router.include_router(module.router)
+
+__all__ = ["api_router"]

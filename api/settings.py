@@ -1,0 +1,53 @@
+"""One settings object, from ``PROVENANCE_*`` environment variables, served by a dependency."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told. Defaults run it with no configuration at all."""
+
+    model_config = SettingsConfigDict(env_prefix="PROVENANCE_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(Path(".provenance"), description="chain, artifacts, index, receipts")
+    chain: Literal["embedded", "rpc"] = "embedded"
+    rpc_url: str | None = Field(None, description="JSON-RPC node URL when chain=rpc")
+    keystore: Path | None = Field(None, description="encrypted JSON keystore when chain=rpc")
+    confirmations: int = Field(0, ge=0, le=64)
+    rpc_timeout: float = Field(10.0, gt=0)
+
+    max_upload_bytes: int = Field(64 * MiB, ge=1)
+    max_rows: int = Field(1_000_000, ge=1)
+    max_columns: int = Field(1_000, ge=1)
+    max_field_chars: int = Field(10_000, ge=1, le=131_072)
+    max_predict_rows: int = Field(1_000, ge=1)
+    max_json_bytes: int = Field(8 * MiB, ge=1024)
+    max_name_chars: int = Field(200, ge=1)
+    max_description_chars: int = Field(2_000, ge=1)
+
+    anchor_batch_size: int = Field(1024, ge=1, description="anchor when this many are pending")
+    anchor_interval: float = Field(5.0, gt=0, description="or when the oldest is this old (s)")
+
+    public_read: bool = Field(True, description="reads and verification need no key")
+
+    @model_validator(mode="after")
+    def _rpc_needs_url(self) -> Settings:
+        if self.chain == "rpc" and not self.rpc_url:
+            raise ValueError("PROVENANCE_RPC_URL is required when PROVENANCE_CHAIN=rpc")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests override this dependency."""
+    return Settings()
