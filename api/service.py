@@ -144,8 +144,22 @@ class ProvenanceService:
         )
         self.sync()
         self.anchorer.start()  # anchors whatever a previous run left pending
+        self._stop = threading.Event()
+        self._follower = threading.Thread(target=self._follow_chain, name="index", daemon=True)
+        self._follower.start()
+
+    def _follow_chain(self, every: float = 1.0) -> None:
+        """Keep the index caught up with writes this process did not make (anchoring, other
+        services on the same node) without any request having to wait for it."""
+        while not self._stop.wait(every):
+            try:
+                self.sync()
+            except Exception as exc:  # the chain may be away; the next round retries
+                log.warning("index sync failed: %s", exc)
 
     def close(self) -> None:
+        self._stop.set()
+        self._follower.join(timeout=10)
         self.anchorer.stop()
         self.receipts.close()
         self.index.close()
@@ -398,6 +412,23 @@ class ProvenanceService:
             "probabilities": probabilities,
             "receipts": [StoredReceipt(r, None, "pending").to_json() for r in receipts],
         }
+
+    def reproduce_output(self, model_hash: str, row: dict[str, Any]) -> Any:
+        """What the stored model outputs for ``row``, in a receipt's ``output`` form.
+
+        Used to re-run a receipt's prediction; a revoked model still runs here, because an
+        auditor may need to reproduce what it said before it was revoked.
+        """
+        indexed = self.get_model(model_hash)
+        model = self._models.get_or_make(
+            indexed.model_hash,
+            lambda: load_model(self.store.read_bytes(indexed.model_hash), indexed.model_hash),
+        )
+        result = model.predict([row])
+        if result.probabilities is None or result.classes is None:
+            return result.values[0]
+        probabilities = dict(zip(map(str, result.classes), result.probabilities[0], strict=True))
+        return {"label": result.values[0], "probabilities": probabilities}
 
     def receipt(self, receipt_id: str) -> StoredReceipt:
         stored = self.receipts.get(receipt_id)

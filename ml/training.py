@@ -241,6 +241,8 @@ def train(
             }
         ],
         "params": _jsonable(estimator.get_params(deep=False)),
+        # What the caller asked for: retraining with exactly these reproduces the model.
+        "requested_params": _jsonable(dict(params or {})),
         "features": list(chosen),
         "target": target,
         "split": {

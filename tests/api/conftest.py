@@ -1,0 +1,51 @@
+"""Fixtures for the HTTP API: a real app on a persistent embedded chain in a temp directory."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+warnings.filterwarnings("ignore", message=".*httpx.*", category=DeprecationWarning)
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from api.app import create_app  # noqa: E402
+from api.settings import Settings  # noqa: E402
+
+SALES_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", anchor_interval=3600, anchor_batch_size=10_000)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def upload(client: TestClient, csv: str | bytes = SALES_CSV, **form: str) -> Any:
+    """POST a CSV; returns the response."""
+    return client.post("/v1/datasets", files={"file": ("data.csv", csv)}, data=form)
+
+
+def train(client: TestClient, dataset: str, **overrides: Any) -> Any:
+    body = {"dataset": dataset, "algorithm": "linear_regression", "target": "y", "test_size": 0}
+    return client.post("/v1/models", json={**body, **overrides})
+
+
+def assert_problem(response: Any, status: int, type_suffix: str) -> dict[str, Any]:
+    """The response is RFC 9457 problem+json with this status and type, and no stack trace."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status
+    assert body["type"] == f"urn:provenance-ledger:problem:{type_suffix}", body
+    assert "Traceback" not in response.text
+    return body
