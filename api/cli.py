@@ -58,6 +58,9 @@ def _connect(url: str | None, data_dir: Path) -> Iterator[httpx.Client]:
         with httpx.Client(base_url=url.rstrip("/"), timeout=600) as client:
             yield client
         return
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
     from api.app import create_app
