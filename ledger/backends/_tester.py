@@ -136,8 +136,10 @@ class DurablePyEVMBackend(PyEVMBackend):
         return hashes
 
     def revert_to_snapshot(self, snapshot: bytes) -> None:
+        if self._on_block is not None:
+            # Rewinding the canonical head would rewrite acknowledged history.
+            raise NotImplementedError("a persistent chain is never reverted to a snapshot")
         super().revert_to_snapshot(snapshot)
-        self._block_persisted()
 
     def apply_withdrawals(self, withdrawals_list: list[dict[str, int | str]]) -> None:
         super().apply_withdrawals(withdrawals_list)

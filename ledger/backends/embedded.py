@@ -141,6 +141,11 @@ class EmbeddedBackend(ChainBackend):
                         f"this code reads {FORMAT_VERSION!r}"
                     )
                 chain = open_chain(db)
+                if meta.get("chain_id") != str(chain.chain_id):
+                    raise ChainFormatError(
+                        f"{data_dir / CHAIN_FILE} holds chain id {meta.get('chain_id')}, "
+                        f"this eth-tester builds chain id {chain.chain_id}"
+                    )
             else:
                 # Genesis and its metadata land in one transaction: a crash here leaves an
                 # empty file, and the next start simply creates the genesis again.
@@ -152,6 +157,7 @@ class EmbeddedBackend(ChainBackend):
                         "genesis_hash": chain.get_canonical_block_by_number(0).hash.hex(),
                     }
                 )
+                _fsync_directory(data_dir)  # the new file's name is durable too
         except BaseException:
             self.close()
             raise
@@ -211,3 +217,11 @@ def _lock_directory(path: Path) -> int:
         os.close(fd)
         raise ChainInUseError(f"{path.parent} is already open in another backend") from None
     return fd
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -34,6 +34,7 @@ from web3.exceptions import ContractLogicError
 from ledger.backends.embedded import (
     CHAIN_FILE,
     ChainClosedError,
+    ChainFormatError,
     ChainInUseError,
     EmbeddedBackend,
 )
@@ -375,6 +376,31 @@ def test_directory_is_locked_against_a_second_writer(tmp_path: Path) -> None:
         assert chain.w3.eth.block_number == 0
 
 
+def test_persistent_history_cannot_be_rewound(tmp_path: Path) -> None:
+    with EmbeddedBackend(tmp_path) as chain:
+        tester = chain.ethereum_tester
+        snapshot_id = tester.take_snapshot()
+        chain.fund(Account.from_key(WRITER_KEY).address, 1)
+        with pytest.raises(NotImplementedError):
+            tester.revert_to_snapshot(snapshot_id)
+        with pytest.raises(NotImplementedError):
+            tester.reset_to_genesis()
+        assert chain.w3.eth.block_number == 1
+
+
+@pytest.mark.parametrize(("name", "value"), [("format", "0"), ("chain_id", "1")])
+def test_a_foreign_chain_file_is_refused(tmp_path: Path, name: str, value: str) -> None:
+    with EmbeddedBackend(tmp_path):
+        pass
+    with sqlite3.connect(tmp_path / CHAIN_FILE) as db:
+        db.execute("UPDATE meta SET value = ? WHERE name = ?", (value, name))
+    db.close()
+    with pytest.raises(ChainFormatError):
+        EmbeddedBackend(tmp_path)
+    with pytest.raises(ChainFormatError):  # and the failed open released the directory
+        EmbeddedBackend(tmp_path)
+
+
 _CRASH_WRITER = textwrap.dedent(
     """
     import sys
@@ -406,6 +432,12 @@ _CRASH_WRITER = textwrap.dedent(
 )
 
 
+def _child_env() -> dict[str, str]:
+    """The environment for a writer subprocess: this checkout first on its import path."""
+    paths = [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def _assert_consistent(chain: EmbeddedBackend) -> None:
     """The head's parent links reach genesis and the head's state is readable."""
     w3 = chain.w3
@@ -430,7 +462,7 @@ def test_sigkill_never_loses_an_acknowledged_write(tmp_path: Path) -> None:
         contract = funded_writer(chain).deploy()
 
     acknowledged: dict[str, int] = {}
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = _child_env()
     for round_ in range(3):
         child = subprocess.Popen(
             [
@@ -474,3 +506,89 @@ def test_sigkill_never_loses_an_acknowledged_write(tmp_path: Path) -> None:
             )
             assert check == "ok"
     assert len(acknowledged) >= 3
+
+
+_TORN_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from eth_account import Account
+    from ledger.backends.embedded import EmbeddedBackend
+
+    class TornConnection:
+        # Once armed, lets a fraction of the next block's rows reach SQLite, then stalls.
+        armed = False
+
+        def __init__(self, conn, store):
+            self._conn, self._store, self._written = conn, store, 0
+
+        def __getattr__(self, name):
+            return getattr(self._conn, name)
+
+        def execute(self, *args):
+            return self._conn.execute(*args)
+
+        def executemany(self, sql, rows):
+            rows = list(rows)
+            if self.armed and sql.startswith("INSERT OR REPLACE INTO kv"):
+                room = int(len(self._store._pending) * float(sys.argv[4])) - self._written
+                if room < len(rows):
+                    self._conn.executemany(sql, rows[:room])
+                    print("torn", flush=True)
+                    time.sleep(60)
+                self._written += len(rows)
+            return self._conn.executemany(sql, rows)
+
+    backend = EmbeddedBackend(Path(sys.argv[1]))
+    store = backend._store
+    torn = store._conn = TornConnection(store._conn, store)
+    w3, contract = backend.w3, sys.argv[2]
+    account = Account.from_key(bytes.fromhex(sys.argv[3]))
+    nonce = w3.eth.get_transaction_count(account.address)
+    for key in range(4):
+        torn.armed = key == 3
+        tx = {
+            "chainId": w3.eth.chain_id, "nonce": nonce + key, "to": contract, "value": 0,
+            "gas": 100000, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
+            "data": key.to_bytes(32, "big") + (key + 1).to_bytes(32, "big"),
+        }
+        tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+        print(tx_hash.hex(), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("torn_at", [0.5, 0.95])
+def test_a_block_torn_mid_commit_is_absent_not_half_there(tmp_path: Path, torn_at: float) -> None:
+    # Kill the writer while part of a block's rows are written: the block must vanish whole,
+    # leaving the previous block as the head (one SQLite transaction per block).
+    with EmbeddedBackend(tmp_path) as chain:
+        writer = funded_writer(chain)
+        contract = writer.deploy()
+        head_before, nonce_before = chain.w3.eth.block_number, writer.nonce
+    env = _child_env()
+    args = [str(tmp_path), contract, WRITER_KEY.hex(), str(torn_at)]
+    child = subprocess.Popen(
+        [sys.executable, "-c", _TORN_WRITER, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout is not None
+    try:
+        lines = [child.stdout.readline().strip() for _ in range(4)]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=30)
+    acknowledged, marker = lines[:3], lines[3]
+    assert marker == "torn"
+
+    with EmbeddedBackend(tmp_path) as chain:
+        w3 = chain.w3
+        assert w3.eth.block_number == head_before + 3
+        for tx_hash in acknowledged:
+            assert w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+        assert read_slot(w3, contract, 2) == 3
+        assert read_slot(w3, contract, 3) == 0  # the torn block's write is gone
+        _assert_consistent(chain)
+        assert Writer(chain).nonce == nonce_before + 3  # the torn one can be sent again
