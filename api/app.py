@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import install_problem_handlers
-from api.routes import api_router
+from api.routes import api_router, rpc
 from api.service import ProvenanceService
 from api.settings import Settings, get_settings
 
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, settings=settings)
     app.include_router(api_router)
+    app.include_router(rpc.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, object]:

@@ -434,5 +434,99 @@ def lineage(
     _run(run)
 
 
+# -- verification ---------------------------------------------------------------------------
+
+EXIT_INVALID, EXIT_UNREACHABLE, EXIT_PENDING = 1, 2, 3
+
+
+def _show_report(report: dict[str, Any]) -> None:
+    marks = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[yellow]·[/yellow]"}
+    for check in report["checks"]:
+        out.print(f" {marks[check['ok']]} {check['name']:<18} {check['detail']}")
+    colour = {"valid": "green", "invalid": "red", "pending": "yellow"}[report["verdict"]]
+    out.print(f"verdict: [bold {colour}]{report['verdict']}[/bold {colour}]")
+
+
+@app.command()
+def verify(
+    receipt_file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="a receipt or an evidence bundle")
+    ],
+    rpc_url: Annotated[str, typer.Option(help="any Ethereum JSON-RPC node (or a service's /rpc)")],
+    contract: Annotated[
+        str | None, typer.Option(help="the ledger contract address (default: the bundle's)")
+    ] = None,
+    artifacts: Annotated[
+        Path | None, typer.Option(help="an artifact store directory to check files against")
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="JSON file with the input row")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a receipt straight against a node, trusting nothing else.
+
+    Exit status: 0 valid, 1 invalid, 2 node unreachable, 3 pending (not anchored yet).
+    """
+    from ledger.backends.rpc import RpcBackend
+    from ledger.client import LedgerClient
+    from ledger.errors import ChainUnavailable
+    from ledger.receipts import Receipt, ReceiptError
+    from ledger.store import ArtifactStore
+    from ledger.verify import Anchoring
+    from ledger.verify import verify_receipt as verify_receipt_on_chain
+
+    document = json.loads(receipt_file.read_text())
+    receipt_doc = document.get("receipt", document)
+    input_row = json.loads(input_file.read_text()) if input_file else document.get("input")
+    address = contract or document.get("ledger", {}).get("contract")
+    if not address:
+        err.print("[red]error:[/red] --contract is required for a bare receipt")
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        receipt = Receipt.model_validate({k: receipt_doc.get(k) for k in Receipt.model_fields})
+    except (ValueError, ReceiptError) as exc:
+        err.print(f"[red]error:[/red] {receipt_file} is not a receipt: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        report = verify_receipt_on_chain(
+            receipt,
+            LedgerClient.reader(RpcBackend(rpc_url), address),
+            anchoring=Anchoring.from_json(receipt_doc),
+            store=ArtifactStore(artifacts) if artifacts else None,
+            input_row=input_row,
+        ).to_json()
+    except ChainUnavailable as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    _emit(report, as_json, _show_report)
+    if report["verdict"] != "valid":
+        raise typer.Exit(EXIT_INVALID if report["verdict"] == "invalid" else EXIT_PENDING)
+
+
+@app.command()
+def bundle(
+    receipt_id: Annotated[str, typer.Argument(help="the receipt id (0x...)")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="file to write")] = None,
+    url: UrlOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Write the evidence bundle of a receipt: receipt, proof, lineage, chain coordinates."""
+
+    def run() -> None:
+        with _connect(url, data_dir) as api:
+            document = _check(api.get(f"/v1/receipts/{receipt_id}/bundle"))
+        text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+        if output:
+            output.write_text(text)
+            err.print(
+                f"wrote {output} (verdict at bundling: {document['verification']['verdict']})"
+            )
+        else:
+            out.print(text, end="", markup=False, highlight=False)
+
+    _run(run)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import Web3
@@ -79,6 +80,14 @@ class LedgerClient:
             for item in self._artifact.abi
             if item["type"] == "event"
         }
+
+    @classmethod
+    def reader(
+        cls, backend: ChainBackend, address: str, *, deploy_block: int = 0
+    ) -> LedgerClient:
+        """A client for reading and verifying only: its throwaway key holds no role, so any
+        write it tried would be refused by the contract."""
+        return cls(backend, Account.create(), address, deploy_block=deploy_block)
 
     # -- deployment ---------------------------------------------------------------------------
 
