@@ -28,10 +28,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+index_app = typer.Typer(help="The SQLite index of the contract's events.", no_args_is_help=True)
+keystore_app = typer.Typer(help="Encrypted signing keys for RPC nodes.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Register, clean and inspect datasets.", no_args_is_help=True)
 model_app = typer.Typer(help="Train and inspect models.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
+app.add_typer(index_app, name="index")
+app.add_typer(keystore_app, name="keystore")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -526,6 +530,83 @@ def bundle(
             out.print(text, end="", markup=False, highlight=False)
 
     _run(run)
+
+
+# -- chain administration -------------------------------------------------------------------
+
+PasswordEnv = "PROVENANCE_KEYSTORE_PASSWORD"
+PasswordFileEnv = "PROVENANCE_KEYSTORE_PASSWORD_FILE"
+
+
+@keystore_app.command("create")
+def keystore_create(
+    path: Annotated[Path, typer.Argument(help="where to write the keystore (mode 0600)")],
+) -> None:
+    """Create a new key in an encrypted JSON keystore; the password comes from
+    $PROVENANCE_KEYSTORE_PASSWORD or the file named by $PROVENANCE_KEYSTORE_PASSWORD_FILE."""
+    from ledger.keys import create_keystore, read_password
+
+    if path.exists():
+        err.print(f"[red]error:[/red] {path} exists; refusing to overwrite a key")
+        raise typer.Exit(1)
+    account = create_keystore(path, read_password(PasswordEnv, PasswordFileEnv))
+    out.print(f"created {path} for address {account.address}")
+
+
+@app.command()
+def deploy(
+    rpc_url: Annotated[str, typer.Option(help="the JSON-RPC node to deploy to")],
+    keystore: Annotated[Path, typer.Option(exists=True, help="encrypted JSON keystore")],
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Deploy the committed contract artifact and write the deployment record that
+    `serve` uses with PROVENANCE_CHAIN=rpc."""
+    from ledger.backends.rpc import RpcBackend
+    from ledger.deployment import Deployment, deploy_ledger
+    from ledger.errors import LedgerError
+    from ledger.keys import load_keystore, read_password
+
+    record = data_dir / "deployment.json"
+    try:
+        account = load_keystore(keystore, read_password(PasswordEnv, PasswordFileEnv))
+        existing = Deployment.load(record)
+        if existing is not None:
+            err.print(f"[red]error:[/red] {record} already records {existing.address}")
+            raise typer.Exit(1)
+        client = deploy_ledger(RpcBackend(rpc_url), account, record)
+    except LedgerError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"deployed ProvenanceLedger at {client.address} on chain {client.chain_id()}")
+    out.print(f"wrote {record}")
+
+
+@index_app.command("rebuild")
+def index_rebuild(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+    """Drop the index and rebuild it from the contract's events (the chain is the truth).
+
+    With the embedded chain, stop the service first: its chain has one writer at a time.
+    """
+    from api.service import open_backend
+    from api.settings import Settings
+    from ledger.deployment import connect_ledger
+    from ledger.index import LedgerIndex
+
+    settings = Settings(data_dir=data_dir)
+    try:
+        backend, account = open_backend(settings)
+    except Exception as exc:
+        err.print(f"[red]error:[/red] cannot open the chain in {data_dir}: {exc}")
+        raise typer.Exit(1) from None
+    try:
+        client = connect_ledger(
+            backend, account, data_dir / "deployment.json", deploy_if_missing=False
+        )
+        with LedgerIndex(data_dir / "index.sqlite3") as index:
+            count = index.rebuild(client)
+            out.print(f"rebuilt the index from {count} events up to block {index.last_block}")
+    finally:
+        backend.close()
 
 
 def main() -> None:  # pragma: no cover - console entry point
