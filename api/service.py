@@ -185,12 +185,15 @@ class ProvenanceService:
                 limit="max_upload_bytes",
             ) from None
         try:
-            if (existing := self.index.dataset(staged.digest)) is not None:
-                return Written(self.dataset_view(existing), created=False)
-            dataset = load_dataset(staged.path, self.limits)
+            existing = self.index.dataset(staged.digest)
+            if existing is None:
+                dataset = load_dataset(staged.path, self.limits)
         except BaseException:
             self.store.discard(staged)
             raise
+        if existing is not None:  # the same bytes again: nothing to store, nothing to send
+            self.store.discard(staged)
+            return Written(self.dataset_view(existing), created=False)
         self.store.commit(staged)
         return self._register(dataset, name=name, description=description)
 
