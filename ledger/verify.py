@@ -177,27 +177,54 @@ def _artifact_check(
 def _signer_check(
     client: LedgerClient, signer: str, anchored_block: int | None, checks: _Checks
 ) -> None:
-    if client.is_registrar(signer):
-        checks.add("signer_authorized", True, f"{signer} holds REGISTRAR_ROLE")
+    """The signer held ``REGISTRAR_ROLE`` when the receipt was anchored (or now, if pending).
+
+    The anchoring block is the only time the chain vouches for: a receipt anchored while its
+    signer held the role stays valid after the role is revoked, and one anchored while the role
+    was revoked stays unauthorized even if the role is granted again later. Role changes in the
+    anchoring block itself count as earlier.
+    """
+    if anchored_block is None:
+        if client.is_registrar(signer):
+            checks.add("signer_authorized", True, f"{signer} holds REGISTRAR_ROLE")
+        else:
+            history = client.registrar_history(signer)
+            checks.add(
+                "signer_authorized",
+                False,
+                f"{signer} lost REGISTRAR_ROLE in block {history[-1][0]}"
+                if history
+                else f"{signer} never held REGISTRAR_ROLE",
+            )
         return
     history = client.registrar_history(signer)
-    revoked_at = next((block for block, granted in reversed(history) if not granted), None)
-    if revoked_at is None:
+    held = False
+    for block, granted in history:
+        if block > anchored_block:
+            break
+        held = granted
+    if not history:
         checks.add("signer_authorized", False, f"{signer} never held REGISTRAR_ROLE")
-    elif anchored_block is not None and anchored_block < revoked_at:
-        checks.add(
-            "signer_authorized",
-            True,
-            f"{signer} lost REGISTRAR_ROLE in block {revoked_at}, after this receipt was "
-            f"anchored in block {anchored_block}",
-        )
-    else:
+    elif not held:
         checks.add(
             "signer_authorized",
             False,
-            f"{signer} lost REGISTRAR_ROLE in block {revoked_at}; this receipt was not "
-            "anchored before that",
+            f"{signer} did not hold REGISTRAR_ROLE when this receipt was anchored "
+            f"(block {anchored_block}; role changes: {_role_changes(history)})",
         )
+    elif history[-1][1]:
+        checks.add("signer_authorized", True, f"{signer} holds REGISTRAR_ROLE")
+    else:
+        checks.add(
+            "signer_authorized",
+            True,
+            f"{signer} lost REGISTRAR_ROLE in block {history[-1][0]}, after this receipt was "
+            f"anchored in block {anchored_block}",
+        )
+
+
+def _role_changes(history: list[tuple[int, bool]]) -> str:
+    return ", ".join(f"{'granted' if g else 'revoked'} in block {b}" for b, g in history)
 
 
 def verify_receipt(
