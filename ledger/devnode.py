@@ -43,11 +43,20 @@ def free_port() -> int:
 class AnvilNode:
     """An anvil process on a free loopback port, stopped by :meth:`stop` or the ``with`` block."""
 
-    def __init__(self, work_dir: Path, *, chain_id: int = 31337) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        chain_id: int = 31337,
+        port: int | None = None,
+        state: Path | None = None,
+    ) -> None:
+        """``state``: a file anvil loads at start and writes back when stopped, so a node can
+        be stopped and started again with its chain intact."""
         binary = anvil_binary()
         if binary is None:
             raise FileNotFoundError("anvil not found: run `npm ci --prefix contracts`")
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         work_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(work_dir / "anvil.log", "wb")  # noqa: SIM115 - lives as long as the node
@@ -58,8 +67,9 @@ class AnvilNode:
                 "--port", str(self.port),
                 "--chain-id", str(chain_id),
                 "--cache-path", str(work_dir / "cache"),
-                "--prune-history",
+                "--prune-history", "256",  # recent states only: "latest" must not vanish
                 "--accounts", "2",
+                *(["--state", str(state)] if state else []),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
