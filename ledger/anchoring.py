@@ -10,6 +10,11 @@ A batch is first *planned* (its root, and each receipt's leaf and proof, written
 transaction), then sent, then marked *anchored*. After a crash between the two, start-up asks the
 chain whether the planned root is anchored, and either records it or sends it again: nothing is
 anchored twice and nothing is left behind.
+
+A batch is marked *failed* only when the chain refuses it for good (its model was revoked or is
+unknown) and does not hold it already. A refusal that may pass (this key lost its role, a
+transaction got no receipt in time, the node is away) keeps the batch planned, and the thread
+retries it after a pause.
 """
 
 from __future__ import annotations
@@ -26,7 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from ledger.client import LedgerClient
-from ledger.errors import BatchAlreadyAnchored, ChainUnavailable, LedgerError
+from ledger.errors import (
+    AlreadyRegistered,
+    BatchAlreadyAnchored,
+    ChainUnavailable,
+    InvalidRecord,
+    LedgerError,
+    RecordRevoked,
+    UnknownBatch,
+    UnknownRecord,
+)
 from ledger.merkle import StandardMerkleTree
 from ledger.receipts import RECEIPT_LEAF_ENCODING, Receipt, receipt_leaf
 
@@ -92,12 +106,16 @@ class StoredReceipt:
 
 @dataclass(frozen=True)
 class AnchorResult:
+    """What one attempt at a batch did: ``state`` is ``anchored``, ``failed`` (for good) or
+    ``planned`` (refused for now; retried later), with the ``error`` when it is not anchored."""
+
     root: str
     model_hash: str
     count: int
     tx_hash: str | None
     block_number: int | None
     error: str | None = None
+    state: str = "anchored"
 
 
 class ReceiptBook:
@@ -276,6 +294,7 @@ class Anchorer:
         self._wake = threading.Condition()
         self._stopping = False
         self._flush_lock = threading.Lock()
+        self._retry_at = 0.0  # time.monotonic() before which the thread does not retry
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -296,6 +315,9 @@ class Anchorer:
 
     def _due_in(self) -> float:
         """Seconds until a batch is due (0: now)."""
+        retry_in = self._retry_at - time.monotonic()
+        if retry_in > 0:
+            return retry_in
         if self.book.pending_count() >= self.batch_size or self.book.planned():
             return 0.0
         oldest = self.book.oldest_pending_at()
@@ -313,15 +335,20 @@ class Anchorer:
                     self._wake.wait(timeout=delay)
                     continue
             try:
-                self.flush()
+                results = self.flush()
             except ChainUnavailable as exc:
                 log.warning("anchoring postponed: %s", exc)
-                with self._wake:
-                    self._wake.wait(timeout=min(self.interval, 5.0))
+                self._back_off()
             except Exception:
                 log.exception("anchoring failed")
-                with self._wake:
-                    self._wake.wait(timeout=min(self.interval, 5.0))
+                self._back_off()
+            else:
+                if any(r.state == "planned" for r in results):
+                    self._back_off()  # refused for now: do not hammer the chain
+
+    def _back_off(self) -> None:
+        """Wait a while before the next attempt, whatever new receipts arrive meanwhile."""
+        self._retry_at = time.monotonic() + min(self.interval, 5.0)
 
     def flush(self) -> list[AnchorResult]:
         """Plan every pending receipt into batches and anchor every planned batch."""
@@ -332,17 +359,38 @@ class Anchorer:
     def _anchor(self, root: str, model_hash: str, count: int) -> AnchorResult:
         try:
             tx = self.client.anchor_predictions(model_hash, root, count)
-            self.book.mark_anchored(root, tx.tx_hash, tx.block_number)
-            return AnchorResult(root, model_hash, count, tx.tx_hash, tx.block_number)
         except BatchAlreadyAnchored:
             # Sent before a crash, or by a previous attempt: record what the chain says.
-            event = self.client.batch_anchoring(root)
-            self.book.mark_anchored(root, event.tx_hash, event.block_number)
-            return AnchorResult(root, model_hash, count, event.tx_hash, event.block_number)
+            return self._record_existing(root, model_hash, count)
         except ChainUnavailable:
             raise
-        except LedgerError as exc:
-            # The chain refuses this batch for good (e.g. its model was revoked meanwhile).
+        except (RecordRevoked, UnknownRecord, InvalidRecord, AlreadyRegistered) as exc:
+            # Refused for good (e.g. its model was revoked meanwhile), unless the batch was sent
+            # before a crash and the model revoked only since: then the chain holds it.
+            try:
+                return self._record_existing(root, model_hash, count)
+            except UnknownBatch:
+                pass
             log.error("batch %s cannot be anchored: %s", root, exc)
             self.book.mark_failed(root, str(exc))
-            return AnchorResult(root, model_hash, count, None, None, error=str(exc))
+            return AnchorResult(root, model_hash, count, None, None, str(exc), "failed")
+        except LedgerError as exc:
+            # Refused for now (this key lost its role, no receipt in time): keep it planned.
+            log.warning("batch %s not anchored yet, will retry: %s", root, exc)
+            return AnchorResult(root, model_hash, count, None, None, str(exc), "planned")
+        self.book.mark_anchored(root, tx.tx_hash, tx.block_number)
+        return AnchorResult(root, model_hash, count, tx.tx_hash, tx.block_number)
+
+    def _record_existing(self, root: str, model_hash: str, count: int) -> AnchorResult:
+        """Record a batch the chain already holds; raises :class:`UnknownBatch` if it does not."""
+        event = self.client.batch_anchoring(root)
+        if event.model_hash != model_hash or event.count != count:
+            error = (
+                f"root {root} is anchored on chain for model {event.model_hash} with "
+                f"{event.count} receipt(s), not for {model_hash} with {count}"
+            )
+            log.error("batch %s cannot be anchored: %s", root, error)
+            self.book.mark_failed(root, error)
+            return AnchorResult(root, model_hash, count, None, None, error, "failed")
+        self.book.mark_anchored(root, event.tx_hash, event.block_number)
+        return AnchorResult(root, model_hash, count, event.tx_hash, event.block_number)

@@ -26,6 +26,7 @@ def anchor_now(service: ServiceDep) -> dict:
                 "batch_id": r.root,
                 "model_hash": r.model_hash,
                 "count": r.count,
+                "state": r.state,
                 "tx_hash": r.tx_hash,
                 "block_number": r.block_number,
                 "error": r.error,
