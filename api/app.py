@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import AuthGate, KeyStore
 from api.problems import install_problem_handlers
 from api.routes import api_router, rpc
 from api.service import ProvenanceService
@@ -67,11 +69,20 @@ class BodyLimit:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = KeyStore(settings.data_dir / "keys.sqlite3")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = ProvenanceService(settings)
         app.state.service = service
+        key_file = settings.data_dir / "admin.key"
+        if (admin_key := keys.ensure_admin_key(key_file)) is not None:
+            print(  # shown once, on first start; the file keeps it (mode 0600)
+                f"Admin API key (shown once, kept in {key_file}, readable only by you):\n"
+                f"  {admin_key}",
+                file=sys.stderr,
+            )
         log.info(
             "serving ledger %s on %s chain %s",
             service.client.address, settings.chain, service.client.chain_id(),
@@ -88,8 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.dependency_overrides[get_settings] = lambda: settings
+    app.state.keys = keys
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(AuthGate, keys=keys, public_read=settings.public_read)  # outermost
     app.include_router(api_router)
     app.include_router(rpc.router)
 

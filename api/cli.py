@@ -29,6 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 index_app = typer.Typer(help="The SQLite index of the contract's events.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 keystore_app = typer.Typer(help="Encrypted signing keys for RPC nodes.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Register, clean and inspect datasets.", no_args_is_help=True)
 model_app = typer.Typer(help="Train and inspect models.", no_args_is_help=True)
@@ -36,6 +37,7 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(model_app, name="model")
 app.add_typer(index_app, name="index")
 app.add_typer(keystore_app, name="keystore")
+app.add_typer(keys_app, name="keys")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -49,6 +51,12 @@ DataDirOpt = Annotated[
     typer.Option("--data-dir", envvar="PROVENANCE_DATA_DIR", help="the service's data directory"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", envvar="PROVENANCE_API_KEY", help="default: <data dir>/admin.key if present"
+    ),
+]
 DEFAULT_DATA_DIR = Path(".provenance")
 
 
@@ -56,10 +64,19 @@ class CommandFailed(Exception):
     """An API call answered with a problem; its detail is what the user sees."""
 
 
+def _auth_headers(api_key: str | None, data_dir: Path) -> dict[str, str]:
+    key_file = data_dir / "admin.key"
+    if api_key is None and key_file.exists():
+        api_key = key_file.read_text().strip()
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 @contextmanager
-def _connect(url: str | None, data_dir: Path) -> Iterator[httpx.Client]:
+def _connect(url: str | None, data_dir: Path, api_key: str | None = None) -> Iterator[httpx.Client]:
+    """An HTTP client for a running service (``url``) or for one opened in process."""
     if url:
-        with httpx.Client(base_url=url.rstrip("/"), timeout=600) as client:
+        headers = _auth_headers(api_key, data_dir)
+        with httpx.Client(base_url=url.rstrip("/"), timeout=600, headers=headers) as client:
             yield client
         return
     import warnings
@@ -72,6 +89,7 @@ def _connect(url: str | None, data_dir: Path) -> Iterator[httpx.Client]:
 
     settings = Settings(data_dir=data_dir)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        client.headers.update(_auth_headers(api_key, data_dir))  # admin.key exists once started
         yield client
 
 
@@ -263,6 +281,7 @@ def dataset_register(
     name: Annotated[str | None, typer.Option(help="a human name")] = None,
     description: Annotated[str | None, typer.Option(help="what the data is")] = None,
     url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     as_json: JsonOpt = False,
 ) -> None:
@@ -270,7 +289,7 @@ def dataset_register(
 
     def run() -> None:
         form = {k: v for k, v in (("name", name), ("description", description)) if v}
-        with _connect(url, data_dir) as api, file.open("rb") as handle:
+        with _connect(url, data_dir, api_key) as api, file.open("rb") as handle:
             with Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),
@@ -296,6 +315,7 @@ def dataset_derive(
     parent: Annotated[str, typer.Argument(help="the parent dataset's content hash")],
     steps: Annotated[Path, typer.Option(exists=True, help='JSON file: {"steps": [...]}')],
     url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     as_json: JsonOpt = False,
 ) -> None:
@@ -304,7 +324,7 @@ def dataset_derive(
     def run() -> None:
         spec = json.loads(steps.read_text())
         body = spec if isinstance(spec, dict) else {"steps": spec}
-        with _connect(url, data_dir) as api:
+        with _connect(url, data_dir, api_key) as api:
             result = _check(api.post(f"/v1/datasets/{parent}/derive", json=body))
         _emit(result, as_json, _show_dataset)
 
@@ -315,13 +335,14 @@ def dataset_derive(
 def dataset_show(
     content_hash: str,
     url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a registered dataset."""
 
     def run() -> None:
-        with _connect(url, data_dir) as api:
+        with _connect(url, data_dir, api_key) as api:
             _emit(_check(api.get(f"/v1/datasets/{content_hash}")), as_json, _show_dataset)
 
     _run(run)
@@ -340,6 +361,7 @@ def model_train(
     test_size: Annotated[float, typer.Option(help="held-out fraction, 0 for none")] = 0.2,
     seed: Annotated[int, typer.Option(help="split and estimator seed")] = 0,
     url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     as_json: JsonOpt = False,
 ) -> None:
@@ -362,7 +384,7 @@ def model_train(
             "test_size": test_size,
             "seed": seed,
         }
-        with _connect(url, data_dir) as api, err.status(f"training {algorithm}…"):
+        with _connect(url, data_dir, api_key) as api, err.status(f"training {algorithm}…"):
             result = _check(api.post("/v1/models", json=body))
         _emit(result, as_json, _show_model)
 
@@ -373,13 +395,14 @@ def model_train(
 def model_show(
     model_hash: str,
     url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a registered model with its metrics."""
 
     def run() -> None:
-        with _connect(url, data_dir) as api:
+        with _connect(url, data_dir, api_key) as api:
             _emit(_check(api.get(f"/v1/models/{model_hash}")), as_json, _show_model)
 
     _run(run)
@@ -390,6 +413,7 @@ def predict(
     model: Annotated[str, typer.Argument(help="the model hash")],
     rows: Annotated[Path, typer.Option(exists=True, help="JSON file: a list of row objects")],
     url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     as_json: JsonOpt = False,
 ) -> None:
@@ -398,7 +422,7 @@ def predict(
     def run() -> None:
         data = json.loads(rows.read_text())
         body = data if isinstance(data, dict) else {"rows": data}
-        with _connect(url, data_dir) as api:
+        with _connect(url, data_dir, api_key) as api:
             result = _check(api.post(f"/v1/models/{model}/predict", json=body))
 
         def human(r: dict[str, Any]) -> None:
@@ -416,6 +440,7 @@ def lineage(
     direction: Annotated[str, typer.Option(help="up, down or both")] = "both",
     prov: Annotated[bool, typer.Option("--prov", help="W3C PROV-JSON")] = False,
     url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     as_json: JsonOpt = False,
 ) -> None:
@@ -423,7 +448,7 @@ def lineage(
 
     def run() -> None:
         query = f"direction={direction}" + ("&format=prov" if prov else "")
-        with _connect(url, data_dir) as api:
+        with _connect(url, data_dir, api_key) as api:
             graph = _check(api.get(f"/v1/lineage/{record}?{query}"))
 
         def human(g: dict[str, Any]) -> None:
@@ -513,12 +538,13 @@ def bundle(
     receipt_id: Annotated[str, typer.Argument(help="the receipt id (0x...)")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="file to write")] = None,
     url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
 ) -> None:
     """Write the evidence bundle of a receipt: receipt, proof, lineage, chain coordinates."""
 
     def run() -> None:
-        with _connect(url, data_dir) as api:
+        with _connect(url, data_dir, api_key) as api:
             document = _check(api.get(f"/v1/receipts/{receipt_id}/bundle"))
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
         if output:
@@ -607,6 +633,84 @@ def index_rebuild(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
             out.print(f"rebuilt the index from {count} events up to block {index.last_block}")
     finally:
         backend.close()
+
+
+# -- keys and integrity ---------------------------------------------------------------------
+
+
+def _key_store(data_dir: Path) -> Any:
+    from api.auth import KeyStore
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return KeyStore(data_dir / "keys.sqlite3")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="auditor, registrar or admin")],
+    name: Annotated[str, typer.Option(help="who or what the key is for")] = "",
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Create an API key; it is printed once, as the last word of the output."""
+    try:
+        info, key = _key_store(data_dir).create(role, name)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    print(f"created {info.role} key {info.key_id}; it is not stored anywhere, keep it: {key}")
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDirOpt = DEFAULT_DATA_DIR, as_json: JsonOpt = False) -> None:
+    """List API keys (ids and roles; the secrets are never stored)."""
+    keys = [
+        {"key_id": k.key_id, "role": k.role, "name": k.name, "created_at": k.created_at,
+         "revoked_at": k.revoked_at}
+        for k in _key_store(data_dir).list()
+    ]  # fmt: skip
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        for k in rows:
+            state = "revoked" if k["revoked_at"] else "active"
+            out.print(f"{k['key_id']}  {k['role']:<9} {state:<7} {k['name']}")
+
+    _emit(keys, as_json, human)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+    """Revoke an API key; it stops working at the service's next request."""
+    if not _key_store(data_dir).revoke(key_id):
+        err.print(f"[red]error:[/red] no active key {key_id}")
+        raise typer.Exit(1)
+    out.print(f"revoked {key_id}")
+
+
+@app.command()
+def fsck(
+    url: UrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-hash every artifact and compare the index with the chain; exit 1 on any finding."""
+    report: dict[str, Any] = {}
+
+    def run() -> None:
+        with _connect(url, data_dir, api_key) as api:
+            report.update(_check(api.get("/v1/admin/fsck")))
+
+        def human(r: dict[str, Any]) -> None:
+            for f in r["findings"]:
+                out.print(f"[red]{f['kind']}[/red] {f['subject']}: {f['detail']} "
+                          f"(expected {f['expected']}, found {f['found']})")  # fmt: skip
+            out.print("all artifacts and index rows match the chain" if r["ok"] else "")
+
+        _emit(report, as_json, human)
+
+    _run(run)
+    if not report.get("ok"):
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,22 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+    """A client holding the admin key the service created on first start."""
+    with authorized_client(settings) as test_client:
         yield test_client
+
+
+@contextmanager
+def authorized_client(settings: Settings) -> Iterator[TestClient]:
+    """A TestClient on an app for ``settings``, sending the service's admin key."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {admin_key(settings.data_dir)}"
+        yield test_client
+
+
+def admin_key(data_dir: Path) -> str:
+    """The admin API key a service writes to its data directory on first start."""
+    return (data_dir / "admin.key").read_text().strip()
 
 
 def upload(client: TestClient, csv: str | bytes = SALES_CSV, **form: str) -> Any:

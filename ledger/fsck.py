@@ -1,0 +1,114 @@
+"""Tamper detection: re-hash every artifact and compare the index with the chain's events.
+
+Nothing in the store or the index is trusted: files are re-hashed against their names and
+against the hashes the chain records, and the index is compared field by field with an index
+rebuilt from scratch out of the contract's events. Every mismatch is reported precisely: which
+file or record, what the chain says, what was found.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.client import LedgerClient
+from ledger.index import LedgerIndex
+from ledger.records import ZERO_HASH
+from ledger.store import ArtifactStore
+
+__all__ = ["Finding", "fsck"]
+
+_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One mismatch; ``kind``: ``artifact-altered``, ``artifact-missing``, ``index-mismatch``."""
+
+    kind: str
+    subject: str
+    expected: str | None
+    found: str | None
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _all(index: LedgerIndex) -> dict[str, Any]:
+    """Every record the index holds, by hash."""
+    records: dict[str, Any] = {}
+    for listing in (index.datasets, index.models):
+        offset = 0
+        while True:
+            page, total = listing(offset=offset, limit=_PAGE)
+            records.update({r.record_hash: r for r in page})
+            offset += _PAGE
+            if offset >= total:
+                break
+    for model in [r for r in records.values() if hasattr(r, "model_hash")]:
+        records.update({b.record_hash: b for b in index.batches_of_model(model.model_hash)})
+    return records
+
+
+def _artifacts_of(record: Any) -> list[tuple[str, str]]:
+    """(what, digest) of every file the chain says this record has off chain."""
+    if hasattr(record, "content_hash"):
+        files = [("dataset file", record.content_hash), ("dataset metadata", record.metadata_hash)]
+        if record.transform_hash != ZERO_HASH:
+            files.append(("transform spec", record.transform_hash))
+        return files
+    if hasattr(record, "model_hash") and not hasattr(record, "root"):
+        return [("model file", record.model_hash), ("training metadata", record.metadata_hash)]
+    return []
+
+
+def fsck(store: ArtifactStore, index: LedgerIndex, client: LedgerClient) -> list[Finding]:
+    """Check the store and the index against the chain; an empty list means all is well."""
+    findings = [
+        Finding("artifact-altered", m.path, m.expected, m.found, "file does not hash to its name")
+        for m in store.check_all()
+    ]
+    altered = {f.expected for f in findings}
+    with tempfile.TemporaryDirectory() as scratch:
+        truth = LedgerIndex(Path(scratch) / "index.sqlite3")
+        try:
+            truth.rebuild(client)
+            expected, found = _all(truth), _all(index)
+        finally:
+            truth.close()
+    for record_hash, record in sorted(expected.items()):
+        for what, digest in _artifacts_of(record):
+            if digest not in store and digest not in altered:
+                findings.append(
+                    Finding(
+                        "artifact-missing",
+                        str(store.path_of(digest)),
+                        digest,
+                        None,
+                        f"the {what} of {record_hash} is not in the store",
+                    )
+                )
+        mine = found.get(record_hash)
+        if mine is None:
+            findings.append(
+                Finding("index-mismatch", record_hash, "present", None, "missing from the index")
+            )
+            continue
+        for name, value in asdict(record).items():
+            other = getattr(mine, name)
+            if other != value:
+                findings.append(
+                    Finding(
+                        "index-mismatch",
+                        f"{record_hash}.{name}",
+                        str(value),
+                        str(other),
+                        "the index differs from the chain's events",
+                    )
+                )
+    for record_hash in sorted(set(found) - set(expected)):
+        findings.append(Finding("index-mismatch", record_hash, None, "present", "not on chain"))
+    return findings
