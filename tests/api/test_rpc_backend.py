@@ -17,7 +17,7 @@ from ledger.client import LedgerClient
 from ledger.deployment import Deployment
 from ledger.devnode import AnvilNode, anvil_binary
 from ledger.keys import create_keystore
-from tests.api.conftest import SALES_CSV, assert_problem, train, upload
+from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, train, upload
 
 pytestmark = [
     pytest.mark.anvil,
@@ -75,7 +75,7 @@ def test_deploy_refuses_to_overwrite_a_record(rpc_setup, node, tmp_path):
 
 def test_the_whole_flow_on_anvil(rpc_setup):
     settings, account = rpc_setup
-    with TestClient(create_app(settings)) as client:
+    with authorized_client(settings) as client:
         assert client.get("/v1/chain").json()["backend"] == "rpc"
         dataset = upload(client).json()
         model = train(client, dataset["content_hash"]).json()
@@ -107,7 +107,7 @@ def test_wrong_keystore_password_is_a_clear_error(rpc_setup, monkeypatch):
 
 def test_unreachable_node_is_503_and_the_service_recovers(rpc_setup, node, tmp_path):
     settings, _ = rpc_setup
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with authorized_client(settings) as client:
         dataset = upload(client).json()
         node.stop()  # anvil writes its state file on the way out
         assert_problem(client.get("/v1/chain"), 503, "chain-unavailable")

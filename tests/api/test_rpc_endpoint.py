@@ -10,7 +10,7 @@ from web3 import Web3
 
 from ledger._paths import NODE_MODULES
 from ledger.artifact import load_artifact
-from tests.api.conftest import upload
+from tests.api.conftest import admin_key, upload
 
 CAST = NODE_MODULES / "@foundry-rs" / "cast-linux-amd64" / "bin" / "cast"
 
@@ -101,7 +101,9 @@ def test_cast_reads_a_dataset_from_a_real_server(tmp_path):
         import httpx
 
         dataset = httpx.post(
-            f"{base_url}/v1/datasets", files={"file": ("d.csv", "a,b\n1,2\n3,4\n")}
+            f"{base_url}/v1/datasets",
+            files={"file": ("d.csv", "a,b\n1,2\n3,4\n")},
+            headers={"Authorization": f"Bearer {admin_key(tmp_path / 'data')}"},
         ).json()
         contract = httpx.get(f"{base_url}/v1/chain").json()["contract_address"]
         out = subprocess.run(
