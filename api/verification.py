@@ -31,10 +31,13 @@ def check_receipt(
     except (ValueError, ReceiptError) as exc:
         raise Problem(422, "malformed-receipt", f"not a receipt: {exc}") from None
     anchoring = Anchoring.from_json(document)
+    anchoring_error = None
     if anchoring is None:
         stored = service.receipts.get("0x" + receipt.receipt_id.hex())
         if stored is not None and stored.status == "anchored":
             anchoring = Anchoring.from_json(stored.to_json())
+        elif stored is not None and stored.status == "failed":
+            anchoring_error = stored.error or "the batch was refused"
     model_hash = "0x" + receipt.model_hash.hex()
 
     def run_again(row: dict[str, Any]) -> Any:
@@ -47,6 +50,7 @@ def check_receipt(
         store=service.store,
         input_row=input_row,
         rerun=run_again if rerun else None,
+        anchoring_error=anchoring_error,
     )
 
 

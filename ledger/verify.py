@@ -235,8 +235,13 @@ def verify_receipt(
     store: ArtifactStore | None = None,
     input_row: Mapping[str, Any] | None = None,
     rerun: Callable[[Mapping[str, Any]], Any] | None = None,
+    anchoring_error: str | None = None,
 ) -> Report:
-    """Verify one prediction receipt: signature, inclusion, anchoring, model and lineage."""
+    """Verify one prediction receipt: signature, inclusion, anchoring, model and lineage.
+
+    ``anchoring_error`` says that the receipt's batch will never be anchored (the service gave
+    up on it, e.g. its model was revoked first): the receipt is then invalid, not pending.
+    """
     checks = _Checks()
     receipt_id = "0x" + receipt.receipt_id.hex()
     model_hash = "0x" + receipt.model_hash.hex()
@@ -272,7 +277,10 @@ def verify_receipt(
 
     # 4. Inclusion in a batch, and the batch on chain for this model.
     anchored_block = None
-    if anchoring is None:
+    if anchoring is None and anchoring_error is not None:
+        checks.add("merkle_proof", None, "never anchored")
+        checks.add("batch_anchored", False, f"anchoring failed for good: {anchoring_error}")
+    elif anchoring is None:
         checks.add("merkle_proof", None, "not anchored yet")
         checks.add("batch_anchored", None, "not anchored yet")
     else:
