@@ -65,6 +65,7 @@ __all__ = [
     "open_chain",
     "revert_data",
     "stored_chain_exists",
+    "tester_account_keys",
 ]
 
 

@@ -45,7 +45,13 @@ from ledger.backends._tester import (
 from ledger.backends.base import ChainBackend
 from ledger.errors import ChainUnavailable, LedgerError, TransactionFailed
 
-__all__ = ["ChainClosedError", "ChainFormatError", "ChainInUseError", "EmbeddedBackend"]
+__all__ = [
+    "ChainClosedError",
+    "ChainFormatError",
+    "ChainInUseError",
+    "ChainStoreError",
+    "EmbeddedBackend",
+]
 
 CHAIN_FILE = "chain.sqlite3"
 LOCK_FILE = "chain.lock"
@@ -61,6 +67,16 @@ class ChainClosedError(ChainUnavailable):
     """The embedded chain was closed (the service is shutting down)."""
 
     hint = "open a new backend on the same data directory"
+
+
+class ChainStoreError(ChainUnavailable):
+    """A block could not be written to the chain file; the chain refuses service until reopened.
+
+    The block exists in memory but not on disk, so serving reads would show a write that a
+    crash could still take back.
+    """
+
+    hint = "check the disk under the data directory, then restart the service"
 
 
 class ChainInUseError(LedgerError):
@@ -80,11 +96,14 @@ class _LockedProvider(EthereumTesterProvider):
         super().__init__(tester)
         self._lock = lock
         self.closed = False
+        self.failure: BaseException | None = None
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         with self._lock:
             if self.closed:
                 raise ChainClosedError("the embedded chain is closed")
+            if self.failure is not None:
+                raise ChainStoreError(f"a block could not be made durable: {self.failure}")
             try:
                 return super().make_request(method, params)
             except EVMCallFailed as exc:
@@ -161,7 +180,16 @@ class EmbeddedBackend(ChainBackend):
         except BaseException:
             self.close()
             raise
-        return DurablePyEVMBackend(chain, tester_account_keys(), on_block=store.commit)
+        return DurablePyEVMBackend(chain, tester_account_keys(), on_block=self._commit_block)
+
+    def _commit_block(self) -> None:
+        """Make the block just mined durable, or stop serving (see :class:`ChainStoreError`)."""
+        assert self._store is not None
+        try:
+            self._store.commit()
+        except BaseException as exc:
+            self._provider.failure = exc
+            raise ChainStoreError(f"a block could not be made durable: {exc}") from exc
 
     @property
     def w3(self) -> Web3:

@@ -36,6 +36,7 @@ from ledger.backends.embedded import (
     ChainClosedError,
     ChainFormatError,
     ChainInUseError,
+    ChainStoreError,
     EmbeddedBackend,
 )
 
@@ -367,6 +368,28 @@ def test_reads_commit_nothing_and_writes_commit_before_returning(tmp_path: Path)
         ).fetchone()
         observer.close()
         assert row is not None
+
+
+def test_a_failed_commit_stops_the_chain_until_reopened(tmp_path: Path) -> None:
+    with EmbeddedBackend(tmp_path) as chain:
+        writer = funded_writer(chain)
+        contract = writer.deploy()
+        head = chain.w3.eth.block_number
+        store = chain._store
+        assert store is not None
+
+        def disk_full(meta: object = None) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        store.commit = disk_full  # type: ignore[method-assign]
+        with pytest.raises(ChainStoreError):
+            writer.record(contract, 1, 2)
+        # The block exists only in memory: nothing may be served from it.
+        with pytest.raises(ChainStoreError):
+            chain.w3.eth.block_number  # noqa: B018
+    with EmbeddedBackend(tmp_path) as chain:
+        assert chain.w3.eth.block_number == head
+        assert read_slot(chain.w3, contract, 1) == 0
 
 
 def test_directory_is_locked_against_a_second_writer(tmp_path: Path) -> None:
