@@ -441,9 +441,19 @@ class ProvenanceService:
 
     # -- any record ----------------------------------------------------------------------------
 
+    def kind_of(self, record_hash: str) -> str | None:
+        """What ``record_hash`` is registered as, or None. A hash the index does not know gets
+        one sync first: batches are anchored, and other writers may register, between the
+        background follower's rounds."""
+        kind = self.index.kind_of(record_hash)
+        if kind is None:
+            self.sync()
+            kind = self.index.kind_of(record_hash)
+        return kind
+
     def revoke(self, record_hash: str, reason: str) -> dict[str, Any]:
         """Revoke a dataset, model or batch on chain and answer with its updated view."""
-        kind = self.index.kind_of(record_hash)
+        kind = self.kind_of(record_hash)
         if kind is None:
             raise Problem(404, "unknown-record", f"no record is registered under {record_hash}")
         self.client.revoke(record_hash, reason)

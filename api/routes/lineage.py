@@ -23,6 +23,7 @@ def get_lineage(
 ) -> dict:
     """Where a record came from (up), what was built on it (down), or both; revoked records
     and everything downstream of them are marked ``tainted``."""
+    service.kind_of(record_hash)  # a record anchored a moment ago is indexed first
     try:
         graph = lineage(service.index, record_hash.lower(), direction)
     except LookupError as exc:

@@ -15,7 +15,6 @@ from eth_abi import encode
 from eth_utils import keccak
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.settings import Settings
 from ledger.merkle import verify_proof
 from ml.datasets import parse_dataset
@@ -133,43 +132,46 @@ def test_overlong_name_is_refused_before_anything_is_stored(
     assert client.get("/v1/datasets").json()["count"] == 0
 
 
-@pytest.fixture
-def small_client(tmp_path: Path) -> Any:
-    """A service with tiny upload limits."""
-    settings = Settings(
-        data_dir=tmp_path / "small", anchor_interval=3600, max_upload_bytes=200, max_rows=4
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client, settings
+class TestSmallLimits:
+    """A service with tiny upload limits (the ``client`` fixture built on these settings)."""
 
+    @pytest.fixture
+    def settings(self, tmp_path: Path) -> Settings:
+        return Settings(
+            data_dir=tmp_path / "small", anchor_interval=3600, max_upload_bytes=200, max_rows=4
+        )
 
-def test_upload_past_max_upload_bytes_is_413_and_nothing_is_kept(small_client: Any) -> None:
-    client, settings = small_client
-    files, block = stored_files(settings), head(client)
-    csv = "a,b\n" + "1,2\n" * 60  # 244 bytes
-    body = assert_problem(upload(client, csv), 413, "too-large")
-    assert body["limit"] == "max_upload_bytes"
-    assert stored_files(settings) == files
-    assert head(client) == block
+    def test_upload_past_max_upload_bytes_is_413_and_nothing_is_kept(
+        self, client: TestClient, settings: Settings
+    ) -> None:
+        files, block = stored_files(settings), head(client)
+        csv = "a,b\n" + "1,2\n" * 60  # 244 bytes
+        body = assert_problem(upload(client, csv), 413, "too-large")
+        assert body["limit"] == "max_upload_bytes"
+        assert stored_files(settings) == files
+        assert head(client) == block
 
+    def test_upload_past_max_rows_is_413_and_nothing_is_kept(
+        self, client: TestClient, settings: Settings
+    ) -> None:
+        files = stored_files(settings)
+        body = assert_problem(upload(client, "a,b\n" + "1,2\n" * 5), 413, "too-large")
+        assert body["limit"] == "max_rows"
+        assert stored_files(settings) == files
+        assert upload(client, "a,b\n" + "1,2\n" * 4).status_code == 201  # the limit itself is fine
 
-def test_upload_past_max_rows_is_413_and_nothing_is_kept(small_client: Any) -> None:
-    client, settings = small_client
-    files = stored_files(settings)
-    body = assert_problem(upload(client, "a,b\n" + "1,2\n" * 5), 413, "too-large")
-    assert body["limit"] == "max_rows"
-    assert stored_files(settings) == files
-    assert upload(client, "a,b\n" + "1,2\n" * 4).status_code == 201  # at the limit is fine
-
-
-def test_declared_body_past_the_limit_is_refused_before_it_is_read(small_client: Any) -> None:
-    client, _ = small_client
-    response = client.post(
-        "/v1/datasets",
-        content=b"x" * 10,
-        headers={"content-type": "multipart/form-data; boundary=B", "content-length": "9" * 12},
-    )
-    assert_problem(response, 413, "too-large")
+    def test_declared_body_past_the_limit_is_refused_before_it_is_read(
+        self, client: TestClient
+    ) -> None:
+        response = client.post(
+            "/v1/datasets",
+            content=b"x" * 10,
+            headers={
+                "content-type": "multipart/form-data; boundary=B",
+                "content-length": "9" * 12,
+            },
+        )
+        assert_problem(response, 413, "too-large")
 
 
 # -- GET /v1/datasets ---------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.settings import Settings
 from ml.artifacts import load_model
 from tests.api.conftest import SALES_CSV, assert_problem, train, upload
@@ -289,32 +288,31 @@ def test_predict_with_a_revoked_model_is_409(client: TestClient) -> None:
     assert model_hash in body["detail"]
 
 
-@pytest.fixture
-def limited_client(tmp_path: Path) -> Any:
-    settings = Settings(
-        data_dir=tmp_path / "limited", anchor_interval=3600, max_predict_rows=3, max_json_bytes=4096
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
+class TestLimits:
+    """A service with small prediction and JSON limits."""
 
+    @pytest.fixture
+    def settings(self, tmp_path: Path) -> Settings:
+        return Settings(
+            data_dir=tmp_path / "limited",
+            anchor_interval=3600,
+            max_predict_rows=3,
+            max_json_bytes=4096,
+        )
 
-def test_too_many_rows_is_413(limited_client: TestClient) -> None:
-    model_hash = model(limited_client, dataset(limited_client))["model_hash"]
-    url = f"/v1/models/{model_hash}/predict"
-    assert limited_client.post(url, json={"rows": [{"x1": 1, "x2": 2}] * 3}).status_code == 200
-    body = assert_problem(
-        limited_client.post(url, json={"rows": [{"x1": 1, "x2": 2}] * 4}), 413, "too-large"
-    )
-    assert body["limit"] == "max_predict_rows"
+    def test_too_many_rows_is_413(self, client: TestClient) -> None:
+        model_hash = model(client, dataset(client))["model_hash"]
+        url = f"/v1/models/{model_hash}/predict"
+        assert client.post(url, json={"rows": [{"x1": 1, "x2": 2}] * 3}).status_code == 200
+        response = client.post(url, json={"rows": [{"x1": 1, "x2": 2}] * 4})
+        assert assert_problem(response, 413, "too-large")["limit"] == "max_predict_rows"
 
-
-def test_json_body_past_max_json_bytes_is_413(limited_client: TestClient) -> None:
-    model_hash = model(limited_client, dataset(limited_client))["model_hash"]
-    body = json.dumps({"rows": [{"x1": 1, "x2": 2, "pad": "p" * 5000}]})
-    response = limited_client.post(
-        f"/v1/models/{model_hash}/predict",
-        content=body,
-        headers={"content-type": "application/json"},
-    )
-    problem = assert_problem(response, 413, "too-large")
-    assert problem["limit"] == "max_json_bytes"
+    def test_json_body_past_max_json_bytes_is_413(self, client: TestClient) -> None:
+        model_hash = model(client, dataset(client))["model_hash"]
+        body = json.dumps({"rows": [{"x1": 1, "x2": 2, "pad": "p" * 5000}]})
+        response = client.post(
+            f"/v1/models/{model_hash}/predict",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        assert assert_problem(response, 413, "too-large")["limit"] == "max_json_bytes"
