@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import AuthGate, KeyStore
-from api.problems import install_problem_handlers
+from api.deps import SettingsDep
+from api.problems import Problem, install_problem_handlers
 from api.routes import api_router, rpc
 from api.service import ProvenanceService
 from api.settings import Settings, get_settings
@@ -66,6 +68,35 @@ class BodyLimit:
         await self.app(scope, counting_receive, send)
 
 
+_JSON_TOKENS = re.compile(rb'"(?:\\.|[^"\\])*"|[\[\]{}]')
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (strings skipped)."""
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+async def json_depth_guard(request: Request, settings: SettingsDep) -> None:
+    """Refuse deeply nested JSON before it is parsed (a parser's recursion is not a limit)."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        depth = json_depth(await request.body())
+        if depth > settings.max_json_depth:
+            raise Problem(
+                422,
+                "too-deep",
+                f"the JSON body nests {depth} levels, at most {settings.max_json_depth}",
+                limit="max_json_depth",
+            )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -103,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(AuthGate, keys=keys, public_read=settings.public_read)  # outermost
-    app.include_router(api_router)
+    app.include_router(api_router, dependencies=[Depends(json_depth_guard)])
     app.include_router(rpc.router)
 
     @app.get("/healthz", tags=["health"])

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     max_field_chars: int = Field(10_000, ge=1, le=131_072)
     max_predict_rows: int = Field(1_000, ge=1)
     max_json_bytes: int = Field(8 * MiB, ge=1024)
+    max_json_depth: int = Field(32, ge=4, le=256)
     max_name_chars: int = Field(200, ge=1)
     max_description_chars: int = Field(2_000, ge=1)
 
