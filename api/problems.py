@@ -58,7 +58,6 @@ _LEDGER_STATUS: list[tuple[type[Exception], int]] = [
     (ledger_errors.RecordRevoked, 409),
     (ledger_errors.NotAuthorized, 403),
     (ledger_errors.InvalidRecord, 422),
-    (ledger_errors.ChainUnavailable, 503),
 ]
 
 
@@ -73,6 +72,10 @@ def _from_exception(exc: Exception) -> Problem:
         return Problem(500, "artifact-missing", str(exc))
     if isinstance(exc, ArtifactCorrupted):
         return Problem(500, "artifact-corrupted", str(exc), expected=exc.expected, found=exc.found)
+    if isinstance(exc, ledger_errors.ChainUnavailable):
+        # One type for every way the chain can be away (closed, refused, timed out), so a
+        # client can recognise "retry later" without knowing the backends' exception names.
+        return Problem(503, "chain-unavailable", str(exc))
     if isinstance(exc, ledger_errors.LedgerError):
         for cls, status in _LEDGER_STATUS:
             if isinstance(exc, cls):
