@@ -7,8 +7,10 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -97,6 +99,50 @@ async def json_depth_guard(request: Request, settings: SettingsDep) -> None:
             )
 
 
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "properties": {
+        "type": {"type": "string", "description": "stable URN naming the error"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+
+def _declare_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI schema what every error really is: problem+json, for any 4xx/5xx
+    (FastAPI would declare its own 422 shape, which this service never sends)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+            problem = {
+                "description": "problem details (RFC 9457)",
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                },
+            }
+            for path_item in schema["paths"].values():
+                for operation in path_item.values():
+                    responses = operation.setdefault("responses", {})
+                    responses.pop("422", None)
+                    responses["4XX"] = responses["5XX"] = problem
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(unused, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -136,6 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuthGate, keys=keys, public_read=settings.public_read)  # outermost
     app.include_router(api_router, dependencies=[Depends(json_depth_guard)])
     app.include_router(rpc.router)
+
+    _declare_problems(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, object]:
