@@ -28,9 +28,9 @@ def check_receipt(
         receipt = Receipt.model_validate(
             {k: document.get(k) for k in Receipt.model_fields if k in document}
         )
+        anchoring = Anchoring.from_json(document)
     except (ValueError, ReceiptError) as exc:
         raise Problem(422, "malformed-receipt", f"not a receipt: {exc}") from None
-    anchoring = Anchoring.from_json(document)
     anchoring_error = None
     if anchoring is None:
         stored = service.receipts.get("0x" + receipt.receipt_id.hex())

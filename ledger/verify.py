@@ -25,6 +25,7 @@ from ledger.receipts import (
     Receipt,
     ReceiptDomain,
     ReceiptError,
+    ReceiptFormatError,
     input_hash,
     output_hash,
     receipt_leaf,
@@ -98,10 +99,25 @@ class Anchoring:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Anchoring | None:
-        """The anchoring fields of a receipt document, or None if it has none yet."""
+        """The anchoring fields of a receipt document, or None if it has none yet.
+
+        Raises:
+            ReceiptFormatError: ``batch_id``, ``leaf`` or a ``proof`` item is not a 32-byte
+                hash, or ``proof`` is not a list.
+        """
         if not doc.get("batch_id") or doc.get("proof") is None or not doc.get("leaf"):
             return None
-        return cls(hash_hex(doc["batch_id"]), hash_hex(doc["leaf"]), tuple(doc["proof"]))
+        proof = doc["proof"]
+        try:
+            if not isinstance(proof, list | tuple):
+                raise ValueError(f"proof must be a list of hashes, got {type(proof).__name__}")
+            return cls(
+                hash_hex(doc["batch_id"]),
+                hash_hex(doc["leaf"]),
+                tuple(hash_hex(node) for node in proof),
+            )
+        except ValueError as exc:
+            raise ReceiptFormatError(f"malformed anchoring: {exc}") from None
 
 
 class _Checks:

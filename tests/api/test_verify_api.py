@@ -187,6 +187,34 @@ def anchored(client: TestClient, flow: Flow) -> dict[str, Any]:
     return _get(client, flow.receipts[0])
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"batch_id": "0x12"},
+        {"batch_id": 5},
+        {"leaf": "zz"},
+        {"proof": "0xabcd"},
+        {"proof": ["0x12"]},
+        {"proof": [5]},
+        {"proof": {"a": 1}},
+    ],
+    ids=["short-batch", "int-batch", "bad-leaf", "str-proof", "short-node", "int-node", "dict"],
+)
+def test_malformed_anchoring_is_a_problem_not_a_server_error(
+    client: TestClient, anchored: dict[str, Any], change: dict[str, Any]
+) -> None:
+    response = client.post("/v1/verify/receipt", json={"receipt": {**anchored, **change}})
+    body = assert_problem(response, 422, "malformed-receipt")
+    assert "anchoring" in body["detail"]
+
+
+def test_an_anchoring_claim_for_a_batch_never_anchored_fails_batch_anchored(
+    client: TestClient, anchored: dict[str, Any]
+) -> None:
+    report = _verify(client, {**anchored, "batch_id": "0x" + "00" * 32})
+    _assert_fails(report, "merkle_proof", "batch_anchored")
+
+
 def test_output_changed_fails_output_hash(client: TestClient, anchored: dict[str, Any]) -> None:
     report = _verify(client, {**anchored, "output": anchored["output"] + 1000})
     _assert_fails(report, "output_hash")

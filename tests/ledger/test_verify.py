@@ -22,7 +22,13 @@ from eth_account.signers.local import LocalAccount
 
 from ledger.anchoring import Anchorer, ReceiptBook
 from ledger.client import LedgerClient
-from ledger.receipts import Receipt, ReceiptDomain, ReceiptSigner, input_hash
+from ledger.receipts import (
+    Receipt,
+    ReceiptDomain,
+    ReceiptFormatError,
+    ReceiptSigner,
+    input_hash,
+)
 from ledger.records import ZERO_HASH
 from ledger.store import ArtifactStore
 from ledger.verify import (
@@ -295,6 +301,18 @@ def test_a_proof_from_another_batch_fails_merkle_proof(world: World) -> None:
     _assert_fails(report, "merkle_proof", "batch_anchored")
     # The genuine anchoring still verifies.
     assert world.verify(receipt).verdict == "valid"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"batch_id": "0x12"}, {"leaf": 7}, {"proof": "0x" + "ab" * 32}, {"proof": ["0x1234"]}],
+)
+def test_malformed_anchoring_fields_raise_a_format_error(change: dict[str, Any]) -> None:
+    doc = {"batch_id": "0x" + "11" * 32, "leaf": "0x" + "22" * 32, "proof": ["0x" + "33" * 32]}
+    assert Anchoring.from_json(doc) == Anchoring(doc["batch_id"], doc["leaf"], (doc["proof"][0],))
+    with pytest.raises(ReceiptFormatError, match="malformed anchoring"):
+        Anchoring.from_json({**doc, **change})
+    assert Anchoring.from_json({**doc, "proof": None}) is None  # not anchored yet
 
 
 def test_a_batch_that_was_never_anchored_fails_batch_anchored(world: World) -> None:
