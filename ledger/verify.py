@@ -288,8 +288,12 @@ def verify_receipt(
         )
     # 3. The input, when the verifier has it.
     if input_row is not None:
-        ok = input_hash(input_row) == receipt.input_hash
-        checks.add("input_hash", ok, "input matches" if ok else "input does not hash to input_hash")
+        try:
+            ok = input_hash(input_row) == receipt.input_hash
+            detail = "input matches" if ok else "input does not hash to input_hash"
+        except ReceiptError as exc:  # NaN, a non-JSON value: it cannot be what was signed
+            ok, detail = False, f"the input cannot be hashed: {exc}"
+        checks.add("input_hash", ok, detail)
 
     # 4. Inclusion in a batch, and the batch on chain for this model.
     anchored_block = None

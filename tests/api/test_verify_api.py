@@ -159,6 +159,21 @@ def test_rerun_reproduces_a_classifiers_label_and_probabilities(client: TestClie
         assert _check(report, "rerun")["ok"] is True
 
 
+def test_an_input_the_model_cannot_take_fails_input_hash_and_rerun(
+    client: TestClient, flow: Flow
+) -> None:
+    for row in ({"x1": "abc", "x2": 1}, {"zz": 1}):
+        report = _verify(client, flow.receipts[0], input=row, rerun=True)
+        assert sorted(_failed(report)) == ["input_hash", "rerun"], report
+    # NaN is not JSON, but Python's parser takes it: still a finding, not an error.
+    body = json.dumps({"receipt": flow.receipts[0], "input": {"x1": float("nan"), "x2": 1}})
+    response = client.post(
+        "/v1/verify/receipt", content=body, headers={"content-type": "application/json"}
+    )
+    report = _ok(response)
+    _assert_fails(report, "input_hash")
+
+
 def test_rerun_needs_the_input(client: TestClient, flow: Flow) -> None:
     response = client.post("/v1/verify/receipt", json={"receipt": flow.receipts[0], "rerun": True})
     assert_problem(response, 422, "input-required")

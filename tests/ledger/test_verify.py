@@ -233,6 +233,13 @@ def test_the_wrong_input_fails_input_hash_and_the_rerun(world: World) -> None:
     assert report.failed == ["input_hash", "rerun"]
 
 
+def test_an_input_that_is_not_canonical_json_fails_input_hash(world: World) -> None:
+    [receipt, *_] = world.issue()
+    report = world.verify(receipt, input_row={"x1": float("nan"), "x2": 2})
+    _assert_fails(report, "input_hash")
+    assert "cannot be hashed" in report.check("input_hash").detail
+
+
 def test_a_rerun_that_raises_is_a_failed_check_not_an_exception(world: World) -> None:
     [receipt, *_] = world.issue()
     world.anchor()
