@@ -19,8 +19,8 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-from rich.table import Table
 
 app = typer.Typer(
     name="provenance",
@@ -40,7 +40,7 @@ app.add_typer(keystore_app, name="keystore")
 app.add_typer(keys_app, name="keys")
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whole, for grep and logs
 
 UrlOpt = Annotated[
     str | None,
@@ -115,16 +115,22 @@ def _run(action: Any) -> None:
     try:
         action()
     except CommandFailed as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")  # "[type]" is text, not markup
         raise typer.Exit(1) from None
     except httpx.TransportError as exc:
-        err.print(f"[red]error:[/red] cannot reach the service: {exc}")
+        err.print(f"[red]error:[/red] cannot reach the service: {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
+def _show_fields(fields: list[tuple[str, Any]]) -> None:
+    """One ``key  value`` line per field, never wrapped or cut: hashes are meant to be copied."""
+    width = max(len(key) for key, _ in fields) + 2
+    for key, value in fields:
+        out.print(f"{key:<{width}}{value}", markup=False, highlight=False)
+
+
 def _show_dataset(d: dict[str, Any]) -> None:
-    table = Table(show_header=False, box=None)
-    for key in (
+    keys = (
         "content_hash",
         "rows_root",
         "row_count",
@@ -134,15 +140,13 @@ def _show_dataset(d: dict[str, Any]) -> None:
         "tx_hash",
         "block_number",
         "revoked",
-    ):
-        table.add_row(key, str(d.get(key)))
-    table.add_row("columns", ", ".join(f"{c['name']}:{c['type']}" for c in d["columns"]))
-    out.print(table)
+    )
+    columns = ", ".join(f"{c['name']}:{c['type']}" for c in d["columns"])
+    _show_fields([*((key, d.get(key)) for key in keys), ("columns", columns)])
 
 
 def _show_model(m: dict[str, Any]) -> None:
-    table = Table(show_header=False, box=None)
-    for key in (
+    keys = (
         "model_hash",
         "algorithm",
         "metadata_hash",
@@ -150,11 +154,17 @@ def _show_model(m: dict[str, Any]) -> None:
         "tx_hash",
         "block_number",
         "revoked",
-    ):
-        table.add_row(key, str(m.get(key)))
-    metrics = m["metadata"].get("metrics", {})
-    table.add_row("metrics", ", ".join(f"{k}={v}" for k, v in metrics.items()))
-    out.print(table)
+    )
+    metrics = ", ".join(f"{k}={v}" for k, v in m["metadata"].get("metrics", {}).items())
+    _show_fields([*((key, m.get(key)) for key in keys), ("metrics", metrics)])
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file given on the command line; a bad one is a user error, not a crash."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CommandFailed(f"{path} is not a readable JSON file: {exc}") from None
 
 
 class _ProgressReader:
@@ -322,7 +332,7 @@ def dataset_derive(
     """Clean a registered dataset with a transform spec and register the result."""
 
     def run() -> None:
-        spec = json.loads(steps.read_text())
+        spec = _read_json(steps)
         body = spec if isinstance(spec, dict) else {"steps": spec}
         with _connect(url, data_dir, api_key) as api:
             result = _check(api.post(f"/v1/datasets/{parent}/derive", json=body))
@@ -420,7 +430,7 @@ def predict(
     """Predict with a registered model; every prediction comes with a signed receipt."""
 
     def run() -> None:
-        data = json.loads(rows.read_text())
+        data = _read_json(rows)
         body = data if isinstance(data, dict) else {"rows": data}
         with _connect(url, data_dir, api_key) as api:
             result = _check(api.post(f"/v1/models/{model}/predict", json=body))

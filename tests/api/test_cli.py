@@ -1,0 +1,266 @@
+"""The ``provenance`` command: the demo, and every flow command (register, derive, train,
+predict, lineage) for people and with ``--json``, run against a data directory in process and
+against a running server with ``--url``; errors are one line and an exit status, never a trace."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from prov.model import ProvDocument
+from typer.testing import CliRunner
+
+from api.cli import app
+from tests.api.test_server_e2e import serve
+
+RAW_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
+STEPS = [{"step": "drop_duplicates"}, {"step": "drop_missing"}]
+# the environment must not point these commands at some other service
+runner = CliRunner(
+    env={"PROVENANCE_URL": None, "PROVENANCE_API_KEY": None, "PROVENANCE_DATA_DIR": None}
+)
+
+
+def cli(*args: str | Path, code: int = 0) -> Result:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, (
+        f"provenance {' '.join(map(str, args))} exited {result.exit_code}\n"
+        f"stdout: {result.stdout}\nstderr: {result.stderr}\n{result.exception!r}"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    return result
+
+
+def cli_json(*args: str | Path) -> Any:
+    return json.loads(cli(*args, "--json").stdout)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    paths = {
+        "raw": tmp_path / "sales.csv",
+        "steps": tmp_path / "steps.json",
+        "step_list": tmp_path / "step-list.json",
+        "rows": tmp_path / "rows.json",
+        "row_object": tmp_path / "row-object.json",
+        "bad_csv": tmp_path / "bad.csv",
+        "bad_json": tmp_path / "bad.json",
+    }
+    paths["raw"].write_text(RAW_CSV)
+    paths["steps"].write_text(json.dumps({"steps": STEPS}))
+    paths["step_list"].write_text(
+        json.dumps([{"step": "filter_rows", "column": "x1", "op": ">", "value": 100}])
+    )
+    paths["rows"].write_text(json.dumps([{"x1": 150, "x2": 250}, {"x1": 250, "x2": 350}]))
+    paths["row_object"].write_text(json.dumps({"rows": [{"x1": 400, "x2": 500}]}))
+    paths["bad_csv"].write_text("a,b\n1,2\n3\n")
+    paths["bad_json"].write_text("{steps: [")
+    return paths
+
+
+def run_flow(files: dict[str, Path], *connection: str | Path) -> dict[str, Any]:
+    """register → derive → train → predict → lineage through the CLI, as a script would."""
+    raw = cli_json("dataset", "register", files["raw"], "--name", "sales", *connection)
+    assert raw["content_hash"] == "0x" + hashlib.sha256(RAW_CSV.encode()).hexdigest()
+    assert raw["row_count"] == 5 and raw["name"] == "sales"
+
+    clean = cli_json(
+        "dataset", "derive", raw["content_hash"], "--steps", files["steps"], *connection
+    )
+    assert clean["parents"] == [raw["content_hash"]] and clean["row_count"] == 3
+    filtered = cli_json(
+        "dataset", "derive", raw["content_hash"], "--steps", files["step_list"], *connection
+    )
+    assert filtered["row_count"] == 4 and filtered["parents"] == [raw["content_hash"]]
+
+    model = cli_json(
+        "model",
+        "train",
+        "--dataset",
+        clean["content_hash"],
+        "--algorithm",
+        "linear_regression",
+        "--target",
+        "y",
+        "--feature",
+        "x1",
+        "--feature",
+        "x2",
+        "--param",
+        "fit_intercept=true",
+        "--test-size",
+        "0",
+        *connection,
+    )
+    assert model["datasets"] == [clean["content_hash"]]
+    assert model["metadata"]["features"] == ["x1", "x2"]
+    assert model["metadata"]["requested_params"] == {"fit_intercept": True}
+
+    predicted = cli_json("predict", model["model_hash"], "--rows", files["rows"], *connection)
+    assert predicted["predictions"] == [pytest.approx(5500.0), pytest.approx(6500.0)]
+    assert len(predicted["receipts"]) == 2
+    single = cli_json("predict", model["model_hash"], "--rows", files["row_object"], *connection)
+    assert single["predictions"] == [pytest.approx(8000.0)]
+
+    graph = cli_json("lineage", model["model_hash"], "--direction", "up", *connection)
+    assert Counter(n["kind"] for n in graph["nodes"]) == {
+        "dataset": 2,
+        "transform": 1,
+        "training": 1,
+        "model": 1,
+    }
+    assert len(graph["edges"]) == 6
+
+    prov = cli("lineage", model["model_hash"], "--direction", "up", "--prov", *connection).stdout
+    document = ProvDocument.deserialize(content=prov, format="json")
+    assert len(list(document.get_records())) == len(graph["nodes"]) + len(graph["edges"])
+
+    # reads give back what the writes answered
+    assert cli_json("dataset", "show", clean["content_hash"], *connection) == clean
+    assert cli_json("model", "show", model["model_hash"], *connection) == model
+    return {"raw": raw, "clean": clean, "model": model, "graph": graph}
+
+
+def check_human_output(
+    created: dict[str, Any], files: dict[str, Path], *connection: str | Path
+) -> None:
+    """The same commands without ``--json`` print every hash whole, so it can be copied."""
+    raw, clean, model = created["raw"], created["clean"], created["model"]
+    again = cli("dataset", "register", files["raw"], *connection).stdout
+    assert "already registered" in again
+    assert raw["content_hash"] in again and raw["tx_hash"] in again
+    assert "x1:integer, x2:integer, y:integer" in again
+
+    shown = cli("model", "show", model["model_hash"], *connection).stdout
+    for value in (model["model_hash"], model["metadata_hash"], clean["content_hash"]):
+        assert value in shown
+    assert "r2=" in shown
+
+    predicted = cli("predict", model["model_hash"], "--rows", files["rows"], *connection).stdout
+    assert predicted.splitlines() == ["row 0: 5500.0", "row 1: 6500.0"]
+
+    lines = cli("lineage", raw["content_hash"], "--direction", "down", *connection).stdout
+    assert f"dataset dataset:{raw['content_hash']}" in lines
+    assert (
+        f"model:{model['model_hash']} --wasDerivedFrom--> dataset:{clean['content_hash']}" in lines
+    )
+
+
+# -- in process, on a data directory ------------------------------------------------------------
+
+
+def test_every_flow_command_in_process(tmp_path: Path, files: dict[str, Path]) -> None:
+    connection = ("--data-dir", tmp_path / "data")
+    created = run_flow(files, *connection)
+    check_human_output(created, files, *connection)
+
+
+def error_line(result: Result) -> str:
+    """The one ``error:`` line a failed command prints on stderr (nothing on stdout)."""
+    assert not result.stdout
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    return line
+
+
+def test_errors_are_one_line_and_an_exit_status(tmp_path: Path, files: dict[str, Path]) -> None:
+    data = ("--data-dir", tmp_path / "data")
+    unknown = "0x" + "00" * 32
+
+    bad = error_line(cli("dataset", "register", files["bad_csv"], *data, code=1))
+    assert bad.startswith("error: HTTP 422: line 3 has 1 field(s)")
+    assert bad.endswith("[ragged-row]")  # the problem type, for scripts that grep
+
+    missing = cli("dataset", "derive", unknown, "--steps", files["steps"], *data, code=1)
+    assert error_line(missing) == (
+        f"error: HTTP 404: no dataset is registered under {unknown} [unknown-dataset]"
+    )
+
+    raw = cli_json("dataset", "register", files["raw"], *data)
+    broken = cli(
+        "dataset", "derive", raw["content_hash"], "--steps", files["bad_json"], *data, code=1
+    )
+    assert "is not a readable JSON file" in error_line(broken)
+
+    untrainable = cli(
+        "model",
+        "train",
+        "--dataset",
+        raw["content_hash"],
+        "--algorithm",
+        "magic",
+        "--target",
+        "y",
+        *data,
+        code=1,
+    )
+    assert error_line(untrainable).endswith("[unknown-algorithm]")
+
+    no_model = cli("predict", unknown, "--rows", files["rows"], *data, code=1)
+    assert error_line(no_model).endswith("[unknown-model]")
+    bad_rows = cli("predict", unknown, "--rows", files["bad_json"], *data, code=1)
+    assert "is not a readable JSON file" in error_line(bad_rows)
+
+    assert error_line(cli("lineage", unknown, *data, code=1)).endswith("[unknown-record]")
+    assert error_line(cli("lineage", "0x12", *data, code=1)).endswith("[invalid-request]")
+
+    # a file that is not there is a usage error, caught before anything runs
+    usage = cli("dataset", "register", tmp_path / "nowhere.csv", *data, code=2)
+    assert "nowhere.csv" in usage.stderr
+
+
+def test_an_unreachable_service_is_exit_2(tmp_path: Path, files: dict[str, Path]) -> None:
+    result = cli("dataset", "register", files["raw"], "--url", "http://127.0.0.1:9", code=2)
+    assert error_line(result).startswith("error: cannot reach the service")
+
+
+def test_demo_runs_and_prints_the_prediction(tmp_path: Path) -> None:
+    result = cli("demo", "--data-dir", tmp_path / "demo")
+    text = result.stdout
+    for step in ("1. Collect", "2. Clean", "3. Train", "4. Predict", "5. Lineage"):
+        assert step in text
+    assert "y = 5500.0" in text
+    assert "5 nodes, 6 edges" in text
+
+
+def test_demo_as_json(tmp_path: Path) -> None:
+    report = cli_json("demo", "--data-dir", tmp_path / "demo")
+    assert report["prediction"]["predictions"] == [pytest.approx(5500.0)]
+    assert report["raw"]["row_count"] == 5 and report["clean"]["row_count"] == 3
+    assert report["clean"]["parents"] == [report["raw"]["content_hash"]]
+    assert report["model"]["datasets"] == [report["clean"]["content_hash"]]
+    assert len(report["lineage"]["nodes"]) == 5 and len(report["lineage"]["edges"]) == 6
+    # what the demo registered is really in the data directory it named
+    data = ("--data-dir", report["data_dir"])
+    assert cli_json("model", "show", report["model"]["model_hash"], *data) == report["model"]
+
+
+# -- against a running server -------------------------------------------------------------------
+
+
+def test_every_flow_command_against_a_running_server(
+    tmp_path: Path, files: dict[str, Path]
+) -> None:
+    data_dir = tmp_path / "served"
+    with serve(data_dir) as base_url:
+        key_file = data_dir / "admin.key"
+        key = ("--api-key", key_file.read_text().strip()) if key_file.exists() else ()
+        connection = ("--url", base_url, *key)
+        created = run_flow(files, *connection)
+        check_human_output(created, files, *connection)
+
+        # the server answered, not an in-process service on the default data directory
+        assert not (tmp_path / ".provenance").exists()
+        listing = cli_json("lineage", created["raw"]["content_hash"], "--url", base_url)
+        assert {n["id"] for n in listing["nodes"]} >= {n["id"] for n in created["graph"]["nodes"]}
+
+        unknown = "0x" + "ab" * 32
+        missing = cli("model", "show", unknown, "--url", base_url, code=1)
+        assert error_line(missing).endswith("[unknown-model]")
+        if key:  # writes need the key; reads (above) do not
+            refused = cli("dataset", "register", files["bad_csv"], "--url", base_url, code=1)
+            assert error_line(refused).startswith("error: HTTP 401")
