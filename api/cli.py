@@ -275,7 +275,25 @@ def demo(
             )
             for edge in graph["edges"]:
                 say(f"   {edge['source'][:24]}… --{edge['relation']}--> {edge['target'][:24]}…")
-            report.update(raw=raw, clean=clean, model=model, prediction=prediction, lineage=graph)
+            receipt_id = prediction["receipts"][0]["receipt_id"]
+            batch = _check(api.post("/v1/anchor"))["batches"][0]
+            receipt = _check(api.get(f"/v1/receipts/{receipt_id}"))
+            verdict = _check(api.post("/v1/verify/receipt", json={"receipt": receipt}))
+            passed = sum(1 for c in verdict["checks"] if c["ok"])
+            say(
+                f"[bold]6. Verify[/bold]: receipt {receipt_id[:18]}… anchored in batch "
+                f"{batch['batch_id'][:18]}… (block {batch['block_number']}); verdict "
+                f"[green]{verdict['verdict']}[/green] ({passed} checks passed)"
+            )
+            report.update(
+                raw=raw,
+                clean=clean,
+                model=model,
+                prediction=prediction,
+                lineage=graph,
+                receipt=receipt,
+                verification=verdict,
+            )
         if as_json:
             out.print_json(json.dumps(report))
 
