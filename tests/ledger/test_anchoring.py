@@ -234,7 +234,10 @@ def test_a_planned_batch_already_on_chain_is_recorded_not_resent(setup: Setup) -
     receipts = setup.issue(4)
     [root] = setup.book.plan(1000)
     sent = setup.client.anchor_predictions(setup.models[0], root, 4)  # then the process died
+    w3, address = setup.client.backend.w3, setup.client.account.address
+    nonce = w3.eth.get_transaction_count(address)
     [result] = setup.anchorer().flush()
+    assert w3.eth.get_transaction_count(address) == nonce  # nothing sent, not even a revert
     assert (result.tx_hash, result.block_number, result.error) == (
         sent.tx_hash,
         sent.block_number,
