@@ -82,9 +82,7 @@ class LedgerClient:
         }
 
     @classmethod
-    def reader(
-        cls, backend: ChainBackend, address: str, *, deploy_block: int = 0
-    ) -> LedgerClient:
+    def reader(cls, backend: ChainBackend, address: str, *, deploy_block: int = 0) -> LedgerClient:
         """A client for reading and verifying only: its throwaway key holds no role, so any
         write it tried would be refused by the contract."""
         return cls(backend, Account.create(), address, deploy_block=deploy_block)
