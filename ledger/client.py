@@ -239,8 +239,9 @@ class LedgerClient:
         found = self._logs([self._topic(RecordRevoked), _b32(record_hash)], None, "latest")
         return found[0] if found else None
 
-    def registrar_history(self, address: str) -> list[tuple[int, bool]]:
-        """When ``address`` gained (True) or lost (False) ``REGISTRAR_ROLE``, by block number.
+    def registrar_history(self, address: str) -> list[tuple[int, int, bool]]:
+        """When ``address`` gained (True) or lost (False) ``REGISTRAR_ROLE``, as
+        ``(block_number, log_index, granted)`` in chain order.
 
         Verification uses it to accept receipts signed and anchored before a key lost its role,
         and to refuse those that came after.
@@ -266,7 +267,7 @@ class LedgerClient:
                 )
             ):
                 changes.append((log["blockNumber"], log["logIndex"], granted))
-        return [(block, granted) for block, _, granted in sorted(changes)]
+        return sorted(changes)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -191,7 +191,7 @@ def _artifact_check(
 
 
 def _signer_check(
-    client: LedgerClient, signer: str, anchored_block: int | None, checks: _Checks
+    client: LedgerClient, signer: str, anchored_at: tuple[int, int] | None, checks: _Checks
 ) -> None:
     """The signer held ``REGISTRAR_ROLE`` when the receipt was anchored (or now, if pending).
 
@@ -200,7 +200,7 @@ def _signer_check(
     was revoked stays unauthorized even if the role is granted again later. Role changes in the
     anchoring block itself count as earlier.
     """
-    if anchored_block is None:
+    if anchored_at is None:
         if client.is_registrar(signer):
             checks.add("signer_authorized", True, f"{signer} holds REGISTRAR_ROLE")
         else:
@@ -215,8 +215,8 @@ def _signer_check(
         return
     history = client.registrar_history(signer)
     held = False
-    for block, granted in history:
-        if block > anchored_block:
+    for block, log_index, granted in history:
+        if (block, log_index) > anchored_at:
             break
         held = granted
     if not history:
@@ -226,21 +226,21 @@ def _signer_check(
             "signer_authorized",
             False,
             f"{signer} did not hold REGISTRAR_ROLE when this receipt was anchored "
-            f"(block {anchored_block}; role changes: {_role_changes(history)})",
+            f"(block {anchored_at[0]}; role changes: {_role_changes(history)})",
         )
-    elif history[-1][1]:
+    elif history[-1][2]:
         checks.add("signer_authorized", True, f"{signer} holds REGISTRAR_ROLE")
     else:
         checks.add(
             "signer_authorized",
             True,
             f"{signer} lost REGISTRAR_ROLE in block {history[-1][0]}, after this receipt was "
-            f"anchored in block {anchored_block}",
+            f"anchored in block {anchored_at[0]}",
         )
 
 
-def _role_changes(history: list[tuple[int, bool]]) -> str:
-    return ", ".join(f"{'granted' if g else 'revoked'} in block {b}" for b, g in history)
+def _role_changes(history: list[tuple[int, int, bool]]) -> str:
+    return ", ".join(f"{'granted' if g else 'revoked'} in block {b}" for b, _, g in history)
 
 
 def verify_receipt(
@@ -296,7 +296,7 @@ def verify_receipt(
         checks.add("input_hash", ok, detail)
 
     # 4. Inclusion in a batch, and the batch on chain for this model.
-    anchored_block = None
+    anchored_at = None
     if anchoring is None and anchoring_error is not None:
         checks.add("merkle_proof", None, "never anchored")
         checks.add("batch_anchored", False, f"anchoring failed for good: {anchoring_error}")
@@ -322,7 +322,7 @@ def verify_receipt(
         except UnknownRecord:
             checks.add("batch_anchored", False, f"no batch {anchoring.batch_id} on chain")
         else:
-            anchored_block = event.block_number
+            anchored_at = (event.block_number, event.log_index)
             on_chain = proof_ok and client.verify_prediction(
                 anchoring.batch_id, leaf, anchoring.proof
             )
@@ -344,7 +344,7 @@ def verify_receipt(
 
     # 5. The signer may sign for the ledger.
     if signer is not None:
-        _signer_check(client, signer, anchored_block, checks)
+        _signer_check(client, signer, anchored_at, checks)
 
     # 6. The model and everything it was trained on.
     model_event = _model_checks(client, model_hash, checks)

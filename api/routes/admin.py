@@ -59,8 +59,8 @@ def get_registrar(service: ServiceDep, address: str) -> dict:
         "address": checksummed,
         "registrar": service.client.is_registrar(checksummed),
         "history": [
-            {"block_number": block, "granted": granted}
-            for block, granted in service.client.registrar_history(checksummed)
+            {"block_number": block, "log_index": log_index, "granted": granted}
+            for block, log_index, granted in service.client.registrar_history(checksummed)
         ],
     }
 
