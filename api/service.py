@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -71,6 +73,34 @@ class _LRU:
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return value
+
+
+class _RecordLocks:
+    """One lock per record hash, kept only while a request holds or waits for it.
+
+    Concurrent writes of the same record (two uploads of one file, two identical trainings, two
+    revocations) take turns: the later one then finds the record on chain and sends nothing,
+    instead of sending a transaction that reverts and still costs gas.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, list[int]]] = {}
+
+    @contextmanager
+    def hold(self, record_hash: str) -> Iterator[None]:
+        key = record_hash.lower()
+        with self._guard:
+            lock, users = self._locks.setdefault(key, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if users[0] == 0:
+                    del self._locks[key]
 
 
 def rows_root(dataset: Dataset) -> str:
@@ -133,6 +163,7 @@ class ProvenanceService:
         self._datasets = _LRU()
         self._trees = _LRU()
         self._models = _LRU()
+        self._writing = _RecordLocks()
         self.domain = ReceiptDomain(self.client.chain_id(), self.client.address)
         self.signer = ReceiptSigner(self.account.key, self.domain)
         self.receipts = ReceiptBook(data_dir / "receipts.sqlite3")
@@ -234,21 +265,24 @@ class ProvenanceService:
             "row_count": dataset.row_count,
             "size": dataset.size,
         }
-        metadata_hash = self.store.put_bytes(canonical_json(metadata))
-        try:
-            self.client.register_dataset(
-                content_hash,
-                rows_root=rows_root(dataset),
-                row_count=dataset.row_count,
-                schema_hash=dataset.schema_hash,
-                metadata_hash=metadata_hash,
-                parents=parents or [],
-                transform_hash=transform_hash,
-            )
-            created = True
-        except AlreadyRegistered:
-            created = False  # registered meanwhile (another request, or an index lagging)
-        self.sync()
+        with self._writing.hold(content_hash):
+            if (existing := self.index.dataset(content_hash)) is not None:
+                return Written(self.dataset_view(existing), created=False)  # won by another
+            metadata_hash = self.store.put_bytes(canonical_json(metadata))
+            try:
+                self.client.register_dataset(
+                    content_hash,
+                    rows_root=rows_root(dataset),
+                    row_count=dataset.row_count,
+                    schema_hash=dataset.schema_hash,
+                    metadata_hash=metadata_hash,
+                    parents=parents or [],
+                    transform_hash=transform_hash,
+                )
+                created = True
+            except AlreadyRegistered:
+                created = False  # registered meanwhile (another service, or an index lagging)
+            self.sync()
         indexed = self.index.dataset(content_hash)
         if indexed is None:
             raise Problem(
@@ -336,18 +370,19 @@ class ProvenanceService:
             seed=request.get("seed", 0),
         )
         model_hash = to_hex(trained.model_hash)
-        if (existing := self.index.model(model_hash)) is not None:
-            return Written(self.model_view(existing), created=False)
-        self.store.put_bytes(trained.model_bytes)
-        metadata_hash = self.store.put_bytes(trained.metadata_bytes)
-        created = True
-        try:
-            self.client.register_model(
-                model_hash, datasets=[dataset_hash], metadata_hash=metadata_hash
-            )
-        except AlreadyRegistered:
-            created = False
-        self.sync()
+        with self._writing.hold(model_hash):
+            if (existing := self.index.model(model_hash)) is not None:
+                return Written(self.model_view(existing), created=False)
+            self.store.put_bytes(trained.model_bytes)
+            metadata_hash = self.store.put_bytes(trained.metadata_bytes)
+            created = True
+            try:
+                self.client.register_model(
+                    model_hash, datasets=[dataset_hash], metadata_hash=metadata_hash
+                )
+            except AlreadyRegistered:
+                created = False
+            self.sync()
         return Written(self.model_view(self.get_model(model_hash)), created=created)
 
     def get_model(self, model_hash: str) -> IndexedModel:
@@ -456,8 +491,9 @@ class ProvenanceService:
         kind = self.kind_of(record_hash)
         if kind is None:
             raise Problem(404, "unknown-record", f"no record is registered under {record_hash}")
-        self.client.revoke(record_hash, reason)
-        self.sync()
+        with self._writing.hold(record_hash):  # a second revocation fails its simulation
+            self.client.revoke(record_hash, reason)
+            self.sync()
         return self.record_view(record_hash)
 
     def record_view(self, record_hash: str) -> dict[str, Any]:
