@@ -39,13 +39,20 @@ MB = 1_000_000
 _BLOCK = 1 << 20
 _RESULTS = Path(__file__).resolve().parent / "results" / "hashing.json"
 
-# Run in a fresh interpreter: peak RSS after importing ml.hashing, then after hashing.
+# Run in a fresh interpreter: peak RSS after importing ml.hashing, then after hashing. The peak
+# is the process's own VmHWM: ru_maxrss is not, because Linux carries the parent's high-water
+# mark across fork and exec into the child (a large parent would show as the child's peak).
 _RSS_CHILD = """
-import json, resource, sys
+import json, sys
 from ml.hashing import sha256_file
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_kb():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+before = peak_kb()
 digest = sha256_file(sys.argv[1])
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_kb()
 print(json.dumps({"before_kb": before, "after_kb": after, "digest": digest.hex()}))
 """
 
@@ -107,7 +114,7 @@ def _peak_rss(path: Path) -> dict[str, Any]:
         cwd=root,
     )
     child = json.loads(out.stdout)
-    # Linux reports ru_maxrss in KiB.
+    # /proc reports VmHWM in KiB.
     return {
         "rss_after_import_mb": round(child["before_kb"] * 1024 / MB, 1),
         "peak_rss_mb": round(child["after_kb"] * 1024 / MB, 1),
