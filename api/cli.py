@@ -455,7 +455,7 @@ def predict(
 
         def human(r: dict[str, Any]) -> None:
             for i, value in enumerate(r["predictions"]):
-                out.print(f"row {i}: {value}")
+                out.print(f"row {i}: {value}", markup=False)  # a label may hold "[...]"
 
         _emit(result, as_json, human)
 

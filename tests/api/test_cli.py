@@ -213,6 +213,22 @@ def test_errors_are_one_line_and_an_exit_status(tmp_path: Path, files: dict[str,
     assert usage.stderr.startswith("Usage: provenance dataset register") and not usage.stdout
 
 
+def test_class_labels_are_printed_as_they_are(tmp_path: Path) -> None:
+    data = ("--data-dir", tmp_path / "data")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("x,label\n" + "".join(f"{i},{'[hi]' if i > 4 else '[lo]'}\n" for i in range(10)))
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([{"x": 0}, {"x": 9}]))
+    dataset = cli_json("dataset", "register", csv, *data)["content_hash"]
+    model = cli_json("model", "train", "--dataset", dataset, "--algorithm",
+                     "random_forest_classifier", "--target", "label", "--test-size", "0",
+                     *data)["model_hash"]  # fmt: skip
+    assert cli("predict", model, "--rows", rows, *data).stdout.splitlines() == [
+        "row 0: [lo]",
+        "row 1: [hi]",
+    ]
+
+
 def test_an_unreachable_service_is_exit_2(tmp_path: Path, files: dict[str, Path]) -> None:
     result = cli("dataset", "register", files["raw"], "--url", "http://127.0.0.1:9", code=2)
     assert error_line(result).startswith("error: cannot reach the service")
