@@ -7,8 +7,9 @@ transaction (the chain's head does not move) and store nothing (the artifact sto
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from eth_abi import encode
@@ -20,7 +21,7 @@ from ledger.merkle import verify_proof
 from ml.datasets import parse_dataset
 from ml.hashing import to_hex
 from ml.transforms import TransformSpec
-from tests.api.conftest import SALES_CSV, assert_problem, upload
+from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, upload
 
 UNKNOWN = "0x" + "ab" * 32
 RAW_CSV = SALES_CSV + "300,400,7000\n250,,6500\n"  # one duplicate row, one missing value
@@ -42,6 +43,21 @@ def registered(client: TestClient, csv: str = SALES_CSV, **form: str) -> dict[st
     response = upload(client, csv, **form)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+class Shared(NamedTuple):
+    client: TestClient
+    settings: Settings
+    raw: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """One service, holding one dataset, for the tests of refused requests: each checks that it
+    changed nothing, so they need no fresh chain of their own."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("refusals") / "data", anchor_interval=3600)
+    with authorized_client(settings) as client:
+        yield Shared(client, settings, registered(client, RAW_CSV))
 
 
 # -- POST /v1/datasets --------------------------------------------------------------------------
@@ -105,9 +121,9 @@ def test_reupload_of_the_same_bytes_answers_200_and_sends_nothing(
     ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_invalid_csv_is_refused_with_its_type_and_nothing_is_kept(
-    client: TestClient, settings: Settings, csv: bytes, problem: str
+    shared: Shared, csv: bytes, problem: str
 ) -> None:
-    registered(client)  # a store and chain with something in them
+    client, settings = shared.client, shared.settings
     files, block = stored_files(settings), head(client)
     body = assert_problem(upload(client, csv), 422, problem)
     assert body["title"] == "Unprocessable Entity"
@@ -194,8 +210,8 @@ def test_list_is_paged_newest_first(client: TestClient) -> None:
 @pytest.mark.parametrize(
     "params", [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"limit": "many"}]
 )
-def test_list_rejects_bad_paging(client: TestClient, params: dict[str, Any]) -> None:
-    body = assert_problem(client.get("/v1/datasets", params=params), 422, "invalid-request")
+def test_list_rejects_bad_paging(shared: Shared, params: dict[str, Any]) -> None:
+    body = assert_problem(shared.client.get("/v1/datasets", params=params), 422, "invalid-request")
     assert body["errors"][0]["loc"][0] == "query"
 
 
@@ -228,8 +244,8 @@ def test_unknown_dataset_is_404(client: TestClient) -> None:
         "/v1/datasets/0x1234/rows/0/proof",
     ],
 )
-def test_malformed_hash_in_a_path_is_422(client: TestClient, path: str) -> None:
-    body = assert_problem(client.get(path), 422, "invalid-request")
+def test_malformed_hash_in_a_path_is_422(shared: Shared, path: str) -> None:
+    body = assert_problem(shared.client.get(path), 422, "invalid-request")
     assert body["errors"][0]["loc"] == ["path", "content_hash"]
 
 
@@ -321,10 +337,9 @@ def test_row_proof_out_of_range_is_404(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("index", ["-1", "one", "1.5"])
-def test_row_proof_with_a_bad_index_is_422(client: TestClient, index: str) -> None:
-    record = registered(client)
+def test_row_proof_with_a_bad_index_is_422(shared: Shared, index: str) -> None:
     body = assert_problem(
-        client.get(f"/v1/datasets/{record['content_hash']}/rows/{index}/proof"),
+        shared.client.get(f"/v1/datasets/{shared.raw['content_hash']}/rows/{index}/proof"),
         422,
         "invalid-request",
     )
@@ -390,9 +405,9 @@ def test_derive_again_answers_200_and_sends_nothing(client: TestClient, settings
          "steps-not-a-list", "no-steps-key", "extra-key"],
 )  # fmt: skip
 def test_invalid_derive_is_422_and_nothing_is_kept(
-    client: TestClient, settings: Settings, body: dict[str, Any], problem: str
+    shared: Shared, body: dict[str, Any], problem: str
 ) -> None:
-    raw = registered(client, RAW_CSV)
+    client, settings, raw = shared
     files, block = stored_files(settings), head(client)
     assert_problem(
         client.post(f"/v1/datasets/{raw['content_hash']}/derive", json=body), 422, problem
@@ -401,10 +416,9 @@ def test_invalid_derive_is_422_and_nothing_is_kept(
     assert head(client) == block
 
 
-def test_derive_with_a_malformed_json_body_is_422(client: TestClient) -> None:
-    raw = registered(client, RAW_CSV)
-    response = client.post(
-        f"/v1/datasets/{raw['content_hash']}/derive",
+def test_derive_with_a_malformed_json_body_is_422(shared: Shared) -> None:
+    response = shared.client.post(
+        f"/v1/datasets/{shared.raw['content_hash']}/derive",
         content=b'{"steps": [',
         headers={"content-type": "application/json"},
     )

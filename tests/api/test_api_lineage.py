@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,14 +20,34 @@ from prov.model import (
     ProvUsage,
 )
 
-from tests.api.conftest import SALES_CSV, assert_problem, train, upload
+from api.settings import Settings
+from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, train, upload
 
 RAW_CSV = SALES_CSV + "300,400,7000\n250,,6500\n"
 STEPS = [{"step": "drop_duplicates"}, {"step": "drop_missing"}]
 
 
+class Shared(NamedTuple):
+    client: TestClient
+    flow: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """One flow for the tests that only read it."""
+    data_dir = tmp_path_factory.mktemp("lineage") / "data"
+    settings = Settings(data_dir=data_dir, anchor_interval=3600, anchor_batch_size=10_000)
+    with authorized_client(settings) as client:
+        yield Shared(client, build_flow(client))
+
+
 @pytest.fixture
 def flow(client: TestClient) -> dict[str, Any]:
+    """A flow of its own, for the tests that revoke part of it."""
+    return build_flow(client)
+
+
+def build_flow(client: TestClient) -> dict[str, Any]:
     """raw → (transform) → clean → (training) → model → batch, with every node id."""
     raw = upload(client, RAW_CSV).json()
     clean = client.post(f"/v1/datasets/{raw['content_hash']}/derive", json={"steps": STEPS}).json()
@@ -77,7 +98,8 @@ def shape(g: dict[str, Any]) -> tuple[set[str], set[tuple[str, str, str]]]:
     return nodes, edges
 
 
-def test_up_from_the_model_is_its_whole_history(client: TestClient, flow: dict[str, Any]) -> None:
+def test_up_from_the_model_is_its_whole_history(shared: Shared) -> None:
+    client, flow = shared
     ids = flow["id"]
     g = graph(client, flow["model"]["model_hash"], "up")
     assert g["root"] == ids["model"] and g["direction"] == "up"
@@ -94,9 +116,8 @@ def test_up_from_the_model_is_its_whole_history(client: TestClient, flow: dict[s
     assert not any(n["revoked"] or n["tainted"] for n in g["nodes"])
 
 
-def test_down_from_the_raw_data_reaches_the_predictions(
-    client: TestClient, flow: dict[str, Any]
-) -> None:
+def test_down_from_the_raw_data_reaches_the_predictions(shared: Shared) -> None:
+    client, flow = shared
     ids = flow["id"]
     nodes, edges = shape(graph(client, flow["raw"]["content_hash"], "down"))
     assert nodes == set(ids.values())
@@ -117,13 +138,13 @@ def test_down_from_the_raw_data_reaches_the_predictions(
     ],
 )  # fmt: skip
 def test_graph_by_start_and_direction(
-    client: TestClient,
-    flow: dict[str, Any],
+    shared: Shared,
     start: str,
     direction: str,
     expected_nodes: list[str],
     expected_edges: list[str],
 ) -> None:
+    client, flow = shared
     ids = flow["id"]
     record_hash = ids[start].split(":")[1]
     nodes, edges = shape(graph(client, record_hash, direction))
@@ -131,7 +152,8 @@ def test_graph_by_start_and_direction(
     assert edges == (edges_of(ids, *expected_edges) if expected_edges else set())
 
 
-def test_the_default_direction_is_both(client: TestClient, flow: dict[str, Any]) -> None:
+def test_the_default_direction_is_both(shared: Shared) -> None:
+    client, flow = shared
     clean = flow["clean"]["content_hash"]
     assert client.get(f"/v1/lineage/{clean}").json() == graph(client, clean, "both")
 
@@ -159,19 +181,24 @@ def test_revoking_the_model_taints_only_what_is_downstream(
     client: TestClient, flow: dict[str, Any]
 ) -> None:
     ids = flow["id"]
-    client.post(f"/v1/records/{flow['model']['model_hash']}/revoke", json={"reason": "biased"})
+    model = flow["model"]["model_hash"]
+    assert client.post(f"/v1/records/{model}/revoke", json={"reason": "biased"}).status_code == 200
     by_id = {n["id"]: n for n in graph(client, flow["clean"]["content_hash"])["nodes"]}
     tainted = {node_id for node_id, node in by_id.items() if node["tainted"]}
     assert tainted == {ids["model"], ids["batch"]}
     assert by_id[ids["model"]]["revoked"] and not by_id[ids["batch"]]["revoked"]
 
 
-@pytest.mark.parametrize("direction", ["up", "down", "both"])
 def test_prov_export_reads_back_with_the_graph_counts(
-    client: TestClient, flow: dict[str, Any], direction: str
+    client: TestClient, flow: dict[str, Any]
 ) -> None:
-    client.post(f"/v1/records/{flow['clean']['content_hash']}/revoke", json={"reason": "stale"})
     clean = flow["clean"]["content_hash"]
+    assert client.post(f"/v1/records/{clean}/revoke", json={"reason": "stale"}).status_code == 200
+    for direction in ("up", "down", "both"):
+        check_prov_export(client, flow, clean, direction)
+
+
+def check_prov_export(client: TestClient, flow: dict[str, Any], clean: str, direction: str) -> None:
     g = graph(client, clean, direction)
     response = client.get(f"/v1/lineage/{clean}", params={"direction": direction, "format": "prov"})
     assert response.status_code == 200, response.text
@@ -205,7 +232,8 @@ def test_prov_export_reads_back_with_the_graph_counts(
     assert again == document
 
 
-def test_prov_via_the_json_body_is_plain_json(client: TestClient, flow: dict[str, Any]) -> None:
+def test_prov_via_the_json_body_is_plain_json(shared: Shared) -> None:
+    client, flow = shared
     model = flow["model"]["model_hash"]
     prov = client.get(f"/v1/lineage/{model}", params={"format": "prov", "direction": "up"}).json()
     assert prov["prefix"] == {"ledger": "urn:provenance-ledger:"}
@@ -213,7 +241,8 @@ def test_prov_via_the_json_body_is_plain_json(client: TestClient, flow: dict[str
     assert json.loads(json.dumps(prov)) == prov
 
 
-def test_unknown_record_is_404(client: TestClient) -> None:
+def test_unknown_record_is_404(shared: Shared) -> None:
+    client = shared.client
     unknown = "0x" + "12" * 32
     body = assert_problem(client.get(f"/v1/lineage/{unknown}"), 404, "unknown-record")
     assert unknown in body["detail"]
@@ -227,12 +256,14 @@ def test_unknown_record_is_404(client: TestClient) -> None:
         ("format=xml", ["query", "format"]),
     ],
 )
-def test_bad_query_is_422(client: TestClient, query: str, where: list[str]) -> None:
-    dataset = upload(client, SALES_CSV).json()["content_hash"]
-    body = assert_problem(client.get(f"/v1/lineage/{dataset}?{query}"), 422, "invalid-request")
+def test_bad_query_is_422(shared: Shared, query: str, where: list[str]) -> None:
+    dataset = shared.flow["raw"]["content_hash"]
+    response = shared.client.get(f"/v1/lineage/{dataset}?{query}")
+    body = assert_problem(response, 422, "invalid-request")
     assert body["errors"][0]["loc"] == where
 
 
-def test_malformed_hash_is_422(client: TestClient) -> None:
+def test_malformed_hash_is_422(shared: Shared) -> None:
+    client = shared.client
     body = assert_problem(client.get("/v1/lineage/0xdeadbeef"), 422, "invalid-request")
     assert body["errors"][0]["loc"] == ["path", "record_hash"]

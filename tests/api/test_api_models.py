@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import Settings
 from ml.artifacts import load_model
-from tests.api.conftest import SALES_CSV, assert_problem, train, upload
+from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, train, upload
 
 UNKNOWN = "0x" + "cd" * 32
 CLASSES_CSV = "x1,x2,label\n" + "".join(
@@ -43,6 +44,23 @@ def model(client: TestClient, dataset_hash: str, **overrides: Any) -> dict[str, 
     response = train(client, dataset_hash, **overrides)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+class Shared(NamedTuple):
+    client: TestClient
+    settings: Settings
+    dataset: str
+    model: str
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """One service, with one dataset and one model trained on it, for the tests of refused
+    requests: each checks that it changed nothing, so they need no fresh chain of their own."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("refusals") / "data", anchor_interval=3600)
+    with authorized_client(settings) as client:
+        data = dataset(client, "x1,x2,y\n1,2,3\n2,3,5\n4,4,4\n5,1,2\n")
+        yield Shared(client, settings, data, model(client, data)["model_hash"])
 
 
 # -- POST /v1/models ----------------------------------------------------------------------------
@@ -126,16 +144,17 @@ def test_features_and_params_are_recorded(client: TestClient) -> None:
     ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_invalid_training_is_422_and_nothing_is_kept(
-    client: TestClient, settings: Settings, overrides: dict[str, Any], problem: str
+    shared: Shared, overrides: dict[str, Any], problem: str
 ) -> None:
-    data = dataset(client, "x1,x2,y\n1,2,3\n2,3,5\n4,4,4\n5,1,2\n")
+    client, settings = shared.client, shared.settings
     files, block = stored_files(settings), head(client)
-    request = {"dataset": data, "algorithm": "linear_regression", "target": "y", **overrides}
+    request = {"dataset": shared.dataset, "algorithm": "linear_regression", "target": "y",
+               **overrides}  # fmt: skip
     body = assert_problem(client.post("/v1/models", json=request), 422, problem)
     assert body["detail"]
     assert stored_files(settings) == files
     assert head(client) == block
-    assert client.get("/v1/models").json()["count"] == 0
+    assert client.get("/v1/models").json()["count"] == 1
 
 
 def test_regression_on_a_string_target_is_422(client: TestClient) -> None:
@@ -254,18 +273,16 @@ def test_classifier_predictions_carry_probabilities(client: TestClient) -> None:
          "extra-key", "no-rows"],
 )  # fmt: skip
 def test_invalid_prediction_input_is_422(
-    client: TestClient, body: dict[str, Any], problem: str, mentions: str
+    shared: Shared, body: dict[str, Any], problem: str, mentions: str
 ) -> None:
-    model_hash = model(client, dataset(client))["model_hash"]
-    response = client.post(f"/v1/models/{model_hash}/predict", json=body)
+    response = shared.client.post(f"/v1/models/{shared.model}/predict", json=body)
     assert mentions in assert_problem(response, 422, problem)["detail"]
 
 
-def test_non_finite_numbers_are_422(client: TestClient) -> None:
-    model_hash = model(client, dataset(client))["model_hash"]
+def test_non_finite_numbers_are_422(shared: Shared) -> None:
     for raw in (b'{"rows": [{"x1": NaN, "x2": 2}]}', b'{"rows": [{"x1": 1e999, "x2": 2}]}'):
-        response = client.post(
-            f"/v1/models/{model_hash}/predict",
+        response = shared.client.post(
+            f"/v1/models/{shared.model}/predict",
             content=raw,
             headers={"content-type": "application/json"},
         )
