@@ -130,8 +130,11 @@ def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
 
 def test_the_whole_flow_through_a_real_server(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    limits = {"PROVENANCE_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
-    with serve(data_dir, env=limits) as base_url:
+    settings = {
+        "PROVENANCE_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "PROVENANCE_ANCHOR_INTERVAL": "3600",  # receipts are anchored when the test says so
+    }
+    with serve(data_dir, env=settings) as base_url:
         headers = admin_headers(data_dir)
         with httpx.Client(base_url=base_url, headers=headers, timeout=60) as api:
             created = _drive_the_flow(api)
@@ -190,7 +193,25 @@ def _drive_the_flow(api: httpx.Client) -> dict[str, Any]:
 
     # three transactions: register, derive, train; the duplicates sent none
     assert ok(api.get("/v1/chain"))["latest_block"] == start + 3
-    return {"raw": raw, "clean": clean, "model": model, "predicted": predicted, "graph": graph}
+
+    # 6. anchor the receipts: one batch, which joins the model's lineage
+    [batch] = ok(api.post("/v1/anchor"))["batches"]
+    assert batch["model_hash"] == model["model_hash"] and batch["count"] == 2
+    for receipt in predicted["receipts"]:
+        assert ok(api.get(f"/v1/receipts/{receipt['receipt_id']}"))["status"] == "anchored"
+    batch_graph = ok(api.get(f"/v1/lineage/{batch['batch_id']}", params={"direction": "up"}))
+    assert {n["id"] for n in batch_graph["nodes"]} == {
+        *(n["id"] for n in graph["nodes"]),
+        f"batch:{batch['batch_id']}",
+    }
+    return {
+        "raw": raw,
+        "clean": clean,
+        "model": model,
+        "predicted": predicted,
+        "graph": graph,
+        "batch": batch,
+    }
 
 
 def _read_everything_back(api: httpx.Client, created: dict[str, Any]) -> None:
@@ -224,7 +245,10 @@ def _read_everything_back(api: httpx.Client, created: dict[str, Any]) -> None:
         assert stored["signature"] == receipt["signature"]
 
     down = ok(api.get(f"/v1/lineage/{raw['content_hash']}", params={"direction": "down"}))
-    assert {n["id"] for n in down["nodes"]} >= {n["id"] for n in created["graph"]["nodes"]}
+    assert {n["id"] for n in down["nodes"]} == {
+        *(n["id"] for n in created["graph"]["nodes"]),
+        f"batch:{created['batch']['batch_id']}",
+    }
     prov = api.get(
         f"/v1/lineage/{model['model_hash']}", params={"direction": "up", "format": "prov"}
     )
