@@ -11,12 +11,11 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import AuthGate, KeyStore
 from api.deps import SettingsDep
-from api.problems import Problem, install_problem_handlers
+from api.problems import BodyTooLarge, Problem, install_problem_handlers, problem_response
 from api.routes import api_router, rpc
 from api.service import ProvenanceService
 from api.settings import Settings, get_settings
@@ -44,17 +43,16 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if content_type.startswith("multipart/"):
-            limit, name = self.settings.max_upload_bytes + MULTIPART_OVERHEAD, "max_upload_bytes"
+            name, maximum = "max_upload_bytes", self.settings.max_upload_bytes
+            limit = maximum + MULTIPART_OVERHEAD  # the file itself is checked exactly later
         else:
-            limit, name = self.settings.max_json_bytes, "max_json_bytes"
-        too_large = HTTPException(413, f"the request body exceeds {name} = {limit}")
+            name, maximum = "max_json_bytes", self.settings.max_json_bytes
+            limit = maximum
+        too_large = BodyTooLarge(name, maximum)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            from api.problems import problem_response
-
-            await problem_response(413, "too-large", str(too_large.detail), limit=name)(
-                scope, receive, send
-            )
+            response = problem_response(413, "too-large", str(too_large.detail), limit=name)
+            await response(scope, receive, send)
             return
         seen = 0
 

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -111,15 +111,19 @@ def _emit(data: Any, as_json: bool, human: Any) -> None:
         human(data)
 
 
+def _fail(message: str, code: int = 1) -> NoReturn:
+    """Print one error line (its text is never read as markup) and exit with ``code``."""
+    err.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(code)
+
+
 def _run(action: Any) -> None:
     try:
         action()
     except CommandFailed as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")  # "[type]" is text, not markup
-        raise typer.Exit(1) from None
+        _fail(str(exc))
     except httpx.TransportError as exc:
-        err.print(f"[red]error:[/red] cannot reach the service: {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        _fail(f"cannot reach the service: {exc}", 2)
 
 
 def _show_fields(fields: list[tuple[str, Any]]) -> None:
@@ -538,13 +542,11 @@ def verify(
     input_row = json.loads(input_file.read_text()) if input_file else document.get("input")
     address = contract or document.get("ledger", {}).get("contract")
     if not address:
-        err.print("[red]error:[/red] --contract is required for a bare receipt")
-        raise typer.Exit(EXIT_INVALID)
+        _fail("--contract is required for a bare receipt", EXIT_INVALID)
     try:
         receipt = Receipt.model_validate({k: receipt_doc.get(k) for k in Receipt.model_fields})
     except (ValueError, ReceiptError) as exc:
-        err.print(f"[red]error:[/red] {receipt_file} is not a receipt: {exc}")
-        raise typer.Exit(EXIT_INVALID) from None
+        _fail(f"{receipt_file} is not a receipt: {exc}", EXIT_INVALID)
     try:
         report = verify_receipt_on_chain(
             receipt,
@@ -554,8 +556,7 @@ def verify(
             input_row=input_row,
         ).to_json()
     except ChainUnavailable as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+        _fail(str(exc), EXIT_UNREACHABLE)
     _emit(report, as_json, _show_report)
     if report["verdict"] != "valid":
         raise typer.Exit(EXIT_INVALID if report["verdict"] == "invalid" else EXIT_PENDING)
@@ -601,8 +602,7 @@ def keystore_create(
     from ledger.keys import create_keystore, read_password
 
     if path.exists():
-        err.print(f"[red]error:[/red] {path} exists; refusing to overwrite a key")
-        raise typer.Exit(1)
+        _fail(f"{path} exists; refusing to overwrite a key")
     account = create_keystore(path, read_password(PasswordEnv, PasswordFileEnv))
     out.print(f"created {path} for address {account.address}")
 
@@ -625,12 +625,10 @@ def deploy(
         account = load_keystore(keystore, read_password(PasswordEnv, PasswordFileEnv))
         existing = Deployment.load(record)
         if existing is not None:
-            err.print(f"[red]error:[/red] {record} already records {existing.address}")
-            raise typer.Exit(1)
+            _fail(f"{record} already records {existing.address}")
         client = deploy_ledger(RpcBackend(rpc_url), account, record)
     except LedgerError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        _fail(str(exc))
     out.print(f"deployed ProvenanceLedger at {client.address} on chain {client.chain_id()}")
     out.print(f"wrote {record}")
 
@@ -650,8 +648,7 @@ def index_rebuild(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
     try:
         backend, account = open_backend(settings)
     except Exception as exc:
-        err.print(f"[red]error:[/red] cannot open the chain in {data_dir}: {exc}")
-        raise typer.Exit(1) from None
+        _fail(f"cannot open the chain in {data_dir}: {exc}")
     try:
         client = connect_ledger(
             backend, account, data_dir / "deployment.json", deploy_if_missing=False
@@ -683,8 +680,7 @@ def keys_create(
     try:
         info, key = _key_store(data_dir).create(role, name)
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        _fail(str(exc))
     print(f"created {info.role} key {info.key_id}; it is not stored anywhere, keep it: {key}")
 
 
@@ -709,8 +705,7 @@ def keys_list(data_dir: DataDirOpt = DEFAULT_DATA_DIR, as_json: JsonOpt = False)
 def keys_revoke(key_id: str, data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
     """Revoke an API key; it stops working at the service's next request."""
     if not _key_store(data_dir).revoke(key_id):
-        err.print(f"[red]error:[/red] no active key {key_id}")
-        raise typer.Exit(1)
+        _fail(f"no active key {key_id}")
     out.print(f"revoked {key_id}")
 
 

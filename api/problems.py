@@ -16,10 +16,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger import errors as ledger_errors
+from ledger.receipts import ReceiptError
 from ledger.store import ArtifactCorrupted, ArtifactMissing
 from ml.errors import MlError, TooLarge
 
-__all__ = ["PROBLEM_BASE", "Problem", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_BASE",
+    "BodyTooLarge",
+    "Problem",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 PROBLEM_BASE = "urn:provenance-ledger:problem:"
 MEDIA_TYPE = "application/problem+json"
@@ -34,8 +41,18 @@ class Problem(Exception):
         self.status, self.slug, self.detail, self.extra = status, slug, detail, extra
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body went past its limit while streaming in (raised from ``receive``, so it
+    must be an HTTPException for FastAPI to let it through unchanged)."""
+
+    def __init__(self, limit: str, maximum: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit} = {maximum} bytes")
+        self.limit = limit
+
+
 def _kebab(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+    """``DatasetAlreadyRegistered`` → ``dataset-already-registered`` (acronyms kept whole)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
 
 
 def problem_response(status: int, slug: str, detail: str, **extra: Any) -> JSONResponse:
@@ -72,6 +89,8 @@ def _from_exception(exc: Exception) -> Problem:
         return Problem(500, "artifact-missing", str(exc))
     if isinstance(exc, ArtifactCorrupted):
         return Problem(500, "artifact-corrupted", str(exc), expected=exc.expected, found=exc.found)
+    if isinstance(exc, ReceiptError):
+        return Problem(422, "malformed-receipt", str(exc))
     if isinstance(exc, ledger_errors.ChainUnavailable):
         # One type for every way the chain can be away (closed, refused, timed out), so a
         # client can recognise "retry later" without knowing the backends' exception names.
@@ -108,7 +127,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
             exc.status_code, "http-error"
         )
-        response = problem_response(exc.status_code, slug, str(exc.detail))
+        extra = {"limit": exc.limit} if isinstance(exc, BodyTooLarge) else {}
+        response = problem_response(exc.status_code, slug, str(exc.detail), **extra)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
         return response

@@ -234,7 +234,20 @@ class ProvenanceService:
         parent = self._live_dataset(parent_hash)
         derivation = derive(self.load_dataset(parent.content_hash), spec, limits=self.limits)
         new_hash = to_hex(derivation.dataset.content_hash)
+        if new_hash == parent.content_hash:
+            raise Problem(
+                409, "derivation-unchanged", "the steps change nothing: the result is the parent"
+            )
         if (existing := self.index.dataset(new_hash)) is not None:
+            if existing.parents != (parent.content_hash,) or existing.transform_hash != to_hex(
+                spec.hash
+            ):
+                raise Problem(
+                    409,
+                    "already-registered",
+                    f"the result's bytes are dataset {new_hash}, registered with another "
+                    "lineage; a dataset is registered once, so nothing was recorded",
+                )
             return Written(self.dataset_view(existing), created=False)
         self.store.put_bytes(derivation.data)
         self.store.put_bytes(spec.canonical_bytes)
@@ -407,6 +420,12 @@ class ProvenanceService:
         indexed = self.get_model(model_hash)
         if indexed.revoked:
             raise Problem(409, "record-revoked", f"model {model_hash} is revoked")
+        if (revoked := self._revoked_ancestor(indexed.datasets)) is not None:
+            raise Problem(
+                409,
+                "record-tainted",
+                f"model {model_hash} was trained on data derived from revoked dataset {revoked}",
+            )
         return self._models.get_or_make(
             indexed.model_hash,
             lambda: load_model(
@@ -414,6 +433,20 @@ class ProvenanceService:
                 bytes.fromhex(indexed.model_hash[2:]),
             ),
         )
+
+    def _revoked_ancestor(self, datasets: tuple[str, ...]) -> str | None:
+        """The first revoked dataset among ``datasets`` and their ancestors, if any."""
+        seen: set[str] = set()
+        frontier = list(datasets)
+        while frontier:
+            current = frontier.pop()
+            if current in seen or (indexed := self.index.dataset(current)) is None:
+                continue
+            seen.add(current)
+            if indexed.revoked:
+                return current
+            frontier.extend(indexed.parents)
+        return None
 
     def predict(self, model_hash: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Run the model on ``rows`` (flow 4, without receipts: the receipt layer wraps this)."""
@@ -458,10 +491,8 @@ class ProvenanceService:
         auditor may need to reproduce what it said before it was revoked.
         """
         indexed = self.get_model(model_hash)
-        model = self._models.get_or_make(
-            indexed.model_hash,
-            lambda: load_model(self.store.read_bytes(indexed.model_hash), indexed.model_hash),
-        )
+        # Re-read the stored file (no cache): a re-run reproduces what the store holds now.
+        model = load_model(self.store.read_bytes(indexed.model_hash), indexed.model_hash)
         result = model.predict([row])
         if result.probabilities is None or result.classes is None:
             return result.values[0]

@@ -20,6 +20,7 @@ def get_receipt(service: ServiceDep, receipt_id: HashPath) -> dict:
 def anchor_now(service: ServiceDep) -> dict:
     """Anchor every pending receipt now instead of waiting for the batch size or interval."""
     results = service.anchorer.flush()
+    service.sync()  # so lineage and revocation see the new batches at once
     return {
         "batches": [
             {
