@@ -12,11 +12,7 @@ requests stream in, so the kill lands during anchoring; run 3 flushes with ``POS
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,89 +24,23 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.devnode import free_port
+from api.devserver import ServiceProcess
 
 TIMEOUT = 90.0  # seconds; only ever reached when something is broken
 RAW_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
 
 
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("provenance")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("provenance")
-    return [found] if found else [sys.executable, "-m", "api"]
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def client(self, data_dir: Path) -> httpx.Client:
-        key = (data_dir / "admin.key").read_text().strip()
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hook, no flush, nothing."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-        assert self.process.returncode == -signal.SIGKILL
-
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-
 @contextmanager
-def serve(data_dir: Path, **settings: str) -> Iterator[Server]:
+def serve(data_dir: Path, **settings: str) -> Iterator[ServiceProcess]:
     """Start ``provenance serve`` on a free loopback port; always stopped on the way out."""
-    env = {**os.environ, **{f"PROVENANCE_{k.upper()}": v for k, v in settings.items()}}
-    env.pop("PROVENANCE_URL", None)
-    port = free_port()
-    log = data_dir.parent / f"server-{port}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                *_command(),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                data_dir,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{server.log_tail()}")
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not come up:\n{server.log_tail()}")
-            time.sleep(0.1)
+    env = {f"PROVENANCE_{k.upper()}": v for k, v in settings.items()}
+    with ServiceProcess(data_dir, env=env, start_timeout=TIMEOUT) as server:
         yield server
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+
+
+def kill(server: ServiceProcess) -> None:
+    """SIGKILL: no shutdown hook, no flush, nothing."""
+    assert server.stop(kill=True) == -signal.SIGKILL
 
 
 def _ok(response: httpx.Response, *statuses: int) -> Any:
@@ -119,7 +49,7 @@ def _ok(response: httpx.Response, *statuses: int) -> Any:
 
 
 def _wait_until(
-    condition: Callable[[], bool], what: str, server: Server, *, every: float = 0.1
+    condition: Callable[[], bool], what: str, server: ServiceProcess, *, every: float = 0.1
 ) -> None:
     deadline = time.monotonic() + TIMEOUT
     while not condition():
@@ -132,7 +62,7 @@ def _wait_until(
 class Traffic:
     """Predictions sent in a loop from another thread; keeps every receipt it was answered."""
 
-    server: Server
+    server: ServiceProcess
     data_dir: Path
     model: str
     held: list[dict[str, Any]] = field(default_factory=list)
@@ -145,7 +75,7 @@ class Traffic:
         self._thread.start()
 
     def _run(self) -> None:
-        with self.server.client(self.data_dir) as client:
+        with self.server.client(timeout=60) as client:
             for i in range(10_000):
                 rows = [{"x1": i, "x2": 2 * i}, {"x1": i + 0.5, "x2": 1}]
                 try:
@@ -170,7 +100,9 @@ class Traffic:
         return list(self.held)
 
 
-def _kill_mid_traffic(server: Server, data_dir: Path, model: str, at_least: int) -> list[dict]:
+def _kill_mid_traffic(
+    server: ServiceProcess, data_dir: Path, model: str, at_least: int
+) -> list[dict]:
     traffic = Traffic(server, data_dir, model)
     traffic.start()
     _wait_until(
@@ -179,7 +111,7 @@ def _kill_mid_traffic(server: Server, data_dir: Path, model: str, at_least: int)
         server,
         every=0.005,
     )
-    server.kill()  # while predictions are still streaming in
+    kill(server)  # while predictions are still streaming in
     held = traffic.join()
     assert len(held) >= at_least
     assert len({r["receipt_id"] for r in held}) == len(held)
@@ -205,7 +137,7 @@ def test_sigkill_with_receipts_pending_loses_none(tmp_path: Path) -> None:
 
     # Run 1: the pipeline, one anchored batch, then receipts left pending when killed.
     with serve(data_dir, **quiet) as server:
-        with server.client(data_dir) as client:
+        with server.client(timeout=60) as client:
             raw = _ok(client.post("/v1/datasets", files={"file": ("sales.csv", RAW_CSV)}), 201)[
                 "content_hash"
             ]
@@ -226,7 +158,7 @@ def test_sigkill_with_receipts_pending_loses_none(tmp_path: Path) -> None:
     # Run 2: it comes back with its chain; the age trigger anchors what was pending, while new
     # traffic is anchored in batches of 3 until the next kill.
     with serve(data_dir, anchor_interval="0.5", anchor_batch_size="3") as server:
-        with server.client(data_dir) as client:
+        with server.client(timeout=60) as client:
             assert _ok(client.get("/v1/chain"))["latest_block"] >= block_before
             assert _ok(client.get(f"/v1/models/{model}"))["datasets"] == [clean]
             _wait_until(
@@ -238,7 +170,7 @@ def test_sigkill_with_receipts_pending_loses_none(tmp_path: Path) -> None:
         second = _kill_mid_traffic(server, data_dir, model, at_least=10)
 
     # Run 3: nothing is due by size or age; POST /v1/anchor flushes what the kill left behind.
-    with serve(data_dir, **quiet) as server, server.client(data_dir) as client:
+    with serve(data_dir, **quiet) as server, server.client(timeout=60) as client:
         flushed = _ok(client.post("/v1/anchor"))
         assert all(b["error"] is None for b in flushed["batches"]), flushed
         assert flushed["receipts"]["pending"] == 0

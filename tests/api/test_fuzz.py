@@ -7,7 +7,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -15,9 +14,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from api.app import create_app
+from api.devserver import ServiceProcess
 from api.settings import Settings
-from tests.api.conftest import admin_key
-from tests.api.server import running_server
 
 EXAMPLES_PER_OPERATION = 12
 # The schema is the app's own; it needs no server to read (only a scratch data directory).
@@ -32,14 +30,11 @@ OPERATIONS = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("fuzz") / "data"
-    with running_server(data_dir, {"PROVENANCE_ANCHOR_INTERVAL": "3600"}) as base_url:
-        headers = {"Authorization": f"Bearer {admin_key(data_dir)}"}
-        httpx.post(
-            f"{base_url}/v1/datasets",
-            files={"file": ("s.csv", "x1,x2,y\n1,2,3\n2,3,5\n4,1,6\n")},
-            headers=headers,
-        ).raise_for_status()
-        yield base_url, headers
+    env = {"PROVENANCE_ANCHOR_INTERVAL": "3600"}
+    with ServiceProcess(data_dir, env=env) as server, server.client() as api:
+        csv = "x1,x2,y\n1,2,3\n2,3,5\n4,1,6\n"
+        api.post("/v1/datasets", files={"file": ("s.csv", csv)}).raise_for_status()
+        yield server.url, server.headers
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)

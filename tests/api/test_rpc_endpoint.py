@@ -8,9 +8,10 @@ import subprocess
 import pytest
 from web3 import Web3
 
+from api.devserver import ServiceProcess
 from ledger._paths import NODE_MODULES
 from ledger.artifact import load_artifact
-from tests.api.conftest import admin_key, upload
+from tests.api.conftest import upload
 
 CAST = NODE_MODULES / "@foundry-rs" / "cast-linux-amd64" / "bin" / "cast"
 
@@ -95,17 +96,10 @@ def test_batch_requests_and_garbage(client):
 @pytest.mark.skipif(not CAST.exists(), reason="cast not installed: npm ci --prefix contracts")
 def test_cast_reads_a_dataset_from_a_real_server(tmp_path):
     """foundry's cast, a tool we did not write, against a service started from the CLI."""
-    from tests.api.server import running_server
-
-    with running_server(tmp_path / "data") as base_url:
-        import httpx
-
-        dataset = httpx.post(
-            f"{base_url}/v1/datasets",
-            files={"file": ("d.csv", "a,b\n1,2\n3,4\n")},
-            headers={"Authorization": f"Bearer {admin_key(tmp_path / 'data')}"},
-        ).json()
-        contract = httpx.get(f"{base_url}/v1/chain").json()["contract_address"]
+    with ServiceProcess(tmp_path / "data") as server, server.client() as api:
+        base_url = server.url
+        dataset = api.post("/v1/datasets", files={"file": ("d.csv", "a,b\n1,2\n3,4\n")}).json()
+        contract = api.get("/v1/chain").json()["contract_address"]
         out = subprocess.run(
             [str(CAST), "call", "--rpc-url", f"{base_url}/rpc", contract,
              "getDataset(bytes32)((uint8,bool,uint40,address))", dataset["content_hash"]],

@@ -5,12 +5,7 @@ every record it created is read back from the same running process, which is the
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +15,7 @@ from typing import Any
 import httpx
 from prov.model import ProvDocument
 
-from ledger.devnode import free_port
+from api.devserver import ServiceProcess
 from ledger.merkle import verify_proof
 
 RAW_CSV = (
@@ -36,14 +31,6 @@ PROBLEM = "urn:provenance-ledger:problem:"
 UPLOAD_LIMIT = 100_000
 
 
-def provenance_command() -> list[str]:
-    """The installed ``provenance`` console script of this environment."""
-    script = Path(sys.executable).with_name("provenance")
-    found = str(script) if script.exists() else shutil.which("provenance")
-    assert found, "the provenance console script is not installed (pip install -e .)"
-    return [found]
-
-
 @contextmanager
 def serve(data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[str]:
     """``provenance serve`` on a free loopback port until the block ends; yields its base URL.
@@ -51,61 +38,18 @@ def serve(data_dir: Path, *, env: dict[str, str] | None = None) -> Iterator[str]
     On the way out the server gets SIGTERM and must shut down cleanly (the app's lifespan closes
     the chain); its log is kept next to the data directory and shown if anything fails.
     """
-    port = free_port()
-    log_path = data_dir.parent / f"server-{port}.log"
-    command = [
-        *provenance_command(),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
-    base_url = f"http://127.0.0.1:{port}"
+    server = ServiceProcess(data_dir, env=env)
     try:
-        _wait_until_healthy(process, base_url, log_path)
-        yield base_url
+        yield server.url
     except BaseException:
-        print(f"server log {log_path}:\n{log_path.read_text()}")  # shown with the failure
+        print(f"server log {server.log_path}:\n{server.log_tail(100_000)}")  # with the failure
         raise
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                raise AssertionError(
-                    f"the server ignored SIGTERM:\n{log_path.read_text()}"
-                ) from None
-    log_text = log_path.read_text()
-    assert process.returncode in (0, -signal.SIGTERM), log_text
+        status = server.stop(grace=60)
+    log_text = server.log_tail(1_000_000)
+    assert status in (0, -signal.SIGTERM), log_text
     assert "Application shutdown complete" in log_text, log_text
     assert "Traceback" not in log_text, log_text
-
-
-def _wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 120  # a guard against hanging, not a performance check
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"the server exited ({process.returncode}):\n{log_path.read_text()}"
-            )
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"the server never answered /healthz:\n{log_path.read_text()}")
 
 
 def admin_headers(data_dir: Path) -> dict[str, str]:
