@@ -5,19 +5,20 @@ service's peak memory while it registers large CSV files.
    ``hashlib.file_digest`` (the limit) vs the ``sha256sum`` command on the same cached file
    (500 MB; 32 MB with ``--quick``), and the peak RSS of a child process hashing 1 GB.
 2. **Row Merkle root**: ``StandardMerkleTree.of`` over ``[i, sha256(row_i)]`` leaves typed
-   ``["uint256", "bytes32"]`` for 1,000,000 rows (100,000 with ``--quick``). Baselines in the
-   same run, compared per leaf: the bare hashing a tree needs (2 keccak256 per leaf, 1 per
-   inner node) in a plain Python loop with ``eth_utils.keccak``, on a tenth of the rows; and the
-   reference implementation, npm ``@openzeppelin/merkle-tree`` under node, on 20,000 rows
-   (2,000 quick: it does about 5,000 leaves/s here).
+   ``["uint256", "bytes32"]`` for 1,000,000 rows (100,000 with ``--quick``), 3 runs (each
+   ~15 s at full size). Baselines in the same run, compared per leaf: the bare hashing a tree
+   needs (2 keccak256 per leaf, 1 per inner node) in a plain Python loop with
+   ``eth_utils.keccak``, on a tenth of the rows; and the reference implementation, npm
+   ``@openzeppelin/merkle-tree`` under node, on 20,000 rows (2,000 quick: it does about 5,000
+   leaves/s here).
 3. **Peak RSS of the service registering a large CSV**: one ``provenance serve`` process
    (``PROVENANCE_MAX_UPLOAD_BYTES`` raised to fit) receives uploads of growing size through
    ``POST /v1/datasets``; before each upload its peak-RSS mark is reset (``/proc/PID/clear_refs``)
    and read again after, so each figure is that upload's own peak. Two shapes: *numeric*
    (5 numeric columns, ~26 bytes a row, the typical ML table; the default ``max_rows`` of
-   1,000,000 caps it near 26 MB) and *text* (10 columns, ~1 KB a row, the only shape that
-   reaches 1 GB under the row and cell caps). Baseline: the idle service's RSS, measured right
-   before each upload.
+   1,000,000 caps it near 26 MB) and *text* (10 columns, ~1.2 KB a row, the only shape that
+   reaches 1 GB under the row and cell caps; 1 GB only with ~10 GB of memory available).
+   Baseline: the idle service's RSS, measured right before each upload.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from ledger.merkle import StandardMerkleTree
 __all__ = ["run"]
 
 MB = 1_000_000
+# Text rows of ~1,200 bytes: 1 GB is ~840,000 rows and 8.4M cells, under the default caps of
+# 1,000,000 rows (max_rows) and 10,000,000 cells (ml.datasets.Limits, not a setting).
+_TEXT_FIELD = 128
 _OZ_TREE = NODE_MODULES / "@openzeppelin" / "merkle-tree"
 _OZ_SCRIPT = """
 const { StandardMerkleTree } = require(process.argv[1]);
@@ -106,7 +110,7 @@ def _merkle(config: Config) -> tuple[dict[str, Any], str]:
     leaves = _row_leaves(n)
     ours, floor, reference = [], [], []
     roots = set()
-    for _ in range(config.runs):
+    for _ in range(3):  # ~15 s a run at 1,000,000 rows: 3 runs, quick or full
         seconds, root = _tree_seconds(leaves)
         ours.append(seconds)
         roots.add(root)
@@ -142,7 +146,7 @@ def _merkle(config: Config) -> tuple[dict[str, Any], str]:
             ]
         )
     table = print_table(
-        f"Row Merkle root, median of {config.runs} runs (min-max)",
+        "Row Merkle root, median of 3 runs (min-max)",
         ["implementation", "seconds", "us per leaf", "ours/this (time per leaf)"],
         rows,
     )
@@ -171,7 +175,7 @@ def _write_csv(path: Path, size: int, shape: str, salt: str) -> int:
             f.write(f"id,a,b,c,d_{salt}\n")  # the salt makes every file a new dataset
         else:
             f.write("id," + ",".join(f"c{j}" for j in range(9)) + "\n")
-        pad = salt + "x" * (96 - len(salt))
+        pad = salt + "x" * (_TEXT_FIELD - len(salt))
         while f.tell() < size:
             if shape == "numeric":
                 chunk = [
@@ -186,6 +190,18 @@ def _write_csv(path: Path, size: int, shape: str, salt: str) -> int:
             f.write("".join(chunk))
             rows += len(chunk)
     return rows
+
+
+def _largest_text_mb() -> int:
+    """1 GB if the machine can hold the service's ~9x peak for it, else the most that fits."""
+    available = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available = int(line.split()[1]) * 1024
+    for size_mb in (1000, 512, 256):
+        if size_mb * MB * 10 < available:
+            return size_mb
+    return 128
 
 
 def _reset_peak(pid: int) -> None:
@@ -214,8 +230,8 @@ def _upload(server: Server, http: Any, path: Path) -> dict[str, Any]:
 def _csv_memory(config: Config, work: Path) -> tuple[list[dict[str, Any]], str]:
     plan = config.pick(
         [("numeric", 1, 3), ("text", 8, 1)],
-        [("numeric", 2, config.runs), ("numeric", 8, config.runs), ("numeric", 24, 3),
-         ("text", 64, 3), ("text", 256, 1), ("text", 1000, 1)],
+        [("numeric", 2, 3), ("numeric", 8, 3), ("numeric", 24, 3), ("text", 64, 3),
+         ("text", _largest_text_mb(), 1)],
     )  # fmt: skip
     largest = max(size for _, size, _ in plan) * MB
     # Raise the upload limit only when the default (64 MiB) is too small.

@@ -121,9 +121,9 @@ def _check_valid(report: Any) -> None:
 
 
 def run(config: Config) -> list[dict[str, Any]]:
-    n_api = config.pick(15, 100)
-    n_lib = config.pick(15, 60)
-    per_client = config.pick(5, 25)
+    n_api = config.pick(15, 60)
+    n_lib = config.pick(15, 40)
+    per_client = config.pick(5, 15)
     pool = 100
     figures: dict[str, list[dict[str, Any]]] = {
         k: []
