@@ -8,7 +8,8 @@ per write on py-evm (DESIGN.md); a simulation costs one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from eth_account import Account
@@ -33,7 +34,10 @@ from ledger.records import (
     hash_hex,
 )
 
-__all__ = ["DEFAULT_ADMIN_ROLE", "REGISTRAR_ROLE", "LedgerClient"]
+__all__ = ["DEFAULT_ADMIN_ROLE", "REGISTRAR_ROLE", "BlockHints", "LedgerClient"]
+
+BlockHints = Callable[[str, str], int | None]
+"""(event name, record hash) → the block that holds the event, if known."""
 
 REGISTRAR_ROLE = bytes(Web3.keccak(text="REGISTRAR_ROLE"))
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
@@ -66,6 +70,7 @@ class LedgerClient:
         deploy_block: int = 0,
         artifact: ContractArtifact | None = None,
         transactor: Transactor | None = None,
+        block_hints: BlockHints | None = None,
     ) -> None:
         self.backend = backend
         self.account = account
@@ -75,6 +80,9 @@ class LedgerClient:
         self._w3 = backend.w3
         self._contract = self._w3.eth.contract(address=self.address, abi=self._artifact.abi)
         self._transactor = transactor or Transactor(backend, account)
+        self.block_hints = block_hints
+        self._roles: dict[str, tuple[int, list[tuple[int, int, bool]]]] = {}
+        self._roles_lock = threading.Lock()
         self._events_by_topic = {
             event_abi_to_log_topic(item): getattr(self._contract.events, item["name"])()
             for item in self._artifact.abi
@@ -236,7 +244,7 @@ class LedgerClient:
 
     def revocation(self, record_hash: bytes | str) -> RecordRevoked | None:
         """The revocation of a record, or None if it stands."""
-        found = self._logs([self._topic(RecordRevoked), _b32(record_hash)], None, "latest")
+        found = self._find(RecordRevoked, record_hash)
         return found[0] if found else None
 
     def registrar_history(self, address: str) -> list[tuple[int, int, bool]]:
@@ -246,7 +254,17 @@ class LedgerClient:
         Verification uses it to accept receipts signed and anchored before a key lost its role,
         and to refuse those that came after.
         """
-        account_topic = bytes(12) + bytes.fromhex(to_checksum_address(address)[2:])
+        address = to_checksum_address(address)
+        with self._roles_lock:  # the chain only grows: scan each block once per address
+            scanned, known = self._roles.get(address, (self.deploy_block - 1, []))
+            head = self.latest_block()
+            if head > scanned:
+                known = sorted(known + self._role_changes(address, scanned + 1, head))
+                self._roles[address] = (head, known)
+            return list(known)
+
+    def _role_changes(self, address: str, start: int, end: int) -> list[tuple[int, int, bool]]:
+        account_topic = bytes(12) + bytes.fromhex(address[2:])
         changes = []
         for name, granted in (("RoleGranted", True), ("RoleRevoked", False)):
             topic = event_abi_to_log_topic(
@@ -256,8 +274,8 @@ class LedgerClient:
                 lambda topic=topic: self._w3.eth.get_logs(
                     {
                         "address": self.address,
-                        "fromBlock": self.deploy_block,
-                        "toBlock": "latest",
+                        "fromBlock": start,
+                        "toBlock": end,
                         "topics": [
                             "0x" + topic.hex(),
                             "0x" + REGISTRAR_ROLE.hex(),
@@ -267,7 +285,7 @@ class LedgerClient:
                 )
             ):
                 changes.append((log["blockNumber"], log["logIndex"], granted))
-        return sorted(changes)
+        return changes
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -278,8 +296,20 @@ class LedgerClient:
             if event.event_name == event_type.__name__
         )
 
+    def _find(self, event_type: type, key: bytes | str) -> list[Any]:
+        """Events of ``event_type`` whose first indexed topic is ``key``.
+
+        A block hint (from the service's index) narrows the search to one block; the event is
+        still read from the chain, and a wrong hint only costs the full scan it avoids.
+        """
+        topics = [self._topic(event_type), _b32(key)]
+        hint = self.block_hints(event_type.__name__, hash_hex(key)) if self.block_hints else None
+        if hint is not None and (found := self._logs(topics, hint, hint)):
+            return found
+        return self._logs(topics, None, "latest")
+
     def _first(self, event_type: type[T], key: bytes | str, missing: type, what: str) -> T:
-        found = self._logs([self._topic(event_type), _b32(key)], None, "latest")
+        found = self._find(event_type, key)
         if not found:
             raise missing(f"no {what} is registered under {hash_hex(key)}")
         return found[0]

@@ -324,6 +324,20 @@ class LedgerIndex:
         )
         return None if row is None else row[0]
 
+    def block_of(self, event_name: str, record_hash: str) -> int | None:
+        """The block of a record's registration (or revocation) event: a hint that lets the
+        client read that event from the chain without scanning every block (``BlockHints``)."""
+        conn = self._conn()
+        if event_name == "RecordRevoked":
+            row = conn.execute(
+                "SELECT block_number FROM revocations WHERE hash = ?", (record_hash,)
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT block_number FROM records WHERE hash = ?", (record_hash,)
+            ).fetchone()
+        return None if row is None else row[0]
+
     def dataset(self, content_hash: bytes | str) -> IndexedDataset | None:
         """The dataset registered under ``content_hash``, or None."""
         found = self._datasets(f"{_DATASET_SELECT} WHERE r.hash = ?", (hash_hex(content_hash),))
