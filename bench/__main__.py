@@ -1,4 +1,4 @@
-"""Run every benchmark: ``python -m bench`` (about 10-15 minutes on 2 cores) or
+"""Run every benchmark: ``python -m bench`` (9-15 minutes on 2 cores) or
 ``python -m bench --quick`` (under 2 minutes, for CI).
 
 Set-up, once per clone::

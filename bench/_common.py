@@ -15,9 +15,9 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ __all__ = [
     "BENCH_DIR",
     "ETHER",
     "RESULTS_DIR",
-    "Budget",
     "Chain",
     "Config",
     "RawSender",
@@ -127,14 +126,6 @@ def fmt(value: float, digits: int = 3) -> str:
 def fmt_int(value: float) -> str:
     """Gas and other counts: whole numbers at 100 and above, 3 significant digits below."""
     return f"{value:,.0f}" if abs(value) >= 100 else fmt(value)
-
-
-def spread(summary: dict[str, Any], digits: int = 3) -> str:
-    """``median (min-max)``."""
-    return (
-        f"{fmt(summary['median'], digits)} "
-        f"({fmt(summary['min'], digits)}-{fmt(summary['max'], digits)})"
-    )
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -246,32 +237,6 @@ def write_results(name: str, document: dict[str, Any], tables: Sequence[str]) ->
     return path
 
 
-# -- budgets ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Budget:
-    """A bound on a loop, by count and by time: whichever comes first ends it."""
-
-    count: int
-    seconds: float
-    started: float = field(default_factory=time.perf_counter)
-    done: int = 0
-
-    def __iter__(self) -> Iterator[int]:
-        while self.done < self.count and time.perf_counter() - self.started < self.seconds:
-            yield self.done
-            self.done += 1
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    @property
-    def cut_short(self) -> bool:
-        return self.done < self.count
-
-
 # -- chains ----------------------------------------------------------------------------------
 
 
@@ -364,9 +329,3 @@ class RawSender:
     def deploy(self, bytecode: str, gas: int = 8_000_000) -> str:
         """Deploy creation code; return the contract address."""
         return self.send(None, bytecode, gas)["contractAddress"]
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start

@@ -2,9 +2,9 @@
 
 One persistent service data directory (``ProvenanceService`` in process: embedded chain on
 disk, index, receipt book) is grown to 100, 1,000 and 10,000 dataset records (100 and 400 with
-``--quick``; 100,000 would take about 45 minutes to fill at the embedded chain's ~37
-writes/s, so it is left out of the 15-minute suite). The embedded chain mines one block per
-transaction, so N records are N blocks, as in production. The fill is untimed: raw
+``--quick``; 100,000 would take 20-45 minutes to fill at the 40-70 writes/s the embedded chain
+does on this machine, so it is left out of the 15-minute suite). The embedded chain mines
+one block per transaction, so N records are N blocks, as in production. The fill is untimed: raw
 ``registerDataset`` transactions from a second registrar key. At each size these are timed,
 each a median over runs (min-max):
 
