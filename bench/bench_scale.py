@@ -10,7 +10,10 @@ each a median over runs (min-max):
 
 * **register**: one ``LedgerClient.register_dataset`` (simulate, sign, send, wait, fsync);
 * **event lookup**: ``dataset_registration`` of an early record (``eth_getLogs`` by topic);
-* **verify**: ``ledger.verify.verify_receipt`` of a receipt anchored at this size;
+* **verify**: ``ledger.verify.verify_receipt`` of a receipt anchored at this size, by the
+  service's own client (which finds events through the index's block hints), in steady state;
+  also the **first** verification after a service restart (a fresh client, empty caches) and
+  one by a fresh client with no index, as an auditor verifies straight against a node;
 * **chain reopen**: close, then ``EmbeddedBackend(data_dir)`` + first read;
 * **service restart**: close, then ``ProvenanceService(settings)`` (chain, code check, index
   catch-up, receipt book, anchorer) ready to serve.
@@ -161,23 +164,29 @@ def run(config: Config) -> list[dict[str, Any]]:
                     print(f"scale: fill stopped at {ledger.records} records (time budget)\n")
                 anchored = library_setup(ledger.client, ledger.service.account.key, receipts)
                 ledger.records += 2  # the dataset and model library_setup registers
-                probes: dict[str, list[float]] = {
-                    k: [] for k in ("register", "baseline", "lookup", "verify", "reopen",
-                                    "restart")
-                }  # fmt: skip
-                # Fewer runs at 10,000 records, where a verification alone takes seconds.
+                probes: dict[str, list[float]] = {k: [] for k in _LABELS}
+                # Fewer runs at 10,000 records, where a verification may take seconds.
                 for run_index in range(config.runs if size < 10_000 else 3):
                     probes["register"].append(_op_ms(ledger.register, probes_n))
                     probes["baseline"].append(_op_ms(ledger.baseline_write, probes_n))
                     probes["lookup"].append(_op_ms(ledger.lookup, probes_n))
                     receipt, anchoring = anchored[run_index % receipts]
-                    probes["verify"].append(
-                        _op_ms(
-                            lambda r=receipt, a=anchoring: _verify(ledger.client, r, a), probes_n
-                        )
-                    )
-                    probes["reopen"].append(ledger.reopen_chain() * 1000)
+
+                    def verify(client: Any, r: Any = receipt, a: Any = anchoring) -> None:
+                        _verify(client, r, a)
+
                     probes["restart"].append(ledger.restart_service() * 1000)
+                    # The first verification by the restarted service's fresh client, then
+                    # its steady state, then a fresh client with no index (an auditor's).
+                    probes["verify_first"].append(_op_ms(lambda: verify(ledger.client), 1))
+                    probes["verify"].append(_op_ms(lambda: verify(ledger.client), probes_n))
+                    auditor = LedgerClient.reader(
+                        ledger.service.backend,
+                        ledger.client.address,
+                        deploy_block=ledger.client.deploy_block,
+                    )
+                    probes["verify_auditor"].append(_op_ms(lambda c=auditor: verify(c), 1))
+                    probes["reopen"].append(ledger.reopen_chain() * 1000)
                 blocks = ledger.client.latest_block()
                 levels.append(
                     {
@@ -209,7 +218,9 @@ _LABELS = {
     "register": "register one dataset (client)",
     "baseline": "baseline: minimal registry raw write",
     "lookup": "event lookup (dataset_registration)",
-    "verify": "verify one receipt (library)",
+    "verify": "verify one receipt (service's client, steady)",
+    "verify_first": "first verify after a service restart",
+    "verify_auditor": "verify, fresh client without index (auditor)",
     "reopen": "chain reopen (EmbeddedBackend)",
     "restart": "service restart (ProvenanceService)",
 }
@@ -250,7 +261,7 @@ def _report(config: Config, levels: list[dict[str, Any]]) -> list[dict[str, Any]
     print(f"sizes: {fills}\n")
     write_results("scale", {"levels": levels, "slopes": slopes}, [table])
     headline = []
-    for key in ("register", "verify", "restart"):
+    for key in ("register", "verify", "verify_first", "verify_auditor", "restart"):
         slope = slopes[key]
         headline.append(
             {
