@@ -6,10 +6,7 @@ Every server a benchmark starts listens on 127.0.0.1 and is stopped (SIGTERM, th
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,8 +16,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import REPO_ROOT
-from ledger.devnode import free_port
+from api.devserver import ServiceProcess
 
 __all__ = ["Server", "SharedService", "api_server", "rpc_service_env", "rss_mb", "service"]
 
@@ -69,25 +65,15 @@ def api_server(work: Path, env: dict[str, str] | None = None) -> Iterator[Server
     """``provenance serve`` on a fresh port with its data under ``work/data``; waits for
     ``/healthz`` and stops the process on exit."""
     work.mkdir(parents=True, exist_ok=True)
-    data_dir = work / "data"
-    port = free_port()
-    log_path = work / f"server-{port}.log"
     started = time.perf_counter()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(data_dir)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
-        )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(process, url, log_path)
-        yield Server(url, process, data_dir, log_path, time.perf_counter() - started)
-    finally:
-        _stop(process)
+    with ServiceProcess(work / "data", env=env, start_timeout=_START_TIMEOUT) as process:
+        yield Server(
+            process.url,
+            process.process,
+            process.data_dir,
+            process.log_path,
+            time.perf_counter() - started,
+        )
 
 
 class SharedService:
@@ -119,31 +105,6 @@ def service(config: Any, work: Path, env: dict[str, str] | None = None) -> Itera
         return
     with api_server(work, env) as server:
         yield server
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{tail}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"the server did not answer /healthz within {_START_TIMEOUT:.0f} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 _PASSWORD = "benchmark-only password"
