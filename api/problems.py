@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,8 +57,6 @@ def _kebab(name: str) -> str:
 
 
 def problem_response(status: int, slug: str, detail: str, **extra: Any) -> JSONResponse:
-    from http import HTTPStatus
-
     body = {
         "type": PROBLEM_BASE + slug,
         "title": HTTPStatus(status).phrase,

@@ -9,6 +9,7 @@ date from the chain's events, which stay the source of truth.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -560,8 +561,6 @@ class ProvenanceService:
 
     def _json_artifact(self, digest: str) -> Any:
         """A JSON document from the store (re-hashed), or None if the store lacks it."""
-        import json
-
         if digest == ZERO_HASH or digest not in self.store:
             return None
         return json.loads(self.store.read_bytes(digest))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ledger.client import LedgerClient
@@ -462,8 +462,6 @@ def verify_dataset_bytes(
 
 
 def _event_json(event: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
     doc = asdict(event)
     doc["parents"] = list(doc.get("parents", ()))
     return doc

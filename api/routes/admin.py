@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,8 +53,6 @@ def change_registrar(service: ServiceDep, body: RegistrarCreate) -> dict:
 def get_registrar(service: ServiceDep, address: str) -> dict:
     if not (address.startswith("0x") and len(address) == 42):
         raise Problem(422, "invalid-address", "an address is 0x followed by 40 hex digits")
-    from eth_utils import to_checksum_address
-
     checksummed = to_checksum_address(address)
     return {
         "address": checksummed,

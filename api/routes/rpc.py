@@ -17,6 +17,7 @@ from eth_utils import to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from hexbytes import HexBytes
+from starlette.concurrency import run_in_threadpool
 from web3 import Web3
 from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound
 
@@ -228,8 +229,6 @@ async def json_rpc(service: ServiceDep, request: Request) -> JSONResponse:
         payload = await request.json()
     except ValueError:
         return JSONResponse(_error(None, -32700, "parse error"))
-    from starlette.concurrency import run_in_threadpool
-
     w3 = service.backend.w3
     if isinstance(payload, list):
         return JSONResponse([await run_in_threadpool(_answer, w3, m) for m in payload[:100]])
