@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.bundle import make_bundle
-from api.deps import ServiceDep
-from api.routes.datasets import HashPath
+from api.deps import HashPath, ServiceDep
 
 router = APIRouter(tags=["receipts"])
 

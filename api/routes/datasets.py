@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from api.deps import ServiceDep, SettingsDep
+from api.deps import HashPath, Limit, Offset, ServiceDep, SettingsDep, answer_written
 from api.problems import Problem
-from api.schemas import DatasetPublic, DatasetsPublic, DeriveCreate, Hash, RowProofPublic
+from api.schemas import DatasetPublic, DatasetsPublic, DeriveCreate, RowProofPublic
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
-HashPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="0x + 64 hex")]
 
 
 @router.post(
@@ -40,16 +39,14 @@ def register_dataset(
                 limit=f"max_{field}_chars",
             )  # fmt: skip
     written = service.register_upload(file.file, name=name, description=description)
-    if not written.created:
-        response.status_code = 200
-    return written.view
+    return answer_written(written, response)
 
 
 @router.get("", response_model=DatasetsPublic)
 def list_datasets(
     service: ServiceDep,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Offset = 0,
+    limit: Limit = 50,
 ) -> dict:
     items, count = service.index.datasets(offset=offset, limit=limit)
     return {"data": [service.dataset_view(d) for d in items], "count": count}
@@ -87,9 +84,4 @@ def derive_dataset(
 ) -> dict:
     """Clean a dataset with declarative steps; the result is registered with its lineage."""
     written = service.derive(content_hash, body.steps)
-    if not written.created:
-        response.status_code = 200
-    return written.view
-
-
-__all__ = ["Hash", "router"]
+    return answer_written(written, response)

@@ -6,9 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import ServiceDep
+from api.deps import HashPath, ServiceDep
 from api.problems import Problem
-from api.routes.datasets import HashPath
 from ledger.lineage import lineage, to_prov
 
 router = APIRouter(prefix="/lineage", tags=["lineage"])

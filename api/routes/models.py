@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 
-from api.deps import ServiceDep
-from api.routes.datasets import HashPath
+from api.deps import HashPath, Limit, Offset, ServiceDep, answer_written
 from api.schemas import ModelCreate, ModelPublic, ModelsPublic, PredictCreate, PredictPublic
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -23,16 +20,14 @@ router = APIRouter(prefix="/models", tags=["models"])
 def train_model(service: ServiceDep, body: ModelCreate, response: Response) -> dict:
     """Train deterministically; the same inputs always give the same model hash."""
     written = service.train_model(body.model_dump())
-    if not written.created:
-        response.status_code = 200
-    return written.view
+    return answer_written(written, response)
 
 
 @router.get("", response_model=ModelsPublic)
 def list_models(
     service: ServiceDep,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Offset = 0,
+    limit: Limit = 50,
 ) -> dict:
     items, count = service.index.models(offset=offset, limit=limit)
     return {"data": [service.model_view(m) for m in items], "count": count}

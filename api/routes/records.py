@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ServiceDep
-from api.routes.datasets import HashPath
+from api.deps import HashPath, ServiceDep
 from api.schemas import RevokeCreate
 
 router = APIRouter(prefix="/records", tags=["records"])

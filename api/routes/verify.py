@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ServiceDep, SettingsDep
+from api.deps import HashPath, ServiceDep, SettingsDep
 from api.problems import Problem
-from api.routes.datasets import HashPath
 from api.verification import check_dataset, check_model, check_receipt
 
 router = APIRouter(prefix="/verify", tags=["verify"])
