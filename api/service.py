@@ -156,6 +156,7 @@ class ProvenanceService:
         self.store = ArtifactStore(data_dir / "artifacts")
         self.index = LedgerIndex(data_dir / "index.sqlite3")
         self.client.block_hints = self.index.block_of  # reads events without full scans
+        self.client.role_history = self.index.registrar_changes
         self.limits = Limits(
             max_bytes=settings.max_upload_bytes,
             max_rows=settings.max_rows,

@@ -30,14 +30,17 @@ from ledger.records import (
     PredictionsAnchored,
     RecordKind,
     RecordRevoked,
+    RoleChanged,
     TxResult,
     hash_hex,
 )
 
-__all__ = ["DEFAULT_ADMIN_ROLE", "REGISTRAR_ROLE", "BlockHints", "LedgerClient"]
+__all__ = ["DEFAULT_ADMIN_ROLE", "REGISTRAR_ROLE", "BlockHints", "LedgerClient", "RoleHistory"]
 
 BlockHints = Callable[[str, str], int | None]
 """(event name, record hash) → the block that holds the event, if known."""
+RoleHistory = Callable[[str], tuple[list[tuple[int, int, bool]], int | None]]
+"""account → its REGISTRAR_ROLE changes known so far, and the last block they cover."""
 
 REGISTRAR_ROLE = bytes(Web3.keccak(text="REGISTRAR_ROLE"))
 DEFAULT_ADMIN_ROLE = b"\x00" * 32
@@ -81,6 +84,7 @@ class LedgerClient:
         self._contract = self._w3.eth.contract(address=self.address, abi=self._artifact.abi)
         self._transactor = transactor or Transactor(backend, account)
         self.block_hints = block_hints
+        self.role_history: RoleHistory | None = None
         self._roles: dict[str, tuple[int, list[tuple[int, int, bool]]]] = {}
         self._roles_lock = threading.Lock()
         self._events_by_topic = {
@@ -256,6 +260,11 @@ class LedgerClient:
         """
         address = to_checksum_address(address)
         with self._roles_lock:  # the chain only grows: scan each block once per address
+            if address not in self._roles and self.role_history is not None:
+                # the index's copy of the role events: only the blocks after it are scanned
+                known, indexed_to = self.role_history(address)
+                if indexed_to is not None:
+                    self._roles[address] = (indexed_to, known)
             scanned, known = self._roles.get(address, (self.deploy_block - 1, []))
             head = self.latest_block()
             if head > scanned:
@@ -372,7 +381,14 @@ class LedgerClient:
                 kind=RecordKind(a["kind"]),
                 reason=a["reason"],
             )
-        return LedgerEvent(**where)  # role events: position only
+        if name in ("RoleGranted", "RoleRevoked"):
+            return RoleChanged(
+                **where,
+                role=hash_hex(a["role"]),
+                account=a["account"],
+                granted=name == "RoleGranted",
+            )
+        return LedgerEvent(**where)
 
     def _to_record(self, record_hash: bytes | str, raw: Sequence[Any]) -> ChainRecord:
         kind, revoked, registered_at, registrant = raw

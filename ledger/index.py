@@ -39,7 +39,7 @@ from typing import Any, Literal
 from web3.exceptions import BlockNotFound
 
 from ledger._transactor import guard
-from ledger.client import LedgerClient
+from ledger.client import REGISTRAR_ROLE, LedgerClient
 from ledger.errors import LedgerError
 from ledger.records import (
     DatasetRegistered,
@@ -47,6 +47,7 @@ from ledger.records import (
     ModelRegistered,
     PredictionsAnchored,
     RecordRevoked,
+    RoleChanged,
     hash_hex,
 )
 
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_BLOCKS = 2_000  # blocks per eth_getLogs: public nodes cap the range or the result
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: REGISTRAR_ROLE changes, so verification need not scan for them
 
 RecordKindName = Literal["dataset", "model", "batch"]
 
@@ -114,9 +115,27 @@ CREATE TABLE IF NOT EXISTS revocations (
     log_index INTEGER NOT NULL,
     revoked_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS registrar_roles (
+    account TEXT NOT NULL,
+    block_number INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    granted INTEGER NOT NULL,
+    PRIMARY KEY (block_number, log_index)
+);
+CREATE INDEX IF NOT EXISTS registrar_roles_account ON registrar_roles (account);
 """
-_TABLES = ("meta", "records", "datasets", "models", "batches", "inputs", "revocations")
+_TABLES = (
+    "meta",
+    "records",
+    "datasets",
+    "models",
+    "batches",
+    "inputs",
+    "revocations",
+    "registrar_roles",
+)
 _DATA_TABLES = (
+    "registrar_roles",
     "datasets",
     "models",
     "batches",
@@ -285,7 +304,8 @@ class LedgerIndex:
         The final head is the latest block minus the backend's confirmations (0 on dev chains),
         the same depth the client waits for before it calls a write done, so the index never
         holds a block that could still be reorganised away. Returns how many record events
-        (registrations and revocations) were applied; role events are not indexed.
+        (registrations and revocations) were applied; ``REGISTRAR_ROLE`` changes are indexed
+        too (for verification), but not counted.
         """
         with self._sync_lock:
             return self._sync(client, reset=False)
@@ -337,6 +357,17 @@ class LedgerIndex:
                 "SELECT block_number FROM records WHERE hash = ?", (record_hash,)
             ).fetchone()
         return None if row is None else row[0]
+
+    def registrar_changes(self, account: str) -> tuple[list[tuple[int, int, bool]], int | None]:
+        """``account``'s REGISTRAR_ROLE changes as ``(block, log_index, granted)``, and the last
+        block the index covers (the client's ``RoleHistory``)."""
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT block_number, log_index, granted FROM registrar_roles WHERE account = ? "
+            "ORDER BY block_number, log_index",
+            (account,),
+        ).fetchall()
+        return [(b, i, bool(g)) for b, i, g in rows], self.last_block
 
     def dataset(self, content_hash: bytes | str) -> IndexedDataset | None:
         """The dataset registered under ``content_hash``, or None."""
@@ -531,7 +562,7 @@ class LedgerIndex:
             for event in events:
                 if event.block_number > floor:
                     _apply(conn, event, timestamps[event.block_number])
-                    applied += 1
+                    applied += not isinstance(event, RoleChanged)
             if head > floor:
                 _set_meta(
                     conn,
@@ -652,8 +683,17 @@ def _block_hash(client: LedgerClient, number: int) -> str | None:
     return None if block is None else hash_hex(bytes(block["hash"]))
 
 
-_RecordEvent = DatasetRegistered | ModelRegistered | PredictionsAnchored | RecordRevoked
-_RECORD_EVENTS = (DatasetRegistered, ModelRegistered, PredictionsAnchored, RecordRevoked)
+_RecordEvent = (
+    DatasetRegistered | ModelRegistered | PredictionsAnchored | RecordRevoked | RoleChanged
+)
+_RECORD_EVENTS = (
+    DatasetRegistered,
+    ModelRegistered,
+    PredictionsAnchored,
+    RecordRevoked,
+    RoleChanged,
+)
+_REGISTRAR_ROLE = hash_hex(REGISTRAR_ROLE)
 
 
 def _record_events(
@@ -671,6 +711,13 @@ def _record_events(
 def _apply(conn: sqlite3.Connection, event: _RecordEvent, timestamp: int) -> None:
     """Write one event. Plain INSERTs: an event applied twice is a bug, and fails loudly."""
     where = (event.tx_hash, event.block_number, event.log_index, timestamp)
+    if isinstance(event, RoleChanged):
+        if event.role == _REGISTRAR_ROLE:
+            conn.execute(
+                "INSERT INTO registrar_roles VALUES (?, ?, ?, ?)",
+                (event.account, event.block_number, event.log_index, int(event.granted)),
+            )
+        return
     if isinstance(event, RecordRevoked):
         conn.execute(
             "INSERT INTO revocations VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -18,6 +18,7 @@ __all__ = [
     "PredictionsAnchored",
     "RecordKind",
     "RecordRevoked",
+    "RoleChanged",
     "TxResult",
     "hash_hex",
 ]
@@ -113,3 +114,12 @@ class RecordRevoked(LedgerEvent):
     revoker: str
     kind: RecordKind
     reason: str
+
+
+@dataclass(frozen=True)
+class RoleChanged(LedgerEvent):
+    """An AccessControl ``RoleGranted`` (``granted``) or ``RoleRevoked`` event."""
+
+    role: str
+    account: str
+    granted: bool

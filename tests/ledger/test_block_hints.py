@@ -58,3 +58,28 @@ def test_role_history_is_scanned_incrementally(deployed, monkeypatch):
     admin.revoke_registrar(newcomer)
     assert [g for _, _, g in admin.registrar_history(newcomer)] == [True, False]
     assert calls[1][0] == calls[0][1] + 1  # the second scan starts where the first ended
+
+
+def test_the_index_keeps_role_changes_so_only_newer_blocks_are_scanned(
+    deployed, tmp_path, monkeypatch
+):
+    from ledger.index import LedgerIndex
+
+    admin, newcomer = deployed.admin, deployed.chain.account().address
+    admin.grant_registrar(newcomer)
+    admin.revoke_registrar(newcomer)
+    index = LedgerIndex(tmp_path / "index.sqlite3")
+    index.sync(admin)
+    changes, covered = index.registrar_changes(newcomer)
+    assert [granted for _, _, granted in changes] == [True, False]
+    assert covered == admin.latest_block()
+    reader = deployed.as_account(deployed.chain.account())  # a fresh client: empty cache
+    reader.role_history = index.registrar_changes
+    scans = []
+    original = reader._role_changes
+    monkeypatch.setattr(
+        reader, "_role_changes", lambda a, s, e: scans.append((s, e)) or original(a, s, e)
+    )
+    assert reader.registrar_history(newcomer) == changes
+    assert all(start > covered for start, _ in scans)  # only blocks the index has not seen
+    index.close()
