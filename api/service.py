@@ -461,7 +461,7 @@ class ProvenanceService:
                 limit="max_predict_rows",
             )
         model = self.loaded_model(model_hash)
-        model_hash = self.get_model(model_hash).model_hash
+        model_hash = to_hex(model.model_hash)  # normalised: the index lookup is done once
         result = model.predict(rows)
         probabilities = None
         outputs: list[Any] = list(result.values)

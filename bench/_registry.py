@@ -6,25 +6,7 @@ runs, EVM ``cancun``, no metadata hash) and is committed here, so benchmarks nev
 ``python -m bench._registry`` recompiles it (needs ``npm ci --prefix contracts``) and says
 whether the constant still matches.
 
-Source::
-
-    // SPDX-License-Identifier: MIT
-    pragma solidity 0.8.29;
-
-    /// The baseline: the least a content-hash registry can do (one slot, one event).
-    contract MinimalRegistry {
-        mapping(bytes32 id => address owner) public ownerOf;
-
-        event Registered(bytes32 indexed id, address indexed owner);
-
-        error AlreadyRegistered(bytes32 id);
-
-        function register(bytes32 id) external {
-            if (ownerOf[id] != address(0)) revert AlreadyRegistered(id);
-            ownerOf[id] = msg.sender;
-            emit Registered(id, msg.sender);
-        }
-    }
+Its source is :data:`SOURCE` below.
 """
 
 from __future__ import annotations
