@@ -10,7 +10,10 @@ service's peak memory while it registers large CSV files.
    needs (2 keccak256 per leaf, 1 per inner node) in a plain Python loop with
    ``eth_utils.keccak``, on a tenth of the rows; and the reference implementation, npm
    ``@openzeppelin/merkle-tree`` under node, on 20,000 rows (2,000 quick: it does about 5,000
-   leaves/s here).
+   leaves/s here). The same hashing loop is also run through ``ledger._keccak``'s hashers, the
+   native state (pycryptodome's compiled core through ctypes, what ``StandardMerkleTree.of``
+   uses) and its pure fallback (``eth_hash``), so the native core's speed-up is measured in the
+   same run.
 3. **Peak RSS of the service registering a large CSV**: one ``provenance serve`` process
    (``PROVENANCE_MAX_UPLOAD_BYTES`` raised to fit) receives uploads of growing size through
    ``POST /v1/datasets``; before each upload its peak-RSS mark is reset (``/proc/PID/clear_refs``)
@@ -36,6 +39,7 @@ from eth_utils import keccak
 from bench import bench_hashing
 from bench._common import Config, fmt, print_table, scratch_dir, summarize, write_results
 from bench._server import Server, service
+from ledger import _keccak
 from ledger._paths import NODE_MODULES
 from ledger.merkle import StandardMerkleTree
 
@@ -93,6 +97,20 @@ def _floor_seconds(leaves: list[list[Any]]) -> float:
     return time.perf_counter() - start
 
 
+def _hashers_seconds(leaves: list[list[Any]], hashers: _keccak.Hashers) -> tuple[float, bytes]:
+    """The loop of :func:`_floor_seconds` through ``ledger._keccak``'s leaf and node hashers."""
+    encoded = [i.to_bytes(32, "big") + digest for i, digest in leaves]
+    leaf, node = hashers.leaf, hashers.node
+    start = time.perf_counter()
+    level = [leaf(e) for e in encoded]
+    while len(level) > 1:
+        nxt = [node(a, b) for a, b in zip(level[::2], level[1::2], strict=False)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return time.perf_counter() - start, level[0]
+
+
 def _reference_seconds(n: int) -> dict[str, Any] | None:
     if not (_OZ_TREE / "package.json").exists():
         return None
@@ -108,18 +126,25 @@ def _merkle(config: Config) -> tuple[dict[str, Any], str]:
     reference_n = config.pick(2_000, 20_000)
     floor_n = n // 10
     leaves = _row_leaves(n)
-    ours, floor, reference = [], [], []
-    roots = set()
+    ours, floor, reference, native, fallback = [], [], [], [], []
+    roots, keccak_roots = set(), set()
+    native_hashers = _keccak.bulk_hashers()
     for _ in range(3):  # ~15 s a run at 1,000,000 rows: 3 runs, quick or full
         seconds, root = _tree_seconds(leaves)
         ours.append(seconds)
         roots.add(root)
         floor.append(_floor_seconds(leaves[:floor_n]))
+        for hashers, times in ((native_hashers, native), (_keccak.FALLBACK, fallback)):
+            seconds, root = _hashers_seconds(leaves[:floor_n], hashers)
+            times.append(seconds)
+            keccak_roots.add(root)
         ref = _reference_seconds(reference_n)
         if ref is not None:
             reference.append(ref["seconds"])
     if len(roots) != 1:
         raise RuntimeError("the Merkle root changed between runs: this is a bug")
+    if len(keccak_roots) != 1:
+        raise RuntimeError("the native keccak and its fallback disagree: this is a bug")
     # The same leaves in both implementations must give the same root (a correctness check).
     small = _row_leaves(reference_n)
     ref = _reference_seconds(reference_n)
@@ -129,12 +154,22 @@ def _merkle(config: Config) -> tuple[dict[str, Any], str]:
     per_leaf_ours = summarize([s / n * 1e6 for s in ours])
     per_leaf_ref = summarize([s / reference_n * 1e6 for s in reference]) if reference else None
     per_leaf_floor = summarize([s / floor_n * 1e6 for s in floor])
+    per_leaf_native = summarize([s / floor_n * 1e6 for s in native])
+    per_leaf_fallback = summarize([s / floor_n * 1e6 for s in fallback])
+    speedup = summarize([f / s for f, s in zip(fallback, native, strict=True)])  # per run
+    native_name = "native state" if native_hashers.native else "native UNAVAILABLE, fallback"
     rows = [
         [f"ledger.merkle StandardMerkleTree.of, {n:,} rows", _s(s_ours),
          _cell(per_leaf_ours), "1"],
         [f"hashing only: keccak per leaf (x2) and node, Python loop (eth_utils), {floor_n:,} rows",
          _s(s_floor), _cell(per_leaf_floor),
          f"{per_leaf_ours['median'] / per_leaf_floor['median']:.2f}"],
+        [f"hashing only: ledger._keccak {native_name}, same loop, {floor_n:,} rows",
+         _s(summarize(native)), _cell(per_leaf_native),
+         f"{per_leaf_ours['median'] / per_leaf_native['median']:.2f}"],
+        [f"hashing only: ledger._keccak fallback (eth_hash), same loop, {floor_n:,} rows",
+         _s(summarize(fallback)), _cell(per_leaf_fallback),
+         f"{per_leaf_ours['median'] / per_leaf_fallback['median']:.2f}"],
     ]  # fmt: skip
     if per_leaf_ref is not None:
         rows.append(
@@ -156,6 +191,10 @@ def _merkle(config: Config) -> tuple[dict[str, Any], str]:
         "floor_rows": floor_n,
         "floor_seconds": s_floor,
         "floor_us_per_leaf": per_leaf_floor,
+        "keccak_native": native_hashers.native,
+        "keccak_native_us_per_leaf": per_leaf_native,
+        "keccak_fallback_us_per_leaf": per_leaf_fallback,
+        "keccak_native_speedup": speedup,
         "us_per_leaf": per_leaf_ours,
         "reference_rows": reference_n,
         "reference_us_per_leaf": per_leaf_ref,
@@ -320,6 +359,17 @@ def run(config: Config) -> list[dict[str, Any]]:
             "measured": f"{fmt(merkle['seconds']['median'])} s",
             "baseline": f"keccak loop {fmt(merkle['floor_us_per_leaf']['median'])} us/leaf",
             "ratio": f"{merkle['us_per_leaf']['median'] / floor_us:.2f}",
+            "target": "(none)",
+            "met": None,
+        },
+        {
+            "benchmark": "hashing",
+            "figure": f"tree keccak, native state, {merkle['floor_rows']:,} rows"
+            + ("" if merkle["keccak_native"] else " (native UNAVAILABLE)"),
+            "measured": f"{fmt(merkle['keccak_native_us_per_leaf']['median'])} us/leaf",
+            "baseline": f"eth_hash fallback "
+            f"{fmt(merkle['keccak_fallback_us_per_leaf']['median'])} us/leaf",
+            "ratio": f"{merkle['keccak_native_speedup']['median']:.2f}x faster",
             "target": "(none)",
             "met": None,
         },

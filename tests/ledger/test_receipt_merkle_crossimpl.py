@@ -10,10 +10,7 @@ proofs and refuse forged ones.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
-import shutil
-import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -32,11 +29,11 @@ from ledger.receipts import (
     input_hash,
     receipt_leaf,
 )
+from ml.hashing import to_hex
 from tests.conftest import Deployed
+from tests.ledger import _standard_v1 as standard_v1
+from tests.ledger._merkle_js import RECEIPT_TREE_JS, run_js
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = Path(__file__).resolve().parent / "js" / "receipt_tree.mjs"
-PACKAGE = ROOT / "contracts" / "node_modules" / "@openzeppelin" / "merkle-tree" / "package.json"
 ENCODING = list(RECEIPT_LEAF_ENCODING)
 SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 16, 33, 100]
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
@@ -44,20 +41,7 @@ DOMAIN = ReceiptDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 
 
 def _run_js(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed, so the npm reference library cannot run")
-    if not PACKAGE.is_file():
-        pytest.skip(f"{PACKAGE.parent} is missing (run npm ci in contracts/)")
-    done = subprocess.run(
-        ["node", str(SCRIPT)],
-        input=json.dumps(jobs),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    results = json.loads(done.stdout)
+    results = run_js(RECEIPT_TREE_JS, jobs, timeout=120)
     for result in results:
         assert "error" not in result, result
     return results
@@ -107,7 +91,7 @@ def _oracle() -> tuple[dict[int, list[Receipt]], dict[int, dict[str, Any]]]:
 
 
 def _hexes(nodes: list[bytes]) -> list[str]:
-    return ["0x" + node.hex() for node in nodes]
+    return [to_hex(node) for node in nodes]
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -116,8 +100,8 @@ def test_roots_leaf_hashes_and_proofs_match_the_npm_library(n: int) -> None:
     receipts, js = batches[n], oracle[n]
     tree = StandardMerkleTree.of([receipt_leaf(r) for r in receipts], ENCODING)
 
-    assert "0x" + tree.root.hex() == js["root"]
-    assert [f"0x{tree.leaf_hash_at(i).hex()}" for i in range(n)] == js["leafHashes"]
+    assert to_hex(tree.root) == js["root"]
+    assert [to_hex(tree.leaf_hash_at(i)) for i in range(n)] == js["leafHashes"]
     assert [_hexes(tree.proof(i)) for i in range(n)] == js["proofs"]
     assert all(js["verified"])
     # The leaf hash verify.py recomputes from a receipt alone is the tree's leaf.
@@ -125,17 +109,17 @@ def test_roots_leaf_hashes_and_proofs_match_the_npm_library(n: int) -> None:
         tree.leaf_hash_at(i) for i in range(n)
     ]
     # Our dump is the library's dump, value for value.
-    assert tree.dump() == js["dump"]
+    assert standard_v1.dump(tree) == js["dump"]
 
 
 def test_each_side_loads_the_others_dump_and_gets_the_same_tree() -> None:
     batches, oracle = _oracle()
     ours = {n: StandardMerkleTree.of(list(map(receipt_leaf, batches[n])), ENCODING) for n in SIZES}
-    back = _run_js([{"dump": ours[n].dump()} for n in SIZES])
+    back = _run_js([{"dump": standard_v1.dump(ours[n])} for n in SIZES])
     for n, js in zip(SIZES, back, strict=True):
         assert js["root"] == oracle[n]["root"]
         assert js["proofs"] == oracle[n]["proofs"]
-        loaded = StandardMerkleTree.load(oracle[n]["dump"])
+        loaded = standard_v1.load(oracle[n]["dump"])
         assert loaded.root == ours[n].root
         assert [loaded.proof(i) for i in range(n)] == [ours[n].proof(i) for i in range(n)]
 
@@ -187,7 +171,7 @@ def test_the_receipt_books_batches_are_the_npm_librarys_trees(tmp_path: Path) ->
         for root, chunk, tree in zip(roots, chunks, js, strict=True):
             assert root == tree["root"]
             for i, receipt in enumerate(chunk):
-                stored = book.get("0x" + receipt.receipt_id.hex())
+                stored = book.get(to_hex(receipt.receipt_id))
                 assert stored is not None
                 assert stored.batch_id == tree["root"]
                 assert stored.leaf == tree["leafHashes"][i]
@@ -210,7 +194,7 @@ def _model_on_chain(deployed: Deployed, seed: int) -> str:
         dataset, rows_root=rng.randbytes(32), row_count=3, schema_hash=rng.randbytes(32)
     )
     client.register_model(model, datasets=[dataset], metadata_hash=rng.randbytes(32))
-    return "0x" + model.hex()
+    return to_hex(model)
 
 
 def test_the_contract_accepts_our_proofs_and_refuses_forged_ones(deployed: Deployed) -> None:
@@ -225,7 +209,7 @@ def test_the_contract_accepts_our_proofs_and_refuses_forged_ones(deployed: Deplo
     for batch in (tree, other_tree):
         client.anchor_predictions(model, batch.root, len(batch))
     [js] = _run_js([{"values": [_js_leaf(r) for r in receipts], "leafEncoding": ENCODING}])
-    assert js["root"] == "0x" + tree.root.hex()
+    assert js["root"] == to_hex(tree.root)
 
     # 1. Every honest proof, ours and the npm library's, is accepted.
     for i in range(len(receipts)):
