@@ -17,16 +17,19 @@ The subclass also:
 * keeps a reverted ``eth_call``'s raw revert data (eth-tester turns it into a string), so the
   provider can answer like a JSON-RPC node (``execution reverted`` with ``data``) and web3
   raises the same ``ContractLogicError`` on the embedded chain as on anvil or geth;
-* stamps a block with the time its first transaction arrives rather than the time the previous
-  block was mined, so a record's block time is when it was written (still strictly increasing,
-  across restarts too).
+* stamps a block with the time its first transaction arrives (or the time it is mined, if it
+  is mined empty) rather than the time the previous block was mined, so a record's block time
+  is when it was written.
+
+The chain runs eth-tester's own chain class over wall-clock VMs (``_clock.py``): a block carries
+the wall clock's second, several blocks may share one, and none is earlier than its parent,
+across restarts too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,6 +61,8 @@ from eth_tester.exceptions import TransactionFailed, TransactionNotFound
 from eth_tester.utils.filters import check_if_log_matches
 from eth_utils import encode_hex
 
+from ledger.backends._clock import wall_clock_chain_class, wall_clock_second
+
 __all__ = [
     "DurablePyEVMBackend",
     "LogScanningEthereumTester",
@@ -71,13 +76,14 @@ __all__ = [
 
 @functools.cache
 def _tester_chain_class() -> type[MiningChain]:
-    """eth-tester's own chain class (chain id, fork schedule, constant gas limit).
+    """eth-tester's own chain class (chain id, fork schedule, constant gas limit), with the
+    wall-clock timestamp rule (:func:`~ledger.backends._clock.wall_clock_chain_class`).
 
     ``setup_tester_chain`` defines it inside the function, so the only faithful way to get it
     is to build one throw-away in-memory chain and take its type.
     """
     _keys, chain = setup_tester_chain()
-    return type(chain)
+    return wall_clock_chain_class(type(chain))
 
 
 def tester_account_keys() -> tuple[PrivateKey, ...]:
@@ -132,9 +138,12 @@ class DurablePyEVMBackend(PyEVMBackend):
         super().reset_to_genesis(*args, **kwargs)
 
     def mine_blocks(self, num_blocks: int = 1, coinbase: bytes = 20 * b"\x00") -> tuple:
-        hashes = super().mine_blocks(num_blocks, coinbase)
+        hashes: list[bytes] = []
+        for _ in range(num_blocks):  # each empty block is dated when it is mined
+            self._stamp_pending_block()
+            hashes.extend(super().mine_blocks(1, coinbase))
         self._block_persisted()
-        return hashes
+        return tuple(hashes)
 
     def revert_to_snapshot(self, snapshot: bytes) -> None:
         if self._on_block is not None:
@@ -149,15 +158,15 @@ class DurablePyEVMBackend(PyEVMBackend):
     def _stamp_pending_block(self) -> None:
         """Date an empty pending block now, not when the previous block was mined.
 
-        The pending header was made as ``max(parent + 1, time of the previous block)``, so
-        ``max(that, now)`` is still strictly later than the parent.
+        The pending header was dated ``max(parent, wall clock)`` when the previous block was
+        mined, so ``max(that, wall clock now)`` is still never earlier than the parent.
         """
         header = self.chain.header
         if header.transaction_root != BLANK_ROOT_HASH:
-            return  # the block already holds a transaction: it keeps its date
-        now = int(time.time())
-        if now > header.timestamp:
-            self.chain.header = header.copy(timestamp=now)
+            return  # transactions ran against this date: the block keeps it
+        timestamp = wall_clock_second(header.timestamp)
+        if timestamp != header.timestamp:
+            self.chain.header = header.copy(timestamp=timestamp)
 
     def send_raw_transaction(self, raw_transaction: bytes) -> bytes:
         self._stamp_pending_block()

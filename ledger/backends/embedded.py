@@ -8,6 +8,8 @@ chain lives in ``<data_dir>/chain.sqlite3`` and survives restarts and ``kill -9`
   crash can never leave half a block;
 * reopening starts from the stored canonical head (no replay), so start-up time does not grow
   with the history;
+* a block carries the wall clock's second, and several blocks may share a second, as on anvil
+  and Hardhat (``_clock.py``): a burst of writes never runs the chain ahead of the clock;
 * a reverted call or gas estimate is answered as a JSON-RPC node answers it (``execution
   reverted`` with the revert data), so web3 raises the same errors here as against anvil;
 * one lock serialises every request, because eth-tester and py-evm are not thread-safe and the

@@ -188,22 +188,6 @@ def test_deploy_record_read_and_logs(backend: EmbeddedBackend) -> None:
     assert len(ranged) == 3
 
 
-def test_block_time_is_when_the_write_arrives() -> None:
-    # eth-tester dates a block when its predecessor was mined; a record's block time must be
-    # when it was written. Block times run ahead of the clock during bursts (each block is at
-    # least its parent + 1 s), so first let the clock overtake the pending block's time.
-    with EmbeddedBackend() as chain:
-        address = Account.from_key(WRITER_KEY).address
-        chain.fund(address, 1)
-        head_time = chain.w3.eth.get_block("latest")["timestamp"]
-        time.sleep(max(0.0, head_time + 2 - time.time()))
-        sent_at = int(time.time())
-        chain.fund(address, 1)
-        block = chain.w3.eth.get_block("latest")
-        assert block["timestamp"] >= sent_at
-        assert block["timestamp"] > head_time
-
-
 def test_concurrent_writers_and_readers(backend: EmbeddedBackend) -> None:
     keys = [bytes([i]) * 32 for i in range(1, 5)]
     writers = [funded_writer(backend, key) for key in keys]
@@ -330,7 +314,7 @@ def test_restart_reads_back_identically_and_continues(tmp_path: Path) -> None:
         head = chain.w3.eth.get_block(receipt["blockNumber"])
         assert head["number"] == before["head"] + 1
         assert head["parentHash"] == before["blocks"][-1]["hash"]
-        assert head["timestamp"] > before["blocks"][-1]["timestamp"]
+        assert before["blocks"][-1]["timestamp"] <= head["timestamp"] <= time.time()
         assert read_slot(chain.w3, contract, 999) == 1
         assert read_slot(chain.w3, contract, keys[0]) == keys[0] * 3
 
