@@ -15,7 +15,13 @@ from eth_account.signers.local import LocalAccount
 from web3.exceptions import ContractLogicError, ProviderConnectionError, TimeExhausted
 
 from ledger.backends.base import ChainBackend
-from ledger.errors import ChainUnavailable, LedgerError, TransactionFailed, decode_revert
+from ledger.errors import (
+    ChainUnavailable,
+    GasLimitExceeded,
+    LedgerError,
+    TransactionFailed,
+    decode_revert,
+)
 from ledger.records import hash_hex
 
 PRIORITY_FEE = 10**9  # 1 gwei; local chains ignore it, public ones want some tip
@@ -63,14 +69,24 @@ class Transactor:
         guard(lambda: self._w3.eth.call({**tx, "from": self.account.address}))
 
     def send(self, tx: dict[str, Any], *, gas: int) -> Any:
-        """Sign and send ``tx`` with an explicit gas limit; return its successful receipt."""
+        """Sign and send ``tx`` with an explicit gas limit; return its successful receipt.
+
+        A limit over the latest block's raises :class:`GasLimitExceeded` before anything is
+        signed: the node would refuse it anyway, less clearly, and a batch can be split."""
         w3 = self._w3
         with self._lock:
+            latest = guard(lambda: w3.eth.get_block("latest"))
+            if gas > latest["gasLimit"]:
+                raise GasLimitExceeded(
+                    f"the write may need {gas} gas, a block holds {latest['gasLimit']}",
+                    gas=gas,
+                    block_gas_limit=latest["gasLimit"],
+                )
             if self._nonce is None:
                 self._nonce = guard(
                     lambda: w3.eth.get_transaction_count(self.account.address, "pending")
                 )
-            base_fee = guard(lambda: w3.eth.get_block("latest").get("baseFeePerGas", 0))
+            base_fee = latest.get("baseFeePerGas", 0)
             signed = self.account.sign_transaction(
                 {
                     **tx,

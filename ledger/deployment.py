@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
+from web3.exceptions import Web3Exception
 
 from ledger._files import write_atomic
 from ledger.artifact import load_artifact
@@ -95,6 +96,18 @@ def connect_ledger(
     found = "sha256:" + hashlib.sha256(client.deployed_code()).hexdigest()
     if found != expected:
         raise DeploymentMismatch(
-            f"code at {deployment.address} is {found}, the artifact's is {expected}"
+            f"code at {deployment.address} ({_version_of(client)}) is {found}, the artifact's "
+            f"is {expected}",
+            address=deployment.address,
+            found=found,
+            expected=expected,
         )
     return client
+
+
+def _version_of(client: LedgerClient) -> str:
+    """What the refused contract says it is: tells an older ledger from a foreign contract."""
+    try:
+        return f"version {client.version()}"
+    except (LedgerError, Web3Exception):  # no code there, or code without version()
+        return "no version()"

@@ -8,6 +8,8 @@ from typing import Any
 from eth_abi import decode
 from eth_utils import function_signature_to_4byte_selector
 
+from ml.hashing import to_hex
+
 __all__ = [
     "AlreadyRegistered",
     "AlreadyRevoked",
@@ -15,6 +17,7 @@ __all__ = [
     "ChainUnavailable",
     "DatasetAlreadyRegistered",
     "DeploymentMismatch",
+    "GasLimitExceeded",
     "InvalidRecord",
     "LedgerError",
     "ModelAlreadyRegistered",
@@ -100,6 +103,12 @@ class TransactionFailed(LedgerError):
     """A transaction was mined but reverted, or never got a receipt."""
 
 
+class GasLimitExceeded(LedgerError, ValueError):
+    """A write needs more gas than one block holds: nothing was sent."""
+
+    hint = "send fewer records per batch"
+
+
 class ChainUnavailable(LedgerError, ConnectionError):
     """The chain node cannot be reached."""
 
@@ -112,18 +121,14 @@ class DeploymentMismatch(LedgerError):
     hint = "redeploy with `provenance deploy`, or point the data directory at the right chain"
 
 
-def _hex(value: bytes) -> str:
-    return "0x" + value.hex()
-
-
 def _already(args: tuple[Any, ...]) -> LedgerError:
     record_hash, kind = args
     cls = {1: DatasetAlreadyRegistered, 2: ModelAlreadyRegistered, 3: BatchAlreadyAnchored}.get(
         kind, AlreadyRegistered
     )
     return cls(
-        f"{_hex(record_hash)} is already registered as a {KIND_NAMES[kind]}",
-        record_hash=_hex(record_hash),
+        f"{to_hex(record_hash)} is already registered as a {KIND_NAMES[kind]}",
+        record_hash=to_hex(record_hash),
         kind=KIND_NAMES[kind],
     )
 
@@ -132,7 +137,9 @@ def _unknown(args: tuple[Any, ...]) -> LedgerError:
     record_hash, kind = args
     cls = {1: UnknownDataset, 2: UnknownModel, 3: UnknownBatch}.get(kind, UnknownRecord)
     what = "record" if kind == 0 else KIND_NAMES[kind]
-    return cls(f"no {what} is registered under {_hex(record_hash)}", record_hash=_hex(record_hash))
+    return cls(
+        f"no {what} is registered under {to_hex(record_hash)}", record_hash=to_hex(record_hash)
+    )
 
 
 _CUSTOM_ERRORS: dict[str, tuple[list[str], Any]] = {
@@ -141,35 +148,53 @@ _CUSTOM_ERRORS: dict[str, tuple[list[str], Any]] = {
     "UnknownRecord(bytes32,uint8)": (["bytes32", "uint8"], _unknown),
     "RecordIsRevoked(bytes32)": (
         ["bytes32"],
-        lambda a: RecordRevoked(f"{_hex(a[0])} is revoked", record_hash=_hex(a[0])),
+        lambda a: RecordRevoked(f"{to_hex(a[0])} is revoked", record_hash=to_hex(a[0])),
     ),
     "RecordAlreadyRevoked(bytes32)": (
         ["bytes32"],
-        lambda a: AlreadyRevoked(f"{_hex(a[0])} was revoked already", record_hash=_hex(a[0])),
+        lambda a: AlreadyRevoked(f"{to_hex(a[0])} was revoked already", record_hash=to_hex(a[0])),
     ),
     "NotRegistrant(bytes32,address)": (
         ["bytes32", "address"],
         lambda a: NotAuthorized(
-            f"{a[1]} did not register {_hex(a[0])} and is not an admin", account=a[1]
+            f"{a[1]} did not register {to_hex(a[0])} and is not an admin", account=a[1]
         ),
     ),
     "AccessControlUnauthorizedAccount(address,bytes32)": (
         ["address", "bytes32"],
-        lambda a: NotAuthorized(f"{a[0]} lacks role {_hex(a[1])}", account=a[0], role=_hex(a[1])),
+        lambda a: NotAuthorized(
+            f"{a[0]} lacks role {to_hex(a[1])}", account=a[0], role=to_hex(a[1])
+        ),
     ),
     "AccessControlBadConfirmation()": (
         [],
         lambda a: NotAuthorized("an account can only renounce its own roles"),
     ),
-    "InconsistentDerivation(uint256,bytes32)": (
-        ["uint256", "bytes32"],
+    "InconsistentDerivation(bytes32,uint256,bytes32)": (
+        ["bytes32", "uint256", "bytes32"],
         lambda a: InvalidRecord(
-            f"a derived dataset needs parents and a transform hash, got {a[0]} parents "
-            f"and transform {_hex(a[1])}"
+            f"dataset {to_hex(a[0])}: a derived dataset needs parents and a transform hash, got "
+            f"{a[1]} parents and transform {to_hex(a[2])}",
+            record_hash=to_hex(a[0]),
         ),
     ),
-    "NoTrainingData()": ([], lambda a: InvalidRecord("a model needs at least one dataset")),
-    "EmptyBatch()": ([], lambda a: InvalidRecord("a prediction batch needs at least one receipt")),
+    "NoTrainingData(bytes32)": (
+        ["bytes32"],
+        lambda a: InvalidRecord(
+            f"model {to_hex(a[0])}: a model needs at least one dataset", record_hash=to_hex(a[0])
+        ),
+    ),
+    "EmptyBatch(bytes32)": (
+        ["bytes32"],
+        lambda a: InvalidRecord(
+            f"batch {to_hex(a[0])}: a prediction batch needs at least one receipt",
+            record_hash=to_hex(a[0]),
+        ),
+    ),
+    "EmptyRecordList()": (
+        [],
+        lambda a: InvalidRecord("a batch write needs at least one record"),
+    ),
     "EmptyReason()": ([], lambda a: InvalidRecord("a revocation needs a reason")),
 }
 _BY_SELECTOR = {

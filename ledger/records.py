@@ -1,4 +1,5 @@
-"""Typed values read from the chain: stored records, write results and decoded events.
+"""Typed values that cross the chain boundary: the inputs of batch writes, stored records,
+write results and decoded events.
 
 Hashes are 0x-prefixed lowercase hex strings throughout, the form a person can paste into
 `cast`, a block explorer or ``sha256sum``'s output (with the prefix)."""
@@ -9,11 +10,16 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
+from ml.hashing import to_hex
+
 __all__ = [
     "ZERO_HASH",
+    "AnchorInput",
     "ChainRecord",
+    "DatasetInput",
     "DatasetRegistered",
     "LedgerEvent",
+    "ModelInput",
     "ModelRegistered",
     "PredictionsAnchored",
     "RecordKind",
@@ -32,7 +38,7 @@ def hash_hex(value: bytes | str) -> str:
     if isinstance(value, bytes | bytearray):
         if len(value) != 32:
             raise ValueError(f"a hash is 32 bytes, got {len(value)}")
-        return "0x" + bytes(value).hex()
+        return to_hex(value)
     if not isinstance(value, str) or not _HEX32.match(value):
         raise ValueError(f"a hash is 0x followed by 64 hex digits, got {value!r}")
     return "0x" + value.removeprefix("0x").lower()
@@ -49,6 +55,68 @@ class RecordKind(IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+def _normalise(item: object, *fields: str) -> None:
+    """Store each hash field of a frozen input as 0x-lowercase hex; a malformed one raises
+    ValueError when the input is made, before it can spoil a whole batch."""
+    for name in fields:
+        object.__setattr__(item, name, hash_hex(getattr(item, name)))
+
+
+def _check_uint64(value: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+        raise ValueError(f"{what} is a uint64, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """One dataset of :meth:`LedgerClient.register_datasets`: the contract's ``DatasetInput``.
+
+    Hashes may be given as bytes or hex and are kept as 0x-hex; a derived dataset names its
+    parents and its transform's hash, raw data neither (the contract checks that pairing)."""
+
+    content_hash: str
+    rows_root: str
+    row_count: int
+    schema_hash: str
+    metadata_hash: str = ZERO_HASH
+    parents: tuple[str, ...] = ()
+    transform_hash: str = ZERO_HASH
+
+    def __post_init__(self) -> None:
+        _normalise(
+            self, "content_hash", "rows_root", "schema_hash", "metadata_hash", "transform_hash"
+        )
+        object.__setattr__(self, "parents", tuple(hash_hex(p) for p in self.parents))
+        _check_uint64(self.row_count, "row_count")
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """One model of :meth:`LedgerClient.register_models`: the contract's ``ModelInput``."""
+
+    model_hash: str
+    datasets: tuple[str, ...]
+    metadata_hash: str
+
+    def __post_init__(self) -> None:
+        _normalise(self, "model_hash", "metadata_hash")
+        object.__setattr__(self, "datasets", tuple(hash_hex(d) for d in self.datasets))
+
+
+@dataclass(frozen=True)
+class AnchorInput:
+    """One prediction batch of :meth:`LedgerClient.anchor_prediction_batches`: the contract's
+    ``AnchorInput``; the batch id is ``root``."""
+
+    model_hash: str
+    root: str
+    count: int
+
+    def __post_init__(self) -> None:
+        _normalise(self, "model_hash", "root")
+        _check_uint64(self.count, "count")
 
 
 @dataclass(frozen=True)

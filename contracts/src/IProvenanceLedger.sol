@@ -26,6 +26,32 @@ interface IProvenanceLedger {
         address registrant;
     }
 
+    /// @notice One dataset of {registerDatasets}: the arguments of {registerDataset}.
+    struct DatasetInput {
+        bytes32 contentHash;
+        bytes32 rowsRoot;
+        uint64 rowCount;
+        bytes32 schemaHash;
+        bytes32 metadataHash;
+        bytes32[] parents;
+        bytes32 transformHash;
+    }
+
+    /// @notice One model of {registerModels}: the arguments of {registerModel}.
+    struct ModelInput {
+        bytes32 modelHash;
+        bytes32[] datasets;
+        bytes32 metadataHash;
+    }
+
+    /// @notice One prediction batch of {anchorPredictionBatches}: the arguments of
+    /// {anchorPredictions}.
+    struct AnchorInput {
+        bytes32 modelHash;
+        bytes32 root;
+        uint64 count;
+    }
+
     /// @notice Emitted when a dataset is registered.
     /// @param contentHash SHA-256 of the dataset file's exact bytes.
     /// @param registrant The registering account.
@@ -91,14 +117,19 @@ interface IProvenanceLedger {
     /// @notice `account` is neither the registrant of `recordHash` nor an admin.
     error NotRegistrant(bytes32 recordHash, address account);
 
-    /// @notice A derived dataset needs both parents and a transform hash; raw data needs neither.
-    error InconsistentDerivation(uint256 parentCount, bytes32 transformHash);
+    /// @notice The dataset `contentHash` is inconsistent: a derived dataset needs both parents and
+    /// a transform hash; raw data needs neither.
+    error InconsistentDerivation(bytes32 contentHash, uint256 parentCount, bytes32 transformHash);
 
-    /// @notice A model must name at least one training dataset.
-    error NoTrainingData();
+    /// @notice The model `modelHash` names no training dataset; it must name at least one.
+    error NoTrainingData(bytes32 modelHash);
 
-    /// @notice A prediction batch must hold at least one receipt.
-    error EmptyBatch();
+    /// @notice The prediction batch `root` holds no receipt; it must hold at least one.
+    error EmptyBatch(bytes32 root);
+
+    /// @notice A batch write ({registerDatasets}, {registerModels}, {anchorPredictionBatches})
+    /// was given no record: a transaction that writes nothing is a caller's mistake.
+    error EmptyRecordList();
 
     /// @notice A revocation must say why.
     error EmptyReason();
@@ -130,6 +161,27 @@ interface IProvenanceLedger {
         external
         returns (bytes32 batchId);
 
+    /// @notice Registers several datasets in one transaction, in order, each exactly as
+    /// {registerDataset} would (same checks, same errors, one {DatasetRegistered} each), so a
+    /// dataset may name an earlier one of the same call as its parent. Requires `REGISTRAR_ROLE`.
+    /// @dev Any failing record reverts the whole call with that record's error; an empty list
+    /// reverts with {EmptyRecordList}.
+    function registerDatasets(DatasetInput[] calldata datasets) external;
+
+    /// @notice Registers several models in one transaction, in order, each exactly as
+    /// {registerModel} would (same checks, same errors, one {ModelRegistered} each).
+    /// Requires `REGISTRAR_ROLE`.
+    /// @dev Any failing record reverts the whole call with that record's error; an empty list
+    /// reverts with {EmptyRecordList}.
+    function registerModels(ModelInput[] calldata models) external;
+
+    /// @notice Anchors several prediction batches in one transaction, in order, each exactly as
+    /// {anchorPredictions} would (same checks, same errors, one {PredictionsAnchored} each).
+    /// Requires `REGISTRAR_ROLE`.
+    /// @dev Any failing batch reverts the whole call with that batch's error; an empty list
+    /// reverts with {EmptyRecordList}. The batch ids are the roots, which the caller holds.
+    function anchorPredictionBatches(AnchorInput[] calldata batches) external;
+
     /// @notice Revokes a record for good. Allowed to its registrant (still holding
     /// `REGISTRAR_ROLE`) and to any admin.
     /// @dev Reverts with {UnknownRecord}, {RecordAlreadyRevoked}, {EmptyReason}, {NotRegistrant}.
@@ -137,6 +189,10 @@ interface IProvenanceLedger {
 
     /// @notice The stored part of any record; `kind == None` when unknown.
     function getRecord(bytes32 recordHash) external view returns (Record memory);
+
+    /// @notice The stored part of each record, in the order asked, so that a verifier reads every
+    /// record state it needs in one call; an unknown hash gives `kind == None`.
+    function getRecords(bytes32[] calldata recordHashes) external view returns (Record[] memory);
 
     /// @notice The stored part of a dataset; reverts with {UnknownRecord} if it is not one.
     function getDataset(bytes32 contentHash) external view returns (Record memory);

@@ -41,7 +41,9 @@ def test_changed_source_no_longer_matches_the_artifact(tmp_path: Path):
         shutil.copy(CONTRACTS_DIR / unit, tmp_path / unit)
     (tmp_path / "node_modules").symlink_to(NODE_MODULES)
     source = tmp_path / "src" / "ProvenanceLedger.sol"
-    source.write_text(source.read_text().replace('"1.0.0"', '"1.0.1"'))
+    text = source.read_text()
+    assert '"1.1.0"' in text  # the edit below must change something
+    source.write_text(text.replace('"1.1.0"', '"1.1.1"'))
     assert build.render_artifact(build.build_artifact(tmp_path)) != ARTIFACT_PATH.read_bytes()
 
 
