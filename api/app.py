@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import AuthGate, KeyStore
-from api.deps import SettingsDep
-from api.problems import BodyTooLarge, Problem, install_problem_handlers, problem_response
+from api.auth import AuthGate, KeyStore, access_rules
+from api.problems import BodyTooLarge, install_problem_handlers, problem_response
 from api.routes import api_router, rpc
-from api.service import ProvenanceService
+from api.schemas import HealthPublic
+from api.service import open_service
 from api.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -26,10 +26,15 @@ log = logging.getLogger("provenance.api")
 MULTIPART_OVERHEAD = 1024 * 1024  # form fields and part headers around an upload
 
 
-class BodyLimit:
-    """Refuse a request body past its limit while it streams in, before it is buffered.
+class BodyGuard:
+    """Every request body passes here before anything reads it.
 
-    Uploads (multipart) may carry ``max_upload_bytes``; every other body ``max_json_bytes``.
+    - Past its limit it is refused while it streams in, before it is buffered: an upload
+      (multipart) may carry ``max_upload_bytes`` (the file itself is checked exactly when it is
+      staged), any other body ``max_json_bytes``.
+    - Any other body is read whole (it is small by then) and its JSON nesting measured before a
+      parser sees it: py-evm raises Python's recursion limit, after which a deeply nested
+      document would crash the process inside ``json.loads`` instead of raising.
     """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
@@ -41,10 +46,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if content_type.startswith("multipart/"):
+        multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
+        if multipart:
             name, maximum = "max_upload_bytes", self.settings.max_upload_bytes
-            limit = maximum + MULTIPART_OVERHEAD  # the file itself is checked exactly later
+            limit = maximum + MULTIPART_OVERHEAD
         else:
             name, maximum = "max_json_bytes", self.settings.max_json_bytes
             limit = maximum
@@ -54,18 +59,69 @@ class BodyLimit:
             response = problem_response(413, "too-large", str(too_large.detail), limit=name)
             await response(scope, receive, send)
             return
-        seen = 0
+        if multipart:
+            await self.app(scope, _counting(receive, limit, too_large), send)
+            return
+        body = await _read_body(receive, limit)
+        if body is None:
+            response = problem_response(413, "too-large", str(too_large.detail), limit=name)
+            await response(scope, receive, send)
+            return
+        depth = json_depth(body)
+        if depth > self.settings.max_json_depth:
+            detail = f"the JSON body nests {depth} levels, at most {self.settings.max_json_depth}"
+            await problem_response(422, "too-deep", detail, limit="max_json_depth")(
+                scope, receive, send
+            )
+            return
+        await self.app(scope, _replay(body, receive), send)
 
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise too_large
-            return message
 
-        await self.app(scope, counting_receive, send)
+def _counting(receive: Receive, limit: int, too_large: BodyTooLarge) -> Receive:
+    seen = 0
+
+    async def counting_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise too_large
+        return message
+
+    return counting_receive
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body already read, then the connection's events."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 _JSON_TOKENS = re.compile(rb'"(?:\\.|[^"\\])*"|[\[\]{}]')
@@ -84,19 +140,6 @@ def json_depth(body: bytes) -> int:
     return deepest
 
 
-async def json_depth_guard(request: Request, settings: SettingsDep) -> None:
-    """Refuse deeply nested JSON before it is parsed (a parser's recursion is not a limit)."""
-    if request.headers.get("content-type", "").startswith("application/json"):
-        depth = json_depth(await request.body())
-        if depth > settings.max_json_depth:
-            raise Problem(
-                422,
-                "too-deep",
-                f"the JSON body nests {depth} levels, at most {settings.max_json_depth}",
-                limit="max_json_depth",
-            )
-
-
 PROBLEM_SCHEMA = {
     "type": "object",
     "description": "RFC 9457 problem details",
@@ -110,9 +153,11 @@ PROBLEM_SCHEMA = {
 }
 
 
-def _declare_problems(app: FastAPI) -> None:
+def _declare_contract(app: FastAPI, settings: Settings) -> None:
     """Say in the OpenAPI schema what every error really is: problem+json, for any 4xx/5xx
-    (FastAPI would declare its own 422 shape, which this service never sends)."""
+    (FastAPI would declare its own 422 shape, which this service never sends), and which key
+    each operation needs: ``x-required-role``, and a security requirement that is optional for
+    reads while ``public_read`` is on."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -128,11 +173,23 @@ def _declare_problems(app: FastAPI) -> None:
                     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
                 },
             }
-            for path_item in schema["paths"].values():
-                for operation in path_item.values():
+            rules = {
+                (method.lower(), route.path): rule
+                for route, rule in access_rules(app.routes)
+                for method in route.methods or ()
+            }
+            for path, path_item in schema["paths"].items():
+                for method, operation in path_item.items():
                     responses = operation.setdefault("responses", {})
                     responses.pop("422", None)
                     responses["4XX"] = responses["5XX"] = problem
+                    rule = rules.get((method, path))
+                    if rule is None:
+                        continue
+                    needed = rule.needed(settings.public_read)
+                    operation["x-required-role"] = needed or "none"
+                    if needed is None:
+                        operation["security"] = [{}, *operation.get("security", [])]
             for unused in ("HTTPValidationError", "ValidationError"):
                 schema["components"]["schemas"].pop(unused, None)
             app.openapi_schema = schema
@@ -149,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = ProvenanceService(settings)
+        service = open_service(settings, keys)
         app.state.service = service
         key_file = settings.data_dir / "admin.key"
         if (admin_key := keys.ensure_admin_key(key_file)) is not None:
@@ -160,7 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         log.info(
             "serving ledger %s on %s chain %s",
-            service.client.address, settings.chain, service.client.chain_id(),
+            service.core.client.address, settings.chain, service.core.client.chain_id(),
         )  # fmt: skip
         try:
             yield
@@ -174,19 +231,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
     app.state.keys = keys
     install_problem_handlers(app)
-    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(BodyGuard, settings=settings)
     app.add_middleware(AuthGate, keys=keys, public_read=settings.public_read)  # outermost
-    app.include_router(api_router, dependencies=[Depends(json_depth_guard)])
+    app.include_router(api_router)
     app.include_router(rpc.router)
 
-    _declare_problems(app)
+    _declare_contract(app, settings)
 
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, object]:
-        """Liveness and the chain's head, so a monitor sees a stuck chain too."""
-        service = app.state.service
-        return {"status": "ok", "latest_block": service.client.latest_block()}
+    @app.get("/healthz", tags=["health"], response_model=HealthPublic)
+    def healthz() -> HealthPublic:
+        """Liveness and the chain's head, so a monitor sees a stuck chain too (open to all)."""
+        return HealthPublic(status="ok", latest_block=app.state.service.admin.latest_block())
 
     return app

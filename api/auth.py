@@ -3,10 +3,13 @@ manages keys and on-chain registrars.
 
 Keys are random, shown once, and stored only as SHA-256 hashes in ``<data dir>/keys.sqlite3``
 (WAL, so ``provenance keys ...`` works while the service runs, and a revoked key stops working
-at the next request). Which role a request needs is decided in one place, from its method and
-path: reads (GET, and POSTs under ``/v1/verify`` and ``/rpc``) need ``auditor`` unless
-``PROVENANCE_PUBLIC_READ`` leaves them open; every other write needs ``registrar``; everything
-under ``/v1/admin`` needs ``admin``. Writes are never open.
+at the next request), behind the small :class:`ApiKeys` interface.
+
+Which role a request needs is declared by its route, as a dependency in its own signature
+(``_: Annotated[KeyInfo | None, Depends(NEEDS_REGISTRAR)]``); :class:`AuthGate` reads that same
+declaration to refuse a request before its body is read, so an anonymous upload is never spooled.
+Reads (``READ``) need ``auditor`` unless ``PROVENANCE_PUBLIC_READ`` leaves them open; writes need
+``registrar``; administration ``admin``. Writes are never open.
 """
 
 from __future__ import annotations
@@ -20,20 +23,36 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
+from fastapi import Request, Security
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.problems import problem_response
+from api.errors import AccessRefused
+from api.problems import WWW_AUTHENTICATE, problem_response
 
-__all__ = ["ROLES", "AuthGate", "KeyInfo", "KeyStore", "Role", "required_role"]
+__all__ = [
+    "NEEDS_ADMIN",
+    "NEEDS_REGISTRAR",
+    "READ",
+    "ROLES",
+    "Access",
+    "ApiKeys",
+    "AuthGate",
+    "KeyInfo",
+    "KeyStore",
+    "Role",
+    "access_rules",
+]
 
 Role = Literal["auditor", "registrar", "admin"]
 ROLES: tuple[Role, ...] = ("auditor", "registrar", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 _PREFIX = "pl_"
-_READ_POSTS = ("/v1/verify/", "/rpc")
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,16 @@ class KeyInfo:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class ApiKeys(Protocol):
+    """What the service needs of a key store; ``KeyStore`` is the SQLite one."""
+
+    def create(self, role: str, name: str = "") -> tuple[KeyInfo, str]: ...
+    def authenticate(self, key: str) -> KeyInfo | None: ...
+    def list(self) -> list[KeyInfo]: ...
+    def revoke(self, key_id: str) -> bool: ...
+    def ensure_admin_key(self, key_file: Path) -> str | None: ...
 
 
 def _digest(key: str) -> str:
@@ -81,7 +110,7 @@ class KeyStore:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         key_id = secrets.token_hex(4)
         key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        info = KeyInfo(key_id, role, name[:200], int(time.time()), None)  # type: ignore[arg-type]
+        info = KeyInfo(key_id, role, name, int(time.time()), None)  # type: ignore[arg-type]
         with self._db() as db:
             db.execute(
                 "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
@@ -143,57 +172,116 @@ class KeyStore:
         return key
 
 
-def required_role(method: str, path: str, *, public_read: bool) -> Role | None:
-    """The least role a request needs (None: open to anyone)."""
-    if path.startswith("/v1/admin"):
-        return "admin"
-    reading = method in ("GET", "HEAD", "OPTIONS") or (
-        method == "POST" and path.startswith(_READ_POSTS)
-    )
-    if reading:
-        return None if public_read else "auditor"
-    return "registrar"
+class Access:
+    """A route's access rule, used as a dependency in its signature: the least role it needs.
+
+    ``read=True`` marks a read, open to anyone while the service's ``public_read`` is on.
+    The dependency answers the caller's key (or None), which the gate has already checked.
+    """
+
+    def __init__(self, role: Role, *, read: bool = False) -> None:
+        self.role, self.read = role, read
+
+    def needed(self, public_read: bool) -> Role | None:
+        return None if self.read and public_read else self.role
+
+    async def __call__(
+        self,
+        request: Request,
+        _credentials: HTTPAuthorizationCredentials | None = Security(
+            HTTPBearer(auto_error=False, description="an API key: Bearer pl_...")
+        ),
+    ) -> KeyInfo | None:
+        info = request.scope.get("state", {}).get("api_key")
+        refusal = _refusal(self.needed(request.app.state.settings.public_read), info)
+        if refusal is not None:  # reached only when the gate was bypassed
+            raise AccessRefused(*refusal)
+        return info
+
+
+READ = Access("auditor", read=True)
+NEEDS_REGISTRAR = Access("registrar")
+NEEDS_ADMIN = Access("admin")
+
+
+def access_rules(routes: Any) -> list[tuple[Any, Access | None]]:
+    """Every route of an app (routers included) with the access rule it declares."""
+    return [(context, access_of(context.original_route)) for context in iter_route_contexts(routes)]
+
+
+def access_of(route: Any) -> Access | None:
+    """The access rule a route declares among its dependencies (None: it declares none)."""
+    if not isinstance(route, APIRoute):
+        return None
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if isinstance(dependency.call, Access):
+            return dependency.call
+        pending.extend(dependency.dependencies)
+    return None
+
+
+def _refusal(needed: Role | None, info: KeyInfo | None) -> tuple[int, str, str] | None:
+    """(status, type, detail) when ``info`` may not make a request that needs ``needed``."""
+    if needed is None:
+        return None
+    if info is None:
+        return 401, "unauthorized", f"this request needs an API key with the {needed} role"
+    if _RANK[info.role] < _RANK[needed]:
+        detail = f"key {info.key_id} has the {info.role} role; this request needs {needed}"
+        return 403, "forbidden", detail
+    return None
 
 
 class AuthGate:
-    """ASGI middleware: every request under ``/v1`` and ``/rpc`` passes here first.
+    """ASGI middleware: authenticates the bearer key of every HTTP request, and refuses one
+    that its route's :class:`Access` rule does not allow before anything reads its body.
 
     401 without a valid key (with ``WWW-Authenticate: Bearer``), 403 without the role, both as
     problem+json; nothing behind it runs for a refused request.
     """
 
-    def __init__(self, app: ASGIApp, keys: KeyStore, *, public_read: bool) -> None:
+    def __init__(self, app: ASGIApp, keys: ApiKeys, *, public_read: bool) -> None:
         self.app, self.keys, self.public_read = app, keys, public_read
+        self._rules: list[tuple[Any, Access | None]] | None = None
+
+    def _rule_for(self, scope: Scope) -> Access | None:
+        if self._rules is None:  # the routes are all there by the first request
+            self._rules = access_rules(scope["app"].routes)
+        for route, rule in self._rules:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return rule
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(("/v1", "/rpc")):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        needed = required_role(scope["method"], path, public_read=self.public_read)
         headers = dict(scope.get("headers") or [])
         scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         info = None
         if key.strip() and scheme.lower() == "bearer":
             info = await run_in_threadpool(self.keys.authenticate, key.strip())
             if info is None:
-                await _refuse(401, "the API key is unknown or revoked", scope, receive, send)
+                await _refuse(
+                    401, "unauthorized", "the API key is unknown or revoked", scope, receive, send
+                )
                 return
-        if needed is not None and info is None:
-            detail = f"this request needs an API key with the {needed} role"
-            await _refuse(401, detail, scope, receive, send)
-            return
-        if needed is not None and info is not None and _RANK[info.role] < _RANK[needed]:
-            detail = f"key {info.key_id} has the {info.role} role; this request needs {needed}"
-            await _refuse(403, detail, scope, receive, send)
+        rule = self._rule_for(scope)
+        refusal = None if rule is None else _refusal(rule.needed(self.public_read), info)
+        if refusal is not None:
+            await _refuse(*refusal, scope, receive, send)
             return
         scope.setdefault("state", {})["api_key"] = info
         await self.app(scope, receive, send)
 
 
-async def _refuse(status: int, detail: str, scope: Scope, receive: Receive, send: Send) -> None:
-    slug = "unauthorized" if status == 401 else "forbidden"
+async def _refuse(
+    status: int, slug: str, detail: str, scope: Scope, receive: Receive, send: Send
+) -> None:
     response = problem_response(status, slug, detail)
     if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="provenance-ledger"'
+        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     await response(scope, receive, send)

@@ -1,7 +1,8 @@
 """RFC 9457 problem details: every error the service answers has a stable ``type``.
 
-Domain exceptions from ``ledger`` and ``ml`` are mapped here, in one place, to a status and a
-type; nothing else in the service formats errors, and no stack trace ever reaches a client.
+Domain exceptions from ``ledger``, ``ml`` and ``api.service.errors`` are mapped here, in one
+table, to a status and a type; only routes raise :class:`Problem` themselves, and no stack trace
+ever reaches a client.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import errors as service_errors
 from ledger import errors as ledger_errors
+from ledger.lineage import RecordNotIndexed
 from ledger.receipts import ReceiptError
 from ledger.store import ArtifactCorrupted, ArtifactMissing
 from ml.errors import MlError, TooLarge
@@ -30,6 +33,7 @@ __all__ = [
 ]
 
 PROBLEM_BASE = "urn:provenance-ledger:problem:"
+WWW_AUTHENTICATE = 'Bearer realm="provenance-ledger"'
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("provenance.api")
 
@@ -67,38 +71,44 @@ def problem_response(status: int, slug: str, detail: str, **extra: Any) -> JSONR
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 
-# Ledger exceptions by class, most specific first.
-_LEDGER_STATUS: list[tuple[type[Exception], int]] = [
-    (ledger_errors.UnknownRecord, 404),
-    (ledger_errors.AlreadyRegistered, 409),
-    (ledger_errors.RecordRevoked, 409),
-    (ledger_errors.NotAuthorized, 403),
-    (ledger_errors.InvalidRecord, 422),
+# Every domain error the service may raise, most specific first: its class, status and problem
+# type (None: the class name in kebab case, or an ``MlError``'s own ``code``). The one place where
+# an exception becomes an HTTP answer.
+_TABLE: list[tuple[type[Exception], int, str | None]] = [
+    (ledger_errors.GasLimitExceeded, 413, "too-large"),
+    (service_errors.LimitExceeded, 413, "too-large"),
+    (TooLarge, 413, "too-large"),
+    (service_errors.DerivationUnchanged, 409, None),
+    (MlError, 422, None),
+    (ArtifactMissing, 500, "artifact-missing"),
+    (ArtifactCorrupted, 500, "artifact-corrupted"),
+    (service_errors.RowsRootMismatch, 500, None),
+    (service_errors.Misconfigured, 500, None),
+    (ReceiptError, 422, "malformed-receipt"),
+    # One type for every way the chain can be away (closed, refused, timed out), so a client
+    # can recognise "retry later" without knowing the backends' exception names.
+    (ledger_errors.ChainUnavailable, 503, "chain-unavailable"),
+    (RecordNotIndexed, 404, "unknown-record"),
+    (ledger_errors.UnknownRecord, 404, None),
+    (ledger_errors.AlreadyRegistered, 409, None),
+    (ledger_errors.RecordRevoked, 409, None),
+    (ledger_errors.NotAuthorized, 403, None),
+    (ledger_errors.InvalidRecord, 422, None),
+    (ledger_errors.LedgerError, 502, None),
 ]
+_EXTRA_FIELDS = ("limit", "expected", "found")
 
 
 def _from_exception(exc: Exception) -> Problem:
     if isinstance(exc, Problem):
         return exc
-    if isinstance(exc, TooLarge):
-        return Problem(413, "too-large", str(exc), limit=exc.limit)
-    if isinstance(exc, MlError):
-        return Problem(422, exc.code, str(exc))
-    if isinstance(exc, ArtifactMissing):
-        return Problem(500, "artifact-missing", str(exc))
-    if isinstance(exc, ArtifactCorrupted):
-        return Problem(500, "artifact-corrupted", str(exc), expected=exc.expected, found=exc.found)
-    if isinstance(exc, ReceiptError):
-        return Problem(422, "malformed-receipt", str(exc))
-    if isinstance(exc, ledger_errors.ChainUnavailable):
-        # One type for every way the chain can be away (closed, refused, timed out), so a
-        # client can recognise "retry later" without knowing the backends' exception names.
-        return Problem(503, "chain-unavailable", str(exc))
-    if isinstance(exc, ledger_errors.LedgerError):
-        for cls, status in _LEDGER_STATUS:
-            if isinstance(exc, cls):
-                return Problem(status, _kebab(type(exc).__name__), str(exc))
-        return Problem(502, _kebab(type(exc).__name__), str(exc))
+    if isinstance(exc, service_errors.AccessRefused):
+        return Problem(exc.status, exc.slug, str(exc))
+    for cls, status, slug in _TABLE:
+        if isinstance(exc, cls):
+            extra = {k: v for k in _EXTRA_FIELDS if (v := getattr(exc, k, None)) is not None}
+            name = slug or getattr(exc, "code", None) or _kebab(type(exc).__name__)
+            return Problem(status, name, str(exc), **extra)
     log.exception("unhandled error", exc_info=exc)
     return Problem(500, "internal-error", "the service failed; the error was logged")
 
@@ -108,7 +118,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def domain(request: Request, exc: Exception) -> JSONResponse:
         problem = _from_exception(exc)
-        return problem_response(problem.status, problem.slug, problem.detail, **problem.extra)
+        response = problem_response(problem.status, problem.slug, problem.detail, **problem.extra)
+        if problem.status == 401:
+            response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+        return response
 
     async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -134,6 +147,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(RequestValidationError, validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http)  # type: ignore[arg-type]
-    for cls in (Problem, ledger_errors.LedgerError, MlError):
+    for cls in (Problem, service_errors.AccessRefused, ledger_errors.LedgerError, MlError):
         app.add_exception_handler(cls, domain)
     app.add_exception_handler(Exception, domain)  # the last resort: logged, answered as 500

@@ -1,4 +1,8 @@
-"""One settings object, from ``PROVENANCE_*`` environment variables, served by a dependency."""
+"""One settings object, from ``PROVENANCE_*`` environment variables, served by a dependency.
+
+Every limit the service enforces is a field here, and each is checked in one place (listed in
+``docs/architecture.md``); a refusal names the setting, as ``limit`` in its problem document.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from api.errors import FieldTooLong
+from ml.datasets import Limits
 
 __all__ = ["Settings", "get_settings"]
 
@@ -26,20 +33,38 @@ class Settings(BaseSettings):
     confirmations: int = Field(0, ge=0, le=64)
     rpc_timeout: float = Field(10.0, gt=0)
 
-    max_upload_bytes: int = Field(64 * MiB, ge=1)
-    max_rows: int = Field(1_000_000, ge=1)
-    max_columns: int = Field(1_000, ge=1)
-    max_field_chars: int = Field(10_000, ge=1, le=131_072)
-    max_predict_rows: int = Field(1_000, ge=1)
-    max_json_bytes: int = Field(8 * MiB, ge=1024)
-    max_json_depth: int = Field(32, ge=4, le=256)
-    max_name_chars: int = Field(200, ge=1)
-    max_description_chars: int = Field(2_000, ge=1)
+    max_upload_bytes: int = Field(64 * MiB, ge=1, description="one uploaded file")
+    max_rows: int = Field(1_000_000, ge=1, description="rows of a dataset")
+    max_columns: int = Field(1_000, ge=1, description="columns of a dataset")
+    max_cells: int = Field(10_000_000, ge=1, description="rows times columns of a dataset")
+    max_field_chars: int = Field(10_000, ge=1, le=131_072, description="one CSV field")
+    max_transform_steps: int = Field(50, ge=1, le=100, description="steps of one derivation")
+    max_predict_rows: int = Field(1_000, ge=1, description="rows of one prediction request")
+    max_json_bytes: int = Field(8 * MiB, ge=1024, description="a JSON request body")
+    max_json_depth: int = Field(32, ge=4, le=256, description="nesting of a JSON body")
+    max_name_chars: int = Field(200, ge=1, description="a dataset's or an API key's name")
+    max_description_chars: int = Field(2_000, ge=1, description="a dataset's description")
 
     anchor_batch_size: int = Field(1024, ge=1, description="anchor when this many are pending")
     anchor_interval: float = Field(5.0, gt=0, description="or when the oldest is this old (s)")
 
     public_read: bool = Field(True, description="reads and verification need no key")
+
+    def dataset_limits(self) -> Limits:
+        """The limits ``ml`` checks while it parses a dataset, from these settings."""
+        return Limits(
+            max_bytes=self.max_upload_bytes,
+            max_rows=self.max_rows,
+            max_columns=self.max_columns,
+            max_cells=self.max_cells,
+            max_field_chars=self.max_field_chars,
+        )
+
+    def check_chars(self, field: str, value: str | None, limit: str) -> None:
+        """Refuse ``value`` when it is longer than the setting ``limit``; never cut it."""
+        maximum = getattr(self, limit)
+        if value is not None and len(value) > maximum:
+            raise FieldTooLong(field, len(value), limit=limit, maximum=maximum)
 
     @model_validator(mode="after")
     def _rpc_needs_url(self) -> Settings:

@@ -5,7 +5,7 @@ Paths measured (each run registers ``n`` fresh records, one after another):
 
 * **client**: ``LedgerClient.register_dataset`` with random hashes (simulate, sign, send raw,
   wait: what the service does per write);
-* **service in process**: ``ProvenanceService.register_upload`` of a small unique CSV, what
+* **service in process**: ``service.datasets.register`` of a small unique CSV, what
   the HTTP route calls (validate, hash, store, Merkle root, register, index), without HTTP;
 * **HTTP API**: ``POST /v1/datasets`` of the same kind of CSV to a real ``provenance serve``
   process on loopback (the service flow plus HTTP, multipart, auth);
@@ -170,7 +170,7 @@ def _client_rows(config: Config, chains: list[str], work: Path) -> list[dict[str
 
 def _service_op(svc: Any) -> Callable[[], Any]:
     def op() -> Any:
-        if not svc.register_upload(io.BytesIO(_csv())).created:
+        if not svc.datasets.register(io.BytesIO(_csv())).created:
             raise RuntimeError("a fresh CSV was reported as already registered")
 
     return op
@@ -178,9 +178,10 @@ def _service_op(svc: Any) -> Callable[[], Any]:
 
 @contextmanager
 def _in_process_service(work: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
-    """``ProvenanceService`` in this process (what the HTTP routes call), on the embedded chain
+    """The service in this process (what the HTTP routes call), on the embedded chain
     under ``work`` or, with ``env`` from :func:`rpc_service_env`, on that node."""
-    from api.service import ProvenanceService
+    from api.auth import KeyStore
+    from api.service import open_service
     from api.settings import Settings
 
     fields: dict[str, Any] = {"data_dir": work / "data", "anchor_interval": 3600}
@@ -190,7 +191,9 @@ def _in_process_service(work: Path, env: dict[str, str] | None = None) -> Iterat
                       keystore=Path(env["PROVENANCE_KEYSTORE"]))  # fmt: skip
         os.environ["PROVENANCE_KEYSTORE_PASSWORD"] = env["PROVENANCE_KEYSTORE_PASSWORD"]
     try:
-        svc = ProvenanceService(Settings(**fields))
+        settings = Settings(**fields)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        svc = open_service(settings, KeyStore(settings.data_dir / "keys.sqlite3"))
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -1,6 +1,6 @@
 """Scale: does the cost of an operation grow with the number of records on the ledger?
 
-One persistent service data directory (``ProvenanceService`` in process: embedded chain on
+One persistent service data directory (``open_core`` in process: embedded chain on
 disk, index, receipt book) is grown to 100, 1,000 and 10,000 dataset records (100 and 400 with
 ``--quick``; 100,000 would take 20-45 minutes to fill at the 40-70 writes/s the embedded chain
 does on this machine, so it is left out of the 15-minute suite). The embedded chain mines
@@ -15,7 +15,7 @@ each a median over runs (min-max):
   also the **first** verification after a service restart (a fresh client, empty caches) and
   one by a fresh client with no index, as an auditor verifies straight against a node;
 * **chain reopen**: close, then ``EmbeddedBackend(data_dir)`` + first read;
-* **service restart**: close, then ``ProvenanceService(settings)`` (chain, code check, index
+* **service restart**: close, then ``open_core(settings)`` (chain, code check, index
   catch-up, receipt book, anchorer) ready to serve.
 
 Baseline, in the same run: the minimal registry's raw write on the same chain, at each size,
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from api.service import ProvenanceService
+from api.service._core import open_core
 from api.settings import Settings
 from bench import _registry
 from bench._common import (
@@ -71,7 +71,7 @@ class _Ledger:
 
     def __init__(self, data_dir: Path) -> None:
         self.settings = Settings(data_dir=data_dir, anchor_interval=3600)
-        self.service = ProvenanceService(self.settings)
+        self.service = open_core(self.settings)
         client = self.service.client
         self.filler = self._new_registrar()
         self.sender = RawSender(self.service.backend, self.filler)
@@ -128,7 +128,7 @@ class _Ledger:
         backend.w3.eth.block_number  # noqa: B018 - the first read
         seconds = time.perf_counter() - start
         backend.close()
-        self.service = ProvenanceService(self.settings)
+        self.service = open_core(self.settings)
         self.sender = RawSender(self.service.backend, self.filler)
         return seconds
 
@@ -137,7 +137,7 @@ class _Ledger:
         self.service.sync()
         self.service.close()
         start = time.perf_counter()
-        self.service = ProvenanceService(self.settings)
+        self.service = open_core(self.settings)
         seconds = time.perf_counter() - start
         self.sender = RawSender(self.service.backend, self.filler)
         return seconds
@@ -222,7 +222,7 @@ _LABELS = {
     "verify_first": "first verify after a service restart",
     "verify_auditor": "verify, fresh client without index (auditor)",
     "reopen": "chain reopen (EmbeddedBackend)",
-    "restart": "service restart (ProvenanceService)",
+    "restart": "service restart (open_core)",
 }
 
 

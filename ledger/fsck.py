@@ -9,12 +9,14 @@ file or record, what the chain says, what was found.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from ledger.client import LedgerClient
 from ledger.index import LedgerIndex
+from ledger.indexed import EventIndex, IndexedDataset, IndexedModel, IndexedRecord
 from ledger.records import ZERO_HASH
 from ledger.store import ArtifactStore
 
@@ -37,9 +39,9 @@ class Finding:
         return asdict(self)
 
 
-def _all(index: LedgerIndex) -> dict[str, Any]:
+def _all(index: EventIndex) -> dict[str, IndexedRecord]:
     """Every record the index holds, by hash."""
-    records: dict[str, Any] = {}
+    records: dict[str, IndexedRecord] = {}
     for listing in (index.datasets, index.models):
         offset = 0
         while True:
@@ -48,24 +50,37 @@ def _all(index: LedgerIndex) -> dict[str, Any]:
             offset += _PAGE
             if offset >= total:
                 break
-    for model in [r for r in records.values() if hasattr(r, "model_hash")]:
+    for model in [r for r in records.values() if isinstance(r, IndexedModel)]:
         records.update({b.record_hash: b for b in index.batches_of_model(model.model_hash)})
     return records
 
 
-def _artifacts_of(record: Any) -> list[tuple[str, str]]:
+def _artifacts_of(record: IndexedRecord) -> list[tuple[str, str]]:
     """(what, digest) of every file the chain says this record has off chain."""
-    if hasattr(record, "content_hash"):
+    if isinstance(record, IndexedDataset):
         files = [("dataset file", record.content_hash), ("dataset metadata", record.metadata_hash)]
         if record.transform_hash != ZERO_HASH:
             files.append(("transform spec", record.transform_hash))
         return files
-    if hasattr(record, "model_hash") and not hasattr(record, "root"):
+    if isinstance(record, IndexedModel):
         return [("model file", record.model_hash), ("training metadata", record.metadata_hash)]
     return []
 
 
-def fsck(store: ArtifactStore, index: LedgerIndex, client: LedgerClient) -> list[Finding]:
+def _differences(name: str, expected: object, found: object) -> Iterator[tuple[str, Any, Any]]:
+    """``(dotted field name, expected, found)`` for every field that differs, descending into
+    the parts a record is made of (``0x….registration.block_number``), so a finding names the
+    one field that was altered; a revocation present on one side only is one finding."""
+    if is_dataclass(expected) and type(found) is type(expected):
+        for item in fields(expected):
+            yield from _differences(
+                f"{name}.{item.name}", getattr(expected, item.name), getattr(found, item.name)
+            )
+    elif expected != found:
+        yield name, expected, found
+
+
+def fsck(store: ArtifactStore, index: EventIndex, client: LedgerClient) -> list[Finding]:
     """Check the store and the index against the chain; an empty list means all is well."""
     findings = [
         Finding("artifact-altered", m.path, m.expected, m.found, "file does not hash to its name")
@@ -97,18 +112,16 @@ def fsck(store: ArtifactStore, index: LedgerIndex, client: LedgerClient) -> list
                 Finding("index-mismatch", record_hash, "present", None, "missing from the index")
             )
             continue
-        for name, value in asdict(record).items():
-            other = getattr(mine, name)
-            if other != value:
-                findings.append(
-                    Finding(
-                        "index-mismatch",
-                        f"{record_hash}.{name}",
-                        str(value),
-                        str(other),
-                        "the index differs from the chain's events",
-                    )
+        for name, value, other in _differences(record_hash, record, mine):
+            findings.append(
+                Finding(
+                    "index-mismatch",
+                    name,
+                    str(value),
+                    str(other),
+                    "the index differs from the chain's events",
                 )
+            )
     for record_hash in sorted(set(found) - set(expected)):
         findings.append(Finding("index-mismatch", record_hash, None, "present", "not on chain"))
     return findings

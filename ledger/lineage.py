@@ -22,7 +22,8 @@ Every node carries ``revoked`` (its own revocation) and ``tainted`` (it, or anyt
 it, is revoked). Taint is computed over the whole upstream closure from the index, even for a
 ``"down"`` graph that does not show that closure, because the answer must not depend on which
 part of the graph was asked for. Activities are never revoked (the chain cannot revoke them);
-they are tainted when something they used is.
+they are tainted when something they used is. The walk behind taint is
+:func:`ledger.ancestry.walk_ancestry`, re-exported here with :func:`first_revoked_ancestor`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ledger.ancestry import AncestorFacts, first_revoked_ancestor, walk_ancestry
 from ledger.errors import UnknownRecord
-from ledger.index import IndexedBatch, IndexedDataset, IndexedModel, LedgerIndex
+from ledger.indexed import EventIndex, IndexedBatch, IndexedDataset, IndexedModel, IndexedRecord
 from ledger.records import hash_hex
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "NodeKind",
     "RecordNotIndexed",
     "Relation",
+    "first_revoked_ancestor",
     "lineage",
     "to_prov",
 ]
@@ -63,8 +66,6 @@ _PROV_TYPES = {
     "training": "Training",
 }
 _ACTIVITY_KINDS = ("transform", "training")
-
-_Record = IndexedDataset | IndexedModel | IndexedBatch
 
 
 class RecordNotIndexed(UnknownRecord):
@@ -137,7 +138,7 @@ class LineageGraph:
 
 
 def lineage(
-    index: LedgerIndex, record_hash: bytes | str, direction: Direction = "up"
+    index: EventIndex, record_hash: bytes | str, direction: Direction = "up"
 ) -> LineageGraph:
     """The lineage graph of a dataset, model or batch.
 
@@ -204,19 +205,19 @@ def to_prov(graph: LineageGraph) -> dict[str, Any]:
 class _Builder:
     """Collects nodes and edges; caches records and taint so each is read from the index once."""
 
-    def __init__(self, index: LedgerIndex) -> None:
+    def __init__(self, index: EventIndex) -> None:
         self.index = index
-        self._records: dict[str, _Record] = {}
+        self._records: dict[str, IndexedRecord] = {}
         self._tainted: dict[str, bool] = {}
         self.nodes: dict[str, LineageNode] = {}
         self.edges: set[LineageEdge] = set()
 
-    def record(self, record_hash: str) -> _Record:
+    def record(self, record_hash: str) -> IndexedRecord:
         cached = self._records.get(record_hash)
         if cached is not None:
             return cached
         kind = self.index.kind_of(record_hash)
-        found: _Record | None = None
+        found: IndexedRecord | None = None
         if kind == "dataset":
             found = self.index.dataset(record_hash)
         elif kind == "model":
@@ -235,19 +236,19 @@ class _Builder:
 
     # 1. walking --------------------------------------------------------------------------------
 
-    def walk_up(self, start: _Record) -> None:
+    def walk_up(self, start: IndexedRecord) -> None:
         """Add ``start`` and everything it came from."""
         queue, seen = [start], {start.record_hash}
         while queue:
             record = queue.pop()
             self.add_record(record)
-            for input_hash in _inputs(record):
+            for input_hash in record.inputs:
                 self._add_generation(record, input_hash)
                 if input_hash not in seen:
                     seen.add(input_hash)
                     queue.append(self.record(input_hash))
 
-    def walk_down(self, start: _Record) -> None:
+    def walk_down(self, start: IndexedRecord) -> None:
         """Add ``start`` and everything built on it."""
         queue, seen = [start], {start.record_hash}
         while queue:
@@ -261,7 +262,7 @@ class _Builder:
                     seen.add(consumer.record_hash)
                     queue.append(consumer)
 
-    def _consumers(self, record: _Record) -> list[_Record]:
+    def _consumers(self, record: IndexedRecord) -> list[IndexedRecord]:
         if isinstance(record, IndexedDataset):
             return [
                 *self.index.children_of_dataset(record.content_hash),
@@ -273,7 +274,7 @@ class _Builder:
 
     # 2. nodes and edges ----------------------------------------------------------------------
 
-    def add_record(self, record: _Record) -> None:
+    def add_record(self, record: IndexedRecord) -> None:
         node_id = _record_id(record)
         if node_id in self.nodes:
             return
@@ -292,13 +293,13 @@ class _Builder:
             hash=record.record_hash,
             revoked=record.revoked,
             tainted=self.tainted(record.record_hash),
-            revoked_reason=record.revoked_reason,
-            tx_hash=record.tx_hash,
-            block_number=record.block_number,
-            registered_at=record.registered_at,
+            revoked_reason=None if record.revocation is None else record.revocation.reason,
+            tx_hash=record.registration.tx_hash,
+            block_number=record.registration.block_number,
+            registered_at=record.registration.registered_at,
         )
 
-    def _add_generation(self, record: _Record, input_hash: str) -> None:
+    def _add_generation(self, record: IndexedRecord, input_hash: str) -> None:
         """The edges saying ``record`` was made from ``input_hash``, and the activity between."""
         source, target = _record_id(record), f"{self._kind_of_input(record)}:{input_hash}"
         self.edges.add(LineageEdge(source, target, "wasDerivedFrom"))
@@ -309,10 +310,10 @@ class _Builder:
             self.edges.add(LineageEdge(activity.id, target, "used"))
 
     @staticmethod
-    def _kind_of_input(record: _Record) -> str:
+    def _kind_of_input(record: IndexedRecord) -> str:
         return "model" if isinstance(record, IndexedBatch) else "dataset"
 
-    def _activity(self, record: _Record) -> LineageNode | None:
+    def _activity(self, record: IndexedRecord) -> LineageNode | None:
         if isinstance(record, IndexedDataset) and record.parents:
             node_id = f"transform:{record.transform_hash}:{record.content_hash}"
             kind: NodeKind = "transform"
@@ -330,31 +331,37 @@ class _Builder:
             label=label,
             hash=activity_hash,
             revoked=False,
-            tainted=any(self.tainted(i) for i in _inputs(record)),
-            tx_hash=record.tx_hash,
-            block_number=record.block_number,
-            registered_at=record.registered_at,
+            tainted=any(self.tainted(i) for i in record.inputs),
+            tx_hash=record.registration.tx_hash,
+            block_number=record.registration.block_number,
+            registered_at=record.registration.registered_at,
         )
 
     # 3. taint over the whole upstream closure ------------------------------------------------
 
     def tainted(self, record_hash: str) -> bool:
-        """Whether the record or anything upstream of it is revoked (iterative, memoised: a
-        long chain of cleaning steps must not hit Python's recursion limit)."""
-        stack = [record_hash]
-        while stack:
-            top = stack[-1]
-            if top in self._tainted:
-                stack.pop()
-                continue
-            record = self.record(top)
-            pending = [i for i in _inputs(record) if i not in self._tainted]
-            if pending:
-                stack.extend(pending)
-                continue
-            self._tainted[top] = record.revoked or any(self._tainted[i] for i in _inputs(record))
-            stack.pop()
+        """Whether the record or anything upstream of it is revoked.
+
+        One walk settles the taint of every record it visits, so each record is walked over
+        once per graph however many nodes ask (linear, even for a long chain of cleaning
+        steps).
+        """
+        if record_hash not in self._tainted:
+            ancestry = walk_ancestry([record_hash], self._taint_facts)
+            for visited in ancestry.visited:
+                self._tainted.setdefault(visited, visited in ancestry.tainted)
         return self._tainted[record_hash]
+
+    def _taint_facts(self, record_hash: str) -> AncestorFacts:
+        """The walk's lookup, over any record's inputs. A record whose taint an earlier walk
+        settled is answered as (revoked = its taint, no inputs): its upstream was walked
+        already, and a tainted input taints exactly as a revoked one would. An unknown hash
+        raises :class:`RecordNotIndexed`."""
+        settled = self._tainted.get(record_hash)
+        if settled is not None:
+            return AncestorFacts(revoked=settled, parents=())
+        record = self.record(record_hash)
+        return AncestorFacts(revoked=record.revoked, parents=record.inputs)
 
     def graph(self, root: str, direction: Direction) -> LineageGraph:
         return LineageGraph(
@@ -368,21 +375,8 @@ class _Builder:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _inputs(record: _Record) -> tuple[str, ...]:
-    """What a record was made from: parents, training datasets, or a batch's model."""
-    if isinstance(record, IndexedDataset):
-        return record.parents
-    if isinstance(record, IndexedModel):
-        return record.datasets
-    return (record.model_hash,)
-
-
-def _record_id(record: _Record) -> str:
-    if isinstance(record, IndexedDataset):
-        return f"dataset:{record.content_hash}"
-    if isinstance(record, IndexedModel):
-        return f"model:{record.model_hash}"
-    return f"batch:{record.root}"
+def _record_id(record: IndexedRecord) -> str:
+    return f"{record.kind}:{record.record_hash}"
 
 
 def _short(value: str) -> str:

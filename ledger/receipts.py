@@ -14,9 +14,16 @@ signature; the domain pins it to one contract on one chain, so it cannot be repl
 Receipts are then anchored in Merkle batches; :func:`receipt_leaf` gives the leaf values in
 :data:`RECEIPT_LEAF_ENCODING` for :class:`ledger.merkle.StandardMerkleTree`.
 
+Canonical JSON and the hex form of a hash are :mod:`ml.hashing`'s, the one home of both formats
+(``ml.hashing`` imports nothing heavy, and ``ml`` never imports ``ledger``); a value that has no
+canonical form raises its :class:`~ml.errors.CanonicalJsonError`. Checking a receipt against the
+chain, signature included, is :func:`ledger.verify.verify_receipt`.
+
 Signing is on the prediction path, so the digest is computed here with keccak and signed with
 ``coincurve`` directly (thousands per second); the tests check this digest and signature against
-eth-account's ``encode_typed_data`` / ``sign_typed_data``.
+eth-account's ``encode_typed_data`` / ``sign_typed_data``. That is why the module runs past 400
+lines: the field encodings, the digest, the signature and the leaf are one format, and they are
+kept side by side so that they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -46,13 +53,13 @@ from pydantic import (
 )
 
 from ledger.errors import LedgerError
+from ml.hashing import CanonicalJsonError, canonical_json, to_hex
 
 __all__ = [
     "DOMAIN_NAME",
     "DOMAIN_VERSION",
     "RECEIPT_LEAF_ENCODING",
     "RECEIPT_TYPE",
-    "CanonicalJSONError",
     "InvalidSignatureError",
     "OutputHashMismatch",
     "Receipt",
@@ -60,16 +67,13 @@ __all__ = [
     "ReceiptError",
     "ReceiptFormatError",
     "ReceiptSigner",
-    "SignerMismatch",
     "input_hash",
     "new_receipt_id",
     "output_hash",
     "receipt_digest",
     "receipt_leaf",
     "recover_signer",
-    "sign_receipt",
     "typed_data",
-    "verify_receipt",
 ]
 
 DOMAIN_NAME = "ProvenanceLedger"
@@ -95,10 +99,6 @@ class ReceiptError(LedgerError, ValueError):
     """Root of everything this module rejects."""
 
 
-class CanonicalJSONError(ReceiptError):
-    """A value cannot be written as canonical JSON (NaN, a set, a non-string key...)."""
-
-
 class ReceiptFormatError(ReceiptError):
     """A receipt, a field of one, a domain or a key is malformed."""
 
@@ -111,51 +111,31 @@ class InvalidSignatureError(ReceiptError):
     """A signature is malformed, malleable (high s) or recovers no key."""
 
 
-class SignerMismatch(ReceiptError):
-    """A signature is valid but was made by someone other than the expected signer."""
-
-
 # --------------------------------------------------------------------------------------------
 # Hashing of JSON values
 # --------------------------------------------------------------------------------------------
-
-
-def _numpy_scalar(value: Any) -> Any:
-    """Let numpy scalars (a model's usual output) through as the Python value they hold."""
-    if getattr(value, "shape", None) == () and hasattr(value, "dtype") and hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
-
-
-def _canonical_json(value: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8, no NaN: the same value always gives the same bytes."""
-    try:
-        text = json.dumps(
-            value,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-            default=_numpy_scalar,
-        )
-        return text.encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise CanonicalJSONError(f"not representable as canonical JSON: {exc}") from None
 
 
 def input_hash(row: Mapping[str, Any]) -> bytes:
     """SHA-256 of the input row as canonical JSON, so a client can recompute it from its request.
 
     ``1`` and ``1.0`` hash differently; send the row exactly as the model received it.
+
+    Raises:
+        CanonicalJsonError: ``row`` is not an object, or holds a value with no canonical form.
     """
     if not isinstance(row, Mapping):
-        raise CanonicalJSONError(f"an input row is a JSON object, got {type(row).__name__}")
-    return hashlib.sha256(_canonical_json(dict(row))).digest()
+        raise CanonicalJsonError(f"an input row is a JSON object, got {type(row).__name__}")
+    return hashlib.sha256(canonical_json(row)).digest()
 
 
 def output_hash(output: Any) -> bytes:
-    """SHA-256 of a prediction output (a number, a label, a dict...) as canonical JSON."""
-    return hashlib.sha256(_canonical_json(output)).digest()
+    """SHA-256 of a prediction output (a number, a label, a dict...) as canonical JSON.
+
+    Raises:
+        CanonicalJsonError: ``output`` holds a value with no canonical form (NaN, bytes...).
+    """
+    return hashlib.sha256(canonical_json(output)).digest()
 
 
 def new_receipt_id() -> bytes:
@@ -199,16 +179,12 @@ def _to_uint64(value: Any, what: str) -> int:
     return value
 
 
-def _hex(value: bytes) -> str:
-    return "0x" + value.hex()
-
-
 def _bytes_field(size: int) -> Any:
     pattern = f"^0x[0-9a-f]{{{2 * size}}}$"
     return Annotated[
         bytes,
         BeforeValidator(lambda v: _to_bytes(v, size, f"a {size}-byte value")),
-        PlainSerializer(_hex, return_type=str, when_used="json"),
+        PlainSerializer(to_hex, return_type=str, when_used="json"),
         WithJsonSchema({"type": "string", "pattern": pattern}),
     ]
 
@@ -293,7 +269,7 @@ class Receipt(BaseModel):
     """A signed prediction receipt. Hashes are bytes in Python and 0x-hex in JSON.
 
     Constructing one checks field formats only; :meth:`from_json` also checks that ``output``
-    still hashes to ``output_hash``, and :func:`verify_receipt` checks the signature.
+    still hashes to ``output_hash``; :func:`recover_signer` says who signed it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -310,7 +286,7 @@ class Receipt(BaseModel):
     @field_validator("output")
     @classmethod
     def _output_is_json(cls, value: Any) -> Any:
-        _canonical_json(value)
+        canonical_json(value)
         return value
 
     def check_output_hash(self) -> None:
@@ -318,13 +294,13 @@ class Receipt(BaseModel):
         actual = output_hash(self.output)
         if actual != self.output_hash:
             raise OutputHashMismatch(
-                f"receipt {_hex(self.receipt_id)}: output hashes to {_hex(actual)}, "
-                f"but the receipt says {_hex(self.output_hash)}"
+                f"receipt {to_hex(self.receipt_id)}: output hashes to {to_hex(actual)}, "
+                f"but the receipt says {to_hex(self.output_hash)}"
             )
 
     def to_json(self) -> str:
         """The receipt as canonical JSON text (the same receipt always gives the same text)."""
-        return _canonical_json(self.model_dump(mode="json")).decode("utf-8")
+        return canonical_json(self.model_dump(mode="json")).decode("utf-8")
 
     @classmethod
     def from_json(cls, data: str | bytes | Mapping[str, Any]) -> Receipt:
@@ -387,10 +363,10 @@ def typed_data(receipt: Receipt, domain: ReceiptDomain) -> dict[str, Any]:
         "primaryType": "PredictionReceipt",
         "domain": domain.to_eip712(),
         "message": {
-            "receiptId": _hex(receipt.receipt_id),
-            "modelHash": _hex(receipt.model_hash),
-            "inputHash": _hex(receipt.input_hash),
-            "outputHash": _hex(receipt.output_hash),
+            "receiptId": to_hex(receipt.receipt_id),
+            "modelHash": to_hex(receipt.model_hash),
+            "inputHash": to_hex(receipt.input_hash),
+            "outputHash": to_hex(receipt.output_hash),
             "issuedAt": receipt.issued_at,
             "service": receipt.service,
         },
@@ -400,10 +376,10 @@ def typed_data(receipt: Receipt, domain: ReceiptDomain) -> dict[str, Any]:
 def receipt_leaf(receipt: Receipt) -> list[Any]:
     """The receipt's Merkle leaf values, in :data:`RECEIPT_LEAF_ENCODING` order (JSON-ready)."""
     return [
-        _hex(receipt.receipt_id),
-        _hex(receipt.model_hash),
-        _hex(receipt.input_hash),
-        _hex(receipt.output_hash),
+        to_hex(receipt.receipt_id),
+        to_hex(receipt.model_hash),
+        to_hex(receipt.input_hash),
+        to_hex(receipt.output_hash),
         receipt.issued_at,
         receipt.service,
     ]
@@ -421,7 +397,7 @@ def _address_of(public_key: PublicKey) -> str:
 class ReceiptSigner:
     """Signs receipts with one key for one domain; keeps the parsed key for speed.
 
-    :func:`sign_receipt` is the one-off form; the service's prediction path keeps one of these.
+    The service's prediction path keeps one of these for as long as it runs.
     """
 
     __slots__ = ("_key", "address", "domain")
@@ -447,8 +423,13 @@ class ReceiptSigner:
         receipt_id: bytes | str | None = None,
         issued_at: int | None = None,
     ) -> Receipt:
-        """Sign a receipt for ``output`` (a fresh random id and the current time by default)."""
-        canonical = _canonical_json(output)
+        """Sign a receipt for ``output`` (a fresh random id and the current time by default).
+
+        Raises:
+            CanonicalJsonError: ``output`` has no canonical JSON form (NaN, bytes...).
+            ReceiptFormatError: a hash, the id or the time is malformed.
+        """
+        canonical = canonical_json(output)
         fields = {
             "receipt_id": _to_bytes(
                 new_receipt_id() if receipt_id is None else receipt_id, 32, "receipt_id"
@@ -478,26 +459,6 @@ class ReceiptSigner:
         return Receipt.model_construct(**fields, signature=signature)
 
 
-def sign_receipt(
-    *,
-    model_hash: bytes | str,
-    input_hash: bytes | str,
-    output: Any,
-    private_key: bytes | str,
-    domain: ReceiptDomain,
-    receipt_id: bytes | str | None = None,
-    issued_at: int | None = None,
-) -> Receipt:
-    """Sign one receipt; ``service`` is the key's address. See :class:`ReceiptSigner` for bulk."""
-    return ReceiptSigner(private_key, domain).sign(
-        model_hash=model_hash,
-        input_hash=input_hash,
-        output=output,
-        receipt_id=receipt_id,
-        issued_at=issued_at,
-    )
-
-
 def _recover(digest: bytes, signature: bytes) -> str:
     if len(signature) != 65:
         raise InvalidSignatureError(f"a signature is 65 bytes (r, s, v), got {len(signature)}")
@@ -520,30 +481,11 @@ def _recover(digest: bytes, signature: bytes) -> str:
 def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
     """The checksum address whose key made ``receipt.signature`` over the receipt's fields.
 
-    A valid signature by *someone* always recovers *some* address; compare it with the address
-    you trust (or use :func:`verify_receipt`).
-    """
-    return _recover(receipt_digest(receipt, domain), receipt.signature)
-
-
-def verify_receipt(
-    receipt: Receipt, domain: ReceiptDomain, *, expected_signer: str | None = None
-) -> None:
-    """Raise unless the receipt is intact and signed by its service (and the expected signer).
+    A valid signature by *someone* always recovers *some* address: compare it with
+    ``receipt.service`` and with the address you trust (:func:`ledger.verify.verify_receipt`
+    does both, against the chain's roles).
 
     Raises:
-        OutputHashMismatch: the output does not hash to ``output_hash``.
-        InvalidSignatureError: the signature is malformed.
-        SignerMismatch: the signer is not ``receipt.service`` or not ``expected_signer``.
+        InvalidSignatureError: the signature is malformed or malleable, or recovers no key.
     """
-    # 1. The output is the one that was hashed.
-    receipt.check_output_hash()
-    # 2. The signature covers these fields and was made by the address the receipt names.
-    signer = recover_signer(receipt, domain)
-    if signer != receipt.service:
-        raise SignerMismatch(f"receipt names service {receipt.service}, but {signer} signed it")
-    # 3. That address is the one the verifier trusts.
-    if expected_signer is not None:
-        expected = _to_address(expected_signer, "expected_signer")
-        if signer != expected:
-            raise SignerMismatch(f"expected a receipt signed by {expected}, got {signer}")
+    return _recover(receipt_digest(receipt, domain), receipt.signature)

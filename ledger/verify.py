@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ledger.ancestry import AncestorFacts, AncestorLookup, walk_ancestry
 from ledger.client import LedgerClient
 from ledger.errors import LedgerError, UnknownRecord
 from ledger.merkle import MerkleError, leaf_hash, process_proof
@@ -131,32 +132,35 @@ class _Checks:
         return ok
 
 
+def _chain_datasets(client: LedgerClient) -> AncestorLookup:
+    """The ancestry walk's lookup, straight from the contract: the revocation flag from
+    storage, the parents from the registration event."""
+
+    def lookup(content_hash: str) -> AncestorFacts | None:
+        try:
+            event = client.dataset_registration(content_hash)
+            record = client.get_dataset(content_hash)
+        except UnknownRecord:
+            return None
+        return AncestorFacts(revoked=record.revoked, parents=event.parents)
+
+    return lookup
+
+
 def _lineage_check(client: LedgerClient, datasets: tuple[str, ...], checks: _Checks) -> set[str]:
     """Every dataset and every ancestor registered and not revoked; returns all of them."""
-    seen: set[str] = set()
-    problems: list[str] = []
-    frontier = list(datasets)
-    while frontier:
-        current = frontier.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        try:
-            event = client.dataset_registration(current)
-            record = client.get_dataset(current)
-        except UnknownRecord:
-            problems.append(f"dataset {current} is not registered")
-            continue
-        if record.revoked:
-            revocation = client.revocation(current)
-            reason = f": {revocation.reason}" if revocation else ""
-            problems.append(f"dataset {current} is revoked{reason}")
-        frontier.extend(event.parents)
+    ancestry = walk_ancestry(datasets, _chain_datasets(client))
+    problems = [f"dataset {current} is not registered" for current in ancestry.unknown]
+    for current in ancestry.revoked:
+        revocation = client.revocation(current)
+        reason = f": {revocation.reason}" if revocation else ""
+        problems.append(f"dataset {current} is revoked{reason}")
     if problems:
         checks.add("training_data", False, "; ".join(sorted(problems)))
     else:
-        checks.add("training_data", True, f"{len(seen)} dataset(s) in the lineage, none revoked")
-    return seen
+        count = len(ancestry.visited)
+        checks.add("training_data", True, f"{count} dataset(s) in the lineage, none revoked")
+    return set(ancestry.visited)
 
 
 def _revocation_check(
@@ -259,8 +263,8 @@ def verify_receipt(
     up on it, e.g. its model was revoked first): the receipt is then invalid, not pending.
     """
     checks = _Checks()
-    receipt_id = "0x" + receipt.receipt_id.hex()
-    model_hash = "0x" + receipt.model_hash.hex()
+    receipt_id = hash_hex(receipt.receipt_id)
+    model_hash = hash_hex(receipt.model_hash)
     domain = ReceiptDomain(client.chain_id(), client.address)
 
     # 1. The output is the one that was signed.
@@ -291,7 +295,8 @@ def verify_receipt(
         try:
             ok = input_hash(input_row) == receipt.input_hash
             detail = "input matches" if ok else "input does not hash to input_hash"
-        except ReceiptError as exc:  # NaN, a non-JSON value: it cannot be what was signed
+        except ValueError as exc:  # NaN, a non-JSON value: it cannot be what was signed
+            # (input_hash now raises ml's CanonicalJsonError, a ValueError like ReceiptError)
             ok, detail = False, f"the input cannot be hashed: {exc}"
         checks.add("input_hash", ok, detail)
 
@@ -304,9 +309,9 @@ def verify_receipt(
         checks.add("merkle_proof", None, "not anchored yet")
         checks.add("batch_anchored", None, "not anchored yet")
     else:
-        leaf = "0x" + leaf_hash(RECEIPT_LEAF_ENCODING, receipt_leaf(receipt)).hex()
+        leaf = hash_hex(leaf_hash(RECEIPT_LEAF_ENCODING, receipt_leaf(receipt)))
         try:
-            root = "0x" + process_proof(leaf, anchoring.proof).hex()
+            root = hash_hex(process_proof(leaf, anchoring.proof))
         except MerkleError as exc:
             root = f"(malformed proof: {exc})"
         proof_ok = leaf == anchoring.leaf and root == anchoring.batch_id
@@ -423,7 +428,7 @@ def verify_dataset_bytes(
     rows_root: Callable[[bytes], str] | None = None,
 ) -> Report:
     """Is this exact file registered, intact in its row root, and is its lineage sound?"""
-    content_hash = "0x" + hashlib.sha256(data).hexdigest()
+    content_hash = hash_hex(hashlib.sha256(data).digest())
     checks = _Checks()
     try:
         event = client.dataset_registration(content_hash)

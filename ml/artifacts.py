@@ -73,6 +73,33 @@ class Predictions:
     classes: tuple[Value, ...] | None = None
     probabilities: tuple[tuple[float, ...], ...] | None = None
 
+    def class_probabilities(self) -> list[dict[str, float]] | None:
+        """Per row, ``{str(class): probability}`` in :attr:`classes` order; None without them.
+
+        Keys are strings because a JSON object's are: an integer or boolean class ``1`` or
+        ``True`` becomes ``"1"`` or ``"True"`` (Python's ``str``, as receipts have always had).
+        """
+        if self.probabilities is None or self.classes is None:
+            return None
+        labels = [str(label) for label in self.classes]
+        return [dict(zip(labels, row, strict=True)) for row in self.probabilities]
+
+    def receipt_outputs(self) -> list[Any]:
+        """Per row, the value a prediction receipt's ``output`` carries (and hashes).
+
+        A classifier with probabilities gives ``{"label": value, "probabilities":
+        {str(class): p}}``; anything else the bare value. This is the one definition of that
+        shape: a receipt is issued with it and a re-run is compared with it, so the two can
+        never drift apart.
+        """
+        probabilities = self.class_probabilities()
+        if probabilities is None:
+            return list(self.values)
+        return [
+            {"label": value, "probabilities": row}
+            for value, row in zip(self.values, probabilities, strict=True)
+        ]
+
 
 @dataclass(frozen=True)
 class LoadedModel:

@@ -24,6 +24,7 @@ __all__ = [
     "EmptyResult",
     "InvalidColumnName",
     "InvalidInput",
+    "InvalidMetadata",
     "InvalidModelFile",
     "InvalidParameter",
     "InvalidSplit",
@@ -74,7 +75,12 @@ class MlError(Exception):
 
 
 class CanonicalJsonError(MlError, ValueError):
-    """A value cannot be written as canonical JSON (NaN, infinity, a non-string key...)."""
+    """A value cannot be written as canonical JSON (NaN, infinity, a non-string key...).
+
+    The one error for it in the project: :mod:`ml.hashing` raises it, and so do
+    ``ledger.receipts``' input and output hashes, which use the same encoder. Also raised for a
+    malformed hex digest (:func:`ml.hashing.from_hex`).
+    """
 
     code = "canonical-json"
 
@@ -346,6 +352,13 @@ class TrainingFailed(TrainingError):
     """The estimator refused the data for a reason not tied to one parameter."""
 
     code = "training-failed"
+
+
+class InvalidMetadata(TrainingError):
+    """A training-metadata document cannot be retrained from (see :func:`ml.training.retrain`):
+    not ours, a missing or ill-typed key, or it names another dataset than the one given."""
+
+    code = "invalid-metadata"
 
 
 # --------------------------------------------------------------------------- artifacts

@@ -1,21 +1,42 @@
-"""Content hashes and canonical JSON: the two encodings whose output ends up on chain.
+"""Content hashes, canonical JSON and the hex form of a hash: the encodings that end up on chain.
 
 Why this module is small and strict: anything hashed here is recomputed by an auditor with
 other tools, years later. The file hash must be exactly what ``sha256sum`` prints, and
-every JSON document whose hash is recorded must have one and only one byte encoding.
+every JSON document whose hash is recorded must have one and only one byte encoding. It is
+the one home of both formats: ``ledger`` imports it (receipts hash their input and output
+with :func:`canonical_json`), ``ml`` never imports ``ledger``, and importing it stays light
+(no numpy, no scikit-learn).
 
 Canonical JSON, as produced by :func:`canonical_json`:
 
-* objects have ``str`` keys only, sorted by Unicode code point; no duplicate keys;
+* objects have ``str`` keys only (at any depth), sorted by Unicode code point; no duplicates;
 * no whitespace at all (separators ``,`` and ``:``);
 * UTF-8 output; non-ASCII characters are written as themselves, and only ``"``, ``\\``
   and control characters below U+0020 are escaped (``\\n``, ``\\t``... or ``\\u00XX``),
-  exactly as Python's :func:`json.dumps` with ``ensure_ascii=False`` does;
+  exactly as Python's :func:`json.dumps` with ``ensure_ascii=False`` does; a lone surrogate
+  (not valid UTF-8) is rejected;
 * ``true``/``false``/``null``; integers in plain decimal, any size;
 * floats with Python's ``repr`` (the shortest string that reads back to the same double,
   e.g. ``1.0``, ``0.1``, ``1e-05``, ``-0.0``); NaN and infinities are rejected;
-* tuples are arrays; numpy scalars are accepted and written as their Python equivalent;
-  anything else (bytes, sets, objects) is rejected: hex-encode bytes before hashing.
+* tuples are arrays; any ``Mapping`` is an object; numpy scalars (and 0-d arrays) are
+  accepted and written as their Python equivalent; anything else (bytes, sets, objects) is
+  rejected: hex-encode bytes before hashing;
+* containers nest at most :data:`MAX_DEPTH` (256) levels deep.
+
+Every refusal is a :class:`~ml.errors.CanonicalJsonError` (a ``ValueError``) naming where in
+the value the problem is (``$.a[2]``). It is re-exported here, so that ``ledger`` needs
+nothing of ``ml`` but this module.
+
+Speed: receipts hash two documents per prediction, so encoding is one call into the C
+encoder of :mod:`json` (which already writes floats by ``repr`` and strings as above), after a
+walk over the containers for the two rules that encoder does not enforce: it silently turns
+``1``, ``1.5``, ``True`` or ``None`` keys into strings, and it recurses on the C stack. The
+precise error message is worked out only once something has failed. A bare float (a
+regressor's output) skips the encoder altogether.
+
+Hex: a hash in a JSON document, a URL or a log is ``0x`` followed by 64 lowercase hex digits
+(:func:`to_hex`); :func:`from_hex` reads it back and :func:`normalize_hex` turns any accepted
+spelling (upper case, no prefix) into that one form.
 """
 
 from __future__ import annotations
@@ -30,8 +51,11 @@ from typing import Any
 from ml.errors import CanonicalJsonError
 
 __all__ = [
+    "MAX_DEPTH",
+    "CanonicalJsonError",
     "canonical_json",
     "from_hex",
+    "normalize_hex",
     "sha256_bytes",
     "sha256_file",
     "to_hex",
@@ -53,8 +77,11 @@ def sha256_bytes(data: bytes | bytearray | memoryview) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def to_hex(digest: bytes) -> str:
-    """Write a digest as ``0x``-prefixed lowercase hex, the form used in JSON documents."""
+# --------------------------------------------------------------------------- hex
+
+
+def to_hex(digest: bytes | bytearray | memoryview) -> str:
+    """Write bytes as ``0x``-prefixed lowercase hex, the form used in JSON documents."""
     return "0x" + bytes(digest).hex()
 
 
@@ -70,15 +97,91 @@ def from_hex(text: str) -> bytes:
     return value
 
 
+def normalize_hex(value: str | bytes | bytearray | memoryview) -> str:
+    """The one spelling of a 32-byte digest: ``0x`` + 64 lowercase hex digits.
+
+    Accepts the 32 bytes themselves or hex with or without ``0x``, in any case, so that a
+    hash typed by a person and one read from a document compare (and key a table) equal.
+    """
+    if isinstance(value, str):
+        return to_hex(from_hex(value))
+    if len(value) != 32:
+        raise CanonicalJsonError(f"a SHA-256 is 32 bytes, got {len(value)}")
+    return to_hex(value)
+
+
+# --------------------------------------------------------------------------- canonical JSON
+
+
+def _is_numpy_scalar(value: Any) -> bool:
+    # numpy is not imported, so hashing stays light; 0-d arrays count as scalars.
+    return (
+        type(value).__module__ == "numpy"
+        and hasattr(value, "item")
+        and getattr(value, "ndim", 1) == 0
+    )
+
+
+def _plain(value: Any) -> Any:
+    """``default`` hook of the encoder: the values the C encoder does not know natively."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if _is_numpy_scalar(value):
+        plain = value.item()
+        # np.longdouble.item() is a longdouble again; a 0-d object array may hold a container,
+        # which the shape walk has not seen yet.
+        if type(plain).__module__ != "numpy" and (
+            type(plain) in _LEAVES or _shape_problem(plain) is None
+        ):
+            return plain
+    raise TypeError(f"{type(value).__name__} is not a canonical JSON value")
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False,
+    allow_nan=False,
+    sort_keys=True,
+    separators=(",", ":"),
+    default=_plain,
+)
+# Types the shape walk never needs to look inside.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+_STR_ONLY = frozenset({str})
+_CONTAINERS = (Mapping, list, tuple)
+# Deeper than any document we record (metadata is 3 levels deep). Checked before the C encoder
+# runs, because that encoder recurses on the C stack: py-evm raises the recursion limit to
+# 100,000 when it is imported, and then a deep enough value crashes the process instead of
+# raising RecursionError.
+MAX_DEPTH = 256
+
+
 def canonical_json(obj: Any) -> bytes:
     """Encode ``obj`` as canonical JSON (see the module docstring for the exact rules).
 
     Used for every document whose hash goes on chain, so the same logical document always
     hashes the same, in any process, on any machine.
+
+    Raises:
+        CanonicalJsonError: ``obj`` holds something canonical JSON has no single form for,
+            or is nested more than :data:`MAX_DEPTH` levels deep.
     """
-    parts: list[str] = []
-    _encode(obj, parts, "$")
-    text = "".join(parts)
+    kind = type(obj)
+    if kind is float and math.isfinite(obj):
+        return float.__repr__(obj).encode()  # a regressor's output: skip the encoder
+    if kind not in _LEAVES:
+        shape = _shape_problem(obj)
+        if shape == "depth":
+            raise CanonicalJsonError(
+                f"the value is nested more than {MAX_DEPTH} levels deep (or contains itself)"
+            )
+        if shape == "key":
+            raise _refusal(obj, "an object has a non-string key")
+    try:
+        text = _ENCODER.encode(obj)
+    except RecursionError:  # only when the caller is itself deep in recursion
+        raise CanonicalJsonError("the value is nested too deeply to encode") from None
+    except (TypeError, ValueError) as exc:
+        raise _refusal(obj, f"not canonical JSON: {exc}") from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -87,45 +190,78 @@ def canonical_json(obj: Any) -> bytes:
         ) from None
 
 
-def _encode(obj: Any, out: list[str], where: str) -> None:
-    # Order matters: bool before int (bool is an int). numpy scalars become their Python
-    # equivalent through .item(); numpy is not imported so hashing stays light.
-    if type(obj).__module__ == "numpy" and hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+def _shape_problem(obj: Any) -> str | None:
+    """``"key"`` if some object, at any depth, has a key that is not a ``str``; ``"depth"`` if
+    containers nest deeper than :data:`MAX_DEPTH`; otherwise None.
+
+    The two rules the C encoder does not enforce (it writes ``{1: "a"}`` as ``{"1":"a"}``,
+    and it recurses on the C stack). Iterative and depth first, so a value that contains
+    itself reaches the depth limit after a few hundred steps; whole dicts and lists of plain
+    values are vetted by set operations in C, so a flat input row costs well under a
+    microsecond.
+    """
+    if not isinstance(obj, _CONTAINERS):
+        return None
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            if not _STR_ONLY.issuperset(map(type, value)) and not all(
+                isinstance(key, str) for key in value
+            ):
+                return "key"
+            children: Any = value.values()
+        else:
+            children = value
+        if _LEAVES.issuperset(map(type, children)):
+            continue
+        for child in children:
+            if type(child) not in _LEAVES and isinstance(child, _CONTAINERS):
+                if depth >= MAX_DEPTH:
+                    return "depth"
+                stack.append((child, depth + 1))
+    return None
+
+
+def _refusal(obj: Any, fallback: str) -> CanonicalJsonError:
+    """The error for a refused ``obj``: where the problem is, when :func:`_problem` finds it."""
+    try:
+        found = _problem(obj)
+    except RecursionError:
+        found = None
+    return CanonicalJsonError(found or fallback)
+
+
+def _problem(obj: Any, where: str = "$", active: frozenset[int] = frozenset()) -> str | None:
+    """Why ``obj`` is not canonical JSON, naming the place, or None if it is.
+
+    The slow path: only run once the encoder (or the key walk) has refused ``obj``, to turn
+    its terse complaint into a message that says where the problem is.
+    """
+    if _is_numpy_scalar(obj):
         obj = obj.item()
-    if obj is None:
-        out.append("null")
-    elif isinstance(obj, bool):
-        out.append("true" if obj else "false")
-    elif isinstance(obj, int):
-        out.append(str(obj))
-    elif isinstance(obj, float):
-        value = float(obj)
-        if not math.isfinite(value):
-            raise CanonicalJsonError(f"{where} is {value!r}; canonical JSON has no NaN/Infinity")
-        out.append(repr(value))
-    elif isinstance(obj, str):
-        out.append(json.dumps(obj, ensure_ascii=False))
-    elif isinstance(obj, Mapping):
-        keys = list(obj.keys())
-        for key in keys:
-            if not isinstance(key, str):
-                raise CanonicalJsonError(f"{where} has a non-string key {key!r}")
-        out.append("{")
-        for index, key in enumerate(sorted(keys)):
-            if index:
-                out.append(",")
-            out.append(json.dumps(key, ensure_ascii=False))
-            out.append(":")
-            _encode(obj[key], out, f"{where}.{key}")
-        out.append("}")
-    elif isinstance(obj, list | tuple):
-        out.append("[")
-        for index, item in enumerate(obj):
-            if index:
-                out.append(",")
-            _encode(item, out, f"{where}[{index}]")
-        out.append("]")
-    else:
-        raise CanonicalJsonError(
-            f"{where} is a {type(obj).__name__}, which canonical JSON cannot encode"
-        )
+    if obj is None or isinstance(obj, bool | int | str):
+        return None
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return f"{where} is {float(obj)!r}; canonical JSON has no NaN/Infinity"
+        return None
+    if isinstance(obj, Mapping | list | tuple):
+        if id(obj) in active:
+            return f"{where} contains itself"
+        if len(active) >= MAX_DEPTH:
+            return f"{where} is nested more than {MAX_DEPTH} levels deep"
+        inner = active | {id(obj)}
+        if isinstance(obj, Mapping):
+            for key in obj:
+                if not isinstance(key, str):
+                    return f"{where} has a non-string key {key!r}"
+            items = [(f"{where}.{key}", obj[key]) for key in sorted(obj)]
+        else:
+            items = [(f"{where}[{index}]", item) for index, item in enumerate(obj)]
+        for place, item in items:
+            found = _problem(item, place, inner)
+            if found is not None:
+                return found
+        return None
+    return f"{where} is a {type(obj).__name__}, which canonical JSON cannot encode"

@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from api.routes import admin, bundles, chain, datasets, lineage, models, receipts, records, verify
+from api.routes import admin, chain, datasets, lineage, models, receipts, records, verify
 
 api_router = APIRouter(prefix="/v1")
-for module in (datasets, models, records, lineage, chain, receipts, bundles, verify, admin):
+for module in (datasets, models, records, lineage, chain, receipts, verify, admin):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]

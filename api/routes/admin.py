@@ -2,98 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
-from eth_utils import to_checksum_address
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path
 
-from api.auth import ROLES, KeyStore
-from api.deps import ServiceDep
-from api.problems import Problem
-from ledger.fsck import fsck
+from api.deps import AddressPath, AdminAccess, ServiceDep
+from api.schemas import (
+    FsckPublic,
+    KeyCreate,
+    KeyCreatedPublic,
+    KeyRevokedPublic,
+    KeysPublic,
+    RegistrarChangePublic,
+    RegistrarCreate,
+    RegistrarPublic,
+)
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+KeyIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{8}$", description="8 hex digits")]
 
 
-class RegistrarCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
-    action: Literal["grant", "revoke"] = "grant"
-
-
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["auditor", "registrar", "admin"]
-    name: str = Field("", max_length=200)
-
-
-def _keys(request: Request) -> KeyStore:
-    return request.app.state.keys
-
-
-@router.post("/registrars")
-def change_registrar(service: ServiceDep, body: RegistrarCreate) -> dict:
+@router.post("/registrars", response_model=RegistrarChangePublic)
+def change_registrar(
+    service: ServiceDep, _: AdminAccess, body: RegistrarCreate
+) -> RegistrarChangePublic:
     """Grant or revoke ``REGISTRAR_ROLE`` on chain for an address."""
-    client = service.client
-    tx = (client.grant_registrar if body.action == "grant" else client.revoke_registrar)(
-        body.address
-    )
-    return {
-        "address": body.address,
-        "registrar": client.is_registrar(body.address),
-        "tx_hash": tx.tx_hash,
-        "block_number": tx.block_number,
-    }
+    return service.admin.change_registrar(body.address, grant=body.action == "grant")
 
 
-@router.get("/registrars/{address}")
-def get_registrar(service: ServiceDep, address: str) -> dict:
-    if not (address.startswith("0x") and len(address) == 42):
-        raise Problem(422, "invalid-address", "an address is 0x followed by 40 hex digits")
-    checksummed = to_checksum_address(address)
-    return {
-        "address": checksummed,
-        "registrar": service.client.is_registrar(checksummed),
-        "history": [
-            {"block_number": block, "log_index": log_index, "granted": granted}
-            for block, log_index, granted in service.client.registrar_history(checksummed)
-        ],
-    }
+@router.get("/registrars/{address}", response_model=RegistrarPublic)
+def get_registrar(service: ServiceDep, _: AdminAccess, address: AddressPath) -> RegistrarPublic:
+    """Whether an address holds ``REGISTRAR_ROLE``, and every change of it on chain."""
+    return service.admin.registrar(address)
 
 
-@router.post("/keys", status_code=201)
-def create_key(request: Request, body: KeyCreate) -> dict:
+@router.post("/keys", status_code=201, response_model=KeyCreatedPublic)
+def create_key(service: ServiceDep, _: AdminAccess, body: KeyCreate) -> KeyCreatedPublic:
     """A new API key; its secret is in this answer and nowhere else."""
-    info, key = _keys(request).create(body.role, body.name)
-    return {"key_id": info.key_id, "role": info.role, "name": info.name, "key": key}
+    return service.admin.create_key(body.role, body.name)
 
 
-@router.get("/keys")
-def list_keys(request: Request) -> dict:
-    keys = _keys(request).list()
-    return {
-        "data": [
-            {"key_id": k.key_id, "role": k.role, "name": k.name, "created_at": k.created_at,
-             "revoked_at": k.revoked_at}
-            for k in keys
-        ],
-        "count": len(keys),
-        "roles": list(ROLES),
-    }  # fmt: skip
+@router.get("/keys", response_model=KeysPublic)
+def list_keys(service: ServiceDep, _: AdminAccess) -> KeysPublic:
+    return service.admin.keys()
 
 
-@router.delete("/keys/{key_id}")
-def revoke_key(request: Request, key_id: str) -> dict:
-    if not _keys(request).revoke(key_id):
-        raise Problem(404, "unknown-key", f"no active key {key_id}")
-    return {"key_id": key_id, "revoked": True}
+@router.delete("/keys/{key_id}", response_model=KeyRevokedPublic)
+def revoke_key(service: ServiceDep, _: AdminAccess, key_id: KeyIdPath) -> KeyRevokedPublic:
+    return service.admin.revoke_key(key_id)
 
 
-@router.get("/fsck")
-def check_everything(service: ServiceDep) -> dict:
+@router.get("/fsck", response_model=FsckPublic)
+def check_everything(service: ServiceDep, _: AdminAccess) -> FsckPublic:
     """Re-hash every artifact and compare the index with the chain's events."""
-    findings = fsck(service.store, service.index, service.client)
-    return {"ok": not findings, "findings": [f.to_json() for f in findings]}
+    return service.admin.fsck()

@@ -7,8 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 from fastapi.responses import FileResponse
 
-from api.deps import HashPath, Limit, Offset, ServiceDep, SettingsDep, answer_written
-from api.problems import Problem
+from api.deps import (
+    HashPath,
+    Limit,
+    Offset,
+    ReadAccess,
+    RegistrarAccess,
+    ServiceDep,
+    answer_written,
+)
 from api.schemas import DatasetPublic, DatasetsPublic, DeriveCreate, RowProofPublic
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -22,55 +29,50 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 )
 def register_dataset(
     service: ServiceDep,
-    settings: SettingsDep,
+    _: RegistrarAccess,
     response: Response,
-    file: Annotated[UploadFile, File(description="a CSV file")],
-    name: Annotated[str | None, Form()] = None,
-    description: Annotated[str | None, Form()] = None,
-) -> dict:
+    file: Annotated[UploadFile, File(description="a CSV file (at most max_upload_bytes)")],
+    name: Annotated[str | None, Form(description="at most max_name_chars")] = None,
+    description: Annotated[str | None, Form(description="at most max_description_chars")] = None,
+) -> DatasetPublic:
     """Upload a CSV; it is validated, hashed, stored and registered on chain."""
-    for field, value, limit in (
-        ("name", name, settings.max_name_chars),
-        ("description", description, settings.max_description_chars),
-    ):
-        if value is not None and len(value) > limit:
-            raise Problem(
-                422, "field-too-long", f"{field} has {len(value)} characters, at most {limit}",
-                limit=f"max_{field}_chars",
-            )  # fmt: skip
-    written = service.register_upload(file.file, name=name, description=description)
+    written = service.datasets.register(file.file, name=name, description=description)
     return answer_written(written, response)
 
 
 @router.get("", response_model=DatasetsPublic)
 def list_datasets(
-    service: ServiceDep,
-    offset: Offset = 0,
-    limit: Limit = 50,
-) -> dict:
-    items, count = service.index.datasets(offset=offset, limit=limit)
-    return {"data": [service.dataset_view(d) for d in items], "count": count}
+    service: ServiceDep, _: ReadAccess, offset: Offset = 0, limit: Limit = 50
+) -> DatasetsPublic:
+    """Registered datasets, newest first."""
+    return service.datasets.list(offset=offset, limit=limit)
 
 
 @router.get("/{content_hash}", response_model=DatasetPublic)
-def get_dataset(service: ServiceDep, content_hash: HashPath) -> dict:
-    return service.dataset_view(service.get_dataset(content_hash))
+def get_dataset(service: ServiceDep, _: ReadAccess, content_hash: HashPath) -> DatasetPublic:
+    return service.datasets.get(content_hash)
 
 
-@router.get("/{content_hash}/content", response_class=FileResponse)
-def get_dataset_content(service: ServiceDep, content_hash: HashPath) -> FileResponse:
+@router.get(
+    "/{content_hash}/content",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+def get_dataset_content(service: ServiceDep, _: ReadAccess, content_hash: HashPath) -> FileResponse:
     """The dataset file, byte for byte (re-hashed before it is sent)."""
-    indexed = service.get_dataset(content_hash)
-    path = service.store.verified_path(indexed.content_hash)
-    return FileResponse(path, media_type="text/csv", filename=f"{indexed.content_hash}.csv")
+    path = service.datasets.content_path(content_hash)
+    return FileResponse(path, media_type="text/csv", filename=f"{content_hash.lower()}.csv")
 
 
 @router.get("/{content_hash}/rows/{index}/proof", response_model=RowProofPublic)
 def get_row_proof(
-    service: ServiceDep, content_hash: HashPath, index: Annotated[int, Path(ge=0)]
-) -> dict:
+    service: ServiceDep,
+    _: ReadAccess,
+    content_hash: HashPath,
+    index: Annotated[int, Path(ge=0)],
+) -> RowProofPublic:
     """One row with its Merkle inclusion proof against the on-chain rows root."""
-    return service.row_proof(content_hash, index)
+    return service.datasets.row_proof(content_hash, index)
 
 
 @router.post(
@@ -80,8 +82,11 @@ def get_row_proof(
     responses={200: {"model": DatasetPublic, "description": "result already registered"}},
 )
 def derive_dataset(
-    service: ServiceDep, content_hash: HashPath, body: DeriveCreate, response: Response
-) -> dict:
+    service: ServiceDep,
+    _: RegistrarAccess,
+    content_hash: HashPath,
+    body: DeriveCreate,
+    response: Response,
+) -> DatasetPublic:
     """Clean a dataset with declarative steps; the result is registered with its lineage."""
-    written = service.derive(content_hash, body.steps)
-    return answer_written(written, response)
+    return answer_written(service.datasets.derive(content_hash, body.steps), response)

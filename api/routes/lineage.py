@@ -6,25 +6,22 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import HashPath, ServiceDep
-from api.problems import Problem
-from ledger.lineage import lineage, to_prov
+from api.deps import HashPath, ReadAccess, ServiceDep
+from api.schemas import LineagePublic, ProvDocument
 
 router = APIRouter(prefix="/lineage", tags=["lineage"])
 
 
-@router.get("/{record_hash}")
+@router.get("/{record_hash}", response_model=LineagePublic | ProvDocument)
 def get_lineage(
     service: ServiceDep,
+    _: ReadAccess,
     record_hash: HashPath,
     direction: Annotated[Literal["up", "down", "both"], Query()] = "both",
     format: Annotated[Literal["graph", "prov"], Query()] = "graph",
-) -> dict:
+) -> LineagePublic | ProvDocument:
     """Where a record came from (up), what was built on it (down), or both; revoked records
     and everything downstream of them are marked ``tainted``."""
-    service.kind_of(record_hash)  # a record anchored a moment ago is indexed first
-    try:
-        graph = lineage(service.index, record_hash.lower(), direction)
-    except LookupError as exc:
-        raise Problem(404, "unknown-record", str(exc)) from None
-    return to_prov(graph) if format == "prov" else graph.to_json()
+    if format == "prov":
+        return service.records.prov(record_hash, direction)
+    return service.records.lineage(record_hash, direction)

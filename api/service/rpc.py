@@ -1,4 +1,4 @@
-"""A read-only Ethereum JSON-RPC endpoint at ``/rpc`` over the service's own chain.
+"""Read-only Ethereum JSON-RPC over the service's own chain, served at ``/rpc``.
 
 So an auditor's own tools (web3.py, ethers, foundry's ``cast``) work against the
 zero-configuration service, whose embedded chain has no node of its own. Only reads are served:
@@ -14,16 +14,15 @@ from typing import Any
 from eth_bloom import BloomFilter
 from eth_utils import ValidationError as EthValidationError
 from eth_utils import to_checksum_address
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from hexbytes import HexBytes
-from starlette.concurrency import run_in_threadpool
 from web3 import Web3
 from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound
 
-from api.deps import ServiceDep
+from api.service._core import Core
 
-router = APIRouter(tags=["rpc"])
+__all__ = ["MAX_BATCH", "Rpc", "parse_error"]
+
+MAX_BATCH = 100
 
 _TAGS = {"latest", "earliest", "pending", "safe", "finalized"}
 _QUANTITY_FIELDS = {
@@ -222,14 +221,16 @@ def _answer(w3: Web3, message: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "result": _json(result)}
 
 
-@router.post("/rpc")
-async def json_rpc(service: ServiceDep, request: Request) -> JSONResponse:
-    """Standard Ethereum JSON-RPC (single or batch), read methods only."""
-    try:
-        payload = await request.json()
-    except ValueError:
-        return JSONResponse(_error(None, -32700, "parse error"))
-    w3 = service.backend.w3
-    if isinstance(payload, list):
-        return JSONResponse([await run_in_threadpool(_answer, w3, m) for m in payload[:100]])
-    return JSONResponse(await run_in_threadpool(_answer, w3, payload))
+class Rpc:
+    """Answers JSON-RPC messages (single or batch, at most ``MAX_BATCH``) with read methods."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def answer(self, message: Any) -> dict[str, Any]:
+        """The answer to one JSON-RPC message (never raises: errors are JSON-RPC errors)."""
+        return _answer(self._core.backend.w3, message)
+
+
+def parse_error() -> dict[str, Any]:
+    return _error(None, -32700, "parse error")

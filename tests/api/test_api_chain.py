@@ -31,12 +31,12 @@ def test_chain_describes_the_ledger(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     chain = response.json()
     assert chain["backend"] == "embedded"
-    assert chain["chain_id"] == service.backend.w3.eth.chain_id
-    assert chain["contract_address"] == service.client.address
-    assert service.backend.w3.eth.get_code(chain["contract_address"])  # a contract is there
-    assert chain["contract_version"] == service.client.version()
+    assert chain["chain_id"] == service.core.backend.w3.eth.chain_id
+    assert chain["contract_address"] == service.core.client.address
+    assert service.core.backend.w3.eth.get_code(chain["contract_address"])  # a contract is there
+    assert chain["contract_version"] == service.core.client.version()
     assert chain["contract_version"].count(".") == 2
-    assert chain["latest_block"] == service.backend.w3.eth.block_number
+    assert chain["latest_block"] == service.core.backend.w3.eth.block_number
     assert chain["indexed_block"] == chain["latest_block"]
     assert chain["registrar_has_role"] is True
     record = upload(client).json()
@@ -126,7 +126,7 @@ def test_an_unexpected_error_is_500_without_a_trace(
     def broken() -> Any:
         raise RuntimeError("secret internal detail at /srv/app/service.py line 12")
 
-    monkeypatch.setattr(service, "chain_info", broken)
+    monkeypatch.setattr(service.admin, "chain", broken)
     body = assert_problem(client.get("/v1/chain"), 500, "internal-error")
     assert "secret" not in str(body) and "RuntimeError" not in str(body)
 
@@ -137,7 +137,7 @@ def test_an_unexpected_error_is_500_without_a_trace(
 @contextmanager
 def chain_down(client: TestClient) -> Iterator[None]:
     """Every JSON-RPC request fails as if the node refused the connection."""
-    provider = client.app.state.service.backend.w3.provider  # type: ignore[attr-defined]
+    provider = client.app.state.service.core.backend.w3.provider  # type: ignore[attr-defined]
 
     def refuse(method: str, params: Any) -> Any:
         raise ProviderConnectionError(f"{method}: connection refused")
@@ -217,6 +217,6 @@ def test_an_upload_refused_for_the_chain_is_registered_by_its_retry(
 
 
 def test_a_closed_chain_is_the_same_503(client: TestClient) -> None:
-    client.app.state.service.backend.close()  # type: ignore[attr-defined]
+    client.app.state.service.core.backend.close()  # type: ignore[attr-defined]
     assert_problem(client.get("/healthz"), 503, "chain-unavailable")
     assert_problem(upload(client, OTHER_CSV), 503, "chain-unavailable")

@@ -29,16 +29,18 @@ def head(client: TestClient) -> int:
 def all_at_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, method: str, request: Callable[[], Any]
 ) -> list[Any]:
-    """Send ``request`` N times in parallel, all released together inside ``service.method``."""
-    service = client.app.state.service  # type: ignore[attr-defined]
-    original = getattr(service, method)
+    """Send ``request`` N times in parallel, all released together inside ``service.<part>.<fn>``
+    (``method`` names both, e.g. ``"datasets.register"``)."""
+    part_name, _, name = method.partition(".")
+    part = getattr(client.app.state.service, part_name)  # type: ignore[attr-defined]
+    original = getattr(part, name)
     barrier = threading.Barrier(N, timeout=60)  # the timeout only guards against a hang
 
     def together(*args: Any, **kwargs: Any) -> Any:
         barrier.wait()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(service, method, together)
+    monkeypatch.setattr(part, name, together)
     with ThreadPoolExecutor(N) as pool:
         responses = list(pool.map(lambda _: request(), range(N)))
     monkeypatch.undo()
@@ -49,7 +51,7 @@ def test_simultaneous_uploads_of_one_file(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     block = head(client)
-    responses = all_at_once(client, monkeypatch, "register_upload", lambda: upload(client))
+    responses = all_at_once(client, monkeypatch, "datasets.register", lambda: upload(client))
     assert Counter(r.status_code for r in responses) == {201: 1, 200: N - 1}
     assert len({r.text for r in responses}) == 1
     assert head(client) == block + 1
@@ -63,7 +65,7 @@ def test_simultaneous_derivations(client: TestClient, monkeypatch: pytest.Monkey
     responses = all_at_once(
         client,
         monkeypatch,
-        "derive",
+        "datasets.derive",
         lambda: client.post(f"/v1/datasets/{parent}/derive", json=steps),
     )
     assert Counter(r.status_code for r in responses) == {201: 1, 200: N - 1}
@@ -76,7 +78,7 @@ def test_simultaneous_identical_trainings(
 ) -> None:
     dataset = upload(client, SALES_CSV).json()["content_hash"]
     block = head(client)
-    responses = all_at_once(client, monkeypatch, "train_model", lambda: train(client, dataset))
+    responses = all_at_once(client, monkeypatch, "models.train", lambda: train(client, dataset))
     assert Counter(r.status_code for r in responses) == {201: 1, 200: N - 1}
     assert len({r.json()["model_hash"] for r in responses}) == 1
     assert head(client) == block + 1
@@ -88,7 +90,7 @@ def test_simultaneous_revocations(client: TestClient, monkeypatch: pytest.Monkey
     responses = all_at_once(
         client,
         monkeypatch,
-        "revoke",
+        "records.revoke",
         lambda: client.post(f"/v1/records/{dataset}/revoke", json={"reason": "twice"}),
     )
     assert Counter(r.status_code for r in responses) == {200: 1, 409: N - 1}

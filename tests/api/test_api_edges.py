@@ -37,11 +37,11 @@ def test_a_model_trained_on_revoked_data_no_longer_predicts(client):
     rows = {"rows": [{"x1": 1, "x2": 2}]}
     assert client.post(f"/v1/models/{model}/predict", json=rows).status_code == 200
     client.post(f"/v1/records/{raw}/revoke", json={"reason": "consent withdrawn"})
-    before = client.app.state.service.receipts.counts()
+    before = client.app.state.service.core.receipts.counts()
     body = assert_problem(client.post(f"/v1/models/{model}/predict", json=rows), 409,
                           "record-tainted")  # fmt: skip
     assert raw in body["detail"]
-    assert client.app.state.service.receipts.counts() == before
+    assert client.app.state.service.core.receipts.counts() == before
 
 
 def test_a_streamed_upload_past_the_limit_names_the_limit(client, settings):

@@ -55,10 +55,10 @@ def snapshot(client, settings):
     """What a refused request must not change."""
     service = client.app.state.service
     return (
-        service.client.latest_block(),
-        sorted(service.store.digests()),
-        service.receipts.counts(),
-        len(service.client.events()),
+        service.core.client.latest_block(),
+        sorted(service.core.store.digests()),
+        service.core.receipts.counts(),
+        len(service.core.client.events()),
         [k.key_id for k in client.app.state.keys.list()],
     )
 
@@ -182,3 +182,65 @@ def test_a_registrar_whose_role_is_revoked_on_chain_cannot_write(client, world):
     )
     assert granted.json()["registrar"] is True
     assert upload(client, SALES_CSV + "1,2,3\n").status_code == 201
+
+
+def test_every_route_declares_its_access_in_its_own_signature(client):
+    from api.auth import access_rules
+
+    rules = {(route.path, m): rule for route, rule in access_rules(client.app.routes)
+             for m in route.methods or ()}  # fmt: skip
+    undeclared = sorted(
+        key for key, rule in rules.items() if key[0].startswith(("/v1", "/rpc")) and rule is None
+    )
+    assert undeclared == []
+    assert rules[("/v1/datasets", "POST")].role == "registrar"
+    assert rules[("/v1/admin/fsck", "GET")].role == "admin"
+    assert rules[("/v1/datasets", "GET")].read
+
+
+def test_the_openapi_document_says_which_key_each_operation_needs(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert paths["/v1/datasets"]["post"]["x-required-role"] == "registrar"
+    assert paths["/v1/datasets"]["get"]["x-required-role"] == "none"  # public reads are on
+    assert {} in paths["/v1/datasets"]["get"]["security"]  # a key is optional there
+    assert {} not in paths["/v1/datasets"]["post"]["security"]
+    assert paths["/v1/admin/keys"]["get"]["x-required-role"] == "admin"
+    assert paths["/rpc"]["post"]["x-required-role"] == "none"
+    roles = {op["x-required-role"] for item in paths.values() for op in item.values()
+             if "x-required-role" in op}  # fmt: skip
+    assert roles == {"none", "registrar", "admin"}
+
+
+def test_without_public_reads_the_document_asks_an_auditor_key(tmp_path):
+    from api.settings import Settings
+
+    closed = Settings(data_dir=tmp_path / "closed", public_read=False)
+    with authorized_client(closed) as c:
+        paths = c.get("/openapi.json").json()["paths"]
+    assert paths["/v1/datasets"]["get"]["x-required-role"] == "auditor"
+    assert {} not in paths["/v1/datasets"]["get"]["security"]
+
+
+def test_the_access_rule_holds_even_without_the_gate():
+    """The rule in the route's signature is enforced by the dependency too, so a route mounted
+    without the gate in front of it still refuses (and says how to authenticate)."""
+    from types import SimpleNamespace
+
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    from api.auth import NEEDS_ADMIN
+    from api.problems import install_problem_handlers
+
+    bare = FastAPI()
+    bare.state.settings = SimpleNamespace(public_read=True)
+    install_problem_handlers(bare)
+
+    @bare.get("/secret")
+    def secret(_=Depends(NEEDS_ADMIN)) -> dict:
+        return {"ok": True}
+
+    with TestClient(bare) as c:
+        response = c.get("/secret")
+    assert_problem(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"].startswith("Bearer")

@@ -26,7 +26,7 @@ def test_a_clean_service_has_no_findings(client):
 def test_an_altered_artifact_is_named_with_both_hashes(client):
     dataset = upload(client).json()
     model = train(client, dataset["content_hash"]).json()
-    store = client.app.state.service.store
+    store = client.app.state.service.core.store
     path = store.path_of(model["model_hash"])
     path.write_bytes(path.read_bytes() + b"\0")
     report = fsck(client)
@@ -43,7 +43,7 @@ def test_an_altered_artifact_is_named_with_both_hashes(client):
 
 def test_a_deleted_artifact_is_named(client):
     dataset = upload(client).json()
-    store = client.app.state.service.store
+    store = client.app.state.service.core.store
     store.path_of(dataset["content_hash"]).unlink()
     [finding] = fsck(client)["findings"]
     assert finding["kind"] == "artifact-missing"
@@ -70,7 +70,7 @@ def test_cli_fsck_exits_1_and_names_the_file(client, settings, monkeypatch):
     from api import cli as cli_module
 
     dataset = upload(client).json()
-    client.app.state.service.store.path_of(dataset["content_hash"]).write_bytes(b"a\n1\n")
+    client.app.state.service.core.store.path_of(dataset["content_hash"]).write_bytes(b"a\n1\n")
     monkeypatch.setattr(cli_module, "_connect", lambda *args: nullcontext(client))
     result = CliRunner().invoke(cli, ["fsck", "--data-dir", str(settings.data_dir)])
     assert result.exit_code == 1

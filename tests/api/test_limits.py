@@ -31,7 +31,7 @@ def limited(tmp_path):
 
 
 def stored(client):
-    return sorted(client.app.state.service.store.digests())
+    return sorted(client.app.state.service.core.store.digests())
 
 
 def csv(columns: int, rows: int, cell: str = "1") -> str:
@@ -78,13 +78,13 @@ def test_predict_rows(limited):
     rows = [{"x1": 1, "x2": 1}]
     ok = limited.post(f"/v1/models/{model}/predict", json={"rows": rows * 3})
     assert ok.status_code == 200
-    counts = limited.app.state.service.receipts.counts()
+    counts = limited.app.state.service.core.receipts.counts()
     refused(
         limited.post(f"/v1/models/{model}/predict", json={"rows": rows * 4}),
         413,
         "max_predict_rows",
     )
-    assert limited.app.state.service.receipts.counts() == counts
+    assert limited.app.state.service.core.receipts.counts() == counts
 
 
 def test_json_bytes(limited):
@@ -113,6 +113,30 @@ def test_json_depth(limited):
     assert body["limit"] == "max_json_depth"
 
 
+@pytest.mark.parametrize("path", ["/rpc", "/v1/verify/receipt", "/v1/datasets/0x" + "ab" * 32])
+@pytest.mark.parametrize("content_type", ["application/json", None])
+def test_a_pathologically_deep_body_is_refused_before_any_parser_sees_it(
+    client, path, content_type
+):
+    """py-evm raises the recursion limit, so ``json.loads`` of 200,000 nested arrays would crash
+    the process (a segfault, not an exception): the guard measures depth before parsing."""
+    headers = {"content-type": content_type} if content_type else {}
+    deep = b"[" * 200_000 + b"]" * 200_000
+    body = assert_problem(client.post(path, content=deep, headers=headers), 422, "too-deep")
+    assert body["limit"] == "max_json_depth"
+    assert client.get("/healthz").status_code == 200  # still alive
+
+
+def test_a_name_is_never_cut_and_a_key_name_has_the_same_limit(limited):
+    long = "k" * 11  # the limited service allows 10
+    body = refused(limited.post("/v1/admin/keys", json={"role": "auditor", "name": long}),
+                   422, "max_name_chars")  # fmt: skip
+    assert "11 characters" in body["detail"]
+    created = limited.post("/v1/admin/keys", json={"role": "auditor", "name": "k" * 10})
+    assert created.status_code == 201
+    assert created.json()["name"] == "k" * 10
+
+
 @pytest.mark.parametrize(("field", "limit"), [("name", 10), ("description", 20)])
 def test_name_and_description_length(limited, field, limit):
     assert upload(limited, csv(2, 1), **{field: "n" * limit}).status_code == 201
@@ -125,5 +149,5 @@ def test_a_name_is_never_a_path(limited):
     response = upload(limited, csv(3, 1), name="../../x")
     assert response.status_code == 201
     assert response.json()["name"] == "../../x"
-    root = limited.app.state.service.store.root
+    root = limited.app.state.service.core.store.root
     assert not (root.parent.parent / "x").exists()

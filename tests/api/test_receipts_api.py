@@ -18,7 +18,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from fastapi.testclient import TestClient
 
-from api.service import ProvenanceService
+from api.service._core import Core
 from api.settings import Settings
 from ledger.merkle import leaf_hash, verify_proof
 from ledger.receipts import RECEIPT_LEAF_ENCODING, Receipt, receipt_leaf, typed_data
@@ -44,8 +44,8 @@ def _ok(response: Any, status: int = 200) -> Any:
     return response.json()
 
 
-def _service(client: TestClient) -> ProvenanceService:
-    return client.app.state.service  # type: ignore[attr-defined]
+def _core(client: TestClient) -> Core:
+    return client.app.state.service.core  # type: ignore[attr-defined]
 
 
 def _model(client: TestClient, csv: str = SALES_CSV, **overrides: Any) -> str:
@@ -78,7 +78,7 @@ def _assert_anchored(client: TestClient, doc: dict[str, Any]) -> None:
     leaf = "0x" + leaf_hash(RECEIPT_LEAF_ENCODING, receipt_leaf(receipt)).hex()
     assert doc["leaf"] == leaf
     assert verify_proof(doc["root"], doc["leaf"], doc["proof"])
-    event = _service(client).client.batch_anchoring(doc["root"])
+    event = _core(client).client.batch_anchoring(doc["root"])
     assert (event.tx_hash, event.block_number) == (doc["tx_hash"], doc["block_number"])
     assert event.model_hash == doc["model_hash"]
 
@@ -94,7 +94,7 @@ def test_predict_hands_out_one_signed_receipt_per_row(client: TestClient) -> Non
     receipts = body["receipts"]
     assert len(receipts) == len(ROWS) == len({r["receipt_id"] for r in receipts})
     chain = _ok(client.get("/v1/chain"))
-    service = _service(client)
+    core = _core(client)
     for receipt, row, prediction in zip(receipts, ROWS, body["predictions"], strict=True):
         assert set(receipt) >= RECEIPT_FIELDS | ANCHOR_FIELDS
         assert receipt["status"] == "pending" and receipt["proof"] is None
@@ -109,11 +109,11 @@ def test_predict_hands_out_one_signed_receipt_per_row(client: TestClient) -> Non
         )
         # EIP-712, checked with eth-account rather than our own code.
         parsed = Receipt.model_validate({k: receipt[k] for k in RECEIPT_FIELDS})
-        message = encode_typed_data(full_message=typed_data(parsed, service.domain))
+        message = encode_typed_data(full_message=typed_data(parsed, core.domain))
         assert (
             Account.recover_message(message, signature=receipt["signature"]) == chain["registrar"]
         )
-        assert service.domain.verifying_contract == chain["contract_address"]
+        assert core.domain.verifying_contract == chain["contract_address"]
         # Written before the answer: the service can already show it.
         assert _get(client, receipt)["status"] == "pending"
 

@@ -83,7 +83,7 @@ def test_the_index_catches_up_with_writes_it_did_not_make(client):
     in the API without any request triggering a sync."""
     service = client.app.state.service
     digest = "0x" + "5a" * 32
-    service.client.register_dataset(digest, rows_root=digest, row_count=1, schema_hash=digest)
+    service.core.client.register_dataset(digest, rows_root=digest, row_count=1, schema_hash=digest)
     deadline = time.monotonic() + 30
     while client.get(f"/v1/datasets/{digest}").status_code == 404:
         assert time.monotonic() < deadline, "the index never caught up"

@@ -18,7 +18,7 @@ import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 
-from api.service import ProvenanceService
+from api.service._core import Core
 from ledger.receipts import ReceiptSigner, input_hash
 from tests.api.conftest import assert_problem, train, upload
 
@@ -45,8 +45,8 @@ class Flow:
     receipts: list[dict[str, Any]]
 
 
-def _service(client: TestClient) -> ProvenanceService:
-    return client.app.state.service  # type: ignore[attr-defined]
+def _core(client: TestClient) -> Core:
+    return client.app.state.service.core  # type: ignore[attr-defined]
 
 
 def _ok(response: Any, status: int = 200) -> Any:
@@ -266,8 +266,8 @@ def test_a_proof_from_another_batch_fails_merkle_proof(
 def test_a_key_without_registrar_role_fails_signer_authorized(
     client: TestClient, flow: Flow
 ) -> None:
-    service = _service(client)
-    intruder = ReceiptSigner(Account.create().key, service.domain)  # same domain, no role
+    core = _core(client)
+    intruder = ReceiptSigner(Account.create().key, core.domain)  # same domain, no role
     forged = intruder.sign(
         model_hash=flow.model, input_hash=input_hash(ROWS[0]), output=flow.receipts[0]["output"]
     )
@@ -303,7 +303,7 @@ def test_a_training_dataset_or_its_parent_revoked_later_fails_training_data(
 def test_a_model_file_altered_in_the_store_fails_artifacts(
     client: TestClient, flow: Flow, anchored: dict[str, Any]
 ) -> None:
-    path = _service(client).store.path_of(flow.model)
+    path = _core(client).store.path_of(flow.model)
     path.write_bytes(path.read_bytes() + b"\0")
     report = _verify(client, anchored)
     _assert_fails(report, "artifacts")
@@ -336,9 +336,9 @@ def test_a_receipt_whose_batch_failed_is_invalid_not_pending(
 def test_the_service_key_losing_its_role(client: TestClient, flow: Flow) -> None:
     """Receipts it anchored before stay valid; receipts it signs after fail signer_authorized."""
     _anchor(client)
-    service = _service(client)
+    core = _core(client)
     before = _get(client, flow.receipts[0])
-    service.client.revoke_registrar(service.account.address)  # the admin is the service key
+    core.client.revoke_registrar(core.account.address)  # the admin is the service key
 
     report = _verify(client, before)
     assert report["verdict"] == "valid", report

@@ -9,21 +9,26 @@ Background behaviour is observed by polling with generous timeouts, never by tim
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ledger import anchoring, receipt_book
 from ledger.anchoring import Anchorer, ReceiptBook
 from ledger.client import LedgerClient
 from ledger.errors import ChainUnavailable, TransactionFailed
 from ledger.merkle import verify_proof
+from ledger.receipt_book import ReceiptStore
 from ledger.receipts import Receipt, ReceiptDomain, ReceiptSigner, input_hash
 from ledger.records import PredictionsAnchored
+from ml.hashing import to_hex
 from tests.conftest import Deployed
 
 TIMEOUT = 60.0  # seconds to wait for the background thread; only ever reached on failure
@@ -76,7 +81,7 @@ class Setup:
         return [e for e in self.client.events() if isinstance(e, PredictionsAnchored)]
 
     def status(self, receipt: Receipt) -> str:
-        stored = self.book.get("0x" + receipt.receipt_id.hex())
+        stored = self.book.get(to_hex(receipt.receipt_id))
         assert stored is not None
         return stored.status
 
@@ -85,11 +90,11 @@ class Setup:
 def setup(deployed: Deployed, tmp_path: Path) -> Iterator[Setup]:
     client = deployed.registrar
     rng = random.Random(1)
-    dataset = "0x" + rng.randbytes(32).hex()
+    dataset = to_hex(rng.randbytes(32))
     client.register_dataset(
         dataset, rows_root=rng.randbytes(32), row_count=1, schema_hash=rng.randbytes(32)
     )
-    models = ("0x" + rng.randbytes(32).hex(), "0x" + rng.randbytes(32).hex())
+    models = (to_hex(rng.randbytes(32)), to_hex(rng.randbytes(32)))
     for model in models:
         client.register_model(model, datasets=[dataset], metadata_hash=rng.randbytes(32))
     path = tmp_path / "receipts.sqlite3"
@@ -102,7 +107,7 @@ def setup(deployed: Deployed, tmp_path: Path) -> Iterator[Setup]:
 def _assert_anchored_and_provable(setup: Setup, receipts: list[Receipt]) -> None:
     """Each receipt is anchored, its proof leads to its batch's root, and the contract agrees."""
     for receipt in receipts:
-        stored = setup.book.get("0x" + receipt.receipt_id.hex())
+        stored = setup.book.get(to_hex(receipt.receipt_id))
         assert stored is not None and stored.status == "anchored", stored
         doc = stored.to_json()
         assert doc["batch_id"] == doc["root"] == stored.batch_id
@@ -135,9 +140,110 @@ def test_a_planned_batch_still_reads_pending(setup: Setup) -> None:
     setup.book.plan(10)
     assert setup.status(receipt) == "pending"
     assert setup.book.counts()["pending"] == 1
-    stored = setup.book.get("0x" + receipt.receipt_id.hex())
+    stored = setup.book.get(to_hex(receipt.receipt_id))
     assert stored is not None and stored.batch_id is not None  # planned, not yet sent...
     assert stored.to_json()["proof"] is None  # ...so no proof is shown
+
+
+def test_the_book_keeps_its_on_disk_format_and_durability(setup: Setup) -> None:
+    row = {"x": 0.5, "é": "ü", "i": 1}
+    receipt = setup.signer.sign(model_hash=setup.models[0], input_hash=input_hash(row), output=2)
+    setup.book.add([receipt], [row])
+    assert setup.book._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    with closing(sqlite3.connect(setup.path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {
+            table: [column[1] for column in db.execute(f"PRAGMA table_info({table})")]
+            for table in ("receipts", "batches")
+        }
+        stored = db.execute("SELECT receipt_id, model_hash, body, input FROM receipts").fetchone()
+    assert tables == {
+        "receipts": [
+            "seq",
+            "receipt_id",
+            "model_hash",
+            "created_at",
+            "body",
+            "input",
+            "batch_root",
+            "leaf",
+            "proof",
+        ],
+        "batches": [
+            "root",
+            "model_hash",
+            "count",
+            "state",
+            "tx_hash",
+            "block_number",
+            "error",
+            "planned_at",
+        ],
+    }
+    assert stored == (
+        "0x" + receipt.receipt_id.hex(),
+        setup.models[0],
+        receipt.to_json(),
+        '{"i":1,"x":0.5,"\\u00e9":"\\u00fc"}',  # sorted, compact, ASCII-escaped
+    )
+
+
+_PROTOCOL_MEMBERS = frozenset(
+    name
+    for name in vars(ReceiptStore)
+    if not name.startswith("_") and callable(vars(ReceiptStore)[name])
+)
+
+
+class _OnlyTheProtocol:
+    """A receipt book that lets through the ReceiptStore members and nothing else."""
+
+    def __init__(self, book: ReceiptBook) -> None:
+        self._book = book
+        self.used: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _PROTOCOL_MEMBERS:
+            raise AttributeError(f"{name} is not part of ReceiptStore")
+        self.used.add(name)
+        return getattr(self._book, name)
+
+
+def test_the_book_is_a_receipt_store_and_the_names_stay_importable(setup: Setup) -> None:
+    assert isinstance(setup.book, ReceiptStore)
+    assert {
+        "add",
+        "get",
+        "counts",
+        "pending_count",
+        "oldest_pending_at",
+        "plan",
+        "planned",
+        "mark_anchored",
+        "mark_failed",
+        "close",
+    } == _PROTOCOL_MEMBERS
+    assert anchoring.ReceiptBook is receipt_book.ReceiptBook
+    assert anchoring.StoredReceipt is receipt_book.StoredReceipt
+
+
+def test_the_anchorer_needs_only_the_receipt_store_protocol(setup: Setup) -> None:
+    store = _OnlyTheProtocol(setup.book)
+    receipts = setup.issue(5)
+    results = setup.anchorer(batch_size=2, book=store).flush()  # type: ignore[arg-type]
+    assert [r.count for r in results] == [2, 2, 1]
+    _assert_anchored_and_provable(setup, receipts)
+    assert store.used == {"plan", "planned", "mark_anchored"}
+    # The thread, due by age, also asks how many are pending and since when. A member outside
+    # the Protocol would raise in the thread, and the receipt would never be anchored.
+    setup.issue(1)
+    anchorer = setup.anchorer(batch_size=1000, interval=0.05, book=store)  # type: ignore[arg-type]
+    anchorer.start()
+    try:
+        _wait_until(lambda: setup.book.counts()["anchored"] == 6, "the thread anchors it")
+    finally:
+        anchorer.stop()
+    assert store.used == {"plan", "planned", "mark_anchored", "pending_count", "oldest_pending_at"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +279,7 @@ def test_receipts_of_two_models_go_to_two_batches(setup: Setup) -> None:
     by_model = {e.model_hash: e.root for e in setup.anchored_on_chain()}
     for model, receipts in ((setup.models[0], first), (setup.models[1], second)):
         for receipt in receipts:
-            stored = setup.book.get("0x" + receipt.receipt_id.hex())
+            stored = setup.book.get(to_hex(receipt.receipt_id))
             assert stored is not None and stored.batch_id == by_model[model]
     _assert_anchored_and_provable(setup, first + second)
 
@@ -187,7 +293,7 @@ def test_a_batch_whose_model_was_revoked_before_anchoring_fails(setup: Setup) ->
     failed = results[setup.models[0]]
     assert failed.tx_hash is None and failed.error and "revoked" in failed.error
     for receipt in doomed:
-        stored = setup.book.get("0x" + receipt.receipt_id.hex())
+        stored = setup.book.get(to_hex(receipt.receipt_id))
         assert stored is not None and stored.status == "failed"
         assert stored.error == failed.error and stored.to_json()["error"] == failed.error
         assert stored.to_json()["proof"] is None
@@ -245,7 +351,7 @@ def test_a_planned_batch_already_on_chain_is_recorded_not_resent(setup: Setup) -
     )
     assert [e.tx_hash for e in setup.anchored_on_chain()] == [sent.tx_hash]
     _assert_anchored_and_provable(setup, receipts)
-    stored = setup.book.get("0x" + receipts[0].receipt_id.hex())
+    stored = setup.book.get(to_hex(receipts[0].receipt_id))
     assert stored is not None and stored.tx_hash == sent.tx_hash
 
 
@@ -422,7 +528,7 @@ def test_concurrent_writers_and_the_thread_anchor_every_receipt_exactly_once(
         members = [
             r
             for r in issued
-            if setup.book.get("0x" + r.receipt_id.hex()).batch_id == event.root  # type: ignore[union-attr]
+            if setup.book.get(to_hex(r.receipt_id)).batch_id == event.root  # type: ignore[union-attr]
         ]
         assert len(members) == event.count
-        assert {"0x" + r.model_hash.hex() for r in members} == {event.model_hash}
+        assert {to_hex(r.model_hash) for r in members} == {event.model_hash}

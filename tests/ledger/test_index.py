@@ -4,6 +4,8 @@ index bound to one contract on one chain."""
 
 from __future__ import annotations
 
+import inspect
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,10 +13,21 @@ from pathlib import Path
 import pytest
 from eth_utils import keccak
 
-import ledger.index as index_module
+from ledger import _index_sync
 from ledger.client import LedgerClient
-from ledger.index import IndexedBatch, IndexedDataset, IndexedModel, IndexMismatch, LedgerIndex
+from ledger.fsck import fsck
+from ledger.index import (
+    EventIndex,
+    IndexedBatch,
+    IndexedDataset,
+    IndexedModel,
+    IndexMismatch,
+    LedgerIndex,
+    Registration,
+    Revocation,
+)
 from ledger.records import ZERO_HASH, RecordRevoked, hash_hex
+from ledger.store import ArtifactStore
 
 UINT64_MAX = 2**64 - 1
 
@@ -65,25 +78,28 @@ def populate(client: LedgerClient) -> int:
 # -- what the index should hold, read straight from the chain through the client -------------
 
 
-def _revocation_fields(client: LedgerClient, record_hash: str) -> dict:
-    revocation: RecordRevoked | None = client.revocation(record_hash)
-    if revocation is None:
-        return {
-            "revoked": False,
-            "revoked_reason": None,
-            "revoked_by": None,
-            "revoked_tx_hash": None,
-            "revoked_block": None,
-            "revoked_at": None,
-        }
-    return {
-        "revoked": True,
-        "revoked_reason": revocation.reason,
-        "revoked_by": revocation.revoker,
-        "revoked_tx_hash": revocation.tx_hash,
-        "revoked_block": revocation.block_number,
-        "revoked_at": client.block_timestamp(revocation.block_number),
-    }
+def _registration(client: LedgerClient, record_hash: str, event) -> Registration:
+    return Registration(
+        registrant=event.registrant,
+        tx_hash=event.tx_hash,
+        block_number=event.block_number,
+        registered_at=client.get_records([record_hash])[0].registered_at,
+        log_index=event.log_index,
+    )
+
+
+def _revocation(client: LedgerClient, record_hash: str) -> Revocation | None:
+    revoked: RecordRevoked | None = client.revocation(record_hash)
+    if revoked is None:
+        return None
+    return Revocation(
+        reason=revoked.reason,
+        revoker=revoked.revoker,
+        tx_hash=revoked.tx_hash,
+        block_number=revoked.block_number,
+        revoked_at=client.block_timestamp(revoked.block_number),
+        log_index=revoked.log_index,
+    )
 
 
 def expected_dataset(client: LedgerClient, content_hash: str) -> IndexedDataset:
@@ -96,11 +112,8 @@ def expected_dataset(client: LedgerClient, content_hash: str) -> IndexedDataset:
         metadata_hash=e.metadata_hash,
         parents=e.parents,
         transform_hash=e.transform_hash,
-        registrant=e.registrant,
-        tx_hash=e.tx_hash,
-        block_number=e.block_number,
-        registered_at=client.get_record(content_hash).registered_at,
-        **_revocation_fields(client, content_hash),
+        registration=_registration(client, content_hash, e),
+        revocation=_revocation(client, content_hash),
     )
 
 
@@ -110,11 +123,8 @@ def expected_model(client: LedgerClient, model_hash: str) -> IndexedModel:
         model_hash=e.model_hash,
         datasets=e.datasets,
         metadata_hash=e.metadata_hash,
-        registrant=e.registrant,
-        tx_hash=e.tx_hash,
-        block_number=e.block_number,
-        registered_at=client.get_record(model_hash).registered_at,
-        **_revocation_fields(client, model_hash),
+        registration=_registration(client, model_hash, e),
+        revocation=_revocation(client, model_hash),
     )
 
 
@@ -124,11 +134,8 @@ def expected_batch(client: LedgerClient, root: str) -> IndexedBatch:
         root=e.root,
         model_hash=e.model_hash,
         count=e.count,
-        registrant=e.registrant,
-        tx_hash=e.tx_hash,
-        block_number=e.block_number,
-        registered_at=client.get_record(root).registered_at,
-        **_revocation_fields(client, root),
+        registration=_registration(client, root, e),
+        revocation=_revocation(client, root),
     )
 
 
@@ -167,11 +174,25 @@ def test_every_query_returns_the_fields_the_chain_holds(deployed, index):
         assert index.model(m) == expected_model(client, m)
     for b in BATCHES:
         assert index.batch(b) == expected_batch(client, b)
-    assert index.dataset(RAW2).revoked and index.dataset(RAW2).revoked_reason == "licence withdrawn"
-    assert index.dataset(RAW2).revoked_by == client.account.address
-    assert not index.dataset(RAW).revoked and index.dataset(RAW).revoked_at is None
-    assert index.dataset(MERGED).parents == (RAW, RAW2)
+    raw2 = index.dataset(RAW2)
+    assert raw2.revoked and raw2.revocation.reason == "licence withdrawn"
+    assert raw2.revocation.revoker == client.account.address
+    assert raw2.revocation.block_number > raw2.registration.block_number
+    raw = index.dataset(RAW)
+    assert not raw.revoked and raw.revocation is None and not raw.derived
+    assert raw.registration.registrant == client.account.address
+    assert index.dataset(MERGED).parents == (RAW, RAW2) and index.dataset(MERGED).derived
     assert index.model(MODEL2).datasets == (CLEAN, RAW2)
+    assert index.batch(BATCH2).revoked and not index.batch(BATCH1).revoked
+    # each record answers to its own hash and kind, and names what it was made from
+    model1, batch3 = index.model(MODEL1), index.batch(BATCH3)
+    assert [(r.kind, r.record_hash) for r in (raw, model1, batch3)] == [
+        ("dataset", RAW),
+        ("model", MODEL1),
+        ("batch", BATCH3),
+    ]
+    assert batch3.inputs == (MODEL2,) and index.model(MODEL2).inputs == (CLEAN, RAW2)
+    assert index.dataset(MERGED).inputs == (RAW, RAW2) and raw.inputs == ()
 
 
 def test_kind_of_and_unknown_hashes(deployed, index):
@@ -287,7 +308,7 @@ def test_a_failed_sync_leaves_the_index_as_it_was(deployed, index, monkeypatch):
     for d in newer:
         register(client, d)
     calls = []
-    real_apply = index_module._apply
+    real_apply = _index_sync.apply_event
 
     def apply_then_crash(conn, event, timestamp):
         calls.append(event)
@@ -295,7 +316,7 @@ def test_a_failed_sync_leaves_the_index_as_it_was(deployed, index, monkeypatch):
             raise RuntimeError("power cut")
         real_apply(conn, event, timestamp)
 
-    monkeypatch.setattr(index_module, "_apply", apply_then_crash)
+    monkeypatch.setattr(_index_sync, "apply_event", apply_then_crash)
     with pytest.raises(RuntimeError, match="power cut"):
         index.sync(client)
     assert snapshot(index) == before  # neither the first event nor the new last block
@@ -377,7 +398,7 @@ def test_an_index_refuses_a_chain_that_lost_its_last_block(deployed, index, monk
     index.sync(client)
     # What a reset dev node or a deep reorganisation looks like: same contract address and
     # chain id, but another block at the height the index last saw.
-    monkeypatch.setattr(index_module, "_block_hash", lambda client, number: h(31337))
+    monkeypatch.setattr(_index_sync, "block_hash", lambda client, number: h(31337))
     with pytest.raises(IndexMismatch, match="reset or reorganised"):
         index.sync(client)
     monkeypatch.undo()
@@ -415,13 +436,177 @@ def test_queries_from_many_threads_while_syncing(deployed, index):
 
 
 def test_the_file_is_in_wal_mode_with_full_sync(index):
-    conn = index._conn()
+    conn = index._db.get()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
 def test_a_block_the_chain_does_not_have_has_no_hash(deployed):
     client = deployed.registrar
-    assert index_module._block_hash(client, client.latest_block() + 100) is None
-    assert index_module._block_hash(client, -1) is None
-    assert index_module._block_hash(client, client.latest_block()) is not None
+    assert _index_sync.block_hash(client, client.latest_block() + 100) is None
+    assert _index_sync.block_hash(client, -1) is None
+    assert _index_sync.block_hash(client, client.latest_block()) is not None
+
+
+# -- the file on disk ---------------------------------------------------------------------------
+
+# The layout of schema version 2, as index files written since REGISTRAR_ROLE changes were
+# indexed have it: a change here must bump SCHEMA_VERSION, or old files would be misread.
+V2_COLUMNS = {
+    "meta": ["key", "value"],
+    "records": [
+        "hash",
+        "kind",
+        "registrant",
+        "tx_hash",
+        "block_number",
+        "log_index",
+        "registered_at",
+    ],
+    "datasets": [
+        "hash",
+        "rows_root",
+        "row_count",
+        "schema_hash",
+        "metadata_hash",
+        "transform_hash",
+    ],
+    "models": ["hash", "metadata_hash"],
+    "batches": ["root", "model_hash", "count"],
+    "inputs": ["record_hash", "position", "input_hash"],
+    "revocations": [
+        "hash",
+        "revoker",
+        "reason",
+        "tx_hash",
+        "block_number",
+        "log_index",
+        "revoked_at",
+    ],
+    "registrar_roles": ["account", "block_number", "log_index", "granted"],
+}
+
+
+def _columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
+
+def test_the_file_keeps_the_schema_version_2_layout(index):
+    assert _index_sync.SCHEMA_VERSION == "2"
+    with sqlite3.connect(index.path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert tables == set(V2_COLUMNS)
+        assert {t: _columns(db, t) for t in V2_COLUMNS} == V2_COLUMNS
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+
+
+def _reorder_columns(path: Path) -> None:
+    """Rewrite every data table with its columns in reverse order, keeping the rows: a file
+    that holds the same data under another column order (as a hand-migrated one might)."""
+    with sqlite3.connect(path) as db:
+        for table in V2_COLUMNS:
+            if table == "meta":
+                continue
+            columns = list(reversed(_columns(db, table)))
+            keys = [row[1] for row in db.execute(f"PRAGMA table_info({table})") if row[5]]
+            names = ", ".join(columns)
+            db.execute(f"CREATE TABLE new_{table} ({names}, PRIMARY KEY ({', '.join(keys)}))")
+            db.execute(f"INSERT INTO new_{table} ({names}) SELECT {names} FROM {table}")
+            db.execute(f"DROP TABLE {table}")
+            db.execute(f"ALTER TABLE new_{table} RENAME TO {table}")
+
+
+def test_rows_are_read_and_written_by_column_name(deployed, tmp_path):
+    client = deployed.registrar
+    populate(client)
+    path = tmp_path / "index.sqlite"
+    with LedgerIndex(path) as first:
+        first.sync(client)
+        before = snapshot(first)
+    _reorder_columns(path)
+    with sqlite3.connect(path) as db:
+        assert _columns(db, "records")[0] == "registered_at"  # really reordered
+    with LedgerIndex(path) as reordered:
+        assert snapshot(reordered) == before
+        register(client, h(5), parents=[CLEAN], transform=h(52))
+        client.revoke(MODEL2, "superseded")
+        assert reordered.sync(client) == 2
+        assert reordered.dataset(h(5)) == expected_dataset(client, h(5))
+        assert reordered.model(MODEL2) == expected_model(client, MODEL2)
+
+
+def test_a_file_of_another_schema_version_is_read_again_from_the_chain(deployed, tmp_path):
+    client = deployed.registrar
+    populate(client)
+    path = tmp_path / "index.sqlite"
+    with LedgerIndex(path) as first:
+        first.sync(client)
+        before = snapshot(first)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    with LedgerIndex(path) as again:
+        assert again.last_block is None and again.datasets() == ([], 0)  # dropped, not misread
+        assert again.sync(client) == 11
+        assert snapshot(again) == before
+
+
+def test_fsck_names_each_altered_field_of_an_indexed_record(deployed, index, tmp_path):
+    client = deployed.registrar
+    populate(client)
+    index.sync(client)
+    store = ArtifactStore(tmp_path / "artifacts")  # empty: every file is missing, not our topic
+
+    def mismatches() -> list[tuple[str, str | None, str | None]]:
+        found = fsck(store, index, client)
+        return sorted((f.subject, f.expected, f.found) for f in found if f.kind == "index-mismatch")
+
+    assert mismatches() == []
+    raw_block = index.dataset(RAW).registration.block_number
+    revocation = index.batch(BATCH2).revocation
+    with sqlite3.connect(index.path) as db:
+        db.execute("UPDATE records SET block_number = 1 WHERE hash = ?", (RAW,))
+        db.execute("UPDATE revocations SET reason = 'forged' WHERE hash = ?", (RAW2,))
+        db.execute("DELETE FROM revocations WHERE hash = ?", (BATCH2,))
+        db.execute("UPDATE batches SET count = '8' WHERE root = ?", (BATCH1,))
+    assert mismatches() == sorted(
+        [
+            (f"{RAW}.registration.block_number", str(raw_block), "1"),
+            (f"{RAW2}.revocation.reason", "licence withdrawn", "forged"),
+            (f"{BATCH2}.revocation", str(revocation), "None"),
+            (f"{BATCH1}.count", "5", "8"),
+        ]
+    )
+
+
+# -- the interface ------------------------------------------------------------------------------
+
+
+def test_ledger_index_implements_the_event_index_interface(index):
+    typed: EventIndex = index  # what a type checker holds the flows to
+    assert isinstance(typed, EventIndex)  # runtime_checkable: every member is there
+    protocol_members = {
+        name
+        for name, value in vars(EventIndex).items()
+        if not name.startswith("_") and (callable(value) or isinstance(value, property))
+    }
+    assert protocol_members == {
+        "sync",
+        "rebuild",
+        "last_block",
+        "kind_of",
+        "dataset",
+        "model",
+        "batch",
+        "datasets",
+        "models",
+        "batches_of_model",
+        "children_of_dataset",
+        "models_of_dataset",
+        "block_of",
+        "registrar_changes",
+        "close",
+    }
+    for name in protocol_members - {"last_block"}:  # the same parameters, names and defaults
+        expected = inspect.signature(getattr(EventIndex, name))
+        assert inspect.signature(getattr(LedgerIndex, name)) == expected, name
+    assert isinstance(LedgerIndex.last_block, property)

@@ -21,9 +21,17 @@ from prov.model import (
     ProvUsage,
 )
 
-import ledger.index as index_module
+from ledger import _index_sync
+from ledger.ancestry import AncestorFacts, Ancestry, walk_ancestry
 from ledger.index import LedgerIndex
-from ledger.lineage import LineageEdge, LineageGraph, RecordNotIndexed, lineage, to_prov
+from ledger.lineage import (
+    LineageEdge,
+    LineageGraph,
+    RecordNotIndexed,
+    first_revoked_ancestor,
+    lineage,
+    to_prov,
+)
 from ledger.records import (
     ZERO_HASH,
     DatasetRegistered,
@@ -180,7 +188,7 @@ def test_nodes_carry_their_chain_coordinates(chain_index):
         clean_event.tx_hash,
         clean_event.block_number,
     )
-    assert clean.registered_at == client.get_record(CLEAN).registered_at
+    assert clean.registered_at == client.get_records([CLEAN])[0].registered_at
     # an activity sits in the transaction that recorded it
     assert (transform.kind, transform.tx_hash) == ("transform", clean_event.tx_hash)
     training = graph.node(TRAIN)
@@ -253,6 +261,122 @@ def test_bad_direction_and_bad_hash(chain_index):
         lineage(index, RAW, "sideways")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="hash"):
         lineage(index, "0x1234")
+
+
+# -- the one walk for revoked ancestors ---------------------------------------------------------
+
+
+def counting(facts: dict[str, tuple[bool, tuple[str, ...]]]):
+    """A lookup over ``facts`` that records every hash it is asked about."""
+    asked: list[str] = []
+
+    def lookup(record_hash: str) -> AncestorFacts | None:
+        asked.append(record_hash)
+        found = facts.get(record_hash)
+        return None if found is None else AncestorFacts(*found)
+
+    return lookup, asked
+
+
+def test_the_walk_finds_every_revoked_and_unknown_ancestor_once():
+    # a ← b ← d, a ← c ← d (a diamond); c is revoked, so is its parent a; e is unknown
+    facts = {
+        "d": (False, ("b", "c")),
+        "b": (False, ("a",)),
+        "c": (True, ("a", "e")),
+        "a": (True, ()),
+    }
+    lookup, asked = counting(facts)
+    ancestry = walk_ancestry(["d"], lookup)
+    assert ancestry == Ancestry(
+        visited=("d", "c", "e", "a", "b"),  # depth first, last parent first
+        revoked=("c", "a"),  # it went on past c to find a
+        unknown=("e",),
+        tainted=frozenset({"a", "b", "c", "d"}),
+    )
+    assert ancestry.first_revoked == "c"
+    assert sorted(asked) == sorted(ancestry.visited)  # each hash asked about once
+
+
+def test_the_walk_from_several_starts_and_with_nothing_revoked():
+    facts = {"x": (False, ("r",)), "y": (False, ("r",)), "r": (False, ())}
+    ancestry = walk_ancestry(("x", "y", "x"), counting(facts)[0])
+    assert ancestry.visited == ("x", "r", "y")  # the last start first, duplicates once
+    assert ancestry.first_revoked is None and ancestry.revoked == ancestry.unknown == ()
+    assert ancestry.tainted == frozenset()
+    assert walk_ancestry([], counting(facts)[0]).visited == ()
+
+
+def test_the_walk_taints_only_what_was_made_from_a_revoked_record():
+    facts = {
+        "top": (False, ("left", "right")),
+        "left": (False, ("bad",)),
+        "right": (False, ("good",)),
+        "bad": (True, ()),
+        "good": (False, ()),
+    }
+    ancestry = walk_ancestry(["top"], counting(facts)[0])
+    assert ancestry.tainted == frozenset({"top", "left", "bad"})
+
+
+def test_the_walk_survives_a_cycle_and_a_very_long_chain():
+    looped = walk_ancestry(["p"], counting({"p": (False, ("q",)), "q": (True, ("p",))})[0])
+    assert looped.visited == ("p", "q") and looped.tainted == frozenset({"p", "q"})
+    depth = 50_000
+    chain = {str(n): (n == 0, (str(n - 1),) if n else ()) for n in range(depth)}
+    long = walk_ancestry([str(depth - 1)], counting(chain)[0])
+    assert len(long.visited) == depth and long.revoked == ("0",) and len(long.tainted) == depth
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_the_walk_matches_brute_force_closures(data):
+    size = data.draw(st.integers(1, 12))
+    parents = {
+        n: tuple(data.draw(st.lists(st.integers(0, n - 1), max_size=3, unique=True)) if n else ())
+        for n in range(size)
+    }
+    revoked = set(data.draw(st.lists(st.integers(0, size - 1), unique=True)))
+    unknown = set(data.draw(st.lists(st.integers(0, size - 1), max_size=2, unique=True)))
+    facts = {str(n): (n in revoked, tuple(map(str, p))) for n, p in parents.items()}
+    for n in unknown:
+        del facts[str(n)]
+    starts = data.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=3))
+    lookup, asked = counting(facts)
+    ancestry = walk_ancestry([str(n) for n in starts], lookup)
+
+    def upstream(n: int) -> set[int]:  # n and everything reachable through known records
+        found, todo = {n}, [n]
+        while todo:
+            x = todo.pop()
+            for p in parents[x] if x not in unknown else ():
+                if p not in found:
+                    found.add(p)
+                    todo.append(p)
+        return found
+
+    reached = set().union(*(upstream(n) for n in starts))
+    assert set(ancestry.visited) == {str(n) for n in reached}
+    assert len(asked) == len(ancestry.visited)
+    assert set(ancestry.revoked) == {str(n) for n in reached & revoked - unknown}
+    assert set(ancestry.unknown) == {str(n) for n in reached & unknown}
+    assert ancestry.tainted == {str(n) for n in reached if upstream(n) & (revoked - unknown)}
+
+
+def test_the_walk_over_the_index_finds_a_revoked_grandparent(chain_index):
+    """An indexed dataset is what the walk needs to know, so ``index.dataset`` is a lookup."""
+    client, index = chain_index
+    datasets = index.model(MODEL).datasets
+    assert first_revoked_ancestor(datasets, index.dataset) is None
+    client.revoke(RAW, "collected without consent")
+    index.sync(client)
+    assert first_revoked_ancestor(datasets, index.dataset) == RAW
+    ancestry = walk_ancestry(datasets, index.dataset)
+    assert set(ancestry.visited) == {CLEAN, RAW, EXTRA} and ancestry.unknown == ()
+    assert ancestry.tainted == {CLEAN, RAW}
+    assert first_revoked_ancestor([SIBLING], index.dataset) is None
+    assert walk_ancestry([h(999)], index.dataset).unknown == (h(999),)  # passed over
+    assert first_revoked_ancestor([h(999), CLEAN], index.dataset) == RAW
 
 
 # -- PROV-JSON ----------------------------------------------------------------------------------
@@ -381,10 +505,10 @@ def index_from(path: Path, records, revoked: set[int]) -> LedgerIndex:
             reason="withdrawn",
         )
         events.append(revocation)
-    conn = index._conn()
-    with index._write(conn):
-        for event in events:
-            index_module._apply(conn, event, 1_700_000_000 + event.block_number)
+    conn = index._db.get()
+    with index._db.write(conn):
+        times = {event.block_number: 1_700_000_000 + event.block_number for event in events}
+        _index_sync.apply_events(conn, events, times)
     return index
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +20,11 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ledger.receipts
 from ledger.errors import LedgerError
 from ledger.merkle import StandardMerkleTree, verify_proof
 from ledger.receipts import (
     RECEIPT_LEAF_ENCODING,
-    CanonicalJSONError,
     InvalidSignatureError,
     OutputHashMismatch,
     Receipt,
@@ -29,17 +32,17 @@ from ledger.receipts import (
     ReceiptError,
     ReceiptFormatError,
     ReceiptSigner,
-    SignerMismatch,
     input_hash,
     new_receipt_id,
     output_hash,
     receipt_digest,
     receipt_leaf,
     recover_signer,
-    sign_receipt,
     typed_data,
-    verify_receipt,
 )
+from ml.errors import CanonicalJsonError, MlError
+from ml.hashing import canonical_json
+from tests.ledger._receipt_helpers import SignerMismatch, sign_receipt, verify_receipt
 
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
 SIGNER = Account.from_key(KEY).address
@@ -241,12 +244,32 @@ def test_canonical_json_hashes() -> None:
     assert input_hash({"b": 1, "a": "é"}) == hashlib.sha256('{"a":"é","b":1}'.encode()).digest()
     assert input_hash({"a": 1}) != input_hash({"a": 1.0})
     assert output_hash([1, {"y": 2, "x": None}]) == hashlib.sha256(b'[1,{"x":null,"y":2}]').digest()
-    with pytest.raises(CanonicalJSONError):
+    with pytest.raises(CanonicalJsonError, match=r"\$\.a is nan"):
         input_hash({"a": float("nan")})
-    with pytest.raises(CanonicalJSONError):
+    with pytest.raises(CanonicalJsonError, match="is a set"):
         output_hash({1, 2})
-    with pytest.raises(CanonicalJSONError):
+    with pytest.raises(CanonicalJsonError, match="an input row is a JSON object, got list"):
         input_hash(["not", "a", "row"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{1: "a"}, {"label": "x", "probabilities": {0: 0.5}}, [{"ok": {True: 1}}], {None: 0}],
+)
+def test_an_output_with_a_non_string_key_is_refused_not_rewritten(bad: Any) -> None:
+    # json.dumps would write {1: "a"} as {"1": "a"}: two values, one hash. Refused everywhere.
+    with pytest.raises(CanonicalJsonError, match="non-string key"):
+        output_hash(bad)
+    with pytest.raises(CanonicalJsonError, match="non-string key"):
+        input_hash({"row": bad})
+    with pytest.raises(CanonicalJsonError, match="non-string key"):
+        _receipt(output=bad)
+
+
+def test_receipt_hashes_are_ml_hashings_canonical_json() -> None:
+    for value in (ROW, OUTPUT, 3.25, [1, "é", None], {"z": {"b": [0.1, -0.0, 10**30]}}):
+        assert output_hash(value) == hashlib.sha256(canonical_json(value)).digest()
+    assert input_hash(ROW) == hashlib.sha256(canonical_json(ROW)).digest()
 
 
 def test_receipt_leaf_goes_into_a_merkle_tree() -> None:
@@ -288,7 +311,6 @@ def test_signer_object_matches_sign_receipt() -> None:
         ({"issued_at": -1}, "issued_at must be an int"),
         ({"issued_at": 2**64}, "issued_at must be an int"),
         ({"issued_at": 1.5}, "issued_at must be an int"),
-        ({"output": float("inf")}, "canonical JSON"),
         ({"private_key": bytes(32)}, "not a valid secp256k1 private key"),
         ({"private_key": b"\x01" * 31}, "the private key must be 32 bytes"),
     ],
@@ -296,6 +318,12 @@ def test_signer_object_matches_sign_receipt() -> None:
 def test_sign_rejects_bad_fields(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ReceiptError, match=message):
         _receipt(**overrides)
+
+
+@pytest.mark.parametrize("output", [float("inf"), {"p": float("nan")}, b"raw", {"s": {1}}])
+def test_sign_rejects_an_output_with_no_canonical_form(output: Any) -> None:
+    with pytest.raises(CanonicalJsonError, match="canonical JSON"):
+        _receipt(output=output)
 
 
 @pytest.mark.parametrize(
@@ -380,20 +408,44 @@ def test_numpy_scalars_hash_as_the_python_values_they_hold() -> None:
     assert receipt.output == plain
     assert type(receipt.output["label"]) is int
     verify_receipt(Receipt.from_json(receipt.to_json()), DOMAIN, expected_signer=SIGNER)
-    with pytest.raises(CanonicalJSONError):
+    with pytest.raises(CanonicalJsonError):
         output_hash(np.array([1, 2]))
-    with pytest.raises(CanonicalJSONError):
+    with pytest.raises(CanonicalJsonError):
         output_hash(np.float64("nan"))
 
 
 def test_errors_are_value_errors_under_the_ledger_root() -> None:
     for cls in (
         ReceiptError,
-        CanonicalJSONError,
         ReceiptFormatError,
         OutputHashMismatch,
         InvalidSignatureError,
-        SignerMismatch,
     ):
         assert issubclass(cls, ValueError)
         assert issubclass(cls, LedgerError)
+    # Canonical JSON has one error class, ml's: still a ValueError for generic callers.
+    assert issubclass(CanonicalJsonError, ValueError)
+    assert issubclass(CanonicalJsonError, MlError)
+
+
+def test_a_malformed_output_in_a_receipt_document_is_a_format_error() -> None:
+    data = json.loads(_receipt().to_json())
+    data["output"] = {"x": float("nan")}
+    with pytest.raises(ReceiptFormatError, match="output"):
+        Receipt.from_json(data)
+
+
+def test_test_only_helpers_left_production() -> None:
+    for name in ("sign_receipt", "verify_receipt", "SignerMismatch", "CanonicalJSONError"):
+        assert not hasattr(ledger.receipts, name), name
+    assert not hasattr(ledger.receipts, "_canonical_json")
+
+
+def test_importing_receipts_does_not_import_scikit_learn() -> None:
+    # ledger knows nothing of scikit-learn: using ml.hashing must not pull it (or numpy) in.
+    code = "import sys, ledger.receipts; print(sorted({'sklearn', 'numpy'} & set(sys.modules)))"
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "[]"

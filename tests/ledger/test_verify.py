@@ -29,7 +29,7 @@ from ledger.receipts import (
     ReceiptSigner,
     input_hash,
 )
-from ledger.records import ZERO_HASH
+from ledger.records import ZERO_HASH, hash_hex
 from ledger.store import ArtifactStore
 from ledger.verify import (
     Anchoring,
@@ -52,7 +52,7 @@ def _output(row: Mapping[str, Any]) -> float:
 
 
 def _sha(data: bytes) -> str:
-    return "0x" + hashlib.sha256(data).hexdigest()
+    return hash_hex(hashlib.sha256(data).digest())
 
 
 @dataclass
@@ -100,7 +100,7 @@ class World:
         assert results and all(r.error is None for r in results), results
 
     def anchoring(self, receipt: Receipt) -> Anchoring | None:
-        stored = self.book.get("0x" + receipt.receipt_id.hex())
+        stored = self.book.get(hash_hex(receipt.receipt_id))
         assert stored is not None
         return Anchoring.from_json(stored.to_json())
 
@@ -325,7 +325,7 @@ def test_malformed_anchoring_fields_raise_a_format_error(change: dict[str, Any])
 def test_a_batch_that_was_never_anchored_fails_batch_anchored(world: World) -> None:
     [receipt, *_] = world.issue()
     world.book.plan(1000)  # planned (root, leaf, proof) but never sent
-    stored = world.book.get("0x" + receipt.receipt_id.hex())
+    stored = world.book.get(hash_hex(receipt.receipt_id))
     assert stored is not None and stored.batch_id is not None
     claimed = Anchoring(stored.batch_id, stored.leaf or "", stored.proof)
     report = world.verify(receipt, anchoring=claimed)
@@ -390,6 +390,24 @@ def test_a_training_dataset_or_its_parent_revoked_later_fails_training_data(
     assert report.failed == ["training_data"]
     detail = report.check("training_data").detail
     assert revoked in detail and "should not have been collected" in detail
+
+
+def test_training_data_names_every_revoked_dataset_in_the_lineage(world: World) -> None:
+    healthy = verify_model(world.model, world.client)
+    assert healthy.check("training_data").detail == "2 dataset(s) in the lineage, none revoked"
+    world.deployed.admin.revoke(world.derived, "mislabelled")
+    world.deployed.admin.revoke(world.raw, "collected without consent")
+    report = verify_model(world.model, world.client)
+    assert report.failed == ["training_data"]
+    # the walk goes on past the revoked training dataset to its revoked parent
+    assert report.check("training_data").detail == "; ".join(
+        sorted(
+            [
+                f"dataset {world.derived} is revoked: mislabelled",
+                f"dataset {world.raw} is revoked: collected without consent",
+            ]
+        )
+    )
 
 
 def test_a_model_file_altered_in_the_store_fails_artifacts(world: World) -> None:

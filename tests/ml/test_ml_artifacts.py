@@ -14,8 +14,9 @@ import skops.io
 import ml.artifacts
 from ml import errors
 from ml._modelfile import ModelHeader, write_model_file
-from ml.artifacts import load_model
+from ml.artifacts import Predictions, load_model
 from ml.datasets import parse_dataset
+from ml.hashing import canonical_json
 from ml.training import TrainedModel, train
 
 DATA = b"a,b,label\n" + b"".join(
@@ -233,3 +234,55 @@ def test_prediction_input_errors(trained: TrainedModel, rows, error, attrs) -> N
     assert isinstance(info.value, errors.PredictionError) and isinstance(info.value, ValueError)
     for name, value in attrs.items():
         assert getattr(info.value, name) == value
+
+
+# --------------------------------------------------------------------------- receipt outputs
+
+
+def test_receipt_outputs_of_a_classifier(trained: TrainedModel) -> None:
+    model = load_model(trained.model_bytes, trained.model_hash)
+    result = model.predict([{"a": 1, "b": 2}, {"a": 13, "b": 0}])
+    assert result.probabilities is not None and result.classes is not None
+    maps = result.class_probabilities()
+    # What api/service.py built inline before this method existed, written out independently.
+    assert maps == [
+        {str(c): p for c, p in zip(result.classes, row, strict=True)}
+        for row in result.probabilities
+    ]
+    assert all(list(m) == ["cat", "dog", "eel"] for m in maps)  # classes order, str keys
+    assert result.receipt_outputs() == [
+        {"label": value, "probabilities": dict(zip(map(str, result.classes), row, strict=True))}
+        for value, row in zip(result.values, result.probabilities, strict=True)
+    ]
+    # A re-run of one row gives that row's output exactly: the receipt and the check agree.
+    [single] = model.predict([{"a": 13, "b": 0}]).receipt_outputs()
+    assert canonical_json(single) == canonical_json(result.receipt_outputs()[1])
+
+
+@pytest.mark.parametrize(
+    ("labels", "keys"),
+    [(["0", "1"], ["0", "1"]), (["true", "false"], ["False", "True"])],
+    ids=["integer-classes", "boolean-classes"],
+)
+def test_receipt_output_keys_are_str_of_the_class(labels: list[str], keys: list[str]) -> None:
+    data = b"x,y\n" + b"".join(f"{i},{labels[i % 2]}\n".encode() for i in range(8))
+    fitted = train(parse_dataset(data), algorithm="logistic_regression", target="y", test_size=0)
+    result = load_model(fitted.model_bytes, fitted.model_hash).predict([{"x": 3}])
+    [output] = result.receipt_outputs()
+    assert list(output) == ["label", "probabilities"]
+    assert list(output["probabilities"]) == keys
+    assert type(output["label"]) is type(result.values[0])
+    assert output["label"] in result.classes  # type: ignore[operator]
+
+
+def test_receipt_outputs_of_a_regressor_are_the_bare_values() -> None:
+    data = b"x,y\n1,2\n2,4\n3,6\n"
+    fitted = train(parse_dataset(data), algorithm="linear_regression", target="y", test_size=0)
+    result = load_model(fitted.model_bytes, fitted.model_hash).predict([{"x": 4}, {"x": 5}])
+    assert result.class_probabilities() is None
+    assert result.receipt_outputs() == list(result.values)
+    assert all(type(v) is float for v in result.receipt_outputs())
+    # No probabilities, or no classes: the bare value, as the service has always signed it.
+    assert Predictions(values=("a",), classes=None, probabilities=((1.0,),)).receipt_outputs() == [
+        "a"
+    ]

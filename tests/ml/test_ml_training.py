@@ -13,7 +13,14 @@ from ml import errors
 from ml.artifacts import load_model
 from ml.datasets import parse_dataset
 from ml.hashing import canonical_json
-from ml.training import ALGORITHMS, SERVICE_PARAMS, build_estimator, library_versions, train
+from ml.training import (
+    ALGORITHMS,
+    SERVICE_PARAMS,
+    build_estimator,
+    library_versions,
+    retrain,
+    train,
+)
 
 SALES = b"x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n"
 SMALL = b"a,b,flag,label,num,gap\n" + b"".join(
@@ -309,3 +316,78 @@ def test_undefined_metric_is_null() -> None:
     assert trained.metrics["r2"] is None  # R² of a single row is undefined
     assert trained.metadata["metrics"]["r2"] is None
     assert trained.metrics["mse"] is not None
+
+
+# --------------------------------------------------------------------------- retrain
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "request_"),
+    [
+        ("ridge", {"target": "num", "features": ["a", "b"], "params": {"alpha": 0.5}}),
+        (
+            "random_forest_classifier",
+            {
+                "target": "label",
+                "features": ["a", "b", "num"],
+                "params": {"n_estimators": 4, "max_depth": 3},
+                "seed": 7,
+            },
+        ),
+        ("logistic_regression", {"target": "flag", "features": ["num"], "test_size": 0}),
+        ("linear_regression", {"target": "a", "features": ["b"], "test_size": 0.5, "seed": 2}),
+    ],
+)
+def test_retrain_from_metadata_gives_the_same_model(algorithm: str, request_: dict) -> None:
+    dataset = parse_dataset(SMALL)
+    original = train(dataset, algorithm=algorithm, **request_)
+    again = retrain(parse_dataset(SMALL), json.loads(original.metadata_bytes))
+    assert again.model_hash == original.model_hash
+    assert again.metadata_hash == original.metadata_hash
+    # The same request with another seed is another model: the seed really is read back.
+    reseeded = {**original.metadata, "split": {**original.metadata["split"], "seed": 99}}
+    if algorithm == "random_forest_classifier":
+        assert retrain(dataset, reseeded).model_hash != original.model_hash
+
+
+def test_retrain_uses_the_requested_not_the_effective_params() -> None:
+    dataset = parse_dataset(SMALL)
+    original = train(
+        dataset, algorithm="ridge", target="num", features=["a", "b"], params={"alpha": 2.0}
+    )
+    metadata = original.metadata
+    assert metadata["params"]["alpha"] == 2.0 and metadata["requested_params"] == {"alpha": 2.0}
+    metadata["params"]["alpha"] = 9.0  # ignored: only the request is replayed
+    assert retrain(dataset, metadata).model_hash == original.model_hash
+    metadata["requested_params"] = {"alpha": 9.0}
+    assert retrain(dataset, metadata).model_hash != original.model_hash
+
+
+def test_metadata_without_requested_params_retrains_with_none() -> None:
+    dataset = parse_dataset(SMALL)
+    original = train(dataset, algorithm="ridge", target="num", features=["a", "b"])
+    older = {k: v for k, v in original.metadata.items() if k != "requested_params"}
+    assert retrain(dataset, older).model_hash == original.model_hash
+
+
+def test_retrain_refuses_what_it_cannot_replay() -> None:
+    dataset = parse_dataset(SMALL)
+    metadata = train(dataset, algorithm="ridge", target="num", features=["a", "b"]).metadata
+    other = parse_dataset(SMALL + b"99,1,true,no,2.5,3\n")
+    with pytest.raises(errors.InvalidMetadata, match="trained on dataset 0x"):
+        retrain(other, metadata)
+    for broken, fragment in [
+        ({**metadata, "format": "something/else"}, "not a training-metadata document"),
+        ({**metadata, "format_version": 2}, "not a training-metadata document"),
+        ({k: v for k, v in metadata.items() if k != "target"}, "has no target"),
+        ({**metadata, "split": {"seed": 0}}, "has no split.test_size"),
+        ({**metadata, "datasets": []}, "has no datasets.0.content_hash"),
+        ({**metadata, "datasets": [{"content_hash": "zz"}]}, "trained on dataset zz"),
+    ]:
+        with pytest.raises(errors.InvalidMetadata, match=fragment) as info:
+            retrain(dataset, broken)
+        assert isinstance(info.value, errors.TrainingError)
+    with pytest.raises(errors.InvalidMetadata):
+        retrain(dataset, [metadata])  # type: ignore[arg-type]
+    with pytest.raises(errors.UnknownAlgorithm):  # a bad value is train's to refuse
+        retrain(dataset, {**metadata, "algorithm": "quantum_forest"})

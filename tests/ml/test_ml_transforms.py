@@ -12,6 +12,7 @@ from ml import errors
 from ml.datasets import parse_dataset
 from ml.hashing import canonical_json
 from ml.transforms import (
+    MAX_STEPS,
     ClipOutliers,
     DropDuplicates,
     FilterRows,
@@ -104,7 +105,7 @@ def test_defaults_are_explicit() -> None:
         ({"steps": [{"step": "filter_rows", "column": "a", "op": "==", "value": [1]}]}, "value"),
         ({"steps": [{"step": "drop_missing"}], "extra": 1}, "top-level"),
         ({"steps": [{"step": "drop_missing"}], "version": 2}, "version"),
-        ({"steps": [{"step": "drop_missing"}] * 101}, "at most"),
+        ({"steps": [{"step": "drop_missing"}] * 51}, "at most 50 steps, got 51"),
     ],
 )
 def test_invalid_specs_are_rejected_clearly(document: object, fragment: str) -> None:
@@ -112,6 +113,18 @@ def test_invalid_specs_are_rejected_clearly(document: object, fragment: str) -> 
         TransformSpec.from_json(document)  # type: ignore[arg-type]
     assert fragment in str(info.value)
     assert isinstance(info.value, errors.TransformError) and isinstance(info.value, ValueError)
+
+
+def test_the_step_cap_is_the_callers_limit() -> None:
+    document = {"steps": [{"step": "drop_missing"}] * 60}
+    assert MAX_STEPS == 50  # what the service has always allowed
+    assert len(TransformSpec.from_json({"steps": document["steps"][:50]}).steps) == 50
+    assert len(TransformSpec.from_json(document, max_steps=60).steps) == 60
+    with pytest.raises(errors.InvalidTransform, match="at most 3 steps, got 4"):
+        TransformSpec.from_json({"steps": document["steps"][:4]}, max_steps=3)
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(ValueError, match="max_steps"):
+            TransformSpec.from_json(document, max_steps=bad)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- steps

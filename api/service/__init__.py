@@ -1,0 +1,55 @@
+"""The service layer: the flows of DESIGN.md, split by resource behind one small facade.
+
+=====================  ==========================================================
+``service.datasets``   register an upload, derive (clean), read, row proofs
+``service.models``     train and register, read, predict with signed receipts
+``service.receipts``   a receipt's anchoring, anchoring now, evidence bundles
+``service.verify``     reports for receipts, models and dataset files
+``service.records``    any record by hash: kind, view, revocation, lineage
+``service.admin``      chain coordinates, on-chain registrars, API keys, fsck
+``service.rpc``        read-only Ethereum JSON-RPC over the service's chain
+=====================  ==========================================================
+
+Each part takes typed arguments, answers typed views (``api.schemas``) and raises domain errors
+from ``ledger``, ``ml`` or :mod:`api.service.errors`; nothing here knows HTTP, and
+``api/problems.py`` maps every error to a problem type. Routes and the CLI call these parts,
+never the chain client, store or index behind them. :func:`open_service` opens everything.
+"""
+
+from __future__ import annotations
+
+from api.auth import KeyStore
+from api.service._core import Core, Written, open_backend, open_core
+from api.service.admin import Admin
+from api.service.datasets import Datasets
+from api.service.models import Models
+from api.service.receipts import Receipts
+from api.service.records import Records
+from api.service.rpc import Rpc
+from api.service.verification import Verification
+from api.settings import Settings
+
+__all__ = ["Service", "Written", "open_backend", "open_service"]
+
+
+class Service:
+    """The parts of one opened data directory."""
+
+    def __init__(self, core: Core, keys: KeyStore) -> None:
+        self.core = core
+        self.datasets = Datasets(core)
+        self.models = Models(core, self.datasets)
+        self.verify = Verification(core, self.datasets, self.models)
+        self.receipts = Receipts(core, self.verify)
+        self.records = Records(core)
+        self.admin = Admin(core, keys)
+        self.rpc = Rpc(core)
+
+    def close(self) -> None:
+        """Stop the background threads and close the chain, index and receipt book."""
+        self.core.close()
+
+
+def open_service(settings: Settings, keys: KeyStore) -> Service:
+    """Open the service on ``settings.data_dir`` (chain, key, deployment, threads)."""
+    return Service(open_core(settings), keys)

@@ -1,0 +1,109 @@
+"""Administration: where the ledger lives, on-chain registrars, API keys, tamper detection."""
+
+from __future__ import annotations
+
+from eth_utils import to_checksum_address
+
+from api.auth import KeyStore
+from api.errors import UnknownKey
+from api.schemas import (
+    ChainPublic,
+    FsckPublic,
+    KeyCreatedPublic,
+    KeyPublic,
+    KeyRevokedPublic,
+    KeysPublic,
+    RegistrarChangePublic,
+    RegistrarPublic,
+    Role,
+)
+from api.service._core import Core
+from ledger.fsck import fsck
+
+__all__ = ["Admin"]
+
+
+class Admin:
+    """What an operator manages; every method needs an admin key through the API, except
+    :meth:`chain`, which anyone may read."""
+
+    def __init__(self, core: Core, keys: KeyStore) -> None:
+        self._core = core
+        self._keys = keys
+
+    def chain(self) -> ChainPublic:
+        """Backend, chain id, contract address and version, latest and indexed block."""
+        core = self._core
+        client = core.client
+        return ChainPublic(
+            backend=core.backend.kind,
+            chain_id=client.chain_id(),
+            contract_address=client.address,
+            contract_version=client.version(),
+            latest_block=client.latest_block(),
+            indexed_block=core.index.last_block,
+            registrar=core.account.address,
+            registrar_has_role=client.is_registrar(core.account.address),
+        )
+
+    def latest_block(self) -> int:
+        return self._core.client.latest_block()
+
+    def change_registrar(self, address: str, *, grant: bool) -> RegistrarChangePublic:
+        """Grant or revoke ``REGISTRAR_ROLE`` on chain for an address."""
+        client = self._core.client
+        address = to_checksum_address(address)
+        tx = client.grant_registrar(address) if grant else client.revoke_registrar(address)
+        return RegistrarChangePublic(
+            address=address,
+            registrar=client.is_registrar(address),
+            tx_hash=tx.tx_hash,
+            block_number=tx.block_number,
+        )
+
+    def registrar(self, address: str) -> RegistrarPublic:
+        """Whether ``address`` holds ``REGISTRAR_ROLE`` now, and every change of it."""
+        client = self._core.client
+        address = to_checksum_address(address)
+        return RegistrarPublic(
+            address=address,
+            registrar=client.is_registrar(address),
+            history=[
+                {"block_number": block, "log_index": log_index, "granted": granted}
+                for block, log_index, granted in client.registrar_history(address)
+            ],
+        )
+
+    def create_key(self, role: Role, name: str) -> KeyCreatedPublic:
+        """A new API key; its secret is in this answer and nowhere else."""
+        self._core.settings.check_chars("name", name, "max_name_chars")
+        info, key = self._keys.create(role, name)
+        return KeyCreatedPublic(key_id=info.key_id, role=info.role, name=info.name, key=key)
+
+    def keys(self) -> KeysPublic:
+        keys = self._keys.list()
+        return KeysPublic(
+            data=[
+                KeyPublic(
+                    key_id=k.key_id,
+                    role=k.role,
+                    name=k.name,
+                    created_at=k.created_at,
+                    revoked_at=k.revoked_at,
+                )
+                for k in keys
+            ],
+            count=len(keys),
+            roles=["auditor", "registrar", "admin"],
+        )
+
+    def revoke_key(self, key_id: str) -> KeyRevokedPublic:
+        if not self._keys.revoke(key_id):
+            raise UnknownKey(f"no active key {key_id}")
+        return KeyRevokedPublic(key_id=key_id, revoked=True)
+
+    def fsck(self) -> FsckPublic:
+        """Re-hash every artifact and compare the index with the chain's events."""
+        core = self._core
+        findings = fsck(core.store, core.index, core.client)
+        return FsckPublic(ok=not findings, findings=[f.to_json() for f in findings])

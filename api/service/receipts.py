@@ -1,0 +1,86 @@
+"""Receipts: their anchoring state, anchoring on demand, and evidence bundles."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+from api.errors import UnknownReceipt
+from api.schemas import AnchorPublic, BundlePublic, ReceiptPublic
+from api.service._core import Core
+from api.service.verification import Verification
+from ledger.lineage import lineage, to_prov
+from ledger.receipt_book import StoredReceipt
+
+__all__ = ["BUNDLE_FORMAT", "Receipts"]
+
+BUNDLE_FORMAT = "provenance-ledger-bundle/1"
+
+
+class Receipts:
+    """The receipts this service issued."""
+
+    def __init__(self, core: Core, verification: Verification) -> None:
+        self._core = core
+        self._verification = verification
+
+    def stored(self, receipt_id: str) -> StoredReceipt:
+        stored = self._core.receipts.get(receipt_id.lower())
+        if stored is None:
+            raise UnknownReceipt(f"no receipt {receipt_id} was issued here")
+        return stored
+
+    def get(self, receipt_id: str) -> ReceiptPublic:
+        """A receipt with its anchoring: ``pending``, or ``anchored`` with batch, leaf, proof."""
+        return ReceiptPublic(**self.stored(receipt_id).to_json())
+
+    def anchor_now(self) -> AnchorPublic:
+        """Anchor every pending receipt now instead of waiting for the batch size or interval."""
+        core = self._core
+        results = core.anchorer.flush()
+        core.sync()  # so lineage and revocation see the new batches at once
+        return AnchorPublic(
+            batches=[
+                {
+                    "batch_id": r.root,
+                    "model_hash": r.model_hash,
+                    "count": r.count,
+                    "state": r.state,
+                    "tx_hash": r.tx_hash,
+                    "block_number": r.block_number,
+                    "error": r.error,
+                }
+                for r in results
+            ],
+            receipts=core.receipts.counts(),
+        )
+
+    def bundle(self, receipt_id: str) -> BundlePublic:
+        """One self-contained document an auditor can archive: the receipt and its proof, where
+        the ledger lives, the chain coordinates of its whole lineage, the lineage as PROV-JSON
+        and the verification report at the time. Everything in it can be re-checked against
+        any node later with ``provenance verify BUNDLE.json --rpc-url URL``."""
+        core = self._core
+        stored = self.stored(receipt_id)
+        receipt = stored.to_json()
+        subject = receipt["batch_id"] if stored.status == "anchored" else receipt["model_hash"]
+        graph = lineage(core.index, subject, "up")
+        client = core.client
+        return BundlePublic(
+            format=BUNDLE_FORMAT,
+            created_at=int(time.time()),
+            ledger={
+                "chain_id": client.chain_id(),
+                "contract": client.address,
+                "contract_version": client.version(),
+                "deploy_block": client.deploy_block,
+            },
+            receipt=receipt,
+            input=stored.input,
+            eip712_domain=core.domain.to_eip712(),
+            records=[
+                asdict(node) for node in graph.nodes if node.kind in ("dataset", "model", "batch")
+            ],
+            lineage=to_prov(graph),
+            verification=self._verification.receipt(receipt, input_row=stored.input),
+        )

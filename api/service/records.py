@@ -1,0 +1,61 @@
+"""Any record, whatever its kind: what a hash is, revocation, and lineage graphs."""
+
+from __future__ import annotations
+
+from api.schemas import LineagePublic, ProvDocument, RecordPublic
+from api.service._core import Core
+from api.service.views import record_view
+from ledger.errors import UnknownRecord
+from ledger.lineage import Direction, LineageGraph, lineage, to_prov
+
+__all__ = ["Records"]
+
+
+class Records:
+    """Datasets, models and prediction batches, by hash."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def kind_of(self, record_hash: str) -> str | None:
+        """What ``record_hash`` is registered as, or None. A hash the index does not know gets
+        one sync first: batches are anchored, and other writers may register, between the
+        background follower's rounds."""
+        index = self._core.index
+        kind = index.kind_of(record_hash)
+        if kind is None:
+            self._core.sync()
+            kind = index.kind_of(record_hash)
+        return kind
+
+    def get(self, record_hash: str) -> RecordPublic:
+        index = self._core.index
+        kind = self.kind_of(record_hash)
+        indexed = {"dataset": index.dataset, "model": index.model, "batch": index.batch}.get(
+            kind or "", lambda _: None
+        )(record_hash)
+        if indexed is None:
+            raise UnknownRecord(f"no record is registered under {record_hash}")
+        return record_view(self._core, indexed)
+
+    def revoke(self, record_hash: str, reason: str) -> RecordPublic:
+        """Revoke a dataset, model or batch on chain and answer with its updated view."""
+        if self.kind_of(record_hash) is None:
+            raise UnknownRecord(f"no record is registered under {record_hash}")
+        core = self._core
+        with core.locks.hold(record_hash):  # a second revocation fails its simulation
+            core.client.revoke(record_hash, reason)
+            core.sync()
+        return self.get(record_hash)
+
+    def graph(self, record_hash: str, direction: Direction) -> LineageGraph:
+        """Where a record came from (up), what was built on it (down), or both."""
+        self.kind_of(record_hash)  # a record anchored a moment ago is indexed first
+        return lineage(self._core.index, record_hash.lower(), direction)
+
+    def lineage(self, record_hash: str, direction: Direction) -> LineagePublic:
+        return LineagePublic(**self.graph(record_hash, direction).to_json())
+
+    def prov(self, record_hash: str, direction: Direction) -> ProvDocument:
+        """The lineage as a W3C PROV-JSON document."""
+        return ProvDocument(**to_prov(self.graph(record_hash, direction)))

@@ -1,0 +1,81 @@
+"""SQLite connections for the event index: one per thread, explicit transactions, named rows.
+
+Kept apart from the index's queries and its event application, so both read the same way:
+every connection is in autocommit mode (each transaction is opened visibly, with
+:meth:`Connections.write` or :meth:`Connections.read`), in WAL mode with ``synchronous = FULL``
+(readers run while a sync writes, and a committed sync survives a power cut), and returns
+:class:`sqlite3.Row` rows, so columns are read by name, never by position.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["Connections"]
+
+
+class Connections:
+    """The per-thread connections to one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                if self._closed:
+                    # a programming error (use after close), not a ledger condition
+                    raise RuntimeError(f"the index {self.path} is closed")
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                )
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+                self._all.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close every thread's connection. Idempotent."""
+        with self._lock:
+            self._closed = True
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+    @contextmanager
+    def write(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (``IMMEDIATE``) so two writers queue instead
+        of deadlocking; rolled back on any exception, including KeyboardInterrupt."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """One snapshot for a query made of several statements (a page, its inputs, its total),
+        so a sync committing in between cannot make them disagree."""
+        conn = self.get()
+        if conn.in_transaction:  # nested in an outer read: share its snapshot
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
