@@ -61,4 +61,4 @@ def predict(
     service: ServiceDep, _: RegistrarAccess, model_hash: HashPath, body: PredictCreate
 ) -> PredictPublic:
     """Predict for each row; every prediction gets a signed receipt."""
-    return service.models.predict(model_hash, body.rows)
+    return service.predictions.predict(model_hash, body.rows)

@@ -1,14 +1,15 @@
 """The service layer: the flows of DESIGN.md, split by resource behind one small facade.
 
-=====================  ==========================================================
+======================  =========================================================
 ``service.datasets``   register an upload, derive (clean), read, row proofs
-``service.models``     train and register, read, predict with signed receipts
+``service.models``     train and register, read, download
+``service.predictions`` predict with signed receipts, re-run a receipt's prediction
 ``service.receipts``   a receipt's anchoring, anchoring now, evidence bundles
 ``service.verify``     reports for receipts, models and dataset files
 ``service.records``    any record by hash: kind, view, revocation, lineage
 ``service.admin``      chain coordinates, on-chain registrars, API keys, fsck
 ``service.rpc``        read-only Ethereum JSON-RPC over the service's chain
-=====================  ==========================================================
+======================  =========================================================
 
 Each part takes typed arguments, answers typed views (``api.schemas``) and raises domain errors
 from ``ledger``, ``ml`` or :mod:`api.service.errors`; nothing here knows HTTP, and
@@ -23,6 +24,7 @@ from api.service._core import Core, Written, open_backend, open_core
 from api.service.admin import Admin
 from api.service.datasets import Datasets
 from api.service.models import Models
+from api.service.predictions import Predictions
 from api.service.receipts import Receipts
 from api.service.records import Records
 from api.service.rpc import Rpc
@@ -39,7 +41,8 @@ class Service:
         self.core = core
         self.datasets = Datasets(core)
         self.models = Models(core, self.datasets)
-        self.verify = Verification(core, self.datasets, self.models)
+        self.predictions = Predictions(core, self.models)
+        self.verify = Verification(core, self.datasets, self.models, self.predictions)
         self.receipts = Receipts(core, self.verify)
         self.records = Records(core)
         self.admin = Admin(core, keys)

@@ -12,6 +12,7 @@ from api.schemas import ReportPublic
 from api.service._core import Core
 from api.service.datasets import Datasets
 from api.service.models import Models
+from api.service.predictions import Predictions
 from ledger.receipts import Receipt, ReceiptFormatError
 from ledger.rows import rows_root
 from ledger.verify import Anchoring, Report, verify_dataset_bytes, verify_model, verify_receipt
@@ -26,10 +27,13 @@ __all__ = ["Verification"]
 class Verification:
     """Reports of named checks and one verdict, for receipts, models and dataset files."""
 
-    def __init__(self, core: Core, datasets: Datasets, models: Models) -> None:
+    def __init__(
+        self, core: Core, datasets: Datasets, models: Models, predictions: Predictions
+    ) -> None:
         self._core = core
         self._datasets = datasets
         self._models = models
+        self._predictions = predictions
 
     def receipt(
         self,
@@ -60,7 +64,7 @@ class Verification:
         if rerun:
 
             def run_again(row: dict[str, Any]) -> Any:
-                return self._models.reproduce_output(model_hash, row)
+                return self._predictions.reproduce_output(model_hash, row)
 
         report = verify_receipt(
             receipt,
