@@ -1,6 +1,7 @@
 """The ``provenance`` command: the demo, and every flow command (register, derive, train,
-predict, lineage) for people and with ``--json``, run against a data directory in process and
-against a running server with ``--url``; errors are one line and an exit status, never a trace."""
+predict, lineage, bundle, verify) for people and with ``--json``, run against a data directory in
+process and against a running server with ``--url``; errors are one line and an exit status,
+never a trace."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import typer
 from click.testing import Result
 from prov.model import ProvDocument
 from typer.testing import CliRunner
 
 from api.cli import app
+from tests.api.test_cli_imports import NOT_FOR_VERIFY, imported, run_in_fresh_interpreter
 from tests.api.test_server_e2e import serve
 
 RAW_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
@@ -234,6 +238,68 @@ def test_an_unreachable_service_is_exit_2(tmp_path: Path, files: dict[str, Path]
     assert error_line(result).startswith("error: cannot reach the service")
 
 
+# the commands that call the HTTP API, and whether they print JSON with --json
+API_COMMANDS = {
+    ("dataset", "register"): True,
+    ("dataset", "derive"): True,
+    ("dataset", "show"): True,
+    ("model", "train"): True,
+    ("model", "show"): True,
+    ("predict",): True,
+    ("lineage",): True,
+    ("bundle",): False,
+    ("fsck",): True,
+}
+
+
+def test_every_api_command_has_the_shared_options() -> None:
+    root = typer.main.get_command(app)
+    for path, has_json in API_COMMANDS.items():
+        command = root
+        for name in path:
+            command = command.get_command(None, name)  # type: ignore[attr-defined]
+        options = {opt: param for param in command.params for opt in param.opts}
+        assert options["--url"].envvar == "PROVENANCE_URL", path
+        assert options["--api-key"].envvar == "PROVENANCE_API_KEY", path
+        assert options["--data-dir"].envvar == "PROVENANCE_DATA_DIR", path
+        assert options["--data-dir"].default == Path(".provenance"), path
+        assert ("--json" in options) is has_json, path
+        # the command's own arguments and options come first, the shared options after them
+        shared = ["url", "api_key", "data_dir", *(["as_json"] if has_json else [])]
+        assert [param.name for param in command.params][-len(shared) :] == shared, path
+
+
+def test_keys_and_keystore_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = ("--data-dir", tmp_path / "data")
+    assert cli_json("keys", "list", *data) == []
+    wrong_role = error_line(cli("keys", "create", "--role", "wizard", *data, code=1))
+    assert "wizard" in wrong_role
+    assert error_line(cli("keys", "revoke", "nope", *data, code=1)) == "error: no active key nope"
+
+    monkeypatch.delenv("PROVENANCE_KEYSTORE_PASSWORD", raising=False)
+    monkeypatch.delenv("PROVENANCE_KEYSTORE_PASSWORD_FILE", raising=False)
+    keystore = tmp_path / "key.json"
+    no_password = error_line(cli("keystore", "create", keystore, code=1))
+    assert no_password.startswith("error: set PROVENANCE_KEYSTORE_PASSWORD")
+    assert not keystore.exists()
+    monkeypatch.setenv("PROVENANCE_KEYSTORE_PASSWORD", "correct horse")
+    created = cli("keystore", "create", keystore).stdout
+    assert created.startswith(f"created {keystore} for address 0x")
+    assert keystore.stat().st_mode & 0o777 == 0o600
+    again = error_line(cli("keystore", "create", keystore, code=1))
+    assert again == f"error: {keystore} exists; refusing to overwrite a key"
+
+
+def test_index_rebuild_without_a_ledger_touches_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "empty"
+    data_dir.mkdir()
+    missing = error_line(cli("index", "rebuild", "--data-dir", data_dir, code=1))
+    assert missing.startswith(f"error: no deployment record at {data_dir / 'deployment.json'}")
+    assert list(data_dir.iterdir()) == []  # no chain was created in a mistyped directory
+
+
 def test_demo_runs_and_prints_the_prediction(tmp_path: Path) -> None:
     result = cli("demo", "--data-dir", tmp_path / "demo")
     text = result.stdout
@@ -262,7 +328,8 @@ def test_every_flow_command_against_a_running_server(
     tmp_path: Path, files: dict[str, Path]
 ) -> None:
     data_dir = tmp_path / "served"
-    with serve(data_dir) as base_url:
+    # receipts are anchored when check_bundles_and_verify says so
+    with serve(data_dir, env={"PROVENANCE_ANCHOR_INTERVAL": "3600"}) as base_url:
         key_file = data_dir / "admin.key"
         key = ("--api-key", key_file.read_text().strip()) if key_file.exists() else ()
         connection = ("--url", base_url, *key)
@@ -280,3 +347,65 @@ def test_every_flow_command_against_a_running_server(
         if key:  # writes need the key; reads (above) do not
             refused = cli("dataset", "register", files["bad_csv"], "--url", base_url, code=1)
             assert error_line(refused).startswith("error: HTTP 401")
+
+        check_bundles_and_verify(tmp_path, base_url, key, created["model"]["model_hash"], files)
+
+
+def check_bundles_and_verify(
+    tmp_path: Path, base_url: str, key: tuple[str, ...], model_hash: str, files: dict[str, Path]
+) -> None:
+    """A receipt's bundle, verified straight against the server's node, before and after it is
+    anchored, tampered with, bare, and against a node that is not there."""
+    connection = ("--url", base_url, *key)
+    node = ("--rpc-url", f"{base_url}/rpc")
+    predicted = cli_json("predict", model_hash, "--rows", files["row_object"], *connection)
+    receipt_id = predicted["receipts"][0]["receipt_id"]
+
+    pending = tmp_path / "pending.json"
+    cli("bundle", receipt_id, "-o", pending, *connection)
+    assert cli("verify", pending, *node, code=3).stdout.splitlines()[-1] == "verdict: pending"
+
+    headers = {"Authorization": f"Bearer {key[1]}"} if key else {}
+    httpx.post(f"{base_url}/v1/anchor", headers=headers, timeout=60).raise_for_status()
+    path = tmp_path / "bundle.json"
+    wrote = cli("bundle", receipt_id, "--output", path, *connection)
+    assert wrote.stderr.strip() == f"wrote {path} (verdict at bundling: valid)"
+    document = json.loads(path.read_text())
+    assert path.read_text() == json.dumps(document, indent=2, sort_keys=True) + "\n"
+    printed = cli("bundle", receipt_id, *connection).stdout
+    assert json.loads(printed)["receipt"] == document["receipt"]
+
+    shown = cli("verify", path, *node).stdout.splitlines()
+    assert shown[-1] == "verdict: valid"
+    assert any(line.startswith(" ✓ batch_anchored") for line in shown)
+    report = cli_json("verify", path, *node)
+    assert report["verdict"] == "valid"
+    assert {"signature", "merkle_proof", "batch_anchored", "model_registered"} <= {
+        c["name"] for c in report["checks"] if c["ok"]
+    }
+
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps({**document, "receipt": {**document["receipt"], "output": 1}}))
+    invalid = json.loads(cli("verify", tampered, *node, "--json", code=1).stdout)
+    assert [c["name"] for c in invalid["checks"] if c["ok"] is False] == ["output_hash"]
+
+    bare = tmp_path / "receipt.json"
+    bare.write_text(json.dumps(document["receipt"]))
+    no_contract = error_line(cli("verify", bare, *node, code=1))
+    assert no_contract == "error: --contract is required for a bare receipt"
+    contract = ("--contract", document["ledger"]["contract"])
+    assert cli_json("verify", bare, *node, *contract)["verdict"] == "valid"
+
+    unreachable = cli("verify", path, "--rpc-url", "http://127.0.0.1:9", code=2)
+    assert error_line(unreachable).startswith("error: the chain node is unreachable")
+    assert "is not a readable JSON file" in error_line(
+        cli("verify", files["bad_json"], *node, code=1)
+    )
+    assert error_line(cli("verify", files["rows"], *node, code=1)) == (
+        f"error: {files['rows']} is not a receipt: it holds no JSON object"
+    )
+
+    # what an auditor runs imports no training or service code on its way to a live node
+    fresh = run_in_fresh_interpreter(["verify", str(path), *node], tmp_path / "imports.json")
+    assert fresh["exit"] == 0
+    assert imported(fresh, NOT_FOR_VERIFY) == []

@@ -67,11 +67,11 @@ def test_cli_fsck_exits_1_and_names_the_file(client, settings, monkeypatch):
     """`provenance fsck` against the running service (here: the in-process test client)."""
     from contextlib import nullcontext
 
-    from api import cli as cli_module
+    from api.cli import _service
 
     dataset = upload(client).json()
     client.app.state.service.core.store.path_of(dataset["content_hash"]).write_bytes(b"a\n1\n")
-    monkeypatch.setattr(cli_module, "_connect", lambda *args: nullcontext(client))
+    monkeypatch.setattr(_service, "connect", lambda *args: nullcontext(client))
     result = CliRunner().invoke(cli, ["fsck", "--data-dir", str(settings.data_dir)])
     assert result.exit_code == 1
     assert "artifact-altered" in result.output

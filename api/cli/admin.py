@@ -1,0 +1,202 @@
+"""Administration: API keys, keystores, deploying the contract, rebuilding the index, fsck.
+
+``keys`` edits the key store of a data directory (``api.auth.KeyStore``, safe while the service
+runs); ``keystore``, ``deploy`` and ``index rebuild`` talk to the chain with ``ledger`` calls,
+because they are what sets a service up or repairs it; ``fsck`` asks the service over HTTP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from api.cli._common import (
+    DEFAULT_DATA_DIR,
+    CommandFailed,
+    DataDirOpt,
+    JsonOpt,
+    command,
+    emit,
+    out,
+)
+from api.cli._service import ApiCall, check, service_command
+
+if TYPE_CHECKING:
+    from api.auth import KeyStore
+    from api.settings import Settings
+    from ledger.backends.base import ChainBackend
+
+__all__ = [
+    "deploy",
+    "fsck",
+    "index_rebuild",
+    "keys_create",
+    "keys_list",
+    "keys_revoke",
+    "keystore_create",
+]
+
+PASSWORD_ENV = "PROVENANCE_KEYSTORE_PASSWORD"
+PASSWORD_FILE_ENV = "PROVENANCE_KEYSTORE_PASSWORD_FILE"
+
+
+# -- the chain --------------------------------------------------------------------------------
+
+
+@command
+def keystore_create(
+    path: Annotated[Path, typer.Argument(help="where to write the keystore (mode 0600)")],
+) -> None:
+    """Create a new key in an encrypted JSON keystore; the password comes from
+    $PROVENANCE_KEYSTORE_PASSWORD or the file named by $PROVENANCE_KEYSTORE_PASSWORD_FILE."""
+    from ledger.errors import LedgerError
+    from ledger.keys import create_keystore, read_password
+
+    if path.exists():
+        raise CommandFailed(f"{path} exists; refusing to overwrite a key")
+    try:
+        account = create_keystore(path, read_password(PASSWORD_ENV, PASSWORD_FILE_ENV))
+    except LedgerError as exc:
+        raise CommandFailed(str(exc)) from None
+    out.print(f"created {path} for address {account.address}")
+
+
+@command
+def deploy(
+    rpc_url: Annotated[str, typer.Option(help="the JSON-RPC node to deploy to")],
+    keystore: Annotated[Path, typer.Option(exists=True, help="encrypted JSON keystore")],
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Deploy the committed contract artifact and write the deployment record that
+    `serve` uses with PROVENANCE_CHAIN=rpc."""
+    from ledger.backends.rpc import RpcBackend
+    from ledger.deployment import Deployment, deploy_ledger
+    from ledger.errors import LedgerError
+    from ledger.keys import load_keystore, read_password
+
+    record = data_dir / "deployment.json"
+    try:
+        account = load_keystore(keystore, read_password(PASSWORD_ENV, PASSWORD_FILE_ENV))
+        existing = Deployment.load(record)
+        if existing is not None:
+            raise CommandFailed(f"{record} already records {existing.address}")
+        client = deploy_ledger(RpcBackend(rpc_url), account, record)
+    except LedgerError as exc:
+        raise CommandFailed(str(exc)) from None
+    out.print(f"deployed ProvenanceLedger at {client.address} on chain {client.chain_id()}")
+    out.print(f"wrote {record}")
+
+
+def _open_chain(settings: Settings) -> ChainBackend:
+    """The chain a service with ``settings`` runs on (the index only reads from it)."""
+    if settings.chain == "embedded":
+        from ledger.backends.embedded import EmbeddedBackend
+
+        return EmbeddedBackend(settings.data_dir / "chain")
+    from ledger.backends.rpc import RpcBackend
+
+    assert settings.rpc_url is not None  # checked by Settings
+    return RpcBackend(
+        settings.rpc_url, confirmations=settings.confirmations, timeout=settings.rpc_timeout
+    )
+
+
+@command
+def index_rebuild(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+    """Drop the index and rebuild it from the contract's events (the chain is the truth).
+
+    With the embedded chain, stop the service first: its chain has one writer at a time.
+    """
+    from eth_account import Account
+
+    from api.settings import Settings
+    from ledger.deployment import connect_ledger
+    from ledger.errors import LedgerError
+    from ledger.index import LedgerIndex
+
+    record = data_dir / "deployment.json"
+    if not record.exists():  # checked first, so a mistyped directory gets no empty chain
+        raise CommandFailed(f"no deployment record at {record}: no ledger to index")
+    try:
+        backend = _open_chain(Settings(data_dir=data_dir))
+    except Exception as exc:  # a bad setting, a chain held by a running service, ...
+        raise CommandFailed(f"cannot open the chain in {data_dir}: {exc}") from None
+    try:
+        # the rebuild only reads, so a throwaway key that holds no role is enough
+        client = connect_ledger(backend, Account.create(), record, deploy_if_missing=False)
+        with LedgerIndex(data_dir / "index.sqlite3") as index:
+            count = index.rebuild(client)
+            out.print(f"rebuilt the index from {count} events up to block {index.last_block}")
+    except LedgerError as exc:
+        raise CommandFailed(str(exc)) from None
+    finally:
+        backend.close()
+
+
+# -- API keys and integrity -------------------------------------------------------------------
+
+
+def _key_store(data_dir: Path) -> KeyStore:
+    from api.auth import KeyStore
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return KeyStore(data_dir / "keys.sqlite3")
+
+
+@command
+def keys_create(
+    role: Annotated[str, typer.Option(help="auditor, registrar or admin")],
+    name: Annotated[str, typer.Option(help="who or what the key is for")] = "",
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Create an API key; it is printed once, as the last word of the output."""
+    try:
+        info, key = _key_store(data_dir).create(role, name)
+    except ValueError as exc:
+        raise CommandFailed(str(exc)) from None
+    # plain print: the key is never wrapped, highlighted or read as markup
+    print(f"created {info.role} key {info.key_id}; it is not stored anywhere, keep it: {key}")
+
+
+def _show_keys(rows: list[dict[str, Any]]) -> None:
+    for k in rows:
+        state = "revoked" if k["revoked_at"] else "active"
+        out.print(f"{k['key_id']}  {k['role']:<9} {state:<7} {k['name']}")
+
+
+@command
+def keys_list(data_dir: DataDirOpt = DEFAULT_DATA_DIR, as_json: JsonOpt = False) -> None:
+    """List API keys (ids and roles; the secrets are never stored)."""
+    keys = [
+        {"key_id": k.key_id, "role": k.role, "name": k.name, "created_at": k.created_at,
+         "revoked_at": k.revoked_at}
+        for k in _key_store(data_dir).list()
+    ]  # fmt: skip
+    emit(keys, as_json, _show_keys)
+
+
+@command
+def keys_revoke(key_id: str, data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
+    """Revoke an API key; it stops working at the service's next request."""
+    if not _key_store(data_dir).revoke(key_id):
+        raise CommandFailed(f"no active key {key_id}")
+    out.print(f"revoked {key_id}")
+
+
+def _show_findings(report: dict[str, Any]) -> None:
+    for f in report["findings"]:
+        out.print(f"[red]{f['kind']}[/red] {f['subject']}: {f['detail']} "
+                  f"(expected {f['expected']}, found {f['found']})")  # fmt: skip
+    out.print("all artifacts and index rows match the chain" if report["ok"] else "")
+
+
+@service_command()
+def fsck(call: ApiCall) -> None:
+    """Re-hash every artifact and compare the index with the chain; exit 1 on any finding."""
+    with call.connect() as api:
+        report = check(api.get("/v1/admin/fsck"))
+    call.emit(report, _show_findings)
+    if not report.get("ok"):
+        raise typer.Exit(1)

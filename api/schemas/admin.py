@@ -1,0 +1,119 @@
+"""The chain's coordinates, health, on-chain registrars, API keys and fsck."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from api.schemas._common import (
+    Address,
+    BlockNumber,
+    Hash,
+    Role,
+    UnixTime,
+    _Create,
+    _Public,
+)
+
+__all__ = [
+    "ChainPublic",
+    "FindingPublic",
+    "FsckPublic",
+    "HealthPublic",
+    "KeyCreate",
+    "KeyCreatedPublic",
+    "KeyPublic",
+    "KeyRevokedPublic",
+    "KeysPublic",
+    "RegistrarChangePublic",
+    "RegistrarCreate",
+    "RegistrarPublic",
+    "RoleChangePublic",
+]
+
+# -- chain and administration ----------------------------------------------------------------
+
+
+class ChainPublic(_Public):
+    backend: Literal["embedded", "rpc"]
+    chain_id: int = Field(ge=1)
+    contract_address: Address
+    contract_version: str
+    latest_block: BlockNumber
+    indexed_block: BlockNumber | None
+    registrar: Address
+    registrar_has_role: bool
+
+
+class HealthPublic(_Public):
+    status: Literal["ok"]
+    latest_block: BlockNumber
+
+
+class RegistrarCreate(_Create):
+    address: Address
+    action: Literal["grant", "revoke"] = "grant"
+
+
+class RegistrarChangePublic(_Public):
+    address: Address
+    registrar: bool
+    tx_hash: Hash
+    block_number: BlockNumber
+
+
+class RoleChangePublic(_Public):
+    block_number: BlockNumber
+    log_index: int = Field(ge=0)
+    granted: bool
+
+
+class RegistrarPublic(_Public):
+    address: Address
+    registrar: bool
+    history: list[RoleChangePublic]
+
+
+class KeyCreate(_Create):
+    role: Role
+    name: str = Field("", description="at most max_name_chars characters")
+
+
+class KeyPublic(_Public):
+    key_id: str
+    role: Role
+    name: str
+    created_at: UnixTime
+    revoked_at: UnixTime | None = None
+
+
+class KeyCreatedPublic(_Public):
+    key_id: str
+    role: Role
+    name: str
+    key: str = Field(description="the secret, shown once")
+
+
+class KeysPublic(_Public):
+    data: list[KeyPublic]
+    count: int = Field(ge=0)
+    roles: list[Role]
+
+
+class KeyRevokedPublic(_Public):
+    key_id: str
+    revoked: Literal[True]
+
+
+class FindingPublic(_Public):
+    kind: str
+    subject: str
+    expected: str | None = None
+    found: str | None = None
+    detail: str
+
+
+class FsckPublic(_Public):
+    ok: bool
+    findings: list[FindingPublic]

@@ -1,0 +1,148 @@
+"""Datasets, models and prediction batches: their public views, and the bodies that create
+them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from api.schemas._common import (
+    ALGORITHM_NAMES,
+    STEP_NAMES,
+    Address,
+    BlockNumber,
+    CellValue,
+    ColumnName,
+    Hash,
+    RevocationPublic,
+    UnixTime,
+    _Create,
+    _OnChain,
+    _Public,
+)
+
+__all__ = [
+    "BatchPublic",
+    "ColumnPublic",
+    "DatasetPublic",
+    "DatasetsPublic",
+    "DeriveCreate",
+    "ModelCreate",
+    "ModelPublic",
+    "ModelsPublic",
+    "RecordPublic",
+    "RevokeCreate",
+    "RowProofPublic",
+]
+
+
+class ColumnPublic(_Public):
+    name: str
+    type: Literal["integer", "float", "string", "boolean"]
+
+
+class DatasetPublic(_OnChain):
+    content_hash: Hash
+    rows_root: Hash
+    row_count: int = Field(ge=0)
+    schema_hash: Hash
+    metadata_hash: Hash
+    columns: list[ColumnPublic]
+    name: str | None = None
+    description: str | None = None
+    size: int | None = Field(None, ge=0, description="file size in bytes")
+    parents: list[Hash]
+    transform_hash: Hash | None = Field(None, description="null for raw data")
+    transform: dict[str, Any] | None = Field(None, description="the cleaning spec, if derived")
+
+
+class DatasetsPublic(_Public):
+    data: list[DatasetPublic]
+    count: int = Field(ge=0)
+
+
+class ModelPublic(_OnChain):
+    model_hash: Hash
+    metadata_hash: Hash
+    metadata: dict[str, Any] = Field(description="the training-metadata document")
+    datasets: list[Hash]
+    algorithm: str
+
+
+class ModelsPublic(_Public):
+    data: list[ModelPublic]
+    count: int = Field(ge=0)
+
+
+class BatchPublic(_OnChain):
+    root: Hash = Field(description="the batch id: the Merkle root of its receipts")
+    model_hash: Hash
+    count: int = Field(ge=1)
+
+
+class RecordPublic(_Public):
+    """Any record, by kind: the fields of its dataset, model or batch view."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    kind: Literal["dataset", "model", "batch"]
+    tx_hash: Hash
+    block_number: BlockNumber
+    registrant: Address
+    registered_at: UnixTime
+    revoked: bool
+    revocation: RevocationPublic | None = None
+
+
+class RowProofPublic(_Public):
+    dataset: Hash
+    index: int = Field(ge=0)
+    row: list[CellValue]
+    row_digest: Hash
+    leaf: Hash
+    proof: list[Hash]
+    root: Hash
+    leaf_encoding: list[str]
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+class DeriveCreate(_Create):
+    steps: list[
+        Annotated[
+            dict[str, Any],
+            Field(
+                json_schema_extra={
+                    "required": ["step"],
+                    "properties": {"step": {"type": "string", "enum": list(STEP_NAMES)}},
+                }
+            ),
+        ]
+    ] = Field(
+        min_length=1,
+        description="cleaning steps (at most max_transform_steps): drop_duplicates, "
+        "drop_missing, clip_outliers, select_columns, filter_rows",
+        examples=[[{"step": "drop_duplicates"}, {"step": "drop_missing"}]],
+    )
+
+
+class ModelCreate(_Create):
+    dataset: Hash
+    algorithm: str = Field(
+        max_length=64,
+        examples=["linear_regression"],
+        json_schema_extra={"enum": list(ALGORITHM_NAMES)},
+    )
+    target: ColumnName
+    features: list[ColumnName] | None = Field(
+        None, min_length=1, max_length=1_000, description="default: every other column"
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="estimator hyperparameters")
+    test_size: float = Field(0.2, ge=0.0, lt=1.0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+class RevokeCreate(_Create):
+    reason: str = Field(min_length=1, max_length=1_000)

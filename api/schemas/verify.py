@@ -1,0 +1,56 @@
+"""Verification reports and evidence bundles."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from api.schemas._common import (
+    UnixTime,
+    Verdict,
+    _Create,
+    _Public,
+)
+from api.schemas.receipts import ReceiptPublic
+
+__all__ = ["BundlePublic", "CheckPublic", "ReceiptVerifyCreate", "ReportPublic"]
+
+# -- verification ----------------------------------------------------------------------------
+
+
+class CheckPublic(_Public):
+    name: str
+    ok: bool | None = Field(description="null: not applicable or not decided yet")
+    detail: str
+
+
+class ReportPublic(_Public):
+    """Named checks and one verdict; a dataset report also carries its on-chain ``record``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    subject: str
+    kind: Literal["receipt", "model", "dataset"]
+    verdict: Verdict
+    checks: list[CheckPublic]
+
+
+class ReceiptVerifyCreate(_Create):
+    receipt: dict[str, Any] = Field(description="a receipt as the service returned it")
+    input: dict[str, Any] | None = Field(None, description="the input row, to check input_hash")
+    rerun: bool = Field(False, description="re-run the stored model on the input")
+
+
+class BundlePublic(_Public):
+    """An evidence bundle: everything needed to re-check a receipt against any node."""
+
+    format: Literal["provenance-ledger-bundle/1"]
+    created_at: UnixTime
+    ledger: dict[str, Any]
+    receipt: ReceiptPublic
+    input: dict[str, Any] | None = None
+    eip712_domain: dict[str, Any]
+    records: list[dict[str, Any]]
+    lineage: dict[str, Any] = Field(description="W3C PROV-JSON")
+    verification: ReportPublic
