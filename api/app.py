@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import console
 from api.auth import AuthGate, KeyStore, access_rules
 from api.problems import BodyTooLarge, install_problem_handlers, problem_response
 from api.routes import api_router, rpc
@@ -238,6 +239,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuthGate, keys=keys, public_read=settings.public_read)  # outermost
     app.include_router(api_router)
     app.include_router(rpc.router)
+    app.include_router(console.router)
 
     _declare_contract(app, settings)
 
