@@ -64,11 +64,28 @@ class Revocation:
     log_index: int
 
 
+class _Recorded:
+    """What every indexed record answers alike: its id and whether it is revoked. Each record
+    class names the field that holds its id in ``id_field``."""
+
+    id_field: ClassVar[str]
+    revocation: Revocation | None
+
+    @property
+    def record_hash(self) -> str:
+        return getattr(self, self.id_field)
+
+    @property
+    def revoked(self) -> bool:
+        return self.revocation is not None
+
+
 @dataclass(frozen=True)
-class IndexedDataset:
+class IndexedDataset(_Recorded):
     """A registered dataset: its on-chain fields, its registration and its revocation, if any."""
 
     kind: ClassVar[RecordKindName] = "dataset"
+    id_field: ClassVar[str] = "content_hash"
 
     content_hash: str
     rows_root: str
@@ -79,14 +96,6 @@ class IndexedDataset:
     transform_hash: str
     registration: Registration
     revocation: Revocation | None = None
-
-    @property
-    def record_hash(self) -> str:
-        return self.content_hash
-
-    @property
-    def revoked(self) -> bool:
-        return self.revocation is not None
 
     @property
     def derived(self) -> bool:
@@ -100,11 +109,12 @@ class IndexedDataset:
 
 
 @dataclass(frozen=True)
-class IndexedModel:
+class IndexedModel(_Recorded):
     """A registered model: its training datasets, its training-metadata hash, its registration
     and its revocation, if any."""
 
     kind: ClassVar[RecordKindName] = "model"
+    id_field: ClassVar[str] = "model_hash"
 
     model_hash: str
     datasets: tuple[str, ...]
@@ -113,39 +123,24 @@ class IndexedModel:
     revocation: Revocation | None = None
 
     @property
-    def record_hash(self) -> str:
-        return self.model_hash
-
-    @property
-    def revoked(self) -> bool:
-        return self.revocation is not None
-
-    @property
     def inputs(self) -> tuple[str, ...]:
         """What it was made from: the datasets it was trained on."""
         return self.datasets
 
 
 @dataclass(frozen=True)
-class IndexedBatch:
+class IndexedBatch(_Recorded):
     """An anchored prediction batch (its id is its Merkle root), its registration and its
     revocation, if any."""
 
     kind: ClassVar[RecordKindName] = "batch"
+    id_field: ClassVar[str] = "root"
 
     root: str
     model_hash: str
     count: int
     registration: Registration
     revocation: Revocation | None = None
-
-    @property
-    def record_hash(self) -> str:
-        return self.root
-
-    @property
-    def revoked(self) -> bool:
-        return self.revocation is not None
 
     @property
     def inputs(self) -> tuple[str, ...]:

@@ -80,18 +80,18 @@ class KeyCreate(_Create):
     name: str = Field("", description="at most max_name_chars characters")
 
 
-class KeyPublic(_Public):
-    key_id: str
+class _Key(_Public):
+    key_id: str = Field(pattern=r"^[0-9a-f]{8}$")
     role: Role
     name: str
+
+
+class KeyPublic(_Key):
     created_at: UnixTime
     revoked_at: UnixTime | None = None
 
 
-class KeyCreatedPublic(_Public):
-    key_id: str
-    role: Role
-    name: str
+class KeyCreatedPublic(_Key):
     key: str = Field(description="the secret, shown once")
 
 
