@@ -150,8 +150,16 @@ class LoadedModel:
                 numeric = isinstance(value, int | float) and math.isfinite(value)
                 if not (isinstance(value, bool) or numeric):
                     raise NonNumericInput(name, row=r, value=value)
+                if abs(value) > _FLOAT32_MAX:
+                    raise InvalidInput(
+                        f"input row {r}: {name} = {value!r} is beyond the float32 range "
+                        f"(±{_FLOAT32_MAX:.4g}) that tree models compute in"
+                    )
                 X[r, c] = float(value)
         return X
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def load_model(model_bytes: bytes, expected_hash: bytes | str) -> LoadedModel:

@@ -286,3 +286,20 @@ def test_receipt_outputs_of_a_regressor_are_the_bare_values() -> None:
     assert Predictions(values=("a",), classes=None, probabilities=((1.0,),)).receipt_outputs() == [
         "a"
     ]
+
+
+@pytest.mark.parametrize("value", [4.17e182, -3.5e38, 10**40])
+def test_an_input_beyond_float32_is_refused_not_a_crash(value):
+    """Trees compute in float32: a finite float64 past its range used to raise a bare
+    ValueError deep in scikit-learn (a 500 through the API)."""
+    from ml.artifacts import load_model
+    from ml.datasets import parse_dataset
+    from ml.errors import InvalidInput
+    from ml.training import train
+
+    data = parse_dataset(b"x1,x2,y\n1,2,a\n2,3,b\n3,4,a\n4,5,b\n")
+    trained = train(data, algorithm="random_forest_classifier", target="y", test_size=0.0)
+    model = load_model(trained.model_bytes, trained.model_hash)
+    with pytest.raises(InvalidInput, match="float32"):
+        model.predict([{"x1": value, "x2": 1}])
+    assert model.predict([{"x1": 3.0e38, "x2": 1}]).values  # just inside the range
