@@ -1,21 +1,36 @@
-"""The FastAPI application: lifespan, limits, error handling and routers."""
+"""The FastAPI application: lifespan, limits, rate limits, error handling and routers.
+
+Every request passes, in order: :class:`~api.auth.AuthGate` (key and role), :class:`RateLimit`
+(the caller's bucket), :class:`BodyGuard` (body size and depth), then its route.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+import anyio
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console
 from api.auth import AuthGate, KeyStore, access_rules
+from api.jobs import WorkPool
+from api.json_depth import json_depth
 from api.problems import BodyTooLarge, install_problem_handlers, problem_response
+from api.ratelimit import (
+    Bucket,
+    RateLimit,
+    RateLimiter,
+    TooManyRequests,
+    Turns,
+    too_many_response,
+)
 from api.routes import api_router, rpc
 from api.schemas import HealthPublic
 from api.service import open_service
@@ -32,7 +47,7 @@ class BodyGuard:
 
     - Past its limit it is refused while it streams in, before it is buffered: an upload
       (multipart) may carry ``max_upload_bytes`` (the file itself is checked exactly when it is
-      staged), any other body ``max_json_bytes``.
+      staged), a JSON-RPC request ``rpc_max_body_bytes``, any other body ``max_json_bytes``.
     - Any other body is read whole (it is small by then) and its JSON nesting measured before a
       parser sees it: py-evm raises Python's recursion limit, after which a deeply nested
       document would crash the process inside ``json.loads`` instead of raising.
@@ -51,6 +66,9 @@ class BodyGuard:
         if multipart:
             name, maximum = "max_upload_bytes", self.settings.max_upload_bytes
             limit = maximum + MULTIPART_OVERHEAD
+        elif scope.get("path") == "/rpc":
+            name, maximum = "rpc_max_body_bytes", self.settings.rpc_max_body_bytes
+            limit = maximum
         else:
             name, maximum = "max_json_bytes", self.settings.max_json_bytes
             limit = maximum
@@ -125,22 +143,6 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-_JSON_TOKENS = re.compile(rb'"(?:\\.|[^"\\])*"|[\[\]{}]')
-
-
-def json_depth(body: bytes) -> int:
-    """The deepest nesting of arrays and objects in a JSON text (strings skipped)."""
-    depth = deepest = 0
-    for match in _JSON_TOKENS.finditer(body):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return deepest
-
-
 PROBLEM_SCHEMA = {
     "type": "object",
     "description": "RFC 9457 problem details",
@@ -199,6 +201,20 @@ def _declare_contract(app: FastAPI, settings: Settings) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _rate_limiter(settings: Settings) -> RateLimiter:
+    s = settings
+    return RateLimiter(
+        anonymous=Bucket(
+            s.rate_limit_anonymous, s.rate_limit_anonymous_burst, "rate_limit_anonymous"
+        ),
+        keyed=Bucket(s.rate_limit_keyed, s.rate_limit_keyed_burst, "rate_limit_keyed"),
+    )
+
+
+async def _too_many(request: Request, exc: TooManyRequests) -> JSONResponse:
+    return too_many_response(exc)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -209,6 +225,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = open_service(settings, keys)
         app.state.service = service
+        # One pool per run of the app: a closed pool cannot take work, and the same app object
+        # may be started again (tests, the CLI's in-process mode).
+        work = app.state.work = WorkPool(settings.expensive_workers, settings.expensive_queue)
+        # /rpc's own threads, apart from the pool that serves writes, and each client's turns
+        # (both made inside the event loop)
+        app.state.rpc_threads = anyio.CapacityLimiter(max(4, 2 * settings.rpc_readers))
+        app.state.rpc_turns = Turns(
+            settings.rpc_client_concurrency,
+            wait=settings.rpc_request_timeout,
+            setting="rpc_client_concurrency",
+        )
         key_file = settings.data_dir / "admin.key"
         if (admin_key := keys.ensure_admin_key(key_file)) is not None:
             print(  # shown once, on first start; the file keeps it (mode 0600)
@@ -223,6 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            work.close()
             service.close()
 
     app = FastAPI(
@@ -235,7 +263,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = keys
     install_problem_handlers(app)
+    app.add_exception_handler(TooManyRequests, _too_many)  # type: ignore[arg-type]
     app.add_middleware(BodyGuard, settings=settings)
+    app.add_middleware(RateLimit, limiter=_rate_limiter(settings))
     app.add_middleware(AuthGate, keys=keys, public_read=settings.public_read)  # outermost
     app.include_router(api_router)
     app.include_router(rpc.router)

@@ -9,7 +9,9 @@ Which role a request needs is declared by its route, as a dependency in its own 
 (``_: Annotated[KeyInfo | None, Depends(NEEDS_REGISTRAR)]``); :class:`AuthGate` reads that same
 declaration to refuse a request before its body is read, so an anonymous upload is never spooled.
 Reads (``READ``) need ``auditor`` unless ``PROVENANCE_PUBLIC_READ`` leaves them open; writes need
-``registrar``; administration ``admin``. Writes are never open.
+``registrar``; administration ``admin``. Writes are never open, and neither is expensive work
+(retraining, re-running, bulk verification: ``NEEDS_AUDITOR``, or :func:`require` where a request
+asks for it with a flag), which needs ``auditor`` even while public reads are on.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from api.problems import WWW_AUTHENTICATE, problem_response
 
 __all__ = [
     "NEEDS_ADMIN",
+    "NEEDS_AUDITOR",
     "NEEDS_REGISTRAR",
     "READ",
     "ROLES",
@@ -47,6 +50,7 @@ __all__ = [
     "KeyStore",
     "Role",
     "access_rules",
+    "require",
 ]
 
 Role = Literal["auditor", "registrar", "admin"]
@@ -200,8 +204,22 @@ class Access:
 
 
 READ = Access("auditor", read=True)
+NEEDS_AUDITOR = Access("auditor")  # a read, but expensive: never open to anonymous callers
 NEEDS_REGISTRAR = Access("registrar")
 NEEDS_ADMIN = Access("admin")
+
+
+def require(info: KeyInfo | None, role: Role) -> KeyInfo:
+    """``info`` if it holds ``role`` (or better); else :class:`AccessRefused` (401 or 403).
+
+    For what a route decides from the request itself, after the gate let it in: a read route
+    that is open to all, asked for expensive work (``?retrain=true``), needs an auditor key.
+    """
+    refusal = _refusal(role, info)
+    if refusal is not None:
+        raise AccessRefused(*refusal)
+    assert info is not None
+    return info
 
 
 def access_rules(routes: Any) -> list[tuple[Any, Access | None]]:

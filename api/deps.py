@@ -1,5 +1,5 @@
-"""Dependencies, declared once as ``Annotated`` aliases: the service, path and paging
-parameters, and the access rule each route states in its own signature."""
+"""Dependencies, declared once as ``Annotated`` aliases: the service, the pool for expensive
+work, path and paging parameters, and the access rule each route states in its own signature."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Query, Request, Response
 
-from api.auth import NEEDS_ADMIN, NEEDS_REGISTRAR, READ, KeyInfo
+from api.auth import NEEDS_ADMIN, NEEDS_AUDITOR, NEEDS_REGISTRAR, READ, KeyInfo
+from api.jobs import WorkPool
 from api.schemas import ADDRESS_PATTERN, HASH_PATTERN
 from api.service import Service, Written
 from api.settings import Settings, get_settings
@@ -15,13 +16,16 @@ from api.settings import Settings, get_settings
 __all__ = [
     "AddressPath",
     "AdminAccess",
+    "AuditorAccess",
     "HashPath",
+    "JobIdPath",
     "Limit",
     "Offset",
     "ReadAccess",
     "RegistrarAccess",
     "ServiceDep",
     "SettingsDep",
+    "WorkDep",
     "answer_written",
 ]
 
@@ -33,15 +37,23 @@ def get_service(request: Request) -> Service:
     return request.app.state.service
 
 
+def get_work(request: Request) -> WorkPool:
+    """The app's pool for expensive work (``api/jobs.py``)."""
+    return request.app.state.work
+
+
 ServiceDep = Annotated[Service, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+WorkDep = Annotated[WorkPool, Depends(get_work)]
 
 ReadAccess = Annotated[KeyInfo | None, Depends(READ)]
+AuditorAccess = Annotated[KeyInfo | None, Depends(NEEDS_AUDITOR)]
 RegistrarAccess = Annotated[KeyInfo | None, Depends(NEEDS_REGISTRAR)]
 AdminAccess = Annotated[KeyInfo | None, Depends(NEEDS_ADMIN)]
 
 HashPath = Annotated[str, Path(pattern=HASH_PATTERN, description="0x + 64 hex digits")]
 AddressPath = Annotated[str, Path(pattern=ADDRESS_PATTERN, description="0x + 40 hex digits")]
+JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="16 hex digits")]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 

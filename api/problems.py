@@ -3,6 +3,11 @@
 Domain exceptions from ``ledger``, ``ml`` and ``api.service.errors`` are mapped here, in one
 table, to a status and a type; only routes raise :class:`Problem` themselves, and no stack trace
 ever reaches a client.
+
+A person's browser is not a client of the API: an error on a console page (any path outside
+the API's, see :mod:`api.console.errors`) asked for with ``Accept: text/html`` is answered with
+the same status as a page of the console. Everything else, and every API path whatever it asks
+for, gets problem+json.
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors as service_errors
 from ledger import errors as ledger_errors
+from ledger.backends.embedded import ChainStoreFull
 from ledger.lineage import RecordNotIndexed
 from ledger.receipts import ReceiptError
-from ledger.store import ArtifactCorrupted, ArtifactMissing
+from ledger.row_index import RowIndexCorrupt
+from ledger.store import ArtifactCorrupted, ArtifactMissing, InsufficientStorage
 from ml.errors import MlError, TooLarge
 
 __all__ = [
@@ -75,6 +82,9 @@ def problem_response(status: int, slug: str, detail: str, **extra: Any) -> JSONR
 # type (None: the class name in kebab case, or an ``MlError``'s own ``code``). The one place where
 # an exception becomes an HTTP answer.
 _TABLE: list[tuple[type[Exception], int, str | None]] = [
+    (InsufficientStorage, 507, "insufficient-storage"),
+    (ChainStoreFull, 507, "insufficient-storage"),
+    (RowIndexCorrupt, 500, "row-index-corrupt"),
     (ledger_errors.GasLimitExceeded, 413, "too-large"),
     (service_errors.LimitExceeded, 413, "too-large"),
     (TooLarge, 413, "too-large"),
@@ -113,29 +123,46 @@ def _from_exception(exc: Exception) -> Problem:
     return Problem(500, "internal-error", "the service failed; the error was logged")
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error, expected or not, as problem+json."""
+def _page(request: Request, status: int, detail: str) -> Response | None:
+    """The error as a console page when a browser asked for one (None: answer problem+json).
 
-    async def domain(request: Request, exc: Exception) -> JSONResponse:
+    Imported here, not at the top: the console's pages import the service, which imports
+    this module."""
+    from api.console.errors import error_page, wants_html
+
+    return error_page(request, status, detail) if wants_html(request) else None
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error, expected or not, as problem+json (or, to a browser on a console
+    page, as an HTML page with the same status)."""
+
+    async def domain(request: Request, exc: Exception) -> Response:
         problem = _from_exception(exc)
+        if problem.status != 401 and (page := _page(request, problem.status, problem.detail)):
+            return page
         response = problem_response(problem.status, problem.slug, problem.detail, **problem.extra)
         if problem.status == 401:
             response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
         return response
 
-    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"])
-        return problem_response(
-            422, "invalid-request", f"{where}: {first['msg']}" if where else first["msg"],
-            errors=errors,
-        )  # fmt: skip
+        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        if page := _page(request, 422, detail):
+            return page
+        return problem_response(422, "invalid-request", detail, errors=errors)
 
-    async def http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code != 401 and (page := _page(request, exc.status_code, str(exc.detail))):
+            for key, value in (exc.headers or {}).items():
+                page.headers[key] = value
+            return page
         slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
             exc.status_code, "http-error"
         )

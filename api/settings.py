@@ -33,10 +33,10 @@ class Settings(BaseSettings):
     confirmations: int = Field(0, ge=0, le=64)
     rpc_timeout: float = Field(10.0, gt=0)
 
-    max_upload_bytes: int = Field(64 * MiB, ge=1, description="one uploaded file")
-    max_rows: int = Field(1_000_000, ge=1, description="rows of a dataset")
+    max_upload_bytes: int = Field(4096 * MiB, ge=1, description="one uploaded file")
+    max_rows: int = Field(500_000_000, ge=1, description="rows of a dataset")
     max_columns: int = Field(1_000, ge=1, description="columns of a dataset")
-    max_cells: int = Field(10_000_000, ge=1, description="rows times columns of a dataset")
+    max_cells: int = Field(1_000_000_000, ge=1, description="rows times columns of a dataset")
     max_field_chars: int = Field(10_000, ge=1, le=131_072, description="one CSV field")
     max_transform_steps: int = Field(50, ge=1, le=100, description="steps of one derivation")
     max_predict_rows: int = Field(1_000, ge=1, description="rows of one prediction request")
@@ -49,6 +49,52 @@ class Settings(BaseSettings):
     anchor_interval: float = Field(5.0, gt=0, description="or when the oldest is this old (s)")
 
     public_read: bool = Field(True, description="reads and verification need no key")
+
+    # /rpc, bounded like a public node (geth's --rpc.gascap, --rpc.evmtimeout); api/service/rpc.py
+    rpc_gas_cap: int = Field(5_000_000, ge=21_000, le=10**9, description="gas of one /rpc call")
+    rpc_evm_timeout: float = Field(1.0, gt=0, le=60, description="seconds of EVM per /rpc call")
+    rpc_request_timeout: float = Field(
+        5.0, gt=0, le=300, description="seconds for one /rpc request, a batch's calls together"
+    )
+    rpc_readers: int = Field(2, ge=1, le=32, description="reader processes serving /rpc")
+    rpc_max_batch: int = Field(100, ge=1, le=10_000, description="calls in one JSON-RPC batch")
+    rpc_max_body_bytes: int = Field(1 * MiB, ge=1024, description="one /rpc request body")
+    rpc_max_log_blocks: int = Field(10_000, ge=1, description="blocks one eth_getLogs spans")
+    rpc_max_logs: int = Field(10_000, ge=1, description="logs one eth_getLogs returns")
+    rpc_client_concurrency: int = Field(
+        1, ge=1, le=64, description="/rpc requests of one client run at once; the rest wait"
+    )
+
+    # Per-client rate limits (token buckets; 0 turns one off); api/ratelimit.py
+    rate_limit_anonymous: float = Field(50.0, ge=0, description="requests/s per client address")
+    rate_limit_anonymous_burst: int = Field(200, ge=1, description="anonymous burst")
+    rate_limit_keyed: float = Field(500.0, ge=0, description="requests/s per API key")
+    rate_limit_keyed_burst: int = Field(2_000, ge=1, description="keyed burst")
+
+    # Expensive work (retrain, re-run, bulk verification): api/jobs.py
+    expensive_workers: int = Field(2, ge=1, le=64, description="expensive jobs running at once")
+    expensive_queue: int = Field(8, ge=0, le=10_000, description="more waiting; past it 429")
+
+    # Verification: api/service/verification.py
+    clock_tolerance: int = Field(
+        60, ge=0, le=86_400, description="seconds of clock skew allowed between receipt and chain"
+    )
+    max_verify_receipts: int = Field(10_000, ge=1, description="receipts of one bulk verification")
+
+    # Datasets at real size: ml/scanning.py streams registration; what still holds data in memory
+    # is estimated first (ml.training.check_training_memory, ml.transforms.estimate_derive_bytes)
+    max_memory_bytes: int = Field(
+        4096 * MiB,
+        ge=1,
+        description="estimated memory of one training (the loaded table) or one derivation "
+        "(drop_duplicates' digests, clip_outliers' values)",
+    )
+
+    # Writes: ledger/write_pipeline.py (gathered, re-sent when stuck); POST /v1/datasets/batch
+    resend_after_blocks: int = Field(
+        3, ge=1, le=1_000, description="blocks a transaction may wait before it is re-sent"
+    )
+    max_batch_files: int = Field(1_000, ge=1, le=10_000, description="files of one batch upload")
 
     def dataset_limits(self) -> Limits:
         """The limits ``ml`` checks while it parses a dataset, from these settings."""

@@ -35,6 +35,9 @@ BENCHMARKS = {
     "verification": "bench.bench_verification",
     "hashing": "bench.bench_memory",
     "scale": "bench.bench_scale",
+    "console": "bench.bench_console",
+    "hostile": "bench.bench_hostile",
+    "datasets": "bench.bench_datasets",
 }
 
 

@@ -21,6 +21,15 @@ Runs are interleaved (ours, web3, raw, ours, ...) so a noisy neighbour slows all
 are taken per interleaved pair and summarised. The embedded service keeps its chain on disk
 (``fsync`` per block), so its baselines run on a persistent embedded chain too; on anvil the
 service and the baselines share one node.
+
+**Gathered writes** (issue 12), side by side on the embedded chain and on anvil with
+``--block-time 1`` (a real chain's cadence): records per second through the HTTP API with 1, 8
+and 32 concurrent clients (each sending one request at a time and waiting for its answer), with
+one file per request and with ten (``POST /v1/datasets/batch``), then one batch request of
+1,000 small files; after each run, the blocks and transactions used and how far the chain's
+clock is ahead of the wall clock. The baseline, in the same run and chain: the minimal registry
+written with one raw transaction per record (each thread its own key), from as many threads
+as there are clients.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from bench._common import (
     summarize,
     write_results,
 )
+from bench._gathered import gathered_headline, gathered_rows
 from bench._server import api_server, rpc_service_env, service
 from ledger.client import LedgerClient
 
@@ -235,15 +245,35 @@ def run(config: Config) -> list[dict[str, Any]]:
     chains = config.pick([], ["embedded"]) + ["embedded-disk"] + (["anvil"] if anvil else [])
     with scratch_dir(config, "registration-") as work:
         rows = _client_rows(config, chains, work) + _api_rows(config, anvil, work)
+        gathered = gathered_rows(config, anvil, work)
     table = print_table(
         f"Datasets registered per second, median of {config.runs} interleaved runs (min-max)",
         ["chain", "path", "ours /s", "web3 transact /s", "ours/web3", "raw tx /s", "ours/raw"],
         [r["cells"] for r in rows],
     )
+    gathered_table = print_table(
+        "Gathered writes through the HTTP API: records per second, one run each",
+        [
+            "chain",
+            "load",
+            "records/s",
+            "records",
+            "blocks holding them / elapsed",
+            "txs",
+            "clock ahead (s)",
+            "registry, 1 raw tx per record (as many threads)",
+        ],
+        [r["cells"] for r in gathered],
+    )
     if not anvil:
         print("anvil rows skipped: anvil not installed (npm ci --prefix contracts)\n")
     figures = [{k: v for k, v in r.items() if k != "cells"} for r in rows]
-    write_results("registration", {"rows": figures, "anvil": anvil}, [table])
+    gathered_figures = [{k: v for k, v in r.items() if k != "cells"} for r in gathered]
+    write_results(
+        "registration",
+        {"rows": figures, "gathered": gathered_figures, "anvil": anvil},
+        [table, gathered_table],
+    )
     headline = []
     for r in rows:
         if r["chain"] == "embedded" or "in process" in r["path"]:
@@ -261,4 +291,4 @@ def run(config: Config) -> list[dict[str, Any]]:
                 "met": ratio >= 0.8,
             }
         )
-    return headline
+    return headline + gathered_headline(gathered, full=not config.quick)

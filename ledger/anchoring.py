@@ -6,7 +6,9 @@ A receipt is written to the receipt book (:mod:`ledger.receipt_book`: SQLite, WA
 leaves and anchors its root with one ``anchorPredictions`` transaction, when ``batch_size`` are
 pending or the oldest has waited ``interval`` seconds, whichever comes first. It uses the book
 only through :class:`~ledger.receipt_book.ReceiptStore`, so any engine that keeps those states
-will do.
+will do. Every batch due goes to the write pipeline (:mod:`ledger.write_pipeline`) at once, so
+the batches of several models share one ``anchorPredictionBatches`` transaction, and the
+service's other writes may share its block; each batch is still answered, and refused, alone.
 
 A batch is first *planned* (its root, and each receipt's leaf and proof, written in one
 transaction), then sent, then marked *anchored*. After a crash between the two, start-up asks the
@@ -41,6 +43,8 @@ from ledger.errors import (
 # ReceiptBook and StoredReceipt live in ledger.receipt_book; they are re-exported here for the
 # callers that have always imported them from this module.
 from ledger.receipt_book import ReceiptBook, ReceiptStore, StoredReceipt
+from ledger.records import AnchorInput
+from ledger.write_pipeline import Included, WritePipeline
 
 __all__ = ["AnchorResult", "Anchorer", "ReceiptBook", "StoredReceipt"]
 
@@ -65,10 +69,20 @@ class Anchorer:
     """Anchors pending receipts in the background; :meth:`flush` anchors them right now."""
 
     def __init__(
-        self, book: ReceiptStore, client: LedgerClient, *, batch_size: int, interval: float
+        self,
+        book: ReceiptStore,
+        client: LedgerClient,
+        *,
+        batch_size: int,
+        interval: float,
+        writes: WritePipeline | None = None,
     ) -> None:
+        """``writes``: the service's write pipeline; without one the anchorer keeps its own
+        (whose threads run only while it sends)."""
         self.book, self.client = book, client
         self.batch_size, self.interval = batch_size, interval
+        self._owns_writes = writes is None
+        self.writes = writes if writes is not None else WritePipeline(client)
         self._wake = threading.Condition()
         self._stopping = False
         self._flush_lock = threading.Lock()
@@ -85,6 +99,8 @@ class Anchorer:
             self._wake.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._owns_writes:
+            self.writes.close()
 
     def notify(self) -> None:
         """New receipts arrived: re-check whether a batch is due."""
@@ -129,35 +145,51 @@ class Anchorer:
         self._retry_at = time.monotonic() + min(self.interval, 5.0)
 
     def flush(self) -> list[AnchorResult]:
-        """Plan every pending receipt into batches and anchor every planned batch."""
+        """Plan every pending receipt into batches and anchor every planned batch, all in one
+        round of the write pipeline. Raises :class:`ChainUnavailable` (after recording what
+        did land) when the node could not be reached for a batch."""
         with self._flush_lock:
             self.book.plan(self.batch_size)
-            return [self._anchor(*batch) for batch in self.book.planned()]
+            planned = self.book.planned()
+            if not planned:
+                return []
+            outcomes = self.writes.write_many(
+                [AnchorInput(model_hash, root, count) for root, model_hash, count in planned]
+            )
+            results = [
+                self._settle(root, model_hash, count, outcome)
+                for (root, model_hash, count), outcome in zip(planned, outcomes, strict=True)
+            ]
+            unreachable = next((o for o in outcomes if isinstance(o, ChainUnavailable)), None)
+            if unreachable is not None:
+                raise unreachable
+            return results
 
-    def _anchor(self, root: str, model_hash: str, count: int) -> AnchorResult:
-        try:
-            tx = self.client.anchor_predictions(model_hash, root, count)
-        except BatchAlreadyAnchored:
+    def _settle(
+        self, root: str, model_hash: str, count: int, outcome: Included | LedgerError
+    ) -> AnchorResult:
+        """Record what the chain did with one batch (anchored, refused for good, or for now)."""
+        if isinstance(outcome, Included):
+            self.book.mark_anchored(root, outcome.tx_hash, outcome.block_number)
+            return AnchorResult(root, model_hash, count, outcome.tx_hash, outcome.block_number)
+        if isinstance(outcome, BatchAlreadyAnchored):
             # Sent before a crash, or by a previous attempt: record what the chain says.
             return self._record_existing(root, model_hash, count)
-        except ChainUnavailable:
-            raise
-        except (RecordRevoked, UnknownRecord, InvalidRecord, AlreadyRegistered) as exc:
+        if isinstance(outcome, ChainUnavailable):
+            return AnchorResult(root, model_hash, count, None, None, str(outcome), "planned")
+        if isinstance(outcome, RecordRevoked | UnknownRecord | InvalidRecord | AlreadyRegistered):
             # Refused for good (e.g. its model was revoked meanwhile), unless the batch was sent
             # before a crash and the model revoked only since: then the chain holds it.
             try:
                 return self._record_existing(root, model_hash, count)
             except UnknownBatch:
                 pass
-            log.error("batch %s cannot be anchored: %s", root, exc)
-            self.book.mark_failed(root, str(exc))
-            return AnchorResult(root, model_hash, count, None, None, str(exc), "failed")
-        except LedgerError as exc:
-            # Refused for now (this key lost its role, no receipt in time): keep it planned.
-            log.warning("batch %s not anchored yet, will retry: %s", root, exc)
-            return AnchorResult(root, model_hash, count, None, None, str(exc), "planned")
-        self.book.mark_anchored(root, tx.tx_hash, tx.block_number)
-        return AnchorResult(root, model_hash, count, tx.tx_hash, tx.block_number)
+            log.error("batch %s cannot be anchored: %s", root, outcome)
+            self.book.mark_failed(root, str(outcome))
+            return AnchorResult(root, model_hash, count, None, None, str(outcome), "failed")
+        # Refused for now (this key lost its role, no receipt in time): keep it planned.
+        log.warning("batch %s not anchored yet, will retry: %s", root, outcome)
+        return AnchorResult(root, model_hash, count, None, None, str(outcome), "planned")
 
     def _record_existing(self, root: str, model_hash: str, count: int) -> AnchorResult:
         """Record a batch the chain already holds; raises :class:`UnknownBatch` if it does not."""

@@ -1,12 +1,16 @@
 """A typed Python client for the ProvenanceLedger contract.
 
-Every write is simulated first with one ``eth_call`` (so a revert becomes a typed
+Every write method here is simulated first with one ``eth_call`` (so a revert becomes a typed
 :class:`~ledger.errors.LedgerError` before anything is sent), then signed with the service key
-and sent raw with an explicit gas limit. web3's automatic gas estimation would cost ~15 EVM runs
-per write on py-evm (DESIGN.md); a simulation costs one.
+and sent raw with an explicit gas limit, and waits for its receipt. web3's automatic gas
+estimation would cost ~15 EVM runs per write on py-evm (DESIGN.md); a simulation costs one.
 
 Batch writes (``register_datasets``, ``register_models``, ``anchor_prediction_batches``) are
-one transaction each, with a gas limit that grows with the batch.
+one transaction each, with a gas limit that grows with the batch. The calls, their ABI
+arguments and gas limits are built in :mod:`ledger._calls`; the service gathers concurrent
+writes through :mod:`ledger.write_pipeline`, which uses the lower-level pieces here
+(:meth:`LedgerClient.transaction`, :meth:`~LedgerClient.simulate`,
+:meth:`~LedgerClient.decode_logs`) and the client's :class:`~ledger._transactor.Transactor`.
 
 The module is longer than our usual 400 lines because it is the contract's one typed face:
 each ABI function and event has its method here, and splitting them by kind would scatter the
@@ -22,8 +26,19 @@ from typing import Any, TypeVar
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
-from web3 import Web3
 
+from ledger._calls import (
+    GAS_BASE,
+    GAS_PER_ITEM,
+    REGISTRAR_ROLE,
+    ContractCall,
+    anchors_call,
+    b32,
+    datasets_call,
+    models_call,
+    revoke_call,
+    role_call,
+)
 from ledger._transactor import Transactor, guard
 from ledger.artifact import ContractArtifact, load_artifact
 from ledger.backends.base import ChainBackend
@@ -45,26 +60,14 @@ from ledger.records import (
     hash_hex,
 )
 
-__all__ = ["REGISTRAR_ROLE", "BlockHints", "LedgerClient", "RoleHistory"]
+__all__ = ["REGISTRAR_ROLE", "BlockHints", "LedgerClient", "RoleHistory", "tx_result"]
 
 BlockHints = Callable[[str, str], int | None]
 """(event name, record hash) → the block that holds the event, if known."""
 RoleHistory = Callable[[str], tuple[list[tuple[int, int, bool]], int | None]]
 """account → its REGISTRAR_ROLE changes known so far, and the last block they cover."""
 
-REGISTRAR_ROLE = bytes(Web3.keccak(text="REGISTRAR_ROLE"))
-
-# Upper bounds on gas per write; unused gas is refunded, so these only need to be generous.
-_GAS_BASE = 150_000
-_GAS_PER_ITEM = 12_000  # per parent or training dataset named
-_GAS_PER_RECORD = 45_000  # per record of a batch write: a fresh slot, its event, its calldata
-_GAS_PER_REASON_BYTE = 40
-
 T = TypeVar("T")
-
-
-def _b32(value: bytes | str) -> bytes:
-    return bytes.fromhex(hash_hex(value)[2:])
 
 
 class LedgerClient:
@@ -128,7 +131,7 @@ class LedgerClient:
             deploy_block=receipt["blockNumber"],
             transactor=transactor,
         )
-        return client, _tx_result(receipt)
+        return client, tx_result(receipt)
 
     def deployed_code(self) -> bytes:
         """The runtime code at :attr:`address` right now."""
@@ -148,16 +151,17 @@ class LedgerClient:
         transform_hash: bytes | str = ZERO_HASH,
     ) -> TxResult:
         """Register a dataset; a derived one names its parents and its transform's hash."""
-        args = [
-            _b32(content_hash),
-            _b32(rows_root),
+        args = (
+            b32(content_hash),
+            b32(rows_root),
             row_count,
-            _b32(schema_hash),
-            _b32(metadata_hash),
-            [_b32(p) for p in parents],
-            _b32(transform_hash),
-        ]
-        return self._transact("registerDataset", args, _GAS_BASE + _GAS_PER_ITEM * len(parents))
+            b32(schema_hash),
+            b32(metadata_hash),
+            [b32(p) for p in parents],
+            b32(transform_hash),
+        )
+        gas = GAS_BASE + GAS_PER_ITEM * len(parents)
+        return self._transact(ContractCall("registerDataset", args, gas))
 
     def register_model(
         self,
@@ -167,65 +171,73 @@ class LedgerClient:
         metadata_hash: bytes | str,
     ) -> TxResult:
         """Register a model trained on ``datasets``, described by its metadata document's hash."""
-        args = [_b32(model_hash), [_b32(d) for d in datasets], _b32(metadata_hash)]
-        return self._transact("registerModel", args, _GAS_BASE + _GAS_PER_ITEM * len(datasets))
+        args = (b32(model_hash), [b32(d) for d in datasets], b32(metadata_hash))
+        gas = GAS_BASE + GAS_PER_ITEM * len(datasets)
+        return self._transact(ContractCall("registerModel", args, gas))
 
     def anchor_predictions(
         self, model_hash: bytes | str, root: bytes | str, count: int
     ) -> TxResult:
         """Anchor a Merkle batch of prediction receipts; the batch id is ``root``."""
-        return self._transact("anchorPredictions", [_b32(model_hash), _b32(root), count], _GAS_BASE)
+        args = (b32(model_hash), b32(root), count)
+        return self._transact(ContractCall("anchorPredictions", args, GAS_BASE))
 
     def register_datasets(self, items: Sequence[DatasetInput]) -> TxResult:
         """Register several datasets in one transaction, in order (a later one may name an
         earlier one as its parent); any failing item fails them all with that item's error."""
-        args = [
-            [
-                (
-                    _b32(d.content_hash),
-                    _b32(d.rows_root),
-                    d.row_count,
-                    _b32(d.schema_hash),
-                    _b32(d.metadata_hash),
-                    [_b32(p) for p in d.parents],
-                    _b32(d.transform_hash),
-                )
-                for d in items
-            ]
-        ]
-        return self._transact("registerDatasets", args, _batch_gas(items, lambda d: d.parents))
+        return self._transact(datasets_call(items))
 
     def register_models(self, items: Sequence[ModelInput]) -> TxResult:
         """Register several models in one transaction, in order; any failing item fails them
         all with that item's error."""
-        args = [
-            [
-                (_b32(m.model_hash), [_b32(d) for d in m.datasets], _b32(m.metadata_hash))
-                for m in items
-            ]
-        ]
-        return self._transact("registerModels", args, _batch_gas(items, lambda m: m.datasets))
+        return self._transact(models_call(items))
 
     def anchor_prediction_batches(self, items: Sequence[AnchorInput]) -> TxResult:
         """Anchor several Merkle batches of receipts in one transaction; each batch id is its
         root. Any failing batch fails them all with that batch's error."""
-        args = [[(_b32(b.model_hash), _b32(b.root), b.count) for b in items]]
-        return self._transact("anchorPredictionBatches", args, _batch_gas(items, lambda b: ()))
+        return self._transact(anchors_call(items))
 
     def revoke(self, record_hash: bytes | str, reason: str) -> TxResult:
         """Revoke any record for good, with a reason kept in the event log."""
-        gas = _GAS_BASE + _GAS_PER_REASON_BYTE * len(reason.encode("utf-8"))
-        return self._transact("revoke", [_b32(record_hash), reason], gas)
+        return self._transact(revoke_call(record_hash, reason))
 
     def grant_registrar(self, address: str) -> TxResult:
         """Let ``address`` write (admin only)."""
-        args = [REGISTRAR_ROLE, to_checksum_address(address)]
-        return self._transact("grantRole", args, _GAS_BASE)
+        return self._transact(role_call(address, grant=True))
 
     def revoke_registrar(self, address: str) -> TxResult:
         """Stop ``address`` from writing (admin only)."""
-        args = [REGISTRAR_ROLE, to_checksum_address(address)]
-        return self._transact("revokeRole", args, _GAS_BASE)
+        return self._transact(role_call(address, grant=False))
+
+    # -- the pieces of a write, for the write pipeline -------------------------------------------
+
+    @property
+    def transactor(self) -> Transactor:
+        """The signer and nonce owner of this client's account (shared with deployment)."""
+        return self._transactor
+
+    def transaction(self, call: ContractCall) -> dict[str, Any]:
+        """The unsigned transaction (``to`` and ``data``) that makes ``call``."""
+        return {"to": self.address, "data": self._contract.encode_abi(call.fn_name, call.args)}
+
+    def simulate(self, call: ContractCall) -> None:
+        """Run ``call`` as an ``eth_call``; a revert raises its typed error, nothing is sent."""
+        self._transactor.simulate(self.transaction(call))
+
+    def decode_logs(self, logs: Sequence[Any]) -> list[LedgerEvent]:
+        """The ledger events among a receipt's logs, decoded, in order (other contracts' logs
+        are left out)."""
+        return [
+            self._decode(log)
+            for log in logs
+            if log["address"] == self.address
+            and log["topics"]
+            and bytes(log["topics"][0]) in self._events_by_topic
+        ]
+
+    def get_block(self, block_number: int | str) -> Any:
+        """A block's header fields (number, timestamp, base fee, gas limit, transactions)."""
+        return guard(lambda: self._w3.eth.get_block(block_number))  # type: ignore[arg-type]
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -241,27 +253,27 @@ class LedgerClient:
 
         A hash costs about 4,000 gas of the call, so a node's usual eth_call gas cap (30M)
         reads some 7,000 at once."""
-        raw = self._call("getRecords", [_b32(r) for r in record_hashes])
+        raw = self._call("getRecords", [b32(r) for r in record_hashes])
         records = [self._to_record(r, fields) for r, fields in zip(record_hashes, raw, strict=True)]
         return [None if r.kind is RecordKind.NONE else r for r in records]
 
     def get_dataset(self, content_hash: bytes | str) -> ChainRecord:
         """The dataset record; raises :class:`UnknownDataset`."""
-        return self._to_record(content_hash, self._call("getDataset", _b32(content_hash)))
+        return self._to_record(content_hash, self._call("getDataset", b32(content_hash)))
 
     def get_model(self, model_hash: bytes | str) -> ChainRecord:
         """The model record; raises :class:`UnknownModel`."""
-        return self._to_record(model_hash, self._call("getModel", _b32(model_hash)))
+        return self._to_record(model_hash, self._call("getModel", b32(model_hash)))
 
     def is_revoked(self, record_hash: bytes | str) -> bool:
         """Whether a registered record is revoked; raises :class:`UnknownRecord` if unknown."""
-        return self._call("isRevoked", _b32(record_hash))
+        return self._call("isRevoked", b32(record_hash))
 
     def verify_prediction(
         self, batch_id: bytes | str, leaf: bytes | str, proof: Sequence[bytes | str]
     ) -> bool:
         """Ask the contract whether ``leaf`` is in the anchored batch (MerkleProof.verify)."""
-        return self._call("verifyPrediction", _b32(batch_id), _b32(leaf), [_b32(p) for p in proof])
+        return self._call("verifyPrediction", b32(batch_id), b32(leaf), [b32(p) for p in proof])
 
     def latest_block(self) -> int:
         return guard(lambda: self._w3.eth.block_number)
@@ -355,7 +367,7 @@ class LedgerClient:
         A block hint (from the service's index) narrows the search to one block; the event is
         still read from the chain, and a wrong hint only costs the full scan it avoids.
         """
-        topics = [self._topic(event_type), _b32(key)]
+        topics = [self._topic(event_type), b32(key)]
         hint = self.block_hints(event_type.__name__, hash_hex(key)) if self.block_hints else None
         if hint is not None and (found := self._logs(topics, hint, hint)):
             return found
@@ -447,18 +459,14 @@ class LedgerClient:
     def _call(self, fn_name: str, *args: Any) -> Any:
         return guard(lambda: getattr(self._contract.functions, fn_name)(*args).call())
 
-    def _transact(self, fn_name: str, args: list[Any], gas: int) -> TxResult:
-        tx = {"to": self.address, "data": self._contract.encode_abi(fn_name, args=args)}
+    def _transact(self, call: ContractCall) -> TxResult:
+        tx = self.transaction(call)
         self._transactor.simulate(tx)  # 1. a revert becomes a typed error; nothing is sent
-        return _tx_result(self._transactor.send(tx, gas=gas))  # 2. sign, send, wait
+        return tx_result(self._transactor.send(tx, gas=call.gas))  # 2. sign, send, wait
 
 
-def _batch_gas(items: Sequence[T], refs: Callable[[T], Sequence[object]]) -> int:
-    """The gas limit of a batch write: it grows with the records and the hashes they name."""
-    return _GAS_BASE + sum(_GAS_PER_RECORD + _GAS_PER_ITEM * len(refs(item)) for item in items)
-
-
-def _tx_result(receipt: Any) -> TxResult:
+def tx_result(receipt: Any) -> TxResult:
+    """Where a mined, successful write landed, from its receipt."""
     return TxResult(
         tx_hash=hash_hex(bytes(receipt["transactionHash"])),
         block_number=receipt["blockNumber"],

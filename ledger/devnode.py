@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from web3 import HTTPProvider, Web3
 
@@ -50,9 +51,16 @@ class AnvilNode:
         chain_id: int = 31337,
         port: int | None = None,
         state: Path | None = None,
+        block_time: float | None = None,
+        mining: bool = True,
     ) -> None:
         """``state``: a file anvil loads at start and writes back when stopped, so a node can
-        be stopped and started again with its chain intact."""
+        be stopped and started again with its chain intact. ``block_time``: mine a block every
+        so many seconds, as a real chain does, instead of one per transaction the moment it
+        arrives. ``mining=False``: mine only when asked (:meth:`mine`), for tests that must
+        hold transactions in the pool."""
+        if block_time is not None and not mining:
+            raise ValueError("a node mines on a block time or not at all, not both")
         binary = anvil_binary()
         if binary is None:
             raise FileNotFoundError("anvil not found: run `npm ci --prefix contracts`")
@@ -70,6 +78,8 @@ class AnvilNode:
                 "--prune-history", "256",  # recent states only: "latest" must not vanish
                 "--accounts", "2",
                 *(["--state", str(state)] if state else []),
+                *(["--block-time", f"{block_time:g}"] if block_time is not None else []),
+                *([] if mining else ["--no-mining"]),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -92,7 +102,19 @@ class AnvilNode:
 
     def set_balance(self, address: str, wei: int) -> None:
         """Fund ``address`` (anvil's ``anvil_setBalance`` cheat code)."""
-        Web3(HTTPProvider(self.url)).provider.make_request("anvil_setBalance", [address, hex(wei)])
+        self.rpc("anvil_setBalance", address, hex(wei))
+
+    def mine(self, blocks: int = 1) -> None:
+        """Mine ``blocks`` blocks now, with whatever the pool holds that pays the base fee."""
+        for _ in range(blocks):
+            self.rpc("evm_mine")
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        """Call one JSON-RPC method (cheat codes included); raises on an error answer."""
+        answer = Web3(HTTPProvider(self.url)).provider.make_request(method, list(params))  # type: ignore[arg-type]
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer.get("result")
 
     def stop(self) -> None:
         if self._process.poll() is None:

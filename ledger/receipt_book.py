@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ledger.merkle import StandardMerkleTree
-from ledger.receipts import RECEIPT_LEAF_ENCODING, Receipt, receipt_leaf
+from ledger.receipts import RECEIPT_LEAF_ENCODING, Receipt
 from ml.hashing import to_hex
 
-__all__ = ["ReceiptBook", "ReceiptStore", "StoredReceipt"]
+__all__ = ["BatchExport", "ReceiptBook", "ReceiptStore", "StoredReceipt"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -69,6 +69,28 @@ CREATE TABLE IF NOT EXISTS batches (
 """
 
 
+def _stored_leaf(body: str) -> list[Any]:
+    """A stored receipt's Merkle leaf values, read from its body: the body is the receipt's
+    canonical JSON (written by :meth:`ReceiptBook.add` from a validated receipt), so its hashes
+    are lowercase hex and its service checksummed, exactly :func:`receipt_leaf`'s values, with
+    no model to validate per receipt (planning a batch costs as much as issuing it otherwise)."""
+    fields = json.loads(body)
+    return [
+        bytes.fromhex(fields["receipt_id"][2:]),
+        bytes.fromhex(fields["model_hash"][2:]),
+        bytes.fromhex(fields["input_hash"][2:]),
+        bytes.fromhex(fields["output_hash"][2:]),
+        fields["issued_at"],
+        fields["service"],
+    ]
+
+
+def _proof_json(proof: list[bytes]) -> str:
+    """``json.dumps`` of the proof's 0x-hex nodes, the stored form, written out (it is a list
+    of plain hex strings, so the two are the same text)."""
+    return "[" + ", ".join(f'"0x{node.hex()}"' for node in proof) + "]"
+
+
 @dataclass(frozen=True)
 class StoredReceipt:
     """A receipt with its anchoring state: ``pending``, ``anchored`` or ``failed``."""
@@ -87,7 +109,7 @@ class StoredReceipt:
         """The receipt's fields plus its anchoring, as the API and bundles show it."""
         anchored = self.status == "anchored"
         return {
-            **json.loads(self.receipt.to_json()),
+            **self.receipt.json_fields(),
             "status": self.status,
             "batch_id": self.batch_id if anchored else None,
             "root": self.batch_id if anchored else None,
@@ -150,8 +172,24 @@ class ReceiptStore(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchExport(Protocol):
+    """A whole batch's receipts, for an auditor: kept apart from :class:`ReceiptStore`, which
+    is what anchoring needs, so that an engine may offer one without the other."""
+
+    def batch_count(self, root: str) -> int | None:
+        """How many receipts the batch ``root`` holds, or None if no such batch was planned."""
+        ...
+
+    def batch_documents(self, root: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        """The batch's receipts in issue order, from ``offset``, at most ``limit``, each as
+        :meth:`StoredReceipt.to_json` shows it."""
+        ...
+
+
 class ReceiptBook:
-    """The receipt book in one SQLite file (a :class:`ReceiptStore`); safe across threads."""
+    """The receipt book in one SQLite file (a :class:`ReceiptStore` and a
+    :class:`BatchExport`); safe across threads."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -219,6 +257,49 @@ class ReceiptBook:
             error=error,
         )
 
+    def batch_count(self, root: str) -> int | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count FROM batches WHERE root = ?", (root.lower(),)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def batch_documents(self, root: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Read straight from the stored canonical bodies (no model per receipt): an export
+        of a hundred thousand receipts is a few JSON loads per row."""
+        with self._lock:
+            batch = self._db.execute(
+                "SELECT state, tx_hash, block_number, error, model_hash FROM batches "
+                "WHERE root = ?",
+                (root.lower(),),
+            ).fetchone()
+            if batch is None:
+                return []
+            # (batch_root, model_hash) walks the receipts_pending index in seq order: no sort
+            rows = self._db.execute(
+                "SELECT body, leaf, proof FROM receipts WHERE batch_root = ? AND model_hash = ? "
+                "ORDER BY seq LIMIT ? OFFSET ?",
+                (root.lower(), batch[4], limit, offset),
+            ).fetchall()
+        state, tx_hash, block_number, error, _ = batch
+        status = {"anchored": "anchored", "failed": "failed"}.get(state, "pending")
+        anchored = status == "anchored"
+        documents = []
+        for body, leaf, proof in rows:
+            document = json.loads(body)
+            document.update(
+                status=status,
+                batch_id=root.lower() if anchored else None,
+                root=root.lower() if anchored else None,
+                leaf=leaf if anchored else None,
+                proof=json.loads(proof) if anchored else None,
+                tx_hash=tx_hash,
+                block_number=block_number,
+                error=error,
+            )
+            documents.append(document)
+        return documents
+
     def pending_count(self) -> int:
         with self._lock:
             return self._db.execute(
@@ -253,18 +334,12 @@ class ReceiptBook:
                 ).fetchall()
             if not rows:
                 return roots
-            receipts = [Receipt.model_validate_json(body) for _, body in rows]
             tree = StandardMerkleTree.of(
-                [receipt_leaf(r) for r in receipts], list(RECEIPT_LEAF_ENCODING)
+                [_stored_leaf(body) for _, body in rows], list(RECEIPT_LEAF_ENCODING)
             )
             root = to_hex(tree.root)
             updates = [
-                (
-                    root,
-                    to_hex(tree.leaf_hash_at(i)),
-                    json.dumps([to_hex(p) for p in tree.proof(i)]),
-                    receipt_id,
-                )
+                (root, to_hex(tree.leaf_hash_at(i)), _proof_json(tree.proof(i)), receipt_id)
                 for i, (receipt_id, _) in enumerate(rows)
             ]
             with self._transaction() as db:

@@ -14,7 +14,9 @@ The format is fixed here, once, because an auditor recomputes it with other tool
   the same root and proofs, and ``MerkleProof.verify`` in Solidity accepts them.
 
 This module takes digests rather than a dataset because ``ledger`` knows nothing of scikit-learn
-or of :mod:`ml.datasets`; the caller hashes the rows, this module fixes the leaves.
+or of :mod:`ml.datasets`; the caller hashes the rows, this module fixes the leaves. It builds the
+tree in memory, for small sets of rows and as the reference; a dataset of any size gets the same
+tree, root and proofs from :mod:`ledger.row_index`, built streaming and kept on disk.
 """
 
 from __future__ import annotations

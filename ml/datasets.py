@@ -1,5 +1,8 @@
 """Load and validate CSV datasets, and give them the hashes the ledger records.
 
+Why it runs past 400 lines: the typing rules, the canonical row encoding and the limits are one
+format that an auditor re-implements; the streaming scanner (``ml/scanning.py``) keeps to it.
+
 Why the rules below are strict: a dataset's hashes are recomputed by an auditor with their
 own tools, so every choice (what a number is, what a missing value is, how a row is
 encoded) is fixed here and written down, never guessed per file.
@@ -39,37 +42,32 @@ of the row's parsed values in header order, e.g. ``[100,200,5000]``, ``[5.1,3.5,
 ``[null,true,-0.5]`` (floats as Python ``repr``: ``1.0``, ``1e-05``). The row digest is
 ``sha256(canonical row bytes)``, 32 bytes. The ledger builds its Merkle tree from leaves
 ``[i, row_digest_i]`` typed ``["uint256", "bytes32"]``; this module only produces the digests.
+
+**Reading.** Files are read by :mod:`ml.scanning`, streaming, with these rules (a native engine
+and a pure-Python one, tested against each other and against the parser this module had before):
+registration never holds the file or its rows. :func:`load_dataset` holds the parsed rows, for
+training; :func:`estimate_dataset_bytes` says how much memory that takes before it is done.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TextIO, get_args
 
 import numpy as np
 
+from ml._csvrules import is_number
 from ml.errors import (
     ColumnError,
-    DuplicateColumns,
-    EmptyFile,
-    InvalidColumnName,
     InvalidTarget,
-    MalformedCsv,
     MissingValues,
-    NoHeader,
     NonNumericColumn,
-    NoRows,
-    RaggedRow,
-    TooLarge,
-    UndecodableText,
     UnknownColumn,
 )
 from ml.hashing import canonical_json, sha256_bytes, to_hex
@@ -84,6 +82,8 @@ __all__ = [
     "Value",
     "canonical_row_bytes",
     "compute_schema_hash",
+    "csv_writer",
+    "estimate_dataset_bytes",
     "load_dataset",
     "parse_dataset",
     "render_csv",
@@ -98,14 +98,9 @@ NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "float", "boolean"})
 
 Value = int | float | str | bool | None
 
-_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-_BOOLEAN = frozenset({"true", "false"})
-_BOM = "\ufeff"
-
 
 class _Dialect(csv.Dialect):
-    """The one CSV dialect read and written: RFC 4180 with ``\\n`` line endings on output."""
+    """The one CSV dialect written (and read, by :mod:`ml._csvref`): ``\\n`` line endings."""
 
     delimiter = ","
     quotechar = '"'
@@ -118,17 +113,19 @@ class _Dialect(csv.Dialect):
 
 @dataclass(frozen=True)
 class Limits:
-    """Upper bounds on an uploaded dataset, checked while it is parsed.
+    """Upper bounds on a dataset file, checked while it is scanned.
 
-    Why: a dataset is held in memory as Python values (about ten times its file size), so
-    the service must refuse oversized uploads with a clear error rather than run out of
-    memory. ``max_field_chars`` cannot exceed the csv module's own field limit.
+    Why: a scan (:mod:`ml.scanning`) streams, so these bound the work and the disk a file may
+    ask for, not the memory of registering it; the defaults admit files of a few GiB with
+    hundreds of millions of rows. Loading a file into memory (:func:`load_dataset`, for
+    training) is bounded separately, by :func:`estimate_dataset_bytes`. ``max_field_chars``
+    cannot exceed the csv module's own field limit.
     """
 
-    max_bytes: int = 64 * 1024 * 1024
-    max_rows: int = 1_000_000
+    max_bytes: int = 4 * 1024**3
+    max_rows: int = 500_000_000
     max_columns: int = 1_000
-    max_cells: int = 10_000_000
+    max_cells: int = 1_000_000_000
     max_field_chars: int = 10_000
 
     def __post_init__(self) -> None:
@@ -266,166 +263,67 @@ def compute_schema_hash(columns: Sequence[Column]) -> bytes:
 
 
 def load_dataset(path: str | os.PathLike[str], limits: Limits = Limits()) -> Dataset:
-    """Read, validate and hash the CSV file at ``path``.
+    """Read, validate and hash the CSV file at ``path``, and hold its rows in memory.
 
-    The bytes are read once (never more than ``limits.max_bytes + 1``) and both hashed and
-    parsed from memory, so the content hash is guaranteed to describe the parsed data even
-    if the file changes meanwhile.
+    The file is read twice, a chunk at a time (:func:`ml.scanning.read_table`), and both reads
+    are hashed and compared, so the content hash is guaranteed to describe the parsed data even
+    if the file changes meanwhile (:class:`~ml.errors.DatasetChanged`). Only the parsed rows are
+    held: :func:`estimate_dataset_bytes` says how much memory that takes, before loading.
     """
+    from ml.scanning import read_table  # ml.scanning builds on this module
+
     file_path = Path(path)
-    with open(file_path, "rb") as handle:
-        data = handle.read(limits.max_bytes + 1)
-        if len(data) > limits.max_bytes:
-            actual = os.fstat(handle.fileno()).st_size
-            raise TooLarge(limit="max_bytes", maximum=limits.max_bytes, actual=actual)
-    return parse_dataset(data, limits=limits, path=file_path)
+    return _from_table(read_table(file_path, limits), file_path)
 
 
 def parse_dataset(
     data: bytes, *, limits: Limits = Limits(), path: str | os.PathLike[str] | None = None
 ) -> Dataset:
     """Validate and hash a CSV held in memory (an upload, or a transform's output)."""
-    # 1. Size and emptiness, before any decoding work.
-    if len(data) > limits.max_bytes:
-        raise TooLarge(limit="max_bytes", maximum=limits.max_bytes, actual=len(data))
-    if not data:
-        raise EmptyFile()
-    content_hash = sha256_bytes(data)
+    from ml.scanning import read_table  # ml.scanning builds on this module
 
-    # 2. Strict UTF-8.
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UndecodableText(line=data.count(b"\n", 0, exc.start) + 1, offset=exc.start) from None
-    text = text.removeprefix(_BOM)
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise MalformedCsv(
-            line=data.count(b"\n", 0, nul) + 1, detail="it contains a NUL byte (a binary file?)"
-        )
+    return _from_table(read_table(data, limits), Path(path) if path is not None else None)
 
-    # 3. Header, then rows, checking limits as we go.
-    reader = csv.reader(io.StringIO(text, newline=""), dialect=_Dialect)
-    records = _records(reader, limits)
-    header_item = next(records, None)
-    if header_item is None:
-        raise NoHeader("the file holds no text")
-    header = _check_header(header_item[1], limits)
-    width = len(header)
-    raw_rows: list[list[str]] = []
-    lines: list[int] = []
-    for line, record in records:
-        if len(record) != width:
-            raise RaggedRow(line=line, expected=width, actual=len(record))
-        if len(raw_rows) >= limits.max_rows:
-            raise TooLarge(limit="max_rows", maximum=limits.max_rows)
-        if (len(raw_rows) + 1) * width > limits.max_cells:
-            raise TooLarge(limit="max_cells", maximum=limits.max_cells)
-        raw_rows.append(record)
-        lines.append(line)
-    if not raw_rows:
-        raise NoRows()
 
-    # 4. Types, then parsed values, column by column.
-    columns: list[Column] = []
-    parsed_columns: list[list[Value]] = []
-    for position, name in enumerate(header):
-        raw = [row[position] for row in raw_rows]
-        kind = _infer_type(raw)
-        columns.append(Column(name, kind))
-        parsed_columns.append(_parse_column(raw, kind))
-    rows = tuple(zip(*parsed_columns, strict=True))
+def _from_table(table: Any, path: Path | None) -> Dataset:
+    schema = table.schema
     return Dataset(
-        columns=tuple(columns),
-        rows=rows,
-        lines=tuple(lines),
-        content_hash=content_hash,
-        schema_hash=compute_schema_hash(columns),
-        size=len(data),
-        path=Path(path) if path is not None else None,
+        columns=schema.columns,
+        rows=table.rows,
+        lines=table.lines,
+        content_hash=schema.content_hash,
+        schema_hash=schema.schema_hash,
+        size=schema.size,
+        path=path,
     )
 
 
-def _records(reader: Any, limits: Limits) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(first line number, fields)`` per record, mapping csv errors to ours."""
-    while True:
-        start = reader.line_num + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            detail = str(exc)
-            if "field larger than field limit" in detail:
-                raise TooLarge(limit="max_field_chars", maximum=limits.max_field_chars) from None
-            raise MalformedCsv(line=max(reader.line_num, start), detail=detail) from None
-        for value in record:
-            if len(value) > limits.max_field_chars:
-                raise TooLarge(
-                    limit="max_field_chars", maximum=limits.max_field_chars, actual=len(value)
-                )
-        yield start, record
+# Bytes CPython takes for the parts of a loaded Dataset (64-bit, checked with tracemalloc in
+# tests/ml/test_ml_memory_estimate.py): a row's tuple (40 + 8 per value) and its slot in
+# ``rows``, its start line (an int and its slot in ``lines``), and a value: an int or a float
+# object, or a str (up to 80 bytes plus its text, whose UTF-8 is in the file). Booleans, None
+# and small ints are shared objects, counted as numbers here. Plus the scan's buffers.
+_ROW_BYTES = 40 + 8 + 36
+_VALUE_BYTES = 8
+_NUMBER_BYTES = 32
+_STRING_BYTES = 80
+_SCAN_BYTES = 16 << 20
 
 
-def _check_header(header: list[str], limits: Limits) -> list[str]:
-    if not header:
-        raise NoHeader("the first line is blank")
-    if len(header) > limits.max_columns:
-        raise TooLarge(limit="max_columns", maximum=limits.max_columns, actual=len(header))
-    for position, name in enumerate(header, start=1):
-        if name == "":
-            raise InvalidColumnName(position)
-    if all(_NUMBER.fullmatch(name) for name in header):
-        raise NoHeader("the first line looks like data (every field is a number)")
-    seen: set[str] = set()
-    repeated: list[str] = []
-    for name in header:
-        if name in seen and name not in repeated:
-            repeated.append(name)
-        seen.add(name)
-    if repeated:
-        raise DuplicateColumns(repeated)
-    return header
+def estimate_dataset_bytes(columns: Sequence[Column], row_count: int, size: int) -> int:
+    """An estimate, from above, of the memory :func:`load_dataset` takes for such a file.
 
-
-def _is_number(token: str) -> bool:
-    if not _NUMBER.fullmatch(token):
-        return False
-    return _INTEGER.fullmatch(token) is not None or math.isfinite(float(token))
-
-
-def _infer_type(raw: Sequence[str]) -> ColumnType:
-    saw_bool = saw_int = saw_float = False
-    for token in raw:
-        if token == "":
-            continue
-        if token.lower() in _BOOLEAN:
-            saw_bool = True
-        elif _INTEGER.fullmatch(token):
-            saw_int = True
-        elif _is_number(token):
-            saw_float = True
-        else:
-            return "string"
-        if saw_bool and (saw_int or saw_float):
-            return "string"
-    if saw_bool:
-        return "boolean"
-    if saw_float:
-        return "float"
-    if saw_int:
-        return "integer"
-    return "string"
-
-
-def _parse_column(raw: Sequence[str], kind: ColumnType) -> list[Value]:
-    if kind == "integer":
-        return [None if token == "" else int(token) for token in raw]
-    if kind == "float":
-        return [None if token == "" else float(token) for token in raw]
-    if kind == "boolean":
-        return [None if token == "" else token.lower() == "true" for token in raw]
-    return [None if token == "" else token for token in raw]
+    Why: training still holds the table as Python values, and a file of a few hundred
+    megabytes can need gigabytes; the service refuses before loading rather than let the
+    process run out of memory. Counts every row's tuple and start line, every value's object,
+    and the file's size for the text of string values (exact for ASCII; text mixing ASCII with
+    characters beyond U+FFFF can take up to four times its UTF-8 size as Python strings).
+    """
+    per_row = _ROW_BYTES + _VALUE_BYTES * len(columns)
+    for column in columns:
+        per_row += _STRING_BYTES if column.type == "string" else _NUMBER_BYTES
+    strings = size if any(column.type == "string" for column in columns) else 0
+    return row_count * per_row + strings + _SCAN_BYTES
 
 
 def render_value(value: Value) -> str:
@@ -439,6 +337,11 @@ def render_value(value: Value) -> str:
     if isinstance(value, float):
         return repr(value)
     return value
+
+
+def csv_writer(stream: TextIO) -> Any:
+    """A ``csv.writer`` in the one output dialect (for writers that stream, like transforms)."""
+    return csv.writer(stream, dialect=_Dialect)
 
 
 def render_csv(names: Sequence[str], rows: Sequence[Sequence[Value]]) -> bytes:
@@ -460,7 +363,7 @@ def _non_numeric(dataset: Dataset, name: str) -> NonNumericColumn:
     position = dataset.index(name)
     for line, row in zip(dataset.lines, dataset.rows, strict=True):
         value = row[position]
-        if value is not None and not (isinstance(value, str) and _is_number(value)):
+        if value is not None and not (isinstance(value, str) and is_number(value)):
             return NonNumericColumn(name, kind=column.type, line=line, value=str(value))
     return NonNumericColumn(name, kind=column.type)
 

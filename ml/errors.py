@@ -1,5 +1,8 @@
 """Every failure the ``ml`` package reports, under one root: :class:`MlError`.
 
+Why it runs past 400 lines: every error class of the package, each with its message and context
+attributes, is in this one file, so that the stable codes are seen, and kept unique, together.
+
 Why one hierarchy: the service layer turns these into RFC 9457 problem documents, so each
 error carries a stable ``code`` (usable as the problem ``type`` suffix), a human ``message``
 that says what was wrong *and* what to do, and the context values as attributes (a line
@@ -18,6 +21,7 @@ __all__ = [
     "ArtifactError",
     "CanonicalJsonError",
     "ColumnError",
+    "DatasetChanged",
     "DatasetError",
     "DuplicateColumns",
     "EmptyFile",
@@ -31,6 +35,7 @@ __all__ = [
     "InvalidTarget",
     "InvalidTransform",
     "MalformedCsv",
+    "MemoryLimitExceeded",
     "MissingFeature",
     "MissingValues",
     "MlError",
@@ -194,6 +199,38 @@ class TooLarge(DatasetError):
         self.limit = limit
         self.maximum = maximum
         self.actual = actual
+
+
+class MemoryLimitExceeded(TooLarge):
+    """An operation that holds a dataset (or a per-row set) in memory would need more than the
+    configured limit: refused before it starts, instead of letting the process run out."""
+
+    code = "memory-limit"
+
+    def __init__(self, *, operation: str, limit: str, maximum: int, estimate: int) -> None:
+        DatasetError.__init__(
+            self,
+            f"{operation} needs an estimated {estimate:,} bytes of memory, over the limit "
+            f"{limit}={maximum:,}; derive a smaller dataset (select_columns, filter_rows) or "
+            "ask for a larger limit",
+        )
+        self.operation = operation
+        self.limit = limit
+        self.maximum = maximum
+        self.actual = estimate
+        self.estimate = estimate
+
+
+class DatasetChanged(DatasetError):
+    """The file changed between two reads of one scan (its hash or its shape differs)."""
+
+    code = "dataset-changed"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the dataset file changed while it was being read ({detail}); upload it again"
+        )
+        self.detail = detail
 
 
 class NoRows(DatasetError):

@@ -1,5 +1,8 @@
 """Deterministic training: dataset + algorithm + hyperparameters → model file + metadata.
 
+Why it runs past 400 lines: training, the metadata document, retraining from it and the memory
+estimate are one format (the metadata names exactly what retraining reads).
+
 Why everything here is pinned down: DESIGN.md promises that the same inputs give the same
 model hash, so an auditor can retrain and compare. Concretely:
 
@@ -64,12 +67,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 from ml._algorithms import ALGORITHMS, Algorithm, Task
 from ml._modelfile import ModelHeader, write_model_file
 from ml._threads import single_thread
-from ml.datasets import Dataset, Value, validate_columns
+from ml.datasets import Column, Dataset, Value, estimate_dataset_bytes, validate_columns
 from ml.errors import (
     InvalidMetadata,
     InvalidParameter,
     InvalidSplit,
     InvalidTarget,
+    MemoryLimitExceeded,
     TrainingFailed,
     UnknownAlgorithm,
     UnknownParameter,
@@ -84,6 +88,8 @@ __all__ = [
     "Task",
     "TrainedModel",
     "build_estimator",
+    "check_training_memory",
+    "estimate_training_bytes",
     "library_versions",
     "retrain",
     "train",
@@ -163,6 +169,53 @@ def build_estimator(
         name = _mentioned(str(exc), converted) or "params"
         raise InvalidParameter(name, str(exc)) from None
     return estimator
+
+
+# float64 copies of the feature matrix and the target that training makes: the matrix itself,
+# the train and test parts of the split, and one more that estimators take (centring, float32
+# trees, scaled inputs); a bound, not a measurement of any one algorithm.
+_ARRAY_COPIES = 4
+
+
+def estimate_training_bytes(
+    columns: Sequence[Column],
+    row_count: int,
+    size: int,
+    *,
+    features: Sequence[str] | None = None,
+) -> int:
+    """An upper estimate of the memory :func:`train` needs for a dataset of this shape.
+
+    Why: training loads the whole table (:func:`ml.datasets.load_dataset`) and then its
+    arrays; the service checks this estimate against its limit before loading, so that a
+    dataset too large to train on is refused with a clear error instead of killing the
+    process. ``features=None`` means every column but the target.
+    """
+    width = (len(columns) - 1 if features is None else len(features)) + 1
+    arrays = _ARRAY_COPIES * 8 * row_count * width
+    return estimate_dataset_bytes(columns, row_count, size) + arrays
+
+
+def check_training_memory(
+    columns: Sequence[Column],
+    row_count: int,
+    size: int,
+    *,
+    features: Sequence[str] | None = None,
+    max_memory_bytes: int,
+    limit: str = "max_memory_bytes",
+) -> int:
+    """Refuse (:class:`~ml.errors.MemoryLimitExceeded`, naming ``limit``) a training whose
+    :func:`estimate_training_bytes` exceeds ``max_memory_bytes``; return the estimate."""
+    estimate = estimate_training_bytes(columns, row_count, size, features=features)
+    if estimate > max_memory_bytes:
+        raise MemoryLimitExceeded(
+            operation=f"training on {row_count:,} rows x {len(columns)} columns",
+            limit=limit,
+            maximum=max_memory_bytes,
+            estimate=estimate,
+        )
+    return estimate
 
 
 def train(
@@ -456,7 +509,9 @@ def _metrics(
         )
     classes = estimator.classes_
     metrics: dict[str, float | None] = {"accuracy": _metric(accuracy_score(y, predicted))}
-    if len(classes) == 2:
+    # Binary only when the held-out labels are the two the model saw: a small split can hold a
+    # class the training part lacks, and then the problem is multiclass (macro average).
+    if len(classes) == 2 and set(np.unique(y)) <= set(classes):
         metrics["f1"] = _metric(f1_score(y, predicted, pos_label=classes[1], average="binary"))
         positive = y == classes[1]
         if positive.all() or not positive.any():

@@ -3,8 +3,11 @@
 Why declarative: a derived dataset is registered with its parent's hash and the hash of the
 transform spec, so an auditor can re-run the spec on the parent and get the same bytes. The
 spec is therefore data (JSON), validated up front, and applying it is a pure function. The
-spec's format, its validation and its semantics are one format, which is why they share this
-module (past 400 lines).
+spec's format, its validation and its semantics are one format, which is why they are
+written down in this module (past 400 lines); the steps are executed, streaming, by
+:mod:`ml._transform_engine`, over rows in memory (:func:`apply_transform`) or over a file
+(:func:`derive_file`, whose memory does not grow with the file except for what
+``drop_duplicates`` and ``clip_outliers`` must hold: see :func:`estimate_derive_bytes`).
 
 Spec format (``TransformSpec.from_json``)::
 
@@ -47,28 +50,26 @@ columns"), column sets (not ``select_columns``) sorted, ``factor`` a float.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, BinaryIO, ClassVar, Literal
 
-import numpy as np
-
-from ml.datasets import Dataset, Limits, Value, parse_dataset, render_csv
-from ml.errors import (
-    EmptyResult,
-    InvalidTransform,
-    NonNumericColumn,
-    UnknownColumn,
-)
+from ml import _transform_engine as _engine
+from ml.datasets import Dataset, Limits, Value, parse_dataset
+from ml.errors import InvalidTransform, MemoryLimitExceeded
 from ml.hashing import canonical_json, sha256_bytes
+from ml.scanning import Engine, Schema, iter_rows, read_schema
 
 __all__ = [
     "FILTER_OPS",
     "MAX_STEPS",
     "ClipOutliers",
     "Derivation",
+    "DerivedFile",
     "DropDuplicates",
     "DropMissing",
     "FilterRows",
@@ -77,6 +78,8 @@ __all__ = [
     "TransformSpec",
     "apply_transform",
     "derive",
+    "derive_file",
+    "estimate_derive_bytes",
 ]
 
 SPEC_VERSION = 1
@@ -233,7 +236,7 @@ def _parse_step(raw: Any, index: int) -> Step:
     if not isinstance(raw, Mapping):
         raise InvalidTransform("a step must be a JSON object", step=index)
     kind = raw.get("step")
-    if kind not in _STEP_KEYS:
+    if not isinstance(kind, str) or kind not in _STEP_KEYS:
         raise InvalidTransform(
             f'"step" must be one of {sorted(_STEP_KEYS)}, got {kind!r}', step=index
         )
@@ -305,144 +308,21 @@ def _columns(raw: Any, index: int, *, optional: bool) -> tuple[str, ...] | None:
 # --------------------------------------------------------------------------- apply
 
 
-@dataclass
-class _Table:
-    """Mutable working copy while a spec is applied; never escapes this module."""
-
-    names: list[str]
-    types: list[str]
-    rows: list[tuple[Value, ...]]
-
-    def position(self, name: str) -> int:
-        try:
-            return self.names.index(name)
-        except ValueError:
-            raise UnknownColumn(name, self.names) from None
-
-
 def apply_transform(dataset: Dataset, spec: TransformSpec) -> bytes:
     """Run ``spec`` on ``dataset`` and return the derived CSV file's bytes.
 
-    Deterministic: the output depends only on the parent's parsed rows and the spec.
+    Deterministic: the output depends only on the parent's parsed rows and the spec. The same
+    engine as :func:`derive_file` (:mod:`ml._transform_engine`), over rows held in memory.
     """
-    table = _Table(
-        names=list(dataset.column_names),
-        types=[column.type for column in dataset.columns],
-        rows=list(dataset.rows),
+    out = io.BytesIO()
+    _engine.run(
+        lambda: dataset.rows,
+        list(dataset.column_names),
+        [column.type for column in dataset.columns],
+        spec.steps,
+        out.write,
     )
-    for index, step in enumerate(spec.steps, start=1):
-        _apply_step(table, step, index)
-        if not table.rows:
-            raise EmptyResult(step=index)
-    return render_csv(table.names, table.rows)
-
-
-def _apply_step(table: _Table, step: Step, index: int) -> None:
-    if isinstance(step, DropDuplicates | DropMissing):
-        names = table.names if step.columns is None else step.columns
-        positions = [table.position(name) for name in names]
-        if isinstance(step, DropMissing):
-            table.rows = [r for r in table.rows if all(r[p] is not None for p in positions)]
-            return
-        seen: set[bytes] = set()
-        kept = []
-        for row in table.rows:
-            key = canonical_json([row[p] for p in positions])
-            if key not in seen:
-                seen.add(key)
-                kept.append(row)
-        table.rows = kept
-    elif isinstance(step, SelectColumns):
-        positions = [table.position(name) for name in step.columns]
-        table.names = [table.names[p] for p in positions]
-        table.types = [table.types[p] for p in positions]
-        table.rows = [tuple(row[p] for p in positions) for row in table.rows]
-    elif isinstance(step, ClipOutliers):
-        if step.columns is None:
-            names = [n for n, t in zip(table.names, table.types, strict=True) if t in _CLIPPABLE]
-        else:
-            names = list(step.columns)
-        for name in names:
-            position = table.position(name)
-            if table.types[position] not in _CLIPPABLE:
-                raise NonNumericColumn(name, kind=table.types[position])
-            _clip_column(table, position, step)
-    else:
-        _filter(table, step, index)
-
-
-_CLIPPABLE = frozenset({"integer", "float"})
-
-
-def _clip_column(table: _Table, position: int, step: ClipOutliers) -> None:
-    present = [row[position] for row in table.rows if row[position] is not None]
-    if not present:
-        return
-    values = np.asarray(present, dtype=np.float64)
-    if step.method == "iqr":
-        q1, q3 = (float(q) for q in np.percentile(values, [25.0, 75.0]))
-        spread = q3 - q1
-        low, high = q1 - step.factor * spread, q3 + step.factor * spread
-    else:
-        mean, std = float(np.mean(values)), float(np.std(values))
-        low, high = mean - step.factor * std, mean + step.factor * std
-    bounds: tuple[Any, Any] = (low, high)
-    if table.types[position] == "integer":
-        int_low, int_high = math.ceil(low), math.floor(high)
-        if int_low <= int_high:
-            bounds = (int_low, int_high)
-        else:
-            table.types[position] = "float"
-    low_b, high_b = bounds
-    as_float = table.types[position] == "float"
-    clipped = []
-    for row in table.rows:
-        value = row[position]
-        if value is not None:
-            if as_float:
-                value = float(value)
-            value = min(max(value, low_b), high_b)
-            row = (*row[:position], value, *row[position + 1 :])
-        clipped.append(row)
-    table.rows = clipped
-
-
-def _filter(table: _Table, step: FilterRows, index: int) -> None:
-    position = table.position(step.column)
-    kind = table.types[position]
-    value = step.value
-    if value is None:
-        keep_missing = step.op == "=="
-        table.rows = [row for row in table.rows if (row[position] is None) == keep_missing]
-        return
-    if kind in _CLIPPABLE:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        expected = "a number"
-    elif kind == "boolean":
-        ok = isinstance(value, bool)
-        expected = "true or false (with == or !=)"
-    else:
-        ok = isinstance(value, str)
-        expected = "a string"
-    if not ok:
-        raise InvalidTransform(
-            f"column {step.column!r} is a {kind} column; compare it with {expected}, not {value!r}",
-            step=index,
-        )
-    compare = _COMPARE[step.op]
-    table.rows = [
-        row for row in table.rows if row[position] is not None and compare(row[position], value)
-    ]
-
-
-_COMPARE: dict[str, Any] = {
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
+    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- derive
@@ -464,7 +344,7 @@ class Derivation:
 
 
 def derive(parent: Dataset, spec: TransformSpec, *, limits: Limits = Limits()) -> Derivation:
-    """Apply ``spec`` to ``parent`` and parse the result as a dataset of its own."""
+    """Apply ``spec`` to ``parent`` (in memory) and parse the result as a dataset of its own."""
     data = apply_transform(parent, spec)
     return Derivation(
         data=data,
@@ -473,3 +353,74 @@ def derive(parent: Dataset, spec: TransformSpec, *, limits: Limits = Limits()) -
         transform_hash=spec.hash,
         spec=spec,
     )
+
+
+@dataclass(frozen=True)
+class DerivedFile:
+    """What :func:`derive_file` wrote: the parent's schema, the rows written, the spec's hash."""
+
+    parent: Schema
+    rows: int
+    transform_hash: bytes
+
+
+# Bytes held per parent row by the steps that hold something (upper bounds, 64-bit CPython):
+# a distinct key's digest in a set (a 32-byte bytes object and its set slot), and one float per
+# clipped value.
+_DEDUPE_BYTES = 112
+_CLIP_BYTES = 8
+
+
+def estimate_derive_bytes(spec: TransformSpec, parent: Schema) -> int:
+    """An upper estimate of the memory :func:`derive_file` holds for ``spec`` on ``parent``.
+
+    ``drop_duplicates`` holds a digest per distinct key (at most one per parent row), for
+    every such step at once in the final pass; ``clip_outliers`` holds the clipped columns'
+    values during its own pass. Everything else streams.
+    """
+    rows = parent.row_count
+    numeric = sum(1 for column in parent.columns if column.type in ("integer", "float"))
+    dedupe = sum(_DEDUPE_BYTES * rows for step in spec.steps if isinstance(step, DropDuplicates))
+    clips = [
+        _CLIP_BYTES * rows * (numeric if step.columns is None else len(step.columns))
+        for step in spec.steps
+        if isinstance(step, ClipOutliers)
+    ]
+    return dedupe + max(clips, default=0)
+
+
+def derive_file(
+    parent: str | os.PathLike[str],
+    spec: TransformSpec,
+    out: BinaryIO,
+    *,
+    limits: Limits = Limits(),
+    max_memory_bytes: int | None = None,
+    engine: Engine | None = None,
+) -> DerivedFile:
+    """Apply ``spec`` to the CSV file ``parent``, streaming; write the derived CSV to ``out``.
+
+    The parent is validated and typed first (:func:`ml.scanning.read_schema`), then read once
+    per pass (a ``clip_outliers`` step adds one). The output bytes are those of
+    :func:`apply_transform` on the loaded parent. With ``max_memory_bytes``, a spec whose
+    :func:`estimate_derive_bytes` is larger is refused before anything is read
+    (:class:`~ml.errors.MemoryLimitExceeded`, limit ``max_memory_bytes``).
+    """
+    schema = read_schema(parent, limits, engine=engine)
+    if max_memory_bytes is not None:
+        estimate = estimate_derive_bytes(spec, schema)
+        if estimate > max_memory_bytes:
+            raise MemoryLimitExceeded(
+                operation="this derivation (drop_duplicates, clip_outliers)",
+                limit="max_memory_bytes",
+                maximum=max_memory_bytes,
+                estimate=estimate,
+            )
+    written = _engine.run(
+        lambda: iter_rows(parent, schema.columns, engine=engine),
+        list(schema.column_names),
+        [column.type for column in schema.columns],
+        spec.steps,
+        out.write,
+    )
+    return DerivedFile(parent=schema, rows=written, transform_hash=spec.hash)

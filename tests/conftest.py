@@ -2,6 +2,11 @@
 
 Every test that takes ``chain`` (or anything built on it) runs once per backend, like web3.py's
 module-testing suites run against eth-tester and go-ethereum alike.
+
+``paced_chain`` is the same harness with a real chain's cadence on its anvil side: a node that
+mines a block every second (``--block-time 1``) instead of one per transaction, so writes wait
+in its pool and gathering them matters. Each of its blocks costs a test a second: keep the tests
+that use it few and short.
 """
 
 from __future__ import annotations
@@ -49,6 +54,15 @@ def anvil_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
         yield node
 
 
+@pytest.fixture(scope="session")
+def anvil_paced_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
+    """An anvil node that mines a block every second, whatever it holds."""
+    if anvil_binary() is None:
+        pytest.skip("anvil is not installed: run `npm ci --prefix contracts`")
+    with AnvilNode(tmp_path_factory.mktemp("anvil-paced"), block_time=1) as node:
+        yield node
+
+
 @pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
 def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     if request.param == "embedded":
@@ -58,6 +72,18 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     else:
         node = request.getfixturevalue("anvil_node")
         yield Chain("anvil", RpcBackend(node.url), node)
+
+
+@pytest.fixture(params=["embedded", pytest.param("anvil-1s", marks=pytest.mark.anvil)])
+def paced_chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
+    """The embedded chain, and anvil with ``--block-time 1``."""
+    if request.param == "embedded":
+        backend = EmbeddedBackend()
+        yield Chain("embedded", backend)
+        backend.close()
+    else:
+        node = request.getfixturevalue("anvil_paced_node")
+        yield Chain("anvil-1s", RpcBackend(node.url), node)
 
 
 @dataclass

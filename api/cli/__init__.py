@@ -7,6 +7,7 @@ commands live in one module per group:
 * :mod:`api.cli.records`: ``dataset``, ``model``, ``predict``, ``lineage`` and ``bundle``, which
   call the HTTP API (:mod:`api.cli._service`: ``--url`` or the service in process);
 * :mod:`api.cli.verify`: ``verify``, straight against a node with :mod:`ledger.verify`;
+* :mod:`api.cli.audit`: ``audit``, many receipts at once, against a node or by the service;
 * :mod:`api.cli.admin`: ``keys``, ``keystore``, ``deploy``, ``index`` and ``fsck``.
 
 Importing this package is cheap (typer and rich's console): every command imports what it
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 import typer
 
-from api.cli import admin, records, serve, verify
+from api.cli import admin, audit, records, serve, verify
 
 __all__ = ["app", "main"]
 
@@ -37,6 +38,7 @@ _COMMANDS: dict[str, Callable[..., None]] = {
     "predict": records.predict,
     "lineage": records.lineage,
     "verify": verify.verify,
+    "audit": audit.audit,
     "bundle": records.bundle,
     "deploy": admin.deploy,
     "fsck": admin.fsck,

@@ -2,14 +2,21 @@
 
 It trusts nothing but the node it is given: no service, no index, no API. It is what an auditor
 runs, often, so it must start fast: the ``ledger`` modules are imported inside the command, and
-nothing on its path imports scikit-learn, skops, FastAPI or httpx (``tests/api/
-test_cli_imports.py`` holds it to that).
+nothing on its path imports web3, scikit-learn, skops, FastAPI or httpx (``tests/api/
+test_cli_imports.py`` holds it to that): the node is read with :mod:`ledger.chain_reader` over
+the standard library's HTTP client.
+
+The blocks a bundle or an anchored receipt names are where its events are looked for first;
+each is checked against the event found there (``block_hints``), never trusted, and a chain is
+scanned only for what the evidence does not place.
 
 Exit status: 0 valid, 1 invalid (or not a receipt), 2 node unreachable, 3 pending.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,10 +35,20 @@ from api.cli._common import (
 )
 
 if TYPE_CHECKING:
+    from ledger.chain_facts import ChainFacts
     from ledger.receipts import Receipt
-    from ledger.verify import Anchoring
+    from ledger.verify import Anchoring, BlockClaims
 
-__all__ = ["EXIT_INVALID", "EXIT_PENDING", "EXIT_UNREACHABLE", "verify"]
+__all__ = [
+    "DEFAULT_CLOCK_TOLERANCE",
+    "EXIT_INVALID",
+    "EXIT_PENDING",
+    "EXIT_UNREACHABLE",
+    "ClockToleranceOpt",
+    "chain_facts",
+    "node_errors",
+    "verify",
+]
 
 EXIT_INVALID = EXIT_FAILED
 EXIT_PENDING = 3
@@ -39,10 +56,19 @@ EXIT_PENDING = 3
 _MARKS = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[yellow]·[/yellow]"}
 _COLOURS = {"valid": "green", "invalid": "red", "pending": "yellow"}
 
+# ledger.verify.DEFAULT_CLOCK_TOLERANCE, written out: --help must not import the ledger
+DEFAULT_CLOCK_TOLERANCE = 60
+ClockToleranceOpt = Annotated[
+    int,
+    typer.Option(
+        min=0, help="seconds of clock skew allowed between a receipt's issuer and the chain"
+    ),
+]
+
 
 def _show_report(report: dict[str, Any]) -> None:
     for check in report["checks"]:
-        out.print(f" {_MARKS[check['ok']]} {check['name']:<18} {check['detail']}")
+        out.print(f" {_MARKS[check['ok']]} {check['name']:<23} {check['detail']}")
     colour = _COLOURS[report["verdict"]]
     out.print(f"verdict: [bold {colour}]{report['verdict']}[/bold {colour}]")
 
@@ -53,56 +79,92 @@ class _Evidence:
 
     receipt: Receipt
     anchoring: Anchoring | None
+    claims: BlockClaims
     contract: str
+    deploy_block: int
     input_row: Any
 
 
 def _read_evidence(path: Path, contract: str | None, input_file: Path | None) -> _Evidence:
-    """The receipt, its anchoring, the contract and the input row, each checked for form."""
-    from ledger.receipts import Receipt, ReceiptError
-    from ledger.verify import Anchoring
+    """The receipt, its anchoring, the blocks it names, the contract and the input row, each
+    checked for form."""
+    from ledger.receipts import ReceiptError
+    from ledger.verify import BlockClaims, evidence_from_document
 
     document = read_json(path)
     receipt_doc = document.get("receipt", document) if isinstance(document, dict) else None
     if not isinstance(receipt_doc, dict):
         raise CommandFailed(f"{path} is not a receipt: it holds no JSON object", EXIT_INVALID)
     input_row = read_json(input_file) if input_file else document.get("input")
-    ledger = document.get("ledger")
-    address = contract or (ledger.get("contract") if isinstance(ledger, dict) else None)
+    ledger = document.get("ledger") if isinstance(document.get("ledger"), dict) else {}
+    address = contract or ledger.get("contract")
     if not address:
         raise CommandFailed("--contract is required for a bare receipt", EXIT_INVALID)
+    deploy_block = ledger.get("deploy_block", 0) if not contract else 0
+    is_bundle = receipt_doc is not document
     try:
-        receipt = Receipt.model_validate({k: receipt_doc.get(k) for k in Receipt.model_fields})
-        anchoring = Anchoring.from_json(receipt_doc)
+        evidence = evidence_from_document(receipt_doc)
+        claims = BlockClaims.from_records(document.get("records")) if is_bundle else BlockClaims()
     except (ValueError, ReceiptError) as exc:
         raise CommandFailed(f"{path} is not a receipt: {exc}", EXIT_INVALID) from None
-    return _Evidence(receipt, anchoring, address, input_row)
+    if type(deploy_block) is not int or deploy_block < 0:
+        raise CommandFailed(f"{path} is not a receipt: malformed ledger.deploy_block")
+    return _Evidence(evidence.receipt, evidence.anchoring, claims, address, deploy_block, input_row)
 
 
-def _check_on_chain(evidence: _Evidence, rpc_url: str, artifacts: Path | None) -> dict[str, Any]:
-    """The verification report of ``evidence`` against the node at ``rpc_url``."""
-    from ledger.backends.rpc import RpcBackend
-    from ledger.client import LedgerClient
-    from ledger.errors import ChainUnavailable, LedgerError
-    from ledger.store import ArtifactStore
-    from ledger.verify import verify_receipt
+def chain_facts(rpc_url: str, contract: str, *, deploy_block: int = 0) -> ChainFacts:
+    """Facts about the ledger at ``contract``, read from the node at ``rpc_url`` only.
+
+    A bundle's deployment block only bounds scans: a wrong one can hide events (failing
+    checks), never invent them."""
+    from ledger._jsonrpc import HttpTransport
+    from ledger.chain_facts import ChainFacts
+    from ledger.chain_reader import LedgerReader
 
     try:
-        reader = LedgerClient.reader(RpcBackend(rpc_url), evidence.contract)
+        transport = HttpTransport(rpc_url, timeout=30)
+    except ValueError as exc:
+        raise CommandFailed(f"--rpc-url {rpc_url}: {exc}", EXIT_FAILED) from None
+    try:
+        reader = LedgerReader(transport, contract, deploy_block=deploy_block)
     except ValueError as exc:  # not an address
-        raise CommandFailed(f"--contract {evidence.contract}: {exc}", EXIT_INVALID) from None
+        raise CommandFailed(f"--contract {contract}: {exc}", EXIT_INVALID) from None
+    return ChainFacts(reader)
+
+
+@contextmanager
+def node_errors() -> Iterator[None]:
+    """Turn the node's failures into a command's: unreachable (or not answering JSON-RPC) is
+    exit 2, an address where no ledger answers (or any other refusal) is exit 1."""
+    from ledger._jsonrpc import NodeError
+    from ledger.errors import ChainUnavailable, LedgerError
+
     try:
-        report = verify_receipt(
-            evidence.receipt,
-            reader,
-            anchoring=evidence.anchoring,
-            store=ArtifactStore(artifacts) if artifacts else None,
-            input_row=evidence.input_row,
-        )
-    except ChainUnavailable as exc:
+        yield
+    except (ChainUnavailable, NodeError) as exc:
         raise CommandFailed(str(exc), EXIT_UNREACHABLE) from None
     except LedgerError as exc:  # the node answers, but not as a ledger contract would
         raise CommandFailed(str(exc), EXIT_INVALID) from None
+
+
+def _check_on_chain(
+    evidence: _Evidence, rpc_url: str, artifacts: Path | None, clock_tolerance: int
+) -> dict[str, Any]:
+    """The verification report of ``evidence`` against the node at ``rpc_url``."""
+    from ledger.store import ArtifactStore
+    from ledger.verify import verify_receipt
+
+    facts = chain_facts(rpc_url, evidence.contract, deploy_block=evidence.deploy_block)
+    with node_errors():
+        report = verify_receipt(
+            evidence.receipt,
+            facts,
+            anchoring=evidence.anchoring,
+            store=ArtifactStore(artifacts) if artifacts else None,
+            input_row=evidence.input_row,
+            claims=evidence.claims,
+            clock_tolerance=clock_tolerance,
+        )
     return report.to_json()
 
 
@@ -121,13 +183,15 @@ def verify(
     input_file: Annotated[
         Path | None, typer.Option("--input", help="JSON file with the input row")
     ] = None,
+    clock_tolerance: ClockToleranceOpt = DEFAULT_CLOCK_TOLERANCE,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a receipt straight against a node, trusting nothing else.
 
     Exit status: 0 valid, 1 invalid, 2 node unreachable, 3 pending (not anchored yet).
     """
-    report = _check_on_chain(_read_evidence(receipt_file, contract, input_file), rpc_url, artifacts)
+    evidence = _read_evidence(receipt_file, contract, input_file)
+    report = _check_on_chain(evidence, rpc_url, artifacts, clock_tolerance)
     emit(report, as_json, _show_report)
     if report["verdict"] != "valid":
         raise typer.Exit(EXIT_INVALID if report["verdict"] == "invalid" else EXIT_PENDING)

@@ -2,10 +2,32 @@
 
 Read-only: writes stay in the API and the CLI. Its routes are not part of the OpenAPI document,
 which describes the JSON API under ``/v1``.
+
+==================  ===========================================================================
+``/``               chain coordinates, counts, recent records, search (``home.py``)
+``/search?q=``      a dataset, model, batch, receipt or transaction hash → its page
+``/datasets/{h}``   a dataset, its schema, parents, children, models; ``?row=N`` proves a row
+``/models/{h}``     a model: algorithm, parameters, split, metrics, training data, batches
+``/batches/{h}``    a batch of predictions (``records.py`` serves these three)
+``/receipts/{id}``  a receipt, its anchoring, and the verifier run in the browser
+``/lineage/{h}``    the lineage graph (``?direction=up|down|both&depth=N``)
+``/verify``         the verifier: paste or drop a receipt or an evidence bundle
+``/static/{name}``  the committed bundles (``web/`` builds them; no CDN, no network)
+==================  ===========================================================================
+
+Pages read only through the service's parts (``request.app.state.service``); the joins a page
+needs beyond one record (children, batches of a model, taint, a transaction's records) are
+``service.browse``. Errors asked for as HTML are pages too (:mod:`api.console.errors`, used by
+:mod:`api.problems`).
 """
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
+
+from api.console import home, lineage, receipts, records, static_files, verify
+from api.console._render import start_timer
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(start_timer)])
+for _part in (home, records, receipts, lineage, verify, static_files):
+    router.include_router(_part.router)

@@ -2,10 +2,21 @@
 
 from fastapi import APIRouter
 
-from api.routes import admin, chain, datasets, lineage, models, receipts, records, verify
+from api.routes import (
+    admin,
+    batches,
+    chain,
+    datasets,
+    jobs,
+    lineage,
+    models,
+    receipts,
+    records,
+    verify,
+)
 
 api_router = APIRouter(prefix="/v1")
-for module in (datasets, models, records, lineage, chain, receipts, verify, admin):
+for module in (datasets, models, records, lineage, chain, receipts, batches, verify, jobs, admin):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]

@@ -1,4 +1,7 @@
-"""Administration: on-chain registrars, API keys, and tamper detection (admin keys only)."""
+"""Administration: on-chain registrars, API keys, and tamper detection (admin keys only).
+
+Every path parameter is checked by its pattern before the route runs (``AddressPath``,
+``KeyIdPath``), so a malformed one is a 422, never a failure further in."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from api.deps import AddressPath, AdminAccess, ServiceDep
+from api.deps import AddressPath, AdminAccess, ServiceDep, WorkDep
 from api.schemas import (
     FsckPublic,
     KeyCreate,
@@ -53,6 +56,7 @@ def revoke_key(service: ServiceDep, _: AdminAccess, key_id: KeyIdPath) -> KeyRev
 
 
 @router.get("/fsck", response_model=FsckPublic)
-def check_everything(service: ServiceDep, _: AdminAccess) -> FsckPublic:
-    """Re-hash every artifact and compare the index with the chain's events."""
-    return service.admin.fsck()
+def check_everything(service: ServiceDep, key: AdminAccess, work: WorkDep) -> FsckPublic:
+    """Re-hash every artifact and compare the index with the chain's events (expensive: it
+    runs in the bounded pool, and past its bound the answer is 429 with ``Retry-After``)."""
+    return work.run("fsck", key, lambda _job: service.admin.fsck())

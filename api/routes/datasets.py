@@ -1,7 +1,8 @@
-"""Datasets: register (upload), list, read, download, row proofs, derive (clean)."""
+"""Datasets: register (upload one, or a batch), list, read, download, row proofs, derive."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Response, UploadFile
@@ -16,7 +17,11 @@ from api.deps import (
     ServiceDep,
     answer_written,
 )
+from api.problems import PROBLEM_BASE
+from api.problems import _from_exception as problem_for  # the one table, as api/jobs.py uses it
 from api.schemas import DatasetPublic, DatasetsPublic, DeriveCreate, RowProofPublic
+from api.schemas.records import DatasetBatchPublic, DatasetBatchRefused, DatasetBatchRegistered
+from api.service.datasets import BatchEntry
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -38,6 +43,46 @@ def register_dataset(
     """Upload a CSV; it is validated, hashed, stored and registered on chain."""
     written = service.datasets.register(file.file, name=name, description=description)
     return answer_written(written, response)
+
+
+@router.post(
+    "/batch",
+    response_model=DatasetBatchPublic,
+    form_limits={"max_files": 10_000},  # the setting max_batch_files (at most 10,000) decides
+)
+def register_datasets(
+    service: ServiceDep,
+    _: RegistrarAccess,
+    file: Annotated[
+        list[UploadFile],
+        File(description="CSV files, one `file` part each (at most max_batch_files)"),
+    ],
+) -> DatasetBatchPublic:
+    """Upload several CSVs; they are registered in as few transactions as a block allows.
+
+    Each file is answered on its own, in the order sent: 201 with its record, 200 if its bytes
+    were registered before (nothing is sent for it), or its own problem (too large, malformed),
+    which stores and sends nothing and never fails the other files."""
+    entries = service.datasets.register_many([(part.filename or "", part.file) for part in file])
+    data = [_batch_entry(entry) for entry in entries]
+    return DatasetBatchPublic(data=data, count=len(data))
+
+
+def _batch_entry(entry: BatchEntry) -> DatasetBatchRegistered | DatasetBatchRefused:
+    if entry.written is not None:
+        status = 201 if entry.written.created else 200
+        fields = entry.written.view.model_dump()
+        return DatasetBatchRegistered(**fields, file=entry.file, status=status)
+    assert entry.error is not None
+    problem = problem_for(entry.error)
+    return DatasetBatchRefused(
+        file=entry.file,
+        type=PROBLEM_BASE + problem.slug,
+        title=HTTPStatus(problem.status).phrase,
+        status=problem.status,
+        detail=problem.detail,
+        limit=problem.extra.get("limit"),
+    )
 
 
 @router.get("", response_model=DatasetsPublic)

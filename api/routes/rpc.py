@@ -1,18 +1,29 @@
 """``POST /rpc``: standard Ethereum JSON-RPC over the service's chain, read methods only, so an
 auditor's own tools (web3.py, ethers, foundry's ``cast``) work against the zero-configuration
-service, whose embedded chain has no node of its own."""
+service, whose embedded chain has no node of its own.
+
+The calls run on threads of their own (the app's ``rpc_threads``), never on the pool that
+serves writes, so however many slow reads are in flight, a write still finds a thread. One
+client's requests take turns (``rpc_client_concurrency`` at a time, ``rpc_turns``), so its slow
+calls hold at most that many readers. A batch counts against the caller's rate limit once per
+call.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from starlette.concurrency import run_in_threadpool
 
 from api.deps import ReadAccess, ServiceDep
-from api.service.rpc import MAX_BATCH, parse_error
+from api.ratelimit import charge
+from api.service.rpc import parse_error
+
+__all__ = ["router"]
 
 router = APIRouter(tags=["rpc"])
 
@@ -37,12 +48,17 @@ class JsonRpcResponse(BaseModel):
     },
 )
 async def json_rpc(service: ServiceDep, _: ReadAccess, request: Request) -> JSONResponse:
-    """Standard Ethereum JSON-RPC (single or batch), read methods only."""
+    """Standard Ethereum JSON-RPC (single or batch), read methods only, bounded like a public
+    node (gas cap, time budget, log range and count, batch size: see the settings)."""
     try:
-        payload = await request.json()
-    except ValueError:
+        payload = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
         return JSONResponse(parse_error())
-    answer = service.rpc.answer
-    if isinstance(payload, list):
-        return JSONResponse([await run_in_threadpool(answer, m) for m in payload[:MAX_BATCH]])
-    return JSONResponse(await run_in_threadpool(answer, payload))
+    if isinstance(payload, list) and len(payload) > 1:
+        charge(request, len(payload) - 1)  # the request itself was counted at the door
+    state = request.app.state
+    async with state.rpc_turns.hold(request):
+        answer = await anyio.to_thread.run_sync(
+            service.rpc.answer, payload, limiter=state.rpc_threads
+        )
+    return JSONResponse(answer)

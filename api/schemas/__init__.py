@@ -30,6 +30,7 @@ from api.schemas.receipts import (
     PredictCreate,
     PredictPublic,
     ReceiptPublic,
+    ReceiptsPublic,
 )
 from api.schemas.records import (
     BatchPublic,
@@ -44,7 +45,15 @@ from api.schemas.records import (
     RevokeCreate,
     RowProofPublic,
 )
-from api.schemas.verify import BundlePublic, CheckPublic, ReceiptVerifyCreate, ReportPublic
+from api.schemas.verify import (
+    BundlePublic,
+    CheckPublic,
+    ReceiptsReportPublic,
+    ReceiptsVerifyCreate,
+    ReceiptVerifyCreate,
+    ReportPublic,
+    VerifySummaryPublic,
+)
 
 __all__ = [
     "ADDRESS_PATTERN",
@@ -79,6 +88,9 @@ __all__ = [
     "ProvDocument",
     "ReceiptPublic",
     "ReceiptVerifyCreate",
+    "ReceiptsPublic",
+    "ReceiptsReportPublic",
+    "ReceiptsVerifyCreate",
     "RecordPublic",
     "RegistrarChangePublic",
     "RegistrarCreate",
@@ -89,4 +101,5 @@ __all__ = [
     "RoleChangePublic",
     "RowProofPublic",
     "Verdict",
+    "VerifySummaryPublic",
 ]

@@ -17,7 +17,14 @@ from api.schemas._common import (
     _Public,
 )
 
-__all__ = ["AnchorPublic", "AnchoredBatchPublic", "PredictCreate", "PredictPublic", "ReceiptPublic"]
+__all__ = [
+    "AnchorPublic",
+    "AnchoredBatchPublic",
+    "PredictCreate",
+    "PredictPublic",
+    "ReceiptPublic",
+    "ReceiptsPublic",
+]
 
 
 class PredictCreate(_Create):
@@ -49,6 +56,13 @@ class ReceiptPublic(_Public):
     tx_hash: Hash | None = None
     block_number: BlockNumber | None = None
     error: str | None = None
+
+
+class ReceiptsPublic(_Public):
+    """A page of a batch's receipts, in issue order, and how many the batch holds."""
+
+    data: list[ReceiptPublic]
+    count: int = Field(ge=0)
 
 
 class PredictPublic(_Public):

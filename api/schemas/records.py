@@ -25,6 +25,9 @@ from api.schemas._common import (
 __all__ = [
     "BatchPublic",
     "ColumnPublic",
+    "DatasetBatchPublic",
+    "DatasetBatchRefused",
+    "DatasetBatchRegistered",
     "DatasetPublic",
     "DatasetsPublic",
     "DeriveCreate",
@@ -59,6 +62,34 @@ class DatasetPublic(_OnChain):
 
 class DatasetsPublic(_Public):
     data: list[DatasetPublic]
+    count: int = Field(ge=0)
+
+
+class DatasetBatchRegistered(DatasetPublic):
+    """One file of a batch upload that is on chain: its dataset's usual view."""
+
+    file: str = Field(description="the part's file name (also the dataset's name, if new)")
+    status: Literal[200, 201] = Field(
+        description="201: registered by this request; 200: registered before, nothing was sent"
+    )
+
+
+class DatasetBatchRefused(_Public):
+    """One file of a batch upload that was refused: an RFC 9457 problem of its own. Nothing of
+    it was stored or sent."""
+
+    file: str
+    type: str = Field(examples=["urn:provenance-ledger:problem:too-large"])
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    limit: str | None = Field(None, description="the setting a size refusal names")
+
+
+class DatasetBatchPublic(_Public):
+    """Every file of a batch upload, in the order sent: registered, or refused on its own."""
+
+    data: list[DatasetBatchRegistered | DatasetBatchRefused]
     count: int = Field(ge=0)
 
 

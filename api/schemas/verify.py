@@ -14,7 +14,15 @@ from api.schemas._common import (
 )
 from api.schemas.receipts import ReceiptPublic
 
-__all__ = ["BundlePublic", "CheckPublic", "ReceiptVerifyCreate", "ReportPublic"]
+__all__ = [
+    "BundlePublic",
+    "CheckPublic",
+    "ReceiptVerifyCreate",
+    "ReceiptsReportPublic",
+    "ReceiptsVerifyCreate",
+    "ReportPublic",
+    "VerifySummaryPublic",
+]
 
 # -- verification ----------------------------------------------------------------------------
 
@@ -40,6 +48,26 @@ class ReceiptVerifyCreate(_Create):
     receipt: dict[str, Any] = Field(description="a receipt as the service returned it")
     input: dict[str, Any] | None = Field(None, description="the input row, to check input_hash")
     rerun: bool = Field(False, description="re-run the stored model on the input")
+
+
+class ReceiptsVerifyCreate(_Create):
+    receipts: list[Any] = Field(
+        min_length=1,
+        description="receipts as GET /v1/receipts/{id} returns them (at most max_verify_receipts)",
+    )
+
+
+class VerifySummaryPublic(_Public):
+    valid: int = Field(ge=0)
+    invalid: int = Field(ge=0)
+    pending: int = Field(ge=0)
+
+
+class ReceiptsReportPublic(_Public):
+    """One report per receipt, in the order given, and how many are of each verdict."""
+
+    summary: VerifySummaryPublic
+    reports: list[ReportPublic]
 
 
 class BundlePublic(_Public):

@@ -9,10 +9,11 @@
 ``service.records``    any record by hash: kind, view, revocation, lineage
 ``service.admin``      chain coordinates, on-chain registrars, API keys, fsck
 ``service.rpc``        read-only Ethereum JSON-RPC over the service's chain
+``service.browse``     what console pages need: children, batches, taint, tx lookup
 ======================  =========================================================
 
 Each part takes typed arguments, answers typed views (``api.schemas``) and raises domain errors
-from ``ledger``, ``ml`` or :mod:`api.service.errors`; nothing here knows HTTP, and
+from ``ledger``, ``ml`` or :mod:`api.errors`; nothing here knows HTTP, and
 ``api/problems.py`` maps every error to a problem type. Routes and the CLI call these parts,
 never the chain client, store or index behind them. :func:`open_service` opens everything.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 from api.auth import KeyStore
 from api.service._core import Core, Written, open_backend, open_core
 from api.service.admin import Admin
+from api.service.browse import Browse
 from api.service.datasets import Datasets
 from api.service.models import Models
 from api.service.predictions import Predictions
@@ -47,6 +49,7 @@ class Service:
         self.records = Records(core)
         self.admin = Admin(core, keys)
         self.rpc = Rpc(core)
+        self.browse = Browse(core)
 
     def close(self) -> None:
         """Stop the background threads and close the chain, index and receipt book."""

@@ -1,5 +1,15 @@
 """What every part of the service shares: the opened chain, store, index and receipt book, the
-caches, and the per-record write locks. :func:`open_core` is the one place that opens them.
+write pipeline, the caches, and the per-record write locks. :func:`open_core` is the one place
+that opens them.
+
+Writes go through one :class:`~ledger.write_pipeline.WritePipeline`, which answers from the
+node's own receipt. :meth:`Core.catch_up` then syncs the index once for every request of that
+round (it does nothing when another request's sync already covered the block), so a request is
+answered with its record indexed and the indexed reads keep working if the chain goes away
+next. Reads call it too, for writes this process made outside a request (anchoring). A request
+that repeats a record written a moment ago finds it with :meth:`Core.dataset` /
+:meth:`Core.model` (the index, then the pipeline's memory of its recent writes), also while the
+chain is away and the index cannot catch up.
 
 Opening is a factory, not a constructor, so that building a ``Core`` by hand (in a test, or
 around another index engine) starts no thread and touches no chain.
@@ -20,18 +30,30 @@ from eth_account.signers.local import LocalAccount
 
 from api.errors import Misconfigured
 from api.settings import Settings
+from ledger._tx_journal import TxJournal
 from ledger.anchoring import Anchorer
 from ledger.backends.base import ChainBackend
 from ledger.client import LedgerClient
 from ledger.deployment import connect_ledger
-from ledger.index import EventIndex, LedgerIndex
+from ledger.errors import ChainUnavailable
+from ledger.index import EventIndex, IndexedDataset, IndexedModel, LedgerIndex, Registration
 from ledger.keys import load_keystore, load_or_create_key, read_password
 from ledger.receipt_book import ReceiptBook, ReceiptStore
 from ledger.receipts import ReceiptDomain, ReceiptSigner
-from ledger.records import ZERO_HASH
+from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex
 from ledger.store import ArtifactStore
+from ledger.write_pipeline import Included, WritePipeline
 
-__all__ = ["LRU", "Core", "RecordLocks", "Written", "open_core"]
+__all__ = [
+    "LRU",
+    "Core",
+    "RecordLocks",
+    "Written",
+    "indexed_dataset",
+    "indexed_model",
+    "open_core",
+    "open_writes",
+]
 
 log = logging.getLogger("provenance.service")
 
@@ -72,9 +94,10 @@ class LRU:
 class RecordLocks:
     """One lock per record hash, kept only while a request holds or waits for it.
 
-    Concurrent writes of the same record (two uploads of one file, two identical trainings, two
-    revocations) take turns: the later one then finds the record on chain and sends nothing,
-    instead of sending a transaction that reverts and still costs gas.
+    Revocations of the same record take turns: the later one is simulated once the first is
+    mined, fails with ``AlreadyRevoked`` and sends nothing, instead of sending a transaction that
+    reverts and still costs gas. (Repeated registrations need no lock: the write pipeline joins
+    a repeat to the write in flight, or answers it from the one just done.)
     """
 
     def __init__(self) -> None:
@@ -110,11 +133,12 @@ class Core:
     receipts: ReceiptStore
     anchorer: Anchorer
     signer: ReceiptSigner
+    writes: WritePipeline
     locks: RecordLocks = field(default_factory=RecordLocks)
     datasets_cache: LRU = field(default_factory=LRU)
     models_cache: LRU = field(default_factory=LRU)
-    trees_cache: LRU = field(default_factory=LRU)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _catching_up: threading.Lock = field(default_factory=threading.Lock)
     _follower: threading.Thread | None = None
 
     @property
@@ -124,6 +148,45 @@ class Core:
     def sync(self) -> int:
         """Bring the index up to the chain's latest block."""
         return self.index.sync(self.client)
+
+    def catch_up(self) -> None:
+        """Sync the index if it has not seen this process's latest write yet; every read of
+        the index through the service parts calls this first.
+
+        With the chain away, reads answer from the index as it stands (it is a cache of the
+        chain, and what this process wrote since is found by :meth:`dataset` and
+        :meth:`model`): an unreachable node must not take the indexed reads down with it."""
+        written = self.writes.last_block
+        if written is None or (self.index.last_block or -1) >= written:
+            return
+        with self._catching_up:  # the requests of one round wait for one sync, not one each
+            if (self.index.last_block or -1) >= written:
+                return
+            try:
+                self.sync()
+            except ChainUnavailable as exc:
+                log.warning("reading a lagging index, the chain is away: %s", exc)
+
+    def dataset(self, content_hash: str) -> IndexedDataset | None:
+        """The dataset registered under ``content_hash``: from the index, or from this
+        process's own write the index has not caught up with yet; None if neither has it."""
+        indexed = self.index.dataset(content_hash)
+        if indexed is not None:
+            return indexed
+        recent = self.writes.recent(hash_hex(content_hash))
+        if recent is not None and isinstance(recent.event, DatasetRegistered):
+            return indexed_dataset(recent)
+        return None
+
+    def model(self, model_hash: str) -> IndexedModel | None:
+        """The model registered under ``model_hash`` (see :meth:`dataset`)."""
+        indexed = self.index.model(model_hash)
+        if indexed is not None:
+            return indexed
+        recent = self.writes.recent(hash_hex(model_hash))
+        if recent is not None and isinstance(recent.event, ModelRegistered):
+            return indexed_model(recent)
+        return None
 
     def json_artifact(self, digest: str) -> Any:
         """A JSON document from the store (re-hashed), or None if the store lacks it."""
@@ -151,6 +214,7 @@ class Core:
         if self._follower is not None:
             self._follower.join(timeout=10)
         self.anchorer.stop()
+        self.writes.close()
         self.receipts.close()
         self.index.close()
         self.backend.close()
@@ -180,6 +244,61 @@ def open_backend(settings: Settings) -> tuple[ChainBackend, LocalAccount]:
     return backend, account
 
 
+def open_writes(settings: Settings, client: LedgerClient) -> WritePipeline:
+    """The write pipeline for this backend: journaled on RPC nodes, whose pools hold a
+    transaction across a crash, and with whatever a previous run left in flight sent again
+    before any new write takes a nonce (see :mod:`ledger.write_pipeline`)."""
+    embedded = settings.chain == "embedded"
+    writes = WritePipeline(
+        client,
+        journal=None if embedded else TxJournal(settings.data_dir / "writes.sqlite3"),
+        simulate_registrations=not embedded,
+        resend_after_blocks=settings.resend_after_blocks,
+    )
+    writes.recover()
+    return writes
+
+
+def indexed_dataset(included: Included) -> IndexedDataset:
+    """A dataset as the index will hold it, built from the node's answer to its write."""
+    event = included.event
+    assert isinstance(event, DatasetRegistered)
+    return IndexedDataset(
+        content_hash=event.content_hash,
+        rows_root=event.rows_root,
+        row_count=event.row_count,
+        schema_hash=event.schema_hash,
+        metadata_hash=event.metadata_hash,
+        parents=event.parents,
+        transform_hash=event.transform_hash,
+        registration=_registration(event, included.timestamp),
+        revocation=None,
+    )
+
+
+def indexed_model(included: Included) -> IndexedModel:
+    """A model as the index will hold it, built from the node's answer to its write."""
+    event = included.event
+    assert isinstance(event, ModelRegistered)
+    return IndexedModel(
+        model_hash=event.model_hash,
+        datasets=event.datasets,
+        metadata_hash=event.metadata_hash,
+        registration=_registration(event, included.timestamp),
+        revocation=None,
+    )
+
+
+def _registration(event: DatasetRegistered | ModelRegistered, timestamp: int) -> Registration:
+    return Registration(
+        registrant=event.registrant,
+        tx_hash=event.tx_hash,
+        block_number=event.block_number,
+        registered_at=timestamp,
+        log_index=event.log_index,
+    )
+
+
 def open_core(settings: Settings) -> Core:
     """Open the data directory: chain and key, deployment, store, index, receipt book; sync
     the index and start the background threads."""
@@ -196,6 +315,7 @@ def open_core(settings: Settings) -> Core:
     client.block_hints = index.block_of  # reads events without full scans
     client.role_history = index.registrar_changes
     receipts = ReceiptBook(data_dir / "receipts.sqlite3")
+    writes = open_writes(settings, client)
     core = Core(
         settings=settings,
         backend=backend,
@@ -209,8 +329,10 @@ def open_core(settings: Settings) -> Core:
             client,
             batch_size=settings.anchor_batch_size,
             interval=settings.anchor_interval,
+            writes=writes,
         ),
         signer=ReceiptSigner(account.key, ReceiptDomain(client.chain_id(), client.address)),
+        writes=writes,
     )
     core.sync()
     core.start()

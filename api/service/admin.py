@@ -19,6 +19,7 @@ from api.schemas import (
 )
 from api.service._core import Core
 from ledger.fsck import fsck
+from ledger.write_pipeline import RoleInput
 
 __all__ = ["Admin"]
 
@@ -34,6 +35,7 @@ class Admin:
     def chain(self) -> ChainPublic:
         """Backend, chain id, contract address and version, latest and indexed block."""
         core = self._core
+        core.catch_up()  # the indexed block includes this process's own latest writes
         client = core.client
         return ChainPublic(
             backend=core.backend.kind,
@@ -50,10 +52,13 @@ class Admin:
         return self._core.client.latest_block()
 
     def change_registrar(self, address: str, *, grant: bool) -> RegistrarChangePublic:
-        """Grant or revoke ``REGISTRAR_ROLE`` on chain for an address."""
+        """Grant or revoke ``REGISTRAR_ROLE`` on chain for an address, through the write
+        pipeline (simulated first: an account without the admin role is refused before anything
+        is sent; one transaction per change, as the contract has no batch for them)."""
         client = self._core.client
         address = to_checksum_address(address)
-        tx = client.grant_registrar(address) if grant else client.revoke_registrar(address)
+        tx = self._core.writes.write(RoleInput(address, grant))
+        self._core.catch_up()  # the index keeps role changes, which verification reads
         return RegistrarChangePublic(
             address=address,
             registrar=client.is_registrar(address),
@@ -105,5 +110,6 @@ class Admin:
     def fsck(self) -> FsckPublic:
         """Re-hash every artifact and compare the index with the chain's events."""
         core = self._core
+        core.catch_up()  # this process's own latest writes are not a finding
         findings = fsck(core.store, core.index, core.client)
         return FsckPublic(ok=not findings, findings=[f.to_json() for f in findings])

@@ -1,29 +1,52 @@
-"""Datasets: register an upload (flow 1), derive a cleaned one (flow 2), read, prove a row.
+"""Datasets: register an upload (flow 1) or many at once, derive a cleaned one (flow 2), read,
+prove a row.
 
 Each write follows the same order: validate everything first (bad input changes nothing), store
-the artifacts (content-addressed, so a retry is harmless), send the transaction, then bring the
-index up to date from the chain's events, which stay the source of truth.
+the artifacts (content-addressed, so a retry is harmless), then hand the record to the write
+pipeline, which gathers it with the writes of other requests and answers once it is on chain;
+the answer is built from the node's own receipt, and the index has caught up with it (one sync
+for every request of a round) before the request is answered.
+A file already registered is answered from the index (or the pipeline's memory of what it just
+wrote) with no transaction at all.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from api.errors import DerivationUnchanged, RowsRootMismatch, UnknownRow
+from api.errors import DerivationUnchanged, LimitExceeded, RowsRootMismatch, UnknownRow
 from api.schemas import DatasetPublic, DatasetsPublic, RowProofPublic
-from api.service._core import Core, Written
+from api.service._core import Core, Written, indexed_dataset
 from api.service.views import dataset_view
-from ledger.errors import AlreadyRegistered, RecordRevoked, UnknownDataset
+from ledger.errors import AlreadyRegistered, LedgerError, RecordRevoked, UnknownDataset
 from ledger.index import IndexedDataset
-from ledger.records import ZERO_HASH
-from ledger.rows import ROW_LEAF_ENCODING, row_tree
-from ml.datasets import Dataset, load_dataset, parse_dataset
-from ml.errors import TooLarge
+from ledger.records import ZERO_HASH, DatasetInput
+from ledger.row_index import RowIndex, RowIndexBuilder, RowIndexCorrupt, RowIndexInfo, RowNotInIndex
+from ledger.rows import ROW_LEAF_ENCODING
+from ledger.store import ArtifactCorrupted, ArtifactMissing
+from ledger.write_pipeline import Included
+from ml.datasets import Column, Dataset, load_dataset
+from ml.errors import MlError, TooLarge
 from ml.hashing import canonical_json, to_hex
-from ml.transforms import TransformSpec, derive
+from ml.scanning import Scan, read_rows, read_schema, scan_file
+from ml.training import check_training_memory
+from ml.transforms import TransformSpec, derive_file
 
-__all__ = ["Datasets"]
+__all__ = ["BatchEntry", "Datasets"]
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One file of a batch upload: registered now or before (``written``), or refused with its
+    own domain error (``error``), which changed nothing."""
+
+    file: str
+    written: Written[DatasetPublic] | None = None
+    error: Exception | None = None
 
 
 class Datasets:
@@ -36,7 +59,8 @@ class Datasets:
 
     def indexed(self, content_hash: str) -> IndexedDataset:
         """The indexed record; raises :class:`UnknownDataset`."""
-        indexed = self._core.index.dataset(content_hash)
+        self._core.catch_up()
+        indexed = self._core.dataset(content_hash)
         if indexed is None:
             raise UnknownDataset(f"no dataset is registered under {content_hash}")
         return indexed
@@ -52,6 +76,7 @@ class Datasets:
         return dataset_view(self._core, self.indexed(content_hash))
 
     def list(self, *, offset: int, limit: int) -> DatasetsPublic:
+        self._core.catch_up()
         items, count = self._core.index.datasets(offset=offset, limit=limit)
         return DatasetsPublic(data=[dataset_view(self._core, d) for d in items], count=count)
 
@@ -60,106 +85,254 @@ class Datasets:
         return self._core.store.verified_path(self.indexed(content_hash).content_hash)
 
     def load(self, content_hash: str) -> Dataset:
-        """The parsed dataset from the store, re-hashed on the way in."""
+        """The parsed dataset from the store, for training: hashed on both of its reads."""
         core = self._core
-        return core.datasets_cache.get_or_make(
-            content_hash,
-            lambda: parse_dataset(
-                core.store.read_bytes(content_hash), limits=core.settings.dataset_limits()
-            ),
+
+        def make() -> Dataset:
+            path = core.store.path_of(content_hash)
+            if not path.exists():
+                raise ArtifactMissing(f"no artifact {content_hash} in the store", path=str(path))
+            dataset = load_dataset(path, core.settings.dataset_limits())
+            if to_hex(dataset.content_hash) != content_hash:
+                raise ArtifactCorrupted(content_hash, to_hex(dataset.content_hash), path)
+            return dataset
+
+        return core.datasets_cache.get_or_make(content_hash, make)
+
+    def check_memory(self, content_hash: str, features: Sequence[str] | None) -> None:
+        """Refuse to train on a dataset whose loading would pass ``max_memory_bytes`` (413),
+        estimated from its registered schema before anything is read."""
+        core, indexed = self._core, self.indexed(content_hash)
+        meta = core.json_artifact(indexed.metadata_hash) or {}
+        try:
+            columns = [Column(c["name"], c["type"]) for c in meta["columns"]]
+            size = int(meta["size"])
+        except (KeyError, TypeError, ValueError):
+            schema = read_schema(
+                core.store.verified_path(content_hash), core.settings.dataset_limits()
+            )
+            columns, size = list(schema.columns), schema.size
+        check_training_memory(
+            columns,
+            indexed.row_count,
+            size,
+            features=features,
+            max_memory_bytes=core.settings.max_memory_bytes,
         )
 
     def row_proof(self, content_hash: str, index: int) -> RowProofPublic:
-        """Row ``index`` with its inclusion proof against the dataset's on-chain rows root."""
+        """Row ``index`` with its inclusion proof against the dataset's on-chain rows root, read
+        from the on-disk row index (O(log n) of it), rebuilt from the file when damaged."""
         indexed = self.indexed(content_hash)
         if not 0 <= index < indexed.row_count:
             raise UnknownRow(f"row {index} is out of range 0..{indexed.row_count - 1}")
-        dataset = self.load(indexed.content_hash)
-        tree = self._core.trees_cache.get_or_make(
-            indexed.content_hash, lambda: row_tree(dataset.row_digests())
-        )
-        root = to_hex(tree.root)
-        if root != indexed.rows_root:
-            raise RowsRootMismatch(
-                f"the stored file's rows root {root} differs from the chain's {indexed.rows_root}"
+        try:
+            return self._proof(indexed, index)
+        except (RowIndexCorrupt, RowNotInIndex):
+            self._core.store.verified_path(indexed.content_hash)  # the file itself altered?
+            self._core.store.discard_rows(indexed.content_hash)  # no: the index was; rebuild it
+            return self._proof(indexed, index)
+
+    def _proof(self, indexed: IndexedDataset, index: int) -> RowProofPublic:
+        store = self._core.store
+        with self._row_index(indexed.content_hash) as rows:
+            root = to_hex(rows.root)
+            if root != indexed.rows_root:
+                raise RowsRootMismatch(
+                    f"the stored file's rows root {root} differs from the chain's "
+                    f"{indexed.rows_root}"
+                )
+            columns = [Column(c["name"], c["type"]) for c in json.loads(rows.extra)]
+            offset, skip = rows.locator(index)
+            [(values, digest)] = read_rows(
+                store.path_of(indexed.content_hash), columns, offset=offset, skip=skip, count=1
             )
+            proof = rows.proof(index, digest)  # checked against the root before it is returned
+            leaf = rows.leaf_hash(index, digest)
         return RowProofPublic(
             dataset=indexed.content_hash,
             index=index,
-            row=list(dataset.rows[index]),
-            row_digest=to_hex(dataset.row_digests()[index]),
-            leaf=to_hex(tree.leaf_hash_at(index)),
-            proof=[to_hex(p) for p in tree.proof(index)],
+            row=list(values),
+            row_digest=to_hex(digest),
+            leaf=to_hex(leaf),
+            proof=[to_hex(p) for p in proof],
             root=root,
             leaf_encoding=list(ROW_LEAF_ENCODING),
         )
+
+    def _row_index(self, content_hash: str) -> RowIndex:
+        """The dataset's row index, built from its re-hashed file when it has none yet (every
+        dataset registered before row indexes existed)."""
+        store = self._core.store
+        try:
+            return RowIndex(store.rows_path(content_hash))
+        except (FileNotFoundError, RowIndexCorrupt):
+            pass
+        with self._core.locks.hold(f"rows:{content_hash}"):
+            if not store.has_rows(content_hash):
+                _, rows = self._index(store.verified_path(content_hash))
+                store.commit_rows(content_hash, rows.path)
+        return RowIndex(store.rows_path(content_hash))
+
+    def _index(self, path: Path) -> tuple[Scan, RowIndexInfo]:
+        """Both scan passes over a file, feeding its row index (built, not yet committed)."""
+        built = self._core.store.scratch_path(".rows")
+        with RowIndexBuilder(built) as rows:
+            scan = scan_file(path, self._core.settings.dataset_limits(), digests=rows.add)
+            info = rows.finish(
+                content=scan.content_hash,
+                locators=scan.locators,
+                locator_stride=scan.locator_stride,
+                extra=canonical_json([c.to_json() for c in scan.columns]),
+            )
+        return scan, info
 
     # -- writes --------------------------------------------------------------------------------
 
     def register(
         self, stream: BinaryIO, *, name: str | None = None, description: str | None = None
     ) -> Written[DatasetPublic]:
-        """Register an uploaded CSV (flow 1): validate, hash, store, record, index."""
+        """Register an uploaded CSV (flow 1): validate, hash, store, record."""
         settings = self._core.settings
         settings.check_chars("name", name, "max_name_chars")
         settings.check_chars("description", description, "max_description_chars")
-        store = self._core.store
-        try:
-            staged = store.stage(stream, max_bytes=settings.max_upload_bytes)
-        except ValueError:
-            raise TooLarge(limit="max_upload_bytes", maximum=settings.max_upload_bytes) from None
-        try:
-            existing = self._core.index.dataset(staged.digest)
-            if existing is None:
-                dataset = load_dataset(staged.path, settings.dataset_limits())
-        except BaseException:
-            store.discard(staged)
-            raise
-        if existing is not None:  # the same bytes again: nothing to store, nothing to send
-            store.discard(staged)
-            return Written(dataset_view(self._core, existing), created=False)
-        store.commit(staged)
-        return self._register(dataset, name=name, description=description)
+        prepared = self._prepare(stream, name=name, description=description)
+        if isinstance(prepared, Written):
+            return prepared
+        written = self._write([prepared])[0]
+        if isinstance(written, Exception):
+            raise written
+        return written
+
+    def register_many(self, files: Sequence[tuple[str, BinaryIO]]) -> list[BatchEntry]:
+        """Register several uploaded CSVs in as few transactions as a block allows; each file
+        is named after its file name. A file registered before is answered as such with no
+        transaction; a file refused (too large, malformed, a name too long) gets its own error
+        and changes nothing, and never keeps the others from being registered."""
+        settings = self._core.settings
+        if len(files) > settings.max_batch_files:
+            raise LimitExceeded(
+                f"{len(files)} files in one batch, at most {settings.max_batch_files}",
+                limit="max_batch_files",
+            )
+        entries: list[BatchEntry | None] = []
+        inputs: list[DatasetInput] = []
+        waiting: list[int] = []  # entries[i] for inputs[k] is waiting[k]
+        for filename, stream in files:
+            try:
+                settings.check_chars("name", filename, "max_name_chars")
+                prepared = self._prepare(stream, name=filename or None, description=None)
+            except (MlError, LedgerError) as exc:
+                entries.append(BatchEntry(filename, error=exc))
+                continue
+            if isinstance(prepared, Written):
+                entries.append(BatchEntry(filename, written=prepared))
+            else:
+                waiting.append(len(entries))
+                entries.append(None)
+                inputs.append(prepared)
+        for position, written in zip(waiting, self._write(inputs), strict=True):
+            filename = files[position][0]
+            entries[position] = (
+                BatchEntry(filename, error=written)
+                if isinstance(written, Exception)
+                else BatchEntry(filename, written=written)
+            )
+        return [entry for entry in entries if entry is not None]
 
     def derive(self, parent_hash: str, steps: list[dict[str, Any]]) -> Written[DatasetPublic]:
         """Clean a registered dataset with a transform spec (flow 2) and register the result."""
         settings = self._core.settings
         spec = TransformSpec.from_json({"steps": steps}, max_steps=settings.max_transform_steps)
         parent = self.live(parent_hash)
-        derivation = derive(self.load(parent.content_hash), spec, limits=settings.dataset_limits())
-        new_hash = to_hex(derivation.dataset.content_hash)
-        if new_hash == parent.content_hash:
-            raise DerivationUnchanged("the steps change nothing: the result is the parent")
-        if (existing := self._core.index.dataset(new_hash)) is not None:
-            if existing.parents != (parent.content_hash,) or existing.transform_hash != to_hex(
-                spec.hash
-            ):
-                raise AlreadyRegistered(
-                    f"the result's bytes are dataset {new_hash}, registered with another "
-                    "lineage; a dataset is registered once, so nothing was recorded"
-                )
-            return Written(dataset_view(self._core, existing), created=False)
-        self._core.store.put_bytes(derivation.data)
-        self._core.store.put_bytes(spec.canonical_bytes)
-        return self._register(
-            derivation.dataset,
+        store = self._core.store
+        with store.stage_output() as out:
+            derive_file(
+                store.verified_path(parent.content_hash),
+                spec,
+                out,
+                limits=settings.dataset_limits(),
+                max_memory_bytes=settings.max_memory_bytes,
+            )
+            staged = out.finish()
+        lineage = ((parent.content_hash,), to_hex(spec.hash))
+        try:
+            if staged.digest == parent.content_hash:
+                raise DerivationUnchanged("the steps change nothing: the result is the parent")
+            if (existing := self._core.dataset(staged.digest)) is not None:
+                store.discard(staged)
+                written = Written(dataset_view(self._core, existing), False)
+                return self._same_lineage(written, lineage)
+            scan, rows = self._index(staged.path)
+        except BaseException:
+            store.discard(staged)
+            raise
+        store.commit(staged)
+        store.commit_rows(staged.digest, rows.path)
+        store.put_bytes(spec.canonical_bytes)
+        item = self._input(
+            scan,
+            rows_root=to_hex(rows.root),
             parents=[parent.content_hash],
             transform_hash=to_hex(spec.hash),
             name=None,
             description=f"derived from {parent.content_hash}",
         )
+        written = self._write([item])[0]
+        if isinstance(written, Exception):
+            raise written
+        return self._same_lineage(written, lineage)
 
-    def _register(
+    def _same_lineage(
+        self, written: Written[DatasetPublic], lineage: tuple[tuple[str, ...], str]
+    ) -> Written[DatasetPublic]:
+        """A derivation whose bytes are registered already is answered only if that record has
+        this very lineage (registered before, or by an identical request a moment ago)."""
+        view = written.view
+        if written.created or (tuple(view.parents), view.transform_hash) == lineage:
+            return written
+        raise AlreadyRegistered(
+            f"the result's bytes are dataset {view.content_hash}, registered with another "
+            "lineage; a dataset is registered once, so nothing was recorded"
+        )
+
+    def _prepare(
+        self, stream: BinaryIO, *, name: str | None, description: str | None
+    ) -> Written[DatasetPublic] | DatasetInput:
+        """Stage, hash, check and store one upload: the answer if its bytes are registered
+        already, else the record to write. Nothing is kept of a file that is refused."""
+        core = self._core
+        settings = core.settings
+        store = core.store
+        try:
+            staged = store.stage(stream, max_bytes=settings.max_upload_bytes)
+        except ValueError:
+            raise TooLarge(limit="max_upload_bytes", maximum=settings.max_upload_bytes) from None
+        try:
+            existing = core.dataset(staged.digest)
+            if existing is None:
+                scan, rows = self._index(staged.path)
+        except BaseException:
+            store.discard(staged)
+            raise
+        if existing is not None:  # the same bytes again: nothing to store, nothing to send
+            store.discard(staged)
+            return Written(dataset_view(core, existing), created=False)
+        store.commit(staged)
+        store.commit_rows(staged.digest, rows.path)
+        return self._input(scan, rows_root=to_hex(rows.root), name=name, description=description)
+
+    def _input(
         self,
-        dataset: Dataset,
+        dataset: Scan,
         *,
+        rows_root: str,
         name: str | None,
         description: str | None,
         parents: list[str] | None = None,
         transform_hash: str = ZERO_HASH,
-    ) -> Written[DatasetPublic]:
-        core = self._core
-        content_hash = to_hex(dataset.content_hash)
+    ) -> DatasetInput:
+        """The record of a dataset, with its metadata document stored under its hash."""
         metadata = {
             "kind": "dataset",
             "media_type": "text/csv",
@@ -169,25 +342,38 @@ class Datasets:
             "row_count": dataset.row_count,
             "size": dataset.size,
         }
-        with core.locks.hold(content_hash):
-            if (existing := core.index.dataset(content_hash)) is not None:
-                return Written(dataset_view(core, existing), created=False)  # won by another
-            metadata_hash = core.store.put_bytes(canonical_json(metadata))
-            try:
-                core.client.register_dataset(
-                    content_hash,
-                    rows_root=to_hex(row_tree(dataset.row_digests()).root),
-                    row_count=dataset.row_count,
-                    schema_hash=dataset.schema_hash,
-                    metadata_hash=metadata_hash,
-                    parents=parents or [],
-                    transform_hash=transform_hash,
+        return DatasetInput(
+            to_hex(dataset.content_hash),
+            rows_root=rows_root,
+            row_count=dataset.row_count,
+            schema_hash=dataset.schema_hash,
+            metadata_hash=self._core.store.put_bytes(canonical_json(metadata)),
+            parents=tuple(parents or ()),
+            transform_hash=transform_hash,
+        )
+
+    def _write(self, items: list[DatasetInput]) -> list[Written[DatasetPublic] | LedgerError]:
+        """Hand the records to the write pipeline together; each answer is its view, built
+        from the node's receipt, or its own error."""
+        if not items:
+            return []
+        core = self._core
+        outcomes = core.writes.write_many(items)
+        core.catch_up()  # one sync for the whole round: a request that follows reads its write
+        answers: list[Written[DatasetPublic] | LedgerError] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, Included):
+                view = dataset_view(core, indexed_dataset(outcome))
+                answers.append(Written(view, created=outcome.created))
+            elif isinstance(outcome, AlreadyRegistered):
+                # registered meanwhile by another writer on the same node: the chain says so
+                core.sync()
+                indexed = core.index.dataset(item.content_hash)
+                answers.append(
+                    AlreadyRegistered(f"{item.content_hash} is registered as another kind")
+                    if indexed is None
+                    else Written(dataset_view(core, indexed), created=False)
                 )
-                created = True
-            except AlreadyRegistered:
-                created = False  # registered meanwhile (another service, or an index lagging)
-            core.sync()
-        indexed = core.index.dataset(content_hash)
-        if indexed is None:
-            raise AlreadyRegistered(f"{content_hash} is registered as another kind")
-        return Written(dataset_view(core, indexed), created=created)
+            else:
+                answers.append(outcome)
+        return answers

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from api.schemas import ModelCreate, ModelPublic, ModelsPublic
-from api.service._core import Core, Written
+from api.service._core import Core, Written, indexed_model
 from api.service.datasets import Datasets
 from api.service.views import model_view
 from ledger.errors import AlreadyRegistered, UnknownModel
 from ledger.index import IndexedModel
+from ledger.records import ModelInput
+from ledger.write_pipeline import Included
 from ml.hashing import to_hex
 from ml.training import train
 
@@ -25,7 +27,8 @@ class Models:
 
     def indexed(self, model_hash: str) -> IndexedModel:
         """The indexed record; raises :class:`UnknownModel`."""
-        indexed = self._core.index.model(model_hash)
+        self._core.catch_up()
+        indexed = self._core.model(model_hash)
         if indexed is None:
             raise UnknownModel(f"no model is registered under {model_hash}")
         return indexed
@@ -34,6 +37,7 @@ class Models:
         return model_view(self._core, self.indexed(model_hash))
 
     def list(self, *, offset: int, limit: int) -> ModelsPublic:
+        self._core.catch_up()
         items, count = self._core.index.models(offset=offset, limit=limit)
         return ModelsPublic(data=[model_view(self._core, m) for m in items], count=count)
 
@@ -45,6 +49,7 @@ class Models:
         """Train deterministically on a registered dataset (flow 3) and register the model."""
         core = self._core
         dataset_hash = self._datasets.live(request.dataset).content_hash
+        self._datasets.check_memory(dataset_hash, request.features)  # before it is loaded
         trained = train(
             self._datasets.load(dataset_hash),
             algorithm=request.algorithm,
@@ -55,17 +60,16 @@ class Models:
             seed=request.seed,
         )
         model_hash = to_hex(trained.model_hash)
-        with core.locks.hold(model_hash):
-            if (existing := core.index.model(model_hash)) is not None:
-                return Written(model_view(core, existing), created=False)
-            core.store.put_bytes(trained.model_bytes)
-            metadata_hash = core.store.put_bytes(trained.metadata_bytes)
-            created = True
-            try:
-                core.client.register_model(
-                    model_hash, datasets=[dataset_hash], metadata_hash=metadata_hash
-                )
-            except AlreadyRegistered:
-                created = False
+        if (existing := core.model(model_hash)) is not None:
+            return Written(model_view(core, existing), created=False)
+        core.store.put_bytes(trained.model_bytes)
+        metadata_hash = core.store.put_bytes(trained.metadata_bytes)
+        item = ModelInput(model_hash, datasets=(dataset_hash,), metadata_hash=metadata_hash)
+        outcome = core.writes.write_many([item])[0]  # gathered with other requests' writes
+        core.catch_up()
+        if isinstance(outcome, Included):
+            return Written(model_view(core, indexed_model(outcome)), created=outcome.created)
+        if isinstance(outcome, AlreadyRegistered):  # by another writer on the same node
             core.sync()
-        return Written(self.get(model_hash), created=created)
+            return Written(self.get(model_hash), created=False)
+        raise outcome

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 
 from api.errors import UnknownReceipt
 from api.schemas import AnchorPublic, BundlePublic, ReceiptPublic
+from api.schemas.receipts import ReceiptsPublic
 from api.service._core import Core
 from api.service.verification import Verification
+from ledger.errors import UnknownBatch
 from ledger.lineage import lineage, to_prov
-from ledger.receipt_book import StoredReceipt
+from ledger.receipt_book import BatchExport, StoredReceipt
 
-__all__ = ["BUNDLE_FORMAT", "Receipts"]
+__all__ = ["BUNDLE_FORMAT", "EXPORT_CHUNK", "Receipts"]
 
 BUNDLE_FORMAT = "provenance-ledger-bundle/1"
+EXPORT_CHUNK = 2_000  # receipts read from the book at a time while a batch is exported
 
 
 class Receipts:
@@ -33,6 +38,36 @@ class Receipts:
     def get(self, receipt_id: str) -> ReceiptPublic:
         """A receipt with its anchoring: ``pending``, or ``anchored`` with batch, leaf, proof."""
         return ReceiptPublic(**self.stored(receipt_id).to_json())
+
+    def _export(self, batch_id: str) -> tuple[BatchExport, int]:
+        """The book as an export and the batch's size; an unknown batch raises UnknownBatch."""
+        book = self._core.receipts
+        count = book.batch_count(batch_id) if isinstance(book, BatchExport) else None
+        if count is None or not isinstance(book, BatchExport):
+            raise UnknownBatch(f"no batch {batch_id} was planned here")
+        return book, count
+
+    def in_batch(self, batch_id: str, *, offset: int = 0, limit: int = 50) -> ReceiptsPublic:
+        """A page of the batch's receipts, in issue order, as ``get`` shows each."""
+        book, count = self._export(batch_id)
+        documents = book.batch_documents(batch_id, offset, limit)
+        return ReceiptsPublic.model_construct(  # the book's own rows: valid by construction
+            data=[ReceiptPublic.model_construct(**d) for d in documents], count=count
+        )
+
+    def export(self, batch_id: str) -> Iterator[bytes]:
+        """Every receipt of the batch as JSON lines, read from the book a chunk at a time (a
+        batch may hold a hundred thousand); the batch is looked up before the first line."""
+        book, count = self._export(batch_id)
+
+        def lines() -> Iterator[bytes]:
+            for offset in range(0, count, EXPORT_CHUNK):
+                documents = book.batch_documents(batch_id, offset, EXPORT_CHUNK)
+                yield "".join(
+                    json.dumps(d, separators=(",", ":")) + "\n" for d in documents
+                ).encode()
+
+        return lines()
 
     def anchor_now(self) -> AnchorPublic:
         """Anchor every pending receipt now instead of waiting for the batch size or interval."""

@@ -7,6 +7,7 @@ from api.service._core import Core
 from api.service.views import record_view
 from ledger.errors import UnknownRecord
 from ledger.lineage import Direction, LineageGraph, lineage, to_prov
+from ledger.write_pipeline import RevokeInput
 
 __all__ = ["Records"]
 
@@ -21,6 +22,7 @@ class Records:
         """What ``record_hash`` is registered as, or None. A hash the index does not know gets
         one sync first: batches are anchored, and other writers may register, between the
         background follower's rounds."""
+        self._core.catch_up()
         index = self._core.index
         kind = index.kind_of(record_hash)
         if kind is None:
@@ -39,14 +41,18 @@ class Records:
         return record_view(self._core, indexed)
 
     def revoke(self, record_hash: str, reason: str) -> RecordPublic:
-        """Revoke a dataset, model or batch on chain and answer with its updated view."""
+        """Revoke a dataset, model or batch on chain and answer with its updated view.
+
+        One revocation of a record at a time: a second one, simulated once the first is
+        mined, fails with ``AlreadyRevoked`` and sends nothing. Revocations of different
+        records go through the write pipeline together, one transaction each (the contract has
+        no batch revocation), in the same block."""
         if self.kind_of(record_hash) is None:
             raise UnknownRecord(f"no record is registered under {record_hash}")
         core = self._core
-        with core.locks.hold(record_hash):  # a second revocation fails its simulation
-            core.client.revoke(record_hash, reason)
-            core.sync()
-        return self.get(record_hash)
+        with core.locks.hold(record_hash):
+            core.writes.write(RevokeInput(record_hash, reason))
+        return self.get(record_hash)  # the index catches up with the revocation first
 
     def graph(self, record_hash: str, direction: Direction) -> LineageGraph:
         """Where a record came from (up), what was built on it (down), or both."""

@@ -1,24 +1,47 @@
 """Verification through the service: ``ledger.verify`` against the chain, plus what only the
 server can add (its artifact store, a re-run or retraining of the model, the anchoring of a
-receipt from its receipt book)."""
+receipt from its receipt book).
+
+One :class:`~ledger.chain_facts.ChainFacts` serves every verification for the service's
+lifetime: a batch's anchoring, a model's lineage, a signer's role where a batch was anchored are
+read once, and record states once per head block. Its event lookups start at the blocks the
+service's index gives (trusted: a miss only costs a scan) after the blocks a document claims
+(checked: a wrong claim is a failed ``block_hints``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, BinaryIO
 
-from api.errors import InputRequired
+from api.errors import InputRequired, LimitExceeded
+from api.json_depth import json_depth
 from api.schemas import ReportPublic
+from api.schemas.verify import CheckPublic, ReceiptsReportPublic, VerifySummaryPublic
 from api.service._core import Core
 from api.service.datasets import Datasets
 from api.service.models import Models
 from api.service.predictions import Predictions
-from ledger.receipts import Receipt, ReceiptFormatError
-from ledger.rows import rows_root
-from ledger.verify import Anchoring, Report, verify_dataset_bytes, verify_model, verify_receipt
-from ml.datasets import parse_dataset
+from ledger.receipts import ReceiptFormatError
+from ledger.row_index import RowIndexBuilder
+from ledger.verify import (
+    Anchoring,
+    ChainFacts,
+    Check,
+    ReceiptEvidence,
+    Report,
+    count_verdicts,
+    evidence_from_document,
+    verify_dataset_file,
+    verify_documents,
+    verify_model,
+    verify_receipt,
+)
 from ml.errors import TooLarge
 from ml.hashing import to_hex
+from ml.scanning import scan_file
 from ml.training import retrain
 
 __all__ = ["Verification"]
@@ -34,6 +57,19 @@ class Verification:
         self._datasets = datasets
         self._models = models
         self._predictions = predictions
+        self._facts = ChainFacts.for_client(core.client)
+
+    def _complete(self, evidence: ReceiptEvidence) -> ReceiptEvidence:
+        """The receipt book may know more than the client's copy: an anchoring, or that the
+        batch will never be anchored."""
+        if evidence.anchoring is not None:
+            return evidence
+        stored = self._core.receipts.get(to_hex(evidence.receipt.receipt_id))
+        if stored is not None and stored.status == "anchored":
+            return replace(evidence, anchoring=Anchoring.from_json(stored.to_json()))
+        if stored is not None and stored.status == "failed":
+            return replace(evidence, anchoring_error=stored.error or "the batch was refused")
+        return evidence
 
     def receipt(
         self,
@@ -46,20 +82,10 @@ class Verification:
         if rerun and input_row is None:
             raise InputRequired("rerun needs the input row")
         try:
-            receipt = Receipt.model_validate(
-                {k: document.get(k) for k in Receipt.model_fields if k in document}
-            )
-            anchoring = Anchoring.from_json(document)
+            evidence = self._complete(evidence_from_document(document))
         except ValueError as exc:
             raise ReceiptFormatError(f"not a receipt: {exc}") from None
-        anchoring_error = None
-        if anchoring is None:  # the book may know more than the client's copy
-            stored = self._core.receipts.get(to_hex(receipt.receipt_id))
-            if stored is not None and stored.status == "anchored":
-                anchoring = Anchoring.from_json(stored.to_json())
-            elif stored is not None and stored.status == "failed":
-                anchoring_error = stored.error or "the batch was refused"
-        model_hash = to_hex(receipt.model_hash)
+        model_hash = to_hex(evidence.receipt.model_hash)
         run_again: Callable[[dict[str, Any]], Any] | None = None
         if rerun:
 
@@ -67,15 +93,66 @@ class Verification:
                 return self._predictions.reproduce_output(model_hash, row)
 
         report = verify_receipt(
-            receipt,
-            self._core.client,
-            anchoring=anchoring,
+            evidence.receipt,
+            self._facts,
+            anchoring=evidence.anchoring,
             store=self._core.store,
             input_row=input_row,
             rerun=run_again,
-            anchoring_error=anchoring_error,
+            anchoring_error=evidence.anchoring_error,
+            clock_tolerance=self._core.settings.clock_tolerance,
         )
         return _public(report)
+
+    def receipts(self, documents: Sequence[Any]) -> ReceiptsReportPublic:
+        """Verify many receipt documents at one snapshot of the chain: one report each, in
+        order, and how many are valid, invalid and pending. A malformed document is an
+        ``invalid`` report (its ``receipt_format`` check says why), not a refusal of the rest.
+
+        Raises:
+            LimitExceeded: more documents than ``max_verify_receipts``.
+        """
+        limit = self._core.settings.max_verify_receipts
+        if len(documents) > limit:
+            raise LimitExceeded(
+                f"{len(documents)} receipts exceed max_verify_receipts = {limit}",
+                limit="max_verify_receipts",
+            )
+        reports = verify_documents(
+            documents,
+            self._facts,
+            store=self._core.store,
+            clock_tolerance=self._core.settings.clock_tolerance,
+            complete=self._complete,
+        )
+        views: dict[Check, CheckPublic] = {}
+        return ReceiptsReportPublic.model_construct(
+            summary=VerifySummaryPublic.model_construct(**count_verdicts(reports)),
+            reports=[_public(r, views) for r in reports],
+        )
+
+    def receipts_file(self, stream: BinaryIO) -> ReceiptsReportPublic:
+        """:meth:`receipts` for an uploaded file: a JSON list of receipts, ``{"receipts":
+        [...]}``, or JSON lines (one receipt per line), at most ``max_upload_bytes``.
+
+        Raises:
+            TooLarge: the file is larger than ``max_upload_bytes``.
+            ReceiptFormatError: the file is none of those forms, or nests too deep.
+        """
+        return self.receipts(self._read_documents(stream))
+
+    def _read_documents(self, stream: BinaryIO) -> list[Any]:
+        core = self._core
+        limit = core.settings.max_upload_bytes
+        try:
+            staged = core.store.stage(stream, max_bytes=limit)
+        except ValueError:
+            raise TooLarge(limit="max_upload_bytes", maximum=limit) from None
+        try:
+            text = staged.path.read_bytes()
+        finally:
+            core.store.discard(staged)
+        return _documents(text, core.settings.max_json_depth)
 
     def model(self, model_hash: str, *, retrain_model: bool = False) -> ReportPublic:
         """Verify a model; with ``retrain_model``, train it again from its registered dataset
@@ -89,7 +166,7 @@ class Verification:
 
         report = verify_model(
             indexed.model_hash,
-            self._core.client,
+            self._facts,
             store=self._core.store,
             retrain=again if retrain_model else None,
         )
@@ -97,24 +174,71 @@ class Verification:
 
     def dataset(self, stream: BinaryIO) -> ReportPublic:
         """Is this exact file registered, are its rows the registered rows, is its lineage
-        sound? The file is staged on disk under the upload limit, never kept in the store."""
+        sound? The file is staged on disk under the upload limit and scanned in flat memory,
+        never kept in the store."""
         core = self._core
         limit = core.settings.max_upload_bytes
         try:
             staged = core.store.stage(stream, max_bytes=limit)
         except ValueError:
             raise TooLarge(limit="max_upload_bytes", maximum=limit) from None
-        try:
-            data = staged.path.read_bytes()
-        finally:
-            core.store.discard(staged)
         limits = core.settings.dataset_limits()
 
-        def root_of(raw: bytes) -> str:
-            return to_hex(rows_root(parse_dataset(raw, limits=limits).row_digests()))
+        def root_of() -> str:
+            built = core.store.scratch_path(".rows")
+            try:
+                with RowIndexBuilder(built) as rows:
+                    scan_file(staged.path, limits, digests=rows.add)
+                    info = rows.finish()
+            finally:
+                built.unlink(missing_ok=True)
+            return to_hex(info.root)
 
-        return _public(verify_dataset_bytes(data, core.client, rows_root=root_of))
+        try:
+            report = verify_dataset_file(staged.digest, self._facts, rows_root=root_of)
+        finally:
+            core.store.discard(staged)
+        return _public(report)
 
 
-def _public(report: Report) -> ReportPublic:
-    return ReportPublic(**report.to_json())
+def _documents(text: bytes, max_depth: int) -> list[Any]:
+    """The receipts of an uploaded file: a JSON list, ``{"receipts": [...]}``, or JSON lines.
+    Its nesting is measured before any parser sees it (see ``api.app.BodyGuard``)."""
+    if json_depth(text) > max_depth:
+        raise ReceiptFormatError(f"the file nests deeper than max_json_depth = {max_depth}")
+    try:
+        whole = json.loads(text)
+    except ValueError:  # JSON lines: one receipt per line
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as exc:
+            raise ReceiptFormatError(f"not JSON, nor JSON lines of receipts: {exc}") from None
+    if isinstance(whole, dict):
+        receipts = whole.get("receipts")
+        return receipts if isinstance(receipts, list) else [whole]  # or one receipt alone
+    if isinstance(whole, list):
+        return whole
+    raise ReceiptFormatError('expected a list of receipts, {"receipts": [...]} or JSON lines')
+
+
+def _public(report: Report, views: dict[Check, CheckPublic] | None = None) -> ReportPublic:
+    """The public view of a report, built without validating it again: every field comes
+    from a :class:`Report`, so it has the schema's shape by construction. ``views`` shares one
+    view per distinct check across the reports of a bulk answer, whose receipts share most of
+    their checks (ten thousand reports, a dozen checks each)."""
+    views = {} if views is None else views
+    checks = []
+    for check in report.checks:
+        view = views.get(check)
+        if view is None:
+            view = views[check] = CheckPublic.model_construct(
+                name=check.name, ok=check.ok, detail=check.detail
+            )
+        checks.append(view)
+    return ReportPublic.model_construct(
+        subject=report.subject,
+        kind=report.kind,
+        verdict=report.verdict,
+        checks=checks,
+        **report.extra,
+    )

@@ -61,6 +61,7 @@ from eth_tester.exceptions import TransactionFailed, TransactionNotFound
 from eth_tester.utils.filters import check_if_log_matches
 from eth_utils import encode_hex
 
+from ledger.backends._bounded import bounded_chain_class, check_deadline
 from ledger.backends._clock import wall_clock_chain_class, wall_clock_second
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "LogScanningEthereumTester",
     "create_chain",
     "open_chain",
+    "open_read_chain",
     "revert_data",
     "stored_chain_exists",
     "tester_account_keys",
@@ -110,6 +112,11 @@ def create_chain(db: AtomicDatabaseAPI) -> MiningChain:
 def open_chain(db: AtomicDatabaseAPI) -> MiningChain:
     """Open the chain stored in ``db`` at its canonical head, without replaying anything."""
     return _tester_chain_class()(db)
+
+
+def open_read_chain(db: AtomicDatabaseAPI) -> MiningChain:
+    """The same chain for reads only, over VMs that honour a time budget (``_bounded.py``)."""
+    return bounded_chain_class(_tester_chain_class())(db)
 
 
 class DurablePyEVMBackend(PyEVMBackend):
@@ -298,6 +305,7 @@ class LogScanningEthereumTester(EthereumTester):
         found: list[dict[str, Any]] = []
         chaindb = chain.chaindb
         for number in range(lower, upper + 1):
+            check_deadline()  # a reader's scan stops at its time budget (none on the writer)
             header = chaindb.get_canonical_block_header_by_number(number)
             if not _bloom_may_match(BloomFilter(header.bloom), raw_address, raw_topics):
                 continue

@@ -13,6 +13,8 @@ from typing import ClassVar
 
 from web3 import Web3
 
+from ledger.backends.reads import ReadLimits
+
 __all__ = ["ChainBackend"]
 
 
@@ -25,6 +27,15 @@ class ChainBackend(ABC):
     @abstractmethod
     def w3(self) -> Web3:
         """The connected web3 instance (reads, calls, raw transactions, logs)."""
+
+    def read_node(self, limits: ReadLimits) -> Web3:
+        """web3 for reads that anyone may ask for (the service's ``/rpc``), within ``limits``.
+
+        A JSON-RPC node bounds its own calls (geth's ``--rpc.gascap``, ``--rpc.evmtimeout``),
+        so by default this is :attr:`w3` itself; the embedded chain serves them from reader
+        processes that never take its lock.
+        """
+        return self.w3
 
     @property
     def confirmations(self) -> int:

@@ -6,6 +6,9 @@ chain lives in ``<data_dir>/chain.sqlite3`` and survives restarts and ``kill -9`
 * every block (eth-tester mines one per transaction) is written in one SQLite transaction and
   fsynced before ``eth_sendRawTransaction`` returns, so an acknowledged write is durable and a
   crash can never leave half a block;
+* a full disk refuses the write (:class:`ChainStoreFull`) and rewinds the chain in memory to its
+  last durable block, so nothing of that write remains and the next one succeeds once there is
+  room (any other failure to write stops the chain: :class:`ChainStoreError`);
 * reopening starts from the stored canonical head (no replay), so start-up time does not grow
   with the history;
 * a block carries the wall clock's second, and several blocks may share a second, as on anvil
@@ -13,15 +16,21 @@ chain lives in ``<data_dir>/chain.sqlite3`` and survives restarts and ``kill -9`
 * a reverted call or gas estimate is answered as a JSON-RPC node answers it (``execution
   reverted`` with the revert data), so web3 raises the same errors here as against anvil;
 * one lock serialises every request, because eth-tester and py-evm are not thread-safe and the
-  service writes from several threads.
+  service writes from several threads;
+* reads that anyone may ask for (:meth:`EmbeddedBackend.read_node`) never take that lock: reader
+  processes answer them from the last committed block, with every call's gas and time bounded
+  (``_readers.py``, ``_snapshot.py``), so a slow read delays no write.
 
-Without a data directory it is a plain in-memory eth-tester chain, for fast tests.
+Without a data directory it is a plain in-memory eth-tester chain, for fast tests; its
+``read_node`` is its own web3, behind the lock.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -35,6 +44,7 @@ from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from ledger.backends._chaindb import SqliteKeyValueStore
+from ledger.backends._readers import ReaderPool, SnapshotProvider
 from ledger.backends._tester import (
     DurablePyEVMBackend,
     LogScanningEthereumTester,
@@ -45,6 +55,7 @@ from ledger.backends._tester import (
     tester_account_keys,
 )
 from ledger.backends.base import ChainBackend
+from ledger.backends.reads import ReadLimits
 from ledger.errors import ChainUnavailable, LedgerError, TransactionFailed
 
 __all__ = [
@@ -52,6 +63,7 @@ __all__ = [
     "ChainFormatError",
     "ChainInUseError",
     "ChainStoreError",
+    "ChainStoreFull",
     "EmbeddedBackend",
 ]
 
@@ -79,6 +91,13 @@ class ChainStoreError(ChainUnavailable):
     """
 
     hint = "check the disk under the data directory, then restart the service"
+
+
+class ChainStoreFull(ChainStoreError):
+    """The disk under the chain file is full: the block was not written, and the chain was
+    rewound to its last durable block, so the write left nothing behind (HTTP 507)."""
+
+    hint = "free space on the disk under the data directory, then retry"
 
 
 class ChainInUseError(LedgerError):
@@ -137,6 +156,9 @@ class EmbeddedBackend(ChainBackend):
         self._lock = threading.RLock()
         self._store: SqliteKeyValueStore | None = None
         self._lock_fd: int | None = None
+        self._readers: ReaderPool | None = None
+        self._read_w3: Web3 | None = None
+        self._readers_lock = threading.Lock()
         if data_dir is None:
             chain = create_chain(AtomicDB())
             backend = DurablePyEVMBackend(chain, tester_account_keys())
@@ -190,6 +212,12 @@ class EmbeddedBackend(ChainBackend):
         try:
             self._store.commit()
         except BaseException as exc:
+            if _disk_full(exc):
+                # SQLite rolled the transaction back: rewind the chain in memory to the file's
+                # head, so the write never happened anywhere and the chain keeps serving
+                self._store.discard()
+                self._tester.backend.chain = open_chain(AtomicDB(self._store))
+                raise ChainStoreFull(f"the disk is full; the block was not written: {exc}") from exc
             self._provider.failure = exc
             raise ChainStoreError(f"a block could not be made durable: {exc}") from exc
 
@@ -197,6 +225,32 @@ class EmbeddedBackend(ChainBackend):
     def w3(self) -> Web3:
         """web3 over the chain; safe to use from several threads."""
         return self._w3
+
+    def read_node(self, limits: ReadLimits) -> Web3:
+        """web3 over reader processes at the last committed block (see the module docstring);
+        the first call's ``limits`` hold for the backend's life."""
+        if self.data_dir is None:
+            return self._w3
+        with self._readers_lock:  # never the chain's lock: a write may be holding it
+            if self._readers is None:
+                if self._provider.closed:
+                    raise ChainClosedError("the embedded chain is closed")
+                self._readers = ReaderPool(Path(self.data_dir) / CHAIN_FILE, limits)
+                provider = SnapshotProvider(
+                    self._readers,
+                    accounts=list(self._tester.get_accounts()),
+                    chain_id=self._tester.backend.chain.chain_id,
+                )
+                self._read_w3 = Web3(provider)
+            elif self._readers.limits != limits:
+                raise ValueError(f"the readers run with {self._readers.limits}, not {limits}")
+            assert self._read_w3 is not None
+            return self._read_w3
+
+    @property
+    def readers(self) -> ReaderPool | None:
+        """The reader processes behind :meth:`read_node`, once it has been asked for."""
+        return self._readers
 
     @property
     def ethereum_tester(self) -> EthereumTester:
@@ -230,12 +284,21 @@ class EmbeddedBackend(ChainBackend):
             provider = getattr(self, "_provider", None)
             if provider is not None:
                 provider.closed = True
+            if getattr(self, "_readers", None) is not None:
+                self._readers.close()
             if self._store is not None:
                 self._store.close()
                 self._store = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the flock
                 self._lock_fd = None
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a failed commit failed for want of space (SQLite rolls such a commit back)."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
 def _lock_directory(path: Path) -> int:

@@ -1,5 +1,6 @@
 """The same write arriving several times at once: exactly one transaction, one 201 (or one
-revocation), and every other request answered from the record that one created.
+revocation), and every other request answered from the record that one created; different
+writes arriving at once: gathered into few transactions, a bad one refused alone.
 
 Each request waits at a barrier on entering the service, so they all start the write together;
 a duplicate that slips past the index check would send a transaction that reverts on chain
@@ -9,6 +10,7 @@ a duplicate that slips past the index check would send a transaction that revert
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -97,3 +99,32 @@ def test_simultaneous_revocations(client: TestClient, monkeypatch: pytest.Monkey
     for refused in (r for r in responses if r.status_code == 409):
         assert_problem(refused, 409, "already-revoked")
     assert head(client) == block + 1
+
+
+def test_concurrent_uploads_of_different_files_are_gathered_and_a_bad_one_fails_alone(
+    client: TestClient,
+) -> None:
+    """Uploads that arrive while a write is in flight go out together: here the chain is held
+    while they queue, so the first is sent alone and the others in one transaction behind it.
+    The malformed upload among them is refused on its own, before anything is sent for it."""
+    service = client.app.state.service  # type: ignore[attr-defined]
+    writes, lock = service.core.writes, service.core.backend.lock
+    block = head(client)
+    files = [f"x,y\n{n},{n + 1}\n".encode() for n in range(N)]
+    files.insert(2, b"x,y\n1\n")  # ragged
+    with ThreadPoolExecutor(len(files)) as pool:
+        with lock:
+            first = pool.submit(upload, client, files[0])
+            deadline = time.monotonic() + 60
+            while writes.waiting < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            rest = [pool.submit(upload, client, f) for f in files[1:]]
+            while writes.waiting < N and time.monotonic() < deadline:
+                time.sleep(0.01)
+        responses = [first.result(), *(r.result() for r in rest)]
+    assert [r.status_code for r in responses] == [201, 201, 422, *[201] * (N - 2)]
+    assert_problem(responses[2], 422, "ragged-row")
+    created = [r.json() for r in responses if r.status_code == 201]
+    assert len({c["tx_hash"] for c in created[1:]}) == 1 != len({c["tx_hash"] for c in created})
+    assert head(client) == block + 2
+    assert client.get("/v1/datasets").json()["count"] == N

@@ -206,9 +206,12 @@ def test_the_openapi_document_says_which_key_each_operation_needs(client):
     assert {} not in paths["/v1/datasets"]["post"]["security"]
     assert paths["/v1/admin/keys"]["get"]["x-required-role"] == "admin"
     assert paths["/rpc"]["post"]["x-required-role"] == "none"
+    # expensive work and its jobs need an auditor key even while public reads are on
+    assert paths["/v1/jobs/{job_id}"]["get"]["x-required-role"] == "auditor"
+    assert {} not in paths["/v1/jobs/{job_id}"]["get"]["security"]
     roles = {op["x-required-role"] for item in paths.values() for op in item.values()
              if "x-required-role" in op}  # fmt: skip
-    assert roles == {"none", "registrar", "admin"}
+    assert roles == {"none", "auditor", "registrar", "admin"}
 
 
 def test_without_public_reads_the_document_asks_an_auditor_key(tmp_path):

@@ -8,15 +8,23 @@ every receipt a client holds, each of which must then verify ``valid``.
 
 Run 1 keeps receipts pending (huge batch size and interval); run 2 anchors in batches of 3 while
 requests stream in, so the kill lands during anchoring; run 3 flushes with ``POST /v1/anchor``.
+
+The same holds for gathered writes, on the embedded chain and on anvil with ``--block-time 1``:
+clients upload batches while the server is killed, with writes queued, being sent and waiting
+for their block; after the restart every record a client was answered for is on chain as
+answered, every file sent again is answered as registered, and the service key's transactions
+all succeeded at consecutive nonces (nothing was sent twice).
 """
 
 from __future__ import annotations
 
+import json
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,3 +189,153 @@ def test_sigkill_with_receipts_pending_loses_none(tmp_path: Path) -> None:
         # No batch was anchored twice: each anchored batch holds distinct receipts.
         docs = [_ok(client.get(f"/v1/receipts/{r['receipt_id']}")) for r in held]
         assert len({(d["batch_id"], d["leaf"]) for d in docs}) == len(held)
+
+
+# -- gathered writes ----------------------------------------------------------------------------
+
+
+@dataclass
+class Uploads:
+    """Clients sending batches of fresh files in a loop; keeps every file sent and every record
+    acknowledged (answered 201 or 200), until the server goes away."""
+
+    server: ServiceProcess
+    clients: int = 4
+    per_request: int = 5
+    sent: list[bytes] = field(default_factory=list)
+    acknowledged: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        for position in range(self.clients):
+            thread = threading.Thread(target=self._run, args=(position,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self, position: int) -> None:
+        with self.server.client(timeout=60) as client:
+            for round_ in range(10_000):
+                files = [
+                    f"client,round,n\n{position},{round_},{n}\n".encode()
+                    for n in range(self.per_request)
+                ]
+                with self._lock:
+                    self.sent += files
+                parts = [("file", (f"{position}-{round_}-{n}.csv", f)) for n, f in enumerate(files)]
+                try:
+                    response = client.post("/v1/datasets/batch", files=parts)
+                except httpx.TransportError:
+                    return  # the server is gone: this answer never reached us
+                if response.status_code != 200:
+                    self.errors.append(response.text)
+                    return
+                with self._lock:
+                    for entry in response.json()["data"]:
+                        if entry["status"] not in (200, 201):
+                            self.errors.append(json.dumps(entry))
+                        self.acknowledged[entry["content_hash"]] = entry
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.acknowledged)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=TIMEOUT)
+            assert not thread.is_alive()
+        assert self.errors == []
+
+
+def _journaled(data_dir: Path) -> int:
+    """Transactions the write pipeline's journal holds (sent, not yet mined)."""
+    path = data_dir / "writes.sqlite3"
+    if not path.exists():
+        return 0
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM sent").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is being created
+            return 0
+
+
+def _rpc(client: httpx.Client, method: str, *params: Any) -> Any:
+    answer = _ok(
+        client.post("/rpc", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+    )
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+@pytest.fixture(params=["embedded", pytest.param("anvil-1s", marks=pytest.mark.anvil)])
+def chain_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The service's settings for each chain: none for the embedded one; for anvil with
+    ``--block-time 1``, a keystore holding a funded key and a deployment, as
+    `provenance deploy` leaves them."""
+    if request.param == "embedded":
+        return {}
+    from ledger.backends.rpc import RpcBackend
+    from ledger.deployment import deploy_ledger
+    from ledger.keys import create_keystore
+
+    node = request.getfixturevalue("anvil_paced_node")
+    keystore, password = tmp_path / "key.json", "crash test password"
+    account = create_keystore(keystore, password)
+    node.set_balance(account.address, 10**21)
+    (tmp_path / "data").mkdir()
+    deploy_ledger(RpcBackend(node.url), account, tmp_path / "data" / "deployment.json")
+    return {
+        "chain": "rpc",
+        "rpc_url": node.url,
+        "keystore": str(keystore),
+        "keystore_password": password,
+    }
+
+
+@pytest.mark.slow
+def test_sigkill_during_gathered_batches_loses_no_acknowledged_record_and_sends_nothing_twice(
+    tmp_path: Path, chain_env: dict[str, str]
+) -> None:
+    data_dir = tmp_path / "data"
+    with serve(data_dir, **chain_env) as server:
+        with server.client(timeout=60) as client:
+            registrar = _ok(client.get("/v1/chain"))["registrar"]
+            first_block = _ok(client.get("/v1/chain"))["latest_block"] + 1
+        uploads = Uploads(server)
+        uploads.start()
+        _wait_until(lambda: uploads.count() >= 40, "40 records are acknowledged", server)
+        if chain_env:  # on a node: kill it while the journal holds transactions in its pool
+            _wait_until(lambda: _journaled(data_dir) > 0, "a batch is in the pool", server)
+        kill(server)  # with batches queued, being sent and waiting for their block
+        uploads.join()
+
+    with serve(data_dir, **chain_env) as server, server.client(timeout=60) as client:
+        # every record a client was answered for is there, exactly as it was answered
+        for content_hash, entry in uploads.acknowledged.items():
+            record = _ok(client.get(f"/v1/datasets/{content_hash}"))
+            assert (record["tx_hash"], record["block_number"]) == (
+                entry["tx_hash"],
+                entry["block_number"],
+            )
+        # every file sent, answered or not, sent again: the acknowledged ones are known
+        for start in range(0, len(uploads.sent), 50):
+            files = uploads.sent[start : start + 50]
+            parts = [("file", (f"{start + n}.csv", f)) for n, f in enumerate(files)]
+            for entry in _ok(client.post("/v1/datasets/batch", files=parts))["data"]:
+                assert entry["status"] in (200, 201), entry
+                if entry["content_hash"] in uploads.acknowledged:
+                    assert entry["status"] == 200
+        assert _ok(client.get("/v1/datasets?limit=1"))["count"] == len(set(uploads.sent))
+        # nothing was sent twice: every transaction of the service key went through, at
+        # consecutive nonces (a duplicate would have reverted on chain)
+        head = int(_rpc(client, "eth_blockNumber"), 16)
+        nonces = []
+        for number in range(first_block, head + 1):
+            block = _rpc(client, "eth_getBlockByNumber", hex(number), True)
+            for tx in block["transactions"]:
+                if tx["from"].lower() == registrar.lower():
+                    receipt = _rpc(client, "eth_getTransactionReceipt", tx["hash"])
+                    assert int(receipt["status"], 16) == 1, tx["hash"]
+                    nonces.append(int(tx["nonce"], 16))
+        assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))

@@ -151,3 +151,17 @@ def test_a_name_is_never_a_path(limited):
     assert response.json()["name"] == "../../x"
     root = limited.app.state.service.core.store.root
     assert not (root.parent.parent / "x").exists()
+
+
+def test_training_past_the_memory_limit_is_refused_before_loading(tmp_path):
+    """The estimate comes from the registered schema; nothing is trained, nothing is sent."""
+    from api.settings import Settings
+    from tests.api.conftest import authorized_client, train
+
+    tight = Settings(data_dir=tmp_path / "tight", max_memory_bytes=1024, anchor_interval=3600)
+    with authorized_client(tight) as c:
+        dataset = upload(c, csv(3, 50)).json()["content_hash"]
+        head = c.get("/v1/chain").json()["latest_block"]
+        body = assert_problem(train(c, dataset, target="c0"), 413, "too-large")
+        assert body["limit"] == "max_memory_bytes"
+        assert c.get("/v1/chain").json()["latest_block"] == head

@@ -1,6 +1,7 @@
 """ledger.anchoring on a real chain (embedded and anvil): the receipt book and the anchorer.
 
-Batches form by size, by age, and per model; a crash anywhere between planning a batch and
+Batches form by size, by age, and per model, and the batches due together share one
+transaction through the write pipeline; a crash anywhere between planning a batch and
 recording it anchors it exactly once; a batch the chain refuses for good is marked failed, and
 one it refuses for now (a lost role, a timeout) waits, so no receipt handed out is ever lost.
 Background behaviour is observed by polling with generous timeouts, never by timing.
@@ -284,6 +285,17 @@ def test_receipts_of_two_models_go_to_two_batches(setup: Setup) -> None:
     _assert_anchored_and_provable(setup, first + second)
 
 
+def test_the_batches_of_several_models_share_one_transaction(setup: Setup) -> None:
+    setup.issue(3, setup.models[0])
+    setup.issue(2, setup.models[1])
+    nonce = setup.client.transactor.confirmed_nonce()
+    results = setup.anchorer().flush()
+    assert len(results) == 2 and all(r.error is None for r in results)
+    assert len({r.tx_hash for r in results}) == 1  # one anchorPredictionBatches for both
+    assert setup.client.transactor.confirmed_nonce() == nonce + 1
+    assert sorted(e.model_hash for e in setup.anchored_on_chain()) == sorted(setup.models)
+
+
 def test_a_batch_whose_model_was_revoked_before_anchoring_fails(setup: Setup) -> None:
     doomed = setup.issue(2, setup.models[0])
     fine = setup.issue(2, setup.models[1])
@@ -405,10 +417,10 @@ def test_a_send_that_times_out_keeps_the_batch_for_the_next_round(
     receipts = setup.issue(2)
     anchorer = setup.anchorer()
 
-    def no_receipt(*args: Any, **kwargs: Any) -> Any:
-        raise TransactionFailed("no receipt for 0xabc within 120 s")
+    def no_receipt(items: Any) -> Any:
+        return [TransactionFailed("no receipt for 0xabc within 120 s") for _ in items]
 
-    monkeypatch.setattr(anchorer.client, "anchor_predictions", no_receipt)
+    monkeypatch.setattr(anchorer.writes, "write_many", no_receipt)
     [result] = anchorer.flush()
     assert result.error is not None and "no receipt" in result.error
     assert setup.book.counts()["pending"] == 2
@@ -424,10 +436,10 @@ def test_an_unreachable_chain_raises_and_keeps_everything_pending(
     receipts = setup.issue(2)
     anchorer = setup.anchorer()
 
-    def down(*args: Any, **kwargs: Any) -> Any:
-        raise ChainUnavailable("connection refused")
+    def down(items: Any) -> Any:
+        return [ChainUnavailable("connection refused") for _ in items]
 
-    monkeypatch.setattr(anchorer.client, "anchor_predictions", down)
+    monkeypatch.setattr(anchorer.writes, "write_many", down)
     with pytest.raises(ChainUnavailable):
         anchorer.flush()
     assert setup.book.counts()["pending"] == 2
@@ -477,14 +489,14 @@ def test_the_thread_backs_off_while_the_chain_refuses_and_anchors_once_it_accept
     receipts = setup.issue(2)
     anchorer = setup.anchorer(batch_size=1, interval=0.1)
     attempts = 0
-    send = anchorer.client.anchor_predictions
+    send = anchorer.writes.write_many
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
+    def counting(items: Any) -> Any:
         nonlocal attempts
         attempts += 1
-        return send(*args, **kwargs)
+        return send(items)
 
-    anchorer.client.anchor_predictions = counting  # type: ignore[method-assign]
+    anchorer.writes.write_many = counting  # type: ignore[method-assign]
     anchorer.start()
     try:
         _wait_until(lambda: attempts >= 2, "the anchorer retries")

@@ -35,8 +35,10 @@ from ledger.receipts import (
     input_hash,
     new_receipt_id,
     output_hash,
+    parse_receipt,
     receipt_digest,
     receipt_leaf,
+    receipt_leaf_hash,
     recover_signer,
     typed_data,
 )
@@ -449,3 +451,115 @@ def test_importing_receipts_does_not_import_scikit_learn() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# The bulk paths: parse_receipt and receipt_leaf_hash, held to the general ones
+# ---------------------------------------------------------------------------------------------
+
+
+def _validated(fields: dict[str, Any]) -> Receipt | str:
+    """What ``Receipt.model_validate`` makes of ``fields``: the receipt, or "refused"."""
+    try:
+        return Receipt.model_validate(fields)
+    except ValueError:
+        return "refused"
+
+
+def _parsed(fields: dict[str, Any]) -> Receipt | str:
+    try:
+        return parse_receipt(fields)
+    except ReceiptFormatError:
+        return "refused"
+
+
+_GOOD = json.loads(_receipt().to_json())
+_VARIANTS: list[tuple[str, Any]] = [
+    ("receipt_id", "0x" + "AB" * 32),  # upper-case hex is accepted
+    ("receipt_id", "0X" + "ab" * 32),
+    ("receipt_id", "0x" + "ab" * 31),
+    ("receipt_id", bytes(32)),
+    ("model_hash", "ab" * 32),
+    ("input_hash", 5),
+    ("output_hash", None),
+    ("signature", "0x" + "11" * 64),
+    ("signature", "0x" + "1" * 130),
+    ("issued_at", True),
+    ("issued_at", 1.0),
+    ("issued_at", -1),
+    ("issued_at", 2**64),
+    ("issued_at", "1700000000"),
+    ("service", SIGNER.lower()),
+    ("service", SIGNER.upper().replace("0X", "0x")),
+    ("service", SIGNER[:-1] + ("a" if SIGNER[-1] != "a" else "b")),  # a bad checksum
+    ("service", "0x1234"),
+    ("output", {"x": float("nan")}),
+    ("output", [1, {"k": (1, 2)}]),
+    ("output", {1: "a"}),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), _VARIANTS)
+def test_parse_receipt_accepts_and_refuses_exactly_what_model_validate_does(
+    name: str, value: Any
+) -> None:
+    fields = {**_GOOD, name: value}
+    assert _parsed(fields) == _validated(fields)
+    if isinstance(_validated(fields), Receipt):
+        assert _parsed(fields).model_dump() == _validated(fields).model_dump()
+
+
+def test_parse_receipt_on_missing_and_extra_fields() -> None:
+    assert parse_receipt(_GOOD) == Receipt.model_validate(_GOOD)
+    for broken in (
+        {k: v for k, v in _GOOD.items() if k != "signature"},
+        {**_GOOD, "status": "anchored"},
+    ):
+        assert _parsed(broken) == _validated(broken) == "refused"
+    with pytest.raises(ReceiptFormatError, match="signature"):
+        parse_receipt({k: v for k, v in _GOOD.items() if k != "signature"})
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    output=st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=6,
+    ),
+    issued_at=st.integers(min_value=0, max_value=2**64 - 1),
+)
+def test_receipt_leaf_hash_is_the_standard_leaf(output: Any, issued_at: int) -> None:
+    from ledger.merkle import leaf_hash
+
+    receipt = ReceiptSigner(KEY, DOMAIN).sign(
+        model_hash=MODEL, input_hash=input_hash(ROW), output=output, issued_at=issued_at
+    )
+    assert receipt_leaf_hash(receipt) == leaf_hash(RECEIPT_LEAF_ENCODING, receipt_leaf(receipt))
+    assert parse_receipt(json.loads(receipt.to_json())) == receipt
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(output=_JSON_VALUES, issued_at=st.integers(min_value=0, max_value=2**64 - 1))
+def test_to_json_and_json_fields_are_the_canonical_model_dump(output: Any, issued_at: int) -> None:
+    receipt = ReceiptSigner(KEY, DOMAIN).sign(
+        model_hash=MODEL, input_hash=input_hash(ROW), output=output, issued_at=issued_at
+    )
+    dumped = receipt.model_dump(mode="json")
+    assert receipt.json_fields() == dumped
+    assert receipt.to_json() == canonical_json(dumped).decode("utf-8")
+    # A receipt built by validation (a tuple output, a lower-case service) writes the same text.
+    fields = {**dumped, "service": dumped["service"].lower()}
+    assert Receipt.model_validate(fields).to_json() == receipt.to_json()

@@ -1,4 +1,6 @@
-"""ledger.verify against a real chain (embedded and anvil): every tamper fails its own check.
+"""ledger.verify against a real chain (embedded and anvil): every tamper fails its own check,
+whether the receipt is verified alone, in a bulk run with the others, or as an auditor does
+with a bundle's block hints (``tests/ledger/_world.py``'s modes).
 
 A small world is built on a freshly deployed ledger: a raw dataset, a dataset derived (cleaned)
 from it, a model trained on the derived one and a second model, their files in an artifact
@@ -9,159 +11,26 @@ about, with the verdict ``invalid``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
 
-from ledger.anchoring import Anchorer, ReceiptBook
-from ledger.client import LedgerClient
-from ledger.receipts import (
-    Receipt,
-    ReceiptDomain,
-    ReceiptFormatError,
-    ReceiptSigner,
-    input_hash,
-)
+from ledger.anchoring import Anchorer
+from ledger.receipts import ReceiptDomain, ReceiptFormatError, ReceiptSigner, input_hash
 from ledger.records import ZERO_HASH, hash_hex
-from ledger.store import ArtifactStore
-from ledger.verify import (
-    Anchoring,
-    Report,
-    verify_dataset_bytes,
-    verify_model,
-    verify_receipt,
-)
+from ledger.verify import Anchoring, Report, verify_dataset_bytes, verify_model, verify_receipt
 from tests.conftest import Deployed
-
-RAW_CSV = b"x1,x2,y\n1,2,3\n1,2,3\n4,,6\n7,8,9\n"
-CLEAN_CSV = b"x1,x2,y\n1,2,3\n7,8,9\n"
-TRANSFORM = b'{"steps":[{"op":"drop_duplicates"},{"op":"drop_missing"}]}'
-ROWS = [{"x1": 1, "x2": 2}, {"x1": 7, "x2": 8}, {"x1": 5, "x2": 5}]
+from tests.ledger._world import CLEAN_CSV, MODES, RAW_CSV, ROWS, World, make_world, output_of, sha
 
 
-def _output(row: Mapping[str, Any]) -> float:
-    """The "model": what the world's model predicts for a row."""
-    return float(row["x1"] + row["x2"])
-
-
-def _sha(data: bytes) -> str:
-    return hash_hex(hashlib.sha256(data).digest())
-
-
-@dataclass
-class World:
-    deployed: Deployed
-    store: ArtifactStore
-    book: ReceiptBook
-    anchorer: Anchorer
-    signer: ReceiptSigner
-    registrar_account: LocalAccount
-    raw: str
-    derived: str
-    model: str
-    metadata: str
-    other_model: str
-
-    @property
-    def client(self) -> LedgerClient:
-        return self.deployed.registrar
-
-    @property
-    def domain(self) -> ReceiptDomain:
-        return self.signer.domain
-
-    def issue(
-        self,
-        rows: list[dict[str, Any]] = ROWS,
-        *,
-        model: str | None = None,
-        signer: ReceiptSigner | None = None,
-    ) -> list[Receipt]:
-        """Sign a receipt per row and write them to the book, as the service does."""
-        signer = signer or self.signer
-        receipts = [
-            signer.sign(
-                model_hash=model or self.model, input_hash=input_hash(row), output=_output(row)
-            )
-            for row in rows
-        ]
-        self.book.add(receipts, rows)
-        return receipts
-
-    def anchor(self, anchorer: Anchorer | None = None) -> None:
-        results = (anchorer or self.anchorer).flush()
-        assert results and all(r.error is None for r in results), results
-
-    def anchoring(self, receipt: Receipt) -> Anchoring | None:
-        stored = self.book.get(hash_hex(receipt.receipt_id))
-        assert stored is not None
-        return Anchoring.from_json(stored.to_json())
-
-    def verify(
-        self, receipt: Receipt, *, anchoring: Anchoring | str | None = "book", **kwargs: Any
-    ) -> Report:
-        found = self.anchoring(receipt) if anchoring == "book" else anchoring
-        assert not isinstance(found, str)
-        return verify_receipt(receipt, self.client, anchoring=found, store=self.store, **kwargs)
-
-    def as_registrar(self) -> tuple[LocalAccount, LedgerClient]:
-        """A fresh account granted REGISTRAR_ROLE, and a client that writes as it."""
-        account = self.deployed.chain.account()
-        self.deployed.admin.grant_registrar(account.address)
-        return account, self.deployed.as_account(account)
-
-
-@pytest.fixture
-def world(deployed: Deployed, tmp_path: Path) -> Iterator[World]:
-    store = ArtifactStore(tmp_path / "artifacts")
-    client = deployed.registrar
-    raw = store.put_bytes(RAW_CSV)
-    derived = store.put_bytes(CLEAN_CSV)
-    transform = store.put_bytes(TRANSFORM)
-    for content, parents, transform_hash in (
-        (raw, [], ZERO_HASH),
-        (derived, [raw], transform),
-    ):
-        client.register_dataset(
-            content,
-            rows_root=_sha(b"rows" + content.encode()),
-            row_count=2,
-            schema_hash=_sha(b"x1,x2,y"),
-            parents=parents,
-            transform_hash=transform_hash,
-        )
-    model = store.put_bytes(b"model file: y = x1 + x2")
-    metadata = store.put_bytes(json.dumps({"algorithm": "sum", "datasets": [derived]}).encode())
-    client.register_model(model, datasets=[derived], metadata_hash=metadata)
-    other_model = store.put_bytes(b"model file: y = x1 - x2")
-    other_metadata = store.put_bytes(b'{"algorithm": "difference"}')
-    client.register_model(other_model, datasets=[raw], metadata_hash=other_metadata)
-
-    registrar_account = deployed.registrar.account
-    domain = ReceiptDomain(client.chain_id(), client.address)
-    book = ReceiptBook(tmp_path / "receipts.sqlite3")
-    anchorer = Anchorer(book, client, batch_size=1000, interval=3600)
-    yield World(
-        deployed=deployed,
-        store=store,
-        book=book,
-        anchorer=anchorer,
-        signer=ReceiptSigner(registrar_account.key, domain),
-        registrar_account=registrar_account,
-        raw=raw,
-        derived=derived,
-        model=model,
-        metadata=metadata,
-        other_model=other_model,
-    )
-    book.close()
+@pytest.fixture(params=MODES)
+def world(request: pytest.FixtureRequest, deployed: Deployed, tmp_path: Path) -> Iterator[World]:
+    """Every test here runs three ways: one receipt alone, one among all the others in a bulk
+    run, and as an auditor with a bundle's block hints and no index."""
+    yield from make_world(deployed, tmp_path, request.param)
 
 
 def _assert_fails(report: Report, *checks: str) -> None:
@@ -184,7 +53,11 @@ ALL_RECEIPT_CHECKS = [
     "signer_authorized",
     "model_registered",
     "model_not_revoked",
+    "datasets_before_model",
     "training_data",
+    "issued_after_model",
+    "issued_before_anchoring",
+    "block_hints",
     "artifacts",
 ]
 
@@ -219,7 +92,7 @@ def test_a_genuine_receipt_is_pending_until_anchored_then_valid(world: World) ->
 def test_a_genuine_receipt_with_its_input_and_a_rerun_is_valid(world: World) -> None:
     [receipt, *_] = world.issue()
     world.anchor()
-    report = world.verify(receipt, input_row=ROWS[0], rerun=_output)
+    report = world.verify(receipt, input_row=ROWS[0], rerun=output_of)
     assert report.verdict == "valid", report.to_json()
     assert report.check("input_hash").ok is True
     assert report.check("rerun").ok is True
@@ -228,7 +101,7 @@ def test_a_genuine_receipt_with_its_input_and_a_rerun_is_valid(world: World) -> 
 def test_the_wrong_input_fails_input_hash_and_the_rerun(world: World) -> None:
     [receipt, *_] = world.issue()
     world.anchor()
-    report = world.verify(receipt, input_row=ROWS[2], rerun=_output)
+    report = world.verify(receipt, input_row=ROWS[2], rerun=output_of)
     _assert_fails(report, "input_hash", "rerun")
     assert report.failed == ["input_hash", "rerun"]
 
@@ -448,7 +321,7 @@ def test_an_unanchored_receipt_is_pending_not_valid(world: World) -> None:
 
 
 def test_a_receipt_for_an_unregistered_model_fails_model_registered(world: World) -> None:
-    [receipt, *_] = world.issue(model=_sha(b"a model nobody registered"))
+    [receipt, *_] = world.issue(model=sha(b"a model nobody registered"))
     _assert_fails(world.verify(receipt), "model_registered")
 
 
@@ -525,7 +398,7 @@ def test_verify_model_valid_then_each_failure(world: World) -> None:
     # The other model was trained on the raw dataset directly.
     _assert_fails(verify_model(world.other_model, world.client), "training_data")
 
-    unknown = verify_model(_sha(b"nothing"), world.client)
+    unknown = verify_model(sha(b"nothing"), world.client)
     _assert_fails(unknown, "model_registered")
 
 

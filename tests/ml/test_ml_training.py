@@ -391,3 +391,16 @@ def test_retrain_refuses_what_it_cannot_replay() -> None:
         retrain(dataset, [metadata])  # type: ignore[arg-type]
     with pytest.raises(errors.UnknownAlgorithm):  # a bad value is train's to refuse
         retrain(dataset, {**metadata, "algorithm": "quantum_forest"})
+
+
+def test_a_test_split_with_a_class_unseen_in_training_is_scored_as_multiclass():
+    """Found by the API fuzzer: f1 with average='binary' raised on such a split (a 500)."""
+    from ml.datasets import parse_dataset
+    from ml.training import train
+
+    rows = "\n".join(f"{i},{i % 2}" for i in range(20)) + "\n20,2"  # one row of class 2
+    trained = train(parse_dataset(f"x,y\n{rows}\n".encode()), algorithm="logistic_regression",
+                    target="y", test_size=0.5, seed=0)  # fmt: skip
+    assert trained.metadata["classes"] == [0, 1]  # seed 0 puts the class-2 row in the test part
+    assert trained.metadata["f1_average"] == "macro"
+    assert "roc_auc" not in trained.metadata["metrics"]

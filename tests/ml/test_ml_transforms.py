@@ -295,3 +295,13 @@ def test_derive_records_lineage() -> None:
     assert derived.dataset.row_count == 3
     assert derived.spec == s
     assert isinstance(s.steps[0], DropDuplicates) and not isinstance(s.steps[0], FilterRows)
+
+
+@pytest.mark.parametrize("kind", [[], {}, 3, None])
+def test_a_step_name_that_is_not_a_string_is_an_invalid_transform(kind):
+    """Found by the API fuzzer: an unhashable ``step`` raised TypeError (a 500)."""
+    from ml.errors import InvalidTransform
+    from ml.transforms import TransformSpec
+
+    with pytest.raises(InvalidTransform, match='"step" must be one of'):
+        TransformSpec.from_json({"steps": [{"step": kind}]})

@@ -1,0 +1,30 @@
+"""How deeply a JSON text nests, measured without parsing it.
+
+Why not parse and see: py-evm raises Python's recursion limit when it is imported, after which
+``json.loads`` of a deeply nested document crashes the process (a segfault, not an exception).
+Everything that parses a client's JSON (``api.app.BodyGuard``, uploaded receipt files) measures
+first.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["json_depth"]
+
+_JSON_TOKENS = re.compile(rb'"(?:\\.|[^"\\])*"|[\[\]{}]')
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (strings skipped)."""
+    if body.count(b"[") + body.count(b"{") <= 1:
+        return body.count(b"[") + body.count(b"{")
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
