@@ -12,4 +12,4 @@ from ledger.chain_reader import ContractNotFound  # noqa: F401 - named in __all_
 from ledger.verification import *  # noqa: F403 - this module is the package's public face
 from ledger.verification import __all__ as _verification_names
 
-__all__ = sorted(["ChainFacts", "ContractNotFound", *_verification_names])
+__all__ = sorted({"ChainFacts", "ContractNotFound", *_verification_names})
