@@ -221,6 +221,14 @@ def _show_batch(result: dict[str, Any]) -> None:
     )
 
 
+def _post_json_file(call: ApiCall, url: str, path: Path, key: str) -> Any:
+    """POST the JSON document in ``path``; a bare list is sent as ``{key: [...]}``."""
+    data = read_json(path)
+    body = data if isinstance(data, dict) else {key: data}
+    with call.connect() as api:
+        return check(api.post(url, json=body))
+
+
 @service_command()
 def dataset_derive(
     call: ApiCall,
@@ -228,11 +236,7 @@ def dataset_derive(
     steps: Annotated[Path, typer.Option(exists=True, help='JSON file: {"steps": [...]}')],
 ) -> None:
     """Clean a registered dataset with a transform spec and register the result."""
-    spec = read_json(steps)
-    body = spec if isinstance(spec, dict) else {"steps": spec}
-    with call.connect() as api:
-        result = check(api.post(f"/v1/datasets/{parent}/derive", json=body))
-    call.emit(result, _show_dataset)
+    call.emit(_post_json_file(call, f"/v1/datasets/{parent}/derive", steps, "steps"), _show_dataset)
 
 
 @service_command()
@@ -305,11 +309,7 @@ def predict(
     rows: Annotated[Path, typer.Option(exists=True, help="JSON file: a list of row objects")],
 ) -> None:
     """Predict with a registered model; every prediction comes with a signed receipt."""
-    data = read_json(rows)
-    body = data if isinstance(data, dict) else {"rows": data}
-    with call.connect() as api:
-        result = check(api.post(f"/v1/models/{model}/predict", json=body))
-    call.emit(result, _show_predictions)
+    call.emit(_post_json_file(call, f"/v1/models/{model}/predict", rows, "rows"), _show_predictions)
 
 
 def _show_graph(graph: dict[str, Any]) -> None:
