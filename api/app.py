@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import console
 from api.auth import AuthGate, KeyStore, access_rules
 from api.jobs import WorkPool
-from api.json_depth import json_depth
+from api.json_depth import depth_past
 from api.problems import BodyTooLarge, install_problem_handlers, problem_response
 from api.ratelimit import (
     Bucket,
@@ -86,8 +86,8 @@ class BodyGuard:
             response = problem_response(413, "too-large", str(too_large.detail), limit=name)
             await response(scope, receive, send)
             return
-        depth = json_depth(body)
-        if depth > self.settings.max_json_depth:
+        depth = depth_past(body, self.settings.max_json_depth)
+        if depth is not None:
             detail = f"the JSON body nests {depth} levels, at most {self.settings.max_json_depth}"
             await problem_response(422, "too-deep", detail, limit="max_json_depth")(
                 scope, receive, send

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["json_depth"]
+__all__ = ["depth_past", "json_depth"]
 
 _JSON_TOKENS = re.compile(rb'"(?:\\.|[^"\\])*"|[\[\]{}]')
 
 
 def json_depth(body: bytes) -> int:
     """The deepest nesting of arrays and objects in a JSON text (strings skipped)."""
-    if body.count(b"[") + body.count(b"{") <= 1:
-        return body.count(b"[") + body.count(b"{")
     depth = deepest = 0
     for match in _JSON_TOKENS.finditer(body):
         token = match.group()
@@ -28,3 +26,14 @@ def json_depth(body: bytes) -> int:
         elif token in (b"]", b"}"):
             depth -= 1
     return deepest
+
+
+def depth_past(body: bytes, limit: int) -> int | None:
+    """The body's nesting if it is deeper than ``limit``, else None.
+
+    A text cannot nest deeper than it has opening brackets, so most bodies (a bulk request of
+    thousands of flat receipts included) are cleared by counting them, without the scan."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return None
+    depth = json_depth(body)
+    return depth if depth > limit else None

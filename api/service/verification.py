@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any, BinaryIO
 
 from api.errors import InputRequired, LimitExceeded
-from api.json_depth import json_depth
+from api.json_depth import depth_past
 from api.schemas import ReportPublic
 from api.schemas.verify import CheckPublic, ReceiptsReportPublic, VerifySummaryPublic
 from api.service._core import Core
@@ -204,7 +204,7 @@ class Verification:
 def _documents(text: bytes, max_depth: int) -> list[Any]:
     """The receipts of an uploaded file: a JSON list, ``{"receipts": [...]}``, or JSON lines.
     Its nesting is measured before any parser sees it (see ``api.app.BodyGuard``)."""
-    if json_depth(text) > max_depth:
+    if depth_past(text, max_depth) is not None:
         raise ReceiptFormatError(f"the file nests deeper than max_json_depth = {max_depth}")
     try:
         whole = json.loads(text)
