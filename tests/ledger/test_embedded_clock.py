@@ -287,3 +287,27 @@ def test_a_new_header_takes_the_wall_clock_or_the_parents_second_whichever_is_la
     in_the_future = parent.copy(timestamp=now + 1000)
     assert chain.create_header_from_parent(in_the_past).timestamp in (now, now + 1)
     assert chain.create_header_from_parent(in_the_future).timestamp == now + 1000
+
+
+def test_1000_registrations_at_full_speed_leave_the_head_on_the_wall_clock() -> None:
+    """Issue 12's acceptance line as written: contract registrations, one block each, as fast
+    as the client sends them; the newest block is dated within 1 s of the wall clock."""
+    import os
+
+    from ledger.client import LedgerClient
+
+    backend = EmbeddedBackend()
+    try:
+        account = Account.create()
+        backend.fund(account.address, 10**21)
+        client, _ = LedgerClient.deploy(backend, account)
+        for _ in range(1000):
+            client.register_dataset(
+                os.urandom(32), rows_root=os.urandom(32), row_count=1, schema_hash=os.urandom(32)
+            )
+        head = backend.w3.eth.get_block("latest")
+        assert head["number"] >= 1000
+        assert head["timestamp"] <= time.time() + 1
+        assert time.time() - head["timestamp"] < 5  # dated when written, not left behind
+    finally:
+        backend.close()
