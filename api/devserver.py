@@ -31,6 +31,7 @@ class ServiceProcess:
         *,
         env: dict[str, str] | None = None,
         start_timeout: float = 120.0,
+        module: str = "api",
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = free_port()
@@ -41,7 +42,7 @@ class ServiceProcess:
         child_env.pop("PROVENANCE_URL", None)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1",
+                [sys.executable, "-m", module, "serve", "--host", "127.0.0.1",
                  "--port", str(self.port), "--data-dir", str(self.data_dir)],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -8,7 +8,9 @@ domain error, and ``api/problems.py`` maps every class to a problem type. The on
 
 from __future__ import annotations
 
-from ledger.errors import LedgerError, RecordRevoked, UnknownRecord
+from typing import Any
+
+from ledger.errors import AlreadyRegistered, LedgerError, RecordRevoked, UnknownRecord
 from ml.errors import MlError
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "Misconfigured",
     "RecordTainted",
     "RowsRootMismatch",
+    "TrainedFromOtherInputs",
     "UnknownKey",
     "UnknownReceipt",
     "UnknownRow",
@@ -56,6 +59,34 @@ class RowsRootMismatch(LedgerError):
 
 class Misconfigured(LedgerError):
     """The settings cannot open a service (e.g. chain=rpc without a keystore)."""
+
+
+class TrainedFromOtherInputs(AlreadyRegistered):
+    """Training produced a model file that is registered already from another training (other
+    datasets, parameters or split). Answering with that record would show its lineage as this
+    request's, so the answer names the registered training instead (``registered``)."""
+
+    hint = (
+        "the model file is the registered one, but its lineage names that training, not "
+        "yours; to register a distinct model, train with another seed or test_size"
+    )
+
+    def __init__(self, model_hash: str, registered: dict[str, Any]) -> None:
+        super().__init__(
+            f"training gives model {model_hash}, which is registered already from another "
+            f"training: {_training_summary(registered)}",
+            model_hash=model_hash,
+        )
+        self.registered = registered
+
+
+def _training_summary(request: dict[str, Any]) -> str:
+    datasets = ", ".join(str(d) for d in request.get("datasets") or []) or "unknown data"
+    return (
+        f"{request.get('algorithm')} on {datasets} (params {request.get('requested_params')}, "
+        f"seed {request.get('seed')}, test_size {request.get('test_size')}, "
+        f"metrics {request.get('metrics')})"
+    )
 
 
 class DerivationUnchanged(MlError, ValueError):

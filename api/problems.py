@@ -23,13 +23,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import errors as service_errors
+from api.schemas._numbers import NUMBER_ERROR
 from ledger import errors as ledger_errors
 from ledger.backends.embedded import ChainStoreFull
 from ledger.lineage import RecordNotIndexed
 from ledger.receipts import ReceiptError
 from ledger.row_index import RowIndexCorrupt
 from ledger.store import ArtifactCorrupted, ArtifactMissing, InsufficientStorage
-from ml.errors import MlError, TooLarge
+from ml.errors import MlError, TooLarge, TrainingInterrupted
 
 __all__ = [
     "PROBLEM_BASE",
@@ -89,6 +90,8 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     (service_errors.LimitExceeded, 413, "too-large"),
     (TooLarge, 413, "too-large"),
     (service_errors.DerivationUnchanged, 409, None),
+    # The training process was stopped under it (the service stopping, a crash): try again.
+    (TrainingInterrupted, 503, None),
     (MlError, 422, None),
     (ArtifactMissing, 500, "artifact-missing"),
     (ArtifactCorrupted, 500, "artifact-corrupted"),
@@ -106,7 +109,16 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     (ledger_errors.InvalidRecord, 422, None),
     (ledger_errors.LedgerError, 502, None),
 ]
-_EXTRA_FIELDS = ("limit", "expected", "found")
+_EXTRA_FIELDS = ("limit", "maximum", "expected", "found", "parameter", "cap", "registered")
+# Request-validation errors with a problem type of their own, by pydantic error type; every
+# other refusal of a request's shape is ``invalid-request``. Such a problem also names the
+# field it is about (``field``: ``params.alpha``, ``rows[3].x1``, ``steps[0].factor``).
+_VALIDATION_TABLE: dict[str, str] = {
+    # A JSON number that is not a finite float64 (``api/schemas/_numbers.py``).
+    NUMBER_ERROR: "number-out-of-range",
+}
+# Where a validation error's location starts: the part of the request, not a field.
+_REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
 def _from_exception(exc: Exception) -> Problem:
@@ -121,6 +133,16 @@ def _from_exception(exc: Exception) -> Problem:
             return Problem(status, name, str(exc), **extra)
     log.exception("unhandled error", exc_info=exc)
     return Problem(500, "internal-error", "the service failed; the error was logged")
+
+
+def _field(loc: list[Any]) -> str:
+    """A validation error's location as a client names the field: ``["body", "rows", 3, "x1"]``
+    → ``rows[3].x1``."""
+    parts = loc[1:] if loc and loc[0] in _REQUEST_PARTS else loc
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
 
 
 def _page(request: Request, status: int, detail: str) -> Response | None:
@@ -151,7 +173,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request", "type": ""}
+        if (slug := _VALIDATION_TABLE.get(first["type"])) is not None:
+            field = _field(first["loc"])
+            detail = f"{field}: {first['msg']}" if field else first["msg"]
+            if page := _page(request, 422, detail):
+                return page
+            return problem_response(422, slug, detail, field=field, errors=errors)
         where = ".".join(str(part) for part in first["loc"])
         detail = f"{where}: {first['msg']}" if where else first["msg"]
         if page := _page(request, 422, detail):

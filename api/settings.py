@@ -82,12 +82,26 @@ class Settings(BaseSettings):
     max_verify_receipts: int = Field(10_000, ge=1, description="receipts of one bulk verification")
 
     # Datasets at real size: ml/scanning.py streams registration; what still holds data in memory
-    # is estimated first (ml.training.check_training_memory, ml.transforms.estimate_derive_bytes)
+    # is estimated first (ml.training_memory.check_training_memory,
+    # ml.transforms.estimate_derive_bytes)
     max_memory_bytes: int = Field(
         4096 * MiB,
         ge=1,
         description="estimated memory of one training (the loaded table) or one derivation "
         "(drop_duplicates' digests, clip_outliers' values)",
+    )
+
+    # Training and retraining run in worker processes, each job bounded; ml/training_pool.py.
+    # max_memory_bytes above also caps a job's heap while it runs.
+    training_workers: int = Field(2, ge=1, le=64, description="training processes (jobs at once)")
+    training_time_limit: float = Field(
+        300.0, gt=0, le=86_400, description="seconds one training or retraining may run"
+    )
+    training_coretype: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_]{1,32}$",
+        description="OpenBLAS kernel set the training processes use (OPENBLAS_CORETYPE, e.g. "
+        "Haswell); unset: the CPU's own. Pinning one across machines makes retrains identical",
     )
 
     # Writes: ledger/write_pipeline.py (gathered, re-sent when stuck); POST /v1/datasets/batch

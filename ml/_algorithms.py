@@ -1,4 +1,6 @@
-"""The eight supported algorithms: estimator class, task, and the types their files may hold.
+"""The eight supported algorithms: estimator class, task, the types their files may hold, the
+caps on the hyperparameters that set a training's cost, and the tolerance a retrain is judged
+with in another numeric environment.
 
 Private: :mod:`ml.training` re-exports :data:`ALGORITHMS`. The trusted-type lists were
 derived by saving each estimator fitted with its solver/loss/label-type variants and listing
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import (
@@ -22,7 +24,17 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-__all__ = ["ALGORITHMS", "COMMON_TRUSTED_TYPES", "Algorithm", "Task", "type_name"]
+from ml.errors import ParameterCapExceeded
+
+__all__ = [
+    "ALGORITHMS",
+    "COMMON_TRUSTED_TYPES",
+    "SOLVER_TOLERANCE",
+    "Algorithm",
+    "Cap",
+    "Task",
+    "type_name",
+]
 
 Task = Literal["regression", "classification"]
 
@@ -72,6 +84,31 @@ _GB_LOSSES = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class Cap:
+    """The most a cost-setting hyperparameter may ask for: its ``value``, ``each`` item of an
+    array (a layer's width), or the array's ``length`` (the number of layers).
+
+    Why caps: the time and memory limits of a training stop a runaway job, but a request that
+    asks for 10^32 trees is refused before any work, naming the parameter and its cap."""
+
+    param: str
+    maximum: int
+    measure: Literal["value", "each", "length"] = "value"
+
+    def measure_of(self, value: Any) -> tuple[float | None, str]:
+        """The number this cap bounds in ``value``, and how a message names it (None: nothing
+        to measure here)."""
+        is_array = isinstance(value, list | tuple)
+        if self.measure == "length":
+            return (len(value), "its number of layers") if is_array else (None, "")
+        items = value if is_array else [value]
+        numbers = [v for v in items if isinstance(v, int | float) and v == v]  # v == v: not NaN
+        if not numbers:
+            return None, ""
+        return max(numbers), "its largest item" if is_array else "its value"
+
+
 def type_name(cls: type) -> str:
     """``module.Class`` as skops writes it (the public module path is not used)."""
     return f"{cls.__module__}.{cls.__name__}"
@@ -85,6 +122,36 @@ class Algorithm:
     task: Task
     estimator: type[BaseEstimator]
     extra_trusted_types: frozenset[str] = frozenset()
+    caps: tuple[Cap, ...] = ()
+    # The largest relative difference a retrain in another numeric environment may show in its
+    # fitted parameters and outputs and still be "equivalent" (ml/reproduce.py): for exact
+    # solvers (least squares, trees) and adam/sgd networks far above the noise measured between
+    # OpenBLAS kernels (at most 5e-11 here); for solvers that stop at a gradient tolerance
+    # (lbfgs and the other iterative solvers named in ``iterative_solvers``) the kernels lead
+    # them along other paths to points up to ~1.2e-2 apart, so those are held to
+    # SOLVER_TOLERANCE and, where they can warm-start, to "the registered model is a solution
+    # of its recorded training" (ml/reproduce.py, step 4).
+    tolerance: float = 1e-8
+    iterative_solvers: frozenset[str] = frozenset()
+
+    def check_caps(self, params: Mapping[str, Any]) -> None:
+        """Refuse (:class:`~ml.errors.ParameterCapExceeded`) a cost-setting hyperparameter past
+        its cap, before scikit-learn sees it; what is not a number is left to the type checks."""
+        for cap in self.caps:
+            value = params.get(cap.param)
+            if value is None or isinstance(value, bool | str):
+                continue
+            measured, what = cap.measure_of(value)
+            if measured is not None and measured > cap.maximum:
+                raise ParameterCapExceeded(
+                    cap.param, algorithm=self.name, cap=cap.maximum, value=value, what=what
+                )
+
+    def tolerance_for(self, params: Mapping[str, Any]) -> float:
+        """The tolerance for a training with these requested parameters."""
+        default = self.estimator().get_params().get("solver")
+        solver = params.get("solver", default) if isinstance(params, Mapping) else default
+        return SOLVER_TOLERANCE if solver in self.iterative_solvers else self.tolerance
 
     @property
     def trusted_types(self) -> frozenset[str]:
@@ -97,19 +164,62 @@ class Algorithm:
         return type_name(self.estimator)
 
 
+SOLVER_TOLERANCE = 5e-2
+_LINEAR_CAPS = (Cap("max_iter", 100_000),)
+_LOGISTIC_SOLVERS = frozenset({"lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga"})
+_RIDGE_SOLVERS = frozenset({"sag", "saga", "lbfgs", "sparse_cg", "lsqr"})
+_MLP_CAPS = (
+    Cap("max_iter", 10_000),
+    Cap("max_fun", 1_000_000),
+    Cap("hidden_layer_sizes", 1_024, "each"),
+    Cap("hidden_layer_sizes", 16, "length"),
+)
+_FOREST_CAPS = (Cap("n_estimators", 1_000), Cap("max_depth", 100), Cap("max_leaf_nodes", 1_000_000))
+_BOOSTING_CAPS = (
+    Cap("n_estimators", 5_000),
+    Cap("max_depth", 32),
+    Cap("max_leaf_nodes", 100_000),
+)
+
+
 def _algorithm(
-    name: str, task: Task, estimator: type[BaseEstimator], *extra: frozenset[str]
+    name: str,
+    task: Task,
+    estimator: type[BaseEstimator],
+    *extra: frozenset[str],
+    caps: tuple[Cap, ...] = (),
+    tolerance: float = 1e-8,
+    iterative_solvers: frozenset[str] = frozenset(),
 ) -> tuple[str, Algorithm]:
-    return name, Algorithm(name, task, estimator, frozenset().union(*extra))
+    return name, Algorithm(
+        name, task, estimator, frozenset().union(*extra), caps, tolerance, iterative_solvers
+    )
 
 
 ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType(
     dict(
         [
             _algorithm("linear_regression", "regression", LinearRegression),
-            _algorithm("ridge", "regression", Ridge),
-            _algorithm("logistic_regression", "classification", LogisticRegression),
-            _algorithm("mlp_regressor", "regression", MLPRegressor, _OPTIMIZERS, _RANDOM_STATE),
+            _algorithm(
+                "ridge", "regression", Ridge, caps=_LINEAR_CAPS, iterative_solvers=_RIDGE_SOLVERS
+            ),
+            _algorithm(
+                "logistic_regression",
+                "classification",
+                LogisticRegression,
+                caps=_LINEAR_CAPS,
+                iterative_solvers=_LOGISTIC_SOLVERS,
+            ),
+            _algorithm(
+                "mlp_regressor",
+                "regression",
+                MLPRegressor,
+                _OPTIMIZERS,
+                _RANDOM_STATE,
+                caps=_MLP_CAPS,
+                tolerance=1e-5,
+                iterative_solvers=frozenset({"lbfgs"}),
+            ),
             _algorithm(
                 "mlp_classifier",
                 "classification",
@@ -117,6 +227,9 @@ ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType(
                 _OPTIMIZERS,
                 _RANDOM_STATE,
                 frozenset({"sklearn.preprocessing._label.LabelBinarizer"}),
+                caps=_MLP_CAPS,
+                tolerance=1e-5,
+                iterative_solvers=frozenset({"lbfgs"}),
             ),
             _algorithm(
                 "random_forest_regressor",
@@ -124,6 +237,7 @@ ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType(
                 RandomForestRegressor,
                 _TREE,
                 frozenset({"sklearn.tree._classes.DecisionTreeRegressor"}),
+                caps=_FOREST_CAPS,
             ),
             _algorithm(
                 "random_forest_classifier",
@@ -131,6 +245,7 @@ ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType(
                 RandomForestClassifier,
                 _TREE,
                 frozenset({"sklearn.tree._classes.DecisionTreeClassifier"}),
+                caps=_FOREST_CAPS,
             ),
             _algorithm(
                 "gradient_boosting_classifier",
@@ -140,6 +255,7 @@ ALGORITHMS: Mapping[str, Algorithm] = MappingProxyType(
                 _RANDOM_STATE,
                 _GB_LOSSES,
                 frozenset({"sklearn.tree._classes.DecisionTreeRegressor"}),
+                caps=_BOOSTING_CAPS,
             ),
         ]
     )

@@ -145,7 +145,7 @@ def _build(step: Any, index: int, schema: _Schema, source: Source, ops: list[Op]
         schema.types = [schema.types[p] for p in positions]
         return _select(positions)
     if kind == "clip_outliers":
-        return _clip(step, schema, source, ops)
+        return _clip(step, index, schema, source, ops)
     return _filter(step, index, schema)
 
 
@@ -175,7 +175,7 @@ def _select(positions: list[int]) -> Op:
     return op
 
 
-def _clip(step: Any, schema: _Schema, source: Source, ops: list[Op]) -> Op:
+def _clip(step: Any, index: int, schema: _Schema, source: Source, ops: list[Op]) -> Op:
     """Bounds from one pass over the steps so far; then clamp, row by row, column by column."""
     if step.columns is None:
         chosen = [n for n, t in zip(schema.names, schema.types, strict=True) if t in _CLIPPABLE]
@@ -200,9 +200,20 @@ def _clip(step: Any, schema: _Schema, source: Source, ops: list[Op]) -> Op:
             continue
         low, high = _bounds(np.frombuffer(present[p], dtype=np.float64), step)
         present[p] = array.array("d")
+        # A bound past float64 (a large factor, or values near ±1.8e308) is no bound on that
+        # side: every value is within it. A NaN bound, or one infinite the wrong way, means the
+        # statistics themselves overflowed: there is nothing honest to clamp to.
+        if not (low < math.inf and high > -math.inf):
+            raise InvalidTransform(
+                f"clip_outliers cannot bound column {schema.names[p]!r}: its "
+                f"{'mean and standard deviation' if step.method == 'zscore' else 'quartiles'} "
+                "overflow the float64 range",
+                step=index,
+            )
         bounds: tuple[Any, Any] = (low, high)
         if schema.types[p] == "integer":
-            int_low, int_high = math.ceil(low), math.floor(high)
+            int_low = math.ceil(low) if math.isfinite(low) else low
+            int_high = math.floor(high) if math.isfinite(high) else high
             if int_low <= int_high:
                 bounds = (int_low, int_high)
             else:
@@ -224,12 +235,14 @@ def _clip(step: Any, schema: _Schema, source: Source, ops: list[Op]) -> Op:
 
 
 def _bounds(values: np.ndarray, step: Any) -> tuple[float, float]:
-    if step.method == "iqr":
-        q1, q3 = (float(q) for q in np.percentile(values, [25.0, 75.0]))
-        spread = q3 - q1
-        return q1 - step.factor * spread, q3 + step.factor * spread
-    mean, std = float(np.mean(values)), float(np.std(values))
-    return mean - step.factor * std, mean + step.factor * std
+    """Lower and upper bound; either may be infinite (or NaN) when float64 overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if step.method == "iqr":
+            q1, q3 = (float(q) for q in np.percentile(values, [25.0, 75.0]))
+            spread = q3 - q1
+            return q1 - step.factor * spread, q3 + step.factor * spread
+        mean, std = float(np.mean(values)), float(np.std(values))
+        return mean - step.factor * std, mean + step.factor * std
 
 
 def _filter(step: Any, index: int, schema: _Schema) -> Op:

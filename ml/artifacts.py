@@ -147,19 +147,42 @@ class LoadedModel:
                 if name not in row:
                     raise MissingFeature(name, row=r)
                 value = row[name]
-                numeric = isinstance(value, int | float) and math.isfinite(value)
-                if not (isinstance(value, bool) or numeric):
+                # NaN and infinities are not numbers here; an integer of any size is compared
+                # with the bound exactly (``math.isfinite`` or ``float`` would overflow on it).
+                finite = isinstance(value, float) and math.isfinite(value)
+                if not (isinstance(value, int) or finite):  # booleans are ints: 0 and 1
                     raise NonNumericInput(name, row=r, value=value)
                 if abs(value) > _FLOAT32_MAX:
                     raise InvalidInput(
-                        f"input row {r}: {name} = {value!r} is beyond the float32 range "
-                        f"(±{_FLOAT32_MAX:.4g}) that tree models compute in"
+                        f"input row {r}: {name} = {_shown(value)} is beyond " + self._input_range()
                     )
                 X[r, c] = float(value)
         return X
 
+    def _input_range(self) -> str:
+        """The range predict inputs must lie in, and why, for this model's algorithm."""
+        bound = f"±{_FLOAT32_MAX:.4g}"
+        if _TREE_TYPE in ALGORITHMS[self.algorithm].trusted_types:
+            return f"the float32 range ({bound}) that tree models compute in"
+        # Linear and neural models compute in float64, yet a float64 input past float32 is
+        # refused for them too: a product with a coefficient then overflows to an infinite or
+        # NaN output, which no receipt can carry (canonical JSON has no form for it). One
+        # bound, float32's, keeps every output finite for any sane model and is the same for
+        # every algorithm, so a client's rows are valid or not whatever model they are sent to.
+        return f"the range the service accepts for prediction inputs ({bound}, float32's)"
+
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# A model file holding scikit-learn trees (forests, gradient boosting): they compute in float32.
+_TREE_TYPE = "sklearn.tree._tree.Tree"
+
+
+def _shown(value: int | float) -> str:
+    """A number as a message shows it: an integer too long to read (or for ``str``, past 4,300
+    digits) by its size."""
+    if isinstance(value, int) and abs(value) > 10**30:
+        return f"{'-' if value < 0 else ''}an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 def load_model(model_bytes: bytes, expected_hash: bytes | str) -> LoadedModel:

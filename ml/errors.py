@@ -44,11 +44,14 @@ __all__ = [
     "NoRows",
     "NonNumericColumn",
     "NonNumericInput",
+    "ParameterCapExceeded",
     "PredictionError",
     "RaggedRow",
     "TooLarge",
     "TrainingError",
     "TrainingFailed",
+    "TrainingInterrupted",
+    "TrainingLimitExceeded",
     "TransformError",
     "UndecodableText",
     "UnknownAlgorithm",
@@ -377,6 +380,49 @@ class InvalidParameter(TrainingError):
         super().__init__(f"invalid value for parameter {name!r}: {detail}")
         self.name = name
         self.detail = detail
+
+
+class ParameterCapExceeded(InvalidParameter):
+    """A hyperparameter asks for more work than its algorithm's cap allows
+    (:data:`ml._algorithms.ALGORITHMS`: ``n_estimators``, ``max_iter``, layer sizes…)."""
+
+    code = "parameter-cap"
+
+    def __init__(self, name: str, *, algorithm: str, cap: int, value: object, what: str) -> None:
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+        InvalidParameter.__init__(
+            self,
+            name,
+            f"{what} is {shown}, over the cap {cap:,} for {algorithm}; ask for at most {cap:,}",
+        )
+        self.algorithm = algorithm
+        self.parameter = name
+        self.cap = cap
+        self.value = value
+
+
+class TrainingLimitExceeded(TrainingError):
+    """A training ran past its time or memory limit and its process was stopped.
+
+    ``limit`` names the setting (``training_time_limit`` or ``max_memory_bytes``)."""
+
+    code = "training-limit"
+
+    def __init__(self, *, limit: str, maximum: float, detail: str) -> None:
+        super().__init__(
+            f"the training was stopped: {detail}, over the limit {limit}={maximum:,}; ask for "
+            "less work (fewer iterations, trees or rows) or a larger limit"
+        )
+        self.limit = limit
+        self.maximum = maximum
+
+
+class TrainingInterrupted(TrainingError):
+    """The training process ended without an answer: the service is stopping, or the process
+    died (a crash, or the system's out-of-memory killer). Nothing was registered; the same
+    request may be sent again."""
+
+    code = "training-interrupted"
 
 
 class InvalidSplit(TrainingError):

@@ -1,7 +1,8 @@
 """Deterministic training: dataset + algorithm + hyperparameters → model file + metadata.
 
-Why it runs past 400 lines: training, the metadata document, retraining from it and the memory
-estimate are one format (the metadata names exactly what retraining reads).
+Why it runs past 400 lines: training, the metadata document and retraining from it are one
+format (the metadata names exactly what retraining reads). The memory estimate lives in
+:mod:`ml.training_memory`, the metrics in :mod:`ml._metrics`.
 
 Why everything here is pinned down: DESIGN.md promises that the same inputs give the same
 model hash, so an auditor can retrain and compare. Concretely:
@@ -43,37 +44,26 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy
-import sklearn
-import skops
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    mean_absolute_error,
-    mean_squared_error,
-    r2_score,
-    roc_auc_score,
-)
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 
 from ml._algorithms import ALGORITHMS, Algorithm, Task
+from ml._metrics import evaluate
 from ml._modelfile import ModelHeader, write_model_file
 from ml._threads import single_thread
-from ml.datasets import Column, Dataset, Value, estimate_dataset_bytes, validate_columns
+from ml.datasets import Dataset, Value, validate_columns
+from ml.environment import library_versions, numeric_environment
 from ml.errors import (
     InvalidMetadata,
     InvalidParameter,
     InvalidSplit,
     InvalidTarget,
-    MemoryLimitExceeded,
     TrainingFailed,
     UnknownAlgorithm,
     UnknownParameter,
@@ -88,18 +78,22 @@ __all__ = [
     "Task",
     "TrainedModel",
     "build_estimator",
-    "check_training_memory",
-    "estimate_training_bytes",
     "library_versions",
     "retrain",
     "train",
+    "training_request",
+    "training_rows",
 ]
 
 METADATA_FORMAT = "provenance-ledger/training-metadata"
-METADATA_FORMAT_VERSION = 1
+# 2 adds "environment" (ml/environment.py). A version-1 document (no environment) is retrained
+# into a version-1 document, so that models registered before keep their metadata hash.
+METADATA_FORMAT_VERSION = 2
+METADATA_FORMAT_VERSIONS = (1, 2)
 # Set by the service, never by a caller (see the module docstring).
 SERVICE_PARAMS: tuple[str, ...] = ("random_state", "n_jobs", "verbose")
 MAX_SEED = 2**32 - 1  # numpy's RandomState accepts seeds in [0, 2**32)
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 @dataclass(frozen=True)
@@ -147,6 +141,7 @@ def build_estimator(
         raise InvalidParameter("params", f"must be an object of name: value, got {params!r}")
     estimator = algo.estimator()
     known = estimator.get_params(deep=False)
+    algo.check_caps(params or {})
     converted: dict[str, Any] = {}
     for name, value in (params or {}).items():
         if not isinstance(name, str) or name not in known:
@@ -171,53 +166,6 @@ def build_estimator(
     return estimator
 
 
-# float64 copies of the feature matrix and the target that training makes: the matrix itself,
-# the train and test parts of the split, and one more that estimators take (centring, float32
-# trees, scaled inputs); a bound, not a measurement of any one algorithm.
-_ARRAY_COPIES = 4
-
-
-def estimate_training_bytes(
-    columns: Sequence[Column],
-    row_count: int,
-    size: int,
-    *,
-    features: Sequence[str] | None = None,
-) -> int:
-    """An upper estimate of the memory :func:`train` needs for a dataset of this shape.
-
-    Why: training loads the whole table (:func:`ml.datasets.load_dataset`) and then its
-    arrays; the service checks this estimate against its limit before loading, so that a
-    dataset too large to train on is refused with a clear error instead of killing the
-    process. ``features=None`` means every column but the target.
-    """
-    width = (len(columns) - 1 if features is None else len(features)) + 1
-    arrays = _ARRAY_COPIES * 8 * row_count * width
-    return estimate_dataset_bytes(columns, row_count, size) + arrays
-
-
-def check_training_memory(
-    columns: Sequence[Column],
-    row_count: int,
-    size: int,
-    *,
-    features: Sequence[str] | None = None,
-    max_memory_bytes: int,
-    limit: str = "max_memory_bytes",
-) -> int:
-    """Refuse (:class:`~ml.errors.MemoryLimitExceeded`, naming ``limit``) a training whose
-    :func:`estimate_training_bytes` exceeds ``max_memory_bytes``; return the estimate."""
-    estimate = estimate_training_bytes(columns, row_count, size, features=features)
-    if estimate > max_memory_bytes:
-        raise MemoryLimitExceeded(
-            operation=f"training on {row_count:,} rows x {len(columns)} columns",
-            limit=limit,
-            maximum=max_memory_bytes,
-            estimate=estimate,
-        )
-    return estimate
-
-
 def train(
     dataset: Dataset,
     *,
@@ -227,12 +175,14 @@ def train(
     params: Mapping[str, Any] | None = None,
     test_size: float = 0.2,
     seed: int = 0,
+    metadata_version: int = METADATA_FORMAT_VERSION,
 ) -> TrainedModel:
     """Train ``algorithm`` on ``dataset`` deterministically and package the result.
 
     ``features=None`` uses every column but the target. ``test_size`` is the held-out
     fraction in ``[0, 1)``; 0 trains on every row and evaluates on the training rows (the
-    metadata then says ``"evaluated_on": "train"``).
+    metadata then says ``"evaluated_on": "train"``). ``metadata_version`` is for
+    :func:`retrain` only: it writes an old document in its own format.
     """
     # 1. Request: algorithm, columns, target, split and parameters.
     algo = _algorithm(algorithm)
@@ -242,19 +192,7 @@ def train(
     user_params = set(params or {})
 
     # 2. Arrays.
-    X = dataset.numeric_array(chosen)
-    y = _target_array(dataset, target, algo)
-    if test_fraction == 0.0:
-        X_train, X_test, y_train, y_test = X, X, y, y
-    else:
-        try:
-            X_train, X_test, y_train, y_test = train_test_split(
-                X, y, test_size=test_fraction, random_state=seed, shuffle=True
-            )
-        except ValueError as exc:
-            raise InvalidSplit(
-                f"cannot hold out test_size={test_fraction} of {len(y)} rows: {exc}"
-            ) from None
+    X_train, X_test, y_train, y_test = _split(dataset, algo, chosen, target, test_fraction, seed)
     if algo.task == "classification" and len(np.unique(y_train)) < 2:
         raise InvalidTarget(
             f"the training rows hold only one class of {target!r}; a classifier needs two "
@@ -266,7 +204,7 @@ def train(
         warnings.simplefilter("always")
         try:
             estimator.fit(X_train, y_train)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError, FloatingPointError, ZeroDivisionError) as exc:
             name = _mentioned(str(exc), user_params)
             if name is not None:
                 raise InvalidParameter(name, str(exc)) from None
@@ -276,7 +214,7 @@ def train(
     # 4. Metrics on the held-out rows (or the training rows when test_size is 0).
     with warnings.catch_warnings(), single_thread():
         warnings.simplefilter("ignore")
-        metrics, f1_average = _metrics(estimator, algo.task, X_test, y_test)
+        metrics, f1_average = evaluate(estimator, algo.task, X_test, y_test)
 
     # 5. Model file and metadata.
     header = ModelHeader(
@@ -289,7 +227,7 @@ def train(
     model_bytes = write_model_file(estimator, header)
     metadata: dict[str, Any] = {
         "format": METADATA_FORMAT,
-        "format_version": METADATA_FORMAT_VERSION,
+        "format_version": metadata_version,
         "algorithm": algorithm,
         "task": algo.task,
         "estimator": algo.estimator_name,
@@ -319,6 +257,8 @@ def train(
         "warnings": fit_warnings,
         "versions": library_versions(),
     }
+    if metadata_version >= 2:
+        metadata["environment"] = numeric_environment()
     if algo.task == "classification":
         metadata["classes"] = _jsonable(list(estimator.classes_))
         metadata["f1_average"] = f1_average
@@ -345,8 +285,9 @@ def retrain(dataset: Dataset, metadata: Mapping[str, Any]) -> TrainedModel:
     ``requested_params`` (the caller's parameters, not the effective ones, which would pin
     one scikit-learn's defaults) and the split's ``seed`` and ``test_size``. A document
     written before ``requested_params`` was recorded retrains with no parameters, as the
-    service always did. With the same library versions, the model hash and metadata hash are
-    the original's.
+    service always did. The new document has the original's format version. In the same
+    numeric environment (:mod:`ml.environment`), the model hash and metadata hash are the
+    original's; elsewhere :func:`ml.reproduce.judge_retrain` says whether they are equivalent.
 
     Raises:
         InvalidMetadata: ``metadata`` is not a training-metadata document of this version,
@@ -356,10 +297,11 @@ def retrain(dataset: Dataset, metadata: Mapping[str, Any]) -> TrainedModel:
     if (
         not isinstance(metadata, Mapping)
         or metadata.get("format") != METADATA_FORMAT
-        or metadata.get("format_version") != METADATA_FORMAT_VERSION
+        or metadata.get("format_version") not in METADATA_FORMAT_VERSIONS
     ):
         raise InvalidMetadata(
-            f"not a training-metadata document ({METADATA_FORMAT} v{METADATA_FORMAT_VERSION})"
+            f"not a training-metadata document ({METADATA_FORMAT} "
+            f"v{' or v'.join(map(str, METADATA_FORMAT_VERSIONS))})"
         )
     trained_on = _recorded(metadata, "datasets", 0, "content_hash")
     if _digest_or_none(trained_on) != dataset.content_hash:
@@ -374,7 +316,60 @@ def retrain(dataset: Dataset, metadata: Mapping[str, Any]) -> TrainedModel:
         params=metadata.get("requested_params") or {},
         test_size=_recorded(metadata, "split", "test_size"),
         seed=_recorded(metadata, "split", "seed"),
+        metadata_version=metadata["format_version"],
     )
+
+
+def training_rows(dataset: Dataset, metadata: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The training part of the split a metadata document records: ``(X_train, y_train)``,
+    as :func:`train` fitted on them (for a check that refits from a registered model)."""
+    algo = _algorithm(_recorded(metadata, "algorithm"))
+    target = _recorded(metadata, "target")
+    features = validate_columns(dataset, target, _recorded(metadata, "features"))
+    test_size = _check_test_size(_recorded(metadata, "split", "test_size"))
+    seed = _recorded(metadata, "split", "seed")
+    X_train, _, y_train, _ = _split(dataset, algo, features, target, test_size, seed)
+    return X_train, y_train
+
+
+def _split(
+    dataset: Dataset,
+    algo: Algorithm,
+    features: Sequence[str],
+    target: str,
+    test_fraction: float,
+    seed: int,
+) -> tuple[Any, Any, Any, Any]:
+    """``X_train, X_test, y_train, y_test``: shuffled by ``seed``; with no test part, the
+    training rows are also the evaluation rows."""
+    X = dataset.numeric_array(features)
+    y = _target_array(dataset, target, algo)
+    if test_fraction == 0.0:
+        return X, X, y, y
+    try:
+        return tuple(
+            train_test_split(X, y, test_size=test_fraction, random_state=seed, shuffle=True)
+        )
+    except ValueError as exc:
+        raise InvalidSplit(
+            f"cannot hold out test_size={test_fraction} of {len(y)} rows: {exc}"
+        ) from None
+
+
+def training_request(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """What a training was asked for, from its metadata document: datasets, algorithm,
+    parameters, features, target, split seed and size. Two trainings with equal requests
+    are the same training (whatever machine ran them); see :func:`retrain` for the keys."""
+    split = metadata.get("split") or {}
+    return {
+        "datasets": [d.get("content_hash") for d in metadata.get("datasets") or []],
+        "algorithm": metadata.get("algorithm"),
+        "requested_params": metadata.get("requested_params") or {},
+        "features": metadata.get("features"),
+        "target": metadata.get("target"),
+        "seed": split.get("seed"),
+        "test_size": split.get("test_size"),
+    }
 
 
 def _recorded(document: Mapping[str, Any], *path: str | int) -> Any:
@@ -394,17 +389,6 @@ def _digest_or_none(text: Any) -> bytes | None:
         return from_hex(text) if isinstance(text, str) else None
     except ValueError:
         return None
-
-
-def library_versions() -> dict[str, str]:
-    """Versions that can change a trained model's bytes, recorded in the metadata."""
-    return {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "skops": skops.__version__,
-    }
 
 
 # --------------------------------------------------------------------------- helpers
@@ -446,6 +430,8 @@ def _convert_value(name: str, value: Any, constraints: list[Any]) -> Any:
         if not takes_bool:
             raise InvalidParameter(name, f"expects a number or string, not the boolean {value}")
         return value
+    if isinstance(value, int) and abs(value) > _FLOAT_MAX:
+        raise InvalidParameter(name, f"an integer of {value.bit_length()} bits is beyond float64")
     if value is None or isinstance(value, str | int):
         return value
     if isinstance(value, float):
@@ -487,41 +473,6 @@ def _target_array(dataset: Dataset, target: str, algo: Algorithm) -> np.ndarray:
     if len(np.unique(array)) < 2:
         raise InvalidTarget(f"{target!r} has a single class; a classifier needs at least two")
     return array
-
-
-def _metric(value: Any) -> float | None:
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _metrics(
-    estimator: Any, task: Task, X: np.ndarray, y: np.ndarray
-) -> tuple[dict[str, float | None], str | None]:
-    predicted = estimator.predict(X)
-    if task == "regression":
-        return (
-            {
-                "r2": _metric(r2_score(y, predicted)) if len(y) >= 2 else None,
-                "mse": _metric(mean_squared_error(y, predicted)),
-                "mae": _metric(mean_absolute_error(y, predicted)),
-            },
-            None,
-        )
-    classes = estimator.classes_
-    metrics: dict[str, float | None] = {"accuracy": _metric(accuracy_score(y, predicted))}
-    # Binary only when the held-out labels are the two the model saw: a small split can hold a
-    # class the training part lacks, and then the problem is multiclass (macro average).
-    if len(classes) == 2 and set(np.unique(y)) <= set(classes):
-        metrics["f1"] = _metric(f1_score(y, predicted, pos_label=classes[1], average="binary"))
-        positive = y == classes[1]
-        if positive.all() or not positive.any():
-            metrics["roc_auc"] = None
-        else:
-            probabilities = estimator.predict_proba(X)[:, 1]
-            metrics["roc_auc"] = _metric(roc_auc_score(positive, probabilities))
-        return metrics, "binary"
-    metrics["f1"] = _metric(f1_score(y, predicted, average="macro"))
-    return metrics, "macro"
 
 
 def _jsonable(value: Any) -> Any:

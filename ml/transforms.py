@@ -54,6 +54,7 @@ import io
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar, Literal
@@ -256,13 +257,10 @@ def _parse_step(raw: Any, index: int) -> Step:
         if method not in _DEFAULT_FACTOR:
             raise InvalidTransform(f'method must be "iqr" or "zscore", got {method!r}', step=index)
         factor = raw.get("factor", _DEFAULT_FACTOR[method])
-        if (
-            isinstance(factor, bool)
-            or not isinstance(factor, int | float)
-            or not math.isfinite(factor)
-            or factor <= 0
-        ):
-            raise InvalidTransform(f"factor must be a positive number, got {factor!r}", step=index)
+        if isinstance(factor, bool) or not _is_float64(factor) or factor <= 0:
+            raise InvalidTransform(
+                f"factor must be a positive number, got {_shown(factor)}", step=index
+            )
         columns = _column_set(raw.get("columns"), index)
         return ClipOutliers(method=method, factor=float(factor), columns=columns)
     # filter_rows
@@ -279,11 +277,30 @@ def _parse_step(raw: Any, index: int) -> Step:
         raise InvalidTransform(
             f"value must be a number, string, boolean or null, got {value!r}", step=index
         )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidTransform(f"value must be finite, got {value!r}", step=index)
+    if isinstance(value, int | float) and not _is_float64(value):
+        raise InvalidTransform(
+            f"value must be a finite number within the float64 range, got {_shown(value)}",
+            step=index,
+        )
     if (value is None or isinstance(value, bool)) and op not in ("==", "!="):
         raise InvalidTransform(f"{value!r} can only be compared with == or !=", step=index)
     return FilterRows(column=column, op=op, value=value)
+
+
+def _is_float64(value: Any) -> bool:
+    """Whether ``value`` is a number float64 holds: a finite float, or an integer within its
+    range (compared exactly: ``math.isfinite`` or ``float`` of a longer one overflows)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and -sys.float_info.max <= value <= sys.float_info.max
+
+
+def _shown(value: Any) -> str:
+    """A value as a message shows it: an integer too long to read (or for ``str``, past 4,300
+    digits) by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"{'-' if value < 0 else ''}an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 def _column_set(raw: Any, index: int) -> tuple[str, ...] | None:

@@ -9,12 +9,20 @@ gains the new values beside the old ones — never a silent edit.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from ledger.receipts import ReceiptDomain, ReceiptSigner, input_hash
 from ledger.rows import rows_root
 from ml.datasets import parse_dataset
-from ml.hashing import to_hex
+from ml.hashing import canonical_json, to_hex
 from ml.training import train
+from tests._kernels import kernel_params
 
 CSV = (
     b'x1,x2,label,note\n1,2.5,a,"hello, world"\n2,3.5,b,\n3,-1e3,a,"multi\nline"\n'
@@ -39,7 +47,65 @@ def test_dataset_hashes_are_pinned() -> None:
     )
 
 
-def test_model_hash_and_metadata_are_pinned() -> None:
+# The model file's last bits depend on the OpenBLAS kernels that trained it (issue 19), so its
+# hash is pinned per kernel set; the metadata of format 1 does not (it records no environment),
+# and format 2 is format 1 plus the "environment" that says which kernels trained it.
+MODEL_HASH_BY_KERNEL = {
+    "SkylakeX": "0x3818eeb9509cccd2ad90079a2eb56a23bc1e234ec6b45bb816973379d8de0b9f",
+    "Haswell": "0xa1bfa240ff3bedc13b6f46e574dfad91d37fa78e8ad42bc0ed2eca3c9b693686",
+    "Zen": "0xa1bfa240ff3bedc13b6f46e574dfad91d37fa78e8ad42bc0ed2eca3c9b693686",
+    "Prescott": "0xb98662dacccbedc3f28626406a2ce99fee14f1e4000d278a3e6f3727c3c6dc39",
+}
+METADATA_V1_HASH = "d6cc3c866e613be666128aee6d2c48ba3d1c53b6a9a24e0e5293cbae484aa43a"
+_TRAIN_PINNED = """
+import hashlib, json, sys
+from ml.datasets import parse_dataset
+from ml.hashing import canonical_json, to_hex
+from ml.training import train
+dataset = parse_dataset(sys.stdin.buffer.read())
+answer = {}
+for version in (1, 2):
+    trained = train(dataset, algorithm="logistic_regression", target="label",
+                    features=["x1", "x2"], params={}, test_size=0.0, seed=0,
+                    metadata_version=version)
+    metadata = json.loads(trained.metadata_bytes)
+    answer[version] = {"model": to_hex(trained.model_hash),
+                       "metadata": hashlib.sha256(trained.metadata_bytes).hexdigest(),
+                       "environment": metadata.pop("environment", None),
+                       "without_environment": hashlib.sha256(canonical_json(metadata)).hexdigest()}
+print(json.dumps(answer))
+"""
+
+
+@pytest.mark.parametrize("kernel", kernel_params())
+def test_model_hash_and_metadata_are_pinned(kernel: str) -> None:
+    """Trained in a new process under each OpenBLAS kernel set (OPENBLAS_CORETYPE is read when
+    the library loads): the model hash is that kernel's pin, the format-1 metadata hash is the
+    same everywhere, and format 2 differs from it only by the environment it records."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TRAIN_PINNED],
+        input=CSV,
+        capture_output=True,
+        env={**os.environ, "OPENBLAS_CORETYPE": kernel},
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+    )
+    answer = json.loads(done.stdout)
+    v1, v2 = answer["1"], answer["2"]
+    assert v1["model"] == v2["model"] == MODEL_HASH_BY_KERNEL[kernel]
+    assert v1["metadata"] == METADATA_V1_HASH
+    assert v1["environment"] is None
+    assert (
+        v2["without_environment"]
+        == hashlib.sha256(
+            canonical_json({**json.loads(_pinned_v1_document()), "format_version": 2})
+        ).hexdigest()
+    )
+    architectures = {item["architecture"] for item in v2["environment"]["blas"]}
+    assert architectures <= {kernel, "Haswell", "Katmai"}, architectures  # Zen reports Haswell
+
+
+def _pinned_v1_document() -> bytes:
     trained = train(
         parse_dataset(CSV),
         algorithm="logistic_regression",
@@ -48,13 +114,10 @@ def test_model_hash_and_metadata_are_pinned() -> None:
         params={},
         test_size=0.0,
         seed=0,
+        metadata_version=1,
     )
-    assert to_hex(trained.model_hash) == (
-        "0xa1bfa240ff3bedc13b6f46e574dfad91d37fa78e8ad42bc0ed2eca3c9b693686"
-    )
-    assert hashlib.sha256(trained.metadata_bytes).hexdigest() == (
-        "d6cc3c866e613be666128aee6d2c48ba3d1c53b6a9a24e0e5293cbae484aa43a"
-    )
+    assert hashlib.sha256(trained.metadata_bytes).hexdigest() == METADATA_V1_HASH
+    return trained.metadata_bytes
 
 
 def test_receipt_hashes_and_signature_are_pinned() -> None:

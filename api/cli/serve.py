@@ -14,7 +14,9 @@ import typer
 from api.cli._common import DEFAULT_DATA_DIR, DataDirOpt, JsonOpt, command, err, out
 from api.cli._service import check, connect
 
-__all__ = ["DEMO_CSV", "demo", "serve"]
+__all__ = ["DEMO_CSV", "SHUTDOWN_GRACE", "demo", "serve"]
+
+SHUTDOWN_GRACE = 3  # seconds; `provenance serve` stops within about this after SIGTERM
 
 
 @command
@@ -32,7 +34,21 @@ def serve(
     os.environ.setdefault("PROVENANCE_DATA_DIR", str(data_dir))
     settings = Settings(data_dir=data_dir)
     err.print(f"Provenance Ledger on http://{host}:{port} (docs at /docs), data in {data_dir}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        """SIGTERM/SIGINT: trainings in flight end at once (503, send again); every request
+        then has SHUTDOWN_GRACE seconds to finish before it is cancelled."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            if (service := getattr(app.state, "service", None)) is not None:
+                service.stopping()
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE
+    )
+    Server(config).run()
 
 
 DEMO_CSV = (

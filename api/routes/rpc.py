@@ -11,7 +11,6 @@ call.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anyio
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.deps import ReadAccess, ServiceDep
 from api.ratelimit import charge
+from api.schemas._numbers import loads
 from api.service.rpc import parse_error
 
 __all__ = ["router"]
@@ -51,7 +51,7 @@ async def json_rpc(service: ServiceDep, _: ReadAccess, request: Request) -> JSON
     """Standard Ethereum JSON-RPC (single or batch), read methods only, bounded like a public
     node (gas cap, time budget, log range and count, batch size: see the settings)."""
     try:
-        payload = json.loads(await request.body())
+        payload = loads(await request.body())  # NaN, Infinity, 1e400: a parse error
     except (ValueError, UnicodeDecodeError):
         return JSONResponse(parse_error())
     if isinstance(payload, list) and len(payload) > 1:

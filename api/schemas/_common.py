@@ -3,9 +3,11 @@ record, and the base classes (frozen ``XPublic`` out, ``extra="forbid"`` ``XCrea
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.schemas._numbers import check_numbers
 
 __all__ = [
     "ADDRESS_PATTERN",
@@ -58,7 +60,18 @@ class _Public(BaseModel):
 
 
 class _Create(BaseModel):
+    """A request body. Every number in it, at any depth (predict rows, hyperparameters, cleaning
+    steps), is checked once by ``check_numbers`` before the fields are validated; a body that
+    is evidence to judge rather than numbers to compute with (a receipt to verify) says
+    ``numbers_are_evidence``, and a bad number in it is a failed check in its report."""
+
     model_config = ConfigDict(extra="forbid")
+    numbers_are_evidence: ClassVar[bool] = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_numbers(cls, data: Any) -> Any:
+        return data if cls.numbers_are_evidence else check_numbers(data)
 
 
 # -- records ---------------------------------------------------------------------------------

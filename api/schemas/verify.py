@@ -45,12 +45,14 @@ class ReportPublic(_Public):
 
 
 class ReceiptVerifyCreate(_Create):
+    numbers_are_evidence = True
     receipt: dict[str, Any] = Field(description="a receipt as the service returned it")
     input: dict[str, Any] | None = Field(None, description="the input row, to check input_hash")
     rerun: bool = Field(False, description="re-run the stored model on the input")
 
 
 class ReceiptsVerifyCreate(_Create):
+    numbers_are_evidence = True
     receipts: list[Any] = Field(
         min_length=1,
         description="receipts as GET /v1/receipts/{id} returns them (at most max_verify_receipts)",

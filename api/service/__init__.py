@@ -51,6 +51,11 @@ class Service:
         self.rpc = Rpc(core)
         self.browse = Browse(core)
 
+    def stopping(self) -> None:
+        """The process is asked to stop: end the trainings in flight now (their requests answer
+        503 and may be sent again), so that the shutdown's grace is not spent waiting on them."""
+        self.core.training.cancel(self.core)
+
     def close(self) -> None:
         """Stop the background threads and close the chain, index and receipt book."""
         self.core.close()

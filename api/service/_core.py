@@ -43,6 +43,7 @@ from ledger.receipts import ReceiptDomain, ReceiptSigner
 from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex
 from ledger.store import ArtifactStore
 from ledger.write_pipeline import Included, WritePipeline
+from ml.training_pool import TrainingPool, shared_pool
 
 __all__ = [
     "LRU",
@@ -134,6 +135,7 @@ class Core:
     anchorer: Anchorer
     signer: ReceiptSigner
     writes: WritePipeline
+    training: TrainingPool
     locks: RecordLocks = field(default_factory=RecordLocks)
     datasets_cache: LRU = field(default_factory=LRU)
     models_cache: LRU = field(default_factory=LRU)
@@ -210,6 +212,7 @@ class Core:
                 log.warning("index sync failed: %s", exc)
 
     def close(self) -> None:
+        self.training.cancel(self)  # a training in flight must not hold the shutdown up
         self._stop.set()
         if self._follower is not None:
             self._follower.join(timeout=10)
@@ -333,7 +336,9 @@ def open_core(settings: Settings) -> Core:
         ),
         signer=ReceiptSigner(account.key, ReceiptDomain(client.chain_id(), client.address)),
         writes=writes,
+        training=shared_pool(size=settings.training_workers, coretype=settings.training_coretype),
     )
+    core.training.warm()
     core.sync()
     core.start()
     return core

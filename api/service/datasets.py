@@ -27,13 +27,14 @@ from ledger.index import IndexedDataset
 from ledger.records import ZERO_HASH, DatasetInput
 from ledger.row_index import RowIndex, RowIndexBuilder, RowIndexCorrupt, RowIndexInfo, RowNotInIndex
 from ledger.rows import ROW_LEAF_ENCODING
-from ledger.store import ArtifactCorrupted, ArtifactMissing
+from ledger.store import ArtifactMissing
 from ledger.write_pipeline import Included
-from ml.datasets import Column, Dataset, load_dataset
+from ml.datasets import Column
 from ml.errors import MlError, TooLarge
 from ml.hashing import canonical_json, to_hex
 from ml.scanning import Scan, read_rows, read_schema, scan_file
-from ml.training import check_training_memory
+from ml.training_memory import check_training_memory
+from ml.training_pool import DatasetFile
 from ml.transforms import TransformSpec, derive_file
 
 __all__ = ["BatchEntry", "Datasets"]
@@ -84,20 +85,13 @@ class Datasets:
         """The stored file, re-hashed first."""
         return self._core.store.verified_path(self.indexed(content_hash).content_hash)
 
-    def load(self, content_hash: str) -> Dataset:
-        """The parsed dataset from the store, for training: hashed on both of its reads."""
-        core = self._core
-
-        def make() -> Dataset:
-            path = core.store.path_of(content_hash)
-            if not path.exists():
-                raise ArtifactMissing(f"no artifact {content_hash} in the store", path=str(path))
-            dataset = load_dataset(path, core.settings.dataset_limits())
-            if to_hex(dataset.content_hash) != content_hash:
-                raise ArtifactCorrupted(content_hash, to_hex(dataset.content_hash), path)
-            return dataset
-
-        return core.datasets_cache.get_or_make(content_hash, make)
+    def file(self, content_hash: str) -> DatasetFile:
+        """The stored file, for a training process to read: that process re-hashes it while
+        parsing, so it is hashed on every read without being read twice here."""
+        path = self._core.store.path_of(content_hash)
+        if not path.exists():
+            raise ArtifactMissing(f"no artifact {content_hash} in the store", path=str(path))
+        return DatasetFile(path, content_hash, self._core.settings.dataset_limits())
 
     def check_memory(self, content_hash: str, features: Sequence[str] | None) -> None:
         """Refuse to train on a dataset whose loading would pass ``max_memory_bytes`` (413),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from api.errors import TrainedFromOtherInputs
 from api.schemas import ModelCreate, ModelPublic, ModelsPublic
 from api.service._core import Core, Written, indexed_model
 from api.service.datasets import Datasets
@@ -11,9 +12,11 @@ from api.service.views import model_view
 from ledger.errors import AlreadyRegistered, UnknownModel
 from ledger.index import IndexedModel
 from ledger.records import ModelInput
+from ledger.store import ArtifactCorrupted
 from ledger.write_pipeline import Included
+from ml.errors import DatasetChanged
 from ml.hashing import to_hex
-from ml.training import train
+from ml.training import TrainedModel, training_request
 
 __all__ = ["Models"]
 
@@ -46,21 +49,36 @@ class Models:
         return self._core.store.verified_path(self.indexed(model_hash).model_hash)
 
     def train(self, request: ModelCreate) -> Written[ModelPublic]:
-        """Train deterministically on a registered dataset (flow 3) and register the model."""
+        """Train deterministically on a registered dataset (flow 3) and register the model.
+
+        Training runs in a training process, bounded by ``training_time_limit`` and
+        ``max_memory_bytes`` (:mod:`ml.training_pool`). A model file registered already is
+        answered with its record only when it came from this same request; from another
+        training it is a :class:`TrainedFromOtherInputs` conflict (see its docstring)."""
         core = self._core
         dataset_hash = self._datasets.live(request.dataset).content_hash
         self._datasets.check_memory(dataset_hash, request.features)  # before it is loaded
-        trained = train(
-            self._datasets.load(dataset_hash),
-            algorithm=request.algorithm,
-            target=request.target,
-            features=request.features,
-            params=request.params,
-            test_size=request.test_size,
-            seed=request.seed,
-        )
+        dataset = self._datasets.file(dataset_hash)
+        try:
+            trained = core.training.train(
+                dataset,
+                {
+                    "algorithm": request.algorithm,
+                    "target": request.target,
+                    "features": request.features,
+                    "params": request.params,
+                    "test_size": request.test_size,
+                    "seed": request.seed,
+                },
+                time_limit=core.settings.training_time_limit,
+                memory_limit=core.settings.max_memory_bytes,
+                owner=core,
+            )
+        except DatasetChanged as exc:  # the stored file no longer hashes to its name
+            raise ArtifactCorrupted(dataset_hash, exc.detail, dataset.path) from None
         model_hash = to_hex(trained.model_hash)
         if (existing := core.model(model_hash)) is not None:
+            self._same_training(existing, trained)
             return Written(model_view(core, existing), created=False)
         core.store.put_bytes(trained.model_bytes)
         metadata_hash = core.store.put_bytes(trained.metadata_bytes)
@@ -73,3 +91,13 @@ class Models:
             core.sync()
             return Written(self.get(model_hash), created=False)
         raise outcome
+
+    def _same_training(self, existing: IndexedModel, trained: TrainedModel) -> None:
+        """Refuse to answer with a registered model that another training produced."""
+        registered = self._core.json_artifact(existing.metadata_hash) or {}
+        asked = training_request(trained.metadata)
+        if training_request(registered) != asked:
+            raise TrainedFromOtherInputs(
+                existing.model_hash,
+                {**training_request(registered), "metrics": registered.get("metrics")},
+            )

@@ -42,7 +42,6 @@ from ledger.verify import (
 from ml.errors import TooLarge
 from ml.hashing import to_hex
 from ml.scanning import scan_file
-from ml.training import retrain
 
 __all__ = ["Verification"]
 
@@ -156,13 +155,22 @@ class Verification:
 
     def model(self, model_hash: str, *, retrain_model: bool = False) -> ReportPublic:
         """Verify a model; with ``retrain_model``, train it again from its registered dataset
-        and metadata, and compare the hashes."""
+        and metadata in a training process, and judge the result (:mod:`ml.reproduce`:
+        identical, or equivalent within its algorithm's tolerance in another environment)."""
         indexed = self._models.indexed(model_hash)
+        core = self._core
 
-        def again() -> str:
-            metadata = self._core.json_artifact(indexed.metadata_hash) or {}
-            trained = retrain(self._datasets.load(indexed.datasets[0]), metadata)
-            return to_hex(trained.model_hash)
+        def again() -> tuple[bool, str]:
+            retrained = core.training.retrain(
+                self._datasets.file(indexed.datasets[0]),
+                core.store.read_bytes(indexed.model_hash),
+                indexed.model_hash,
+                core.store.read_bytes(indexed.metadata_hash),
+                time_limit=core.settings.training_time_limit,
+                memory_limit=core.settings.max_memory_bytes,
+                owner=core,
+            )
+            return retrained.ok, f"{retrained.verdict}: {retrained.detail}"
 
         report = verify_model(
             indexed.model_hash,

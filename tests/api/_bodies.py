@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,14 +25,26 @@ from hypothesis import strategies as st
 from ml.training import ALGORITHMS
 from tests.api._seed import CLASSIFIER_CSV, FEATURES, REVOKED_CSV, TARGET, VICTIM_CSV, Seeded
 
-__all__ = ["BODY_OPERATIONS", "install_body_hooks"]
+__all__ = ["BODY_OPERATIONS", "EXTREMES", "install_body_hooks"]
 
 COLUMNS = (*FEATURES, TARGET)
+# Numbers at the edges of what JSON carries and float64 holds (issue 19): integers of 300 digits
+# (within float64) and 400 (beyond it: a 422 at the edge), the largest finite values, minus
+# zero and the smallest denormals. NaN and Infinity are not JSON, so the fuzzer never sends them
+# (tests/api/test_api_numbers.py does, as Python's json writes them).
+EXTREMES = st.sampled_from([
+    10**299, -(10**299), 10**399, -(10**399), int(sys.float_info.max) + 1,
+    sys.float_info.max, -sys.float_info.max, 1e308, 3.5e38, -0.0, 5e-324, -5e-324,
+])  # fmt: skip
 NUMBERS = st.one_of(
     st.integers(-(10**12), 10**12),
     st.floats(allow_nan=False, allow_infinity=False),
     st.booleans(),
+    EXTREMES,
 )
+# Hyperparameters that every algorithm either has or refuses by name, each cheap at any value
+# (no iteration counts or sizes: those are capped by ml.training, not fuzzed here).
+PARAMS = st.fixed_dictionaries({}, optional={"alpha": EXTREMES, "tol": EXTREMES, "C": EXTREMES})
 CELLS = st.one_of(NUMBERS, st.none(), st.text(max_size=8))
 RECEIPT_FIELDS = (
     "receipt_id", "model_hash", "input_hash", "output", "output_hash", "issued_at", "service",
@@ -54,7 +67,7 @@ def _steps() -> st.SearchStrategy[list[dict[str, Any]]]:
             {"step": st.just("clip_outliers")},
             optional={
                 "method": st.sampled_from(["iqr", "zscore"]),
-                "factor": st.floats(min_value=0.01, max_value=10),
+                "factor": st.floats(min_value=0.01, max_value=10) | EXTREMES,
                 "columns": columns,
             },
         ),
@@ -91,9 +104,10 @@ def _training(seeded: Seeded) -> st.SearchStrategy[dict[str, Any]]:
             "features": st.none() | st.lists(st.sampled_from(COLUMNS), max_size=3, unique=True),
             # Edges too: a large test split leaves the training split few rows and classes.
             "test_size": st.sampled_from([0.9, 0.0, 0.5, 0.8])
-            | st.floats(min_value=0, max_value=0.9),
-            "params": st.just({}),
-            "seed": st.integers(0, 2**32 - 1),
+            | st.floats(min_value=0, max_value=0.9)
+            | EXTREMES,
+            "params": st.just({}) | PARAMS,
+            "seed": st.integers(0, 2**32 - 1) | EXTREMES,
         }
     )
 

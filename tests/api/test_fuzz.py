@@ -17,21 +17,26 @@ of its own (a dataset to revoke, a key to delete) or to new ones, so their order
 
 from __future__ import annotations
 
+import math
+import sys
 import tempfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
+from hypothesis import find
+from hypothesis import settings as hypothesis_settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import BaseSchema
 
 from api.app import create_app
 from api.settings import Settings
 from bench.fuzz import server_errors, to_toml
-from tests.api._bodies import install_body_hooks
+from tests.api._bodies import _realistic, install_body_hooks
 from tests.api._fuzzing import fuzz_config, run_findings
 from tests.api._links import LINKS, with_links
 from tests.api._seed import Seeded, seed
@@ -135,6 +140,34 @@ def test_the_full_runs_configuration_is_what_st_run_reads(seeding: Seeding) -> N
         text = to_toml(document)
         assert tomllib.loads(text) == document
         SchemathesisConfig.from_str(text)  # raises on anything `st run` would refuse
+
+
+def test_the_fuzzed_bodies_carry_huge_integers_and_extremes(seeding: Seeding) -> None:
+    """Issue 19: no 500 for any number a client can send. The meaningful bodies the fuzzer
+    mixes in reach predict rows, hyperparameters, cleaning steps, test_size and seed with
+    integers beyond float64, the largest finite floats, minus zero and denormals."""
+    strategies = _realistic(seeding.seeded)
+    beyond = int(sys.float_info.max) + 1
+
+    def has(strategy: Any, found: Callable[[Any], bool]) -> None:
+        find(strategy, found, settings=hypothesis_settings(max_examples=2_000, database=None))
+
+    def numbers(document: Any) -> list[Any]:
+        if isinstance(document, dict):
+            return [n for value in document.values() for n in numbers(value)]
+        if isinstance(document, list):
+            return [n for value in document for n in numbers(value)]
+        return [document] if isinstance(document, int | float) else []
+
+    predict = strategies["POST /v1/models/{model_hash}/predict"]
+    derive = strategies["POST /v1/datasets/{content_hash}/derive"]
+    training = strategies["POST /v1/models"]
+    has(predict, lambda body: any(abs(n) >= beyond for n in numbers(body)))
+    has(predict, lambda body: any(n == 0 and math.copysign(1, n) < 0 for n in numbers(body)))
+    has(derive, lambda body: any(s.get("factor") == 10**399 for s in body["steps"]))
+    has(training, lambda body: any(abs(n) >= beyond for n in numbers(body["params"])))
+    has(training, lambda body: body["seed"] == 5e-324)
+    has(training, lambda body: body["test_size"] == sys.float_info.max)
 
 
 def test_the_full_run_names_the_cause_of_each_server_error() -> None:

@@ -385,9 +385,9 @@ def test_verify_model_valid_then_each_failure(world: World) -> None:
     assert report.verdict == "valid", report.to_json()
     assert report.check("artifacts").ok is True
 
-    retrained = verify_model(world.model, world.client, retrain=lambda: world.model)
+    retrained = verify_model(world.model, world.client, retrain=lambda: (True, "identical"))
     assert retrained.check("reproducible").ok is True
-    drifted = verify_model(world.model, world.client, retrain=lambda: world.other_model)
+    drifted = verify_model(world.model, world.client, retrain=lambda: (False, "different"))
     _assert_fails(drifted, "reproducible")
 
     world.store.path_of(world.derived).write_bytes(b"x1,x2,y\n0,0,0\n")

@@ -13,7 +13,7 @@ import pytest
 
 from ml import errors
 from ml.datasets import Column, estimate_dataset_bytes, parse_dataset
-from ml.training import check_training_memory, estimate_training_bytes
+from ml.training_memory import check_training_memory, estimate_training_bytes
 
 random.seed(11)
 SHAPES = {

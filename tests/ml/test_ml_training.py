@@ -378,7 +378,7 @@ def test_retrain_refuses_what_it_cannot_replay() -> None:
         retrain(other, metadata)
     for broken, fragment in [
         ({**metadata, "format": "something/else"}, "not a training-metadata document"),
-        ({**metadata, "format_version": 2}, "not a training-metadata document"),
+        ({**metadata, "format_version": 99}, "not a training-metadata document"),
         ({k: v for k, v in metadata.items() if k != "target"}, "has no target"),
         ({**metadata, "split": {"seed": 0}}, "has no split.test_size"),
         ({**metadata, "datasets": []}, "has no datasets.0.content_hash"),
