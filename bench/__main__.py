@@ -38,6 +38,7 @@ BENCHMARKS = {
     "console": "bench.bench_console",
     "hostile": "bench.bench_hostile",
     "datasets": "bench.bench_datasets",
+    "training": "bench.bench_training",
 }
 
 

@@ -61,12 +61,16 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 @contextmanager
-def api_server(work: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """``provenance serve`` on a fresh port with its data under ``work/data``; waits for
-    ``/healthz`` and stops the process on exit."""
+def api_server(
+    work: Path, env: dict[str, str] | None = None, module: str = "api"
+) -> Iterator[Server]:
+    """``provenance serve`` (``python -m MODULE serve``) on a fresh port with its data under
+    ``work/data``; waits for ``/healthz`` and stops the process on exit."""
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with ServiceProcess(work / "data", env=env, start_timeout=_START_TIMEOUT) as process:
+    with ServiceProcess(
+        work / "data", env=env, start_timeout=_START_TIMEOUT, module=module
+    ) as process:
         yield Server(
             process.url,
             process.process,
