@@ -14,12 +14,14 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console
 from api.auth import AuthGate, KeyStore, access_rules
+from api.console._render import asset_url
 from api.jobs import WorkPool
 from api.json_depth import depth_past
 from api.problems import BodyTooLarge, install_problem_handlers, problem_response
@@ -40,6 +42,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("provenance.api")
 MULTIPART_OVERHEAD = 1024 * 1024  # form fields and part headers around an upload
+OCTETS = "application/octet-stream"
 
 
 class BodyGuard:
@@ -156,11 +159,45 @@ PROBLEM_SCHEMA = {
 }
 
 
+def _binary_uploads(node: Any) -> None:
+    """Mark every uploaded file (``UploadFile``: a string of ``contentMediaType``
+    ``application/octet-stream``) ``format: binary`` too, the OpenAPI 3.0 spelling that client
+    generators read: without it ``openapi-python-client`` types the file ``str`` and sends it as
+    a text field, which the service refuses."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("contentMediaType") == OCTETS:
+            node.setdefault("format", "binary")
+        for value in node.values():
+            _binary_uploads(value)
+    elif isinstance(node, list):
+        for value in node:
+            _binary_uploads(value)
+
+
+def _downloads_as_bytes(operation: dict[str, Any]) -> None:
+    """A file answered in a media type that generic clients do not know (``application/zip``,
+    ``application/jsonl``) is also declared as ``application/octet-stream``, bytes, which they
+    all read: ``openapi-python-client`` drops a response it cannot type, and with it the
+    operation's result."""
+    for status, response in operation.get("responses", {}).items():
+        content = response.get("content") if status.startswith("2") else None
+        if not content or any(_generic(media_type) for media_type in content):
+            continue
+        content[OCTETS] = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _generic(media_type: str) -> bool:
+    """A media type that a client generator reads: JSON, text, or plain bytes."""
+    json = media_type == "application/json" or media_type.endswith("+json")
+    return json or media_type == OCTETS or media_type.startswith("text/")
+
+
 def _declare_contract(app: FastAPI, settings: Settings) -> None:
     """Say in the OpenAPI schema what every error really is: problem+json, for any 4xx/5xx
-    (FastAPI would declare its own 422 shape, which this service never sends), and which key
+    (FastAPI would declare its own 422 shape, which this service never sends), which key
     each operation needs: ``x-required-role``, and a security requirement that is optional for
-    reads while ``public_read`` is on."""
+    reads while ``public_read`` is on; and that uploads and downloads are files
+    (:func:`_binary_uploads`, :func:`_downloads_as_bytes`)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -183,6 +220,7 @@ def _declare_contract(app: FastAPI, settings: Settings) -> None:
             }
             for path, path_item in schema["paths"].items():
                 for method, operation in path_item.items():
+                    _downloads_as_bytes(operation)
                     responses = operation.setdefault("responses", {})
                     responses.pop("422", None)
                     responses["4XX"] = responses["5XX"] = problem
@@ -195,10 +233,28 @@ def _declare_contract(app: FastAPI, settings: Settings) -> None:
                         operation["security"] = [{}, *operation.get("security", [])]
             for unused in ("HTTPValidationError", "ValidationError"):
                 schema["components"]["schemas"].pop(unused, None)
+            _binary_uploads(schema["components"])
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """``GET /docs``: Swagger UI from the package's own assets (``swagger-ui-dist``, pinned in
+    ``web/package.json`` and copied into ``api/console/static/`` by ``web/build.mjs``), so the
+    page works with no network. No online validator badge (it would call out with the URL)."""
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} · API",
+            swagger_js_url=asset_url("swagger-ui-bundle.js"),
+            swagger_css_url=asset_url("swagger-ui.css"),
+            swagger_favicon_url="data:,",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter:
@@ -258,6 +314,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Dataset and model lineage on an Ethereum ledger, with verifiable receipts.",
         lifespan=lifespan,
+        docs_url=None,  # served by _serve_docs, from the package's assets, not a CDN
+        redoc_url=None,  # ReDoc only comes from a CDN: /docs is the one API page
     )
     app.dependency_overrides[get_settings] = lambda: settings
     app.state.settings = settings
@@ -272,6 +330,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)
 
     _declare_contract(app, settings)
+    _serve_docs(app)
 
     @app.get("/healthz", tags=["health"], response_model=HealthPublic)
     def healthz() -> HealthPublic:

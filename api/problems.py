@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api import errors as service_errors
 from api.schemas._numbers import NUMBER_ERROR
 from ledger import errors as ledger_errors
+from ledger.attest.key import AttestationError
 from ledger.backends.embedded import ChainStoreFull
 from ledger.lineage import RecordNotIndexed
 from ledger.receipts import ReceiptError
@@ -97,6 +98,7 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     (ArtifactCorrupted, 500, "artifact-corrupted"),
     (service_errors.RowsRootMismatch, 500, None),
     (service_errors.Misconfigured, 500, None),
+    (AttestationError, 500, "attestation-key"),  # the service's own key cannot be read
     (ReceiptError, 422, "malformed-receipt"),
     # One type for every way the chain can be away (closed, refused, timed out), so a client
     # can recognise "retry later" without knowing the backends' exception names.

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.client import LedgerClient
@@ -76,9 +77,11 @@ class Anchorer:
         batch_size: int,
         interval: float,
         writes: WritePipeline | None = None,
+        on_anchored: Callable[[AnchorResult], None] | None = None,
     ) -> None:
         """``writes``: the service's write pipeline; without one the anchorer keeps its own
-        (whose threads run only while it sends)."""
+        (whose threads run only while it sends). ``on_anchored`` hears of every batch this
+        anchorer put on chain (it must not raise)."""
         self.book, self.client = book, client
         self.batch_size, self.interval = batch_size, interval
         self._owns_writes = writes is None
@@ -88,6 +91,7 @@ class Anchorer:
         self._flush_lock = threading.Lock()
         self._retry_at = 0.0  # time.monotonic() before which the thread does not retry
         self._thread: threading.Thread | None = None
+        self._on_anchored = on_anchored
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="anchorer", daemon=True)
@@ -171,7 +175,10 @@ class Anchorer:
         """Record what the chain did with one batch (anchored, refused for good, or for now)."""
         if isinstance(outcome, Included):
             self.book.mark_anchored(root, outcome.tx_hash, outcome.block_number)
-            return AnchorResult(root, model_hash, count, outcome.tx_hash, outcome.block_number)
+            result = AnchorResult(root, model_hash, count, outcome.tx_hash, outcome.block_number)
+            if self._on_anchored is not None:
+                self._on_anchored(result)
+            return result
         if isinstance(outcome, BatchAlreadyAnchored):
             # Sent before a crash, or by a previous attempt: record what the chain says.
             return self._record_existing(root, model_hash, count)

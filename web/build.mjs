@@ -8,6 +8,10 @@
 // The output is deterministic: pinned esbuild, pinned packages (package-lock.json), no source
 // maps, no timestamps. The contract ABI comes from the committed artifact, so a contract change
 // that the verifier must follow shows up as a stale bundle.
+//
+// Swagger UI for the API's /docs page is copied from the pinned swagger-ui-dist package (not
+// rebuilt), without its source-map comments (no maps are shipped), with its licence files, so
+// the page works with no network and the same check covers it.
 
 import { build } from "esbuild";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
@@ -19,6 +23,19 @@ const REPO = resolve(WEB, "..");
 const STATIC = join(REPO, "api", "console", "static");
 const ARTIFACT = join(REPO, "contracts", "build", "ProvenanceLedger.json");
 const ENTRIES = { "verify.js": "src/verify.js", "lineage.js": "src/lineage.js", "console.css": "src/console.css" };
+const SWAGGER_UI = join(WEB, "node_modules", "swagger-ui-dist");
+const COPIES = {
+  "swagger-ui-bundle.js": ["swagger-ui-bundle.js"],
+  "swagger-ui.css": ["swagger-ui.css"],
+  "swagger-ui-bundle.js.LICENSE.txt": ["swagger-ui-bundle.js.LICENSE.txt"],
+  "swagger-ui.LICENSE.txt": ["NOTICE", "LICENSE"],
+};
+
+function copied(sources) {
+  const text = sources.map((name) => readFileSync(join(SWAGGER_UI, name), "utf8")).join("\n");
+  const unmapped = text.replace(/\n*\/[*/]# sourceMappingURL=[^\n]*/g, "");
+  return Buffer.from(unmapped, "utf8");
+}
 
 const ledgerAbi = {
   name: "ledger-abi",
@@ -56,6 +73,7 @@ async function main(argv) {
   const committedDir = against >= 0 ? resolve(argv[against + 1]) : STATIC;
   const built = {};
   for (const [name, entry] of Object.entries(ENTRIES)) built[name] = await bundle(name, entry);
+  for (const [name, sources] of Object.entries(COPIES)) built[name] = copied(sources);
   if (check) {
     const committed = readdirSync(committedDir).sort();
     const stale = Object.keys(built).filter((name) => {

@@ -8,6 +8,7 @@ commands live in one module per group:
   call the HTTP API (:mod:`api.cli._service`: ``--url`` or the service in process);
 * :mod:`api.cli.verify`: ``verify``, straight against a node with :mod:`ledger.verify`;
 * :mod:`api.cli.audit`: ``audit``, many receipts at once, against a node or by the service;
+* :mod:`api.cli.attest`: ``attest`` and ``verify-attestation``, in-toto attestations;
 * :mod:`api.cli.admin`: ``keys``, ``keystore``, ``deploy``, ``index`` and ``fsck``.
 
 Importing this package is cheap (typer and rich's console): every command imports what it
@@ -21,7 +22,7 @@ from collections.abc import Callable
 
 import typer
 
-from api.cli import admin, audit, records, serve, verify
+from api.cli import admin, attest, audit, records, serve, verify
 
 __all__ = ["app", "main"]
 
@@ -40,6 +41,8 @@ _COMMANDS: dict[str, Callable[..., None]] = {
     "verify": verify.verify,
     "audit": audit.audit,
     "bundle": records.bundle,
+    "attest": attest.attest,
+    "verify-attestation": attest.verify_attestation,
     "deploy": admin.deploy,
     "fsck": admin.fsck,
 }

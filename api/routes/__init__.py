@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from api.routes import (
     admin,
+    attestations,
     batches,
     chain,
     datasets,
@@ -16,7 +17,19 @@ from api.routes import (
 )
 
 api_router = APIRouter(prefix="/v1")
-for module in (datasets, models, records, lineage, chain, receipts, batches, verify, jobs, admin):
+for module in (
+    datasets,
+    models,
+    attestations,
+    records,
+    lineage,
+    chain,
+    receipts,
+    batches,
+    verify,
+    jobs,
+    admin,
+):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]

@@ -48,7 +48,14 @@ def get_model(service: ServiceDep, _: ReadAccess, model_hash: HashPath) -> Model
 @router.get(
     "/{model_hash}/content",
     response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "description": "the model file, a zip archive",
+            "content": {
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
 )
 def get_model_content(service: ServiceDep, _: ReadAccess, model_hash: HashPath) -> FileResponse:
     """The model file (a zip of JSON and arrays; no code runs when it is loaded)."""

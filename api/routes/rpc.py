@@ -37,13 +37,34 @@ class JsonRpcResponse(BaseModel):
     id: Any = None
 
 
+# The body is read raw (a malformed one gets JSON-RPC's own parse error, not a 422), so it is
+# declared here: one request (any object; its usual fields named) or a batch (a list of
+# anything), as anyOf with an `items` schema, which client generators read (a type list is not).
+JSON_RPC_REQUEST = {
+    "type": "object",
+    "title": "JsonRpcRequest",
+    "description": "a JSON-RPC 2.0 request (a batch is a list of these)",
+    "properties": {
+        "jsonrpc": {"type": "string", "examples": ["2.0"]},
+        "method": {"type": "string", "examples": ["eth_blockNumber"]},
+        "params": {"anyOf": [{"type": "array", "items": {}}, {"type": "object"}]},
+        "id": {"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]},
+    },
+    "additionalProperties": True,
+}
+
+
 @router.post(
     "/rpc",
     response_model=JsonRpcResponse | list[JsonRpcResponse],
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": ["object", "array"]}}},
+            "content": {
+                "application/json": {
+                    "schema": {"anyOf": [JSON_RPC_REQUEST, {"type": "array", "items": {}}]}
+                }
+            },
         }
     },
 )

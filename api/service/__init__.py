@@ -23,6 +23,7 @@ from __future__ import annotations
 from api.auth import KeyStore
 from api.service._core import Core, Written, open_backend, open_core
 from api.service.admin import Admin
+from api.service.attestations import Attestations
 from api.service.browse import Browse
 from api.service.datasets import Datasets
 from api.service.models import Models
@@ -43,6 +44,7 @@ class Service:
         self.core = core
         self.datasets = Datasets(core)
         self.models = Models(core, self.datasets)
+        self.attestations = Attestations(core, self.datasets, self.models)
         self.predictions = Predictions(core, self.models)
         self.verify = Verification(core, self.datasets, self.models, self.predictions)
         self.receipts = Receipts(core, self.verify)

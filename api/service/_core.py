@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 from eth_account.signers.local import LocalAccount
 
 from api.errors import Misconfigured
+from api.service.lineage_events import LineageEvents
 from api.settings import Settings
 from ledger._tx_journal import TxJournal
 from ledger.anchoring import Anchorer
@@ -136,6 +137,7 @@ class Core:
     signer: ReceiptSigner
     writes: WritePipeline
     training: TrainingPool
+    events: LineageEvents
     locks: RecordLocks = field(default_factory=RecordLocks)
     datasets_cache: LRU = field(default_factory=LRU)
     models_cache: LRU = field(default_factory=LRU)
@@ -221,6 +223,7 @@ class Core:
         self.receipts.close()
         self.index.close()
         self.backend.close()
+        self.events.close()
 
 
 def open_backend(settings: Settings) -> tuple[ChainBackend, LocalAccount]:
@@ -319,6 +322,8 @@ def open_core(settings: Settings) -> Core:
     client.role_history = index.registrar_changes
     receipts = ReceiptBook(data_dir / "receipts.sqlite3")
     writes = open_writes(settings, client)
+    domain = ReceiptDomain(client.chain_id(), client.address)
+    events = LineageEvents(domain)
     core = Core(
         settings=settings,
         backend=backend,
@@ -333,10 +338,12 @@ def open_core(settings: Settings) -> Core:
             batch_size=settings.anchor_batch_size,
             interval=settings.anchor_interval,
             writes=writes,
+            on_anchored=lambda a: events.anchored(a.root, a.model_hash, a.tx_hash, a.block_number),
         ),
-        signer=ReceiptSigner(account.key, ReceiptDomain(client.chain_id(), client.address)),
+        signer=ReceiptSigner(account.key, domain),
         writes=writes,
         training=shared_pool(size=settings.training_workers, coretype=settings.training_coretype),
+        events=events,
     )
     core.training.warm()
     core.sync()

@@ -275,6 +275,8 @@ class Datasets:
         written = self._write([item])[0]
         if isinstance(written, Exception):
             raise written
+        if written.created:
+            self._core.events.derived(written.view)
         return self._same_lineage(written, lineage)
 
     def _same_lineage(

@@ -86,7 +86,10 @@ class Models:
         outcome = core.writes.write_many([item])[0]  # gathered with other requests' writes
         core.catch_up()
         if isinstance(outcome, Included):
-            return Written(model_view(core, indexed_model(outcome)), created=outcome.created)
+            view = model_view(core, indexed_model(outcome))
+            if outcome.created:
+                core.events.trained(view)
+            return Written(view, created=outcome.created)
         if isinstance(outcome, AlreadyRegistered):  # by another writer on the same node
             core.sync()
             return Written(self.get(model_hash), created=False)

@@ -248,7 +248,9 @@ def test_cut_to_depth_counts_record_hops_and_keeps_the_activities_between() -> N
 
 def test_assets_are_served_by_the_app_with_their_version(site: Any) -> None:
     client, _ = site
-    assert set(ASSET_VERSIONS) == {"console.css", "lineage.js", "verify.js"}
+    swagger_ui = {"swagger-ui-bundle.js", "swagger-ui.css"}  # /docs, from swagger-ui-dist
+    licences = {"swagger-ui-bundle.js.LICENSE.txt", "swagger-ui.LICENSE.txt"}
+    assert set(ASSET_VERSIONS) == {"console.css", "lineage.js", "verify.js", *swagger_ui, *licences}
     static = Path(__file__).resolve().parents[2] / "api" / "console" / "static"
     for name in ASSET_VERSIONS:
         response = client.get(asset_url(name))

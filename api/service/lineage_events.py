@@ -1,0 +1,238 @@
+"""OpenLineage events for derivations, trainings and prediction batches.
+
+Off by default. With OpenLineage's own variables set (``OPENLINEAGE_URL``, or
+``OPENLINEAGE_CONFIG`` naming a YAML file with any transport the client knows: http for
+Marquez, file, kafka…), every registered derivation, training and anchored prediction batch is
+sent as one ``COMPLETE`` run event through ``openlineage-python``:
+
+* job: namespace ``provenance-ledger``, name ``derive``, ``train`` or ``anchor``;
+* run: a UUID derived from the record's transaction and hash (a re-send is the same run), with
+  the custom facet ``provenanceLedger`` (:class:`ProvenanceLedgerRunFacet`: chain id, contract,
+  transaction, block; its JSON schema is ``docs/openlineage/ProvenanceLedgerRunFacet.json``);
+* inputs and outputs: datasets named by their hash in the namespace
+  ``provenance-ledger://<chain id>/<contract>``, with the ``schema`` (a dataset's columns),
+  ``dataSource`` and ``version`` (the SHA-256) facets.
+
+Never blocking and never failing a write: events go through a bounded queue to one thread; a
+full queue or a transport that fails is logged and the event dropped (the chain, not the
+lineage server, is the record).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import attr
+
+from api.schemas import DatasetPublic, ModelPublic
+from ledger.receipts import ReceiptDomain
+
+__all__ = ["LineageEvents", "ProvenanceLedgerRunFacet"]
+
+log = logging.getLogger("provenance.openlineage")
+
+NAMESPACE = "provenance-ledger"
+PRODUCER = "urn:provenance-ledger:service"
+FACET_SCHEMA_URL = (
+    "https://provenance-ledger.dev/openlineage/1-0-0/ProvenanceLedgerRunFacet.json"
+    "#/$defs/ProvenanceLedgerRunFacet"
+)
+_QUEUE = 1_000
+
+
+def _facet_class() -> type:
+    from openlineage.client.facet_v2 import RunFacet
+
+    @attr.define
+    class ProvenanceLedgerRunFacet(RunFacet):
+        """Where the chain recorded the run's output."""
+
+        chainId: int
+        contract: str
+        transaction: str
+        block: int
+
+        @staticmethod
+        def _get_schema() -> str:
+            return FACET_SCHEMA_URL
+
+    return ProvenanceLedgerRunFacet
+
+
+ProvenanceLedgerRunFacet: Any = None  # made on first use: openlineage is imported only if on
+
+
+def enabled() -> bool:
+    """Whether OpenLineage's own variables ask for events."""
+    return bool(os.environ.get("OPENLINEAGE_URL") or os.environ.get("OPENLINEAGE_CONFIG"))
+
+
+class LineageEvents:
+    """Sends OpenLineage events in the background (see the module docstring)."""
+
+    jobs: ClassVar[tuple[str, ...]] = ("derive", "train", "anchor")
+
+    def __init__(self, domain: ReceiptDomain) -> None:
+        self._domain = domain
+        self._dataset_namespace = (
+            f"provenance-ledger://{domain.chain_id}/{domain.verifying_contract}"
+        )
+        self._queue: queue.Queue[Any] = queue.Queue(_QUEUE)
+        self._client: Any = None
+        self._thread: threading.Thread | None = None
+        if enabled():
+            global ProvenanceLedgerRunFacet
+            from openlineage.client import OpenLineageClient
+
+            ProvenanceLedgerRunFacet = ProvenanceLedgerRunFacet or _facet_class()
+            self._client = OpenLineageClient()
+            self._thread = threading.Thread(target=self._send, name="openlineage", daemon=True)
+            self._thread.start()
+
+    # -- what happened -----------------------------------------------------------------------
+
+    def derived(self, dataset: DatasetPublic) -> None:
+        """A derived dataset was registered."""
+        self._emit(
+            "derive",
+            dataset.tx_hash,
+            dataset.block_number,
+            dataset.registered_at,
+            inputs=[(p, None) for p in dataset.parents],
+            outputs=[(dataset.content_hash, dataset.columns)],
+            record=dataset.content_hash,
+        )
+
+    def trained(self, model: ModelPublic) -> None:
+        """A model was trained and registered."""
+        self._emit(
+            "train",
+            model.tx_hash,
+            model.block_number,
+            model.registered_at,
+            inputs=[(d, None) for d in model.datasets],
+            outputs=[(model.model_hash, None)],
+            record=model.model_hash,
+        )
+
+    def anchored(self, root: str, model_hash: str, tx_hash: str, block: int) -> None:
+        """A batch of prediction receipts was anchored."""
+        self._emit(
+            "anchor",
+            tx_hash,
+            block,
+            None,
+            inputs=[(model_hash, None)],
+            outputs=[(root, None)],
+            record=root,
+        )
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+
+    # -- how it is sent ----------------------------------------------------------------------
+
+    def _emit(
+        self,
+        job: str,
+        tx_hash: str,
+        block: int,
+        at: int | None,
+        *,
+        inputs: list[tuple[str, Any]],
+        outputs: list[tuple[str, Any]],
+        record: str,
+    ) -> None:
+        if self._client is None:
+            return
+        try:
+            event = self._event(job, tx_hash, block, at, inputs, outputs, record)
+            self._queue.put_nowait(event)
+        except queue.Full:
+            log.warning("OpenLineage queue full: the %s event of %s was dropped", job, record)
+        except Exception:  # building an event must never fail a write
+            log.exception("OpenLineage: the %s event of %s could not be built", job, record)
+
+    def _event(
+        self,
+        job: str,
+        tx_hash: str,
+        block: int,
+        at: int | None,
+        inputs: list[tuple[str, Any]],
+        outputs: list[tuple[str, Any]],
+        record: str,
+    ) -> Any:
+        from openlineage.client.event_v2 import (
+            InputDataset,
+            Job,
+            OutputDataset,
+            Run,
+            RunEvent,
+            RunState,
+        )
+
+        when = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
+        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{PRODUCER}:{tx_hash}:{record}")
+        facet = ProvenanceLedgerRunFacet(
+            chainId=self._domain.chain_id,
+            contract=self._domain.verifying_contract,
+            transaction=tx_hash,
+            block=block,
+            producer=PRODUCER,
+        )
+        return RunEvent(
+            eventType=RunState.COMPLETE,
+            eventTime=when.isoformat(),
+            producer=PRODUCER,
+            run=Run(runId=str(run_id), facets={"provenanceLedger": facet}),
+            job=Job(namespace=NAMESPACE, name=job),
+            inputs=[
+                InputDataset(self._dataset_namespace, h, facets=self._facets(h, c))
+                for h, c in inputs
+            ],
+            outputs=[
+                OutputDataset(self._dataset_namespace, h, facets=self._facets(h, c))
+                for h, c in outputs
+            ],
+        )
+
+    def _facets(self, record: str, columns: Any) -> dict[str, Any]:
+        from openlineage.client.facet_v2 import (
+            dataset_version_dataset,
+            datasource_dataset,
+            schema_dataset,
+        )
+
+        facets: dict[str, Any] = {
+            "dataSource": datasource_dataset.DatasourceDatasetFacet(
+                name=self._dataset_namespace, uri=self._dataset_namespace, producer=PRODUCER
+            ),
+            "version": dataset_version_dataset.DatasetVersionDatasetFacet(
+                datasetVersion=record.removeprefix("0x"), producer=PRODUCER
+            ),
+        }
+        if columns:
+            facets["schema"] = schema_dataset.SchemaDatasetFacet(
+                fields=[
+                    schema_dataset.SchemaDatasetFacetFields(name=c.name, type=c.type)
+                    for c in columns
+                ],
+                producer=PRODUCER,
+            )
+        return facets
+
+    def _send(self) -> None:
+        while (event := self._queue.get()) is not None:
+            try:
+                self._client.emit(event)
+            except Exception as exc:  # the lineage server is a reader, never a gate
+                log.warning("OpenLineage: an event was not delivered: %s", exc)
