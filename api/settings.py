@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         "(drop_duplicates' digests, clip_outliers' values)",
     )
 
-    # Writes: ledger/write_pipeline.py (gathered, re-sent when stuck); POST /v1/datasets/batch
+    # Writes: ledger/writes/pipeline.py (gathered, re-sent when stuck); POST /v1/datasets/batch
     resend_after_blocks: int = Field(
         3, ge=1, le=1_000, description="blocks a transaction may wait before it is re-sent"
     )

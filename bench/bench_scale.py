@@ -48,10 +48,10 @@ from bench._common import (
     write_results,
 )
 from bench.bench_verification import library_batch
-from ledger._jsonrpc import transport_for
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.chain_reader import LedgerReader
-from ledger.client import LedgerClient
+from ledger.chain.backends.embedded import EmbeddedBackend
+from ledger.chain.client import LedgerClient
+from ledger.reading._jsonrpc import transport_for
+from ledger.reading.chain_reader import LedgerReader
 from ledger.verify import Anchoring, BlockClaims, ChainFacts, verify_receipt
 
 __all__ = ["run"]

@@ -3,8 +3,8 @@
 ``register`` and ``row_proof`` below are the composition api/service/datasets.py is meant to use
 (ml and ledger may not import each other, so the service joins them). The old path is the one
 the service had: parse the whole file in memory (tests/ml/_datasets_v1.py), then build the
-StandardMerkleTree in memory (ledger.rows). For every kind of file both paths must give the same
-content hash, schema hash and rows root, and proofs from the on-disk index must verify, in
+StandardMerkleTree in memory (ledger.formats.rows). For every kind of file both paths must give the
+same content hash, schema hash and rows root, and proofs from the on-disk index must verify, in
 Python and with @openzeppelin/merkle-tree.
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from ledger.merkle import verify_proof
-from ledger.row_index import RowIndex, RowIndexBuilder, RowIndexCorrupt, RowIndexInfo
-from ledger.rows import ROW_LEAF_ENCODING, rows_root
-from ledger.store import ArtifactStore
+from ledger.formats.merkle import verify_proof
+from ledger.formats.rows import ROW_LEAF_ENCODING, rows_root
+from ledger.storage.artifacts import ArtifactStore
+from ledger.storage.row_index import RowIndex, RowIndexBuilder, RowIndexCorrupt, RowIndexInfo
 from ml.datasets import Column, Limits, parse_dataset
 from ml.hashing import canonical_json, to_hex
 from ml.scanning import Scan, read_rows, scan_file

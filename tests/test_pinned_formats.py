@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
-from ledger.receipts import ReceiptDomain, ReceiptSigner, input_hash
-from ledger.rows import rows_root
+from ledger.formats.receipts import ReceiptDomain, ReceiptSigner, input_hash
+from ledger.formats.rows import rows_root
 from ml.datasets import parse_dataset
 from ml.hashing import to_hex
 from ml.training import train

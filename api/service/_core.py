@@ -2,7 +2,7 @@
 write pipeline, the caches, and the per-record write locks. :func:`open_core` is the one place
 that opens them.
 
-Writes go through one :class:`~ledger.write_pipeline.WritePipeline`, which answers from the
+Writes go through one :class:`~ledger.writes.pipeline.WritePipeline`, which answers from the
 node's own receipt. :meth:`Core.catch_up` then syncs the index once for every request of that
 round (it does nothing when another request's sync already covered the block), so a request is
 answered with its record indexed and the indexed reads keep working if the chain goes away
@@ -30,19 +30,19 @@ from eth_account.signers.local import LocalAccount
 
 from api.errors import Misconfigured
 from api.settings import Settings
-from ledger._tx_journal import TxJournal
-from ledger.anchoring import Anchorer
-from ledger.backends.base import ChainBackend
-from ledger.client import LedgerClient
-from ledger.deployment import connect_ledger
+from ledger.chain.backends.base import ChainBackend
+from ledger.chain.client import LedgerClient
+from ledger.chain.deployment import connect_ledger
+from ledger.chain.keys import load_keystore, load_or_create_key, read_password
 from ledger.errors import ChainUnavailable
-from ledger.index import EventIndex, IndexedDataset, IndexedModel, LedgerIndex, Registration
-from ledger.keys import load_keystore, load_or_create_key, read_password
-from ledger.receipt_book import ReceiptBook, ReceiptStore
-from ledger.receipts import ReceiptDomain, ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, ReceiptSigner
+from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, LedgerIndex, Registration
 from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex
-from ledger.store import ArtifactStore
-from ledger.write_pipeline import Included, WritePipeline
+from ledger.storage.artifacts import ArtifactStore
+from ledger.storage.receipt_book import ReceiptBook, ReceiptStore
+from ledger.writes._journal import TxJournal
+from ledger.writes.anchoring import Anchorer
+from ledger.writes.pipeline import Included, WritePipeline
 
 __all__ = [
     "LRU",
@@ -223,14 +223,14 @@ class Core:
 def open_backend(settings: Settings) -> tuple[ChainBackend, LocalAccount]:
     """The chain backend and the service's signing key, as the settings say."""
     if settings.chain == "embedded":
-        from ledger.backends.embedded import EmbeddedBackend
+        from ledger.chain.backends.embedded import EmbeddedBackend
 
         backend: ChainBackend = EmbeddedBackend(settings.data_dir / "chain")
         account = load_or_create_key(settings.data_dir / "service.key")
         if backend.w3.eth.get_balance(account.address) < SERVICE_FUNDING // 10:
             backend.fund(account.address, SERVICE_FUNDING)
         return backend, account
-    from ledger.backends.rpc import RpcBackend
+    from ledger.chain.backends.rpc import RpcBackend
 
     if settings.keystore is None or settings.rpc_url is None:
         raise Misconfigured("PROVENANCE_KEYSTORE and PROVENANCE_RPC_URL are needed for chain=rpc")
@@ -247,7 +247,7 @@ def open_backend(settings: Settings) -> tuple[ChainBackend, LocalAccount]:
 def open_writes(settings: Settings, client: LedgerClient) -> WritePipeline:
     """The write pipeline for this backend: journaled on RPC nodes, whose pools hold a
     transaction across a crash, and with whatever a previous run left in flight sent again
-    before any new write takes a nonce (see :mod:`ledger.write_pipeline`)."""
+    before any new write takes a nonce (see :mod:`ledger.writes.pipeline`)."""
     embedded = settings.chain == "embedded"
     writes = WritePipeline(
         client,

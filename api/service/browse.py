@@ -29,8 +29,8 @@ from api.service._core import Core
 from api.service.views import batch_view, chain_fields, dataset_view, model_view
 from ledger.ancestry import AncestorFacts, walk_ancestry
 from ledger.errors import UnknownBatch, UnknownDataset, UnknownModel, UnknownRecord
-from ledger.indexed import IndexedBatch, IndexedDataset, IndexedModel, IndexedRecord
-from ledger.lineage import Direction, LineageEdge, LineageGraph, LineageNode, lineage
+from ledger.index.base import IndexedBatch, IndexedDataset, IndexedModel, IndexedRecord
+from ledger.index.lineage import Direction, LineageEdge, LineageGraph, LineageNode, lineage
 from ledger.records import hash_hex
 
 __all__ = [

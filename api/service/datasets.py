@@ -23,12 +23,18 @@ from api.schemas import DatasetPublic, DatasetsPublic, RowProofPublic
 from api.service._core import Core, Written, indexed_dataset
 from api.service.views import dataset_view
 from ledger.errors import AlreadyRegistered, LedgerError, RecordRevoked, UnknownDataset
-from ledger.index import IndexedDataset
+from ledger.formats.rows import ROW_LEAF_ENCODING
+from ledger.index.sqlite import IndexedDataset
 from ledger.records import ZERO_HASH, DatasetInput
-from ledger.row_index import RowIndex, RowIndexBuilder, RowIndexCorrupt, RowIndexInfo, RowNotInIndex
-from ledger.rows import ROW_LEAF_ENCODING
-from ledger.store import ArtifactCorrupted, ArtifactMissing
-from ledger.write_pipeline import Included
+from ledger.storage.artifacts import ArtifactCorrupted, ArtifactMissing
+from ledger.storage.row_index import (
+    RowIndex,
+    RowIndexBuilder,
+    RowIndexCorrupt,
+    RowIndexInfo,
+    RowNotInIndex,
+)
+from ledger.writes.pipeline import Included
 from ml.datasets import Column, Dataset, load_dataset
 from ml.errors import MlError, TooLarge
 from ml.hashing import canonical_json, to_hex

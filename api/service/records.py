@@ -6,8 +6,8 @@ from api.schemas import LineagePublic, ProvDocument, RecordPublic
 from api.service._core import Core
 from api.service.views import record_view
 from ledger.errors import UnknownRecord
-from ledger.lineage import Direction, LineageGraph, lineage, to_prov
-from ledger.write_pipeline import RevokeInput
+from ledger.index.lineage import Direction, LineageGraph, lineage, to_prov
+from ledger.writes.pipeline import RevokeInput
 
 __all__ = ["Records"]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from eth_utils import keccak
 
-from ledger import _index_sync
-from ledger.client import LedgerClient
-from ledger.fsck import fsck
-from ledger.index import (
+from ledger.chain.client import LedgerClient
+from ledger.index import _sync as _index_sync
+from ledger.index.fsck import fsck
+from ledger.index.sqlite import (
     EventIndex,
     IndexedBatch,
     IndexedDataset,
@@ -27,7 +27,7 @@ from ledger.index import (
     Revocation,
 )
 from ledger.records import ZERO_HASH, RecordRevoked, hash_hex
-from ledger.store import ArtifactStore
+from ledger.storage.artifacts import ArtifactStore
 
 UINT64_MAX = 2**64 - 1
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import LedgerError
+from tests._import_graph import circles, collapse, describe, import_graph, package_of
 
 ROOT = Path(__file__).resolve().parents[2]
 LEDGER = ROOT / "ledger"
@@ -79,8 +80,13 @@ def _violations(path: Path) -> list[str]:
 
 def test_sources_found() -> None:
     names = {_module_name(p) for p in SOURCES}
-    assert {"ledger.client", "ledger.index", "ledger.indexed", "ledger.ancestry"} <= names
-    assert "ledger.backends" in names and "ledger._index_sync" in names
+    assert {
+        "ledger.chain.client",
+        "ledger.index.sqlite",
+        "ledger.index.base",
+        "ledger.ancestry",
+    } <= names
+    assert "ledger.chain.backends" in names and "ledger.index._sync" in names
 
 
 def test_the_rules_catch_what_they_are_about(tmp_path: Path) -> None:
@@ -150,3 +156,13 @@ def test_importing_all_of_ledger_pulls_in_no_ml_stack_and_no_api() -> None:
     loaded, from_ml = json.loads(done.stdout.splitlines()[-1])
     assert loaded == []
     assert set(from_ml) <= {"ml", "ml.errors", "ml.hashing"}  # ml.hashing and what it needs
+
+
+def test_no_import_circles_between_modules_or_packages() -> None:
+    """``ledger``'s sub-packages (formats, storage, chain, writes, reading, index, verification)
+    and its root modules build on each other one way: no circle among modules, nor among the
+    packages they make up, lazy and ``TYPE_CHECKING`` imports included."""
+    graph = import_graph("ledger")
+    assert circles(graph) == [], describe(circles(graph))
+    packages = collapse(graph, package_of)
+    assert circles(packages) == [], describe(circles(packages))

@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from ledger.anchoring import ReceiptBook
 from ledger.errors import UnknownBatch
-from ledger.merkle import StandardMerkleTree, leaf_hash, verify_proof
-from ledger.receipts import (
+from ledger.formats.merkle import StandardMerkleTree, leaf_hash, verify_proof
+from ledger.formats.receipts import (
     RECEIPT_LEAF_ENCODING,
     Receipt,
     ReceiptDomain,
@@ -29,6 +28,7 @@ from ledger.receipts import (
     input_hash,
     receipt_leaf,
 )
+from ledger.writes.anchoring import ReceiptBook
 from ml.hashing import to_hex
 from tests.conftest import Deployed
 from tests.ledger import _standard_v1 as standard_v1

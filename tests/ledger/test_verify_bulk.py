@@ -12,8 +12,8 @@ from typing import Any
 
 from eth_account import Account
 
-from ledger.merkle import StandardMerkleTree
-from ledger.receipts import (
+from ledger.formats.merkle import StandardMerkleTree
+from ledger.formats.receipts import (
     RECEIPT_LEAF_ENCODING,
     Receipt,
     ReceiptSigner,

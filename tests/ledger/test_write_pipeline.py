@@ -1,4 +1,4 @@
-"""ledger.write_pipeline on the embedded chain and on anvil with ``--block-time 1``.
+"""ledger.writes.pipeline on the embedded chain and on anvil with ``--block-time 1``.
 
 Concurrent writes are gathered into few transactions and one bad record among them fails alone,
 with its own typed error; a repeated write sends nothing more; a chunk too big for one
@@ -21,14 +21,12 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from ledger._calls import datasets_call
-from ledger._transactor import FEE_BUMP
-from ledger._tx_journal import TxJournal
-from ledger._write_items import calldata_bound, concerns_all, culprit
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.backends.rpc import RpcBackend
-from ledger.client import LedgerClient
-from ledger.devnode import AnvilNode, anvil_binary
+from ledger.chain._calls import datasets_call
+from ledger.chain._transactor import FEE_BUMP
+from ledger.chain.backends.embedded import EmbeddedBackend
+from ledger.chain.backends.rpc import RpcBackend
+from ledger.chain.client import LedgerClient
+from ledger.chain.devnode import AnvilNode, anvil_binary
 from ledger.errors import (
     AlreadyRevoked,
     ChainUnavailable,
@@ -47,7 +45,9 @@ from ledger.records import (
     RoleChanged,
     hash_hex,
 )
-from ledger.write_pipeline import MAX_TX_BYTES, Included, RevokeInput, RoleInput, WritePipeline
+from ledger.writes._items import calldata_bound, concerns_all, culprit
+from ledger.writes._journal import TxJournal
+from ledger.writes.pipeline import MAX_TX_BYTES, Included, RevokeInput, RoleInput, WritePipeline
 from tests.conftest import ETHER, Chain
 
 TIMEOUT = 60.0  # seconds; only ever reached when something is broken
@@ -78,7 +78,7 @@ def ledger(paced_chain: Chain) -> LedgerClient:
 
 def pipeline(client: LedgerClient, **options: Any) -> WritePipeline:
     """A pipeline as the service makes it: registrations are simulated except on the embedded
-    chain (see the module docstring of ledger.write_pipeline)."""
+    chain (see the module docstring of ledger.writes.pipeline)."""
     embedded = isinstance(client.backend, EmbeddedBackend)
     return WritePipeline(client, simulate_registrations=not embedded, **options)
 
