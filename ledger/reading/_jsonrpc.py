@@ -8,10 +8,10 @@ chain. A verification needs five methods: ``eth_chainId``, ``eth_call``, ``eth_g
 ``eth_getBlockByNumber`` and, over HTTP, a JSON-RPC batch.
 
 :class:`HttpTransport` keeps one keep-alive connection per thread and retries a read once when
-a kept-alive connection was closed under it. :class:`EmbeddedTransport` calls eth-tester
-directly under the backend's lock, as the backend's own provider does; eth-tester charges a
-call's gas to its sender, so in process a call is made from the chain's first (funded) account,
-whatever ``sender`` the reader names.
+a kept-alive connection was closed under it. The embedded chain brings its own transport
+(:class:`ledger.chain.backends._transport.EmbeddedTransport`, eth-tester in process): a
+backend names its fastest transport (``ChainBackend.transport``), so this package never imports
+a backend.
 
 Failures are typed: an unreachable node is :class:`~ledger.errors.ChainUnavailable`, a revert
 is :class:`CallReverted` (with the revert data), and any other JSON-RPC error is
@@ -25,25 +25,19 @@ import itertools
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from ledger.errors import ChainUnavailable, LedgerError
-
-if TYPE_CHECKING:
-    from ledger.chain.backends.base import ChainBackend
-    from ledger.chain.backends.embedded import EmbeddedBackend
 
 __all__ = [
     "BlockHead",
     "BlockRef",
     "CallReverted",
     "ChainTransport",
-    "EmbeddedTransport",
     "HttpTransport",
     "NodeError",
     "RawLog",
-    "transport_for",
 ]
 
 BlockRef = int | str
@@ -296,90 +290,3 @@ class HttpTransport:
 
     def block(self, ref: BlockRef = "latest") -> BlockHead | None:
         return _head(self.request("eth_getBlockByNumber", [_quantity(ref), False]))
-
-
-# --------------------------------------------------------------------------------------------
-# The embedded chain, in process
-# --------------------------------------------------------------------------------------------
-
-
-class EmbeddedTransport:
-    """eth-tester in process, one request at a time under the backend's lock."""
-
-    def __init__(self, backend: EmbeddedBackend) -> None:
-        self._backend = backend
-        self._tester = backend.ethereum_tester
-        self._lock = backend.lock
-        self._funded = self._tester.get_accounts()[0]
-        self._chain_id: int | None = None
-
-    def _run(self, action: Any) -> Any:
-        from ledger.chain.backends._tester import revert_data
-
-        with self._lock:
-            # The backend's provider refuses work once it is closed or a block failed to
-            # persist; the same rule holds here (see ledger.chain.backends.embedded).
-            provider = self._backend.w3.provider
-            if getattr(provider, "closed", False) or getattr(provider, "failure", None):
-                raise ChainUnavailable("the embedded chain is closed or failed")
-            try:
-                return action()
-            except LedgerError:
-                raise
-            except Exception as exc:
-                data = revert_data(exc)
-                if data is not None:
-                    raise CallReverted("the call reverted", data) from None
-                raise NodeError(f"the embedded chain refused the request: {exc}") from exc
-
-    def chain_id(self) -> int:
-        if self._chain_id is None:
-            self._chain_id = int(self._run(lambda: self._tester.backend.chain.chain_id))
-        return self._chain_id
-
-    def call(self, to: str, data: bytes, *, sender: str, block: BlockRef = "latest") -> bytes:
-        tx = {"from": self._funded, "to": to, "data": _hex(data)}
-        return _bytes(self._run(lambda: self._tester.call(tx, block)))
-
-    def call_many(
-        self, calls: Sequence[tuple[str, bytes]], *, sender: str, block: BlockRef = "latest"
-    ) -> list[bytes]:
-        return [self.call(to, data, sender=sender, block=block) for to, data in calls]
-
-    def logs(
-        self, address: str, topics: Sequence[bytes | None], from_block: int, to_block: BlockRef
-    ) -> list[RawLog]:
-        query_topics = [None if t is None else _hex(t) for t in topics]
-        entries = self._run(
-            lambda: self._tester.get_logs(
-                from_block=from_block,
-                to_block=to_block if isinstance(to_block, int) else self._number(to_block),
-                address=address,
-                topics=query_topics,
-            )
-        )
-        return [_raw_log(dict(entry)) for entry in entries]
-
-    def _number(self, tag: str) -> int:
-        return int(self._tester.get_block_by_number(tag)["number"])
-
-    def block(self, ref: BlockRef = "latest") -> BlockHead | None:
-        from eth_tester.exceptions import BlockNotFound
-
-        def get() -> Any:
-            try:
-                return self._tester.get_block_by_number(ref)
-            except BlockNotFound:
-                return None
-
-        return _head(self._run(get))
-
-
-def transport_for(backend: ChainBackend, *, timeout: float = 10.0) -> ChainTransport:
-    """The fastest transport to a backend: eth-tester in process, or JSON-RPC to its URL."""
-    if backend.kind == "embedded":
-        return EmbeddedTransport(backend)  # type: ignore[arg-type]
-    url = getattr(backend, "url", None)
-    if not isinstance(url, str):
-        raise ValueError(f"no transport for a {backend.kind} backend without a URL")
-    return HttpTransport(url, timeout=timeout)

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ledger.reading._jsonrpc import BlockHead, NodeError, transport_for
+from ledger.reading._jsonrpc import BlockHead, NodeError
 from ledger.reading.chain_reader import ContractNotFound, Found, LedgerReader, RoleChange
 from ledger.records import ChainRecord, LedgerEvent, RecordKind, hash_hex
 
@@ -156,7 +156,7 @@ class ChainFacts:
         with its block hints and role history (the service's index) when it has them."""
         backend = client.backend
         reader = LedgerReader(
-            transport_for(backend),
+            backend.transport(),
             client.address,
             deploy_block=client.deploy_block,
             sender=client.account.address,

@@ -12,7 +12,7 @@ from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector
 from ledger.chain.contract_artifact import load_artifact
 from ledger.errors import ChainUnavailable
 from ledger.formats.receipts import ReceiptDomain, ReceiptSigner, input_hash
-from ledger.reading._jsonrpc import HttpTransport, transport_for
+from ledger.reading._jsonrpc import HttpTransport
 from ledger.reading.chain_facts import ChainFacts
 from ledger.reading.chain_reader import (
     EVENT_SIGNATURES,
@@ -33,7 +33,7 @@ def _h() -> str:
 def _reader(deployed: Deployed) -> LedgerReader:
     client = deployed.admin
     return LedgerReader(
-        transport_for(client.backend), client.address, deploy_block=client.deploy_block
+        client.backend.transport(), client.address, deploy_block=client.deploy_block
     )
 
 
@@ -96,7 +96,7 @@ def test_a_role_read_at_an_old_block_is_that_blocks_state(deployed: Deployed) ->
 
 def test_an_address_with_no_ledger_is_contract_not_found(deployed: Deployed) -> None:
     nobody = deployed.outsider.account.address  # an account: no code at all
-    reader = LedgerReader(transport_for(deployed.admin.backend), nobody)
+    reader = LedgerReader(deployed.admin.backend.transport(), nobody)
     with pytest.raises(ContractNotFound, match="no contract answers"):
         reader.records([_h()])
     with pytest.raises(ContractNotFound):

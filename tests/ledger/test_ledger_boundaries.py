@@ -166,3 +166,10 @@ def test_no_import_circles_between_modules_or_packages() -> None:
     assert circles(graph) == [], describe(circles(graph))
     packages = collapse(graph, package_of)
     assert circles(packages) == [], describe(circles(packages))
+
+
+def test_the_reader_imports_no_backend() -> None:
+    """``ledger.reading`` is the web3-free reader: a backend hands it a transport
+    (``ChainBackend.transport``), it never reaches into ``ledger.chain`` for one."""
+    packages = collapse(import_graph("ledger"), package_of)
+    assert "ledger.chain" not in packages["ledger.reading"]

@@ -9,11 +9,14 @@ in-memory chain is just another backend).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from web3 import Web3
 
 from ledger.chain.backends.reads import ReadLimits
+
+if TYPE_CHECKING:
+    from ledger.reading._jsonrpc import ChainTransport
 
 __all__ = ["ChainBackend"]
 
@@ -36,6 +39,16 @@ class ChainBackend(ABC):
         processes that never take its lock.
         """
         return self.w3
+
+    def transport(self, *, timeout: float = 10.0) -> ChainTransport:
+        """The fastest web3-free transport to this chain, for :mod:`ledger.reading`: JSON-RPC
+        to the backend's URL here; the embedded chain answers in process."""
+        from ledger.reading._jsonrpc import HttpTransport
+
+        url = getattr(self, "url", None)
+        if not isinstance(url, str):
+            raise ValueError(f"no transport for a {self.kind} backend without a URL")
+        return HttpTransport(url, timeout=timeout)
 
     @property
     def confirmations(self) -> int:

@@ -54,6 +54,7 @@ from ledger.chain.backends._tester import (
     stored_chain_exists,
     tester_account_keys,
 )
+from ledger.chain.backends._transport import EmbeddedTransport
 from ledger.chain.backends.base import ChainBackend
 from ledger.chain.backends.reads import ReadLimits
 from ledger.errors import ChainUnavailable, LedgerError, TransactionFailed
@@ -246,6 +247,10 @@ class EmbeddedBackend(ChainBackend):
                 raise ValueError(f"the readers run with {self._readers.limits}, not {limits}")
             assert self._read_w3 is not None
             return self._read_w3
+
+    def transport(self, *, timeout: float = 10.0) -> EmbeddedTransport:
+        """eth-tester in process, under this backend's lock (``timeout`` has nothing to bound)."""
+        return EmbeddedTransport(self)
 
     @property
     def readers(self) -> ReaderPool | None:
