@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import to_checksum_address
-from web3 import Web3
 
+from ledger.formats.events import REGISTRAR_ROLE
 from ledger.records import AnchorInput, DatasetInput, ModelInput, hash_hex
 
 __all__ = [
     "GAS_BASE",
-    "REGISTRAR_ROLE",
     "ContractCall",
     "anchors_call",
     "b32",
@@ -31,7 +30,6 @@ __all__ = [
     "role_call",
 ]
 
-REGISTRAR_ROLE = bytes(Web3.keccak(text="REGISTRAR_ROLE"))
 
 GAS_BASE = 150_000  # a transaction's own cost, the call's dispatch, and room to spare
 GAS_PER_ITEM = 12_000  # per parent or training dataset named

@@ -30,7 +30,6 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from ledger.chain._calls import (
     GAS_BASE,
     GAS_PER_ITEM,
-    REGISTRAR_ROLE,
     ContractCall,
     anchors_call,
     b32,
@@ -43,6 +42,7 @@ from ledger.chain._transactor import Transactor, guard
 from ledger.chain.backends.base import ChainBackend
 from ledger.chain.contract_artifact import ContractArtifact, load_artifact
 from ledger.errors import UnknownBatch, UnknownDataset, UnknownModel
+from ledger.formats.events import REGISTRAR_ROLE, TOPICS, decode_event
 from ledger.records import (
     ZERO_HASH,
     AnchorInput,
@@ -55,7 +55,6 @@ from ledger.records import (
     PredictionsAnchored,
     RecordKind,
     RecordRevoked,
-    RoleChanged,
     TxResult,
     hash_hex,
 )
@@ -100,10 +99,8 @@ class LedgerClient:
         self.role_history: RoleHistory | None = None
         self._roles: dict[str, tuple[int, list[tuple[int, int, bool]]]] = {}
         self._roles_lock = threading.Lock()
-        self._events_by_topic = {
-            event_abi_to_log_topic(item): getattr(self._contract.events, item["name"])()
-            for item in self._artifact.abi
-            if item["type"] == "event"
+        self._event_topics = {
+            event_abi_to_log_topic(item) for item in self._artifact.abi if item["type"] == "event"
         }
 
     @classmethod
@@ -232,7 +229,7 @@ class LedgerClient:
             for log in logs
             if log["address"] == self.address
             and log["topics"]
-            and bytes(log["topics"][0]) in self._events_by_topic
+            and bytes(log["topics"][0]) in self._event_topics
         ]
 
     def get_block(self, block_number: int | str) -> Any:
@@ -332,9 +329,7 @@ class LedgerClient:
         account_topic = bytes(12) + bytes.fromhex(address[2:])
         changes = []
         for name, granted in (("RoleGranted", True), ("RoleRevoked", False)):
-            topic = event_abi_to_log_topic(
-                next(i for i in self._artifact.abi if i.get("name") == name)
-            )
+            topic = TOPICS[name]
             for log in guard(
                 lambda topic=topic: self._w3.eth.get_logs(
                     {
@@ -354,21 +349,15 @@ class LedgerClient:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _topic(self, event_type: type) -> bytes:
-        return next(
-            topic
-            for topic, event in self._events_by_topic.items()
-            if event.event_name == event_type.__name__
-        )
-
-    def _find(self, event_type: type, key: bytes | str) -> list[Any]:
+    def _find(self, event_type: type[LedgerEvent], key: bytes | str) -> list[Any]:
         """Events of ``event_type`` whose first indexed topic is ``key``.
 
         A block hint (from the service's index) narrows the search to one block; the event is
         still read from the chain, and a wrong hint only costs the full scan it avoids.
         """
-        topics = [self._topic(event_type), b32(key)]
-        hint = self.block_hints(event_type.__name__, hash_hex(key)) if self.block_hints else None
+        name = event_type.__name__  # each event class is named after the contract's event
+        topics = [TOPICS[name], b32(key)]
+        hint = self.block_hints(name, hash_hex(key)) if self.block_hints else None
         if hint is not None and (found := self._logs(topics, hint, hint)):
             return found
         return self._logs(topics, None, "latest")
@@ -392,59 +381,13 @@ class LedgerClient:
         return [self._decode(log) for log in logs]
 
     def _decode(self, log: Any) -> LedgerEvent:
-        event = self._events_by_topic[bytes(log["topics"][0])]
-        decoded = event.process_log(log)
-        a = decoded["args"]
-        where = {
-            "tx_hash": hash_hex(bytes(decoded["transactionHash"])),
-            "block_number": decoded["blockNumber"],
-            "log_index": decoded["logIndex"],
-        }
-        name = decoded["event"]
-        if name == "DatasetRegistered":
-            return DatasetRegistered(
-                **where,
-                content_hash=hash_hex(a["contentHash"]),
-                registrant=a["registrant"],
-                rows_root=hash_hex(a["rowsRoot"]),
-                row_count=a["rowCount"],
-                schema_hash=hash_hex(a["schemaHash"]),
-                metadata_hash=hash_hex(a["metadataHash"]),
-                parents=tuple(hash_hex(p) for p in a["parents"]),
-                transform_hash=hash_hex(a["transformHash"]),
-            )
-        if name == "ModelRegistered":
-            return ModelRegistered(
-                **where,
-                model_hash=hash_hex(a["modelHash"]),
-                registrant=a["registrant"],
-                datasets=tuple(hash_hex(d) for d in a["datasets"]),
-                metadata_hash=hash_hex(a["metadataHash"]),
-            )
-        if name == "PredictionsAnchored":
-            return PredictionsAnchored(
-                **where,
-                root=hash_hex(a["root"]),
-                model_hash=hash_hex(a["modelHash"]),
-                registrant=a["registrant"],
-                count=a["count"],
-            )
-        if name == "RecordRevoked":
-            return RecordRevoked(
-                **where,
-                record_hash=hash_hex(a["recordHash"]),
-                revoker=a["revoker"],
-                kind=RecordKind(a["kind"]),
-                reason=a["reason"],
-            )
-        if name in ("RoleGranted", "RoleRevoked"):
-            return RoleChanged(
-                **where,
-                role=hash_hex(a["role"]),
-                account=a["account"],
-                granted=name == "RoleGranted",
-            )
-        return LedgerEvent(**where)
+        return decode_event(
+            log["topics"],
+            log["data"],
+            tx_hash=hash_hex(bytes(log["transactionHash"])),
+            block_number=log["blockNumber"],
+            log_index=log["logIndex"],
+        )
 
     def _to_record(self, record_hash: bytes | str, raw: Sequence[Any]) -> ChainRecord:
         kind, revoked, registered_at, registrant = raw

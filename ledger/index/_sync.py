@@ -38,7 +38,8 @@ from pathlib import Path
 from web3.exceptions import BlockNotFound
 
 from ledger.chain._transactor import guard
-from ledger.chain.client import REGISTRAR_ROLE, LedgerClient
+from ledger.chain.client import LedgerClient
+from ledger.formats.events import REGISTRAR_ROLE
 from ledger.index.base import IndexMismatch
 from ledger.records import (
     DatasetRegistered,
@@ -145,7 +146,7 @@ _RECORD_EVENTS = (
     RecordRevoked,
     RoleChanged,
 )
-_REGISTRAR_ROLE = hash_hex(REGISTRAR_ROLE)
+_REGISTRAR_ROLE_HEX = hash_hex(REGISTRAR_ROLE)
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def apply_event(conn: sqlite3.Connection, event: RecordEvent, timestamp: int) ->
         "log_index": event.log_index,
     }
     if isinstance(event, RoleChanged):
-        if event.role == _REGISTRAR_ROLE:
+        if event.role == _REGISTRAR_ROLE_HEX:
             _insert(
                 conn,
                 "registrar_roles",

@@ -4,7 +4,8 @@
 is built on web3; this reader is the narrow, fast one that verification runs on, so that the CLI
 starts without web3 and the service's verifications skip web3's per-call formatting. It
 encodes the few functions it calls (``getRecords``, ``hasRole``, ``version``) and decodes the
-ledger's events with ``eth_abi``, into the same :mod:`ledger.records` types the client returns
+ledger's events with the client's own decoder (:mod:`ledger.formats.events`, ``eth_abi``), into
+the same :mod:`ledger.records` types the client returns
 (``tests/ledger/test_chain_reader.py`` checks both agree, and that every selector and topic
 here is the committed artifact's).
 
@@ -25,15 +26,12 @@ from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from ledger.errors import LedgerError, decode_revert
+from ledger.formats.events import EVENT_SIGNATURES, REGISTRAR_ROLE, TOPICS, decode_event
 from ledger.reading._jsonrpc import BlockHead, BlockRef, CallReverted, ChainTransport, RawLog
 from ledger.records import (
     ChainRecord,
-    DatasetRegistered,
     LedgerEvent,
-    ModelRegistered,
-    PredictionsAnchored,
     RecordKind,
-    RecordRevoked,
     hash_hex,
 )
 
@@ -49,21 +47,9 @@ __all__ = [
     "RoleChange",
 ]
 
-REGISTRAR_ROLE = keccak(b"REGISTRAR_ROLE")
 MAX_RECORDS_PER_CALL = 2_000
 """Hashes per ``getRecords`` call: about 4,000 gas each, well under a node's usual 30M cap."""
 
-EVENT_SIGNATURES = {
-    "DatasetRegistered": "DatasetRegistered(bytes32,address,bytes32,uint64,bytes32,bytes32,"
-    "bytes32[],bytes32)",
-    "ModelRegistered": "ModelRegistered(bytes32,address,bytes32[],bytes32)",
-    "PredictionsAnchored": "PredictionsAnchored(bytes32,bytes32,address,uint64)",
-    "RecordRevoked": "RecordRevoked(bytes32,address,uint8,string)",
-    "RoleGranted": "RoleGranted(bytes32,address,address)",
-    "RoleRevoked": "RoleRevoked(bytes32,address,address)",
-}
-TOPICS = {name: keccak(sig.encode()) for name, sig in EVENT_SIGNATURES.items()}
-_NAMES = {topic: name for name, topic in TOPICS.items()}
 SELECTORS = {
     name: keccak(signature.encode())[:4]
     for name, signature in (
@@ -99,10 +85,6 @@ class RoleChange(NamedTuple):
     log_index: int
     granted: bool
     block_hash: str
-
-
-def _word(topic: bytes) -> str:
-    return to_checksum_address(topic[12:])
 
 
 class LedgerReader:
@@ -236,52 +218,15 @@ class LedgerReader:
         return sorted(changes)
 
     def _event(self, log: RawLog) -> LedgerEvent:
-        where = {
-            "tx_hash": log.tx_hash,
-            "block_number": log.block_number,
-            "log_index": log.log_index,
-        }
-        name, topics = _NAMES.get(log.topics[0]), log.topics
-        if name == "DatasetRegistered":
-            rows_root, row_count, schema, metadata, parents, transform = self._decode(
-                ["bytes32", "uint64", "bytes32", "bytes32", "bytes32[]", "bytes32"], log.data
+        try:
+            return decode_event(
+                log.topics,
+                log.data,
+                tx_hash=log.tx_hash,
+                block_number=log.block_number,
+                log_index=log.log_index,
             )
-            return DatasetRegistered(
-                **where,
-                content_hash=hash_hex(topics[1]),
-                registrant=_word(topics[2]),
-                rows_root=hash_hex(rows_root),
-                row_count=row_count,
-                schema_hash=hash_hex(schema),
-                metadata_hash=hash_hex(metadata),
-                parents=tuple(hash_hex(p) for p in parents),
-                transform_hash=hash_hex(transform),
-            )
-        if name == "ModelRegistered":
-            datasets, metadata = self._decode(["bytes32[]", "bytes32"], log.data)
-            return ModelRegistered(
-                **where,
-                model_hash=hash_hex(topics[1]),
-                registrant=_word(topics[2]),
-                datasets=tuple(hash_hex(d) for d in datasets),
-                metadata_hash=hash_hex(metadata),
-            )
-        if name == "PredictionsAnchored":
-            (count,) = self._decode(["uint64"], log.data)
-            return PredictionsAnchored(
-                **where,
-                root=hash_hex(topics[1]),
-                model_hash=hash_hex(topics[2]),
-                registrant=_word(topics[3]),
-                count=count,
-            )
-        if name == "RecordRevoked":
-            kind, reason = self._decode(["uint8", "string"], log.data)
-            return RecordRevoked(
-                **where,
-                record_hash=hash_hex(topics[1]),
-                revoker=_word(topics[2]),
-                kind=RecordKind(kind),
-                reason=reason,
-            )
-        return LedgerEvent(**where)
+        except (DecodingError, ValueError, OverflowError) as exc:
+            raise ContractNotFound(
+                f"the contract at {self.address} does not answer as a ProvenanceLedger ({exc})"
+            ) from None

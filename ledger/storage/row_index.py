@@ -45,7 +45,6 @@ why they share this module (past 400 lines); the sort they rely on is
 from __future__ import annotations
 
 import bisect
-import errno
 import os
 import struct
 from collections.abc import Sequence
@@ -61,7 +60,7 @@ from ledger.formats import _treehash
 from ledger.formats.merkle import InvalidTreeError, process_proof
 from ledger.formats.rows import ROW_LEAF_ENCODING
 from ledger.storage import _rowsort
-from ledger.storage.artifacts import InsufficientStorage
+from ledger.storage.artifacts import InsufficientStorage, _no_space
 
 __all__ = [
     "FORMAT_VERSION",
@@ -79,7 +78,6 @@ _HEADER = struct.Struct("<8sIIQQQQ32s32s")  # magic, version, h, rows, stride, l
 _HEADER_SIZE = 128  #                           root, content; zero-padded to 128 bytes
 _TOP_DEPTH = 17  # at most 2^17 group roots: the top is at most 2^18 - 1 nodes (8 MiB)
 _rowsort.CHUNK_HASHES = 1 << 15  # 1 MiB of 32-byte hashes per read or write
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 assert ROW_LEAF_ENCODING == ("uint256", "bytes32")  # what ledger.formats._treehash.leaves hashes
 
 
@@ -139,7 +137,7 @@ class _Shape:
 
 
 def _space(exc: OSError, what: str) -> OSError:
-    if exc.errno in _NO_SPACE:
+    if _no_space(exc):
         return InsufficientStorage(f"no space left on the disk while writing {what}")
     return exc
 

@@ -173,3 +173,44 @@ def test_the_reader_imports_no_backend() -> None:
     (``ChainBackend.transport``), it never reaches into ``ledger.chain`` for one."""
     packages = collapse(import_graph("ledger"), package_of)
     assert "ledger.chain" not in packages["ledger.reading"]
+
+
+# Names that several modules define on purpose, each its own value: why.
+SAME_NAME_OWN_VALUE = {
+    "T": "a TypeVar, local to its module",
+    "SCHEMA": "each SQLite store's own tables",
+    "FORMAT_VERSION": "each file format's own version",
+    "HEX": "merkle accepts 0X as the npm library does; a receipt field only 0x",
+    "HEX32": "hash_hex takes an optional 0x; a receipt's hash field must carry it",
+}
+
+
+def test_each_constant_is_defined_once() -> None:
+    """A module-level constant (``REGISTRAR_ROLE``, the event topics, ...) is assigned in one
+    module; the others import it."""
+    where: dict[str, list[str]] = {}
+    for path in SOURCES:
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            else:
+                continue
+            for name in names:
+                bare = name.lstrip("_")
+                if bare.isupper() and bare not in SAME_NAME_OWN_VALUE:
+                    where.setdefault(bare, []).append(_module_name(path))
+    assert {name: mods for name, mods in where.items() if len(mods) > 1} == {}
+
+
+def test_one_event_decoder() -> None:
+    """The typed client and the web3-free reader decode events through
+    ``ledger.formats.events.decode_event``, and nothing else in ``ledger`` decodes a log."""
+    users = {
+        _module_name(p)
+        for p in SOURCES
+        if "decode_event(" in p.read_text(encoding="utf-8")
+        or "process_log(" in p.read_text(encoding="utf-8")
+    }
+    assert users == {"ledger.formats.events", "ledger.chain.client", "ledger.reading.chain_reader"}
