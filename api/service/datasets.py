@@ -26,7 +26,7 @@ from ledger.errors import AlreadyRegistered, LedgerError, RecordRevoked, Unknown
 from ledger.formats.rows import ROW_LEAF_ENCODING
 from ledger.index.sqlite import IndexedDataset
 from ledger.records import ZERO_HASH, DatasetInput
-from ledger.storage.artifacts import ArtifactCorrupted, ArtifactMissing
+from ledger.storage.artifacts import ArtifactCorrupted, ArtifactMissing, StreamTooLarge
 from ledger.storage.row_index import (
     RowIndex,
     RowIndexBuilder,
@@ -168,13 +168,21 @@ class Datasets:
 
     def _row_index(self, content_hash: str) -> RowIndex:
         """The dataset's row index, built from its re-hashed file when it has none yet (every
-        dataset registered before row indexes existed)."""
+        dataset registered before row indexes existed) or when its index is damaged."""
         store = self._core.store
         try:
             return RowIndex(store.rows_path(content_hash))
-        except (FileNotFoundError, RowIndexCorrupt):
-            pass
+        except FileNotFoundError:
+            damaged = False
+        except RowIndexCorrupt:
+            damaged = True
         with self._core.locks.hold(f"rows:{content_hash}"):
+            if damaged:
+                try:
+                    return RowIndex(store.rows_path(content_hash))  # repaired meanwhile?
+                except (FileNotFoundError, RowIndexCorrupt):
+                    store.verified_path(content_hash)  # the file itself altered? that raises
+                    store.discard_rows(content_hash)  # no: the index was; rebuild it
             if not store.has_rows(content_hash):
                 _, rows = self._index(store.verified_path(content_hash))
                 store.commit_rows(content_hash, rows.path)
@@ -312,7 +320,7 @@ class Datasets:
         store = core.store
         try:
             staged = store.stage(stream, max_bytes=settings.max_upload_bytes)
-        except ValueError:
+        except StreamTooLarge:
             raise TooLarge(limit="max_upload_bytes", maximum=settings.max_upload_bytes) from None
         try:
             existing = core.dataset(staged.digest)

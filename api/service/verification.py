@@ -25,6 +25,7 @@ from api.service.datasets import Datasets
 from api.service.models import Models
 from api.service.predictions import Predictions
 from ledger.formats.receipts import ReceiptFormatError
+from ledger.storage.artifacts import StreamTooLarge
 from ledger.storage.row_index import RowIndexBuilder
 from ledger.verify import (
     Anchoring,
@@ -146,7 +147,7 @@ class Verification:
         limit = core.settings.max_upload_bytes
         try:
             staged = core.store.stage(stream, max_bytes=limit)
-        except ValueError:
+        except StreamTooLarge:
             raise TooLarge(limit="max_upload_bytes", maximum=limit) from None
         try:
             text = staged.path.read_bytes()
@@ -180,7 +181,7 @@ class Verification:
         limit = core.settings.max_upload_bytes
         try:
             staged = core.store.stage(stream, max_bytes=limit)
-        except ValueError:
+        except StreamTooLarge:
             raise TooLarge(limit="max_upload_bytes", maximum=limit) from None
         limits = core.settings.dataset_limits()
 

@@ -33,6 +33,7 @@ __all__ = [
     "Staged",
     "StagingFile",
     "StoreMismatch",
+    "StreamTooLarge",
 ]
 
 _CHUNK = 1 << 20
@@ -41,6 +42,17 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 class ArtifactMissing(LedgerError, LookupError):
     """No file with this hash is in the store."""
+
+
+class StreamTooLarge(LedgerError, ValueError):
+    """A stream ran past the ``max_bytes`` it was staged under; nothing is kept.
+
+    Its own type, so that a caller turns exactly this into "too large" and lets any other
+    ``ValueError`` of reading the stream (a closed file, say) be what it is."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"stream exceeds {max_bytes} bytes", max_bytes=max_bytes)
+        self.max_bytes = max_bytes
 
 
 class ArtifactCorrupted(LedgerError):
@@ -120,7 +132,7 @@ class ArtifactStore:
     def put_stream(self, stream: BinaryIO, *, max_bytes: int | None = None) -> tuple[str, int]:
         """Store a stream, hashing as it is copied; returns (digest, size).
 
-        Raises :class:`ValueError` (nothing kept) when ``max_bytes`` is exceeded.
+        Raises :class:`StreamTooLarge` (nothing kept) when ``max_bytes`` is exceeded.
         """
         staged = self.stage(stream, max_bytes=max_bytes)
         self.commit(staged)
@@ -132,7 +144,7 @@ class ArtifactStore:
         """Copy a stream to a temporary file, hashing it, without adding it to the store yet.
 
         The caller validates the staged file, then :meth:`commit` s or :meth:`discard` s it,
-        so bad input never lands in the store. Raises :class:`ValueError` past ``max_bytes``,
+        so bad input never lands in the store. Raises :class:`StreamTooLarge` past ``max_bytes``,
         and :class:`InsufficientStorage` (nothing kept) when the disk fills up, or at once when
         ``expected_size`` (a declared length) does not fit in the free space.
         """
@@ -146,7 +158,7 @@ class ArtifactStore:
             while chunk := stream.read(_CHUNK):
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
-                    raise ValueError(f"stream exceeds {max_bytes} bytes")
+                    raise StreamTooLarge(max_bytes)
                 hasher.update(chunk)
                 yield chunk
 
