@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("provenance.service")
+_MAX_SYNC_DELAY = 5.0  # seconds between the follower's sync attempts while they fail
 
 SERVICE_FUNDING = 1_000 * 10**18  # wei the embedded chain's faucet gives the service key
 T = TypeVar("T")
@@ -140,6 +141,10 @@ class Core:
     _stop: threading.Event = field(default_factory=threading.Event)
     _catching_up: threading.Lock = field(default_factory=threading.Lock)
     _follower: threading.Thread | None = None
+    # The follower's last failure that was not the chain being away (a mismatched or broken
+    # index, a bug): while it stands, reads re-try the sync themselves rather than answer
+    # from an index that has stopped following the chain.
+    _sync_failure: BaseException | None = None
 
     @property
     def domain(self) -> ReceiptDomain:
@@ -155,7 +160,15 @@ class Core:
 
         With the chain away, reads answer from the index as it stands (it is a cache of the
         chain, and what this process wrote since is found by :meth:`dataset` and
-        :meth:`model`): an unreachable node must not take the indexed reads down with it."""
+        :meth:`model`): an unreachable node must not take the indexed reads down with it. Any
+        other failure of the follower's sync (the index no longer matches the chain, say) is
+        not served around: each read syncs again and raises what the sync raises."""
+        if self._sync_failure is not None:
+            with self._catching_up:
+                if self._sync_failure is not None:
+                    self.sync()  # raises while the index cannot follow the chain
+                    self._sync_failure = None
+                    return
         written = self.writes.last_block
         if written is None or (self.index.last_block or -1) >= written:
             return
@@ -203,11 +216,25 @@ class Core:
     def _follow_chain(self, every: float = 1.0) -> None:
         """Keep the index caught up with writes this process did not make (anchoring, other
         services on the same node) without any request having to wait for it."""
-        while not self._stop.wait(every):
+        delay, failing, last = every, 0, None
+        while not self._stop.wait(delay):
             try:
                 self.sync()
-            except Exception as exc:  # the chain may be away; the next round retries
-                log.warning("index sync failed: %s", exc)
+            except Exception as exc:
+                away = isinstance(exc, ChainUnavailable)  # the index is a cache: it answers
+                self._sync_failure = None if away else exc
+                if type(exc) is not last:  # once per kind of failure, not once a second
+                    if away:
+                        log.warning("index sync: the chain is away, retrying: %s", exc)
+                    else:
+                        log.exception("index sync failed; reads re-try it until it succeeds")
+                failing, last = failing + 1, type(exc)
+                delay = min(delay * 2, _MAX_SYNC_DELAY)  # back off while it keeps failing
+            else:
+                if failing:
+                    log.warning("index sync recovered after %d failed rounds", failing)
+                self._sync_failure = None
+                delay, failing, last = every, 0, None
 
     def close(self) -> None:
         self._stop.set()
