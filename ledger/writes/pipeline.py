@@ -646,13 +646,15 @@ class WritePipeline:
     def _block(self, block_hash: bytes) -> Any:
         """A mined block's header (for its time), read once for all its transactions; by hash,
         so a block number mined again after a reorganisation is read again."""
-        block = self._blocks.get(block_hash)
+        with self._lock:  # the sender and the waiter both answer mined transactions
+            block = self._blocks.get(block_hash)
         if block is None:
-            block = self.client.get_block("0x" + block_hash.hex())
+            block = self.client.get_block("0x" + block_hash.hex())  # not under the lock: I/O
             self._transactor.note_block(block)
-            self._blocks[block_hash] = block
-            while len(self._blocks) > 8:
-                self._blocks.popitem(last=False)
+            with self._lock:
+                self._blocks[block_hash] = block
+                while len(self._blocks) > 8:
+                    self._blocks.popitem(last=False)
         return block
 
     def _forget(self, flight: _InFlight) -> None:

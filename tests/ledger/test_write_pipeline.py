@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -374,3 +375,39 @@ def test_a_transaction_the_node_dropped_is_sent_again_at_the_same_nonce_with_hig
         _wait_until(lambda: not journaled(journal), "the journal forgets the nonce")
         writes.close()
         assert client.get_records([h(1)])[0] is not None
+
+
+class _GuardedCache(OrderedDict):  # type: ignore[type-arg]
+    """The pipeline's block cache, noting each use made without the pipeline's lock."""
+
+    def __init__(self, lock: Any, unlocked: list[str]) -> None:
+        super().__init__()
+        self.lock, self.unlocked = lock, unlocked
+
+    def _note(self, what: str) -> None:
+        if not self.lock.locked():
+            self.unlocked.append(what)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._note("get")
+        return super().get(key, default)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._note("set")
+        super().__setitem__(key, value)
+
+    def popitem(self, last: bool = True) -> Any:
+        self._note("popitem")
+        return super().popitem(last=last)
+
+
+def test_the_block_cache_is_shared_under_the_lock(writes: WritePipeline) -> None:
+    """The sender (answering at once on an automining chain) and the waiter both read and
+    fill the cache of mined blocks, so it is used under the pipeline's lock like every other
+    shared field."""
+    unlocked: list[str] = []
+    writes._blocks = _GuardedCache(writes._lock, unlocked)
+    for future in writes.submit_many([dataset(n) for n in (71, 72, 73)]):
+        future.result(TIMEOUT)
+    assert len(writes._blocks) >= 1
+    assert unlocked == []
