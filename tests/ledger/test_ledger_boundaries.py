@@ -13,6 +13,7 @@ import ast
 import importlib
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +215,12 @@ def test_one_event_decoder() -> None:
         or "process_log(" in p.read_text(encoding="utf-8")
     }
     assert users == {"ledger.formats.events", "ledger.chain.client", "ledger.reading.chain_reader"}
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/architecture.md"])
+def test_the_docs_name_what_ledger_may_use_from_ml(doc: str) -> None:
+    """The prose says what ``ALLOWED_FROM_ML`` says, no more (it once named ``ml.errors``)."""
+    text = " ".join((ROOT / doc).read_text(encoding="utf-8").split())
+    found = re.search(r"`ledger` uses only (.*?) \(", text)
+    assert found is not None, f"{doc} no longer says what ledger uses from ml"
+    assert set(re.findall(r"`(ml\.\w+)`", found.group(1))) == ALLOWED_FROM_ML
