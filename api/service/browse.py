@@ -284,13 +284,17 @@ class Browse:
         return kind
 
     def _dataset(self, content_hash: str) -> IndexedDataset:
-        found = self._core.index.dataset(content_hash)
+        # as the API reads it: the index caught up with this process's writes, or the write
+        # itself while the index lags (the node away), so a page answers where /v1 answers
+        self._core.catch_up()
+        found = self._core.dataset(content_hash)
         if found is None:
             raise UnknownDataset(f"no dataset is registered under {content_hash}")
         return found
 
     def _model(self, model_hash: str) -> IndexedModel:
-        found = self._core.index.model(model_hash)
+        self._core.catch_up()  # as _dataset
+        found = self._core.model(model_hash)
         if found is None:
             raise UnknownModel(f"no model is registered under {model_hash}")
         return found
