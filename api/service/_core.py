@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from eth_account.signers.local import LocalAccount
 
@@ -36,6 +36,7 @@ from ledger.chain.deployment import connect_ledger
 from ledger.chain.keys import load_keystore, load_or_create_key, read_password
 from ledger.errors import ChainUnavailable
 from ledger.formats.receipts import ReceiptDomain, ReceiptSigner
+from ledger.index.base import IndexedRecord, RecordKindName, indexed_record
 from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, LedgerIndex, Registration
 from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex
 from ledger.storage.artifacts import ArtifactStore
@@ -180,26 +181,29 @@ class Core:
             except ChainUnavailable as exc:
                 log.warning("reading a lagging index, the chain is away: %s", exc)
 
-    def dataset(self, content_hash: str) -> IndexedDataset | None:
-        """The dataset registered under ``content_hash``: from the index, or from this
-        process's own write the index has not caught up with yet; None if neither has it."""
-        indexed = self.index.dataset(content_hash)
+    def record(self, kind: RecordKindName | None, record_hash: str) -> IndexedRecord | None:
+        """The record of ``kind`` (any kind when None) under ``record_hash``: from the index,
+        or from this process's own write the index has not caught up with yet; None if
+        neither has it. The one lookup by hash of the service parts and the console."""
+        indexed = indexed_record(self.index, kind, record_hash)
         if indexed is not None:
             return indexed
-        recent = self.writes.recent(hash_hex(content_hash))
-        if recent is not None and isinstance(recent.event, DatasetRegistered):
+        recent = self.writes.recent(hash_hex(record_hash))
+        if recent is None:
+            return None
+        if kind in (None, "dataset") and isinstance(recent.event, DatasetRegistered):
             return indexed_dataset(recent)
-        return None
-
-    def model(self, model_hash: str) -> IndexedModel | None:
-        """The model registered under ``model_hash`` (see :meth:`dataset`)."""
-        indexed = self.index.model(model_hash)
-        if indexed is not None:
-            return indexed
-        recent = self.writes.recent(hash_hex(model_hash))
-        if recent is not None and isinstance(recent.event, ModelRegistered):
+        if kind in (None, "model") and isinstance(recent.event, ModelRegistered):
             return indexed_model(recent)
         return None
+
+    def dataset(self, content_hash: str) -> IndexedDataset | None:
+        """The dataset registered under ``content_hash`` (see :meth:`record`)."""
+        return cast(IndexedDataset | None, self.record("dataset", content_hash))
+
+    def model(self, model_hash: str) -> IndexedModel | None:
+        """The model registered under ``model_hash`` (see :meth:`record`)."""
+        return cast(IndexedModel | None, self.record("model", model_hash))
 
     def json_artifact(self, digest: str) -> Any:
         """A JSON document from the store (re-hashed), or None if the store lacks it."""

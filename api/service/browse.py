@@ -308,11 +308,7 @@ class Browse:
         return found
 
     def _record(self, record_hash: str) -> IndexedRecord:
-        index = self._core.index
-        kind = index.kind_of(record_hash)
-        found = {"dataset": index.dataset, "model": index.model, "batch": index.batch}.get(
-            kind or "", lambda _: None
-        )(record_hash)
+        found = self._core.record(None, record_hash)
         if found is None:
             raise UnknownRecord(f"no record is registered under {record_hash}")
         return found

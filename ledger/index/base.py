@@ -28,6 +28,7 @@ __all__ = [
     "RecordKindName",
     "Registration",
     "Revocation",
+    "indexed_record",
 ]
 
 RecordKindName = Literal["dataset", "model", "batch"]
@@ -215,3 +216,16 @@ class EventIndex(Protocol):
     def close(self) -> None:
         """Release connections. Idempotent."""
         ...
+
+
+def indexed_record(
+    index: EventIndex, kind: RecordKindName | None, record_hash: bytes | str
+) -> IndexedRecord | None:
+    """The record of ``kind`` (any kind when None) registered under ``record_hash`` in
+    ``index``, or None: the one lookup by hash that the service parts, the console and lineage
+    use, over any engine's :class:`EventIndex`."""
+    found = index.kind_of(record_hash)
+    if found is None or (kind is not None and kind != found):
+        return None
+    lookup = {"dataset": index.dataset, "model": index.model, "batch": index.batch}[found]
+    return lookup(record_hash)

@@ -36,7 +36,14 @@ from typing import Any, Literal
 
 from ledger.ancestry import AncestorFacts, first_revoked_ancestor, walk_ancestry
 from ledger.errors import UnknownRecord
-from ledger.index.base import EventIndex, IndexedBatch, IndexedDataset, IndexedModel, IndexedRecord
+from ledger.index.base import (
+    EventIndex,
+    IndexedBatch,
+    IndexedDataset,
+    IndexedModel,
+    IndexedRecord,
+    indexed_record,
+)
 from ledger.records import hash_hex
 
 __all__ = [
@@ -218,14 +225,7 @@ class _Builder:
         cached = self._records.get(record_hash)
         if cached is not None:
             return cached
-        kind = self.index.kind_of(record_hash)
-        found: IndexedRecord | None = None
-        if kind == "dataset":
-            found = self.index.dataset(record_hash)
-        elif kind == "model":
-            found = self.index.model(record_hash)
-        elif kind == "batch":
-            found = self.index.batch(record_hash)
+        found = indexed_record(self.index, None, record_hash)
         if found is None:
             last = self.index.last_block
             where = "an empty index" if last is None else f"the index (synced to block {last})"
