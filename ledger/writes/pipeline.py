@@ -75,7 +75,6 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from typing import Any
 
-from ledger.chain._calls import GAS_BASE, batch_record_gas
 from ledger.chain._transactor import SignedTx
 from ledger.chain.client import LedgerClient, tx_result
 from ledger.errors import ChainUnavailable, GasLimitExceeded, LedgerError, TransactionFailed
@@ -88,15 +87,13 @@ from ledger.writes._items import (
     RoleInput,
     WriteInput,
     call_for,
-    calldata_bound,
-    concerns_all,
     culprit,
     event_key,
     key_of,
     kind_of,
-    refs_of,
 )
 from ledger.writes._journal import TxJournal
+from ledger.writes._planning import MAX_TX_BYTES, chunks, simulated
 
 __all__ = [
     "MAX_TX_BYTES",
@@ -108,8 +105,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("provenance.writes")
-
-MAX_TX_BYTES = 120_000  # calldata per transaction: geth's pool refuses transactions over 128 KiB
 
 
 @dataclass(eq=False)
@@ -408,28 +403,9 @@ class WritePipeline:
                 self._send_chunk(kind, chunk, block)
 
     def _chunks(self, kind: str, writes: list[_Write], gas_limit: int) -> list[list[_Write]]:
-        """Writes in order, in chunks whose call fits a block's gas and a pool's size limit."""
-        if kind not in DEDUPED:
-            return [[w] for w in writes]
-        chunks: list[list[_Write]] = []
-        current: list[_Write] = []
-        gas, size = GAS_BASE, 0
-        for write in writes:
-            if write.alone:
-                chunks.append([write])
-                continue
-            refs = refs_of(write.item)
-            if kind == "anchor":
-                refs = ()  # the model is named, but costs no extra gas (see _calls.anchors_call)
-            more_gas, more_size = batch_record_gas(len(refs)), calldata_bound(write.item)  # type: ignore[arg-type]
-            if current and (gas + more_gas > gas_limit or size + more_size > MAX_TX_BYTES):
-                chunks.append(current)
-                current, gas, size = [], GAS_BASE, 0
-            current.append(write)
-            gas, size = gas + more_gas, size + more_size
-        if current:
-            chunks.append(current)
-        return chunks
+        """Writes in order, in chunks whose call fits a block's gas and a pool's size limit
+        (:func:`ledger.writes._planning.chunks`)."""
+        return chunks(kind, writes, gas_limit)
 
     def _simulates(self, kind: str) -> bool:
         return self.simulate_registrations or kind not in ("dataset", "model")
@@ -493,28 +469,13 @@ class WritePipeline:
                 self.journal.forget(signed.tx_hash)
 
     def _simulated(self, kind: str, writes: list[_Write]) -> list[_Write]:
-        """2. The writes of a chunk whose simulation passes: each write a revert names is
-        answered with that error and left out; a revert naming none splits the chunk."""
-        survivors = list(writes)
-        while survivors:
-            try:
-                self.client.simulate(call_for(kind, [w.item for w in survivors]))  # type: ignore[misc]
-                return survivors
-            except LedgerError as exc:
-                named = culprit(exc, survivors)
-                if named is not None:
-                    self._fail(named, exc)
-                    survivors.remove(named)
-                elif len(survivors) == 1 or concerns_all(exc):
-                    for write in survivors:
-                        self._fail(write, exc)
-                    return []
-                else:
-                    middle = len(survivors) // 2
-                    return self._simulated(kind, survivors[:middle]) + self._simulated(
-                        kind, survivors[middle:]
-                    )
-        return []
+        """2. The writes of a chunk whose simulation passes; the others answered with their
+        revert (:func:`ledger.writes._planning.simulated`)."""
+
+        def simulate(survivors: list[_Write]) -> None:
+            self.client.simulate(call_for(kind, [w.item for w in survivors]))  # type: ignore[misc]
+
+        return simulated(writes, simulate, self._fail)
 
     # -- the waiter ---------------------------------------------------------------------------
 
