@@ -40,12 +40,8 @@ from bench._common import (
 )
 from ledger.chain.client import LedgerClient
 from ledger.formats.merkle import StandardMerkleTree
-from ledger.formats.receipts import (
-    RECEIPT_LEAF_ENCODING,
-    ReceiptDomain,
-    ReceiptSigner,
-    receipt_leaf,
-)
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import RECEIPT_LEAF_ENCODING, ReceiptDomain, receipt_leaf
 
 __all__ = ["EAS_PACKAGE", "eas_available", "run"]
 

@@ -48,12 +48,8 @@ from bench._common import (
 from bench._server import Server, service
 from ledger.chain.client import LedgerClient
 from ledger.formats.merkle import StandardMerkleTree
-from ledger.formats.receipts import (
-    RECEIPT_LEAF_ENCODING,
-    ReceiptDomain,
-    ReceiptSigner,
-    receipt_leaf,
-)
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import RECEIPT_LEAF_ENCODING, ReceiptDomain, receipt_leaf
 
 __all__ = ["CLIENTS", "run", "setup_model"]
 

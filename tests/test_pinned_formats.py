@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
-from ledger.formats.receipts import ReceiptDomain, ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, input_hash
 from ledger.formats.rows import rows_root
 from ml.datasets import parse_dataset
 from ml.hashing import to_hex

@@ -35,7 +35,8 @@ from ledger.chain.client import LedgerClient
 from ledger.chain.deployment import connect_ledger
 from ledger.chain.keys import load_keystore, load_or_create_key, read_password
 from ledger.errors import ChainUnavailable
-from ledger.formats.receipts import ReceiptDomain, ReceiptSigner
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain
 from ledger.index.base import IndexedRecord, RecordKindName, indexed_record
 from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, LedgerIndex, Registration
 from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ledger.formats import _keccak
+from ledger.formats.receipt_signing import recover_signer
 from ledger.formats.receipts import (
     Receipt,
     ReceiptDomain,
@@ -40,7 +41,6 @@ from ledger.formats.receipts import (
     input_hash,
     output_hash,
     receipt_leaf_hash,
-    recover_signer,
 )
 from ledger.reading.chain_facts import ChainFacts
 from ledger.storage.artifacts import ArtifactStore

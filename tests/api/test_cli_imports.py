@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledger.formats.receipts import ReceiptDomain, ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, input_hash
 
 REPO = Path(__file__).resolve().parents[2]
 # never needed by the command under test; each costs from 0.1 s (httpx) to 1 s (scikit-learn)

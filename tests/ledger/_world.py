@@ -17,7 +17,8 @@ from eth_account.signers.local import LocalAccount
 
 from ledger.chain.client import LedgerClient
 from ledger.errors import UnknownRecord
-from ledger.formats.receipts import Receipt, ReceiptDomain, ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import Receipt, ReceiptDomain, input_hash
 from ledger.records import ZERO_HASH, hash_hex
 from ledger.storage.artifacts import ArtifactStore
 from ledger.verify import (

@@ -24,7 +24,8 @@ import pytest
 from ledger.chain.client import LedgerClient
 from ledger.errors import ChainUnavailable, TransactionFailed
 from ledger.formats.merkle import verify_proof
-from ledger.formats.receipts import Receipt, ReceiptDomain, ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import Receipt, ReceiptDomain, input_hash
 from ledger.records import PredictionsAnchored
 from ledger.storage import receipt_book
 from ledger.storage.receipt_book import ReceiptStore

@@ -11,7 +11,8 @@ from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector
 
 from ledger.chain.contract_artifact import load_artifact
 from ledger.errors import ChainUnavailable
-from ledger.formats.receipts import ReceiptDomain, ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, input_hash
 from ledger.reading._jsonrpc import HttpTransport
 from ledger.reading.chain_facts import ChainFacts
 from ledger.reading.chain_reader import (

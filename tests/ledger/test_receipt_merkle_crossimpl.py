@@ -20,11 +20,11 @@ from eth_account import Account
 
 from ledger.errors import UnknownBatch
 from ledger.formats.merkle import StandardMerkleTree, leaf_hash, verify_proof
+from ledger.formats.receipt_signing import ReceiptSigner
 from ledger.formats.receipts import (
     RECEIPT_LEAF_ENCODING,
     Receipt,
     ReceiptDomain,
-    ReceiptSigner,
     input_hash,
     receipt_leaf,
 )

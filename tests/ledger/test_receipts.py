@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import ledger.formats.receipts
 from ledger.errors import LedgerError
 from ledger.formats.merkle import StandardMerkleTree, verify_proof
+from ledger.formats.receipt_signing import ReceiptSigner, recover_signer
 from ledger.formats.receipts import (
     RECEIPT_LEAF_ENCODING,
     InvalidSignatureError,
@@ -31,7 +32,6 @@ from ledger.formats.receipts import (
     ReceiptDomain,
     ReceiptError,
     ReceiptFormatError,
-    ReceiptSigner,
     input_hash,
     new_receipt_id,
     output_hash,
@@ -39,7 +39,6 @@ from ledger.formats.receipts import (
     receipt_digest,
     receipt_leaf,
     receipt_leaf_hash,
-    recover_signer,
     typed_data,
 )
 from ml.errors import CanonicalJsonError, MlError

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from ledger.formats.receipts import ReceiptDomain, ReceiptFormatError, ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, ReceiptFormatError, input_hash
 from ledger.records import ZERO_HASH, hash_hex
 from ledger.verify import Anchoring, Report, verify_dataset_bytes, verify_model, verify_receipt
 from ledger.writes.anchoring import Anchorer

@@ -134,7 +134,7 @@ const TYPES = {
   ],
 };
 
-/** The signer's checksum address, or an Error naming why no key recovers (as ledger.formats.receipts._recover). */
+/** The signer's checksum address, or an Error naming why no key recovers (as ledger.formats.receipt_signing._recover). */
 export async function recoverSigner(receipt, domain) {
   const sig = receipt.signature;
   const r = BigInt(`0x${sig.slice(2, 66)}`);
