@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from ledger.devnode import free_port
+from ledger.chain.devnode import free_port
 
 __all__ = ["ServiceProcess"]
 

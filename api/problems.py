@@ -26,11 +26,11 @@ from api import errors as service_errors
 from api.schemas._numbers import NUMBER_ERROR
 from ledger import errors as ledger_errors
 from ledger.attest.key import AttestationError
-from ledger.backends.embedded import ChainStoreFull
-from ledger.lineage import RecordNotIndexed
-from ledger.receipts import ReceiptError
-from ledger.row_index import RowIndexCorrupt
-from ledger.store import ArtifactCorrupted, ArtifactMissing, InsufficientStorage
+from ledger.chain.backends.embedded import ChainStoreFull
+from ledger.formats.receipts import ReceiptError
+from ledger.index.lineage import RecordNotIndexed
+from ledger.storage.artifacts import ArtifactCorrupted, ArtifactMissing, InsufficientStorage
+from ledger.storage.row_index import RowIndexCorrupt
 from ml.errors import MlError, TooLarge, TrainingInterrupted
 
 __all__ = [

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         "Haswell); unset: the CPU's own. Pinning one across machines makes retrains identical",
     )
 
-    # Writes: ledger/write_pipeline.py (gathered, re-sent when stuck); POST /v1/datasets/batch
+    # Writes: ledger/writes/pipeline.py (gathered, re-sent when stuck); POST /v1/datasets/batch
     resend_after_blocks: int = Field(
         3, ge=1, le=1_000, description="blocks a transaction may wait before it is re-sent"
     )

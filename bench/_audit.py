@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import REPO_ROOT
-from ledger.receipts import Receipt, ReceiptDomain, receipt_digest
+from ledger.formats.receipts import Receipt, ReceiptDomain, receipt_digest
 
 __all__ = [
     "MAX_PREDICT_ROWS",

@@ -24,10 +24,10 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ledger.backends.base import ChainBackend
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.backends.rpc import RpcBackend
-from ledger.devnode import AnvilNode, anvil_binary
+from ledger.chain.backends.base import ChainBackend
+from ledger.chain.backends.embedded import EmbeddedBackend
+from ledger.chain.backends.rpc import RpcBackend
+from ledger.chain.devnode import AnvilNode, anvil_binary
 
 __all__ = [
     "BENCH_DIR",

@@ -23,8 +23,8 @@ import httpx
 from bench import _registry
 from bench._common import Chain, Config, RawSender, fmt, open_chain
 from bench._server import api_server, rpc_service_env
-from ledger.backends.rpc import RpcBackend
-from ledger.devnode import AnvilNode
+from ledger.chain.backends.rpc import RpcBackend
+from ledger.chain.devnode import AnvilNode
 
 __all__ = [
     "ChainView",

@@ -89,7 +89,7 @@ process.stdout.write(JSON.stringify(result));
 
 def compile_source() -> dict[str, Any]:
     """Compile :data:`SOURCE` with the npm solc-js the contracts pin (never at bench time)."""
-    from ledger._paths import NODE_MODULES
+    from ledger.chain._paths import NODE_MODULES
 
     out = subprocess.run(
         ["node", "-e", _COMPILE_JS, str(NODE_MODULES)],

@@ -118,9 +118,9 @@ def rpc_service_env(node: Any, work: Path) -> dict[str, str]:
     """Ready a data directory for the service on an anvil node: a keystore holding a funded
     key, and the ledger deployed with its deployment record, as `provenance deploy` leaves it.
     Returns the environment that makes `provenance serve` use that node."""
-    from ledger.backends.rpc import RpcBackend
-    from ledger.deployment import deploy_ledger
-    from ledger.keys import create_keystore
+    from ledger.chain.backends.rpc import RpcBackend
+    from ledger.chain.deployment import deploy_ledger
+    from ledger.chain.keys import create_keystore
 
     data_dir = work / "data"
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,8 @@
    ``--quick``), each in a fresh child process that runs what ``Datasets.register`` runs below
    the chain: the upload streamed into the artifact store (``ArtifactStore.stage``), both scan
    passes (``ml.scanning.scan_file``: validate, type, hash, the canonical row digests) feeding
-   the row index (``ledger.row_index.RowIndexBuilder``: leaf hashes, sort, tree, on disk), and
-   the commit. The child's peak RSS (VmHWM, reset after a warm-up registration) is compared with
+   the row index (``ledger.storage.row_index.RowIndexBuilder``: leaf hashes, sort, tree, on disk),
+   and the commit. The child's peak RSS (VmHWM, reset after a warm-up registration) is compared with
    its RSS when idle, with everything imported. Baseline, in the same run on the same file:
    ``hashlib.file_digest`` (the content hash alone, from the page cache).
    Shapes as in ``bench/bench_memory.py``: *numeric* (5 columns, ~29 bytes a row) and *text*
@@ -47,9 +47,9 @@ _TEXT_FIELD = 124
 _CHILD = r"""
 import json, sys, time
 from pathlib import Path
-from ledger import _treehash
-from ledger.row_index import RowIndexBuilder
-from ledger.store import ArtifactStore
+from ledger.formats import _treehash
+from ledger.storage.row_index import RowIndexBuilder
+from ledger.storage.artifacts import ArtifactStore
 from ml import scanning
 from ml.datasets import Limits
 from ml.hashing import canonical_json
@@ -210,10 +210,10 @@ def _registration(config: Config, work: Path) -> tuple[list[dict[str, Any]], str
 
 
 def _proofs(config: Config, work: Path) -> tuple[dict[str, Any], str]:
-    from ledger.merkle import verify_proof
-    from ledger.row_index import RowIndex
-    from ledger.rows import row_tree
-    from ledger.store import ArtifactStore
+    from ledger.formats.merkle import verify_proof
+    from ledger.formats.rows import row_tree
+    from ledger.storage.artifacts import ArtifactStore
+    from ledger.storage.row_index import RowIndex
     from ml.datasets import Column, parse_dataset
     from ml.scanning import read_rows
 

@@ -30,8 +30,8 @@ import httpx
 
 from bench._common import Config, fmt, percentile, print_table, scratch_dir, write_results
 from bench._server import service
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.backends.reads import ReadLimits
+from ledger.chain.backends.embedded import EmbeddedBackend
+from ledger.chain.backends.reads import ReadLimits
 
 __all__ = ["run"]
 

@@ -12,8 +12,8 @@ service's peak memory while it registers large CSV files.
    needs (2 keccak256 per leaf, 1 per inner node) in a plain Python loop with
    ``eth_utils.keccak``, on a tenth of the rows; and the reference implementation, npm
    ``@openzeppelin/merkle-tree`` under node, on 20,000 rows (2,000 quick: it does about 5,000
-   leaves/s here). The same hashing loop is also run through ``ledger._keccak``'s hashers, the
-   native state (pycryptodome's compiled core through ctypes, what ``StandardMerkleTree.of``
+   leaves/s here). The same hashing loop is also run through ``ledger.formats._keccak``'s hashers,
+   the native state (pycryptodome's compiled core through ctypes, what ``StandardMerkleTree.of``
    uses) and its pure fallback (``eth_hash``), so the native core's speed-up is measured in the
    same run.
 3. **Peak RSS of the service registering a large CSV**: one ``provenance serve`` process
@@ -43,9 +43,9 @@ from eth_utils import keccak
 from bench import bench_hashing
 from bench._common import Config, fmt, print_table, scratch_dir, summarize, write_results
 from bench._server import Server, service
-from ledger import _keccak
-from ledger._paths import NODE_MODULES
-from ledger.merkle import StandardMerkleTree
+from ledger.chain._paths import NODE_MODULES
+from ledger.formats import _keccak
+from ledger.formats.merkle import StandardMerkleTree
 
 __all__ = ["run"]
 
@@ -102,7 +102,8 @@ def _floor_seconds(leaves: list[list[Any]]) -> float:
 
 
 def _hashers_seconds(leaves: list[list[Any]], hashers: _keccak.Hashers) -> tuple[float, bytes]:
-    """The loop of :func:`_floor_seconds` through ``ledger._keccak``'s leaf and node hashers."""
+    """The loop of :func:`_floor_seconds` through ``ledger.formats._keccak``'s leaf and node
+    hashers."""
     encoded = [i.to_bytes(32, "big") + digest for i, digest in leaves]
     leaf, node = hashers.leaf, hashers.node
     start = time.perf_counter()
@@ -163,15 +164,15 @@ def _merkle(config: Config) -> tuple[dict[str, Any], str]:
     speedup = summarize([f / s for f, s in zip(fallback, native, strict=True)])  # per run
     native_name = "native state" if native_hashers.native else "native UNAVAILABLE, fallback"
     rows = [
-        [f"ledger.merkle StandardMerkleTree.of, {n:,} rows", _s(s_ours),
+        [f"ledger.formats.merkle StandardMerkleTree.of, {n:,} rows", _s(s_ours),
          _cell(per_leaf_ours), "1"],
         [f"hashing only: keccak per leaf (x2) and node, Python loop (eth_utils), {floor_n:,} rows",
          _s(s_floor), _cell(per_leaf_floor),
          f"{per_leaf_ours['median'] / per_leaf_floor['median']:.2f}"],
-        [f"hashing only: ledger._keccak {native_name}, same loop, {floor_n:,} rows",
+        [f"hashing only: ledger.formats._keccak {native_name}, same loop, {floor_n:,} rows",
          _s(summarize(native)), _cell(per_leaf_native),
          f"{per_leaf_ours['median'] / per_leaf_native['median']:.2f}"],
-        [f"hashing only: ledger._keccak fallback (eth_hash), same loop, {floor_n:,} rows",
+        [f"hashing only: ledger.formats._keccak fallback (eth_hash), same loop, {floor_n:,} rows",
          _s(summarize(fallback)), _cell(per_leaf_fallback),
          f"{per_leaf_ours['median'] / per_leaf_fallback['median']:.2f}"],
     ]  # fmt: skip

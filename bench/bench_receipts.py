@@ -46,9 +46,10 @@ from bench._common import (
     write_results,
 )
 from bench._server import Server, service
-from ledger.client import LedgerClient
-from ledger.merkle import StandardMerkleTree
-from ledger.receipts import RECEIPT_LEAF_ENCODING, ReceiptDomain, ReceiptSigner, receipt_leaf
+from ledger.chain.client import LedgerClient
+from ledger.formats.merkle import StandardMerkleTree
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import RECEIPT_LEAF_ENCODING, ReceiptDomain, receipt_leaf
 
 __all__ = ["CLIENTS", "run", "setup_model"]
 

@@ -58,7 +58,7 @@ from bench._common import (
 )
 from bench._gathered import gathered_headline, gathered_rows
 from bench._server import api_server, rpc_service_env, service
-from ledger.client import LedgerClient
+from ledger.chain.client import LedgerClient
 
 __all__ = ["run"]
 

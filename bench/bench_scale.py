@@ -48,10 +48,9 @@ from bench._common import (
     write_results,
 )
 from bench.bench_verification import library_batch
-from ledger._jsonrpc import transport_for
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.chain_reader import LedgerReader
-from ledger.client import LedgerClient
+from ledger.chain.backends.embedded import EmbeddedBackend
+from ledger.chain.client import LedgerClient
+from ledger.reading.chain_reader import LedgerReader
 from ledger.verify import Anchoring, BlockClaims, ChainFacts, verify_receipt
 
 __all__ = ["run"]
@@ -237,7 +236,7 @@ def _fresh(ledger: _Ledger) -> ChainFacts:
     """Chain facts as an auditor's new process has them: no index, no cache, a reader only."""
     client = ledger.client
     reader = LedgerReader(
-        transport_for(ledger.service.backend), client.address, deploy_block=client.deploy_block
+        ledger.service.backend.transport(), client.address, deploy_block=client.deploy_block
     )
     return ChainFacts(reader)
 

@@ -51,17 +51,12 @@ from bench._common import (
 from bench._server import service
 from bench._verification_report import report
 from bench.bench_receipts import load, setup_model
-from ledger._jsonrpc import HttpTransport
-from ledger.chain_reader import LedgerReader
-from ledger.client import LedgerClient
-from ledger.merkle import StandardMerkleTree
-from ledger.receipts import (
-    RECEIPT_LEAF_ENCODING,
-    Receipt,
-    ReceiptDomain,
-    ReceiptSigner,
-    receipt_leaf,
-)
+from ledger.chain.client import LedgerClient
+from ledger.formats.merkle import StandardMerkleTree
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import RECEIPT_LEAF_ENCODING, Receipt, ReceiptDomain, receipt_leaf
+from ledger.reading._jsonrpc import HttpTransport
+from ledger.reading.chain_reader import LedgerReader
 from ledger.verify import (
     Anchoring,
     BlockClaims,

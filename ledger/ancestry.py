@@ -4,7 +4,7 @@ Three places ask "is anything this was made from revoked?": the service before i
 model (through the index), verification (through the chain itself, trusting nothing else) and
 the lineage graph's taint (through the index, for every node it shows). They differ only in
 where they look a record up, so the walk takes the lookup as an argument: ``lookup(hash)``
-returns anything with ``revoked`` and ``parents`` (an :class:`~ledger.indexed.IndexedDataset`
+returns anything with ``revoked`` and ``parents`` (an :class:`~ledger.index.base.IndexedDataset`
 does, so ``index.dataset`` is a lookup as it stands; :class:`AncestorFacts` is the plain form),
 or None for a hash it does not know.
 

@@ -178,6 +178,10 @@ class PredictionsAnchored(LedgerEvent):
 
 @dataclass(frozen=True)
 class RecordRevoked(LedgerEvent):
+    """The contract's ``RecordRevoked`` event. Event classes carry the contract's event names
+    (``LedgerClient`` finds an event's topic by its class); the exception raised when a write
+    refers to a revoked record is :class:`ledger.errors.RecordRevoked`, after the same words."""
+
     record_hash: str
     revoker: str
     kind: RecordKind

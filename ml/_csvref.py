@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ml._csvrules import check_header, is_integer_token, is_number, parse_value
-from ml.datasets import ColumnType, Limits, Value, canonical_row_bytes
+from ml.columns import ColumnType, Limits, Value, canonical_row_bytes
 from ml.errors import (
     DatasetChanged,
     MalformedCsv,

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, Literal
 
 from ml import _csvref
 from ml._csvrules import BOM, check_header, int_digits_limit
-from ml.datasets import ColumnType, Limits, Value
+from ml.columns import ColumnType, Limits, Value
 from ml.errors import (
     CanonicalJsonError,
     DatasetChanged,

@@ -58,11 +58,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TextIO, get_args
+from typing import Any, TextIO
 
 import numpy as np
 
 from ml._csvrules import is_number
+from ml.columns import (
+    COLUMN_TYPES,
+    NUMERIC_TYPES,
+    Column,
+    ColumnType,
+    Limits,
+    Value,
+    canonical_row_bytes,
+    compute_schema_hash,
+)
 from ml.errors import (
     ColumnError,
     InvalidTarget,
@@ -70,7 +80,8 @@ from ml.errors import (
     NonNumericColumn,
     UnknownColumn,
 )
-from ml.hashing import canonical_json, sha256_bytes, to_hex
+from ml.hashing import sha256_bytes, to_hex
+from ml.scanning import Table, read_table
 
 __all__ = [
     "COLUMN_TYPES",
@@ -91,13 +102,6 @@ __all__ = [
     "validate_columns",
 ]
 
-ColumnType = Literal["integer", "float", "string", "boolean"]
-COLUMN_TYPES: tuple[ColumnType, ...] = get_args(ColumnType)
-# Columns a model can take as features: booleans count as 0/1.
-NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "float", "boolean"})
-
-Value = int | float | str | bool | None
-
 
 class _Dialect(csv.Dialect):
     """The one CSV dialect written (and read, by :mod:`ml._csvref`): ``\\n`` line endings."""
@@ -109,61 +113,6 @@ class _Dialect(csv.Dialect):
     lineterminator = "\n"
     quoting = csv.QUOTE_MINIMAL
     strict = True
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Upper bounds on a dataset file, checked while it is scanned.
-
-    Why: a scan (:mod:`ml.scanning`) streams, so these bound the work and the disk a file may
-    ask for, not the memory of registering it; the defaults admit files of a few GiB with
-    hundreds of millions of rows. Loading a file into memory (:func:`load_dataset`, for
-    training) is bounded separately, by :func:`estimate_dataset_bytes`. ``max_field_chars``
-    cannot exceed the csv module's own field limit.
-    """
-
-    max_bytes: int = 4 * 1024**3
-    max_rows: int = 500_000_000
-    max_columns: int = 1_000
-    max_cells: int = 1_000_000_000
-    max_field_chars: int = 10_000
-
-    def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_rows", "max_columns", "max_cells", "max_field_chars"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
-        if self.max_field_chars > csv.field_size_limit():
-            raise ValueError(
-                f"Limits.max_field_chars cannot exceed the csv field limit "
-                f"{csv.field_size_limit()}, got {self.max_field_chars}"
-            )
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column's name and inferred type (one of :data:`COLUMN_TYPES`)."""
-
-    name: str
-    type: ColumnType
-
-    def __post_init__(self) -> None:
-        if self.type not in COLUMN_TYPES:
-            raise ValueError(f"column type must be one of {COLUMN_TYPES}, got {self.type!r}")
-
-    @property
-    def is_numeric(self) -> bool:
-        """True when a model can use the column as a feature."""
-        return self.type in NUMERIC_TYPES
-
-    def to_json(self) -> dict[str, str]:
-        """The column as it appears in the schema document that ``schema_hash`` covers."""
-        return {"name": self.name, "type": self.type}
-
-
-def canonical_row_bytes(row: Sequence[Value]) -> bytes:
-    """Encode one row's parsed values as canonical JSON (the module docstring has the rule)."""
-    return canonical_json(list(row))
 
 
 @dataclass(frozen=True)
@@ -257,11 +206,6 @@ class Dataset:
         }
 
 
-def compute_schema_hash(columns: Sequence[Column]) -> bytes:
-    """SHA-256 of the canonical JSON list of ``{"name", "type"}`` objects, in header order."""
-    return sha256_bytes(canonical_json([column.to_json() for column in columns]))
-
-
 def load_dataset(path: str | os.PathLike[str], limits: Limits = Limits()) -> Dataset:
     """Read, validate and hash the CSV file at ``path``, and hold its rows in memory.
 
@@ -270,8 +214,6 @@ def load_dataset(path: str | os.PathLike[str], limits: Limits = Limits()) -> Dat
     if the file changes meanwhile (:class:`~ml.errors.DatasetChanged`). Only the parsed rows are
     held: :func:`estimate_dataset_bytes` says how much memory that takes, before loading.
     """
-    from ml.scanning import read_table  # ml.scanning builds on this module
-
     file_path = Path(path)
     return _from_table(read_table(file_path, limits), file_path)
 
@@ -280,12 +222,10 @@ def parse_dataset(
     data: bytes, *, limits: Limits = Limits(), path: str | os.PathLike[str] | None = None
 ) -> Dataset:
     """Validate and hash a CSV held in memory (an upload, or a transform's output)."""
-    from ml.scanning import read_table  # ml.scanning builds on this module
-
     return _from_table(read_table(data, limits), Path(path) if path is not None else None)
 
 
-def _from_table(table: Any, path: Path | None) -> Dataset:
+def _from_table(table: Table, path: Path | None) -> Dataset:
     schema = table.schema
     return Dataset(
         columns=schema.columns,

@@ -86,8 +86,8 @@ class CanonicalJsonError(MlError, ValueError):
     """A value cannot be written as canonical JSON (NaN, infinity, a non-string key...).
 
     The one error for it in the project: :mod:`ml.hashing` raises it, and so do
-    ``ledger.receipts``' input and output hashes, which use the same encoder. Also raised for a
-    malformed hex digest (:func:`ml.hashing.from_hex`).
+    ``ledger.formats.receipts``' input and output hashes, which use the same encoder. Also raised
+    for a malformed hex digest (:func:`ml.hashing.from_hex`).
     """
 
     code = "canonical-json"

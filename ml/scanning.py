@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Literal
 
 from ml import _scan_engines
 from ml._scan_engines import Engine, Tail
-from ml.datasets import Column, ColumnType, Limits, Value, compute_schema_hash
+from ml.columns import Column, ColumnType, Limits, Value, compute_schema_hash
 from ml.errors import DatasetChanged, EmptyFile, TooLarge
 from ml.hashing import to_hex
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger._paths import REPO_ROOT
+from ledger.chain._paths import REPO_ROOT
 
 EAS = REPO_ROOT / "bench" / "node_modules" / "@ethereum-attestation-service" / "eas-contracts"
 

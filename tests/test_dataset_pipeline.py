@@ -1,10 +1,11 @@
 """Registration at real size, below the service: stage → scan → row index → commit → row proof.
 
-``register`` and ``row_proof`` below are the composition api/service/datasets.py is meant to use
-(ml and ledger may not import each other, so the service joins them). The old path is the one
+``register`` and ``row_proof`` below run the service's own steps (``index_file``,
+``open_row_index``, ``prove_row`` in api/service/datasets.py, which joins ml and ledger since
+they may not import each other), without a chain. The old path is the one
 the service had: parse the whole file in memory (tests/ml/_datasets_v1.py), then build the
-StandardMerkleTree in memory (ledger.rows). For every kind of file both paths must give the same
-content hash, schema hash and rows root, and proofs from the on-disk index must verify, in
+StandardMerkleTree in memory (ledger.formats.rows). For every kind of file both paths must give the
+same content hash, schema hash and rows root, and proofs from the on-disk index must verify, in
 Python and with @openzeppelin/merkle-tree.
 """
 
@@ -12,19 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ledger.merkle import verify_proof
-from ledger.row_index import RowIndex, RowIndexBuilder, RowIndexCorrupt, RowIndexInfo
-from ledger.rows import ROW_LEAF_ENCODING, rows_root
-from ledger.store import ArtifactStore
-from ml.datasets import Column, Limits, parse_dataset
-from ml.hashing import canonical_json, to_hex
-from ml.scanning import Scan, read_rows, scan_file
+from api.service.datasets import index_file, open_row_index, prove_row
+from ledger.formats.merkle import verify_proof
+from ledger.formats.rows import ROW_LEAF_ENCODING, rows_root
+from ledger.storage.artifacts import ArtifactStore
+from ml.datasets import Limits, parse_dataset
+from ml.hashing import to_hex
+from ml.scanning import Scan
 from ml.transforms import TransformSpec, derive_file
 from tests.ledger._merkle_js import js_json, run_js
 from tests.ml._datasets_v1 import parse_dataset_v1
@@ -37,25 +38,12 @@ PINNED_CSV = (
 )
 
 
-def _index(store: ArtifactStore, path: Path, limits: Limits) -> tuple[Scan, RowIndexInfo]:
-    """Both passes over a file and its row index, built in the store's scratch area."""
-    built = store.scratch_path(".rows")
-    with RowIndexBuilder(built) as rows:
-        scan = scan_file(path, limits, digests=rows.add)
-        info = rows.finish(
-            content=scan.content_hash,
-            locators=scan.locators,
-            locator_stride=scan.locator_stride,
-            extra=canonical_json([column.to_json() for column in scan.columns]),
-        )
-    return scan, info
-
-
 def register(store: ArtifactStore, stream: Any, limits: Limits = Limits()) -> tuple[Scan, str]:
-    """What Datasets.register does before its transaction: returns the scan and rows root."""
+    """What Datasets.register does before its transaction (the service's own index_file; the
+    check for bytes registered already needs the chain): returns the scan and rows root."""
     staged = store.stage(stream, max_bytes=limits.max_bytes)
     try:
-        scan, info = _index(store, staged.path, limits)
+        scan, info = index_file(store, staged.path, limits)
     except BaseException:
         store.discard(staged)
         raise
@@ -65,29 +53,10 @@ def register(store: ArtifactStore, stream: Any, limits: Limits = Limits()) -> tu
 
 
 def row_proof(store: ArtifactStore, content_hash: str, index: int) -> dict[str, Any]:
-    """What Datasets.row_proof does: a few reads of the index and of the file, no tree built."""
-    try:
-        rows = RowIndex(store.rows_path(content_hash))
-    except (FileNotFoundError, RowIndexCorrupt):  # registered before indexes existed, or damaged
-        _, info = _index(store, store.verified_path(content_hash), Limits())
-        store.commit_rows(content_hash, info.path)
-        rows = RowIndex(store.rows_path(content_hash))
-    with rows:
-        columns = [Column(c["name"], c["type"]) for c in json.loads(rows.extra)]
-        offset, skip = rows.locator(index)
-        [(values, digest)] = read_rows(
-            store.path_of(content_hash), columns, offset=offset, skip=skip, count=1
-        )
-        proof = rows.proof(index, digest)
-        return {
-            "index": index,
-            "row": list(values),
-            "row_digest": to_hex(digest),
-            "leaf": to_hex(rows.leaf_hash(index, digest)),
-            "proof": [to_hex(p) for p in proof],
-            "root": to_hex(rows.root),
-            "leaf_encoding": list(ROW_LEAF_ENCODING),
-        }
+    """What Datasets.row_proof does, through the service's own functions: the row index
+    (rebuilt when missing or damaged), then a few reads of it and of the file."""
+    with open_row_index(store, content_hash, Limits(), nullcontext) as rows:
+        return prove_row(store, rows, content_hash, index).model_dump()
 
 
 @pytest.fixture

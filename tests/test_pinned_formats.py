@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.receipts import ReceiptDomain, ReceiptSigner, input_hash
-from ledger.rows import rows_root
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, input_hash
+from ledger.formats.rows import rows_root
 from ml.datasets import parse_dataset
 from ml.hashing import canonical_json, to_hex
 from ml.training import train

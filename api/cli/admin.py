@@ -26,7 +26,7 @@ from api.cli._service import ApiCall, check, service_command
 if TYPE_CHECKING:
     from api.auth import KeyStore
     from api.settings import Settings
-    from ledger.backends.base import ChainBackend
+    from ledger.chain.backends.base import ChainBackend
 
 __all__ = [
     "deploy",
@@ -51,8 +51,8 @@ def keystore_create(
 ) -> None:
     """Create a new key in an encrypted JSON keystore; the password comes from
     $PROVENANCE_KEYSTORE_PASSWORD or the file named by $PROVENANCE_KEYSTORE_PASSWORD_FILE."""
+    from ledger.chain.keys import create_keystore, read_password
     from ledger.errors import LedgerError
-    from ledger.keys import create_keystore, read_password
 
     if path.exists():
         raise CommandFailed(f"{path} exists; refusing to overwrite a key")
@@ -71,10 +71,10 @@ def deploy(
 ) -> None:
     """Deploy the committed contract artifact and write the deployment record that
     `serve` uses with PROVENANCE_CHAIN=rpc."""
-    from ledger.backends.rpc import RpcBackend
-    from ledger.deployment import Deployment, deploy_ledger
+    from ledger.chain.backends.rpc import RpcBackend
+    from ledger.chain.deployment import Deployment, deploy_ledger
+    from ledger.chain.keys import load_keystore, read_password
     from ledger.errors import LedgerError
-    from ledger.keys import load_keystore, read_password
 
     record = data_dir / "deployment.json"
     try:
@@ -92,10 +92,10 @@ def deploy(
 def _open_chain(settings: Settings) -> ChainBackend:
     """The chain a service with ``settings`` runs on (the index only reads from it)."""
     if settings.chain == "embedded":
-        from ledger.backends.embedded import EmbeddedBackend
+        from ledger.chain.backends.embedded import EmbeddedBackend
 
         return EmbeddedBackend(settings.data_dir / "chain")
-    from ledger.backends.rpc import RpcBackend
+    from ledger.chain.backends.rpc import RpcBackend
 
     assert settings.rpc_url is not None  # checked by Settings
     return RpcBackend(
@@ -112,9 +112,9 @@ def index_rebuild(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
     from eth_account import Account
 
     from api.settings import Settings
-    from ledger.deployment import connect_ledger
+    from ledger.chain.deployment import connect_ledger
     from ledger.errors import LedgerError
-    from ledger.index import LedgerIndex
+    from ledger.index.sqlite import LedgerIndex
 
     record = data_dir / "deployment.json"
     if not record.exists():  # checked first, so a mistyped directory gets no empty chain

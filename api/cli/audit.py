@@ -49,7 +49,7 @@ _SHOWN_FAILURES = 20
 
 
 def _read_file(path: Path) -> list[Any]:
-    from ledger.receipts import ReceiptError
+    from ledger.formats.receipts import ReceiptError
     from ledger.verify import receipt_documents
 
     try:

@@ -3,8 +3,8 @@
 It trusts nothing but the node it is given: no service, no index, no API. It is what an auditor
 runs, often, so it must start fast: the ``ledger`` modules are imported inside the command, and
 nothing on its path imports web3, scikit-learn, skops, FastAPI or httpx (``tests/api/
-test_cli_imports.py`` holds it to that): the node is read with :mod:`ledger.chain_reader` over
-the standard library's HTTP client.
+test_cli_imports.py`` holds it to that): the node is read with :mod:`ledger.reading.chain_reader`
+over the standard library's HTTP client.
 
 The blocks a bundle or an anchored receipt names are where its events are looked for first;
 each is checked against the event found there (``block_hints``), never trusted, and a chain is
@@ -35,8 +35,8 @@ from api.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from ledger.chain_facts import ChainFacts
-    from ledger.receipts import Receipt
+    from ledger.formats.receipts import Receipt
+    from ledger.reading.chain_facts import ChainFacts
     from ledger.verify import Anchoring, BlockClaims
 
 __all__ = [
@@ -88,7 +88,7 @@ class _Evidence:
 def _read_evidence(path: Path, contract: str | None, input_file: Path | None) -> _Evidence:
     """The receipt, its anchoring, the blocks it names, the contract and the input row, each
     checked for form."""
-    from ledger.receipts import ReceiptError
+    from ledger.formats.receipts import ReceiptError
     from ledger.verify import BlockClaims, evidence_from_document
 
     document = read_json(path)
@@ -117,9 +117,9 @@ def chain_facts(rpc_url: str, contract: str, *, deploy_block: int = 0) -> ChainF
 
     A bundle's deployment block only bounds scans: a wrong one can hide events (failing
     checks), never invent them."""
-    from ledger._jsonrpc import HttpTransport
-    from ledger.chain_facts import ChainFacts
-    from ledger.chain_reader import LedgerReader
+    from ledger.reading._jsonrpc import HttpTransport
+    from ledger.reading.chain_facts import ChainFacts
+    from ledger.reading.chain_reader import LedgerReader
 
     try:
         transport = HttpTransport(rpc_url, timeout=30)
@@ -136,8 +136,8 @@ def chain_facts(rpc_url: str, contract: str, *, deploy_block: int = 0) -> ChainF
 def node_errors() -> Iterator[None]:
     """Turn the node's failures into a command's: unreachable (or not answering JSON-RPC) is
     exit 2, an address where no ledger answers (or any other refusal) is exit 1."""
-    from ledger._jsonrpc import NodeError
     from ledger.errors import ChainUnavailable, LedgerError
+    from ledger.reading._jsonrpc import NodeError
 
     try:
         yield
@@ -151,7 +151,7 @@ def _check_on_chain(
     evidence: _Evidence, rpc_url: str, artifacts: Path | None, clock_tolerance: int
 ) -> dict[str, Any]:
     """The verification report of ``evidence`` against the node at ``rpc_url``."""
-    from ledger.store import ArtifactStore
+    from ledger.storage.artifacts import ArtifactStore
     from ledger.verify import verify_receipt
 
     facts = chain_facts(rpc_url, evidence.contract, deploy_block=evidence.deploy_block)

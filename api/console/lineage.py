@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from api.console._common import page_hash, service_of
 from api.console._render import render
 from api.deps import ReadAccess
-from ledger.lineage import LineageGraph, LineageNode
+from ledger.index.lineage import LineageGraph, LineageNode
 
 __all__ = ["node_href", "router"]
 

@@ -17,7 +17,7 @@ from api.console._render import render
 from api.deps import ReadAccess
 from api.errors import UnknownRow
 from ledger.errors import LedgerError
-from ledger.merkle import leaf_hash, verify_proof
+from ledger.formats.merkle import leaf_hash, verify_proof
 
 __all__ = ["router"]
 

@@ -18,7 +18,7 @@ from api.console._common import page_hash, service_of
 from api.console._render import json_text, render
 from api.deps import ReadAccess
 from api.schemas import ReportPublic
-from ledger.receipts import ReceiptError
+from ledger.formats.receipts import ReceiptError
 
 __all__ = ["router"]
 

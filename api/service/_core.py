@@ -2,7 +2,7 @@
 write pipeline, the caches, and the per-record write locks. :func:`open_core` is the one place
 that opens them.
 
-Writes go through one :class:`~ledger.write_pipeline.WritePipeline`, which answers from the
+Writes go through one :class:`~ledger.writes.pipeline.WritePipeline`, which answers from the
 node's own receipt. :meth:`Core.catch_up` then syncs the index once for every request of that
 round (it does nothing when another request's sync already covered the block), so a request is
 answered with its record indexed and the indexed reads keep working if the chain goes away
@@ -24,26 +24,28 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from eth_account.signers.local import LocalAccount
 
 from api.errors import Misconfigured
 from api.service.lineage_events import LineageEvents
 from api.settings import Settings
-from ledger._tx_journal import TxJournal
-from ledger.anchoring import Anchorer
-from ledger.backends.base import ChainBackend
-from ledger.client import LedgerClient
-from ledger.deployment import connect_ledger
+from ledger.chain.backends.base import ChainBackend
+from ledger.chain.client import LedgerClient
+from ledger.chain.deployment import connect_ledger
+from ledger.chain.keys import load_keystore, load_or_create_key, read_password
 from ledger.errors import ChainUnavailable
-from ledger.index import EventIndex, IndexedDataset, IndexedModel, LedgerIndex, Registration
-from ledger.keys import load_keystore, load_or_create_key, read_password
-from ledger.receipt_book import ReceiptBook, ReceiptStore
-from ledger.receipts import ReceiptDomain, ReceiptSigner
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain
+from ledger.index.base import IndexedRecord, RecordKindName, indexed_record
+from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, LedgerIndex, Registration
 from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex
-from ledger.store import ArtifactStore
-from ledger.write_pipeline import Included, WritePipeline
+from ledger.storage.artifacts import ArtifactStore
+from ledger.storage.receipt_book import ReceiptBook, ReceiptStore
+from ledger.writes._journal import TxJournal
+from ledger.writes.anchoring import Anchorer
+from ledger.writes.pipeline import Included, WritePipeline
 from ml.training_pool import TrainingPool, shared_pool
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("provenance.service")
+_MAX_SYNC_DELAY = 5.0  # seconds between the follower's sync attempts while they fail
 
 SERVICE_FUNDING = 1_000 * 10**18  # wei the embedded chain's faucet gives the service key
 T = TypeVar("T")
@@ -144,6 +147,10 @@ class Core:
     _stop: threading.Event = field(default_factory=threading.Event)
     _catching_up: threading.Lock = field(default_factory=threading.Lock)
     _follower: threading.Thread | None = None
+    # The follower's last failure that was not the chain being away (a mismatched or broken
+    # index, a bug): while it stands, reads re-try the sync themselves rather than answer
+    # from an index that has stopped following the chain.
+    _sync_failure: BaseException | None = None
 
     @property
     def domain(self) -> ReceiptDomain:
@@ -159,7 +166,15 @@ class Core:
 
         With the chain away, reads answer from the index as it stands (it is a cache of the
         chain, and what this process wrote since is found by :meth:`dataset` and
-        :meth:`model`): an unreachable node must not take the indexed reads down with it."""
+        :meth:`model`): an unreachable node must not take the indexed reads down with it. Any
+        other failure of the follower's sync (the index no longer matches the chain, say) is
+        not served around: each read syncs again and raises what the sync raises."""
+        if self._sync_failure is not None:
+            with self._catching_up:
+                if self._sync_failure is not None:
+                    self.sync()  # raises while the index cannot follow the chain
+                    self._sync_failure = None
+                    return
         written = self.writes.last_block
         if written is None or (self.index.last_block or -1) >= written:
             return
@@ -171,26 +186,29 @@ class Core:
             except ChainUnavailable as exc:
                 log.warning("reading a lagging index, the chain is away: %s", exc)
 
-    def dataset(self, content_hash: str) -> IndexedDataset | None:
-        """The dataset registered under ``content_hash``: from the index, or from this
-        process's own write the index has not caught up with yet; None if neither has it."""
-        indexed = self.index.dataset(content_hash)
+    def record(self, kind: RecordKindName | None, record_hash: str) -> IndexedRecord | None:
+        """The record of ``kind`` (any kind when None) under ``record_hash``: from the index,
+        or from this process's own write the index has not caught up with yet; None if
+        neither has it. The one lookup by hash of the service parts and the console."""
+        indexed = indexed_record(self.index, kind, record_hash)
         if indexed is not None:
             return indexed
-        recent = self.writes.recent(hash_hex(content_hash))
-        if recent is not None and isinstance(recent.event, DatasetRegistered):
+        recent = self.writes.recent(hash_hex(record_hash))
+        if recent is None:
+            return None
+        if kind in (None, "dataset") and isinstance(recent.event, DatasetRegistered):
             return indexed_dataset(recent)
-        return None
-
-    def model(self, model_hash: str) -> IndexedModel | None:
-        """The model registered under ``model_hash`` (see :meth:`dataset`)."""
-        indexed = self.index.model(model_hash)
-        if indexed is not None:
-            return indexed
-        recent = self.writes.recent(hash_hex(model_hash))
-        if recent is not None and isinstance(recent.event, ModelRegistered):
+        if kind in (None, "model") and isinstance(recent.event, ModelRegistered):
             return indexed_model(recent)
         return None
+
+    def dataset(self, content_hash: str) -> IndexedDataset | None:
+        """The dataset registered under ``content_hash`` (see :meth:`record`)."""
+        return cast(IndexedDataset | None, self.record("dataset", content_hash))
+
+    def model(self, model_hash: str) -> IndexedModel | None:
+        """The model registered under ``model_hash`` (see :meth:`record`)."""
+        return cast(IndexedModel | None, self.record("model", model_hash))
 
     def json_artifact(self, digest: str) -> Any:
         """A JSON document from the store (re-hashed), or None if the store lacks it."""
@@ -207,11 +225,25 @@ class Core:
     def _follow_chain(self, every: float = 1.0) -> None:
         """Keep the index caught up with writes this process did not make (anchoring, other
         services on the same node) without any request having to wait for it."""
-        while not self._stop.wait(every):
+        delay, failing, last = every, 0, None
+        while not self._stop.wait(delay):
             try:
                 self.sync()
-            except Exception as exc:  # the chain may be away; the next round retries
-                log.warning("index sync failed: %s", exc)
+            except Exception as exc:
+                away = isinstance(exc, ChainUnavailable)  # the index is a cache: it answers
+                self._sync_failure = None if away else exc
+                if type(exc) is not last:  # once per kind of failure, not once a second
+                    if away:
+                        log.warning("index sync: the chain is away, retrying: %s", exc)
+                    else:
+                        log.exception("index sync failed; reads re-try it until it succeeds")
+                failing, last = failing + 1, type(exc)
+                delay = min(delay * 2, _MAX_SYNC_DELAY)  # back off while it keeps failing
+            else:
+                if failing:
+                    log.warning("index sync recovered after %d failed rounds", failing)
+                self._sync_failure = None
+                delay, failing, last = every, 0, None
 
     def close(self) -> None:
         self.training.cancel(self)  # a training in flight must not hold the shutdown up
@@ -229,14 +261,14 @@ class Core:
 def open_backend(settings: Settings) -> tuple[ChainBackend, LocalAccount]:
     """The chain backend and the service's signing key, as the settings say."""
     if settings.chain == "embedded":
-        from ledger.backends.embedded import EmbeddedBackend
+        from ledger.chain.backends.embedded import EmbeddedBackend
 
         backend: ChainBackend = EmbeddedBackend(settings.data_dir / "chain")
         account = load_or_create_key(settings.data_dir / "service.key")
         if backend.w3.eth.get_balance(account.address) < SERVICE_FUNDING // 10:
             backend.fund(account.address, SERVICE_FUNDING)
         return backend, account
-    from ledger.backends.rpc import RpcBackend
+    from ledger.chain.backends.rpc import RpcBackend
 
     if settings.keystore is None or settings.rpc_url is None:
         raise Misconfigured("PROVENANCE_KEYSTORE and PROVENANCE_RPC_URL are needed for chain=rpc")
@@ -253,7 +285,7 @@ def open_backend(settings: Settings) -> tuple[ChainBackend, LocalAccount]:
 def open_writes(settings: Settings, client: LedgerClient) -> WritePipeline:
     """The write pipeline for this backend: journaled on RPC nodes, whose pools hold a
     transaction across a crash, and with whatever a previous run left in flight sent again
-    before any new write takes a nonce (see :mod:`ledger.write_pipeline`)."""
+    before any new write takes a nonce (see :mod:`ledger.writes.pipeline`)."""
     embedded = settings.chain == "embedded"
     writes = WritePipeline(
         client,

@@ -18,8 +18,8 @@ from api.schemas import (
     Role,
 )
 from api.service._core import Core
-from ledger.fsck import fsck
-from ledger.write_pipeline import RoleInput
+from ledger.index.fsck import fsck
+from ledger.writes.pipeline import RoleInput
 
 __all__ = ["Admin"]
 

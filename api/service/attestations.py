@@ -31,10 +31,10 @@ from ledger.attest.intoto import (
     sign_statement,
 )
 from ledger.attest.key import AttestationKey, KeyBinding
+from ledger.chain.keys import read_password
 from ledger.errors import UnknownRecord
-from ledger.indexed import IndexedDataset, IndexedModel
-from ledger.keys import read_password
-from ledger.receipts import ReceiptDomain
+from ledger.formats.receipts import ReceiptDomain
+from ledger.index.base import IndexedDataset, IndexedModel
 
 __all__ = ["Attestations", "NoAttestation", "open_attestation_key"]
 

@@ -29,8 +29,8 @@ from api.service._core import Core
 from api.service.views import batch_view, chain_fields, dataset_view, model_view
 from ledger.ancestry import AncestorFacts, walk_ancestry
 from ledger.errors import UnknownBatch, UnknownDataset, UnknownModel, UnknownRecord
-from ledger.indexed import IndexedBatch, IndexedDataset, IndexedModel, IndexedRecord
-from ledger.lineage import Direction, LineageEdge, LineageGraph, LineageNode, lineage
+from ledger.index.base import IndexedBatch, IndexedDataset, IndexedModel, IndexedRecord
+from ledger.index.lineage import Direction, LineageEdge, LineageGraph, LineageNode, lineage
 from ledger.records import hash_hex
 
 __all__ = [
@@ -284,13 +284,17 @@ class Browse:
         return kind
 
     def _dataset(self, content_hash: str) -> IndexedDataset:
-        found = self._core.index.dataset(content_hash)
+        # as the API reads it: the index caught up with this process's writes, or the write
+        # itself while the index lags (the node away), so a page answers where /v1 answers
+        self._core.catch_up()
+        found = self._core.dataset(content_hash)
         if found is None:
             raise UnknownDataset(f"no dataset is registered under {content_hash}")
         return found
 
     def _model(self, model_hash: str) -> IndexedModel:
-        found = self._core.index.model(model_hash)
+        self._core.catch_up()  # as _dataset
+        found = self._core.model(model_hash)
         if found is None:
             raise UnknownModel(f"no model is registered under {model_hash}")
         return found
@@ -304,11 +308,7 @@ class Browse:
         return found
 
     def _record(self, record_hash: str) -> IndexedRecord:
-        index = self._core.index
-        kind = index.kind_of(record_hash)
-        found = {"dataset": index.dataset, "model": index.model, "batch": index.batch}.get(
-            kind or "", lambda _: None
-        )(record_hash)
+        found = self._core.record(None, record_hash)
         if found is None:
             raise UnknownRecord(f"no record is registered under {record_hash}")
         return found

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import attr
 
 from api.schemas import DatasetPublic, ModelPublic
-from ledger.receipts import ReceiptDomain
+from ledger.formats.receipts import ReceiptDomain
 
 __all__ = ["LineageEvents", "ProvenanceLedgerRunFacet"]
 

@@ -10,10 +10,10 @@ from api.service._core import Core, Written, indexed_model
 from api.service.datasets import Datasets
 from api.service.views import model_view
 from ledger.errors import AlreadyRegistered, UnknownModel
-from ledger.index import IndexedModel
+from ledger.index.sqlite import IndexedModel
 from ledger.records import ModelInput
-from ledger.store import ArtifactCorrupted
-from ledger.write_pipeline import Included
+from ledger.storage.artifacts import ArtifactCorrupted
+from ledger.writes.pipeline import Included
 from ml.errors import DatasetChanged
 from ml.hashing import to_hex
 from ml.training import TrainedModel, training_request

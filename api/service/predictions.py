@@ -10,9 +10,9 @@ from api.schemas import PredictPublic, ReceiptPublic
 from api.service._core import Core
 from api.service.models import Models
 from ledger.errors import RecordRevoked
-from ledger.lineage import first_revoked_ancestor
-from ledger.receipt_book import StoredReceipt
-from ledger.receipts import input_hash
+from ledger.formats.receipts import input_hash
+from ledger.index.lineage import first_revoked_ancestor
+from ledger.storage.receipt_book import StoredReceipt
 from ml.artifacts import LoadedModel, load_model
 from ml.hashing import to_hex
 

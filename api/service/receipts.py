@@ -13,8 +13,8 @@ from api.schemas.receipts import ReceiptsPublic
 from api.service._core import Core
 from api.service.verification import Verification
 from ledger.errors import UnknownBatch
-from ledger.lineage import lineage, to_prov
-from ledger.receipt_book import BatchExport, StoredReceipt
+from ledger.index.lineage import lineage, to_prov
+from ledger.storage.receipt_book import BatchExport, StoredReceipt
 
 __all__ = ["BUNDLE_FORMAT", "EXPORT_CHUNK", "Receipts"]
 

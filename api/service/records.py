@@ -6,8 +6,8 @@ from api.schemas import LineagePublic, ProvDocument, RecordPublic
 from api.service._core import Core
 from api.service.views import record_view
 from ledger.errors import UnknownRecord
-from ledger.lineage import Direction, LineageGraph, lineage, to_prov
-from ledger.write_pipeline import RevokeInput
+from ledger.index.lineage import Direction, LineageGraph, lineage, to_prov
+from ledger.writes.pipeline import RevokeInput
 
 __all__ = ["Records"]
 
@@ -31,11 +31,8 @@ class Records:
         return kind
 
     def get(self, record_hash: str) -> RecordPublic:
-        index = self._core.index
         kind = self.kind_of(record_hash)
-        indexed = {"dataset": index.dataset, "model": index.model, "batch": index.batch}.get(
-            kind or "", lambda _: None
-        )(record_hash)
+        indexed = None if kind is None else self._core.record(kind, record_hash)
         if indexed is None:
             raise UnknownRecord(f"no record is registered under {record_hash}")
         return record_view(self._core, indexed)

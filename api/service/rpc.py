@@ -13,8 +13,9 @@ Anyone may call it, so it is bounded like a public node (every bound is a settin
   seconds each; one request (a whole batch) at most ``rpc_request_timeout``;
 * ``eth_getLogs`` spans at most ``rpc_max_log_blocks`` blocks and returns at most
   ``rpc_max_logs`` logs; a batch holds at most ``rpc_max_batch`` calls;
-* the calls run on the backend's read node (:meth:`~ledger.backends.base.ChainBackend.read_node`):
-  on the embedded chain, reader processes that never take the lock that writes take.
+* the calls run on the backend's read node
+  (:meth:`~ledger.chain.backends.base.ChainBackend.read_node`): on the embedded chain, reader
+  processes that never take the lock that writes take.
 
 Errors use the standard codes: -32700 parse error, -32600 invalid request, -32601 method not
 found, -32602 invalid params, -32603 internal error, 3 execution reverted (with its data),
@@ -35,7 +36,7 @@ from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFou
 
 from api.service import _rpc_params as p
 from api.service._core import Core
-from ledger.backends.reads import ReadersBusy, ReadLimits, ReadTimeout, read_deadline
+from ledger.chain.backends.reads import ReadersBusy, ReadLimits, ReadTimeout, read_deadline
 from ledger.errors import ChainUnavailable
 
 __all__ = ["LIMIT_EXCEEDED", "REFUSED", "Rpc", "parse_error"]

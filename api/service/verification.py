@@ -2,7 +2,7 @@
 server can add (its artifact store, a re-run or retraining of the model, the anchoring of a
 receipt from its receipt book).
 
-One :class:`~ledger.chain_facts.ChainFacts` serves every verification for the service's
+One :class:`~ledger.reading.chain_facts.ChainFacts` serves every verification for the service's
 lifetime: a batch's anchoring, a model's lineage, a signer's role where a batch was anchored are
 read once, and record states once per head block. Its event lookups start at the blocks the
 service's index gives (trusted: a miss only costs a scan) after the blocks a document claims
@@ -24,8 +24,9 @@ from api.service._core import Core
 from api.service.datasets import Datasets
 from api.service.models import Models
 from api.service.predictions import Predictions
-from ledger.receipts import ReceiptFormatError
-from ledger.row_index import RowIndexBuilder
+from ledger.formats.receipts import ReceiptFormatError
+from ledger.storage.artifacts import StreamTooLarge
+from ledger.storage.row_index import RowIndexBuilder
 from ledger.verify import (
     Anchoring,
     ChainFacts,
@@ -145,7 +146,7 @@ class Verification:
         limit = core.settings.max_upload_bytes
         try:
             staged = core.store.stage(stream, max_bytes=limit)
-        except ValueError:
+        except StreamTooLarge:
             raise TooLarge(limit="max_upload_bytes", maximum=limit) from None
         try:
             text = staged.path.read_bytes()
@@ -188,7 +189,7 @@ class Verification:
         limit = core.settings.max_upload_bytes
         try:
             staged = core.store.stage(stream, max_bytes=limit)
-        except ValueError:
+        except StreamTooLarge:
             raise TooLarge(limit="max_upload_bytes", maximum=limit) from None
         limits = core.settings.dataset_limits()
 

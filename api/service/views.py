@@ -10,7 +10,7 @@ from typing import Any
 
 from api.schemas import BatchPublic, DatasetPublic, ModelPublic, RecordPublic
 from api.service._core import Core
-from ledger.index import IndexedBatch, IndexedDataset, IndexedModel
+from ledger.index.sqlite import IndexedBatch, IndexedDataset, IndexedModel
 from ledger.records import ZERO_HASH
 
 __all__ = ["batch_view", "chain_fields", "dataset_view", "model_view", "record_view"]

@@ -27,9 +27,9 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
-from ledger._files import write_atomic
 from ledger.errors import LedgerError
-from ledger.receipts import ReceiptDomain
+from ledger.formats.receipts import ReceiptDomain
+from ledger.storage._files import write_atomic
 
 __all__ = [
     "AttestationError",

@@ -3,23 +3,23 @@
 Each verifier returns a :class:`Report` of named checks and one verdict (see
 :mod:`ledger.verification.report`). Reports never raise for a bad subject: a forged receipt is
 a finding, not an exception. Only an unreachable chain, or an address where no ledger answers
-(:class:`~ledger.chain_reader.ContractNotFound`), raises.
+(:class:`~ledger.reading.chain_reader.ContractNotFound`), raises.
 
 Everything about lineage is read from the contract (storage for state, events for fields)
-through :class:`~ledger.chain_facts.ChainFacts`, which reads each fact once; the artifact store,
-when given, is only ever compared against hashes taken from the chain.
+through :class:`~ledger.reading.chain_facts.ChainFacts`, which reads each fact once; the artifact
+store, when given, is only ever compared against hashes taken from the chain.
 
 ======================  ==========================================================
 ``report``              :class:`Check`, :class:`Report`
 ``evidence``            what a document claims: :class:`Anchoring`, :class:`BlockClaims`
-``lineage``             record checks shared by all verifiers (revocation, lineage, files)
+``lineage_checks``      record checks shared by all verifiers (revocation, lineage, files)
 ``shared``              what a run's receipts share, checked once (batch, model, signer)
-``receipts``            :func:`verify_receipt`, :func:`verify_receipts` (bulk)
-``records``             :func:`verify_model`, :func:`verify_dataset_bytes` (and ``_file``)
+``receipt_checks``      :func:`verify_receipt`, :func:`verify_receipts` (bulk)
+``record_checks``       :func:`verify_model`, :func:`verify_dataset_bytes` (and ``_file``)
 ======================  ==========================================================
 """
 
-from ledger.chain_facts import ChainFacts
+from ledger.reading.chain_facts import ChainFacts
 from ledger.verification.evidence import (
     Anchoring,
     BlockClaim,
@@ -28,14 +28,18 @@ from ledger.verification.evidence import (
     evidence_from_document,
     receipt_documents,
 )
-from ledger.verification.receipts import (
+from ledger.verification.receipt_checks import (
     DEFAULT_CLOCK_TOLERANCE,
     count_verdicts,
     verify_documents,
     verify_receipt,
     verify_receipts,
 )
-from ledger.verification.records import verify_dataset_bytes, verify_dataset_file, verify_model
+from ledger.verification.record_checks import (
+    verify_dataset_bytes,
+    verify_dataset_file,
+    verify_model,
+)
 from ledger.verification.report import Check, Report, Verdict
 
 __all__ = [

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.receipts import Receipt, ReceiptFormatError, parse_receipt
+from ledger.formats.receipts import Receipt, ReceiptFormatError, parse_receipt
 from ledger.records import hash_hex
 
 __all__ = [

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.chain_facts import ChainFacts, Located
+from ledger.reading.chain_facts import ChainFacts, Located
 from ledger.records import ChainRecord, hash_hex
-from ledger.store import ArtifactStore
+from ledger.storage.artifacts import ArtifactStore
 from ledger.verification.evidence import BlockClaims, ReceiptEvidence
-from ledger.verification.lineage import (
+from ledger.verification.lineage_checks import (
     ModelFacts,
     artifact_check,
     claims_check,

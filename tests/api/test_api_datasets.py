@@ -17,7 +17,7 @@ from eth_utils import keccak
 from fastapi.testclient import TestClient
 
 from api.settings import Settings
-from ledger.merkle import verify_proof
+from ledger.formats.merkle import verify_proof
 from ml.datasets import parse_dataset
 from ml.hashing import to_hex
 from ml.transforms import TransformSpec

@@ -36,7 +36,7 @@ from securesystemslib.signer import SSlibKey
 
 from api.devserver import ServiceProcess
 from ledger.attest.key import AttestationKey
-from ledger.receipts import ReceiptDomain
+from ledger.formats.receipts import ReceiptDomain
 
 pytestmark = pytest.mark.slow
 

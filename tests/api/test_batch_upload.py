@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 
 from api.cli import app as cli
 from api.settings import Settings
-from ledger.backends.rpc import RpcBackend
-from ledger.deployment import deploy_ledger
-from ledger.devnode import AnvilNode
-from ledger.keys import create_keystore
+from ledger.chain.backends.rpc import RpcBackend
+from ledger.chain.deployment import deploy_ledger
+from ledger.chain.devnode import AnvilNode
+from ledger.chain.keys import create_keystore
 from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, upload
 
 MAX_UPLOAD = 4_000  # bytes: small enough that one test file can be over it

@@ -1,7 +1,7 @@
 """The CLI starts fast: ``provenance --help`` imports no ledger, web3 or HTTP client, and
 ``provenance verify`` and ``provenance audit`` against a node import neither scikit-learn nor
 skops, FastAPI, starlette, httpx nor web3 (``import web3`` alone costs about 0.6 s: verification
-reads the node through ``ledger.chain_reader`` instead).
+reads the node through ``ledger.reading.chain_reader`` instead).
 
 Each check runs the real command in a fresh interpreter and reads ``sys.modules`` afterwards
 (never the clock: tests do not assert on wall time; the README's figures come from timing runs).
@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledger.receipts import ReceiptDomain, ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, input_hash
 
 REPO = Path(__file__).resolve().parents[2]
 # never needed by the command under test; each costs from 0.1 s (httpx) to 1 s (scikit-learn)
@@ -83,7 +84,9 @@ def test_verify_against_an_unreachable_node_imports_only_the_ledger(tmp_path: Pa
     args = ["verify", str(bundle), "--rpc-url", "http://127.0.0.1:9"]
     result = run_in_fresh_interpreter(args, tmp_path / "report.json")
     assert result["exit"] == 2  # the node was asked: the whole verification path is imported
-    assert "ledger.verify" in result["modules"] and "ledger.chain_reader" in result["modules"]
+    assert (
+        "ledger.verify" in result["modules"] and "ledger.reading.chain_reader" in result["modules"]
+    )
     assert imported(result, NOT_FOR_VERIFY) == []
 
 
@@ -103,5 +106,7 @@ def test_audit_against_an_unreachable_node_imports_only_the_ledger(tmp_path: Pat
         [*args, "--contract", domain.verifying_contract], tmp_path / "report.json"
     )
     assert result["exit"] == 2  # the node was asked
-    assert "ledger.verify" in result["modules"] and "ledger.chain_reader" in result["modules"]
+    assert (
+        "ledger.verify" in result["modules"] and "ledger.reading.chain_reader" in result["modules"]
+    )
     assert imported(result, NOT_FOR_VERIFY) == []

@@ -275,9 +275,9 @@ def chain_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     `provenance deploy` leaves them."""
     if request.param == "embedded":
         return {}
-    from ledger.backends.rpc import RpcBackend
-    from ledger.deployment import deploy_ledger
-    from ledger.keys import create_keystore
+    from ledger.chain.backends.rpc import RpcBackend
+    from ledger.chain.deployment import deploy_ledger
+    from ledger.chain.keys import create_keystore
 
     node = request.getfixturevalue("anvil_paced_node")
     keystore, password = tmp_path / "key.json", "crash test password"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from api.settings import Settings
-from ledger.devnode import free_port
+from ledger.chain.devnode import free_port
 from tests.api.conftest import authorized_client, train, upload
 
 

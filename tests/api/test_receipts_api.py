@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 
 from api.service._core import Core
 from api.settings import Settings
-from ledger.merkle import leaf_hash, verify_proof
-from ledger.receipts import RECEIPT_LEAF_ENCODING, Receipt, receipt_leaf, typed_data
+from ledger.formats.merkle import leaf_hash, verify_proof
+from ledger.formats.receipts import RECEIPT_LEAF_ENCODING, Receipt, receipt_leaf, typed_data
 from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, train, upload
 
 TIMEOUT = 60.0  # seconds; only ever reached when anchoring is broken

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.cli import app as cli
 from api.settings import Settings
-from ledger.backends.rpc import RpcBackend
-from ledger.client import LedgerClient
-from ledger.deployment import Deployment
-from ledger.devnode import AnvilNode, anvil_binary
-from ledger.keys import create_keystore
+from ledger.chain.backends.rpc import RpcBackend
+from ledger.chain.client import LedgerClient
+from ledger.chain.deployment import Deployment
+from ledger.chain.devnode import AnvilNode, anvil_binary
+from ledger.chain.keys import create_keystore
 from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, train, upload
 
 pytestmark = [

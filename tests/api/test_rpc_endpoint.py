@@ -12,8 +12,8 @@ from web3 import Web3
 
 from api.devserver import ServiceProcess
 from api.settings import Settings
-from ledger._paths import NODE_MODULES
-from ledger.artifact import load_artifact
+from ledger.chain._paths import NODE_MODULES
+from ledger.chain.contract_artifact import load_artifact
 from tests.api.conftest import assert_problem, authorized_client, upload
 
 CAST = NODE_MODULES / "@foundry-rs" / "cast-linux-amd64" / "bin" / "cast"

@@ -16,7 +16,7 @@ import httpx
 from prov.model import ProvDocument
 
 from api.devserver import ServiceProcess
-from ledger.merkle import verify_proof
+from ledger.formats.merkle import verify_proof
 
 RAW_CSV = (
     "x1,x2,y\n"

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from api.devserver import ServiceProcess
-from ledger.backends.rpc import RpcBackend
-from ledger.client import LedgerClient
+from ledger.chain.backends.rpc import RpcBackend
+from ledger.chain.client import LedgerClient
 
 SOAK_SECONDS = 12.0
 WRITE_P99_BOUND = 10.0  # seconds

@@ -19,7 +19,8 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from api.service._core import Core
-from ledger.receipts import ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import input_hash
 from tests.api.conftest import assert_problem, train, upload
 
 RAW_CSV = (

@@ -13,8 +13,9 @@ from typing import Any
 
 from eth_account import Account
 
-from ledger.keys import load_or_create_key
-from ledger.receipts import ReceiptDomain, ReceiptSigner, input_hash
+from ledger.chain.keys import load_or_create_key
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, input_hash
 from tests.console._world import ROW, World
 
 __all__ = ["CASE_NAMES", "Case", "cases"]

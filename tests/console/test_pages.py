@@ -17,7 +17,7 @@ from api.app import create_app
 from api.console._render import ASSET_VERSIONS, asset_url
 from api.service.browse import cut_to_depth
 from api.settings import Settings
-from ledger.lineage import LineageEdge, LineageGraph, LineageNode
+from ledger.index.lineage import LineageEdge, LineageGraph, LineageNode
 from tests.console._world import World, build_world
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger import build
-from ledger._paths import ARTIFACT_PATH, CONTRACTS_DIR, NODE_MODULES
-from ledger.artifact import load_artifact
+from ledger.chain import build
+from ledger.chain._paths import ARTIFACT_PATH, CONTRACTS_DIR, NODE_MODULES
+from ledger.chain.contract_artifact import load_artifact
 
 pytestmark = pytest.mark.skipif(
     not (NODE_MODULES / "solc").is_dir(), reason="solc-js missing: run `npm ci --prefix contracts`"

@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
-from ledger import deployment
-from ledger.artifact import load_artifact
-from ledger.deployment import Deployment, connect_ledger, deploy_ledger
+from ledger.chain import deployment
+from ledger.chain.contract_artifact import load_artifact
+from ledger.chain.deployment import Deployment, connect_ledger, deploy_ledger
 from ledger.errors import DeploymentMismatch
 
 

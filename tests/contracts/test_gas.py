@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from eth_utils import keccak
 
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.client import LedgerClient
+from ledger.chain.backends.embedded import EmbeddedBackend
+from ledger.chain.client import LedgerClient
 from ledger.records import ZERO_HASH, AnchorInput, DatasetInput, ModelInput, hash_hex
 
 SNAPSHOT = Path(__file__).with_name("gas_snapshot.json")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from eth_utils import keccak
 
-from ledger.client import REGISTRAR_ROLE
+from ledger.chain.client import REGISTRAR_ROLE
 from ledger.errors import (
     AlreadyRevoked,
     BatchAlreadyAnchored,

@@ -1,8 +1,8 @@
 """One-off signing and a raising self-check of a receipt, for the receipt tests only.
 
-The service signs through a long-lived :class:`ledger.receipts.ReceiptSigner` and verifies
-through :func:`ledger.verify.verify_receipt` (a report of named checks against the chain); these
-two shortcuts were production code used by nothing but tests, so they live here now.
+The service signs through a long-lived :class:`ledger.formats.receipt_signing.ReceiptSigner`
+and verifies through :func:`ledger.verify.verify_receipt` (a report of named checks against the
+chain); these two shortcuts were production code used by nothing but tests, so they live here now.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from ledger.receipts import Receipt, ReceiptDomain, ReceiptError, ReceiptSigner, recover_signer
+from ledger.formats.receipt_signing import ReceiptSigner, recover_signer
+from ledger.formats.receipts import Receipt, ReceiptDomain, ReceiptError
 
 __all__ = ["SignerMismatch", "sign_receipt", "verify_receipt"]
 

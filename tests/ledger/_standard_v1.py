@@ -1,13 +1,13 @@
 """The npm library's ``standard-v1`` JSON (its ``tree.dump()`` and ``StandardMerkleTree.load``).
 
 The service never serialises a tree (it stores roots and proofs), so this lives with the tests,
-which use it to cross-check ``ledger.merkle`` with ``@openzeppelin/merkle-tree`` in both
+which use it to cross-check ``ledger.formats.merkle`` with ``@openzeppelin/merkle-tree`` in both
 directions: our tree dumped here must equal the library's dump value for value, and the
 library's dump loaded here must give our tree back.
 
 :func:`load` re-hashes every leaf with ``eth_abi`` + ``eth_hash`` and every inner node with
-``eth_hash``, not with ``ledger.merkle``'s own encoder and hashers, so a dump that loads is an
-independent check of both implementations. :func:`dump` reads the tree's node array and leaf
+``eth_hash``, not with ``ledger.formats.merkle``'s own encoder and hashers, so a dump that loads is
+an independent check of both implementations. :func:`dump` reads the tree's node array and leaf
 positions, which are private: the format *is* that array, and production has no other use for it.
 """
 
@@ -22,7 +22,7 @@ from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
-from ledger.merkle import InvalidTreeError, StandardMerkleTree
+from ledger.formats.merkle import InvalidTreeError, StandardMerkleTree
 from ml.hashing import to_hex
 
 __all__ = ["FORMAT", "dump", "load"]
@@ -84,7 +84,7 @@ def load(data: Mapping[str, Any] | str | bytes) -> StandardMerkleTree:
     Raises:
         InvalidTreeError: the format is unknown, a field is missing or malformed, or a node or
             leaf does not hash to what it should.
-        LeafEncodingError: the leaf encoding has a type ``ledger.merkle`` does not support.
+        LeafEncodingError: the leaf encoding has a type ``ledger.formats.merkle`` does not support.
     """
     if isinstance(data, str | bytes):
         try:

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from ledger.anchoring import Anchorer, ReceiptBook
-from ledger.client import LedgerClient
+from ledger.chain.client import LedgerClient
 from ledger.errors import UnknownRecord
-from ledger.receipts import Receipt, ReceiptDomain, ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import Receipt, ReceiptDomain, input_hash
 from ledger.records import ZERO_HASH, hash_hex
-from ledger.store import ArtifactStore
+from ledger.storage.artifacts import ArtifactStore
 from ledger.verify import (
     Anchoring,
     BlockClaims,
@@ -30,6 +30,7 @@ from ledger.verify import (
     verify_receipt,
     verify_receipts,
 )
+from ledger.writes.anchoring import Anchorer, ReceiptBook
 from tests.conftest import Deployed
 
 __all__ = [

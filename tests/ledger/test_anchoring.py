@@ -1,4 +1,4 @@
-"""ledger.anchoring on a real chain (embedded and anvil): the receipt book and the anchorer.
+"""ledger.writes.anchoring on a real chain (embedded and anvil): the receipt book and the anchorer.
 
 Batches form by size, by age, and per model, and the batches due together share one
 transaction through the write pipeline; a crash anywhere between planning a batch and
@@ -21,14 +21,16 @@ from typing import Any
 
 import pytest
 
-from ledger import anchoring, receipt_book
-from ledger.anchoring import Anchorer, ReceiptBook
-from ledger.client import LedgerClient
+from ledger.chain.client import LedgerClient
 from ledger.errors import ChainUnavailable, TransactionFailed
-from ledger.merkle import verify_proof
-from ledger.receipt_book import ReceiptStore
-from ledger.receipts import Receipt, ReceiptDomain, ReceiptSigner, input_hash
+from ledger.formats.merkle import verify_proof
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import Receipt, ReceiptDomain, input_hash
 from ledger.records import PredictionsAnchored
+from ledger.storage import receipt_book
+from ledger.storage.receipt_book import ReceiptStore
+from ledger.writes import anchoring
+from ledger.writes.anchoring import Anchorer, ReceiptBook
 from ml.hashing import to_hex
 from tests.conftest import Deployed
 

@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 
 from ledger.attest.key import AttestationError, AttestationKey, KeyBinding, check_binding
-from ledger.receipts import ReceiptDomain
+from ledger.formats.receipts import ReceiptDomain
 
 DOMAIN = ReceiptDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 

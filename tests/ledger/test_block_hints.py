@@ -72,7 +72,7 @@ def test_role_history_is_scanned_incrementally(deployed, monkeypatch):
 def test_the_index_keeps_role_changes_so_only_newer_blocks_are_scanned(
     deployed, tmp_path, monkeypatch
 ):
-    from ledger.index import LedgerIndex
+    from ledger.index.sqlite import LedgerIndex
 
     admin, newcomer = deployed.admin, deployed.chain.account().address
     admin.grant_registrar(newcomer)
@@ -196,7 +196,7 @@ def test_a_wrong_anchoring_block_on_a_receipt_is_reported(world):
 
 
 def test_malformed_claims_are_format_errors():
-    from ledger.receipts import ReceiptFormatError
+    from ledger.formats.receipts import ReceiptFormatError
     from ledger.verify import Anchoring, BlockClaims
 
     good = {"kind": "model", "hash": "0x" + "11" * 32, "block_number": 5}

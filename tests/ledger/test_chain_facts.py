@@ -1,4 +1,4 @@
-"""ledger.chain_facts on both backends: each chain fact read once, state read once per head,
+"""ledger.reading.chain_facts on both backends: each chain fact read once, state read once per head,
 nothing cached that a reorg could have changed, and roles read where a batch was anchored."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ledger._jsonrpc import NodeError
+from ledger.reading._jsonrpc import NodeError
 from ledger.records import ChainRecord
 from ledger.verify import ChainFacts, verify_receipt, verify_receipts
 from ledger.verify import ReceiptEvidence as Evidence
@@ -136,7 +136,7 @@ def test_role_changes_in_the_anchoring_block_count_only_before_the_anchoring(
 ) -> None:
     """With several writes per block, a change logged after the anchoring in the same block
     is later than it (position = block, log index)."""
-    from ledger.chain_facts import Located
+    from ledger.reading.chain_facts import Located
     from ledger.records import PredictionsAnchored
 
     facts = world.facts()

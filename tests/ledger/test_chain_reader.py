@@ -1,5 +1,5 @@
-"""ledger.chain_reader and its transports, against the embedded chain and anvil: the web3-free
-reader says exactly what the web3 client says, and an address without a ledger is a typed
+"""ledger.reading.chain_reader and its transports, against the embedded chain and anvil: the
+web3-free reader says exactly what the web3 client says, and an address without a ledger is a typed
 error, never a decoding one."""
 
 from __future__ import annotations
@@ -9,18 +9,19 @@ import os
 import pytest
 from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector
 
-from ledger._jsonrpc import HttpTransport, transport_for
-from ledger.artifact import load_artifact
-from ledger.chain_facts import ChainFacts
-from ledger.chain_reader import (
+from ledger.chain.contract_artifact import load_artifact
+from ledger.errors import ChainUnavailable
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, input_hash
+from ledger.reading._jsonrpc import HttpTransport
+from ledger.reading.chain_facts import ChainFacts
+from ledger.reading.chain_reader import (
     EVENT_SIGNATURES,
     SELECTORS,
     TOPICS,
     ContractNotFound,
     LedgerReader,
 )
-from ledger.errors import ChainUnavailable
-from ledger.receipts import ReceiptDomain, ReceiptSigner, input_hash
 from ledger.records import RecordKind, hash_hex
 from ledger.verify import verify_model, verify_receipt
 from tests.conftest import Deployed
@@ -33,7 +34,7 @@ def _h() -> str:
 def _reader(deployed: Deployed) -> LedgerReader:
     client = deployed.admin
     return LedgerReader(
-        transport_for(client.backend), client.address, deploy_block=client.deploy_block
+        client.backend.transport(), client.address, deploy_block=client.deploy_block
     )
 
 
@@ -96,7 +97,7 @@ def test_a_role_read_at_an_old_block_is_that_blocks_state(deployed: Deployed) ->
 
 def test_an_address_with_no_ledger_is_contract_not_found(deployed: Deployed) -> None:
     nobody = deployed.outsider.account.address  # an account: no code at all
-    reader = LedgerReader(transport_for(deployed.admin.backend), nobody)
+    reader = LedgerReader(deployed.admin.backend.transport(), nobody)
     with pytest.raises(ContractNotFound, match="no contract answers"):
         reader.records([_h()])
     with pytest.raises(ContractNotFound):

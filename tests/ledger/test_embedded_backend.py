@@ -31,7 +31,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from ledger.backends.embedded import (
+from ledger.chain.backends.embedded import (
     CHAIN_FILE,
     ChainClosedError,
     ChainFormatError,
@@ -413,7 +413,7 @@ _CRASH_WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
     from eth_account import Account
-    from ledger.backends.embedded import EmbeddedBackend
+    from ledger.chain.backends.embedded import EmbeddedBackend
 
     data_dir, contract, first = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     backend = EmbeddedBackend(data_dir)
@@ -520,7 +520,7 @@ _TORN_WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from eth_account import Account
-    from ledger.backends.embedded import EmbeddedBackend
+    from ledger.chain.backends.embedded import EmbeddedBackend
 
     class TornConnection:
         # Once armed, lets a fraction of the next block's rows reach SQLite, then stalls.

@@ -22,9 +22,9 @@ from eth_account.signers.local import LocalAccount
 from eth_tester.backends.pyevm.main import setup_tester_chain
 from eth_utils import ValidationError
 
-from ledger.backends import _clock
-from ledger.backends._chaindb import SqliteKeyValueStore
-from ledger.backends.embedded import CHAIN_FILE, EmbeddedBackend
+from ledger.chain.backends import _clock
+from ledger.chain.backends._chaindb import SqliteKeyValueStore
+from ledger.chain.backends.embedded import CHAIN_FILE, EmbeddedBackend
 
 SENDER_KEY = b"\x42" * 32
 RECIPIENT = "0x" + "11" * 20
@@ -294,7 +294,7 @@ def test_1000_registrations_at_full_speed_leave_the_head_on_the_wall_clock() -> 
     as the client sends them; the newest block is dated within 1 s of the wall clock."""
     import os
 
-    from ledger.client import LedgerClient
+    from ledger.chain.client import LedgerClient
 
     backend = EmbeddedBackend()
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from ledger.backends.embedded import ChainStoreError, ChainStoreFull, EmbeddedBackend
-from ledger.backends.reads import ReadLimits
+from ledger.chain.backends.embedded import ChainStoreError, ChainStoreFull, EmbeddedBackend
+from ledger.chain.backends.reads import ReadLimits
 
 
 def fill_the_disk(chain: EmbeddedBackend) -> int:

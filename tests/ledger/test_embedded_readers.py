@@ -18,9 +18,9 @@ from py_ecc.optimized_bn128 import G1, G2, normalize
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 
-from ledger.backends._chaindb import CommittedView
-from ledger.backends.embedded import CHAIN_FILE, EmbeddedBackend
-from ledger.backends.reads import ReadLimits, ReadTimeout
+from ledger.chain.backends._chaindb import CommittedView
+from ledger.chain.backends.embedded import CHAIN_FILE, EmbeddedBackend
+from ledger.chain.backends.reads import ReadLimits, ReadTimeout
 
 ENDLESS_LOOP = "0x5b600056"  # JUMPDEST; PUSH1 0; JUMP: issue 15's call
 RETURNS_42 = "0x602a60005260206000f3"  # MSTORE(0, 42); RETURN(0, 32), run as init code

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from eth_utils import keccak
 
-from ledger import _index_sync
-from ledger.client import LedgerClient
-from ledger.fsck import fsck
-from ledger.index import (
+from ledger.chain.client import LedgerClient
+from ledger.index import _sync as _index_sync
+from ledger.index.base import indexed_record
+from ledger.index.fsck import fsck
+from ledger.index.sqlite import (
     EventIndex,
     IndexedBatch,
     IndexedDataset,
@@ -27,7 +28,7 @@ from ledger.index import (
     Revocation,
 )
 from ledger.records import ZERO_HASH, RecordRevoked, hash_hex
-from ledger.store import ArtifactStore
+from ledger.storage.artifacts import ArtifactStore
 
 UINT64_MAX = 2**64 - 1
 
@@ -610,3 +611,22 @@ def test_ledger_index_implements_the_event_index_interface(index):
         expected = inspect.signature(getattr(EventIndex, name))
         assert inspect.signature(getattr(LedgerIndex, name)) == expected, name
     assert isinstance(LedgerIndex.last_block, property)
+
+
+def test_one_lookup_by_kind_and_hash(deployed, index):
+    """``indexed_record(index, kind, hash)``: the record whatever its kind with None, only of
+    ``kind`` otherwise, None for a hash the index does not hold."""
+    populate(deployed.registrar)
+    index.sync(deployed.registrar)
+    for kind, record_hash, lookup in (
+        ("dataset", RAW, index.dataset),
+        ("model", MODEL1, index.model),
+        ("batch", BATCH1, index.batch),
+    ):
+        assert indexed_record(index, None, record_hash) == indexed_record(index, kind, record_hash)
+        assert indexed_record(index, kind, record_hash) == lookup(record_hash) is not None
+    assert (
+        indexed_record(index, "model", RAW) is None
+        and indexed_record(index, "dataset", BATCH1) is None
+    )
+    assert indexed_record(index, None, h(999)) is None

@@ -13,6 +13,7 @@ import ast
 import importlib
 import inspect
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import LedgerError
+from tests._import_graph import circles, collapse, describe, import_graph, package_of
 
 ROOT = Path(__file__).resolve().parents[2]
 LEDGER = ROOT / "ledger"
@@ -79,8 +81,13 @@ def _violations(path: Path) -> list[str]:
 
 def test_sources_found() -> None:
     names = {_module_name(p) for p in SOURCES}
-    assert {"ledger.client", "ledger.index", "ledger.indexed", "ledger.ancestry"} <= names
-    assert "ledger.backends" in names and "ledger._index_sync" in names
+    assert {
+        "ledger.chain.client",
+        "ledger.index.sqlite",
+        "ledger.index.base",
+        "ledger.ancestry",
+    } <= names
+    assert "ledger.chain.backends" in names and "ledger.index._sync" in names
 
 
 def test_the_rules_catch_what_they_are_about(tmp_path: Path) -> None:
@@ -150,3 +157,70 @@ def test_importing_all_of_ledger_pulls_in_no_ml_stack_and_no_api() -> None:
     loaded, from_ml = json.loads(done.stdout.splitlines()[-1])
     assert loaded == []
     assert set(from_ml) <= {"ml", "ml.errors", "ml.hashing"}  # ml.hashing and what it needs
+
+
+def test_no_import_circles_between_modules_or_packages() -> None:
+    """``ledger``'s sub-packages (formats, storage, chain, writes, reading, index, verification)
+    and its root modules build on each other one way: no circle among modules, nor among the
+    packages they make up, lazy and ``TYPE_CHECKING`` imports included."""
+    graph = import_graph("ledger")
+    assert circles(graph) == [], describe(circles(graph))
+    packages = collapse(graph, package_of)
+    assert circles(packages) == [], describe(circles(packages))
+
+
+def test_the_reader_imports_no_backend() -> None:
+    """``ledger.reading`` is the web3-free reader: a backend hands it a transport
+    (``ChainBackend.transport``), it never reaches into ``ledger.chain`` for one."""
+    packages = collapse(import_graph("ledger"), package_of)
+    assert "ledger.chain" not in packages["ledger.reading"]
+
+
+# Names that several modules define on purpose, each its own value: why.
+SAME_NAME_OWN_VALUE = {
+    "T": "a TypeVar, local to its module",
+    "SCHEMA": "each SQLite store's own tables",
+    "FORMAT_VERSION": "each file format's own version",
+    "HEX": "merkle accepts 0X as the npm library does; a receipt field only 0x",
+    "HEX32": "hash_hex takes an optional 0x; a receipt's hash field must carry it",
+}
+
+
+def test_each_constant_is_defined_once() -> None:
+    """A module-level constant (``REGISTRAR_ROLE``, the event topics, ...) is assigned in one
+    module; the others import it."""
+    where: dict[str, list[str]] = {}
+    for path in SOURCES:
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            else:
+                continue
+            for name in names:
+                bare = name.lstrip("_")
+                if bare.isupper() and bare not in SAME_NAME_OWN_VALUE:
+                    where.setdefault(bare, []).append(_module_name(path))
+    assert {name: mods for name, mods in where.items() if len(mods) > 1} == {}
+
+
+def test_one_event_decoder() -> None:
+    """The typed client and the web3-free reader decode events through
+    ``ledger.formats.events.decode_event``, and nothing else in ``ledger`` decodes a log."""
+    users = {
+        _module_name(p)
+        for p in SOURCES
+        if "decode_event(" in p.read_text(encoding="utf-8")
+        or "process_log(" in p.read_text(encoding="utf-8")
+    }
+    assert users == {"ledger.formats.events", "ledger.chain.client", "ledger.reading.chain_reader"}
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/architecture.md"])
+def test_the_docs_name_what_ledger_may_use_from_ml(doc: str) -> None:
+    """The prose says what ``ALLOWED_FROM_ML`` says, no more (it once named ``ml.errors``)."""
+    text = " ".join((ROOT / doc).read_text(encoding="utf-8").split())
+    found = re.search(r"`ledger` uses only (.*?) \(", text)
+    assert found is not None, f"{doc} no longer says what ledger uses from ml"
+    assert set(re.findall(r"`(ml\.\w+)`", found.group(1))) == ALLOWED_FROM_ML

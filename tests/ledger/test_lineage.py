@@ -21,10 +21,9 @@ from prov.model import (
     ProvUsage,
 )
 
-from ledger import _index_sync
 from ledger.ancestry import AncestorFacts, Ancestry, walk_ancestry
-from ledger.index import LedgerIndex
-from ledger.lineage import (
+from ledger.index import _sync as _index_sync
+from ledger.index.lineage import (
     LineageEdge,
     LineageGraph,
     RecordNotIndexed,
@@ -32,6 +31,7 @@ from ledger.lineage import (
     lineage,
     to_prov,
 )
+from ledger.index.sqlite import LedgerIndex
 from ledger.records import (
     ZERO_HASH,
     DatasetRegistered,

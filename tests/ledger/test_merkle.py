@@ -1,4 +1,5 @@
-"""ledger.merkle against its reference: the npm ``@openzeppelin/merkle-tree`` library (v1.0.8).
+"""ledger.formats.merkle against its reference: the npm ``@openzeppelin/merkle-tree`` library
+(v1.0.8).
 
 The node script ``js/merkle_tree.mjs`` runs the real library on the same leaves; roots, every
 proof, leaf hashes and ``standard-v1`` dumps must match byte for byte, in both directions
@@ -25,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import LedgerError
-from ledger.merkle import (
+from ledger.formats.merkle import (
     SUPPORTED_TYPES,
     InvalidProofError,
     InvalidTreeError,

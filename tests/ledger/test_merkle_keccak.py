@@ -1,4 +1,5 @@
-"""ledger._keccak, the native keccak state behind StandardMerkleTree: same bytes as ``eth_hash``.
+"""ledger.formats._keccak, the native keccak state behind StandardMerkleTree: same bytes as
+``eth_hash``.
 
 The native path is an optimisation only, so these tests hold it to the fallback's answers, check
 that it is really in use (losing it silently would slow every tree four to five times, unseen),
@@ -15,9 +16,9 @@ from eth_utils import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import _keccak
-from ledger.merkle import StandardMerkleTree
-from ledger.receipts import RECEIPT_LEAF_ENCODING
+from ledger.formats import _keccak
+from ledger.formats.merkle import StandardMerkleTree
+from ledger.formats.receipts import RECEIPT_LEAF_ENCODING
 
 
 def test_the_native_keccak_core_is_in_use() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ledger.merkle import InvalidTreeError, StandardMerkleTree
+from ledger.formats.merkle import InvalidTreeError, StandardMerkleTree
 from tests.ledger import _standard_v1 as standard_v1
 
 UINT_BYTES = ["uint256", "bytes32"]

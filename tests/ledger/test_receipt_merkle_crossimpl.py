@@ -18,17 +18,17 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from ledger.anchoring import ReceiptBook
 from ledger.errors import UnknownBatch
-from ledger.merkle import StandardMerkleTree, leaf_hash, verify_proof
-from ledger.receipts import (
+from ledger.formats.merkle import StandardMerkleTree, leaf_hash, verify_proof
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import (
     RECEIPT_LEAF_ENCODING,
     Receipt,
     ReceiptDomain,
-    ReceiptSigner,
     input_hash,
     receipt_leaf,
 )
+from ledger.writes.anchoring import ReceiptBook
 from ml.hashing import to_hex
 from tests.conftest import Deployed
 from tests.ledger import _standard_v1 as standard_v1

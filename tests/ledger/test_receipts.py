@@ -1,4 +1,4 @@
-"""ledger.receipts: EIP-712 prediction receipts.
+"""ledger.formats.receipts: EIP-712 prediction receipts.
 
 The fast path (our own digest, coincurve signing) is checked against eth-account's
 ``encode_typed_data`` / ``sign_typed_data``, and tampering with any part of a receipt must show.
@@ -20,10 +20,11 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ledger.receipts
+import ledger.formats.receipts
 from ledger.errors import LedgerError
-from ledger.merkle import StandardMerkleTree, verify_proof
-from ledger.receipts import (
+from ledger.formats.merkle import StandardMerkleTree, verify_proof
+from ledger.formats.receipt_signing import ReceiptSigner, recover_signer
+from ledger.formats.receipts import (
     RECEIPT_LEAF_ENCODING,
     InvalidSignatureError,
     OutputHashMismatch,
@@ -31,7 +32,6 @@ from ledger.receipts import (
     ReceiptDomain,
     ReceiptError,
     ReceiptFormatError,
-    ReceiptSigner,
     input_hash,
     new_receipt_id,
     output_hash,
@@ -39,7 +39,6 @@ from ledger.receipts import (
     receipt_digest,
     receipt_leaf,
     receipt_leaf_hash,
-    recover_signer,
     typed_data,
 )
 from ml.errors import CanonicalJsonError, MlError
@@ -439,13 +438,16 @@ def test_a_malformed_output_in_a_receipt_document_is_a_format_error() -> None:
 
 def test_test_only_helpers_left_production() -> None:
     for name in ("sign_receipt", "verify_receipt", "SignerMismatch", "CanonicalJSONError"):
-        assert not hasattr(ledger.receipts, name), name
-    assert not hasattr(ledger.receipts, "_canonical_json")
+        assert not hasattr(ledger.formats.receipts, name), name
+    assert not hasattr(ledger.formats.receipts, "_canonical_json")
 
 
 def test_importing_receipts_does_not_import_scikit_learn() -> None:
     # ledger knows nothing of scikit-learn: using ml.hashing must not pull it (or numpy) in.
-    code = "import sys, ledger.receipts; print(sorted({'sklearn', 'numpy'} & set(sys.modules)))"
+    code = (
+        "import sys, ledger.formats.receipts; "
+        "print(sorted({'sklearn', 'numpy'} & set(sys.modules)))"
+    )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
@@ -534,7 +536,7 @@ def test_parse_receipt_on_missing_and_extra_fields() -> None:
     issued_at=st.integers(min_value=0, max_value=2**64 - 1),
 )
 def test_receipt_leaf_hash_is_the_standard_leaf(output: Any, issued_at: int) -> None:
-    from ledger.merkle import leaf_hash
+    from ledger.formats.merkle import leaf_hash
 
     receipt = ReceiptSigner(KEY, DOMAIN).sign(
         model_hash=MODEL, input_hash=input_hash(ROW), output=output, issued_at=issued_at

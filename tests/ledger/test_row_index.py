@@ -1,8 +1,8 @@
-"""ledger.row_index: the row tree built on disk has the in-memory tree's root and proofs.
+"""ledger.storage.row_index: the row tree built on disk has the in-memory tree's root and proofs.
 
-The in-memory StandardMerkleTree (ledger.rows.row_tree, itself checked against the npm library
-in test_rows.py) is the oracle for every size where it fits; the npm library checks proofs of a
-large index directly. The sort's spill to disk, the group height and the fallback hashing are
+The in-memory StandardMerkleTree (ledger.formats.rows.row_tree, itself checked against the npm
+library in test_rows.py) is the oracle for every size where it fits; the npm library checks proofs
+of a large index directly. The sort's spill to disk, the group height and the fallback hashing are
 forced small here, so every path of the builder runs on small data.
 """
 
@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-import ledger.row_index as row_index
-from ledger import _rowsort, _treehash
-from ledger._keccak import FALLBACK
-from ledger._rowsort import bucket_sort, sort_hashes
-from ledger.merkle import InvalidTreeError, verify_proof
-from ledger.row_index import RowIndex, RowIndexBuilder, RowIndexCorrupt, RowNotInIndex
-from ledger.rows import ROW_LEAF_ENCODING, row_tree
-from ledger.store import InsufficientStorage
+import ledger.storage.row_index as row_index
+from ledger.formats import _treehash
+from ledger.formats._keccak import FALLBACK
+from ledger.formats.merkle import InvalidTreeError, verify_proof
+from ledger.formats.rows import ROW_LEAF_ENCODING, row_tree
+from ledger.storage import _rowsort
+from ledger.storage._rowsort import bucket_sort, sort_hashes
+from ledger.storage.artifacts import InsufficientStorage
+from ledger.storage.row_index import RowIndex, RowIndexBuilder, RowIndexCorrupt, RowNotInIndex
 from ml.hashing import to_hex
 from tests.ledger._merkle_js import js_json, run_js
 
@@ -82,7 +83,7 @@ def test_the_fallback_hashing_gives_the_same_bytes() -> None:
 
 
 def test_the_native_hashing_is_built() -> None:
-    assert _treehash.NATIVE, "build ledger._rowtree: pip install -e . (see pyproject)"
+    assert _treehash.NATIVE, "build ledger.formats._rowtree: pip install -e . (see pyproject)"
 
 
 def test_sorting_settles_ties_in_the_leading_bytes() -> None:

@@ -1,4 +1,5 @@
-"""ledger.rows: the row leaf ``[i, digest_i]`` and the ``rowsRoot`` recorded with every dataset.
+"""ledger.formats.rows: the row leaf ``[i, digest_i]`` and the ``rowsRoot`` recorded with every
+dataset.
 
 The pinned roots were computed with the code this module replaced (``api.service.row_tree`` as of
 commit 4219f3b: ``StandardMerkleTree.of([[i, d] for i, d in enumerate(digests)],
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 from eth_hash.auto import keccak
 
-from ledger.merkle import InvalidTreeError, LeafEncodingError, verify_proof
-from ledger.rows import ROW_LEAF_ENCODING, row_tree, rows_root
+from ledger.formats.merkle import InvalidTreeError, LeafEncodingError, verify_proof
+from ledger.formats.rows import ROW_LEAF_ENCODING, row_tree, rows_root
 from ml.datasets import parse_dataset
 from ml.hashing import from_hex, to_hex
 from tests.ledger._merkle_js import MERKLE_TREE_JS, js_json, run_js

@@ -11,7 +11,12 @@ import subprocess
 
 import pytest
 
-from ledger.store import ArtifactCorrupted, ArtifactMissing, ArtifactStore, InsufficientStorage
+from ledger.storage.artifacts import (
+    ArtifactCorrupted,
+    ArtifactMissing,
+    ArtifactStore,
+    InsufficientStorage,
+)
 
 
 @pytest.fixture
@@ -111,7 +116,7 @@ def full_disk(monkeypatch):
     def fdopen(fd, mode="r", *args, **kwargs):
         return _FullDisk(real_fdopen(fd, mode, *args, **kwargs), room=3 << 20)
 
-    monkeypatch.setattr("ledger.store.os.fdopen", fdopen)
+    monkeypatch.setattr("ledger.storage.artifacts.os.fdopen", fdopen)
 
 
 def test_a_full_disk_refuses_the_upload_and_keeps_nothing(store, full_disk):

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from ledger.anchoring import Anchorer
-from ledger.receipts import ReceiptDomain, ReceiptFormatError, ReceiptSigner, input_hash
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, ReceiptFormatError, input_hash
 from ledger.records import ZERO_HASH, hash_hex
 from ledger.verify import Anchoring, Report, verify_dataset_bytes, verify_model, verify_receipt
+from ledger.writes.anchoring import Anchorer
 from tests.conftest import Deployed
 from tests.ledger._world import CLEAN_CSV, MODES, RAW_CSV, ROWS, World, make_world, output_of, sha
 

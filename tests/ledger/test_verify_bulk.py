@@ -12,14 +12,9 @@ from typing import Any
 
 from eth_account import Account
 
-from ledger.merkle import StandardMerkleTree
-from ledger.receipts import (
-    RECEIPT_LEAF_ENCODING,
-    Receipt,
-    ReceiptSigner,
-    input_hash,
-    receipt_leaf,
-)
+from ledger.formats.merkle import StandardMerkleTree
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import RECEIPT_LEAF_ENCODING, Receipt, input_hash, receipt_leaf
 from ledger.verify import (
     Anchoring,
     ReceiptEvidence,

@@ -1,4 +1,4 @@
-"""ledger.write_pipeline on the embedded chain and on anvil with ``--block-time 1``.
+"""ledger.writes.pipeline on the embedded chain and on anvil with ``--block-time 1``.
 
 Concurrent writes are gathered into few transactions and one bad record among them fails alone,
 with its own typed error; a repeated write sends nothing more; a chunk too big for one
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,14 +22,12 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from ledger._calls import datasets_call
-from ledger._transactor import FEE_BUMP
-from ledger._tx_journal import TxJournal
-from ledger._write_items import calldata_bound, concerns_all, culprit
-from ledger.backends.embedded import EmbeddedBackend
-from ledger.backends.rpc import RpcBackend
-from ledger.client import LedgerClient
-from ledger.devnode import AnvilNode, anvil_binary
+from ledger.chain._calls import datasets_call
+from ledger.chain._transactor import FEE_BUMP
+from ledger.chain.backends.embedded import EmbeddedBackend
+from ledger.chain.backends.rpc import RpcBackend
+from ledger.chain.client import LedgerClient
+from ledger.chain.devnode import AnvilNode, anvil_binary
 from ledger.errors import (
     AlreadyRevoked,
     ChainUnavailable,
@@ -47,7 +46,9 @@ from ledger.records import (
     RoleChanged,
     hash_hex,
 )
-from ledger.write_pipeline import MAX_TX_BYTES, Included, RevokeInput, RoleInput, WritePipeline
+from ledger.writes._items import calldata_bound, concerns_all, culprit
+from ledger.writes._journal import TxJournal
+from ledger.writes.pipeline import MAX_TX_BYTES, Included, RevokeInput, RoleInput, WritePipeline
 from tests.conftest import ETHER, Chain
 
 TIMEOUT = 60.0  # seconds; only ever reached when something is broken
@@ -78,7 +79,7 @@ def ledger(paced_chain: Chain) -> LedgerClient:
 
 def pipeline(client: LedgerClient, **options: Any) -> WritePipeline:
     """A pipeline as the service makes it: registrations are simulated except on the embedded
-    chain (see the module docstring of ledger.write_pipeline)."""
+    chain (see the module docstring of ledger.writes.pipeline)."""
     embedded = isinstance(client.backend, EmbeddedBackend)
     return WritePipeline(client, simulate_registrations=not embedded, **options)
 
@@ -374,3 +375,39 @@ def test_a_transaction_the_node_dropped_is_sent_again_at_the_same_nonce_with_hig
         _wait_until(lambda: not journaled(journal), "the journal forgets the nonce")
         writes.close()
         assert client.get_records([h(1)])[0] is not None
+
+
+class _GuardedCache(OrderedDict):  # type: ignore[type-arg]
+    """The pipeline's block cache, noting each use made without the pipeline's lock."""
+
+    def __init__(self, lock: Any, unlocked: list[str]) -> None:
+        super().__init__()
+        self.lock, self.unlocked = lock, unlocked
+
+    def _note(self, what: str) -> None:
+        if not self.lock.locked():
+            self.unlocked.append(what)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._note("get")
+        return super().get(key, default)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._note("set")
+        super().__setitem__(key, value)
+
+    def popitem(self, last: bool = True) -> Any:
+        self._note("popitem")
+        return super().popitem(last=last)
+
+
+def test_the_block_cache_is_shared_under_the_lock(writes: WritePipeline) -> None:
+    """The sender (answering at once on an automining chain) and the waiter both read and
+    fill the cache of mined blocks, so it is used under the pipeline's lock like every other
+    shared field."""
+    unlocked: list[str] = []
+    writes._blocks = _GuardedCache(writes._lock, unlocked)
+    for future in writes.submit_many([dataset(n) for n in (71, 72, 73)]):
+        future.result(TIMEOUT)
+    assert len(writes._blocks) >= 1
+    assert unlocked == []

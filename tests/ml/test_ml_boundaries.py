@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._import_graph import circles, collapse, describe, import_graph
+
 ML = Path(__file__).resolve().parents[2] / "ml"
 SOURCES = sorted(ML.rglob("*.py"))
 FORBIDDEN = ("web3", "eth_", "ledger", "api", "pickle", "joblib", "dill", "cloudpickle")
@@ -54,3 +56,17 @@ def test_every_error_derives_from_the_root() -> None:
             assert issubclass(cls, ValueError), cls
     codes = [cls.code for cls in classes]  # stable problem types: one per class
     assert len(set(codes)) == len(codes)
+
+
+def test_no_import_circles() -> None:
+    """Each module builds on the ones below it: no circle, lazy imports included (the shared
+    column vocabulary lives in ``ml.columns`` so that ``ml.datasets`` can build on the
+    scanners)."""
+    found = circles(import_graph("ml"))
+    assert found == [], describe(found)
+
+
+def test_the_circle_check_finds_circles() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert circles(graph) == [["a", "b", "c"]]
+    assert circles(collapse(graph, lambda m: "x" if m in "ab" else m)) == [["c", "x"]]

@@ -1,5 +1,5 @@
 // The ledger contract read straight from a JSON-RPC node, as a verifier reads it
-// (ledger/chain_facts.py over ledger/chain_reader.py): record states through eth_call, each read
+// (ledger/reading/chain_facts.py over ledger/reading/chain_reader.py): record states through eth_call, each read
 // once per verification; every other field from the events, looked for only when the record's
 // state says the event exists, first at the block a piece of evidence claims, then by a scan.
 // The ABI is the committed artifact's (contracts/build/ProvenanceLedger.json), bundled at build.

@@ -1,4 +1,4 @@
-// verify_receipt of ledger/verification/receipts.py, in the browser: the same named checks, in the same order,
+// verify_receipt of ledger/verification/receipt_checks.py, in the browser: the same named checks, in the same order,
 // with the same details, decided the same way, against the node the auditor names.
 //
 // Check names are the CLI's (`provenance verify FILE --rpc-url URL`); a test drives both on the
@@ -127,7 +127,7 @@ async function orderCheck(chain, model, datasets) {
   return { name: "datasets_before_model", ok: true, detail: `${datasets.length} training dataset(s) registered before the model` };
 }
 
-/** model_registered, model_not_revoked, datasets_before_model, training_data (ledger.verification.lineage.model_facts). */
+/** model_registered, model_not_revoked, datasets_before_model, training_data (ledger.verification.lineage_checks.model_facts). */
 async function modelFacts(chain, modelHash, claims) {
   const { event } = await chain.event("ModelRegistered", modelHash, claims.get(`ModelRegistered:${modelHash}`)?.block ?? null);
   const record = await chain.record(modelHash);

@@ -1,4 +1,4 @@
-// A receipt as ledger/receipts.py defines it: its fields, checked for form as the CLI checks
+// A receipt as ledger/formats/receipts.py defines it: its fields, checked for form as the CLI checks
 // them before it asks the chain anything, its hashes, its EIP-712 signer and its Merkle leaf.
 
 import { standardLeafHash } from "@openzeppelin/merkle-tree/dist/hashes.js";
@@ -49,7 +49,7 @@ export function hashHex(value, what) {
 }
 
 /**
- * The receipt's fields from a parsed document (ledger.receipts.Receipt), or ReceiptFormatError.
+ * The receipt's fields from a parsed document (ledger.formats.receipts.Receipt), or ReceiptFormatError.
  * Hashes come out 0x-lowercase, the service's address checksummed, as Python holds them.
  */
 export function readReceipt(doc) {
@@ -105,12 +105,12 @@ export function readAnchoring(doc) {
   return anchoring;
 }
 
-/** SHA-256 of a value's canonical JSON, 0x-hex (ledger.receipts.output_hash / input_hash). */
+/** SHA-256 of a value's canonical JSON, 0x-hex (ledger.formats.receipts.output_hash / input_hash). */
 export function jsonHash(value) {
   return sha256(stringToBytes(canonicalJson(value)));
 }
 
-/** input_hash of a row: it must be a JSON object, as in ledger.receipts.input_hash. */
+/** input_hash of a row: it must be a JSON object, as in ledger.formats.receipts.input_hash. */
 export function inputHash(row) {
   if (row === null || typeof row !== "object" || Array.isArray(row) || row instanceof PyInt) {
     throw new CanonicalJsonError(`an input row is a JSON object, got ${Array.isArray(row) ? "list" : typeof row}`);
@@ -134,7 +134,7 @@ const TYPES = {
   ],
 };
 
-/** The signer's checksum address, or an Error naming why no key recovers (as ledger.receipts._recover). */
+/** The signer's checksum address, or an Error naming why no key recovers (as ledger.formats.receipt_signing._recover). */
 export async function recoverSigner(receipt, domain) {
   const sig = receipt.signature;
   const r = BigInt(`0x${sig.slice(2, 66)}`);
@@ -164,7 +164,7 @@ export async function recoverSigner(receipt, domain) {
   }
 }
 
-/** The receipt's leaf hash in the batch's StandardMerkleTree (ledger.receipts.receipt_leaf). */
+/** The receipt's leaf hash in the batch's StandardMerkleTree (ledger.formats.receipts.receipt_leaf). */
 export function receiptLeafHash(receipt) {
   return standardLeafHash(RECEIPT_LEAF_ENCODING, [
     receipt.receiptId,

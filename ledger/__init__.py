@@ -1,0 +1,3 @@
+"""Provenance Ledger's chain side: records, errors and verify here, the rest in sub-packages."""
+
+__all__: list[str] = []

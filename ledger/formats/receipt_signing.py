@@ -1,0 +1,146 @@
+"""Signing prediction receipts and recovering their signer: secp256k1 through ``coincurve``,
+over the EIP-712 digest that :mod:`ledger.formats.receipts` defines.
+
+Why apart from the format: the format (fields, digest, leaf) is what an auditor re-implements;
+this is what holds a key. The service keeps one :class:`ReceiptSigner` on its prediction path;
+verification calls :func:`recover_signer` (``tests/ledger/test_receipts.py`` checks both
+against eth-account's ``sign_typed_data``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from functools import lru_cache
+from typing import Any
+
+from coincurve import PrivateKey, PublicKey
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+
+from ledger.formats.receipts import (
+    InvalidSignatureError,
+    Receipt,
+    ReceiptDomain,
+    ReceiptFormatError,
+    _digest,
+    _to_bytes,
+    _to_uint64,
+    new_receipt_id,
+    receipt_digest,
+)
+from ml.hashing import canonical_json
+
+__all__ = ["ReceiptSigner", "recover_signer"]
+
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_N = _SECP256K1_N // 2
+
+
+def _address_of(public_key: PublicKey) -> str:
+    return _address_of_key(public_key.format(compressed=False))
+
+
+@lru_cache(maxsize=1024)
+def _address_of_key(uncompressed: bytes) -> str:
+    """The checksum address of an uncompressed public key (cached: a service signs with one
+    key, and the keccak plus the checksum cost a third of a recovery)."""
+    return to_checksum_address(keccak(uncompressed[1:])[-20:])
+
+
+class ReceiptSigner:
+    """Signs receipts with one key for one domain; keeps the parsed key for speed.
+
+    The service's prediction path keeps one of these for as long as it runs.
+    """
+
+    __slots__ = ("_key", "address", "domain")
+
+    def __init__(self, private_key: bytes | str, domain: ReceiptDomain) -> None:
+        try:
+            self._key = PrivateKey(_to_bytes(private_key, 32, "the private key"))
+        except ValueError as exc:
+            # coincurve rejects 0 and keys >= the curve order; do not echo the key.
+            raise ReceiptFormatError(f"not a valid secp256k1 private key ({exc})") from None
+        self.address: str = _address_of(self._key.public_key)
+        self.domain = domain
+
+    def __repr__(self) -> str:
+        return f"ReceiptSigner(address={self.address}, chain_id={self.domain.chain_id})"
+
+    def sign(
+        self,
+        *,
+        model_hash: bytes | str,
+        input_hash: bytes | str,
+        output: Any,
+        receipt_id: bytes | str | None = None,
+        issued_at: int | None = None,
+    ) -> Receipt:
+        """Sign a receipt for ``output`` (a fresh random id and the current time by default).
+
+        Raises:
+            CanonicalJsonError: ``output`` has no canonical JSON form (NaN, bytes...).
+            ReceiptFormatError: a hash, the id or the time is malformed.
+        """
+        canonical = canonical_json(output)
+        fields = {
+            "receipt_id": _to_bytes(
+                new_receipt_id() if receipt_id is None else receipt_id, 32, "receipt_id"
+            ),
+            "model_hash": _to_bytes(model_hash, 32, "model_hash"),
+            "input_hash": _to_bytes(input_hash, 32, "input_hash"),
+            # Keep a detached copy of exactly what was hashed, not the caller's object.
+            "output": json.loads(canonical),
+            "output_hash": hashlib.sha256(canonical).digest(),
+            "issued_at": _to_uint64(
+                int(time.time()) if issued_at is None else issued_at, "issued_at"
+            ),
+            "service": self.address,
+        }
+        digest = _digest(
+            self.domain,
+            fields["receipt_id"],
+            fields["model_hash"],
+            fields["input_hash"],
+            fields["output_hash"],
+            fields["issued_at"],
+            self.address,
+        )
+        rsv = self._key.sign_recoverable(digest, hasher=None)
+        signature = rsv[:64] + bytes([27 + rsv[64]])
+        # Every field is validated above, so skip pydantic's second pass (hot path).
+        return Receipt.model_construct(**fields, signature=signature)
+
+
+def _recover(digest: bytes, signature: bytes) -> str:
+    if len(signature) != 65:
+        raise InvalidSignatureError(f"a signature is 65 bytes (r, s, v), got {len(signature)}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if v not in (27, 28):
+        raise InvalidSignatureError(f"signature v must be 27 or 28, got {v}")
+    if not 0 < r < _SECP256K1_N or not 0 < s <= _HALF_N:
+        raise InvalidSignatureError("signature r or s is out of range (high s is malleable)")
+    try:
+        public_key = PublicKey.from_signature_and_message(
+            signature[:64] + bytes([v - 27]), digest, hasher=None
+        )
+    except Exception as exc:  # coincurve raises a bare Exception when recovery fails
+        raise InvalidSignatureError(f"no public key recovers from this signature ({exc})") from None
+    return _address_of(public_key)
+
+
+def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
+    """The checksum address whose key made ``receipt.signature`` over the receipt's fields.
+
+    A valid signature by *someone* always recovers *some* address: compare it with
+    ``receipt.service`` and with the address you trust (:func:`ledger.verify.verify_receipt`
+    does both, against the chain's roles).
+
+    Raises:
+        InvalidSignatureError: the signature is malformed or malleable, or recovers no key.
+    """
+    return _recover(receipt_digest(receipt, domain), receipt.signature)

@@ -1,0 +1,394 @@
+"""The event index's tables and how events get into them: schema, binding and sync.
+
+Queries live in :mod:`ledger.index.sqlite`; this module is the only writer. Every row is derived
+from a decoded event plus the timestamp of the event's block, so the file can be deleted and rebuilt
+at any time and gives identical query results. Each sync is one SQLite transaction: a crash
+leaves the index as it was before the sync or as it is after, never half-applied.
+
+An index is bound to one contract on one chain: the first sync records the contract address,
+the chain id and the hash of the last block it indexed. A later sync through a client for
+another contract or chain raises :class:`~ledger.index.base.IndexMismatch` rather than silently
+rebuilding, because that almost always means a data directory pointed at the wrong node, which
+an operator should see. The same error is raised when the chain no longer holds the block the
+index last saw (a reset dev node, a reorganisation deeper than the backend's confirmations).
+A rebuild (``reset=True``) is the explicit way to accept the new chain.
+
+Table layout, schema version 2 (values are 0x-lowercase-hex hashes unless said otherwise). It is
+the layout index files have had since REGISTRAR_ROLE changes were added, so existing files keep
+working; a file of another version is dropped and re-read from the chain on open.
+
+- ``meta(key, value)``: schema version, chain id, contract address, last indexed block + hash.
+- ``records(hash, kind, registrant, tx_hash, block_number, log_index, registered_at)``: one row
+  per registered dataset, model or batch.
+- ``datasets(hash, rows_root, row_count, schema_hash, metadata_hash, transform_hash)``,
+  ``models(hash, metadata_hash)``, ``batches(root, model_hash, count)``: per-kind fields.
+- ``inputs(record_hash, position, input_hash)``: a derived dataset's parents, a model's training
+  datasets, in the order the event listed them.
+- ``revocations(hash, revoker, reason, tx_hash, block_number, log_index, revoked_at)``.
+- ``registrar_roles(account, block_number, log_index, granted)``: REGISTRAR_ROLE changes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from web3.exceptions import BlockNotFound
+
+from ledger.chain._transactor import guard
+from ledger.chain.client import LedgerClient
+from ledger.formats.events import REGISTRAR_ROLE
+from ledger.index.base import IndexMismatch
+from ledger.records import (
+    DatasetRegistered,
+    LedgerEvent,
+    ModelRegistered,
+    PredictionsAnchored,
+    RecordRevoked,
+    RoleChanged,
+    hash_hex,
+)
+from ledger.storage._sqlite import Connections
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Binding",
+    "RecordEvent",
+    "apply_event",
+    "apply_events",
+    "block_hash",
+    "create_schema",
+    "final_head",
+    "read_binding",
+    "sync",
+]
+
+SCHEMA_VERSION = "2"  # 2: REGISTRAR_ROLE changes, so verification need not scan for them
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('dataset', 'model', 'batch')),
+    registrant TEXT NOT NULL,
+    tx_hash TEXT NOT NULL,
+    block_number INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    registered_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_kind ON records (kind, block_number, log_index);
+CREATE TABLE IF NOT EXISTS datasets (
+    hash TEXT PRIMARY KEY REFERENCES records (hash),
+    rows_root TEXT NOT NULL,
+    row_count TEXT NOT NULL,  -- a uint64 in decimal: SQLite integers stop at 2**63 - 1
+    schema_hash TEXT NOT NULL,
+    metadata_hash TEXT NOT NULL,
+    transform_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS models (
+    hash TEXT PRIMARY KEY REFERENCES records (hash),
+    metadata_hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    root TEXT PRIMARY KEY REFERENCES records (hash),
+    model_hash TEXT NOT NULL,
+    count TEXT NOT NULL  -- a uint64 in decimal, as row_count
+);
+CREATE INDEX IF NOT EXISTS batches_by_model ON batches (model_hash);
+CREATE TABLE IF NOT EXISTS inputs (
+    record_hash TEXT NOT NULL REFERENCES records (hash),
+    position INTEGER NOT NULL,
+    input_hash TEXT NOT NULL,
+    PRIMARY KEY (record_hash, position)
+);
+CREATE INDEX IF NOT EXISTS inputs_by_input ON inputs (input_hash);
+CREATE TABLE IF NOT EXISTS revocations (
+    hash TEXT PRIMARY KEY,
+    revoker TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    tx_hash TEXT NOT NULL,
+    block_number INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registrar_roles (
+    account TEXT NOT NULL,
+    block_number INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    granted INTEGER NOT NULL,
+    PRIMARY KEY (block_number, log_index)
+);
+CREATE INDEX IF NOT EXISTS registrar_roles_account ON registrar_roles (account);
+"""
+# Children first: the per-kind tables and inputs reference records.
+_DATA_TABLES = (
+    "registrar_roles",
+    "datasets",
+    "models",
+    "batches",
+    "inputs",
+    "revocations",
+    "records",
+)
+
+RecordEvent = (
+    DatasetRegistered | ModelRegistered | PredictionsAnchored | RecordRevoked | RoleChanged
+)
+_RECORD_EVENTS = (
+    DatasetRegistered,
+    ModelRegistered,
+    PredictionsAnchored,
+    RecordRevoked,
+    RoleChanged,
+)
+_REGISTRAR_ROLE_HEX = hash_hex(REGISTRAR_ROLE)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What an index file says it indexes, read from ``meta``."""
+
+    address: str | None
+    chain_id: int | None
+    last_block: int | None
+    last_block_hash: str | None
+
+
+def create_schema(db: Connections) -> None:
+    """Create the tables of :data:`SCHEMA_VERSION`, or keep a file that already has them.
+
+    A file written by another schema version is only a cache: its tables are dropped, and the
+    next sync re-reads everything from the chain.
+    """
+    conn = db.get()
+    conn.execute("PRAGMA journal_mode = WAL")
+    with db.write(conn):
+        tables = {row["name"] for row in conn.execute("SELECT name FROM sqlite_master")}
+        version = None
+        if "meta" in tables:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            version = None if row is None else row["value"]
+        if version not in (None, SCHEMA_VERSION) or (version is None and "records" in tables):
+            for table in (*_DATA_TABLES, "meta"):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+        # executescript() would commit the transaction: run the statements one by one.
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        _set_meta(conn, schema=SCHEMA_VERSION)
+
+
+def read_binding(conn: sqlite3.Connection) -> Binding:
+    meta = {row["key"]: row["value"] for row in conn.execute("SELECT key, value FROM meta")}
+    return Binding(
+        address=meta.get("address"),
+        chain_id=int(meta["chain_id"]) if "chain_id" in meta else None,
+        last_block=int(meta["last_block"]) if "last_block" in meta else None,
+        last_block_hash=meta.get("last_block_hash"),
+    )
+
+
+def sync(db: Connections, client: LedgerClient, *, chunk_blocks: int, reset: bool) -> int:
+    """Apply the events after the last indexed block (or, with ``reset``, all of them after
+    dropping every row) up to the chain's final head; returns the record events applied.
+
+    The caller serialises syncs within its process; SQLite's write lock serialises them across
+    processes, and a sync that finds another process got there first keeps what it applied.
+    """
+    # 1. Where to start: after the last indexed block of this very chain and contract.
+    conn = db.get()
+    chain_id = client.chain_id()
+    before = read_binding(conn)
+    if not reset:
+        _check_binding(db.path, before, client, chain_id)
+    fresh = reset or before.last_block is None
+    start = client.deploy_block if fresh else before.last_block + 1  # type: ignore[operator]
+    # 2. Read the events and their blocks' timestamps from the chain, outside any SQLite
+    #    transaction, in chunks a real node accepts.
+    head = final_head(client)
+    events = _record_events(client, start, head, chunk_blocks)
+    timestamps: dict[int, int] = {}
+    for event in events:
+        if event.block_number not in timestamps:
+            timestamps[event.block_number] = client.block_timestamp(event.block_number)
+    head_hash = block_hash(client, head) if head >= start else before.last_block_hash
+    # 3. Apply them in one transaction.
+    with db.write(conn):
+        if reset:
+            for table in _DATA_TABLES:
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("DELETE FROM meta WHERE key != 'schema'")
+            floor = start - 1
+        else:
+            now = read_binding(conn)
+            if now != before:  # another process synced meanwhile: keep what it applied
+                _check_binding(db.path, now, client, chain_id)
+            floor = start - 1 if now.last_block is None else now.last_block
+        applied = apply_events(conn, [e for e in events if e.block_number > floor], timestamps)
+        if head > floor:
+            _set_meta(
+                conn,
+                address=client.address,
+                chain_id=str(chain_id),
+                deploy_block=str(client.deploy_block),
+                last_block=str(head),
+                last_block_hash=head_hash,
+            )
+        elif reset or before.address is None:
+            _set_meta(conn, address=client.address, chain_id=str(chain_id))
+    return applied
+
+
+def apply_events(
+    conn: sqlite3.Connection, events: Sequence[RecordEvent], timestamps: Mapping[int, int]
+) -> int:
+    """Write ``events`` (in chain order) inside the caller's transaction; ``timestamps`` maps
+    each event's block to its time. Returns how many were record events (not role changes)."""
+    for event in events:
+        apply_event(conn, event, timestamps[event.block_number])
+    return sum(not isinstance(event, RoleChanged) for event in events)
+
+
+def apply_event(conn: sqlite3.Connection, event: RecordEvent, timestamp: int) -> None:
+    """Write one event. Plain INSERTs: an event applied twice is a bug, and fails loudly."""
+    where = {
+        "tx_hash": event.tx_hash,
+        "block_number": event.block_number,
+        "log_index": event.log_index,
+    }
+    if isinstance(event, RoleChanged):
+        if event.role == _REGISTRAR_ROLE_HEX:
+            _insert(
+                conn,
+                "registrar_roles",
+                account=event.account,
+                block_number=event.block_number,
+                log_index=event.log_index,
+                granted=int(event.granted),
+            )
+        return
+    if isinstance(event, RecordRevoked):
+        _insert(
+            conn,
+            "revocations",
+            hash=event.record_hash,
+            revoker=event.revoker,
+            reason=event.reason,
+            **where,
+            revoked_at=timestamp,
+        )
+        return
+    if isinstance(event, DatasetRegistered):
+        record_hash, kind, inputs = event.content_hash, "dataset", event.parents
+    elif isinstance(event, ModelRegistered):
+        record_hash, kind, inputs = event.model_hash, "model", event.datasets
+    else:
+        record_hash, kind, inputs = event.root, "batch", ()
+    _insert(
+        conn,
+        "records",
+        hash=record_hash,
+        kind=kind,
+        registrant=event.registrant,
+        **where,
+        registered_at=timestamp,
+    )
+    if isinstance(event, DatasetRegistered):
+        _insert(
+            conn,
+            "datasets",
+            hash=record_hash,
+            rows_root=event.rows_root,
+            row_count=str(event.row_count),
+            schema_hash=event.schema_hash,
+            metadata_hash=event.metadata_hash,
+            transform_hash=event.transform_hash,
+        )
+    elif isinstance(event, ModelRegistered):
+        _insert(conn, "models", hash=record_hash, metadata_hash=event.metadata_hash)
+    else:
+        _insert(
+            conn, "batches", root=record_hash, model_hash=event.model_hash, count=str(event.count)
+        )
+    for position, input_hash in enumerate(inputs):
+        _insert(conn, "inputs", record_hash=record_hash, position=position, input_hash=input_hash)
+
+
+def final_head(client: LedgerClient) -> int:
+    """The newest block that counts as final for this client's backend: the latest block minus
+    the backend's confirmations (0 on dev chains), the depth the client waits for before it
+    calls a write done, so the index never holds a block that could still be reorganised away."""
+    return client.latest_block() - client.backend.confirmations
+
+
+def block_hash(client: LedgerClient, number: int) -> str | None:
+    """The hash of block ``number`` on the client's chain, or None if the chain is shorter."""
+    if number < 0:
+        return None
+    try:
+        block = guard(lambda: client.backend.w3.eth.get_block(number))
+    except BlockNotFound:  # a node that was reset holds fewer blocks than the index saw
+        return None
+    return None if block is None else hash_hex(bytes(block["hash"]))
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _check_binding(path: Path, binding: Binding, client: LedgerClient, chain_id: int) -> None:
+    if binding.address is None:
+        return
+    if binding.address.lower() != client.address.lower() or binding.chain_id != chain_id:
+        raise IndexMismatch(
+            f"{path} indexes contract {binding.address} on chain {binding.chain_id}, "
+            f"not {client.address} on chain {chain_id}",
+            path=str(path),
+            indexed_address=binding.address,
+            indexed_chain_id=binding.chain_id,
+            address=client.address,
+            chain_id=chain_id,
+        )
+    if binding.last_block is None:
+        return
+    found = block_hash(client, binding.last_block)
+    if found != binding.last_block_hash:
+        raise IndexMismatch(
+            f"{path} indexed block {binding.last_block} as {binding.last_block_hash}, "
+            f"but the chain now has {found or 'no such block'} there: the chain was reset "
+            "or reorganised",
+            path=str(path),
+            block_number=binding.last_block,
+            indexed_block_hash=binding.last_block_hash,
+            chain_block_hash=found,
+        )
+
+
+def _record_events(
+    client: LedgerClient, start: int, head: int, chunk_blocks: int
+) -> list[RecordEvent]:
+    """The record events of blocks ``start..head``, in chain order, fetched in chunks."""
+    found: list[RecordEvent] = []
+    for low in range(start, head + 1, chunk_blocks):
+        high = min(head, low + chunk_blocks - 1)
+        events: list[LedgerEvent] = client.events(low, high)
+        found.extend(e for e in events if isinstance(e, _RECORD_EVENTS))
+    return found
+
+
+def _insert(conn: sqlite3.Connection, table: str, **columns: object) -> None:
+    """``INSERT INTO table (named columns)``: values are bound by column name, never by the
+    table's column order. ``table`` and the names are this module's constants, never input."""
+    names = ", ".join(columns)
+    marks = ", ".join(f":{name}" for name in columns)
+    conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", columns)
+
+
+def _set_meta(conn: sqlite3.Connection, **values: str | None) -> None:
+    for key, value in values.items():
+        if value is not None:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

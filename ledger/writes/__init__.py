@@ -1,0 +1,3 @@
+"""The write path: concurrent writes gathered into transactions, journaled; receipts anchored."""
+
+__all__: list[str] = []

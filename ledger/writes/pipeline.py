@@ -1,0 +1,671 @@
+"""Gathering concurrent writes into as few transactions and blocks as possible.
+
+Why it is one module of about 700 lines: the states (queued, sent, included, failed), the
+splitting of a batch that reverts, and the re-send of a stuck transaction are one protocol, and
+its crash-safety argument is read top to bottom; the item types live in ``ledger/writes/_items.py``
+and the journal in ``ledger/writes/_journal.py``.
+
+A *write* is one record to put on chain (a dataset, a model, a prediction batch, a revocation,
+a registrar change) and the requests waiting for it. The service's threads hand writes to the
+:class:`WritePipeline` and wait. One *round* at a time is sent: every write queued while the
+previous round was being sent, together, as one batch transaction per kind
+(``registerDatasets``, ``registerModels``, ``anchorPredictionBatches``), split where a block or
+a node's pool could not hold it, at consecutive nonces, without waiting for the transactions
+already in flight (at most ``max_in_flight``; past that, writes gather until a block frees a
+slot). No fixed delay: a lone request is sent the moment it arrives, by its own thread when no
+round is being sent, and the gathering comes from the time the chain takes. A waiter thread
+answers each request once its transaction is mined with the backend's confirmations on top,
+looking often just after a send and then once per ``poll_interval``.
+
+A write goes through these states; each line says what a crash there leaves, and why it is
+safe.
+
+1. *queued*: in memory only. A crash loses requests nobody was answered for; their clients see
+   a broken connection and retry, and a retry finds the record on chain if it got there.
+2. *planned*: gathered into a chunk that fits a block (gas and calldata). On RPC nodes the
+   chunk is simulated (``eth_call``); a revert names a record (``ledger.errors`` carries its
+   hash), that write alone is answered with the typed error, and the rest is simulated again.
+   A revert naming no record splits the chunk in halves. Nothing has been signed.
+3. *journaled* (RPC nodes): signed at the next nonce (:class:`~ledger.chain._transactor.Transactor`
+   owns them) and written to the journal (:mod:`ledger.writes._journal`) before the node sees it.
+   After a crash, start-up sends those very bytes again (:meth:`WritePipeline.recover`): a
+   node that holds them says so, one that lost them fills the nonce, nothing goes out twice,
+   and a retried request for one of its records waits for it instead of sending another.
+4. *sent*: in the node's pool. Not mined within ``resend_after_blocks`` blocks, it is signed
+   again at the same nonce with both fees raised by 12.5% (journaled first, like any send).
+   If the nonce was used by another transaction meanwhile, its writes are queued again.
+5. *included*: the receipt is read. Success: every request is answered with its record's event
+   and its block's time (the node's own answer; nothing else is read), and the record is kept
+   in :meth:`WritePipeline.recent` for requests that repeat it. A revert: it is replayed on its
+   parent block to learn which record it names; that write gets the error, the others are
+   queued again (each alone, if the revert names none).
+6. *done*: the journal forgets the nonce. A crash between 5 and 6 re-sends a mined
+   transaction at start-up, which the node refuses as known, and the journal then forgets it.
+
+The embedded chain has no pool: ``eth_sendRawTransaction`` executes, mines and stores the block
+before it returns, under the process's exclusive lock on the chain directory, so a write there
+is never in flight across a crash and needs no journal, and its receipt is read at once by the
+sender. It is also the only writer of its chain, and the service checks every precondition of a
+registration before handing it over (the hash is not registered, its inputs are registered and
+live), so registrations there are not simulated (``simulate_registrations=False``): a
+simulation would only repeat the transaction's own EVM run. A registration that reverts anyway
+(a revocation raced it) costs one failed transaction and is explained by replay. Anchors,
+revocations and registrar changes are simulated on every backend: their refusals are decided on
+chain.
+
+Revocations and registrar changes have no batch function: each is its own transaction, still
+sent without waiting for the ones before it, so several share a block.
+
+The module is longer than our usual 400 lines because the states above are one protocol: the
+sender, the waiter and the recovery hand the same in-flight records to each other, and
+splitting them would put the invariants (who may touch a nonce, when a write is answered) in
+three places.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
+from typing import Any
+
+from ledger.chain._transactor import SignedTx
+from ledger.chain.client import LedgerClient, tx_result
+from ledger.errors import ChainUnavailable, GasLimitExceeded, LedgerError, TransactionFailed
+from ledger.records import hash_hex
+from ledger.writes._items import (
+    DEDUPED,
+    ORDER,
+    Included,
+    RevokeInput,
+    RoleInput,
+    WriteInput,
+    call_for,
+    culprit,
+    event_key,
+    key_of,
+    kind_of,
+)
+from ledger.writes._journal import TxJournal
+from ledger.writes._planning import MAX_TX_BYTES, chunks, simulated
+
+__all__ = [
+    "MAX_TX_BYTES",
+    "Included",
+    "RevokeInput",
+    "RoleInput",
+    "WriteInput",
+    "WritePipeline",
+]
+
+log = logging.getLogger("provenance.writes")
+
+
+@dataclass(eq=False)
+class _Request:
+    item: WriteInput
+    future: Future[Included] = field(default_factory=Future)
+
+
+@dataclass(eq=False)
+class _Write:
+    """One key in the pipeline and every request waiting for it (the first one makes it)."""
+
+    key: str
+    kind: str | None  # None: recovered from the journal, known by its key only
+    item: WriteInput | None
+    requests: list[_Request]
+    alone: bool = False  # send in a transaction of its own (after a revert naming no record)
+
+
+@dataclass(eq=False)
+class _InFlight:
+    """One nonce in the node's pool: its signed variants (newest last) and its writes."""
+
+    nonce: int
+    writes: list[_Write]
+    variants: list[SignedTx]
+    sent_at_block: int
+    checked_at_block: int = -1
+    sent_at: float = field(default_factory=time.monotonic)  # when it was last (re)sent
+
+
+class WritePipeline:
+    """Gathers writes from many threads into few transactions; see the module's states.
+
+    ``journal`` (RPC nodes) makes sends survive a crash; ``simulate_registrations`` is False
+    only on the embedded chain (see the module docstring). Its threads start with the first
+    write and stop after ``idle_timeout`` seconds without one, so an idle pipeline holds
+    nothing; :meth:`close` stops it for good.
+    """
+
+    def __init__(
+        self,
+        client: LedgerClient,
+        *,
+        journal: TxJournal | None = None,
+        simulate_registrations: bool = True,
+        resend_after_blocks: int = 3,
+        max_in_flight: int = 16,
+        poll_interval: float = 0.05,
+        timeout: float = 120.0,
+        recent_size: int = 10_000,
+        idle_timeout: float = 2.0,
+    ) -> None:
+        if resend_after_blocks < 1:
+            raise ValueError("resend_after_blocks must be 1 or more")
+        self.client = client
+        self.journal = journal
+        self.simulate_registrations = simulate_registrations
+        self.resend_after_blocks = resend_after_blocks
+        self.max_in_flight = max_in_flight
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.idle_timeout = idle_timeout
+        self._transactor = client.transactor
+        self._instant = client.backend.kind == "embedded"  # mined inside the send itself
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the sender waits here
+        self._sent = threading.Condition(self._lock)  # the waiter waits here
+        self._queue: list[_Write] = []
+        self._sending: list[_Write] = []  # the round being sent
+        self._round_active = False
+        self._open: dict[str, _Write] = {}  # deduplicated keys, queued or in flight
+        self._in_flight: list[_InFlight] = []
+        self._recent: OrderedDict[str, Included] = OrderedDict()
+        self._recent_size = recent_size
+        self._last_block: int | None = None
+        self._blocks: OrderedDict[bytes, Any] = OrderedDict()  # recent mined blocks, by hash
+        self._closed = False
+        self._sender: threading.Thread | None = None
+        self._waiter: threading.Thread | None = None
+
+    # -- the requests' side -------------------------------------------------------------------
+
+    def submit_many(self, items: Sequence[WriteInput]) -> list[Future[Included]]:
+        """Queue ``items`` together (they are gathered into the same round) and return one
+        future each. A write-once record already queued, in flight or just written is not
+        queued again: its future follows that write (``created`` False)."""
+        requests = self._enqueue(items)
+        with self._lock:
+            self._start_sender()
+            self._work.notify()
+        return [r.future for r in requests]
+
+    def _enqueue(self, items: Sequence[WriteInput]) -> list[_Request]:
+        requests = [_Request(item) for item in items]
+        with self._lock:
+            if self._closed:
+                raise ChainUnavailable("the write pipeline is closed (the service is stopping)")
+            for request in requests:
+                kind, key = kind_of(request.item), key_of(request.item)
+                if kind in DEDUPED:
+                    if (open_write := self._open.get(key)) is not None:
+                        open_write.requests.append(request)
+                        continue
+                    if (done := self._recent.get(key)) is not None:
+                        request.future.set_result(dc_replace(done, created=False))
+                        continue
+                write = _Write(key, kind, request.item, [request])
+                if kind in DEDUPED:
+                    self._open[key] = write
+                self._queue.append(write)
+        return requests
+
+    def submit(self, item: WriteInput) -> Future[Included]:
+        """Queue one write; see :meth:`submit_many`."""
+        return self.submit_many([item])[0]
+
+    def write(self, item: WriteInput) -> Included:
+        """Write one record and wait until it is on chain; raises its own typed error."""
+        result = self.write_many([item])[0]
+        if isinstance(result, LedgerError):
+            raise result
+        return result
+
+    def write_many(self, items: Sequence[WriteInput]) -> list[Included | LedgerError]:
+        """Write several records together and wait for all of them: each is answered with its
+        inclusion or its own error, and one bad record never fails the others.
+
+        When no round is being sent, the calling thread sends this one itself (with whatever
+        else is queued) instead of handing it to the sender thread and waiting to be woken:
+        a lone writer pays for no thread switch, and on the embedded chain its answer is ready
+        when the send returns. Writes arriving meanwhile queue for the next round as usual."""
+        futures = [r.future for r in self._enqueue(items)]
+        batch = self._claim_round()
+        if batch is not None:
+            self._run_round(batch)
+        else:
+            with self._lock:
+                self._start_sender()
+                self._work.notify()
+        deadline = time.monotonic() + self.timeout
+        results: list[Included | LedgerError] = []
+        for future in futures:
+            try:
+                results.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+            except FutureTimeout:
+                results.append(
+                    TransactionFailed(f"no receipt within {self.timeout:.0f} s; still in flight")
+                )
+            except LedgerError as exc:
+                results.append(exc)
+        return results
+
+    def recent(self, key: str) -> Included | None:
+        """The inclusion of a write-once record this pipeline wrote lately (a bounded memory,
+        for answering repeats before the event index has caught up), or None."""
+        with self._lock:
+            return self._recent.get(key)
+
+    @property
+    def waiting(self) -> int:
+        """Requests not answered yet (queued, being sent, or in flight)."""
+        with self._lock:
+            writes = {id(w): w for w in self._queue + self._sending}
+            writes.update((id(w), w) for flight in self._in_flight for w in flight.writes)
+            return sum(sum(not r.future.done() for r in w.requests) for w in writes.values())
+
+    @property
+    def last_block(self) -> int | None:
+        """The newest block holding one of this pipeline's writes."""
+        return self._last_block
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Refuse new writes, let the queued and in-flight ones finish (up to ``timeout``
+        seconds), then stop the threads; what is still waiting is answered with an error."""
+        with self._lock:
+            self._closed = True
+            self._work.notify_all()
+            self._sent.notify_all()
+            threads = [t for t in (self._sender, self._waiter) if t is not None]
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            left = self._queue + [w for flight in self._in_flight for w in flight.writes]
+            self._queue = []
+        for write in left:
+            self._fail(write, ChainUnavailable("the service stopped before this write was mined"))
+        if self.journal is not None and not any(t.is_alive() for t in threads):
+            self.journal.close()  # a thread still reading receipts keeps it until it exits
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Re-send what the journal says a previous run left in flight, before any new write
+        takes a nonce; returns how many nonces are still in flight."""
+        if self.journal is None:
+            return 0
+        entries = self.journal.entries()
+        if not entries:
+            return 0
+        self._transactor.reserve_through(entries[-1].nonce)
+        confirmed = self._transactor.confirmed_nonce()
+        head = self.client.latest_block()
+        recovered = 0
+        for entry in entries:
+            mined = self._first_receipt(entry.variants)
+            if mined is None and entry.nonce < confirmed:
+                log.warning("nonce %d was used by another transaction; forgotten", entry.nonce)
+                self.journal.done(entry.nonce)
+                continue
+            writes = [_Write(key, None, None, []) for key in entry.keys]
+            flight = _InFlight(entry.nonce, writes, list(entry.variants), head)
+            if mined is None:
+                self._transactor.rebroadcast(entry.variants[-1])
+            with self._lock:
+                for write in writes:
+                    self._open.setdefault(write.key, write)
+                self._in_flight.append(flight)
+                self._start_waiter()
+                self._sent.notify()
+            recovered += 1
+        log.info("recovered %d transaction(s) in flight from the journal", recovered)
+        return recovered
+
+    # -- the sender ---------------------------------------------------------------------------
+
+    def _start_sender(self) -> None:
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._send_loop, name="writes-send", daemon=True)
+            self._sender.start()
+
+    def _start_waiter(self) -> None:
+        if self._waiter is None:
+            self._waiter = threading.Thread(target=self._wait_loop, name="writes-wait", daemon=True)
+            self._waiter.start()
+
+    def _claim_round(self) -> list[_Write] | None:
+        """Take every queued write for a round, unless a round is being sent already (one at a
+        time keeps nonces and gathering simple) or too much is in flight; None then."""
+        with self._lock:
+            if self._round_active or not self._queue or len(self._in_flight) >= self.max_in_flight:
+                return None
+            self._round_active = True
+            batch, self._queue = self._queue, []
+            self._sending = batch
+            return batch
+
+    def _run_round(self, batch: list[_Write]) -> None:
+        """Send one round, whichever thread claimed it, then let the next one start."""
+        try:
+            self._send_round(batch)
+        except LedgerError as exc:  # the node could not be asked for the fees: nothing was sent
+            self._fail_unsent(batch, exc)
+        except Exception as exc:  # a bug must not leave requests waiting for ever
+            log.exception("the write pipeline failed a round")
+            self._fail_unsent(batch, TransactionFailed(f"the write failed: {exc}"))
+        finally:
+            with self._lock:
+                self._round_active = False
+                self._sending = []
+                if self._queue:  # what arrived meanwhile: the sender thread takes it
+                    self._start_sender()
+                    self._work.notify()
+
+    def _fail_unsent(self, batch: list[_Write], exc: LedgerError) -> None:
+        with self._lock:
+            sent = {id(w) for flight in self._in_flight for w in flight.writes}
+        for write in batch:
+            if id(write) not in sent:
+                self._fail(write, exc)
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._lock:
+                while (
+                    not self._queue
+                    or self._round_active
+                    or len(self._in_flight) >= self.max_in_flight
+                ):
+                    if self._closed and not self._queue:
+                        self._sender = None
+                        return
+                    if not self._work.wait(self.idle_timeout) and not self._queue:
+                        self._sender = None
+                        return
+            batch = self._claim_round()
+            if batch is not None:
+                self._run_round(batch)
+
+    def _send_round(self, batch: list[_Write]) -> None:
+        block = self._transactor.fee_block()
+        for kind in ORDER:
+            writes = [w for w in batch if w.kind == kind]
+            for chunk in self._chunks(kind, writes, block["gasLimit"]):
+                self._send_chunk(kind, chunk, block)
+
+    def _chunks(self, kind: str, writes: list[_Write], gas_limit: int) -> list[list[_Write]]:
+        """Writes in order, in chunks whose call fits a block's gas and a pool's size limit
+        (:func:`ledger.writes._planning.chunks`)."""
+        return chunks(kind, writes, gas_limit)
+
+    def _simulates(self, kind: str) -> bool:
+        return self.simulate_registrations or kind not in ("dataset", "model")
+
+    def _send_chunk(self, kind: str, writes: list[_Write], block: Any) -> None:
+        if self._simulates(kind):
+            writes = self._simulated(kind, writes)
+            if not writes:
+                return
+        call = call_for(kind, [w.item for w in writes])  # type: ignore[misc]
+        tx = self.client.transaction(call)
+        flight = _InFlight(-1, writes, [], sent_at_block=-1)  # the waiter dates it
+
+        def before_send(signed: SignedTx) -> None:
+            # 3. journaled, and known to the waiter, before the node sees it
+            if self.journal is not None:
+                self.journal.record(signed, [w.key for w in writes])
+            with self._lock:
+                flight.nonce = signed.nonce
+                flight.variants.append(signed)
+                self._in_flight.append(flight)
+
+        try:
+            signed = self._transactor.broadcast(
+                tx, gas=call.gas, block=block, before_send=before_send
+            )
+        except Exception as exc:  # the node refused it (or never saw it): nothing is in flight
+            self._unsend(flight)
+            if isinstance(exc, GasLimitExceeded) and len(writes) > 1:  # the limit shrank
+                middle = len(writes) // 2
+                self._send_chunk(kind, writes[:middle], block)
+                self._send_chunk(kind, writes[middle:], block)
+                return
+            refused = (
+                exc
+                if isinstance(exc, LedgerError)
+                else TransactionFailed(f"the node refused the transaction: {exc}")
+            )
+            for write in writes:
+                self._fail(write, refused)
+            return
+        if self._instant:  # 4-5. already mined and stored: answer from the receipt now
+            try:
+                receipt = self._transactor.receipt(signed.tx_hash)
+                if receipt is not None:
+                    self._included(flight, receipt)
+                    return
+            except LedgerError as exc:  # the waiter reads it again
+                log.warning("reading the receipt of %s: %s", signed.tx_hash, exc)
+        with self._lock:
+            self._start_waiter()
+            self._sent.notify()
+
+    def _unsend(self, flight: _InFlight) -> None:
+        """Undo :meth:`_send_chunk`'s registration of a send the node refused."""
+        with self._lock:
+            if flight in self._in_flight:
+                self._in_flight.remove(flight)
+        if self.journal is not None:
+            for signed in flight.variants:
+                self.journal.forget(signed.tx_hash)
+
+    def _simulated(self, kind: str, writes: list[_Write]) -> list[_Write]:
+        """2. The writes of a chunk whose simulation passes; the others answered with their
+        revert (:func:`ledger.writes._planning.simulated`)."""
+
+        def simulate(survivors: list[_Write]) -> None:
+            self.client.simulate(call_for(kind, [w.item for w in survivors]))  # type: ignore[misc]
+
+        return simulated(writes, simulate, self._fail)
+
+    # -- the waiter ---------------------------------------------------------------------------
+
+    def _wait_loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._in_flight:
+                    idle = self._closed or not self._sent.wait(self.idle_timeout)
+                    if idle and not self._in_flight:
+                        self._waiter = None
+                        return
+                    continue
+                flights = list(self._in_flight)
+            try:
+                self._check(flights)
+            except ChainUnavailable as exc:
+                log.warning("waiting for writes: %s", exc)
+            except Exception:
+                log.exception("the write pipeline failed to read a receipt")
+            with self._lock:
+                if self._in_flight and not self._closed:
+                    # soon after a send, look often (an automining node has mined it already);
+                    # then at the poll interval, which suits a chain with block times
+                    newest = max(flight.sent_at for flight in self._in_flight)
+                    young = time.monotonic() - newest < self.poll_interval
+                    self._sent.wait(self.poll_interval / 10 if young else self.poll_interval)
+
+    def _check(self, flights: list[_InFlight]) -> None:
+        """5. Read the receipts of what is in flight, once per new block; re-send what waited
+        ``resend_after_blocks`` blocks."""
+        head = self.client.latest_block()
+        final = head - self.client.backend.confirmations
+        for flight in flights:
+            if flight.checked_at_block >= head:
+                continue  # no new block since the last look: nothing can have changed
+            flight.checked_at_block = head
+            if flight.sent_at_block < 0:
+                flight.sent_at_block = head
+            receipt = self._first_receipt(flight.variants)
+            if receipt is not None:
+                if receipt["blockNumber"] <= final:
+                    self._included(flight, receipt)
+                continue
+            if head - flight.sent_at_block >= self.resend_after_blocks:
+                self._resend(flight, head)
+
+    def _first_receipt(self, variants: Sequence[SignedTx]) -> Any | None:
+        for signed in reversed(variants):
+            receipt = self._transactor.receipt(signed.tx_hash)
+            if receipt is not None:
+                return receipt
+        return None
+
+    def _resend(self, flight: _InFlight, head: int) -> None:
+        """4. Not mined in time: the same nonce with higher fees, or, if the nonce was used by
+        another transaction, the writes queued again."""
+        if self._transactor.confirmed_nonce() > flight.nonce:
+            receipt = self._first_receipt(flight.variants)
+            if receipt is not None:
+                self._included(flight, receipt)
+                return
+            log.warning("nonce %d was used by another transaction; re-queueing", flight.nonce)
+            self._forget(flight)
+            self._requeue(flight.writes, alone=False)
+            return
+        replacement = self._transactor.replace(flight.variants[-1])
+        if self.journal is not None:
+            self.journal.record(replacement, [w.key for w in flight.writes])
+        with self._lock:
+            flight.variants.append(replacement)
+            flight.sent_at_block, flight.sent_at = head, time.monotonic()
+        accepted = self._transactor.rebroadcast(replacement)
+        log.warning(
+            "transaction at nonce %d not mined in %d blocks: re-sent as %s with fee cap %d (%s)",
+            flight.nonce,
+            self.resend_after_blocks,
+            replacement.tx_hash,
+            replacement.max_fee,
+            "accepted" if accepted else "refused",
+        )
+
+    def _included(self, flight: _InFlight, receipt: Any) -> None:
+        """5-6. Answer every request of a mined transaction, then forget the nonce."""
+        block = self._block(bytes(receipt["blockHash"]))
+        if receipt["status"] == 1:
+            tx = tx_result(receipt)
+            events = {
+                key: event
+                for event in self.client.decode_logs(receipt["logs"])
+                if (key := event_key(event)) is not None
+            }
+            for write in flight.writes:
+                event = events.get(write.key)
+                if event is None and write.kind != "role":
+                    self._fail(
+                        write, TransactionFailed(f"{tx.tx_hash} holds no event for {write.key}")
+                    )
+                    continue
+                included = Included(
+                    event, block["timestamp"], tx.tx_hash, tx.block_number, tx.gas_used
+                )
+                self._answer(write, included)
+            with self._lock:
+                self._last_block = max(self._last_block or 0, tx.block_number)
+            self._forget(flight)
+            return
+        self._forget(flight)
+        # A revert: the replay names the record that caused it; the others go again.
+        kind = next((w.kind for w in flight.writes if w.kind is not None), None)
+        items = [w.item for w in flight.writes if w.item is not None]
+        exc: LedgerError
+        if kind is not None and len(items) == len(flight.writes):
+            exc = self._transactor.explain_failure(
+                self.client.transaction(call_for(kind, items)), receipt
+            )
+        else:
+            exc = TransactionFailed(
+                f"transaction {hash_hex(bytes(receipt['transactionHash']))} reverted"
+            )
+        named = culprit(exc, flight.writes)
+        if named is None and len(flight.writes) == 1:
+            named = flight.writes[0]
+        if named is not None:
+            self._fail(named, exc)
+            self._requeue([w for w in flight.writes if w is not named], alone=False)
+        else:
+            self._requeue(flight.writes, alone=True)
+
+    def _block(self, block_hash: bytes) -> Any:
+        """A mined block's header (for its time), read once for all its transactions; by hash,
+        so a block number mined again after a reorganisation is read again."""
+        with self._lock:  # the sender and the waiter both answer mined transactions
+            block = self._blocks.get(block_hash)
+        if block is None:
+            block = self.client.get_block("0x" + block_hash.hex())  # not under the lock: I/O
+            self._transactor.note_block(block)
+            with self._lock:
+                self._blocks[block_hash] = block
+                while len(self._blocks) > 8:
+                    self._blocks.popitem(last=False)
+        return block
+
+    def _forget(self, flight: _InFlight) -> None:
+        with self._lock:
+            if flight in self._in_flight:
+                self._in_flight.remove(flight)
+            self._work.notify()  # a slot is free
+        if self.journal is not None:
+            self.journal.done(flight.nonce)
+
+    def _requeue(self, writes: list[_Write], *, alone: bool) -> None:
+        """Queue writes again, first in line; a recovered write goes again only for the
+        requests that joined it (it has no record of its own to send)."""
+        again = []
+        for write in writes:
+            if write.item is None:
+                if not write.requests:
+                    with self._lock:
+                        self._open.pop(write.key, None)
+                    continue
+                write.item, write.kind = write.requests[0].item, kind_of(write.requests[0].item)
+            write.alone = write.alone or alone
+            again.append(write)
+        with self._lock:
+            self._queue[:0] = again
+            self._start_sender()
+            self._work.notify()
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def _answer(self, write: _Write, included: Included) -> None:
+        with self._lock:
+            if self._open.get(write.key) is write:
+                del self._open[write.key]
+            if write.kind in DEDUPED or (write.kind is None and ":" not in write.key):
+                self._recent[write.key] = included
+                self._recent.move_to_end(write.key)
+                while len(self._recent) > self._recent_size:
+                    self._recent.popitem(last=False)
+            requests = list(write.requests)
+        for position, request in enumerate(requests):
+            made = position == 0 and write.item is not None
+            if not request.future.done():
+                request.future.set_result(dc_replace(included, created=made))
+
+    def _fail(self, write: _Write, exc: LedgerError) -> None:
+        with self._lock:
+            if self._open.get(write.key) is write:
+                del self._open[write.key]
+            requests = list(write.requests)
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(exc)
