@@ -68,7 +68,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     events = work / "events.jsonl"
     config = work / "openlineage.yml"
     config.write_text(f"transport:\n  type: file\n  log_file_path: {events}\n  append: true\n")
-    server = ServiceProcess(work / "data", env={"OPENLINEAGE_CONFIG": str(config)})
+    # /rpc serves the CLI's checks: its public-node bounds are for strangers, not this test's
+    # own calls on a loaded machine.
+    env = {
+        "OPENLINEAGE_CONFIG": str(config),
+        "PROVENANCE_RPC_EVM_TIMEOUT": "30",
+        "PROVENANCE_RPC_REQUEST_TIMEOUT": "120",
+    }
+    server = ServiceProcess(work / "data", env=env)
     try:
         with server.client() as api:
             raw = _ok(api.post("/v1/datasets", files={"file": ("sales.csv", RAW)}))
