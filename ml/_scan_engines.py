@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
 
 from ml import _csvref
-from ml._csvrules import BOM, check_header, int_digits_limit
+from ml._csvrules import BOM, check_header, explain, int_digits_limit
 from ml.columns import ColumnType, Limits, Value
 from ml.errors import (
     CanonicalJsonError,
     DatasetChanged,
+    DatasetError,
     MalformedCsv,
     NoHeader,
     NoRows,
@@ -46,6 +47,23 @@ _TYPE_NAMES: tuple[ColumnType, ...] = ("integer", "float", "string", "boolean")
 
 
 def infer(
+    source: BinaryIO, limits: Limits, engine: Engine, on_chunk: Callable[[Any], None]
+) -> tuple[tuple[str, ...], tuple[ColumnType, ...], int]:
+    """The header, column types and row count of a CSV file (the first pass); a refusal says
+    what the file really is when that explains it (a spreadsheet, another delimiter)."""
+    start = source.tell()
+    head = source.read(_HEAD_BYTES)
+    source.seek(start)
+    try:
+        return _infer(source, limits, engine, on_chunk)
+    except DatasetError as exc:
+        raise explain(exc, head) from None
+
+
+_HEAD_BYTES = 64 * 1024
+
+
+def _infer(
     source: BinaryIO, limits: Limits, engine: Engine, on_chunk: Callable[[Any], None]
 ) -> tuple[tuple[str, ...], tuple[ColumnType, ...], int]:
     if engine == "python":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from ml.errors import (
     MissingFeature,
     ModelHashMismatch,
     NonNumericInput,
+    UnknownFeature,
     UntrustedModelContent,
 )
 from ml.hashing import from_hex, sha256_bytes
@@ -122,7 +124,9 @@ class LoadedModel:
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> Predictions:
         """Predict one output per input row; each row maps feature name → number.
 
-        Extra keys are ignored. Booleans count as 0/1, like boolean dataset columns.
+        A name that is not a feature is refused (:class:`~ml.errors.UnknownFeature`): a value
+        the model silently ignores is a prediction the client did not ask for. Booleans count
+        as 0/1, like boolean dataset columns.
         """
         X = self._matrix(rows)
         with single_thread():
@@ -143,6 +147,9 @@ class LoadedModel:
         for r, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise InvalidInput(f"input row {r} is a {type(row).__name__}, not an object")
+            if len(row) > len(self.features):  # a name the model does not take: say which
+                extra = next(k for k in row if k not in self._feature_set)
+                raise UnknownFeature(str(extra), row=r, features=self.features)
             for c, name in enumerate(self.features):
                 if name not in row:
                     raise MissingFeature(name, row=r)
@@ -158,6 +165,10 @@ class LoadedModel:
                     )
                 X[r, c] = float(value)
         return X
+
+    @cached_property
+    def _feature_set(self) -> frozenset[str]:
+        return frozenset(self.features)
 
     def _input_range(self) -> str:
         """The range predict inputs must lie in, and why, for this model's algorithm."""

@@ -62,7 +62,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from ml._csvrules import is_number
+from ml._csvrules import header_warnings, is_number
 from ml.columns import (
     COLUMN_TYPES,
     NUMERIC_TYPES,
@@ -95,6 +95,7 @@ __all__ = [
     "compute_schema_hash",
     "csv_writer",
     "estimate_dataset_bytes",
+    "header_warnings",
     "load_dataset",
     "parse_dataset",
     "render_csv",

@@ -47,6 +47,7 @@ __all__ = [
     "ParameterCapExceeded",
     "PredictionError",
     "RaggedRow",
+    "SpreadsheetFile",
     "TooLarge",
     "TrainingError",
     "TrainingFailed",
@@ -56,9 +57,22 @@ __all__ = [
     "UndecodableText",
     "UnknownAlgorithm",
     "UnknownColumn",
+    "UnknownFeature",
     "UnknownParameter",
     "UntrustedModelContent",
 ]
+
+
+def _json_repr(value: object) -> str:
+    """A value as the JSON a client sent it: ``null``, ``true``, ``"text"`` (not Python's
+    ``None``, ``True``, ``'text'``)."""
+    import json
+
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _names(values: Iterable[str], limit: int = 12) -> str:
@@ -152,15 +166,29 @@ class RaggedRow(DatasetError):
 
     code = "ragged-row"
 
-    def __init__(self, *, line: int, expected: int, actual: int) -> None:
+    def __init__(self, *, line: int, expected: int, actual: int, hint: str = "") -> None:
         detail = "is blank" if actual == 0 else f"has {actual} field(s)"
         super().__init__(
             f"line {line} {detail} but the header has {expected} column(s); "
             "every row needs one field per column (use an empty field for a missing value)"
+            + (f"; {hint}" if hint else "")
         )
         self.line = line
         self.expected = expected
         self.actual = actual
+
+
+class SpreadsheetFile(DatasetError):
+    """The upload is a spreadsheet (Excel, OpenDocument), not a CSV file."""
+
+    code = "spreadsheet"
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"this is a spreadsheet ({kind}), not a CSV file: export it as CSV (in Excel or "
+            "LibreOffice: Save As, 'CSV UTF-8, comma-separated') and upload that"
+        )
+        self.kind = kind
 
 
 class UndecodableText(DatasetError):
@@ -513,6 +541,20 @@ class MissingFeature(PredictionError):
         self.row = row
 
 
+class UnknownFeature(PredictionError):
+    """An input row names a feature the model was not trained on."""
+
+    code = "unknown-feature"
+
+    def __init__(self, feature: str, *, row: int, features: Sequence[str]) -> None:
+        super().__init__(
+            f"input row {row} has {feature!r}, which is not a feature of this model; its "
+            f"features are {_names(features)} (remove the others: a prediction uses exactly these)"
+        )
+        self.feature = feature
+        self.row = row
+
+
 class NonNumericInput(PredictionError):
     """An input value is not a finite number."""
 
@@ -520,7 +562,8 @@ class NonNumericInput(PredictionError):
 
     def __init__(self, feature: str, *, row: int, value: object) -> None:
         super().__init__(
-            f"input row {row} has {value!r} for feature {feature!r}; a finite number is needed"
+            f"input row {row} has {_json_repr(value)} for feature {feature!r}; a finite number "
+            "is needed"
         )
         self.feature = feature
         self.row = row

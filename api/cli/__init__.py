@@ -38,6 +38,8 @@ _COMMANDS: dict[str, Callable[..., None]] = {
     "demo": serve.demo,
     "predict": records.predict,
     "lineage": records.lineage,
+    "revoke": records.revoke,
+    "anchor": records.anchor,
     "verify": verify.verify,
     "audit": audit.audit,
     "bundle": records.bundle,

@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "EXIT_FAILED",
     "EXIT_UNREACHABLE",
+    "EXIT_UNREADABLE",
     "ApiKeyOpt",
     "CommandFailed",
     "DataDirOpt",
@@ -42,6 +43,7 @@ __all__ = [
 
 EXIT_FAILED = 1  # the command could not do what it was asked (or the answer is "invalid")
 EXIT_UNREACHABLE = 2  # the service or node did not answer (click also exits 2 on usage errors)
+EXIT_UNREADABLE = 4  # an input file is missing, not JSON, or not the document it should be
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, whole, for grep and logs
@@ -125,4 +127,4 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CommandFailed(f"{path} is not a readable JSON file: {exc}") from None
+        raise CommandFailed(f"{path} is not a readable JSON file: {exc}", EXIT_UNREADABLE) from None

@@ -14,13 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli._common import CommandFailed, JsonOpt, command, emit, err
+from api.cli._common import EXIT_UNREADABLE, CommandFailed, JsonOpt, command, emit, err
 from api.cli._service import ApiCall, check, service_command
 from api.cli.verify import EXIT_INVALID, _show_report, chain_facts, node_errors
 
-__all__ = ["EXIT_UNREADABLE", "attest", "key_file_for", "verify_attestation"]
-
-EXIT_UNREADABLE = 4  # the attestation or key file is missing or malformed
+__all__ = ["attest", "key_file_for", "verify_attestation"]
 
 
 def key_file_for(attestations: Path) -> Path:
@@ -93,7 +91,7 @@ def verify_attestation(
     except OSError as exc:
         raise CommandFailed(f"--artifact {artifact}: {exc}", EXIT_UNREADABLE) from None
     facts = chain_facts(rpc_url, contract)
-    with node_errors():
+    with node_errors(rpc_url):
         report = verify_attestations(envelopes, binding, facts, artifact=data).to_json()
     emit(report, as_json, _show_report)
     if report["verdict"] != "valid":

@@ -10,8 +10,8 @@ stderr and a summary table, or with ``--json`` prints ``{"summary", "reports"}``
 
 Like ``verify``, it imports neither scikit-learn nor skops; httpx only to talk to a service.
 
-Exit status: 0 every receipt valid, 1 any invalid (or a bad file), 2 unreachable, 3 none
-invalid but some pending.
+Exit status: 0 every receipt valid, 1 any invalid, 2 unreachable, 3 none invalid but some
+pending, 4 the receipts file cannot be read.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import typer
 from api.cli._common import (
     DEFAULT_DATA_DIR,
     EXIT_FAILED,
+    EXIT_UNREADABLE,
     ApiKeyOpt,
     CommandFailed,
     JsonOpt,
@@ -55,9 +56,9 @@ def _read_file(path: Path) -> list[Any]:
     try:
         return receipt_documents(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise CommandFailed(f"{path} is not a readable file: {exc}") from None
+        raise CommandFailed(f"{path} is not a readable file: {exc}", EXIT_UNREADABLE) from None
     except ReceiptError as exc:
-        raise CommandFailed(f"{path}: {exc}") from None
+        raise CommandFailed(f"{path}: {exc}", EXIT_UNREADABLE) from None
 
 
 def _fetch_batch(url: str, api_key: str | None, batch_id: str) -> list[Any]:
@@ -89,7 +90,7 @@ def _on_node(
 
     facts = chain_facts(rpc_url, contract, deploy_block=deploy_block)
     reports: list[dict[str, Any]] = []
-    with node_errors():
+    with node_errors(rpc_url):
         for part in _chunks(documents, chunk):  # one ChainFacts: each fact is read once
             reports += [
                 r.to_json() for r in verify_documents(part, facts, clock_tolerance=clock_tolerance)
@@ -184,7 +185,7 @@ def audit(
 
     With --rpc-url and --contract the receipts are checked straight against that node;
     otherwise the service at --url checks them. Exit status: 0 all valid, 1 any invalid,
-    2 unreachable, 3 some pending.
+    2 unreachable, 3 some pending, 4 the file cannot be read.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 

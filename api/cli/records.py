@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from api.cli._common import CommandFailed, emit, err, out, read_json, show_fields
 from api.cli._service import ApiCall, check, service_command
@@ -298,8 +299,10 @@ def model_show(call: ApiCall, model_hash: str) -> None:
 
 
 def _show_predictions(result: dict[str, Any]) -> None:
+    receipts = result.get("receipts") or []
     for i, value in enumerate(result["predictions"]):
-        out.print(f"row {i}: {value}", markup=False)  # a label may hold "[...]"
+        receipt = receipts[i]["receipt_id"] if i < len(receipts) else "-"
+        out.print(f"row {i}: {value}  receipt {receipt}", markup=False)  # a label may hold "[…]"
 
 
 @service_command()
@@ -314,7 +317,12 @@ def predict(
 
 def _show_graph(graph: dict[str, Any]) -> None:
     for node in graph["nodes"]:
-        flag = " [red]TAINTED[/red]" if node.get("tainted") else ""
+        if node.get("revoked"):
+            flag = f" [red]REVOKED[/red]: {escape(str(node.get('revoked_reason') or ''))}"
+        elif node.get("tainted"):
+            flag = " [red]TAINTED[/red] (built on revoked data)"
+        else:
+            flag = ""
         out.print(f"{node['kind']:>9} {node['id']}{flag}")
     for edge in graph["edges"]:
         out.print(f"  {edge['source']} --{edge['relation']}--> {edge['target']}")
@@ -332,6 +340,46 @@ def lineage(
     with call.connect() as api:
         graph = check(api.get(f"/v1/lineage/{record}?{query}"))
     emit(graph, call.as_json or prov, _show_graph)  # PROV-JSON has no human form
+
+
+def _show_revoked(record: dict[str, Any]) -> None:
+    revocation = record.get("revocation") or {}
+    key = next(record[k] for k in ("content_hash", "model_hash", "root") if k in record)
+    out.print(
+        f"{record['kind']} {key} REVOKED in block {revocation.get('block_number')} "
+        f"(transaction {revocation.get('tx_hash')}): {revocation.get('reason')}",
+        markup=False,
+    )
+
+
+@service_command()
+def revoke(
+    call: ApiCall,
+    record: Annotated[str, typer.Argument(help="a dataset, model or batch hash")],
+    reason: Annotated[str, typer.Option(help="why: recorded on chain, shown to every auditor")],
+) -> None:
+    """Revoke a record for good; everything built on it is reported as tainted."""
+    with call.connect() as api:
+        result = check(api.post(f"/v1/records/{record}/revoke", json={"reason": reason}))
+    call.emit(result, _show_revoked)
+
+
+def _show_anchored(result: dict[str, Any]) -> None:
+    batches = result.get("batches") or []
+    if not batches:
+        out.print("nothing to anchor: no receipt is pending")
+    for batch in batches:
+        where = f"block {batch.get('block_number')}" if not batch.get("error") else batch["error"]
+        out.print(
+            f"batch {batch['batch_id']}: {batch.get('count')} receipt(s), {where}", markup=False
+        )
+
+
+@service_command()
+def anchor(call: ApiCall) -> None:
+    """Anchor every pending receipt now, in Merkle batches."""
+    with call.connect() as api:
+        call.emit(check(api.post("/v1/anchor")), _show_anchored)
 
 
 @service_command(json_output=False)

@@ -10,7 +10,8 @@ The blocks a bundle or an anchored receipt names are where its events are looked
 each is checked against the event found there (``block_hints``), never trusted, and a chain is
 scanned only for what the evidence does not place.
 
-Exit status: 0 valid, 1 invalid (or not a receipt), 2 node unreachable, 3 pending.
+Exit status: 0 valid, 1 invalid, 2 node unreachable, 3 pending, 4 the input cannot be read (not
+JSON, or not a receipt or bundle).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import typer
 from api.cli._common import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
+    EXIT_UNREADABLE,
     CommandFailed,
     JsonOpt,
     command,
@@ -94,21 +96,23 @@ def _read_evidence(path: Path, contract: str | None, input_file: Path | None) ->
     document = read_json(path)
     receipt_doc = document.get("receipt", document) if isinstance(document, dict) else None
     if not isinstance(receipt_doc, dict):
-        raise CommandFailed(f"{path} is not a receipt: it holds no JSON object", EXIT_INVALID)
+        raise CommandFailed(f"{path} is not a receipt: it holds no JSON object", EXIT_UNREADABLE)
     input_row = read_json(input_file) if input_file else document.get("input")
     ledger = document.get("ledger") if isinstance(document.get("ledger"), dict) else {}
     address = contract or ledger.get("contract")
     if not address:
-        raise CommandFailed("--contract is required for a bare receipt", EXIT_INVALID)
+        raise CommandFailed("--contract is required for a bare receipt", EXIT_UNREADABLE)
     deploy_block = ledger.get("deploy_block", 0) if not contract else 0
     is_bundle = receipt_doc is not document
     try:
         evidence = evidence_from_document(receipt_doc)
         claims = BlockClaims.from_records(document.get("records")) if is_bundle else BlockClaims()
     except (ValueError, ReceiptError) as exc:
-        raise CommandFailed(f"{path} is not a receipt: {exc}", EXIT_INVALID) from None
+        raise CommandFailed(f"{path} is not a receipt: {exc}", EXIT_UNREADABLE) from None
     if type(deploy_block) is not int or deploy_block < 0:
-        raise CommandFailed(f"{path} is not a receipt: malformed ledger.deploy_block")
+        raise CommandFailed(
+            f"{path} is not a receipt: malformed ledger.deploy_block", EXIT_UNREADABLE
+        )
     return _Evidence(evidence.receipt, evidence.anchoring, claims, address, deploy_block, input_row)
 
 
@@ -133,16 +137,21 @@ def chain_facts(rpc_url: str, contract: str, *, deploy_block: int = 0) -> ChainF
 
 
 @contextmanager
-def node_errors() -> Iterator[None]:
+def node_errors(rpc_url: str) -> Iterator[None]:
     """Turn the node's failures into a command's: unreachable (or not answering JSON-RPC) is
-    exit 2, an address where no ledger answers (or any other refusal) is exit 1."""
+    exit 2, naming the ``--rpc-url`` the user typed, an address where no ledger answers (or any
+    other refusal) is exit 1."""
     from ledger.errors import ChainUnavailable, LedgerError
     from ledger.reading._jsonrpc import NodeError
 
     try:
         yield
     except (ChainUnavailable, NodeError) as exc:
-        raise CommandFailed(str(exc), EXIT_UNREACHABLE) from None
+        reason = exc.args[0] if exc.args else exc  # without the service's settings hint
+        raise CommandFailed(
+            f"--rpc-url {rpc_url}: {reason} (is the node running, and is this its URL?)",
+            EXIT_UNREACHABLE,
+        ) from None
     except LedgerError as exc:  # the node answers, but not as a ledger contract would
         raise CommandFailed(str(exc), EXIT_INVALID) from None
 
@@ -155,7 +164,7 @@ def _check_on_chain(
     from ledger.verify import verify_receipt
 
     facts = chain_facts(rpc_url, evidence.contract, deploy_block=evidence.deploy_block)
-    with node_errors():
+    with node_errors(rpc_url):
         report = verify_receipt(
             evidence.receipt,
             facts,
@@ -188,7 +197,8 @@ def verify(
 ) -> None:
     """Verify a receipt straight against a node, trusting nothing else.
 
-    Exit status: 0 valid, 1 invalid, 2 node unreachable, 3 pending (not anchored yet).
+    Exit status: 0 valid, 1 invalid, 2 node unreachable, 3 pending (not anchored yet), 4 the
+    input cannot be read.
     """
     evidence = _read_evidence(receipt_file, contract, input_file)
     report = _check_on_chain(evidence, rpc_url, artifacts, clock_tolerance)

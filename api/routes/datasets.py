@@ -40,8 +40,11 @@ def register_dataset(
     name: Annotated[str | None, Form(description="at most max_name_chars")] = None,
     description: Annotated[str | None, Form(description="at most max_description_chars")] = None,
 ) -> DatasetPublic:
-    """Upload a CSV; it is validated, hashed, stored and registered on chain."""
-    written = service.datasets.register(file.file, name=name, description=description)
+    """Upload a CSV; it is validated, hashed, stored and registered on chain. Without a name,
+    the dataset is named after the uploaded file's name."""
+    written = service.datasets.register(
+        file.file, name=name if name is not None else file.filename, description=description
+    )
     return answer_written(written, response)
 
 

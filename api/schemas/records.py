@@ -58,6 +58,11 @@ class DatasetPublic(_OnChain):
     parents: list[Hash]
     transform_hash: Hash | None = Field(None, description="null for raw data")
     transform: dict[str, Any] | None = Field(None, description="the cleaning spec, if derived")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what looks wrong in an accepted file (a header that looks like data, "
+        "another delimiter)",
+    )
 
 
 class DatasetsPublic(_Public):
@@ -99,6 +104,8 @@ class ModelPublic(_OnChain):
     metadata: dict[str, Any] = Field(description="the training-metadata document")
     datasets: list[Hash]
     algorithm: str
+    tainted: bool = Field(False, description="trained on revoked data, or on data derived from it")
+    tainted_by: Hash | None = Field(None, description="the first revoked record it descends from")
 
 
 class ModelsPublic(_Public):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from api.schemas._common import (
     UnixTime,
@@ -45,7 +45,18 @@ class ReportPublic(_Public):
 
 
 class ReceiptVerifyCreate(_Create):
+    """``{"receipt": …, "input"?, "rerun"?}``, or the bare receipt itself, as
+    ``GET /v1/receipts/{id}`` returns it (what the CLI's ``verify`` also takes)."""
+
     numbers_are_evidence = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_receipt(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "receipt" not in data and "receipt_id" in data:
+            return {"receipt": data}
+        return data
+
     receipt: dict[str, Any] = Field(description="a receipt as the service returned it")
     input: dict[str, Any] | None = Field(None, description="the input row, to check input_hash")
     rerun: bool = Field(False, description="re-run the stored model on the input")

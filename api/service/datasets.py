@@ -295,6 +295,14 @@ class Datasets:
         except BaseException:
             store.discard(staged)
             raise
+        if existing is not None and existing.revoked:  # answered with its revocation
+            revocation = existing.revocation
+            raise RecordRevoked(
+                f"this file is dataset {existing.content_hash}, revoked in block "
+                f"{revocation.block_number if revocation else '?'}: "
+                f"{revocation.reason if revocation else ''}; a revoked dataset stays revoked "
+                "(nothing was recorded)"
+            )
         if existing is not None:  # the same bytes again: nothing to store, nothing to send
             store.discard(staged)
             return Written(dataset_view(core, existing), created=False)

@@ -10,8 +10,10 @@ from typing import Any
 
 from api.schemas import BatchPublic, DatasetPublic, ModelPublic, RecordPublic
 from api.service._core import Core
+from ledger.index.lineage import first_revoked_ancestor
 from ledger.index.sqlite import IndexedBatch, IndexedDataset, IndexedModel
 from ledger.records import ZERO_HASH
+from ml.datasets import header_warnings
 
 __all__ = ["batch_view", "chain_fields", "dataset_view", "model_view", "record_view"]
 
@@ -55,18 +57,22 @@ def dataset_view(core: Core, indexed: IndexedDataset) -> DatasetPublic:
         parents=list(indexed.parents),
         transform_hash=indexed.transform_hash if derived else None,
         transform=core.json_artifact(indexed.transform_hash) if derived else None,
+        warnings=header_warnings([c.get("name", "") for c in metadata.get("columns", [])]),
         **chain_fields(indexed),
     )
 
 
 def model_view(core: Core, indexed: IndexedModel) -> ModelPublic:
     metadata = core.json_artifact(indexed.metadata_hash) or {}
+    tainted_by = first_revoked_ancestor(indexed.datasets, core.index.dataset)
     return ModelPublic(
         model_hash=indexed.model_hash,
         metadata_hash=indexed.metadata_hash,
         metadata=metadata,
         datasets=list(indexed.datasets),
         algorithm=metadata.get("algorithm", ""),
+        tainted=tainted_by is not None,
+        tainted_by=tainted_by,
         **chain_fields(indexed),
     )
 

@@ -231,7 +231,7 @@ def test_content_is_the_model_file_that_hashes_to_the_model_hash(client: TestCli
 
 def test_predict_answers_values_and_a_receipt_per_row(client: TestClient) -> None:
     body = model(client, dataset(client))
-    rows = [{"x1": 150, "x2": 250}, {"x1": 400, "x2": 500, "ignored": "extra column"}]
+    rows = [{"x1": 150, "x2": 250}, {"x1": 400, "x2": 500}]
     response = client.post(f"/v1/models/{body['model_hash']}/predict", json={"rows": rows})
     assert response.status_code == 200, response.text
     result = response.json()

@@ -186,7 +186,7 @@ def test_errors_are_one_line_and_an_exit_status(tmp_path: Path, files: dict[str,
 
     raw = cli_json("dataset", "register", files["raw"], *data)
     broken = cli(
-        "dataset", "derive", raw["content_hash"], "--steps", files["bad_json"], *data, code=1
+        "dataset", "derive", raw["content_hash"], "--steps", files["bad_json"], *data, code=4
     )
     assert "is not a readable JSON file" in error_line(broken)
 
@@ -206,7 +206,7 @@ def test_errors_are_one_line_and_an_exit_status(tmp_path: Path, files: dict[str,
 
     no_model = cli("predict", unknown, "--rows", files["rows"], *data, code=1)
     assert error_line(no_model).endswith("[unknown-model]")
-    bad_rows = cli("predict", unknown, "--rows", files["bad_json"], *data, code=1)
+    bad_rows = cli("predict", unknown, "--rows", files["bad_json"], *data, code=4)
     assert "is not a readable JSON file" in error_line(bad_rows)
 
     assert error_line(cli("lineage", unknown, *data, code=1)).endswith("[unknown-record]")
@@ -391,17 +391,17 @@ def check_bundles_and_verify(
 
     bare = tmp_path / "receipt.json"
     bare.write_text(json.dumps(document["receipt"]))
-    no_contract = error_line(cli("verify", bare, *node, code=1))
+    no_contract = error_line(cli("verify", bare, *node, code=4))
     assert no_contract == "error: --contract is required for a bare receipt"
     contract = ("--contract", document["ledger"]["contract"])
     assert cli_json("verify", bare, *node, *contract)["verdict"] == "valid"
 
     unreachable = cli("verify", path, "--rpc-url", "http://127.0.0.1:9", code=2)
-    assert error_line(unreachable).startswith("error: the chain node is unreachable")
+    assert error_line(unreachable).startswith("error: --rpc-url http://127.0.0.1:9: ")
     assert "is not a readable JSON file" in error_line(
-        cli("verify", files["bad_json"], *node, code=1)
+        cli("verify", files["bad_json"], *node, code=4)
     )
-    assert error_line(cli("verify", files["rows"], *node, code=1)) == (
+    assert error_line(cli("verify", files["rows"], *node, code=4)) == (
         f"error: {files['rows']} is not a receipt: it holds no JSON object"
     )
 

@@ -95,4 +95,4 @@ def test_audit_usage_errors(tmp_path: Path) -> None:
         assert message in _audit(*args, code=1).stderr
     bad = tmp_path / "bad.json"
     bad.write_text('{"nope": 1}')
-    assert "expected a list of receipts" in _audit(bad, "--url", "http://x", code=1).stderr
+    assert "expected a list of receipts" in _audit(bad, "--url", "http://x", code=4).stderr
