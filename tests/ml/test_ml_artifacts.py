@@ -55,7 +55,7 @@ def test_round_trip_predictions(trained: TrainedModel) -> None:
     assert model.features == ("a", "b") and model.target == "label"
     assert model.classes == ("cat", "dog", "eel")
     assert model.model_hash == trained.model_hash
-    rows = [{"a": 1, "b": 2.5, "unused": "x"}, {"a": 13, "b": True}]
+    rows = [{"a": 1, "b": 2.5}, {"a": 13, "b": True}]
     result = model.predict(rows)
     X = np.array([[1.0, 2.5], [13.0, 1.0]])
     assert result.values == tuple(trained.estimator.predict(X).tolist())
