@@ -25,20 +25,12 @@ from sklearn.model_selection import train_test_split
 
 from api.devserver import ServiceProcess
 from tests.api.conftest import assert_problem, train, upload
+from tests.ml.test_training_pool import ENDLESS
 
 # 400 rows: wide enough that the MLP below runs for minutes.
 ROWS = 400
 BIG_CSV = "x1,x2,y\n" + "".join(f"{i},{i * 7 % 13},{i * 3 + i % 5}\n" for i in range(ROWS))
-RUNAWAY = {
-    "algorithm": "mlp_regressor",
-    "target": "y",
-    "params": {
-        "hidden_layer_sizes": [1024, 1024],
-        "max_iter": 10_000,
-        "tol": 0.0,
-        "n_iter_no_change": 10_000,
-    },
-}
+RUNAWAY = {**ENDLESS, "target": "y"}  # an MLP that would run for minutes on BIG_CSV
 
 
 # --------------------------------------------------------------------------- caps
