@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from eth_utils import to_checksum_address
 
@@ -41,23 +41,23 @@ from ledger.records import (
 __all__ = [
     "DEDUPED",
     "ORDER",
+    "WRITE_KINDS",
     "Included",
     "Keyed",
     "RevokeInput",
     "RoleInput",
     "WriteInput",
+    "WriteKind",
     "call_for",
     "calldata_bound",
     "concerns_all",
     "culprit",
     "event_key",
+    "gas_refs_of",
     "key_of",
     "kind_of",
     "refs_of",
 ]
-
-ORDER = ("dataset", "model", "anchor", "revoke", "role")  # parents before what names them
-DEDUPED = frozenset({"dataset", "model", "anchor"})  # write-once records, keyed by their hash
 
 
 @dataclass(frozen=True)
@@ -99,83 +99,188 @@ class Included:
     created: bool = True
 
 
+class WriteKind:
+    """One kind of write: its input type, the event that records it, its key, the records it
+    names, the contract call that sends a chunk of them and the calldata each adds.
+
+    A new kind of write is one subclass, listed in :data:`WRITE_KINDS`; the functions below and the
+    pipeline find everything through it."""
+
+    name: ClassVar[str]
+    input: ClassVar[type]
+    event: ClassVar[type[LedgerEvent]]
+    deduped: ClassVar[bool] = False  # a write-once record, keyed by its hash, sent in batches
+
+    def key(self, item: Any) -> str:
+        raise NotImplementedError
+
+    def refs(self, item: Any) -> tuple[str, ...]:
+        """The records the write names besides its own: a revert may name one of them."""
+        return ()
+
+    def gas_refs(self, item: Any) -> int:
+        """How many named records the contract reads for it (gas grows with them)."""
+        return len(self.refs(item))
+
+    def event_key(self, event: Any) -> str | None:
+        raise NotImplementedError
+
+    def call(self, items: Sequence[Any]) -> ContractCall:
+        raise NotImplementedError
+
+    def calldata(self, item: Any) -> int:
+        """Bytes of calldata the write adds to its batch call, as the ABI lays it out."""
+        return 32 * 3
+
+
+class _Datasets(WriteKind):
+    name = "dataset"
+    input = DatasetInput
+    event = DatasetRegistered
+    deduped = True
+
+    def key(self, item: DatasetInput) -> str:
+        return item.content_hash
+
+    def refs(self, item: DatasetInput) -> tuple[str, ...]:
+        return item.parents
+
+    def event_key(self, event: DatasetRegistered) -> str:
+        return event.content_hash
+
+    def call(self, items: Sequence[DatasetInput]) -> ContractCall:
+        return datasets_call(items)
+
+    def calldata(self, item: DatasetInput) -> int:
+        # a dynamic tuple: an offset word, its head words, the length and words of its list
+        return 32 * (1 + 7 + 1 + len(item.parents))
+
+
+class _Models(WriteKind):
+    name = "model"
+    input = ModelInput
+    event = ModelRegistered
+    deduped = True
+
+    def key(self, item: ModelInput) -> str:
+        return item.model_hash
+
+    def refs(self, item: ModelInput) -> tuple[str, ...]:
+        return item.datasets
+
+    def event_key(self, event: ModelRegistered) -> str:
+        return event.model_hash
+
+    def call(self, items: Sequence[ModelInput]) -> ContractCall:
+        return models_call(items)
+
+    def calldata(self, item: ModelInput) -> int:
+        return 32 * (1 + 3 + 1 + len(item.datasets))
+
+
+class _Anchors(WriteKind):
+    name = "anchor"
+    input = AnchorInput
+    event = PredictionsAnchored
+    deduped = True
+
+    def key(self, item: AnchorInput) -> str:
+        return item.root
+
+    def refs(self, item: AnchorInput) -> tuple[str, ...]:
+        return (item.model_hash,)
+
+    def gas_refs(self, item: AnchorInput) -> int:
+        return 0  # the model is named, but costs no extra gas (see _calls.anchors_call)
+
+    def event_key(self, event: PredictionsAnchored) -> str:
+        return event.root
+
+    def call(self, items: Sequence[AnchorInput]) -> ContractCall:
+        return anchors_call(items)
+
+
+class _Revocations(WriteKind):
+    name = "revoke"
+    input = RevokeInput
+    event = RecordRevoked
+
+    def key(self, item: RevokeInput) -> str:
+        return f"revoke:{item.record_hash}"
+
+    def refs(self, item: RevokeInput) -> tuple[str, ...]:
+        return (item.record_hash,)
+
+    def event_key(self, event: RecordRevoked) -> str:
+        return f"revoke:{event.record_hash}"
+
+    def call(self, items: Sequence[RevokeInput]) -> ContractCall:
+        (item,) = items
+        return revoke_call(item.record_hash, item.reason)
+
+
+class _Roles(WriteKind):
+    name = "role"
+    input = RoleInput
+    event = RoleChanged
+
+    def key(self, item: RoleInput) -> str:
+        return f"role:{item.account.lower()}:{int(item.grant)}"
+
+    def event_key(self, event: RoleChanged) -> str:
+        return f"role:{event.account.lower()}:{int(event.granted)}"
+
+    def call(self, items: Sequence[RoleInput]) -> ContractCall:
+        (item,) = items
+        return role_call(item.account, grant=item.grant)
+
+
+WRITE_KINDS: tuple[WriteKind, ...] = (_Datasets(), _Models(), _Anchors(), _Revocations(), _Roles())
+"""Every kind of write, parents before what names them (the order a round sends them in)."""
+_BY_NAME = {kind.name: kind for kind in WRITE_KINDS}
+_BY_INPUT = {kind.input: kind for kind in WRITE_KINDS}
+_BY_EVENT = {kind.event: kind for kind in WRITE_KINDS}
+
+ORDER = tuple(kind.name for kind in WRITE_KINDS)  # parents before what names them
+DEDUPED = frozenset(kind.name for kind in WRITE_KINDS if kind.deduped)  # write-once, keyed by hash
+
+
 def kind_of(item: WriteInput) -> str:
     """Which batch function (or single call) sends the write."""
-    if isinstance(item, DatasetInput):
-        return "dataset"
-    if isinstance(item, ModelInput):
-        return "model"
-    if isinstance(item, AnchorInput):
-        return "anchor"
-    if isinstance(item, RevokeInput):
-        return "revoke"
-    return "role"
+    return _BY_INPUT[type(item)].name
 
 
 def key_of(item: WriteInput) -> str:
     """What identifies a write: a record's hash, or the revocation or role change itself."""
-    if isinstance(item, DatasetInput):
-        return item.content_hash
-    if isinstance(item, ModelInput):
-        return item.model_hash
-    if isinstance(item, AnchorInput):
-        return item.root
-    if isinstance(item, RevokeInput):
-        return f"revoke:{item.record_hash}"
-    return f"role:{item.account.lower()}:{int(item.grant)}"
+    return _BY_INPUT[type(item)].key(item)
 
 
 def refs_of(item: WriteInput | None) -> tuple[str, ...]:
     """The records a write names besides its own: a revert may name one of them."""
-    if isinstance(item, DatasetInput):
-        return item.parents
-    if isinstance(item, ModelInput):
-        return item.datasets
-    if isinstance(item, AnchorInput):
-        return (item.model_hash,)
-    if isinstance(item, RevokeInput):
-        return (item.record_hash,)
-    return ()
+    return () if item is None else _BY_INPUT[type(item)].refs(item)
+
+
+def gas_refs_of(item: WriteInput) -> int:
+    """How many named records the contract reads for the write (its gas grows with them)."""
+    return _BY_INPUT[type(item)].gas_refs(item)
 
 
 def event_key(event: LedgerEvent) -> str | None:
     """The key (:func:`key_of`) of the write an event records."""
-    if isinstance(event, DatasetRegistered):
-        return event.content_hash
-    if isinstance(event, ModelRegistered):
-        return event.model_hash
-    if isinstance(event, PredictionsAnchored):
-        return event.root
-    if isinstance(event, RecordRevoked):
-        return f"revoke:{event.record_hash}"
-    if isinstance(event, RoleChanged):
-        return f"role:{event.account.lower()}:{int(event.granted)}"
-    return None
+    kind = _BY_EVENT.get(type(event))
+    return None if kind is None else kind.event_key(event)
 
 
 def call_for(kind: str, items: Sequence[WriteInput]) -> ContractCall:
-    if kind == "dataset":
-        return datasets_call(items)  # type: ignore[arg-type]
-    if kind == "model":
-        return models_call(items)  # type: ignore[arg-type]
-    if kind == "anchor":
-        return anchors_call(items)  # type: ignore[arg-type]
-    (item,) = items
-    if isinstance(item, RevokeInput):
-        return revoke_call(item.record_hash, item.reason)
-    assert isinstance(item, RoleInput)
-    return role_call(item.account, grant=item.grant)
+    """The contract call that sends ``items``, all of ``kind``."""
+    return _BY_NAME[kind].call(items)
 
 
 def calldata_bound(item: WriteInput) -> int:
     """Bytes of calldata a record adds to its batch call, exactly as the ABI lays it out: a
     dataset or model is a dynamic tuple (an offset word, its head words, the length and the
     words of its hash list); a prediction batch is three words in place."""
-    if isinstance(item, DatasetInput):
-        return 32 * (1 + 7 + 1 + len(item.parents))
-    if isinstance(item, ModelInput):
-        return 32 * (1 + 3 + 1 + len(item.datasets))
-    return 32 * 3
+    return _BY_INPUT[type(item)].calldata(item)
 
 
 class Keyed(Protocol):

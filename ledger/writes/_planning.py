@@ -21,7 +21,7 @@ from ledger.writes._items import (
     calldata_bound,
     concerns_all,
     culprit,
-    refs_of,
+    gas_refs_of,
 )
 
 __all__ = ["MAX_TX_BYTES", "Planned", "chunks", "simulated"]
@@ -51,10 +51,9 @@ def chunks(kind: str, writes: Sequence[P], gas_limit: int) -> list[list[P]]:
         if write.alone:
             found.append([write])
             continue
-        refs = refs_of(write.item)
-        if kind == "anchor":
-            refs = ()  # the model is named, but costs no extra gas (see _calls.anchors_call)
-        more_gas, more_size = batch_record_gas(len(refs)), calldata_bound(write.item)  # type: ignore[arg-type]
+        item = write.item
+        more_gas = batch_record_gas(gas_refs_of(item))  # type: ignore[arg-type]
+        more_size = calldata_bound(item)  # type: ignore[arg-type]
         if current and (gas + more_gas > gas_limit or size + more_size > MAX_TX_BYTES):
             found.append(current)
             current, gas, size = [], GAS_BASE, 0

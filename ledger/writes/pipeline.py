@@ -1,9 +1,11 @@
 """Gathering concurrent writes into as few transactions and blocks as possible.
 
-Why it is one module of about 700 lines: the states (queued, sent, included, failed), the
-splitting of a batch that reverts, and the re-send of a stuck transaction are one protocol, and
-its crash-safety argument is read top to bottom; the item types live in ``ledger/writes/_items.py``
-and the journal in ``ledger/writes/_journal.py``.
+The states (queued, sent, included, failed), the splitting of a batch that reverts, and the
+re-send of a stuck transaction are one protocol, and its crash-safety argument is read top to
+bottom here. The parts live beside it: the kinds of write in ``ledger/writes/_items.py``, the
+planning (chunks, the bisecting simulation) in ``ledger/writes/_planning.py``, the waiter's
+half (steps 5-6) in ``ledger/writes/_waiter.py`` and the journal in
+``ledger/writes/_journal.py``.
 
 A *write* is one record to put on chain (a dataset, a model, a prediction batch, a revocation,
 a registrar change) and the requests waiting for it. The service's threads hand writes to the
@@ -57,9 +59,9 @@ Revocations and registrar changes have no batch function: each is its own transa
 sent without waiting for the ones before it, so several share a block.
 
 The module is longer than our usual 400 lines because the states above are one protocol: the
-sender, the waiter and the recovery hand the same in-flight records to each other, and
-splitting them would put the invariants (who may touch a nonce, when a write is answered) in
-three places.
+sender and the recovery stay here with the rules every shared field follows (touched under
+``_lock``; a write answered once, by ``_answer`` or ``_fail``), and the waiter's half, a mixin
+of :class:`WritePipeline` in ``_waiter.py``, keeps to the same rules.
 """
 
 from __future__ import annotations
@@ -71,14 +73,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 from typing import Any
 
 from ledger.chain._transactor import SignedTx
-from ledger.chain.client import LedgerClient, tx_result
+from ledger.chain.client import LedgerClient
 from ledger.errors import ChainUnavailable, GasLimitExceeded, LedgerError, TransactionFailed
-from ledger.records import hash_hex
 from ledger.writes._items import (
     DEDUPED,
     ORDER,
@@ -87,13 +87,12 @@ from ledger.writes._items import (
     RoleInput,
     WriteInput,
     call_for,
-    culprit,
-    event_key,
     key_of,
     kind_of,
 )
 from ledger.writes._journal import TxJournal
 from ledger.writes._planning import MAX_TX_BYTES, chunks, simulated
+from ledger.writes._waiter import Waiter, _InFlight, _Request, _Write
 
 __all__ = [
     "MAX_TX_BYTES",
@@ -107,36 +106,7 @@ __all__ = [
 log = logging.getLogger("provenance.writes")
 
 
-@dataclass(eq=False)
-class _Request:
-    item: WriteInput
-    future: Future[Included] = field(default_factory=Future)
-
-
-@dataclass(eq=False)
-class _Write:
-    """One key in the pipeline and every request waiting for it (the first one makes it)."""
-
-    key: str
-    kind: str | None  # None: recovered from the journal, known by its key only
-    item: WriteInput | None
-    requests: list[_Request]
-    alone: bool = False  # send in a transaction of its own (after a revert naming no record)
-
-
-@dataclass(eq=False)
-class _InFlight:
-    """One nonce in the node's pool: its signed variants (newest last) and its writes."""
-
-    nonce: int
-    writes: list[_Write]
-    variants: list[SignedTx]
-    sent_at_block: int
-    checked_at_block: int = -1
-    sent_at: float = field(default_factory=time.monotonic)  # when it was last (re)sent
-
-
-class WritePipeline:
+class WritePipeline(Waiter):
     """Gathers writes from many threads into few transactions; see the module's states.
 
     ``journal`` (RPC nodes) makes sends survive a crash; ``simulate_registrations`` is False
@@ -476,173 +446,6 @@ class WritePipeline:
             self.client.simulate(call_for(kind, [w.item for w in survivors]))  # type: ignore[misc]
 
         return simulated(writes, simulate, self._fail)
-
-    # -- the waiter ---------------------------------------------------------------------------
-
-    def _wait_loop(self) -> None:
-        while True:
-            with self._lock:
-                if not self._in_flight:
-                    idle = self._closed or not self._sent.wait(self.idle_timeout)
-                    if idle and not self._in_flight:
-                        self._waiter = None
-                        return
-                    continue
-                flights = list(self._in_flight)
-            try:
-                self._check(flights)
-            except ChainUnavailable as exc:
-                log.warning("waiting for writes: %s", exc)
-            except Exception:
-                log.exception("the write pipeline failed to read a receipt")
-            with self._lock:
-                if self._in_flight and not self._closed:
-                    # soon after a send, look often (an automining node has mined it already);
-                    # then at the poll interval, which suits a chain with block times
-                    newest = max(flight.sent_at for flight in self._in_flight)
-                    young = time.monotonic() - newest < self.poll_interval
-                    self._sent.wait(self.poll_interval / 10 if young else self.poll_interval)
-
-    def _check(self, flights: list[_InFlight]) -> None:
-        """5. Read the receipts of what is in flight, once per new block; re-send what waited
-        ``resend_after_blocks`` blocks."""
-        head = self.client.latest_block()
-        final = head - self.client.backend.confirmations
-        for flight in flights:
-            if flight.checked_at_block >= head:
-                continue  # no new block since the last look: nothing can have changed
-            flight.checked_at_block = head
-            if flight.sent_at_block < 0:
-                flight.sent_at_block = head
-            receipt = self._first_receipt(flight.variants)
-            if receipt is not None:
-                if receipt["blockNumber"] <= final:
-                    self._included(flight, receipt)
-                continue
-            if head - flight.sent_at_block >= self.resend_after_blocks:
-                self._resend(flight, head)
-
-    def _first_receipt(self, variants: Sequence[SignedTx]) -> Any | None:
-        for signed in reversed(variants):
-            receipt = self._transactor.receipt(signed.tx_hash)
-            if receipt is not None:
-                return receipt
-        return None
-
-    def _resend(self, flight: _InFlight, head: int) -> None:
-        """4. Not mined in time: the same nonce with higher fees, or, if the nonce was used by
-        another transaction, the writes queued again."""
-        if self._transactor.confirmed_nonce() > flight.nonce:
-            receipt = self._first_receipt(flight.variants)
-            if receipt is not None:
-                self._included(flight, receipt)
-                return
-            log.warning("nonce %d was used by another transaction; re-queueing", flight.nonce)
-            self._forget(flight)
-            self._requeue(flight.writes, alone=False)
-            return
-        replacement = self._transactor.replace(flight.variants[-1])
-        if self.journal is not None:
-            self.journal.record(replacement, [w.key for w in flight.writes])
-        with self._lock:
-            flight.variants.append(replacement)
-            flight.sent_at_block, flight.sent_at = head, time.monotonic()
-        accepted = self._transactor.rebroadcast(replacement)
-        log.warning(
-            "transaction at nonce %d not mined in %d blocks: re-sent as %s with fee cap %d (%s)",
-            flight.nonce,
-            self.resend_after_blocks,
-            replacement.tx_hash,
-            replacement.max_fee,
-            "accepted" if accepted else "refused",
-        )
-
-    def _included(self, flight: _InFlight, receipt: Any) -> None:
-        """5-6. Answer every request of a mined transaction, then forget the nonce."""
-        block = self._block(bytes(receipt["blockHash"]))
-        if receipt["status"] == 1:
-            tx = tx_result(receipt)
-            events = {
-                key: event
-                for event in self.client.decode_logs(receipt["logs"])
-                if (key := event_key(event)) is not None
-            }
-            for write in flight.writes:
-                event = events.get(write.key)
-                if event is None and write.kind != "role":
-                    self._fail(
-                        write, TransactionFailed(f"{tx.tx_hash} holds no event for {write.key}")
-                    )
-                    continue
-                included = Included(
-                    event, block["timestamp"], tx.tx_hash, tx.block_number, tx.gas_used
-                )
-                self._answer(write, included)
-            with self._lock:
-                self._last_block = max(self._last_block or 0, tx.block_number)
-            self._forget(flight)
-            return
-        self._forget(flight)
-        # A revert: the replay names the record that caused it; the others go again.
-        kind = next((w.kind for w in flight.writes if w.kind is not None), None)
-        items = [w.item for w in flight.writes if w.item is not None]
-        exc: LedgerError
-        if kind is not None and len(items) == len(flight.writes):
-            exc = self._transactor.explain_failure(
-                self.client.transaction(call_for(kind, items)), receipt
-            )
-        else:
-            exc = TransactionFailed(
-                f"transaction {hash_hex(bytes(receipt['transactionHash']))} reverted"
-            )
-        named = culprit(exc, flight.writes)
-        if named is None and len(flight.writes) == 1:
-            named = flight.writes[0]
-        if named is not None:
-            self._fail(named, exc)
-            self._requeue([w for w in flight.writes if w is not named], alone=False)
-        else:
-            self._requeue(flight.writes, alone=True)
-
-    def _block(self, block_hash: bytes) -> Any:
-        """A mined block's header (for its time), read once for all its transactions; by hash,
-        so a block number mined again after a reorganisation is read again."""
-        with self._lock:  # the sender and the waiter both answer mined transactions
-            block = self._blocks.get(block_hash)
-        if block is None:
-            block = self.client.get_block("0x" + block_hash.hex())  # not under the lock: I/O
-            self._transactor.note_block(block)
-            with self._lock:
-                self._blocks[block_hash] = block
-                while len(self._blocks) > 8:
-                    self._blocks.popitem(last=False)
-        return block
-
-    def _forget(self, flight: _InFlight) -> None:
-        with self._lock:
-            if flight in self._in_flight:
-                self._in_flight.remove(flight)
-            self._work.notify()  # a slot is free
-        if self.journal is not None:
-            self.journal.done(flight.nonce)
-
-    def _requeue(self, writes: list[_Write], *, alone: bool) -> None:
-        """Queue writes again, first in line; a recovered write goes again only for the
-        requests that joined it (it has no record of its own to send)."""
-        again = []
-        for write in writes:
-            if write.item is None:
-                if not write.requests:
-                    with self._lock:
-                        self._open.pop(write.key, None)
-                    continue
-                write.item, write.kind = write.requests[0].item, kind_of(write.requests[0].item)
-            write.alone = write.alone or alone
-            again.append(write)
-        with self._lock:
-            self._queue[:0] = again
-            self._start_sender()
-            self._work.notify()
 
     # -- answers ------------------------------------------------------------------------------
 
