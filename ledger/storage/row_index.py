@@ -1,7 +1,8 @@
 """A dataset's row Merkle tree on disk: built streaming, read in O(log n) per row proof.
 
-Why it is one module of about 500 lines: the builder and the reader share one on-disk layout
-(header, sorted leaves, tree top, locators) and must change together, byte for byte.
+Why it is one module of over 400 lines: the builder and the reader share one on-disk layout
+(header, sorted leaves, tree top, locators) and must change together, byte for byte; the tree's
+shape, which both compute, is in :mod:`ledger.storage._rowshape`.
 
 Why: the rows root (:mod:`ledger.formats.rows`) is an OpenZeppelin ``StandardMerkleTree`` whose
 leaves are sorted by hash, so its shape depends on every row at once. Building it in memory takes 2n
@@ -57,9 +58,10 @@ import numpy as np
 
 from ledger.errors import LedgerError
 from ledger.formats import _treehash
-from ledger.formats.merkle import InvalidTreeError, process_proof
+from ledger.formats.merkle import process_proof
 from ledger.formats.rows import ROW_LEAF_ENCODING
 from ledger.storage import _rowsort
+from ledger.storage._rowshape import TreeShape as _Shape
 from ledger.storage.artifacts import InsufficientStorage, _no_space
 
 __all__ = [
@@ -76,7 +78,6 @@ FORMAT_VERSION = 1
 _MAGIC = b"PLROWIX1"
 _HEADER = struct.Struct("<8sIIQQQQ32s32s")  # magic, version, h, rows, stride, locators, extra,
 _HEADER_SIZE = 128  #                           root, content; zero-padded to 128 bytes
-_TOP_DEPTH = 17  # at most 2^17 group roots: the top is at most 2^18 - 1 nodes (8 MiB)
 _rowsort.CHUNK_HASHES = 1 << 15  # 1 MiB of 32-byte hashes per read or write
 assert ROW_LEAF_ENCODING == ("uint256", "bytes32")  # what ledger.formats._treehash.leaves hashes
 
@@ -102,38 +103,6 @@ class RowIndexInfo:
     root: bytes
     row_count: int
     path: Path
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """The tree's shape for ``n`` leaves: see the module docstring."""
-
-    n: int
-    deep: int  # L: leaves one level below the others
-    s_len: int  # M = 2^(D-1): elements of the level S
-    s_depth: int  # D - 1
-    h: int  # group height: 2^h elements of S per group
-    top_depth: int  # depth of the group roots in the tree
-
-    @classmethod
-    def of(cls, n: int) -> _Shape:
-        if n < 1:
-            raise InvalidTreeError("a Merkle tree needs at least one leaf")
-        if n == 1:
-            return cls(1, 0, 1, 0, 0, 0)
-        d = (n - 1).bit_length()
-        s_depth = d - 1
-        h = max(0, s_depth - _TOP_DEPTH)
-        return cls(n, 2 * n - (1 << d), 1 << s_depth, s_depth, h, s_depth - h)
-
-    @property
-    def singles(self) -> int:
-        """Elements of S that are leaves (the leaves ``L..n-1``); the rest are leaf pairs."""
-        return self.n - self.deep
-
-    @property
-    def top_nodes(self) -> int:
-        return (1 << (self.top_depth + 1)) - 1
 
 
 def _space(exc: OSError, what: str) -> OSError:

@@ -16,12 +16,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-import ledger.storage.row_index as row_index
 from ledger.formats import _treehash
 from ledger.formats._keccak import FALLBACK
 from ledger.formats.merkle import InvalidTreeError, verify_proof
 from ledger.formats.rows import ROW_LEAF_ENCODING, row_tree
-from ledger.storage import _rowsort
+from ledger.storage import _rowshape, _rowsort
 from ledger.storage._rowsort import bucket_sort, sort_hashes
 from ledger.storage.artifacts import InsufficientStorage
 from ledger.storage.row_index import RowIndex, RowIndexBuilder, RowIndexCorrupt, RowNotInIndex
@@ -68,7 +67,7 @@ def test_groups_and_the_spill_to_disk_change_nothing(
     tmp_path: Path, n: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A top of depth 2 (groups of up to 2^(D-3) elements) and 2,048 leaves in memory."""
-    monkeypatch.setattr(row_index, "_TOP_DEPTH", 2)
+    monkeypatch.setattr(_rowshape, "TOP_DEPTH", 2)
     _check_all(tmp_path, n, memory=1 << 16, chunk=313)
 
 
