@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.errors import AlreadyRegistered, LedgerError, RecordRevoked, UnknownRecord
+from ledger.errors import AlreadyRegistered, LedgerError, RecordIsRevoked, UnknownRecord
 from ml.errors import MlError
 
 __all__ = [
@@ -49,7 +49,7 @@ class UnknownKey(UnknownRecord):
     """No active API key has this id."""
 
 
-class RecordTainted(RecordRevoked):
+class RecordTainted(RecordIsRevoked):
     """The record is not revoked itself, but something it was built from is."""
 
 

@@ -106,7 +106,10 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     (RecordNotIndexed, 404, "unknown-record"),
     (ledger_errors.UnknownRecord, 404, None),
     (ledger_errors.AlreadyRegistered, 409, None),
-    (ledger_errors.RecordRevoked, 409, None),
+    # Named after the contract's error; its problem types predate the name and stay.
+    (ledger_errors.AlreadyRevoked, 409, "already-revoked"),
+    (service_errors.RecordTainted, 409, "record-tainted"),
+    (ledger_errors.RecordIsRevoked, 409, "record-revoked"),
     (ledger_errors.NotAuthorized, 403, None),
     (ledger_errors.InvalidRecord, 422, None),
     (ledger_errors.LedgerError, 502, None),

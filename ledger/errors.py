@@ -22,7 +22,7 @@ __all__ = [
     "LedgerError",
     "ModelAlreadyRegistered",
     "NotAuthorized",
-    "RecordRevoked",
+    "RecordIsRevoked",
     "TransactionFailed",
     "UnknownBatch",
     "UnknownDataset",
@@ -85,11 +85,11 @@ class UnknownBatch(UnknownRecord):
     """No prediction batch is anchored under this root."""
 
 
-class RecordRevoked(LedgerError):
+class RecordIsRevoked(LedgerError):
     """The record is revoked and nothing new may be built on it."""
 
 
-class AlreadyRevoked(RecordRevoked):
+class AlreadyRevoked(RecordIsRevoked):
     """The record was revoked before; a revocation happens once."""
 
 
@@ -148,7 +148,7 @@ _CUSTOM_ERRORS: dict[str, tuple[list[str], Any]] = {
     "UnknownRecord(bytes32,uint8)": (["bytes32", "uint8"], _unknown),
     "RecordIsRevoked(bytes32)": (
         ["bytes32"],
-        lambda a: RecordRevoked(f"{to_hex(a[0])} is revoked", record_hash=to_hex(a[0])),
+        lambda a: RecordIsRevoked(f"{to_hex(a[0])} is revoked", record_hash=to_hex(a[0])),
     ),
     "RecordAlreadyRevoked(bytes32)": (
         ["bytes32"],

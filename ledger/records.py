@@ -180,7 +180,7 @@ class PredictionsAnchored(LedgerEvent):
 class RecordRevoked(LedgerEvent):
     """The contract's ``RecordRevoked`` event. Event classes carry the contract's event names
     (``LedgerClient`` finds an event's topic by its class); the exception raised when a write
-    refers to a revoked record is :class:`ledger.errors.RecordRevoked`, after the same words."""
+    refers to a revoked record is :class:`ledger.errors.RecordIsRevoked`, the contract's error."""
 
     record_hash: str
     revoker: str

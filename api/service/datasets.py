@@ -27,7 +27,7 @@ from api.errors import DerivationUnchanged, LimitExceeded, RowsRootMismatch, Unk
 from api.schemas import DatasetPublic, DatasetsPublic, RowProofPublic
 from api.service._core import Core, Written, indexed_dataset
 from api.service.views import dataset_view
-from ledger.errors import AlreadyRegistered, LedgerError, RecordRevoked, UnknownDataset
+from ledger.errors import AlreadyRegistered, LedgerError, RecordIsRevoked, UnknownDataset
 from ledger.formats.rows import ROW_LEAF_ENCODING
 from ledger.index.sqlite import IndexedDataset
 from ledger.records import ZERO_HASH, DatasetInput
@@ -85,7 +85,7 @@ class Datasets:
         """The indexed record, refused when revoked: nothing new is built on revoked data."""
         indexed = self.indexed(content_hash)
         if indexed.revoked:
-            raise RecordRevoked(f"dataset {content_hash} is revoked")
+            raise RecordIsRevoked(f"dataset {content_hash} is revoked")
         return indexed
 
     def get(self, content_hash: str) -> DatasetPublic:
@@ -297,7 +297,7 @@ class Datasets:
             raise
         if existing is not None and existing.revoked:  # answered with its revocation
             revocation = existing.revocation
-            raise RecordRevoked(
+            raise RecordIsRevoked(
                 f"this file is dataset {existing.content_hash}, revoked in block "
                 f"{revocation.block_number if revocation else '?'}: "
                 f"{revocation.reason if revocation else ''}; a revoked dataset stays revoked "

@@ -9,7 +9,7 @@ from api.errors import LimitExceeded, RecordTainted
 from api.schemas import PredictPublic, ReceiptPublic
 from api.service._core import Core
 from api.service.models import Models
-from ledger.errors import RecordRevoked
+from ledger.errors import RecordIsRevoked
 from ledger.formats.receipts import input_hash
 from ledger.index.lineage import first_revoked_ancestor
 from ledger.storage.receipt_book import StoredReceipt
@@ -31,7 +31,7 @@ class Predictions:
         core = self._core
         indexed = self._models.indexed(model_hash)
         if indexed.revoked:
-            raise RecordRevoked(f"model {model_hash} is revoked")
+            raise RecordIsRevoked(f"model {model_hash} is revoked")
         revoked = first_revoked_ancestor(indexed.datasets, core.index.dataset)
         if revoked is not None:
             raise RecordTainted(

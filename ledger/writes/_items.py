@@ -22,8 +22,14 @@ from ledger.chain._calls import (
     revoke_call,
     role_call,
 )
-from ledger.errors import ChainUnavailable, InvalidRecord, LedgerError, NotAuthorized, UnknownRecord
-from ledger.errors import RecordRevoked as RevokedError
+from ledger.errors import (
+    ChainUnavailable,
+    InvalidRecord,
+    LedgerError,
+    NotAuthorized,
+    RecordIsRevoked,
+    UnknownRecord,
+)
 from ledger.records import (
     ZERO_HASH,
     AnchorInput,
@@ -303,7 +309,7 @@ def culprit(exc: LedgerError, writes: Sequence[W]) -> W | None:
         return None
     own = next((w for w in writes if w.key == named or w.key == f"revoke:{named}"), None)
     named_input = next((w for w in writes if named in refs_of(w.item)), None)
-    if isinstance(exc, UnknownRecord | RevokedError):
+    if isinstance(exc, UnknownRecord | RecordIsRevoked):
         return named_input or own
     return own or named_input
 

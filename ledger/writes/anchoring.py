@@ -36,7 +36,7 @@ from ledger.errors import (
     ChainUnavailable,
     InvalidRecord,
     LedgerError,
-    RecordRevoked,
+    RecordIsRevoked,
     UnknownBatch,
     UnknownRecord,
 )
@@ -184,7 +184,7 @@ class Anchorer:
             return self._record_existing(root, model_hash, count)
         if isinstance(outcome, ChainUnavailable):
             return AnchorResult(root, model_hash, count, None, None, str(outcome), "planned")
-        if isinstance(outcome, RecordRevoked | UnknownRecord | InvalidRecord | AlreadyRegistered):
+        if isinstance(outcome, RecordIsRevoked | UnknownRecord | InvalidRecord | AlreadyRegistered):
             # Refused for good (e.g. its model was revoked meanwhile), unless the batch was sent
             # before a crash and the model revoked only since: then the chain holds it.
             try:

@@ -19,7 +19,7 @@ from ledger.errors import (
     InvalidRecord,
     ModelAlreadyRegistered,
     NotAuthorized,
-    RecordRevoked,
+    RecordIsRevoked,
     UnknownDataset,
     UnknownModel,
 )
@@ -165,7 +165,7 @@ def test_register_datasets_revoked_parent_reverts_naming_it(deployed):
     client = deployed.registrar
     client.register_datasets([raw(1)])
     client.revoke(h(1), "leaked personal data")
-    with pytest.raises(RecordRevoked) as caught:
+    with pytest.raises(RecordIsRevoked) as caught:
         client.register_datasets([raw(2), derived(3, 1)])
     assert caught.value.context["record_hash"] == h(1)
     assert client.get_records([h(2)]) == [None]
@@ -273,7 +273,7 @@ def test_register_models_unknown_dataset_reverts_naming_it(deployed, datasets):
 def test_register_models_revoked_dataset_reverts_naming_it(deployed, datasets):
     client = deployed.registrar
     client.revoke(h(2), "mislabelled")
-    with pytest.raises(RecordRevoked) as caught:
+    with pytest.raises(RecordIsRevoked) as caught:
         client.register_models([ModelInput(h(10), datasets=(h(1), h(2)), metadata_hash=h(20))])
     assert caught.value.context["record_hash"] == h(2)
 
@@ -339,7 +339,7 @@ def test_anchor_prediction_batches_zero_root_reverts(deployed, models):
 def test_anchor_prediction_batches_revoked_model_reverts(deployed, models):
     client = deployed.registrar
     client.revoke(h(11), "overfit")
-    with pytest.raises(RecordRevoked) as caught:
+    with pytest.raises(RecordIsRevoked) as caught:
         client.anchor_prediction_batches(
             [AnchorInput(h(10), h(30), 3), AnchorInput(h(11), h(31), 3)]
         )

@@ -14,7 +14,7 @@ from ledger.errors import (
     InvalidRecord,
     ModelAlreadyRegistered,
     NotAuthorized,
-    RecordRevoked,
+    RecordIsRevoked,
     UnknownBatch,
     UnknownDataset,
     UnknownModel,
@@ -26,9 +26,9 @@ from ledger.records import (
     ModelRegistered,
     PredictionsAnchored,
     RecordKind,
+    RecordRevoked,
     hash_hex,
 )
-from ledger.records import RecordRevoked as RevocationEvent
 
 DEFAULT_ADMIN_ROLE = bytes(32)
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -162,7 +162,7 @@ def test_register_dataset_with_revoked_parent_reverts(deployed):
     client = deployed.registrar
     register(client, h(1))
     client.revoke(h(1), "leaked personal data")
-    with pytest.raises(RecordRevoked):
+    with pytest.raises(RecordIsRevoked):
         register(client, h(2), parents=[h(1)], transform=h(50))
 
 
@@ -227,7 +227,7 @@ def test_register_model_on_revoked_dataset_reverts(deployed):
     client = deployed.registrar
     register(client, h(10))
     client.revoke(h(10), "mislabelled")
-    with pytest.raises(RecordRevoked):
+    with pytest.raises(RecordIsRevoked):
         client.register_model(h(1), datasets=[h(10)], metadata_hash=h(2))
 
 
@@ -296,7 +296,7 @@ def test_anchor_for_a_dataset_hash_reverts(deployed, model):
 
 def test_anchor_for_revoked_model_reverts(deployed, model):
     deployed.registrar.revoke(model, "overfit")
-    with pytest.raises(RecordRevoked):
+    with pytest.raises(RecordIsRevoked):
         deployed.registrar.anchor_predictions(model, h(30), 3)
 
 
@@ -337,7 +337,7 @@ def test_registrant_revokes_each_kind_and_event_says_why(deployed, model, kind):
     assert client.is_revoked(target)
     assert record_of(client, target).revoked
     event = client.revocation(target)
-    assert event == RevocationEvent(
+    assert event == RecordRevoked(
         tx_hash=tx.tx_hash,
         block_number=tx.block_number,
         log_index=event.log_index,
@@ -421,9 +421,7 @@ def test_events_lists_everything_in_chain_order(deployed, model):
     ledger_events = [
         e
         for e in deployed.outsider.events()
-        if isinstance(
-            e, DatasetRegistered | ModelRegistered | PredictionsAnchored | RevocationEvent
-        )
+        if isinstance(e, DatasetRegistered | ModelRegistered | PredictionsAnchored | RecordRevoked)
     ]
     assert [type(e).__name__ for e in ledger_events] == [
         "DatasetRegistered",
