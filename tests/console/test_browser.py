@@ -209,6 +209,10 @@ def _pages(served: Served) -> dict[str, str]:
         "lineage": f"/lineage/{world.receipt['receipt_id']}?direction=both",
         "verify": "/verify",
         "not found": "/datasets/0x" + "ab" * 32,
+        "datasets": "/datasets?status=revoked",
+        "models": "/models?sort=oldest",
+        "batches": "/batches",
+        "search": "/search?q=sales",
     }
 
 
