@@ -1,5 +1,5 @@
 """A second ledger for the list pages, search and the private console: a few named and unnamed
-datasets, one derived, two models (one on revoked data), and a batch of 2,000 receipts.
+datasets, two derived, two models (one on revoked data), and a batch of 2,000 receipts.
 
 Built over HTTP by a client holding the admin key, on a service of its own (its anchoring
 would otherwise flush the pending receipt the main console world keeps pending).
@@ -25,6 +25,7 @@ class ListsWorld:
     wine_clean: str  # derived from wine
     wine_model: str
     iris_model: str  # trained on iris, then iris is revoked: tainted
+    iris_clean: str  # derived from iris before its revocation: tainted, as its transform
     batch: str  # 2,000 receipts
     receipt_ids: list[str]  # in issue order
 
@@ -36,6 +37,9 @@ def build_lists_world(api: Any) -> ListsWorld:
                         data={"name": "iris flowers"}))["content_hash"]  # fmt: skip
     steps = [{"step": "drop_duplicates"}]
     clean = _ok(api.post(f"/v1/datasets/{wine}/derive", json={"steps": steps}))["content_hash"]
+    clip = [{"step": "select_columns", "columns": ["sepal", "kind"]}]
+    iris_clean = _ok(api.post(f"/v1/datasets/{iris}/derive", json={"steps": clip}))
+    iris_clean = iris_clean["content_hash"]
     request = {"dataset": clean, "algorithm": "linear_regression", "target": "quality",
                "test_size": 0}  # fmt: skip
     wine_model = _ok(api.post("/v1/models", json=request))["model_hash"]
@@ -51,4 +55,4 @@ def build_lists_world(api: Any) -> ListsWorld:
     assert len(batches) == 1 and batches[0]["error"] is None, batches
     _ok(api.post(f"/v1/records/{iris}/revoke", json={"reason": "mislabelled"}))
     batch = _ok(api.get(f"/v1/receipts/{ids[0]}"))["batch_id"]
-    return ListsWorld(wine, iris, clean, wine_model, iris_model, batch, ids)
+    return ListsWorld(wine, iris, clean, wine_model, iris_model, iris_clean, batch, ids)

@@ -35,12 +35,13 @@ def rows(html: str) -> list[str]:
 def test_the_datasets_page_lists_filters_and_sorts(site: Any) -> None:
     client, world = site
     newest = rows(page(client, "/datasets"))
-    assert newest == [world.wine_clean, world.iris, world.wine]
+    assert newest == [world.iris_clean, world.wine_clean, world.iris, world.wine]
     assert rows(page(client, "/datasets?sort=oldest")) == newest[::-1]
     assert rows(page(client, "/datasets?q=WINE")) == [world.wine]
     assert rows(page(client, "/datasets?q=iris.csv")) == []  # no file name stored (see report)
     assert rows(page(client, "/datasets?status=revoked")) == [world.iris]
     assert rows(page(client, "/datasets?status=standing")) == [world.wine_clean, world.wine]
+    assert rows(page(client, "/datasets?status=tainted")) == [world.iris_clean]
     assert rows(page(client, f"/datasets?q={world.wine[:10]}")) == [world.wine]
     html = page(client, "/datasets?q=nothing-like-this")
     assert rows(html) == [] and "No datasets match these filters" in html
