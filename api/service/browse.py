@@ -127,6 +127,7 @@ class DatasetPage:
     children: list[DatasetPublic]
     models: list[ModelPublic]
     taint: Taint | None
+    file_name: str | None = None  # the uploaded file's name, when its metadata kept one
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,7 @@ class Browse:
         file_name = None
         if isinstance(record, IndexedDataset):
             metadata = self._core.json_artifact(record.metadata_hash) or {}
-            file_name = metadata.get("file_name") or metadata.get("filename")
+            file_name = _file_name(metadata)
             title = metadata.get("name") or file_name or ""
         elif isinstance(record, IndexedModel):
             metadata = self._core.json_artifact(record.metadata_hash) or {}
@@ -322,6 +323,7 @@ class Browse:
             children=[dataset_view(self._core, d) for d in index.children_of_dataset(content)],
             models=[model_view(self._core, m) for m in index.models_of_dataset(content)],
             taint=self.taint(indexed),
+            file_name=_file_name(self._core.json_artifact(indexed.metadata_hash)),
         )  # fmt: skip
 
     def model(self, model_hash: str) -> ModelPage:
@@ -467,6 +469,16 @@ class Browse:
         if revocation is None:
             return None
         return Taint(record.record_hash, record.kind, RevocationPublic(**revocation))
+
+
+def _file_name(metadata: object) -> str | None:
+    """The uploaded file's name in a dataset's metadata document, if it kept one. Today's
+    documents keep only ``name`` (which a multi-file upload sets to the file's name); a
+    ``file_name`` field, once the service stores it, is shown and searched as well."""
+    if not isinstance(metadata, dict):
+        return None
+    found = metadata.get("file_name")
+    return found if isinstance(found, str) and found else None
 
 
 def _needle(query: str) -> str:

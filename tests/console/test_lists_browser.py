@@ -219,3 +219,22 @@ def test_lineage_labels_stay_inside_their_nodes_at_every_status(
               ("training", "tainted"), ("model", "tainted"), ("dataset", "standing"),
               ("transform", "standing"), ("model", "standing"), ("batch", "standing")}  # fmt: skip
     assert wanted <= statuses, wanted - statuses
+
+
+def test_the_revoked_sign_is_drawn_and_a_derived_dataset_says_so(
+    tab: Any, private: Private
+) -> None:
+    world = private.world
+    sign_in(tab, new_key(private)[1], f"/datasets/{world.iris}")
+    heading = tab.locator(".banner--revoked h2")
+    assert "⛔" not in tab.content()  # an empty box without an emoji font
+    icon = heading.locator("svg.icon--revoked")
+    box = icon.bounding_box()
+    assert box is not None and box["width"] >= 12 and box["height"] >= 12
+    tab.goto(f"/datasets/{world.wine_clean}")
+    assert tab.locator("[data-field=name]").inner_text() == "derived"
+    assert tab.locator("[data-field=origin]").inner_text().startswith("derived from 1 dataset")
+    assert tab.locator("h1").inner_text().startswith("Derived dataset")
+    tab.goto("/datasets")
+    row = tab.locator(f"tr[data-hash='{world.wine_clean}']")
+    assert "derived" in row.inner_text()
