@@ -238,3 +238,11 @@ def test_the_revoked_sign_is_drawn_and_a_derived_dataset_says_so(
     tab.goto("/datasets")
     row = tab.locator(f"tr[data-hash='{world.wine_clean}']")
     assert "derived" in row.inner_text()
+
+
+def test_the_verifier_runs_on_a_session(tab: Any, private: Private) -> None:
+    """A receipt page's verifier reads the bundle and /rpc with the session alone."""
+    receipt = private.world.receipt_ids[5]
+    sign_in(tab, new_key(private)[1], f"/receipts/{receipt}")
+    tab.wait_for_selector("#browser-report[data-verdict]", timeout=30_000)
+    assert tab.locator("#browser-report").get_attribute("data-verdict") == "valid"
