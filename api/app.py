@@ -36,6 +36,7 @@ from api.ratelimit import (
 from api.routes import api_router, rpc
 from api.schemas import HealthPublic
 from api.service import open_service
+from api.sessions import Sessions
 from api.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -324,7 +325,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(TooManyRequests, _too_many)  # type: ignore[arg-type]
     app.add_middleware(BodyGuard, settings=settings)
     app.add_middleware(RateLimit, limiter=_rate_limiter(settings))
-    app.add_middleware(AuthGate, keys=keys, public_read=settings.public_read)  # outermost
+    sessions = Sessions(
+        keys, settings.data_dir / "session.secret", max_age=settings.session_max_age
+    )
+    app.state.sessions = sessions
+    app.add_middleware(
+        AuthGate, keys=keys, public_read=settings.public_read, sessions=sessions
+    )  # outermost
     app.include_router(api_router)
     app.include_router(rpc.router)
     app.include_router(console.router)

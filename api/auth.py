@@ -26,14 +26,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import urlencode
 
 from fastapi import Request, Security
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.console.errors import API_PREFIXES
 from api.errors import AccessRefused
 from api.problems import WWW_AUTHENTICATE, problem_response
 
@@ -43,6 +46,7 @@ __all__ = [
     "NEEDS_REGISTRAR",
     "READ",
     "ROLES",
+    "SESSION_COOKIE",
     "Access",
     "ApiKeys",
     "AuthGate",
@@ -56,6 +60,7 @@ __all__ = [
 Role = Literal["auditor", "registrar", "admin"]
 ROLES: tuple[Role, ...] = ("auditor", "registrar", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
+SESSION_COOKIE = "pl_session"  # a console session (api/sessions.py), for private deployments
 _PREFIX = "pl_"
 
 
@@ -137,6 +142,20 @@ class KeyStore:
             return None
         info = KeyInfo(*row[:5])
         return info if info.active else None
+
+    def active_digest(self, key_id: str) -> tuple[KeyInfo, str] | None:
+        """An active key's info and stored hash by its id (what a console session is bound
+        to), or None when there is no such key or it is revoked."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT key_id, role, name, created_at, revoked_at, digest FROM api_keys "
+                "WHERE key_id = ? AND revoked_at IS NULL",
+                (key_id,),
+            )
+            .fetchone()
+        )
+        return None if row is None else (KeyInfo(*row[:5]), row[5])
 
     def list(self) -> list[KeyInfo]:
         rows = self._db().execute(
@@ -260,8 +279,11 @@ class AuthGate:
     problem+json; nothing behind it runs for a refused request.
     """
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys, *, public_read: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, keys: ApiKeys, *, public_read: bool, sessions: Any = None
+    ) -> None:
         self.app, self.keys, self.public_read = app, keys, public_read
+        self.sessions = sessions  # api.sessions.Sessions: a console cookie stands for a key
         self._rules: list[tuple[Any, Access | None]] | None = None
 
     def _rule_for(self, scope: Scope) -> Access | None:
@@ -287,13 +309,55 @@ class AuthGate:
                     401, "unauthorized", "the API key is unknown or revoked", scope, receive, send
                 )
                 return
+        session_ended = False
+        if info is None and self.sessions is not None:
+            cookie = _cookie(headers, SESSION_COOKIE)
+            if cookie:  # read-only: the session's role is capped at auditor
+                info = await run_in_threadpool(self.sessions.check, cookie)
+                session_ended = info is None
         rule = self._rule_for(scope)
         refusal = None if rule is None else _refusal(rule.needed(self.public_read), info)
         if refusal is not None:
+            if refusal[0] == 401 and self.sessions is not None and _is_page(scope, headers):
+                await _to_sign_in(scope, receive, send, ended=session_ended)
+                return
             await _refuse(*refusal, scope, receive, send)
             return
         scope.setdefault("state", {})["api_key"] = info
         await self.app(scope, receive, send)
+
+
+def _cookie(headers: dict[bytes, bytes], name: str) -> str | None:
+    """The value of cookie ``name`` in the request's ``Cookie`` header, or None."""
+    for part in headers.get(b"cookie", b"").decode("latin-1").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
+
+
+def _is_page(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """Whether a refused request is a person's browser asking for a console page (a GET for
+    HTML outside the API), which is sent to the sign-in page rather than answered 401."""
+    path = scope.get("path", "")
+    if scope.get("method") not in ("GET", "HEAD"):
+        return False
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in API_PREFIXES):
+        return False
+    return "text/html" in headers.get(b"accept", b"").decode("latin-1").lower()
+
+
+async def _to_sign_in(scope: Scope, receive: Receive, send: Send, *, ended: bool) -> None:
+    """303 to ``/signin``, with the page asked for as ``next`` (and ``ended=1`` when the
+    browser's session was refused: expired, or its key revoked)."""
+    target = scope.get("path", "/")
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    query = {"next": target, **({"ended": "1"} if ended else {})}
+    response = RedirectResponse(f"/signin?{urlencode(query)}", status_code=303)
+    if ended:
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    await response(scope, receive, send)
 
 
 async def _refuse(

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     anchor_interval: float = Field(5.0, gt=0, description="or when the oldest is this old (s)")
 
     public_read: bool = Field(True, description="reads and verification need no key")
+    session_max_age: int = Field(
+        8 * 3600, ge=60, le=30 * 86400, description="seconds a console sign-in lasts"
+    )
 
     # /rpc, bounded like a public node (geth's --rpc.gascap, --rpc.evmtimeout); api/service/rpc.py
     rpc_gas_cap: int = Field(5_000_000, ge=21_000, le=10**9, description="gas of one /rpc call")

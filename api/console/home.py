@@ -1,10 +1,11 @@
-"""``/``: where the ledger lives, what it holds, what came in last; ``/search``: any hash."""
+"""``/``: where the ledger lives, what it holds, what came in last; ``/search``: any hash, or
+a name, a file name or the start of a hash."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.console._common import service_of
@@ -15,6 +16,8 @@ from ledger.errors import UnknownRecord
 __all__ = ["router"]
 
 router = APIRouter()
+
+SEARCH_LIMIT = 20  # matches shown per kind; the list pages (linked) hold the rest
 
 _PAGES = {
     "dataset": "/datasets/",
@@ -36,16 +39,18 @@ def search(
     request: Request, _: ReadAccess, q: Annotated[str, Query(max_length=200)] = ""
 ) -> Response:
     """A record, a receipt or a transaction by hash: a redirect to its page (303, so the
-    address bar shows the record's stable URL), or a page listing what a transaction wrote."""
+    address bar shows the record's stable URL), or a page listing what a transaction wrote.
+    Anything else is looked for in names, file names and hashes: a page of the matches."""
     query = q.strip()
     if not query:
         return RedirectResponse("/", status_code=303)
+    browse = service_of(request).browse
     try:
-        found = service_of(request).browse.find(query)
-    except ValueError:
-        raise HTTPException(
-            404, f"{query!r} is not a hash: paste 0x followed by 64 hex digits"
-        ) from None
+        found = browse.find(query)
+    except ValueError:  # not a whole hash: a name, a file name or the start of a hash
+        results = browse.search(query, limit=SEARCH_LIMIT)
+        context = {"query": query, "results": results, "limit": SEARCH_LIMIT}
+        return render(request, "search.html", context)
     if found is None:
         raise UnknownRecord(
             f"nothing on this ledger has the hash {query}: no dataset, model, batch, receipt or "

@@ -193,6 +193,14 @@ class EventIndex(Protocol):
         """One page of models and the total number of models."""
         ...
 
+    def batches(self, offset: int = 0, limit: int = 50) -> tuple[list[IndexedBatch], int]:
+        """One page of prediction batches and the total number of batches."""
+        ...
+
+    def revoked_and_tainted(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The revoked records' hashes, and those of the records with a revoked ancestor."""
+        ...
+
     def batches_of_model(self, model_hash: bytes | str) -> list[IndexedBatch]: ...
 
     def children_of_dataset(self, content_hash: bytes | str) -> list[IndexedDataset]:

@@ -70,6 +70,18 @@ SELECT {_REGISTRATION_COLUMNS}, b.model_hash AS model_hash, b.count AS count
 FROM records r JOIN batches b ON b.root = r.hash LEFT JOIN revocations v ON v.hash = r.hash
 """
 _NEWEST_FIRST = "ORDER BY r.block_number DESC, r.log_index DESC"
+# Every record downstream of a revoked one: the edges are the inputs (parents, training data)
+# and each batch's model; UNION (not UNION ALL) ends the walk on a record already reached.
+_TAINTED = """
+WITH RECURSIVE edges(parent, child) AS (
+    SELECT input_hash, record_hash FROM inputs
+    UNION ALL SELECT model_hash, root FROM batches
+), down(h) AS (
+    SELECT e.child FROM edges e JOIN revocations v ON v.hash = e.parent
+    UNION SELECT e.child FROM edges e JOIN down ON e.parent = down.h
+)
+SELECT h FROM down
+"""
 _MAX_PARAMETERS = 500  # per IN (...) list: stay under SQLite's bound-parameter limit
 
 
@@ -209,6 +221,25 @@ class LedgerIndex:
                 f"{_MODEL_SELECT} {_NEWEST_FIRST} LIMIT ? OFFSET ?", (limit, offset)
             )
         return page, total
+
+    def batches(self, offset: int = 0, limit: int = 50) -> tuple[list[IndexedBatch], int]:
+        """One page of prediction batches, newest first, and the total number of batches."""
+        _check_page(offset, limit)
+        with self._db.read() as conn:
+            total = _count(conn, "batch")
+            page = self._batches(
+                f"{_BATCH_SELECT} {_NEWEST_FIRST} LIMIT ? OFFSET ?", (limit, offset)
+            )
+        return page, total
+
+    def revoked_and_tainted(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The hashes of the revoked records, and of the records with a revoked ancestor (a
+        parent dataset, a training dataset, a batch's model, at any depth): what a listing
+        filtered by status needs, in two queries whatever the size of the ledger."""
+        with self._db.read() as conn:
+            revoked = frozenset(row["hash"] for row in conn.execute("SELECT hash FROM revocations"))
+            tainted = frozenset(row["h"] for row in conn.execute(_TAINTED))
+        return revoked, tainted
 
     def batches_of_model(self, model_hash: bytes | str) -> list[IndexedBatch]:
         """Every batch of predictions anchored for a model, newest first."""

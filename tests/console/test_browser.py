@@ -209,6 +209,10 @@ def _pages(served: Served) -> dict[str, str]:
         "lineage": f"/lineage/{world.receipt['receipt_id']}?direction=both",
         "verify": "/verify",
         "not found": "/datasets/0x" + "ab" * 32,
+        "datasets": "/datasets?status=revoked",
+        "models": "/models?sort=oldest",
+        "batches": "/batches",
+        "search": "/search?q=sales",
     }
 
 
@@ -269,3 +273,20 @@ def test_without_javascript_the_verifier_is_the_services(browser: Any, served: S
         assert page.locator("[data-node-table] tbody tr").count() == 5
     finally:
         context.close()
+
+
+def test_block_hints_say_what_the_cli_says(page: Any, served: Served, tmp_path: Path) -> None:
+    """The same bundle, the same claimed blocks: the browser counted only the anchoring's block
+    ("1 claimed block(s)") where the CLI counted the bundle's records too ("4")."""
+    bundle = served.world.bundle
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    result = runner.invoke(
+        cli_app, ["verify", str(path), "--rpc-url", f"{served.url}/rpc", "--json"]
+    )
+    cli = {c["name"]: c["detail"] for c in json.loads(result.stdout)["checks"]}
+    _verify_in_browser(page, bundle, "")
+    detail = page.locator("#browser-report tr[data-check=block_hints] td.detail").inner_text()
+    assert detail == cli["block_hints"]
+    claimed = sum(1 for r in bundle["records"] if r.get("kind") in ("dataset", "model", "batch"))
+    assert detail.startswith(f"{claimed} claimed block(s)"), detail

@@ -179,7 +179,8 @@ def test_search_takes_any_hash(site: Any) -> None:
     dataset_tx = client.get(f"/v1/datasets/{world.loans}").json()["tx_hash"]
     assert goes_to(dataset_tx) == f"/datasets/{world.loans}"
     assert "nothing on this ledger" in page(client, "/search?q=0x" + "12" * 32, 404)
-    assert "is not a hash" in page(client, "/search?q=hello", 404)
+    assert "Nothing matches" in page(client, "/search?q=hello")  # a name: the results page
+    assert goes_to(" ") == "/"
 
 
 def test_errors_are_pages_for_browsers_and_problems_for_the_api(site: Any) -> None:

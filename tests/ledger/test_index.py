@@ -347,6 +347,27 @@ def test_paging_is_newest_first_with_totals(deployed, index):
         index.datasets(-1, 10)
     with pytest.raises(ValueError):
         index.models(0, -1)
+    batches, count = index.batches(offset=0, limit=2)
+    assert ([b.root for b in batches], count) == ([BATCH3, BATCH2], 3)
+    assert index.batches(0, 0) == ([], 3)
+
+
+def test_the_revoked_and_what_they_taint_downstream(deployed, index):
+    """Revoked: RAW2 and BATCH2. Tainted: what has a revoked record among its inputs at any
+    depth (MERGED and MODEL2 are made from RAW2, BATCH3 anchors MODEL2's predictions); a
+    revoked record is not tainted by itself, and nothing is downstream of BATCH2."""
+    client = deployed.registrar
+    populate(client)
+    index.sync(client)
+    assert index.revoked_and_tainted() == (
+        frozenset({RAW2, BATCH2}),
+        frozenset({MERGED, MODEL2, BATCH3}),
+    )
+    client.revoke(RAW, "collected without consent")
+    index.sync(client)
+    revoked, tainted = index.revoked_and_tainted()
+    assert revoked == {RAW, RAW2, BATCH2}
+    assert tainted == {CLEAN, MERGED, MODEL1, MODEL2, BATCH1, BATCH2, BATCH3}
 
 
 def test_an_empty_index(deployed, index):
@@ -600,6 +621,8 @@ def test_ledger_index_implements_the_event_index_interface(index):
         "batch",
         "datasets",
         "models",
+        "batches",
+        "revoked_and_tainted",
         "batches_of_model",
         "children_of_dataset",
         "models_of_dataset",

@@ -46,11 +46,37 @@ export function drawnEdges(graph) {
   });
 }
 
+const MONO = "ui-monospace, SFMono-Regular, Menlo, monospace";
+const HEAD_FONT = `700 11px ${FONT}`;
+const DETAIL_FONT = `11.5px ${MONO}`;
+let measurer = null;
+
+/** A text's width in a font as this browser draws it; never less than a per-character bound
+ * (wide enough for the widest capitals), so a label fits whichever font the PNG is drawn in. */
+function textWidth(text, font, perChar) {
+  measurer ??= document.createElement("canvas").getContext("2d");
+  let measured = 0;
+  if (measurer) {
+    measurer.font = font;
+    measured = measurer.measureText(text).width;
+  }
+  return Math.max(measured * 1.1, perChar * text.length);
+}
+
+function isActivity(node) {
+  return node.kind === "transform" || node.kind === "training";
+}
+
 function nodeText(node) {
-  // "dataset 0x12345678 (3 rows)" → title "dataset", detail "0x12345678 (3 rows)"
+  // "dataset 0x12345678 (3 rows)" → head "DATASET · TAINTED", detail "0x12345678 (3 rows)"
   const prefix = `${node.kind} `;
   const detail = node.label.startsWith(prefix) ? node.label.slice(prefix.length) : node.label;
-  return { title: node.kind, detail };
+  const status = node.revoked ? " · REVOKED" : node.tainted ? " · TAINTED" : "";
+  const head = `${node.kind.toUpperCase()}${status}`;
+  // a pill (an activity) keeps its text clear of its rounded ends
+  const pad = isActivity(node) ? 20 : 10;
+  const text = Math.max(textWidth(head, HEAD_FONT, 8.2), textWidth(detail, DETAIL_FONT, 7.2));
+  return { head, detail, pad, width: Math.max(120, Math.ceil(text + 2 * pad)) };
 }
 
 function layoutGraph(graph, edges) {
@@ -59,9 +85,8 @@ function layoutGraph(graph, edges) {
   g.setGraph({ rankdir: "TB", nodesep: large ? 14 : 28, ranksep: large ? 40 : 56, marginx: 16, marginy: 16 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const node of graph.nodes) {
-    const { title, detail } = nodeText(node);
-    const width = Math.max(120, 7.2 * Math.max(title.length, detail.length) + 24);
-    g.setNode(node.id, { width, height: NODE_HEIGHT, title, detail });
+    const { head, detail, pad, width } = nodeText(node);
+    g.setNode(node.id, { width, height: NODE_HEIGHT, head, detail, pad });
   }
   for (const e of edges) g.setEdge(e.source, e.target);
   layout(g);
@@ -134,16 +159,16 @@ function draw(graph, g, edges) {
         class: "node__box",
         width: box.width.toFixed(1),
         height: box.height,
-        rx: node.kind === "transform" || node.kind === "training" ? 22 : 6,
+        rx: isActivity(node) ? 22 : 6,
         fill: colours.fill,
         stroke: node.tainted && !node.revoked ? TAINTED_STROKE : colours.stroke,
         "stroke-width": node.id === graph.root ? 3 : node.tainted || node.revoked ? 2.2 : 1.2,
         ...(node.tainted && !node.revoked ? { "stroke-dasharray": "6 3" } : {}),
       }),
     );
-    const head = svg("text", { class: "node__kind", x: 10, y: 18, fill: colours.stroke, "font-weight": 700, "font-size": 11 });
-    head.textContent = `${box.title.toUpperCase()}${node.revoked ? " · REVOKED" : node.tainted ? " · TAINTED" : ""}`;
-    const detail = svg("text", { class: "node__detail", x: 10, y: 35, fill: INK, "font-family": "ui-monospace, SFMono-Regular, Menlo, monospace", "font-size": 11.5 });
+    const head = svg("text", { class: "node__kind", x: box.pad, y: 18, fill: colours.stroke, "font-weight": 700, "font-size": 11 });
+    head.textContent = box.head;
+    const detail = svg("text", { class: "node__detail", x: box.pad, y: 35, fill: INK, "font-family": MONO, "font-size": 11.5 });
     detail.textContent = box.detail;
     link.append(head, detail);
     nodeLayer.append(link);

@@ -14,6 +14,7 @@ import {
   inputHash,
   jsonHash,
   readAnchoring,
+  readBlockClaims,
   readReceipt,
   receiptDomain,
   receiptLeafHash,
@@ -46,12 +47,15 @@ export function readEvidence(text, { contract = "", inputText = "" } = {}) {
   const address = contract.trim() || (isObject(ledger) && typeof ledger.contract === "string" ? ledger.contract : "");
   if (!address) throw new ReceiptFormatError("a ledger contract address is required for a bare receipt");
   if (!/^0x[0-9a-fA-F]{40}$/.test(address)) throw new ReceiptFormatError(`the contract ${address} is not an address`);
+  const isBundle = isObject(document) && document.receipt !== undefined;
   return {
     receipt: readReceipt(receiptDoc),
     anchoring: readAnchoring(receiptDoc),
     contract: address,
     input,
-    isBundle: isObject(document) && document.receipt !== undefined,
+    isBundle,
+    // the blocks a bundle's records claim, checked as the CLI checks them (block_hints)
+    claims: isBundle ? readBlockClaims(document.records) : new Map(),
     serviceReport: isObject(document) && isObject(document.verification) ? document.verification : null,
   };
 }
@@ -239,8 +243,9 @@ export async function verifyReceipt(evidence, rpcUrl) {
   const add = (name, ok, detail) => checks.push({ name, ok, detail });
   const domain = receiptDomain(await chain.chainId(), evidence.contract);
   await chain.snapshot();
-  // The blocks the evidence claims: an anchored receipt's own (its batch's block and tx).
-  const claims = new Map();
+  // The blocks the evidence claims: a bundle's records', then an anchored receipt's own (its
+  // batch's block and tx), as BlockClaims.from_records(...).with_anchoring(...) in the CLI.
+  const claims = new Map(evidence.claims ?? []);
   if (anchoring !== null && anchoring.blockNumber !== null) {
     claims.set(`PredictionsAnchored:${anchoring.batchId}`, {
       event: "PredictionsAnchored",

@@ -105,6 +105,40 @@ export function readAnchoring(doc) {
   return anchoring;
 }
 
+const KIND_EVENTS = { dataset: "DatasetRegistered", model: "ModelRegistered", batch: "PredictionsAnchored" };
+
+/**
+ * The block claims of an evidence bundle's `records` (ledger.verification.evidence
+ * BlockClaims.from_records): a Map from `${event}:${hash}` to {event, key, block, txHash}, for
+ * each dataset, model and batch entry with a block number; other entries are ignored.
+ */
+export function readBlockClaims(records) {
+  const claims = new Map();
+  if (records === undefined || records === null) return claims;
+  if (!Array.isArray(records)) throw new ReceiptFormatError("malformed bundle: records must be a list");
+  for (const entry of records) {
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) continue;
+    const event = Object.hasOwn(KIND_EVENTS, entry.kind) ? KIND_EVENTS[entry.kind] : undefined;
+    if (event === undefined) continue;
+    const block = entry.block_number;
+    if (block === undefined || block === null) continue;
+    if (!(block instanceof PyInt) || block.value < 0n) {
+      throw new ReceiptFormatError("malformed bundle record: a block number is an int >= 0");
+    }
+    if (entry.hash === undefined || entry.hash === null) continue;
+    let key;
+    let txHash = null;
+    try {
+      key = hashHex(entry.hash, "hash");
+      if (entry.tx_hash !== undefined && entry.tx_hash !== null) txHash = hashHex(entry.tx_hash, "tx_hash");
+    } catch (error) {
+      throw new ReceiptFormatError(`malformed bundle record: ${error.message}`);
+    }
+    claims.set(`${event}:${key}`, { event, key, block: Number(block.value), txHash });
+  }
+  return claims;
+}
+
 /** SHA-256 of a value's canonical JSON, 0x-hex (ledger.formats.receipts.output_hash / input_hash). */
 export function jsonHash(value) {
   return sha256(stringToBytes(canonicalJson(value)));
