@@ -43,7 +43,10 @@ def register_dataset(
     """Upload a CSV; it is validated, hashed, stored and registered on chain. Without a name,
     the dataset is named after the uploaded file's name."""
     written = service.datasets.register(
-        file.file, name=name if name is not None else file.filename, description=description
+        file.file,
+        name=name if name is not None else file.filename,
+        description=description,
+        file_name=file.filename,
     )
     return answer_written(written, response)
 

@@ -53,6 +53,7 @@ class DatasetPublic(_OnChain):
     metadata_hash: Hash
     columns: list[ColumnPublic]
     name: str | None = None
+    file_name: str | None = Field(None, description="the uploaded file's name, if it had one")
     description: str | None = None
     size: int | None = Field(None, ge=0, description="file size in bytes")
     parents: list[Hash]

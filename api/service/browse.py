@@ -472,9 +472,8 @@ class Browse:
 
 
 def _file_name(metadata: object) -> str | None:
-    """The uploaded file's name in a dataset's metadata document, if it kept one. Today's
-    documents keep only ``name`` (which a multi-file upload sets to the file's name); a
-    ``file_name`` field, once the service stores it, is shown and searched as well."""
+    """The uploaded file's name in a dataset's metadata document, if it kept one (documents
+    written before the service stored ``file_name`` have only ``name``)."""
     if not isinstance(metadata, dict):
         return None
     found = metadata.get("file_name")

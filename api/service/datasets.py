@@ -168,13 +168,20 @@ class Datasets:
     # -- writes --------------------------------------------------------------------------------
 
     def register(
-        self, stream: BinaryIO, *, name: str | None = None, description: str | None = None
+        self,
+        stream: BinaryIO,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        file_name: str | None = None,
     ) -> Written[DatasetPublic]:
-        """Register an uploaded CSV (flow 1): validate, hash, store, record."""
+        """Register an uploaded CSV (flow 1): validate, hash, store, record. ``file_name``, the
+        uploaded file's name, is kept in the metadata document (shown and searched)."""
         settings = self._core.settings
         settings.check_chars("name", name, "max_name_chars")
         settings.check_chars("description", description, "max_description_chars")
-        prepared = self._prepare(stream, name=name, description=description)
+        settings.check_chars("file_name", file_name, "max_name_chars")
+        prepared = self._prepare(stream, name=name, description=description, file_name=file_name)
         if isinstance(prepared, Written):
             return prepared
         written = self._write([prepared])[0]
@@ -199,7 +206,9 @@ class Datasets:
         for filename, stream in files:
             try:
                 settings.check_chars("name", filename, "max_name_chars")
-                prepared = self._prepare(stream, name=filename or None, description=None)
+                prepared = self._prepare(
+                    stream, name=filename or None, description=None, file_name=filename or None
+                )
             except (MlError, LedgerError) as exc:
                 entries.append(BatchEntry(filename, error=exc))
                 continue
@@ -277,7 +286,12 @@ class Datasets:
         )
 
     def _prepare(
-        self, stream: BinaryIO, *, name: str | None, description: str | None
+        self,
+        stream: BinaryIO,
+        *,
+        name: str | None,
+        description: str | None,
+        file_name: str | None = None,
     ) -> Written[DatasetPublic] | DatasetInput:
         """Stage, hash, check and store one upload: the answer if its bytes are registered
         already, else the record to write. Nothing is kept of a file that is refused."""
@@ -296,6 +310,7 @@ class Datasets:
             store.discard(staged)
             raise
         if existing is not None and existing.revoked:  # answered with its revocation
+            store.discard(staged)
             revocation = existing.revocation
             raise RecordIsRevoked(
                 f"this file is dataset {existing.content_hash}, revoked in block "
@@ -308,7 +323,13 @@ class Datasets:
             return Written(dataset_view(core, existing), created=False)
         store.commit(staged)
         store.commit_rows(staged.digest, rows.path)
-        return self._input(scan, rows_root=to_hex(rows.root), name=name, description=description)
+        return self._input(
+            scan,
+            rows_root=to_hex(rows.root),
+            name=name,
+            description=description,
+            file_name=file_name,
+        )
 
     def _input(
         self,
@@ -319,6 +340,7 @@ class Datasets:
         description: str | None,
         parents: list[str] | None = None,
         transform_hash: str = ZERO_HASH,
+        file_name: str | None = None,
     ) -> DatasetInput:
         """The record of a dataset, with its metadata document stored under its hash."""
         metadata = {
@@ -330,6 +352,8 @@ class Datasets:
             "row_count": dataset.row_count,
             "size": dataset.size,
         }
+        if file_name:  # an upload's own name (documents before this have none)
+            metadata["file_name"] = file_name
         return DatasetInput(
             to_hex(dataset.content_hash),
             rows_root=rows_root,

@@ -52,6 +52,7 @@ def dataset_view(core: Core, indexed: IndexedDataset) -> DatasetPublic:
         metadata_hash=indexed.metadata_hash,
         columns=metadata.get("columns", []),
         name=metadata.get("name"),
+        file_name=metadata.get("file_name"),
         description=metadata.get("description"),
         size=metadata.get("size"),
         parents=list(indexed.parents),

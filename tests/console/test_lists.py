@@ -38,7 +38,7 @@ def test_the_datasets_page_lists_filters_and_sorts(site: Any) -> None:
     assert newest == [world.iris_clean, world.wine_clean, world.iris, world.wine]
     assert rows(page(client, "/datasets?sort=oldest")) == newest[::-1]
     assert rows(page(client, "/datasets?q=WINE")) == [world.wine]
-    assert rows(page(client, "/datasets?q=iris.csv")) == []  # no file name stored (see report)
+    assert rows(page(client, "/datasets?q=iris.csv")) == [world.iris]  # by its file name
     assert rows(page(client, "/datasets?status=revoked")) == [world.iris]
     assert rows(page(client, "/datasets?status=standing")) == [world.wine_clean, world.wine]
     assert rows(page(client, "/datasets?status=tainted")) == [world.iris_clean]
