@@ -203,3 +203,12 @@ def test_demo_cleans_up_and_demo_url_runs_through_a_running_service(tmp_path: Pa
         model = through["model"]["model_hash"]
         listed = httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"}).json()
         assert model in {m["model_hash"] for m in listed["data"]}
+
+
+def test_the_dataset_page_shows_the_header_warning(client: TestClient) -> None:
+    dataset = upload(client, IRIS_HEAD).json()["content_hash"]
+    page = client.get(f"/datasets/{dataset}", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert 'data-field="warning">Check this file: the header looks like data' in page.text
+    clean = upload(client, SALES).json()["content_hash"]
+    assert 'data-field="warning"' not in client.get(f"/datasets/{clean}").text
