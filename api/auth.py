@@ -36,8 +36,8 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.console.errors import API_PREFIXES
 from api.errors import AccessRefused
+from api.paths import is_api_path
 from api.problems import WWW_AUTHENTICATE, problem_response
 
 __all__ = [
@@ -342,7 +342,7 @@ def _is_page(scope: Scope, headers: dict[bytes, bytes]) -> bool:
     path = scope.get("path", "")
     if scope.get("method") not in ("GET", "HEAD"):
         return False
-    if any(path == prefix or path.startswith(prefix + "/") for prefix in API_PREFIXES):
+    if is_api_path(path):
         return False
     return "text/html" in headers.get(b"accept", b"").decode("latin-1").lower()
 

@@ -13,10 +13,10 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from api.console._render import render
+from api.paths import is_api_path
 
-__all__ = ["API_PREFIXES", "error_page", "wants_html"]
+__all__ = ["error_page", "wants_html"]
 
-API_PREFIXES = ("/v1", "/rpc", "/healthz", "/openapi.json", "/docs", "/redoc")
 
 _TITLES = {
     404: "Not found",
@@ -33,7 +33,7 @@ def wants_html(request: Request) -> bool:
     """Whether an error should be a page: a path outside the API, asked for as HTML (the
     ``Accept`` header names ``text/html``, as every browser's navigation does)."""
     path = request.url.path
-    if any(path == prefix or path.startswith(prefix + "/") for prefix in API_PREFIXES):
+    if is_api_path(path):
         return False
     return "text/html" in request.headers.get("accept", "").lower()
 

@@ -48,7 +48,7 @@ def _cli_report(path: Path, served: Served, case: Case) -> dict[str, Any] | None
         args += ["--contract", served.world.chain["contract_address"]]
     result = runner.invoke(cli_app, args)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
-    if result.exit_code == 1 and not result.stdout.strip():  # refused: not a receipt
+    if result.exit_code == 4 and not result.stdout.strip():  # refused: not a receipt
         return None
     assert result.exit_code in (0, 1, 3), (result.exit_code, result.stdout, result.stderr)
     report = json.loads(result.stdout)
