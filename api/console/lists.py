@@ -84,37 +84,22 @@ def _list_page(
     return render(request, "list.html", context)
 
 
-@router.get("/datasets", response_class=HTMLResponse)
-def datasets_page(
-    request: Request,
-    _: ReadAccess,
-    q: QueryText = "",
-    status: Status = "all",
-    sort: Sort = "newest",
-    page: PageNumber = 1,
-) -> HTMLResponse:
-    return _list_page(request, "dataset", q, status, sort, page)
+def _list_route(kind: str, path: str) -> None:
+    """``GET path``: the list page of one kind of record (the three pages differ only in it)."""
+
+    def list_page(
+        request: Request,
+        _: ReadAccess,
+        q: QueryText = "",
+        status: Status = "all",
+        sort: Sort = "newest",
+        page: PageNumber = 1,
+    ) -> HTMLResponse:
+        return _list_page(request, kind, q, status, sort, page)
+
+    list_page.__name__ = f"{kind}_list_page"
+    router.get(path, response_class=HTMLResponse)(list_page)
 
 
-@router.get("/models", response_class=HTMLResponse)
-def models_page(
-    request: Request,
-    _: ReadAccess,
-    q: QueryText = "",
-    status: Status = "all",
-    sort: Sort = "newest",
-    page: PageNumber = 1,
-) -> HTMLResponse:
-    return _list_page(request, "model", q, status, sort, page)
-
-
-@router.get("/batches", response_class=HTMLResponse)
-def batches_page(
-    request: Request,
-    _: ReadAccess,
-    q: QueryText = "",
-    status: Status = "all",
-    sort: Sort = "newest",
-    page: PageNumber = 1,
-) -> HTMLResponse:
-    return _list_page(request, "batch", q, status, sort, page)
+for _kind, _path in (("dataset", "/datasets"), ("model", "/models"), ("batch", "/batches")):
+    _list_route(_kind, _path)

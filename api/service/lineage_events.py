@@ -25,6 +25,7 @@ import os
 import queue
 import threading
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -73,6 +74,20 @@ def enabled() -> bool:
     return bool(os.environ.get("OPENLINEAGE_URL") or os.environ.get("OPENLINEAGE_CONFIG"))
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One registered run: its job, the record it made, where the chain recorded it, when, and
+    what it read and wrote (hash, columns or None)."""
+
+    job: str
+    record: str
+    tx_hash: str
+    block: int
+    at: int | None
+    inputs: list[tuple[str, Any]]
+    outputs: list[tuple[str, Any]]
+
+
 class LineageEvents:
     """Sends OpenLineage events in the background (see the module docstring)."""
 
@@ -100,38 +115,22 @@ class LineageEvents:
     def derived(self, dataset: DatasetPublic) -> None:
         """A derived dataset was registered."""
         self._emit(
-            "derive",
-            dataset.tx_hash,
-            dataset.block_number,
-            dataset.registered_at,
-            inputs=[(p, None) for p in dataset.parents],
-            outputs=[(dataset.content_hash, dataset.columns)],
-            record=dataset.content_hash,
-        )
+            _Run("derive", dataset.content_hash, dataset.tx_hash, dataset.block_number,
+                 dataset.registered_at, [(p, None) for p in dataset.parents],
+                 [(dataset.content_hash, dataset.columns)])
+        )  # fmt: skip
 
     def trained(self, model: ModelPublic) -> None:
         """A model was trained and registered."""
         self._emit(
-            "train",
-            model.tx_hash,
-            model.block_number,
-            model.registered_at,
-            inputs=[(d, None) for d in model.datasets],
-            outputs=[(model.model_hash, None)],
-            record=model.model_hash,
-        )
+            _Run("train", model.model_hash, model.tx_hash, model.block_number,
+                 model.registered_at, [(d, None) for d in model.datasets],
+                 [(model.model_hash, None)])
+        )  # fmt: skip
 
     def anchored(self, root: str, model_hash: str, tx_hash: str, block: int) -> None:
         """A batch of prediction receipts was anchored."""
-        self._emit(
-            "anchor",
-            tx_hash,
-            block,
-            None,
-            inputs=[(model_hash, None)],
-            outputs=[(root, None)],
-            record=root,
-        )
+        self._emit(_Run("anchor", root, tx_hash, block, None, [(model_hash, None)], [(root, None)]))
 
     def close(self) -> None:
         if self._thread is not None:
@@ -140,37 +139,19 @@ class LineageEvents:
 
     # -- how it is sent ----------------------------------------------------------------------
 
-    def _emit(
-        self,
-        job: str,
-        tx_hash: str,
-        block: int,
-        at: int | None,
-        *,
-        inputs: list[tuple[str, Any]],
-        outputs: list[tuple[str, Any]],
-        record: str,
-    ) -> None:
+    def _emit(self, run: _Run) -> None:
         if self._client is None:
             return
         try:
-            event = self._event(job, tx_hash, block, at, inputs, outputs, record)
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(self._event(run))
         except queue.Full:
-            log.warning("OpenLineage queue full: the %s event of %s was dropped", job, record)
+            log.warning(
+                "OpenLineage queue full: the %s event of %s was dropped", run.job, run.record
+            )
         except Exception:  # building an event must never fail a write
-            log.exception("OpenLineage: the %s event of %s could not be built", job, record)
+            log.exception("OpenLineage: the %s event of %s could not be built", run.job, run.record)
 
-    def _event(
-        self,
-        job: str,
-        tx_hash: str,
-        block: int,
-        at: int | None,
-        inputs: list[tuple[str, Any]],
-        outputs: list[tuple[str, Any]],
-        record: str,
-    ) -> Any:
+    def _event(self, run: _Run) -> Any:
         from openlineage.client.event_v2 import (
             InputDataset,
             Job,
@@ -180,13 +161,14 @@ class LineageEvents:
             RunState,
         )
 
+        at = run.at
         when = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
-        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{PRODUCER}:{tx_hash}:{record}")
+        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{PRODUCER}:{run.tx_hash}:{run.record}")
         facet = ProvenanceLedgerRunFacet(
             chainId=self._domain.chain_id,
             contract=self._domain.verifying_contract,
-            transaction=tx_hash,
-            block=block,
+            transaction=run.tx_hash,
+            block=run.block,
             producer=PRODUCER,
         )
         return RunEvent(
@@ -194,14 +176,14 @@ class LineageEvents:
             eventTime=when.isoformat(),
             producer=PRODUCER,
             run=Run(runId=str(run_id), facets={"provenanceLedger": facet}),
-            job=Job(namespace=NAMESPACE, name=job),
+            job=Job(namespace=NAMESPACE, name=run.job),
             inputs=[
                 InputDataset(self._dataset_namespace, h, facets=self._facets(h, c))
-                for h, c in inputs
+                for h, c in run.inputs
             ],
             outputs=[
                 OutputDataset(self._dataset_namespace, h, facets=self._facets(h, c))
-                for h, c in outputs
+                for h, c in run.outputs
             ],
         )
 
