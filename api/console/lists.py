@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from api.console._common import service_of
 from api.console._render import render
 from api.deps import ReadAccess
-from api.service.browse import ListKind, Status
+from api.service.listings import ListKind, Status
 
 __all__ = ["PAGE_SIZE", "pager", "router"]
 
