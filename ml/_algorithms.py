@@ -125,10 +125,11 @@ class Algorithm:
     caps: tuple[Cap, ...] = ()
     # The largest relative difference a retrain in another numeric environment may show in its
     # fitted parameters and outputs and still be "equivalent" (ml/reproduce.py): for exact
-    # solvers (least squares, trees) and adam/sgd networks far above the noise measured between
-    # OpenBLAS kernels (at most 5e-11 here); for solvers that stop at a gradient tolerance
-    # (lbfgs and the other iterative solvers named in ``iterative_solvers``) the kernels lead
-    # them along other paths to points up to ~1.2e-2 apart, so those are held to
+    # solvers (least squares, trees) and adam/sgd networks far above the noise between OpenBLAS
+    # kernels (the reports of tests/api/test_reproducible_across_kernels.py state it); for
+    # solvers that stop at a gradient tolerance (lbfgs and the other iterative solvers named in
+    # ``iterative_solvers``) the kernels lead them along other paths to points up to about 1e-2
+    # apart (the same reports), so those are held to
     # SOLVER_TOLERANCE and, where they can warm-start, to "the registered model is a solution
     # of its recorded training" (ml/reproduce.py, step 4).
     tolerance: float = 1e-8

@@ -25,7 +25,6 @@ their job does). Workers start lazily, or all at once with :meth:`TrainingPool.w
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 import subprocess
@@ -40,7 +39,7 @@ from typing import Any
 from ml import _wire
 from ml.datasets import Limits
 from ml.errors import TrainingInterrupted, TrainingLimitExceeded
-from ml.hashing import from_hex
+from ml.hashing import from_hex, sha256_bytes
 from ml.training import TrainedModel
 
 __all__ = ["DatasetFile", "Retrained", "TrainingPool", "shared_pool"]
@@ -355,9 +354,9 @@ def _trained(model_bytes: bytes, metadata_bytes: bytes) -> TrainedModel:
         features=tuple(metadata["features"]),
         target=metadata["target"],
         model_bytes=model_bytes,
-        model_hash=hashlib.sha256(model_bytes).digest(),
+        model_hash=sha256_bytes(model_bytes),
         metadata_bytes=metadata_bytes,
-        metadata_hash=hashlib.sha256(metadata_bytes).digest(),
+        metadata_hash=sha256_bytes(metadata_bytes),
         metrics=metadata["metrics"],
         dataset_hashes=tuple(from_hex(d["content_hash"]) for d in metadata["datasets"]),
         estimator=None,

@@ -7,7 +7,7 @@ sent as one ``COMPLETE`` run event through ``openlineage-python``:
 
 * job: namespace ``provenance-ledger``, name ``derive``, ``train`` or ``anchor``;
 * run: a UUID derived from the record's transaction and hash (a re-send is the same run), with
-  the custom facet ``provenanceLedger`` (:class:`ProvenanceLedgerRunFacet`: chain id, contract,
+  the custom facet ``provenanceLedger`` (:func:`facet_class`: chain id, contract,
   transaction, block; its JSON schema is ``docs/openlineage/ProvenanceLedgerRunFacet.json``);
 * inputs and outputs: datasets named by their hash in the namespace
   ``provenance-ledger://<chain id>/<contract>``, with the ``schema`` (a dataset's columns),
@@ -20,6 +20,7 @@ lineage server, is the record).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -34,7 +35,7 @@ import attr
 from api.schemas import DatasetPublic, ModelPublic
 from ledger.formats.receipts import ReceiptDomain
 
-__all__ = ["LineageEvents", "ProvenanceLedgerRunFacet"]
+__all__ = ["LineageEvents", "facet_class"]
 
 log = logging.getLogger("provenance.openlineage")
 
@@ -47,7 +48,10 @@ FACET_SCHEMA_URL = (
 _QUEUE = 1_000
 
 
-def _facet_class() -> type:
+@functools.cache
+def facet_class() -> type:
+    """The ``provenanceLedger`` run facet's class, made once, on first use: openlineage is
+    imported only when events are on."""
     from openlineage.client.facet_v2 import RunFacet
 
     @attr.define
@@ -64,9 +68,6 @@ def _facet_class() -> type:
             return FACET_SCHEMA_URL
 
     return ProvenanceLedgerRunFacet
-
-
-ProvenanceLedgerRunFacet: Any = None  # made on first use: openlineage is imported only if on
 
 
 def enabled() -> bool:
@@ -102,10 +103,8 @@ class LineageEvents:
         self._client: Any = None
         self._thread: threading.Thread | None = None
         if enabled():
-            global ProvenanceLedgerRunFacet
             from openlineage.client import OpenLineageClient
 
-            ProvenanceLedgerRunFacet = ProvenanceLedgerRunFacet or _facet_class()
             self._client = OpenLineageClient()
             self._thread = threading.Thread(target=self._send, name="openlineage", daemon=True)
             self._thread.start()
@@ -164,7 +163,7 @@ class LineageEvents:
         at = run.at
         when = datetime.fromtimestamp(at, UTC) if at is not None else datetime.now(UTC)
         run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{PRODUCER}:{run.tx_hash}:{run.record}")
-        facet = ProvenanceLedgerRunFacet(
+        facet = facet_class()(
             chainId=self._domain.chain_id,
             contract=self._domain.verifying_contract,
             transaction=run.tx_hash,
