@@ -26,6 +26,8 @@ from ledger.chain.client import LedgerClient
 from ledger.chain.devnode import AnvilNode, anvil_binary
 
 ETHER = 10**18
+# PostgreSQL and SeaweedFS for the conformance tests of the shared engines
+pytest_plugins = ["tests._engines"]
 
 
 @dataclass

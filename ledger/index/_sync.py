@@ -30,10 +30,10 @@ working; a file of another version is dropped and re-read from the chain on open
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from web3.exceptions import BlockNotFound
 
@@ -54,6 +54,7 @@ from ledger.storage._sqlite import Connections
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SYNC_LOCK",
     "Binding",
     "RecordEvent",
     "apply_event",
@@ -65,6 +66,9 @@ __all__ = [
     "sync",
 ]
 
+# The advisory lock a PostgreSQL sync takes, so the replicas' syncs take turns (SQLite's write
+# lock does it for a file); any constant of our own, this one spells "ledgidx" in ASCII.
+SYNC_LOCK = 0x6C6564676964_78
 SCHEMA_VERSION = "2"  # 2: REGISTRAR_ROLE changes, so verification need not scan for them
 
 _SCHEMA = """
@@ -183,7 +187,7 @@ def create_schema(db: Connections) -> None:
         _set_meta(conn, schema=SCHEMA_VERSION)
 
 
-def read_binding(conn: sqlite3.Connection) -> Binding:
+def read_binding(conn: Any) -> Binding:
     meta = {row["key"]: row["value"] for row in conn.execute("SELECT key, value FROM meta")}
     return Binding(
         address=meta.get("address"),
@@ -201,9 +205,9 @@ def sync(db: Connections, client: LedgerClient, *, chunk_blocks: int, reset: boo
     processes, and a sync that finds another process got there first keeps what it applied.
     """
     # 1. Where to start: after the last indexed block of this very chain and contract.
-    conn = db.get()
     chain_id = client.chain_id()
-    before = read_binding(conn)
+    with db.read() as conn:
+        before = read_binding(conn)
     if not reset:
         _check_binding(db.path, before, client, chain_id)
     fresh = reset or before.last_block is None
@@ -217,8 +221,8 @@ def sync(db: Connections, client: LedgerClient, *, chunk_blocks: int, reset: boo
         if event.block_number not in timestamps:
             timestamps[event.block_number] = client.block_timestamp(event.block_number)
     head_hash = block_hash(client, head) if head >= start else before.last_block_hash
-    # 3. Apply them in one transaction.
-    with db.write(conn):
+    # 3. Apply them in one transaction (taking turns with other processes' syncs).
+    with db.write(lock=SYNC_LOCK) as conn:
         if reset:
             for table in _DATA_TABLES:
                 conn.execute(f"DELETE FROM {table}")
@@ -244,9 +248,7 @@ def sync(db: Connections, client: LedgerClient, *, chunk_blocks: int, reset: boo
     return applied
 
 
-def apply_events(
-    conn: sqlite3.Connection, events: Sequence[RecordEvent], timestamps: Mapping[int, int]
-) -> int:
+def apply_events(conn: Any, events: Sequence[RecordEvent], timestamps: Mapping[int, int]) -> int:
     """Write ``events`` (in chain order) inside the caller's transaction; ``timestamps`` maps
     each event's block to its time. Returns how many were record events (not role changes)."""
     for event in events:
@@ -254,7 +256,7 @@ def apply_events(
     return sum(not isinstance(event, RoleChanged) for event in events)
 
 
-def apply_event(conn: sqlite3.Connection, event: RecordEvent, timestamp: int) -> None:
+def apply_event(conn: Any, event: RecordEvent, timestamp: int) -> None:
     """Write one event. Plain INSERTs: an event applied twice is a bug, and fails loudly."""
     where = {
         "tx_hash": event.tx_hash,
@@ -380,15 +382,19 @@ def _record_events(
     return found
 
 
-def _insert(conn: sqlite3.Connection, table: str, **columns: object) -> None:
+def _insert(conn: Any, table: str, **columns: object) -> None:
     """``INSERT INTO table (named columns)``: values are bound by column name, never by the
     table's column order. ``table`` and the names are this module's constants, never input."""
     names = ", ".join(columns)
-    marks = ", ".join(f":{name}" for name in columns)
-    conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", columns)
+    marks = ", ".join("?" for _ in columns)
+    conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(columns.values()))
 
 
-def _set_meta(conn: sqlite3.Connection, **values: str | None) -> None:
+def _set_meta(conn: Any, **values: str | None) -> None:
     for key, value in values.items():
         if value is not None:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )

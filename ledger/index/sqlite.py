@@ -1,23 +1,19 @@
-"""The event index: a SQLite cache of the contract's events, for queries the chain cannot answer
-quickly (listings, paging, "which models were trained on this dataset?").
+"""The event index in a SQLite file: the zero-configuration default, a cache of the contract's
+events for queries the chain cannot answer quickly (listings, paging, "which models were
+trained on this dataset?").
 
 The chain stays the source of truth: the file can be deleted and rebuilt from the events at any
-time and gives identical answers. :class:`LedgerIndex` is the SQLite implementation of
-:class:`~ledger.index.base.EventIndex`; this module holds its queries and the decoding of their
-rows (by column name) into :mod:`ledger.index.base` records. The tables, the binding to one
-contract on one chain, and the application of events are in :mod:`ledger.index._sync`.
+time and gives identical answers. The queries are :class:`ledger.index._sql.SqlIndex`'s, shared
+with the PostgreSQL engine (:mod:`ledger.index.postgres`); this module opens the file (WAL
+mode, one connection per thread, see :mod:`ledger.storage._sqlite`) and creates its tables.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from ledger.chain.client import LedgerClient
 from ledger.index import _sync
+from ledger.index._sql import DEFAULT_CHUNK_BLOCKS, SqlIndex
 from ledger.index.base import (
     EventIndex,
     IndexedBatch,
@@ -29,7 +25,6 @@ from ledger.index.base import (
     Registration,
     Revocation,
 )
-from ledger.records import hash_hex
 from ledger.storage._sqlite import Connections
 
 __all__ = [
@@ -46,46 +41,8 @@ __all__ = [
     "Revocation",
 ]
 
-DEFAULT_CHUNK_BLOCKS = 2_000  # blocks per eth_getLogs: public nodes cap the range or the result
 
-# Every column a record query returns, named once: rows are read by these names.
-_REGISTRATION_COLUMNS = """
-    r.hash AS hash, r.registrant AS registrant, r.tx_hash AS tx_hash,
-    r.block_number AS block_number, r.log_index AS log_index, r.registered_at AS registered_at,
-    v.hash AS revoked_hash, v.reason AS revoked_reason, v.revoker AS revoker,
-    v.tx_hash AS revoked_tx_hash, v.block_number AS revoked_block,
-    v.log_index AS revoked_log_index, v.revoked_at AS revoked_at"""
-_DATASET_SELECT = f"""
-SELECT {_REGISTRATION_COLUMNS}, d.rows_root AS rows_root, d.row_count AS row_count,
-       d.schema_hash AS schema_hash, d.metadata_hash AS metadata_hash,
-       d.transform_hash AS transform_hash
-FROM records r JOIN datasets d ON d.hash = r.hash LEFT JOIN revocations v ON v.hash = r.hash
-"""
-_MODEL_SELECT = f"""
-SELECT {_REGISTRATION_COLUMNS}, m.metadata_hash AS metadata_hash
-FROM records r JOIN models m ON m.hash = r.hash LEFT JOIN revocations v ON v.hash = r.hash
-"""
-_BATCH_SELECT = f"""
-SELECT {_REGISTRATION_COLUMNS}, b.model_hash AS model_hash, b.count AS count
-FROM records r JOIN batches b ON b.root = r.hash LEFT JOIN revocations v ON v.hash = r.hash
-"""
-_NEWEST_FIRST = "ORDER BY r.block_number DESC, r.log_index DESC"
-# Every record downstream of a revoked one: the edges are the inputs (parents, training data)
-# and each batch's model; UNION (not UNION ALL) ends the walk on a record already reached.
-_TAINTED = """
-WITH RECURSIVE edges(parent, child) AS (
-    SELECT input_hash, record_hash FROM inputs
-    UNION ALL SELECT model_hash, root FROM batches
-), down(h) AS (
-    SELECT e.child FROM edges e JOIN revocations v ON v.hash = e.parent
-    UNION SELECT e.child FROM edges e JOIN down ON e.parent = down.h
-)
-SELECT h FROM down
-"""
-_MAX_PARAMETERS = 500  # per IN (...) list: stay under SQLite's bound-parameter limit
-
-
-class LedgerIndex:
+class LedgerIndex(SqlIndex):
     """A SQLite cache of one ProvenanceLedger contract's events (an :class:`EventIndex`).
 
     Safe to share between threads: each thread gets its own connection (WAL mode lets readers
@@ -94,271 +51,10 @@ class LedgerIndex:
     """
 
     def __init__(self, path: Path, *, chunk_blocks: int = DEFAULT_CHUNK_BLOCKS) -> None:
-        if chunk_blocks < 1:
-            raise ValueError("chunk_blocks must be 1 or more")
         self.path = Path(path)
-        self.chunk_blocks = chunk_blocks
-        self._db = Connections(self.path)
-        self._sync_lock = threading.Lock()
-        _sync.create_schema(self._db)
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close every thread's connection. Idempotent."""
-        self._db.close()
+        db = Connections(self.path)
+        super().__init__(db, chunk_blocks=chunk_blocks)
+        _sync.create_schema(db)
 
     def __enter__(self) -> LedgerIndex:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- writing ------------------------------------------------------------------------------
-
-    def sync(self, client: LedgerClient) -> int:
-        """Apply every event after the last indexed block up to the chain's final head.
-
-        The final head is the latest block minus the backend's confirmations (0 on dev chains),
-        the same depth the client waits for before it calls a write done, so the index never
-        holds a block that could still be reorganised away. Returns how many record events
-        (registrations and revocations) were applied; ``REGISTRAR_ROLE`` changes are indexed
-        too (for verification), but not counted. Raises :class:`IndexMismatch` if the index
-        belongs to another contract or chain, or the chain lost the block it last indexed.
-        """
-        with self._sync_lock:
-            return _sync.sync(self._db, client, chunk_blocks=self.chunk_blocks, reset=False)
-
-    def rebuild(self, client: LedgerClient) -> int:
-        """Drop everything and index ``client``'s contract from its deploy block.
-
-        The drop and the re-indexing are one transaction, so a crash half-way leaves the old
-        index in place. This is also how an index is re-pointed at another contract or chain.
-        """
-        with self._sync_lock:
-            return _sync.sync(self._db, client, chunk_blocks=self.chunk_blocks, reset=True)
-
-    def lag(self, client: LedgerClient) -> int:
-        """How many blocks the index is behind the final head :meth:`sync` would reach."""
-        head = _sync.final_head(client)
-        last = self.last_block
-        if last is None:
-            return max(0, head - client.deploy_block + 1)
-        return max(0, head - last)
-
-    @property
-    def last_block(self) -> int | None:
-        """The last block indexed, or None before the first sync (read from the file, so it
-        reflects syncs made by other threads and processes)."""
-        return _sync.read_binding(self._db.get()).last_block
-
-    # -- queries ------------------------------------------------------------------------------
-
-    def kind_of(self, record_hash: bytes | str) -> RecordKindName | None:
-        """What a hash is registered as, or None if the index has no record of it."""
-        row = (
-            self._db.get()
-            .execute("SELECT kind FROM records WHERE hash = ?", (hash_hex(record_hash),))
-            .fetchone()
-        )
-        return None if row is None else row["kind"]
-
-    def block_of(self, event_name: str, record_hash: str) -> int | None:
-        """The block of a record's registration (or revocation) event: a hint that lets the
-        client read that event from the chain without scanning every block (``BlockHints``)."""
-        table = "revocations" if event_name == "RecordRevoked" else "records"
-        row = (
-            self._db.get()
-            .execute(f"SELECT block_number FROM {table} WHERE hash = ?", (record_hash,))
-            .fetchone()
-        )
-        return None if row is None else row["block_number"]
-
-    def registrar_changes(self, account: str) -> tuple[list[tuple[int, int, bool]], int | None]:
-        """``account``'s REGISTRAR_ROLE changes as ``(block, log_index, granted)``, and the last
-        block the index covers (the client's ``RoleHistory``)."""
-        with self._db.read() as conn:
-            rows = conn.execute(
-                "SELECT block_number, log_index, granted FROM registrar_roles "
-                "WHERE account = ? ORDER BY block_number, log_index",
-                (account,),
-            ).fetchall()
-            covered = _sync.read_binding(conn).last_block
-        changes = [(row["block_number"], row["log_index"], bool(row["granted"])) for row in rows]
-        return changes, covered
-
-    def dataset(self, content_hash: bytes | str) -> IndexedDataset | None:
-        """The dataset registered under ``content_hash``, or None."""
-        found = self._datasets(f"{_DATASET_SELECT} WHERE r.hash = ?", (hash_hex(content_hash),))
-        return found[0] if found else None
-
-    def model(self, model_hash: bytes | str) -> IndexedModel | None:
-        """The model registered under ``model_hash``, or None."""
-        found = self._models(f"{_MODEL_SELECT} WHERE r.hash = ?", (hash_hex(model_hash),))
-        return found[0] if found else None
-
-    def batch(self, root: bytes | str) -> IndexedBatch | None:
-        """The prediction batch anchored under ``root``, or None."""
-        found = self._batches(f"{_BATCH_SELECT} WHERE r.hash = ?", (hash_hex(root),))
-        return found[0] if found else None
-
-    def datasets(self, offset: int = 0, limit: int = 50) -> tuple[list[IndexedDataset], int]:
-        """One page of datasets, newest first, and the total number of datasets."""
-        _check_page(offset, limit)
-        with self._db.read() as conn:
-            total = _count(conn, "dataset")
-            page = self._datasets(
-                f"{_DATASET_SELECT} {_NEWEST_FIRST} LIMIT ? OFFSET ?", (limit, offset)
-            )
-        return page, total
-
-    def models(self, offset: int = 0, limit: int = 50) -> tuple[list[IndexedModel], int]:
-        """One page of models, newest first, and the total number of models."""
-        _check_page(offset, limit)
-        with self._db.read() as conn:
-            total = _count(conn, "model")
-            page = self._models(
-                f"{_MODEL_SELECT} {_NEWEST_FIRST} LIMIT ? OFFSET ?", (limit, offset)
-            )
-        return page, total
-
-    def batches(self, offset: int = 0, limit: int = 50) -> tuple[list[IndexedBatch], int]:
-        """One page of prediction batches, newest first, and the total number of batches."""
-        _check_page(offset, limit)
-        with self._db.read() as conn:
-            total = _count(conn, "batch")
-            page = self._batches(
-                f"{_BATCH_SELECT} {_NEWEST_FIRST} LIMIT ? OFFSET ?", (limit, offset)
-            )
-        return page, total
-
-    def revoked_and_tainted(self) -> tuple[frozenset[str], frozenset[str]]:
-        """The hashes of the revoked records, and of the records with a revoked ancestor (a
-        parent dataset, a training dataset, a batch's model, at any depth): what a listing
-        filtered by status needs, in two queries whatever the size of the ledger."""
-        with self._db.read() as conn:
-            revoked = frozenset(row["hash"] for row in conn.execute("SELECT hash FROM revocations"))
-            tainted = frozenset(row["h"] for row in conn.execute(_TAINTED))
-        return revoked, tainted
-
-    def batches_of_model(self, model_hash: bytes | str) -> list[IndexedBatch]:
-        """Every batch of predictions anchored for a model, newest first."""
-        query = f"{_BATCH_SELECT} WHERE b.model_hash = ? {_NEWEST_FIRST}"
-        return self._batches(query, (hash_hex(model_hash),))
-
-    def children_of_dataset(self, content_hash: bytes | str) -> list[IndexedDataset]:
-        """The datasets derived from this one (it is among their parents), newest first."""
-        query = (
-            f"{_DATASET_SELECT} WHERE r.hash IN "
-            f"(SELECT record_hash FROM inputs WHERE input_hash = ?) {_NEWEST_FIRST}"
-        )
-        return self._datasets(query, (hash_hex(content_hash),))
-
-    def models_of_dataset(self, content_hash: bytes | str) -> list[IndexedModel]:
-        """The models trained on this dataset, newest first."""
-        query = (
-            f"{_MODEL_SELECT} WHERE r.hash IN "
-            f"(SELECT record_hash FROM inputs WHERE input_hash = ?) {_NEWEST_FIRST}"
-        )
-        return self._models(query, (hash_hex(content_hash),))
-
-    # -- row decoding -------------------------------------------------------------------------
-
-    def _datasets(self, query: str, params: tuple[Any, ...]) -> list[IndexedDataset]:
-        with self._db.read() as conn:
-            rows = conn.execute(query, params).fetchall()
-            parents = _inputs(conn, [row["hash"] for row in rows])
-        return [
-            IndexedDataset(
-                content_hash=row["hash"],
-                rows_root=row["rows_root"],
-                row_count=int(row["row_count"]),
-                schema_hash=row["schema_hash"],
-                metadata_hash=row["metadata_hash"],
-                parents=parents[row["hash"]],
-                transform_hash=row["transform_hash"],
-                registration=_registration(row),
-                revocation=_revocation(row),
-            )
-            for row in rows
-        ]
-
-    def _models(self, query: str, params: tuple[Any, ...]) -> list[IndexedModel]:
-        with self._db.read() as conn:
-            rows = conn.execute(query, params).fetchall()
-            datasets = _inputs(conn, [row["hash"] for row in rows])
-        return [
-            IndexedModel(
-                model_hash=row["hash"],
-                datasets=datasets[row["hash"]],
-                metadata_hash=row["metadata_hash"],
-                registration=_registration(row),
-                revocation=_revocation(row),
-            )
-            for row in rows
-        ]
-
-    def _batches(self, query: str, params: tuple[Any, ...]) -> list[IndexedBatch]:
-        rows = self._db.get().execute(query, params).fetchall()
-        return [
-            IndexedBatch(
-                root=row["hash"],
-                model_hash=row["model_hash"],
-                count=int(row["count"]),
-                registration=_registration(row),
-                revocation=_revocation(row),
-            )
-            for row in rows
-        ]
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-
-def _registration(row: sqlite3.Row) -> Registration:
-    return Registration(
-        registrant=row["registrant"],
-        tx_hash=row["tx_hash"],
-        block_number=row["block_number"],
-        registered_at=row["registered_at"],
-        log_index=row["log_index"],
-    )
-
-
-def _revocation(row: sqlite3.Row) -> Revocation | None:
-    if row["revoked_hash"] is None:  # the LEFT JOIN found no revocation
-        return None
-    return Revocation(
-        reason=row["revoked_reason"],
-        revoker=row["revoker"],
-        tx_hash=row["revoked_tx_hash"],
-        block_number=row["revoked_block"],
-        revoked_at=row["revoked_at"],
-        log_index=row["revoked_log_index"],
-    )
-
-
-def _inputs(conn: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """Each record's inputs (parents, training datasets) in the order its event listed them."""
-    found: dict[str, list[str]] = {h: [] for h in hashes}
-    for start in range(0, len(hashes), _MAX_PARAMETERS):
-        chunk = hashes[start : start + _MAX_PARAMETERS]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            "SELECT record_hash, input_hash FROM inputs "
-            f"WHERE record_hash IN ({marks}) ORDER BY record_hash, position",
-            tuple(chunk),
-        )
-        for row in rows:
-            found[row["record_hash"]].append(row["input_hash"])
-    return {h: tuple(inputs) for h, inputs in found.items()}
-
-
-def _check_page(offset: int, limit: int) -> None:
-    if offset < 0 or limit < 0:
-        raise ValueError(f"offset and limit must be 0 or more, got {offset} and {limit}")
-
-
-def _count(conn: sqlite3.Connection, kind: str) -> int:
-    row = conn.execute("SELECT COUNT(*) AS n FROM records WHERE kind = ?", (kind,)).fetchone()
-    return row["n"]

@@ -55,9 +55,14 @@ class Connections:
             self._all.clear()
 
     @contextmanager
-    def write(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (``IMMEDIATE``) so two writers queue instead
-        of deadlocking; rolled back on any exception, including KeyboardInterrupt."""
+    def write(
+        self, conn: sqlite3.Connection | None = None, *, lock: int | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """One write transaction (on ``conn``, else this thread's connection), taken at once
+        (``IMMEDIATE``) so two writers queue instead of deadlocking; rolled back on any
+        exception, including KeyboardInterrupt. ``lock`` is the PostgreSQL interface's: SQLite's
+        write lock already makes every writer of the file take turns."""
+        conn = self.get() if conn is None else conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

@@ -156,10 +156,23 @@ def snapshot(index: LedgerIndex) -> dict:
     }
 
 
-@pytest.fixture
-def index(tmp_path: Path):
-    with LedgerIndex(tmp_path / "index.sqlite") as opened:
+@pytest.fixture(params=["sqlite", "postgres"])
+def index(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty index on each engine: these tests are the index's conformance suite, written
+    once and run on the SQLite file and on PostgreSQL (an emptied scratch database)."""
+    if request.param == "sqlite":
+        with LedgerIndex(tmp_path / "index.sqlite") as opened:
+            yield opened
+        return
+    if "anvil" in request.node.callspec.params.values():
+        pytest.skip("the engine is what varies: PostgreSQL runs on the embedded chain only")
+    from ledger.index.postgres import PostgresIndex
+
+    with PostgresIndex(request.getfixturevalue("empty_pg")) as opened:
         yield opened
+
+
+sqlite_only = pytest.mark.parametrize("index", ["sqlite"], indirect=True)
 
 
 # -- sync and the records it indexes -------------------------------------------------------------
@@ -457,6 +470,36 @@ def test_queries_from_many_threads_while_syncing(deployed, index):
     assert index.datasets()[1] == 10
 
 
+def _same_storage(index: EventIndex) -> EventIndex:
+    """A second index over ``index``'s storage, as another process (a replica) opens it."""
+    if isinstance(index, LedgerIndex):
+        return LedgerIndex(index.path)
+    from ledger.index.postgres import PostgresIndex
+    from ledger.storage.postgres import PgConnections
+
+    return PostgresIndex(PgConnections(index._db.url, max_size=2))
+
+
+def test_two_replicas_syncing_at_once_apply_each_event_once(deployed, index):
+    """Two processes' indexes over one storage (two services on one SQLite file, two replicas
+    on one database) sync the same events at the same moment: their syncs take turns, the
+    later keeps what the earlier applied, and both read the same answers."""
+    client = deployed.registrar
+    written = populate(client)
+    other = _same_storage(index)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            applied = sorted(pool.map(lambda ix: ix.sync(client), [index, other]))
+        assert applied == [0, written]
+        assert snapshot(other) == snapshot(index)
+        assert index.dataset(RAW) == expected_dataset(client, RAW)
+    finally:
+        other.close()
+        if not isinstance(other, LedgerIndex):
+            other._db.close()
+
+
+@sqlite_only
 def test_the_file_is_in_wal_mode_with_full_sync(index):
     conn = index._db.get()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -513,6 +556,7 @@ def _columns(db: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
 
 
+@sqlite_only
 def test_the_file_keeps_the_schema_version_2_layout(index):
     assert _index_sync.SCHEMA_VERSION == "2"
     with sqlite3.connect(index.path) as db:
@@ -572,6 +616,7 @@ def test_a_file_of_another_schema_version_is_read_again_from_the_chain(deployed,
         assert snapshot(again) == before
 
 
+@sqlite_only  # it alters the file behind the index's back
 def test_fsck_names_each_altered_field_of_an_indexed_record(deployed, index, tmp_path):
     client = deployed.registrar
     populate(client)

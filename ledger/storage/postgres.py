@@ -1,0 +1,144 @@
+"""PostgreSQL connections for the shared stores (event index, API keys, deployment record):
+one bounded pool per process, explicit transactions, rows read by column name.
+
+It answers the same small interface as :class:`ledger.storage._sqlite.Connections`
+(``read()``, ``write()``, ``path``, ``close()``), so the index's queries run unchanged on either
+engine: they are written with ``?`` placeholders, which :class:`PgConnection` turns into
+psycopg's ``%s`` (no query of ours has a ``?`` or ``%`` of its own).
+
+Why a pool and not one connection per thread as SQLite has: a service runs forty request threads
+and several replicas share one server, whose connection slots are few; the pool's size and
+wait are settings (``PROVENANCE_DATABASE_POOL_SIZE``, ``..._POOL_TIMEOUT``), as MLflow's are.
+A pooled connection is checked before it is handed out, so a server restarted or a session
+killed (``pg_terminate_backend``) costs no request a failure once the server answers again.
+
+Whenever the server cannot be reached (refused, restarted, killed session, pool wait over),
+:class:`StoreUnavailable` is raised: the one "retry later" of every PostgreSQL-backed store,
+which the service answers 503 ``store-unavailable`` with ``Retry-After``. psycopg is imported
+lazily, so a SQLite-only service never loads it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ledger.errors import LedgerError
+
+__all__ = ["PgConnection", "PgConnections", "StoreUnavailable", "is_postgres_url", "redacted"]
+
+STORE_RETRY_AFTER = 5  # seconds a client is told to wait while the database is away
+
+
+class StoreUnavailable(LedgerError):
+    """The database could not be reached (down, restarting, or every pooled connection busy
+    past the pool's timeout); nothing was written."""
+
+    hint = "retry shortly; if it lasts, check that PostgreSQL is running and reachable"
+    retry_after = STORE_RETRY_AFTER
+
+
+def is_postgres_url(url: str | None) -> bool:
+    """Whether ``url`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return bool(url) and urlsplit(url).scheme in ("postgresql", "postgres")  # type: ignore[arg-type]
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PgConnection:
+    """One pooled connection inside a transaction, with SQLite's ``?`` placeholders."""
+
+    def __init__(self, conn: Any) -> None:
+        self.raw = conn
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> Any:
+        """Run ``query`` (``?`` placeholders); the cursor, whose rows are dicts."""
+        return self.raw.execute(query.replace("?", "%s"), tuple(params))
+
+
+class PgConnections:
+    """A bounded pool of connections to one PostgreSQL database."""
+
+    def __init__(self, url: str, *, max_size: int = 10, timeout: float = 10.0) -> None:
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self._local = threading.local()
+        self.path = redacted(url)  # what messages name, as a SQLite store names its file
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            timeout=timeout,
+            kwargs={
+                "row_factory": dict_row,
+                "autocommit": True,
+                "connect_timeout": max(1, int(timeout)),
+            },
+            check=ConnectionPool.check_connection,
+            open=True,
+            name="provenance",
+        )
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[PgConnection]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as conn:
+                conn.execute(begin)  # autocommit connections: each transaction opened visibly
+                try:
+                    yield PgConnection(conn)
+                except BaseException:
+                    if not conn.broken:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(
+                f"the database {self.path} is unavailable: {exc}".strip(), database=self.path
+            ) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[PgConnection]:
+        """One snapshot for a query of several statements (a page, its inputs, its total);
+        a read nested in another on the same thread shares its snapshot and its connection."""
+        outer: PgConnection | None = getattr(self._local, "conn", None)
+        if outer is not None:
+            yield outer
+            return
+        with self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") as conn:
+            self._local.conn = conn
+            try:
+                yield conn
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def write(self, conn: object = None, *, lock: int | None = None) -> Iterator[PgConnection]:
+        """One write transaction, committed on success and rolled back on any exception.
+
+        ``lock`` takes a transaction-scoped advisory lock first (released at commit or when
+        the session dies), so that writers of one kind in every replica take turns. ``conn``
+        is accepted for the SQLite interface's sake and ignored: a pooled connection is taken.
+        """
+        with self._transaction("BEGIN") as pg:
+            if lock is not None:
+                pg.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
+            yield pg
+
+    def close(self) -> None:
+        """Close the pool. Idempotent."""
+        self._pool.close()

