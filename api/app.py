@@ -20,8 +20,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console
-from api.auth import AuthGate, KeyStore, access_rules
+from api.auth import AuthGate, access_rules
 from api.console._render import asset_url
+from api.engines import open_database, open_keys
 from api.jobs import WorkPool
 from api.json_depth import depth_past
 from api.problems import BodyTooLarge, install_problem_handlers, problem_response
@@ -276,11 +277,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    keys = KeyStore(settings.data_dir / "keys.sqlite3")
+    # The shared database (its schema revision checked: SchemaMismatch refuses to start), or
+    # None for the SQLite files; its pool lives as long as the process (api/engines.py).
+    db = open_database(settings)
+    keys = open_keys(settings, db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = open_service(settings, keys)
+        service = open_service(settings, keys, db)
         app.state.service = service
         # One pool per run of the app: a closed pool cannot take work, and the same app object
         # may be started again (tests, the CLI's in-process mode).

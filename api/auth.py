@@ -38,7 +38,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import AccessRefused
 from api.paths import is_api_path
-from api.problems import WWW_AUTHENTICATE, problem_response
+from api.problems import WWW_AUTHENTICATE, problem_for_exception, problem_response
+from ledger.errors import LedgerError
 
 __all__ = [
     "NEEDS_ADMIN",
@@ -78,12 +79,15 @@ class KeyInfo:
 
 
 class ApiKeys(Protocol):
-    """What the service needs of a key store; ``KeyStore`` is the SQLite one."""
+    """What the service needs of a key store; ``KeyStore`` is the SQLite one,
+    ``api.pg_keys.PgKeyStore`` the PostgreSQL one."""
 
     def create(self, role: str, name: str = "") -> tuple[KeyInfo, str]: ...
     def authenticate(self, key: str) -> KeyInfo | None: ...
+    def active_digest(self, key_id: str) -> tuple[KeyInfo, str] | None: ...
     def list(self) -> list[KeyInfo]: ...
     def revoke(self, key_id: str) -> bool: ...
+    def has_admin(self) -> bool: ...
     def ensure_admin_key(self, key_file: Path) -> str | None: ...
 
 
@@ -185,9 +189,22 @@ class KeyStore:
 
         Returns the new key, or None when an admin key exists already.
         """
-        if self.has_admin():
-            return None
-        _, key = self.create("admin", "created on first start")
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")  # two processes starting at once create one key
+        try:
+            if self.has_admin():
+                db.execute("ROLLBACK")
+                return None
+            key_id = secrets.token_hex(4)
+            key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+            db.execute(
+                "INSERT INTO api_keys VALUES (?, ?, 'admin', 'created on first start', ?, NULL)",
+                (key_id, _digest(key), int(time.time())),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(key + "\n")
@@ -303,7 +320,11 @@ class AuthGate:
         scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         info = None
         if key.strip() and scheme.lower() == "bearer":
-            info = await run_in_threadpool(self.keys.authenticate, key.strip())
+            try:
+                info = await run_in_threadpool(self.keys.authenticate, key.strip())
+            except LedgerError as exc:  # the shared database away: "retry", never "unknown key"
+                await _unavailable(exc, scope, receive, send)
+                return
             if info is None:
                 await _refuse(
                     401, "unauthorized", "the API key is unknown or revoked", scope, receive, send
@@ -313,7 +334,11 @@ class AuthGate:
         if info is None and self.sessions is not None:
             cookie = _cookie(headers, SESSION_COOKIE)
             if cookie:  # read-only: the session's role is capped at auditor
-                info = await run_in_threadpool(self.sessions.check, cookie)
+                try:
+                    info = await run_in_threadpool(self.sessions.check, cookie)
+                except LedgerError as exc:
+                    await _unavailable(exc, scope, receive, send)
+                    return
                 session_ended = info is None
         rule = self._rule_for(scope)
         refusal = None if rule is None else _refusal(rule.needed(self.public_read), info)
@@ -357,6 +382,17 @@ async def _to_sign_in(scope: Scope, receive: Receive, send: Send, *, ended: bool
     response = RedirectResponse(f"/signin?{urlencode(query)}", status_code=303)
     if ended:
         response.delete_cookie(SESSION_COOKIE, path="/")
+    await response(scope, receive, send)
+
+
+async def _unavailable(exc: LedgerError, scope: Scope, receive: Receive, send: Send) -> None:
+    """A key store that cannot be asked (``StoreUnavailable``) as the 503 problem every route
+    answers for it, with its ``Retry-After``; any other ``LedgerError`` is not ours to hide."""
+    problem = problem_for_exception(exc)
+    if problem.status != 503:
+        raise exc
+    response = problem_response(problem.status, problem.slug, problem.detail)
+    response.headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
     await response(scope, receive, send)
 
 

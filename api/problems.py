@@ -30,7 +30,10 @@ from ledger.chain.backends.embedded import ChainStoreFull
 from ledger.formats.receipts import ReceiptError
 from ledger.index.lineage import RecordNotIndexed
 from ledger.storage.artifacts import ArtifactCorrupted, ArtifactMissing, InsufficientStorage
+from ledger.storage.postgres import StoreUnavailable
 from ledger.storage.row_index import RowIndexCorrupt
+from ledger.storage.s3 import ArtifactStoreUnavailable
+from ledger.storage.schema import SchemaMismatch
 from ml.errors import MlError, TooLarge, TrainingInterrupted
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "BodyTooLarge",
     "Problem",
     "install_problem_handlers",
+    "problem_for_exception",
     "problem_response",
 ]
 
@@ -103,6 +107,12 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     # One type for every way the chain can be away (closed, refused, timed out), so a client
     # can recognise "retry later" without knowing the backends' exception names.
     (ledger_errors.ChainUnavailable, 503, "chain-unavailable"),
+    # The shared engines of several replicas away (PostgreSQL, the object store): retry later,
+    # with ``Retry-After``; nothing was written. A schema of another revision is the operator's
+    # to fix (`provenance db upgrade`), refused at start, so a request rarely meets it.
+    (StoreUnavailable, 503, "store-unavailable"),
+    (ArtifactStoreUnavailable, 503, "artifact-store-unavailable"),
+    (SchemaMismatch, 503, "schema-mismatch"),
     (RecordNotIndexed, 404, "unknown-record"),
     (ledger_errors.UnknownRecord, 404, None),
     (ledger_errors.AlreadyRegistered, 409, None),
@@ -124,6 +134,11 @@ _VALIDATION_TABLE: dict[str, str] = {
 }
 # Where a validation error's location starts: the part of the request, not a field.
 _REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def problem_for_exception(exc: Exception) -> Problem:
+    """The problem an exception is answered with (status, type, detail), by the table."""
+    return _from_exception(exc)
 
 
 def _from_exception(exc: Exception) -> Problem:
@@ -171,6 +186,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         response = problem_response(problem.status, problem.slug, problem.detail, **problem.extra)
         if problem.status == 401:
             response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+        if (retry_after := getattr(exc, "retry_after", None)) is not None:
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
     async def validation(request: Request, exc: RequestValidationError) -> Response:

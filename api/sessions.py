@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from api.auth import SESSION_COOKIE, KeyInfo, KeyStore
+from api.auth import SESSION_COOKIE, ApiKeys, KeyInfo
 
 __all__ = ["COOKIE", "SESSION_ROLE", "Sessions"]
 
@@ -35,7 +35,7 @@ SESSION_ROLE = "auditor"
 class Sessions:
     """Issues and checks console session cookies for the keys of ``keys``."""
 
-    def __init__(self, keys: KeyStore, secret_path: Path, *, max_age: int) -> None:
+    def __init__(self, keys: ApiKeys, secret_path: Path, *, max_age: int) -> None:
         self.keys, self.secret_path, self.max_age = keys, Path(secret_path), max_age
         self._secret: bytes | None = None
         self._lock = threading.Lock()

@@ -33,6 +33,27 @@ class Settings(BaseSettings):
     confirmations: int = Field(0, ge=0, le=64)
     rpc_timeout: float = Field(10.0, gt=0)
 
+    # Shared engines for several replicas (api/engines.py); unset: SQLite files and a folder
+    # under data_dir. Endpoint and credentials of the object store: the standard AWS_* variables.
+    database_url: str | None = Field(
+        None,
+        pattern=r"^postgres(ql)?://",
+        description="postgresql://USER:PASSWORD@HOST:PORT/DB: the index, API keys and the "
+        "deployment in PostgreSQL (schema by `provenance db upgrade`)",
+    )
+    database_pool_size: int = Field(10, ge=1, le=1_000, description="connections per process")
+    database_pool_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds a request waits for a connection, then 503"
+    )
+    artifacts_url: str | None = Field(
+        None,
+        pattern=r"^s3://[^/]+(/.*)?$",
+        description="s3://BUCKET/PREFIX: artifacts in an S3-compatible object store",
+    )
+    artifacts_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds to connect to or hear from the object store"
+    )
+
     max_upload_bytes: int = Field(4096 * MiB, ge=1, description="one uploaded file")
     max_rows: int = Field(500_000_000, ge=1, description="rows of a dataset")
     max_columns: int = Field(1_000, ge=1, description="columns of a dataset")

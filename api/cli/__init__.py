@@ -9,7 +9,8 @@ commands live in one module per group:
 * :mod:`api.cli.verify`: ``verify``, straight against a node with :mod:`ledger.verify`;
 * :mod:`api.cli.audit`: ``audit``, many receipts at once, against a node or by the service;
 * :mod:`api.cli.attest`: ``attest`` and ``verify-attestation``, in-toto attestations;
-* :mod:`api.cli.admin`: ``keys``, ``keystore``, ``deploy``, ``index`` and ``fsck``.
+* :mod:`api.cli.admin`: ``keys``, ``keystore``, ``deploy``, ``index`` and ``fsck``;
+* :mod:`api.cli.db`: ``db upgrade``, the shared database's schema.
 
 Importing this package is cheap (typer and rich's console): every command imports what it
 needs when it runs, so ``provenance --help`` and ``provenance verify`` start fast.
@@ -22,7 +23,7 @@ from collections.abc import Callable
 
 import typer
 
-from api.cli import admin, attest, audit, records, serve, verify
+from api.cli import admin, attest, audit, db, records, serve, verify
 
 __all__ = ["app", "main"]
 
@@ -61,7 +62,8 @@ _GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
         "Train and inspect models.",
         {"train": records.model_train, "show": records.model_show},
     ),
-    "index": ("The SQLite index of the contract's events.", {"rebuild": admin.index_rebuild}),
+    "index": ("The index of the contract's events.", {"rebuild": admin.index_rebuild}),
+    "db": ("The shared PostgreSQL database of several replicas.", {"upgrade": db.upgrade}),
     "keystore": ("Encrypted signing keys for RPC nodes.", {"create": admin.keystore_create}),
     "keys": (
         "API keys: create, list, revoke.",

@@ -7,6 +7,8 @@ because they are what sets a service up or repairs it; ``fsck`` asks the service
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,9 +26,10 @@ from api.cli._common import (
 from api.cli._service import ApiCall, check, service_command
 
 if TYPE_CHECKING:
-    from api.auth import KeyStore
+    from api.auth import ApiKeys
     from api.settings import Settings
     from ledger.chain.backends.base import ChainBackend
+    from ledger.storage.postgres import PgConnections
 
 __all__ = [
     "deploy",
@@ -71,18 +74,20 @@ def deploy(
 ) -> None:
     """Deploy the committed contract artifact and write the deployment record that
     `serve` uses with PROVENANCE_CHAIN=rpc."""
+    from api.engines import deployment_place
     from ledger.chain.backends.rpc import RpcBackend
     from ledger.chain.deployment import Deployment, deploy_ledger
     from ledger.chain.keys import load_keystore, read_password
     from ledger.errors import LedgerError
 
-    record = data_dir / "deployment.json"
     try:
-        account = load_keystore(keystore, read_password(PASSWORD_ENV, PASSWORD_FILE_ENV))
-        existing = Deployment.load(record)
-        if existing is not None:
-            raise CommandFailed(f"{record} already records {existing.address}")
-        client = deploy_ledger(RpcBackend(rpc_url), account, record)
+        with _shared_state(data_dir) as (settings, db):
+            record = deployment_place(settings, db)
+            account = load_keystore(keystore, read_password(PASSWORD_ENV, PASSWORD_FILE_ENV))
+            existing = Deployment.load(record)
+            if existing is not None:
+                raise CommandFailed(f"{record} already records {existing.address}")
+            client = deploy_ledger(RpcBackend(rpc_url), account, record)
     except LedgerError as exc:
         raise CommandFailed(str(exc)) from None
     out.print(f"deployed ProvenanceLedger at {client.address} on chain {client.chain_id()}")
@@ -111,38 +116,64 @@ def index_rebuild(data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
     """
     from eth_account import Account
 
-    from api.settings import Settings
-    from ledger.chain.deployment import connect_ledger
+    from api.engines import deployment_place, open_index
+    from ledger.chain.deployment import Deployment, connect_ledger
     from ledger.errors import LedgerError
-    from ledger.index.sqlite import LedgerIndex
 
-    record = data_dir / "deployment.json"
-    if not record.exists():  # checked first, so a mistyped directory gets no empty chain
-        raise CommandFailed(f"no deployment record at {record}: no ledger to index")
     try:
-        backend = _open_chain(Settings(data_dir=data_dir))
-    except Exception as exc:  # a bad setting, a chain held by a running service, ...
-        raise CommandFailed(f"cannot open the chain in {data_dir}: {exc}") from None
-    try:
-        # the rebuild only reads, so a throwaway key that holds no role is enough
-        client = connect_ledger(backend, Account.create(), record, deploy_if_missing=False)
-        with LedgerIndex(data_dir / "index.sqlite3") as index:
-            count = index.rebuild(client)
-            out.print(f"rebuilt the index from {count} events up to block {index.last_block}")
+        with _shared_state(data_dir) as (settings, db):
+            record = deployment_place(settings, db)
+            # checked first, so a mistyped directory gets no empty chain
+            if Deployment.load(record) is None:
+                raise CommandFailed(f"no deployment record at {record}: no ledger to index")
+            try:
+                backend = _open_chain(settings)
+            except Exception as exc:  # a bad setting, a chain held by a running service, ...
+                raise CommandFailed(f"cannot open the chain in {data_dir}: {exc}") from None
+            try:
+                # the rebuild only reads, so a throwaway key that holds no role is enough
+                client = connect_ledger(backend, Account.create(), record, deploy_if_missing=False)
+                with open_index(settings, db) as index:
+                    count = index.rebuild(client)
+                    out.print(
+                        f"rebuilt the index from {count} events up to block {index.last_block}"
+                    )
+            finally:
+                backend.close()
     except LedgerError as exc:
         raise CommandFailed(str(exc)) from None
-    finally:
-        backend.close()
 
 
 # -- API keys and integrity -------------------------------------------------------------------
 
 
-def _key_store(data_dir: Path) -> KeyStore:
-    from api.auth import KeyStore
+@contextmanager
+def _shared_state(data_dir: Path) -> Iterator[tuple[Settings, PgConnections | None]]:
+    """The settings for ``data_dir`` and the shared database they name, if any (its schema
+    checked, its pool closed afterwards): ``PROVENANCE_DATABASE_URL`` set, ``keys`` and
+    ``deploy`` act on the database every replica reads."""
+    from api.engines import open_database
+    from api.settings import Settings
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return KeyStore(data_dir / "keys.sqlite3")
+    settings = Settings(data_dir=data_dir)
+    db = open_database(settings)
+    try:
+        yield settings, db
+    finally:
+        if db is not None:
+            db.close()
+
+
+@contextmanager
+def _key_store(data_dir: Path) -> Iterator[ApiKeys]:
+    from api.engines import open_keys
+    from ledger.errors import LedgerError
+
+    try:
+        with _shared_state(data_dir) as (settings, db):
+            yield open_keys(settings, db)
+    except LedgerError as exc:
+        raise CommandFailed(str(exc)) from None
 
 
 @command
@@ -153,7 +184,8 @@ def keys_create(
 ) -> None:
     """Create an API key; it is printed once, as the last word of the output."""
     try:
-        info, key = _key_store(data_dir).create(role, name)
+        with _key_store(data_dir) as keys:
+            info, key = keys.create(role, name)
     except ValueError as exc:
         raise CommandFailed(str(exc)) from None
     # plain print: the key is never wrapped, highlighted or read as markup
@@ -172,15 +204,22 @@ def keys_list(data_dir: DataDirOpt = DEFAULT_DATA_DIR, as_json: JsonOpt = False)
     keys = [
         {"key_id": k.key_id, "role": k.role, "name": k.name, "created_at": k.created_at,
          "revoked_at": k.revoked_at}
-        for k in _key_store(data_dir).list()
+        for k in _listed(data_dir)
     ]  # fmt: skip
     emit(keys, as_json, _show_keys)
+
+
+def _listed(data_dir: Path) -> list[Any]:
+    with _key_store(data_dir) as keys:
+        return keys.list()
 
 
 @command
 def keys_revoke(key_id: str, data_dir: DataDirOpt = DEFAULT_DATA_DIR) -> None:
     """Revoke an API key; it stops working at the service's next request."""
-    if not _key_store(data_dir).revoke(key_id):
+    with _key_store(data_dir) as keys:
+        revoked = keys.revoke(key_id)
+    if not revoked:
         raise CommandFailed(f"no active key {key_id}")
     out.print(f"revoked {key_id}")
 

@@ -14,6 +14,7 @@ import typer
 from api.cli._common import (
     DEFAULT_DATA_DIR,
     ApiKeyOpt,
+    CommandFailed,
     DataDirOpt,
     JsonOpt,
     UrlOpt,
@@ -39,11 +40,15 @@ def serve(
 
     from api.app import create_app
     from api.settings import Settings
+    from ledger.errors import LedgerError
 
     os.environ.setdefault("PROVENANCE_DATA_DIR", str(data_dir))
     settings = Settings(data_dir=data_dir)
     err.print(f"Provenance Ledger on http://{host}:{port} (docs at /docs), data in {data_dir}")
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except LedgerError as exc:  # a database of another schema revision, or away: say so
+        raise CommandFailed(str(exc)) from None
 
     class Server(uvicorn.Server):
         """SIGTERM/SIGINT: trainings in flight end at once (503, send again); every request

@@ -20,7 +20,7 @@ never the chain client, store or index behind them. :func:`open_service` opens e
 
 from __future__ import annotations
 
-from api.auth import KeyStore
+from api.auth import ApiKeys
 from api.service._core import Core, Written, open_backend, open_core
 from api.service.admin import Admin
 from api.service.attestations import Attestations
@@ -33,6 +33,7 @@ from api.service.records import Records
 from api.service.rpc import Rpc
 from api.service.verification import Verification
 from api.settings import Settings
+from ledger.storage.postgres import PgConnections
 
 __all__ = ["Service", "Written", "open_backend", "open_service"]
 
@@ -40,7 +41,7 @@ __all__ = ["Service", "Written", "open_backend", "open_service"]
 class Service:
     """The parts of one opened data directory."""
 
-    def __init__(self, core: Core, keys: KeyStore) -> None:
+    def __init__(self, core: Core, keys: ApiKeys) -> None:
         self.core = core
         self.datasets = Datasets(core)
         self.models = Models(core, self.datasets)
@@ -63,6 +64,7 @@ class Service:
         self.core.close()
 
 
-def open_service(settings: Settings, keys: KeyStore) -> Service:
-    """Open the service on ``settings.data_dir`` (chain, key, deployment, threads)."""
-    return Service(open_core(settings), keys)
+def open_service(settings: Settings, keys: ApiKeys, db: PgConnections | None = None) -> Service:
+    """Open the service on ``settings.data_dir`` (chain, key, deployment, threads), and on
+    the shared database ``db`` when there is one (:mod:`api.engines`)."""
+    return Service(open_core(settings, db), keys)

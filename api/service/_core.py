@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from eth_account.signers.local import LocalAccount
 
+from api.engines import deployment_place, open_index, open_store
 from api.errors import Misconfigured
 from api.service.lineage_events import LineageEvents
 from api.settings import Settings
@@ -39,9 +40,10 @@ from ledger.errors import ChainUnavailable
 from ledger.formats.receipt_signing import ReceiptSigner
 from ledger.formats.receipts import ReceiptDomain
 from ledger.index.base import IndexedRecord, RecordKindName, indexed_record
-from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, LedgerIndex, Registration
+from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, Registration
 from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex
 from ledger.storage.artifacts import ArtifactStore
+from ledger.storage.postgres import PgConnections, StoreUnavailable
 from ledger.storage.receipt_book import ReceiptBook, ReceiptStore
 from ledger.writes._journal import TxJournal
 from ledger.writes.anchoring import Anchorer
@@ -230,11 +232,14 @@ class Core:
             try:
                 self.sync()
             except Exception as exc:
-                away = isinstance(exc, ChainUnavailable)  # the index is a cache: it answers
+                # the chain away: the index is a cache, it answers; the shared database away:
+                # every read says so itself (503), and the sync resumes when it is back
+                away = isinstance(exc, (ChainUnavailable, StoreUnavailable))
                 self._sync_failure = None if away else exc
                 if type(exc) is not last:  # once per kind of failure, not once a second
                     if away:
-                        log.warning("index sync: the chain is away, retrying: %s", exc)
+                        what = "chain" if isinstance(exc, ChainUnavailable) else "database"
+                        log.warning("index sync: the %s is away, retrying: %s", what, exc)
                     else:
                         log.exception("index sync failed; reads re-try it until it succeeds")
                 failing, last = failing + 1, type(exc)
@@ -337,19 +342,20 @@ def _registration(event: DatasetRegistered | ModelRegistered, timestamp: int) ->
     )
 
 
-def open_core(settings: Settings) -> Core:
-    """Open the data directory: chain and key, deployment, store, index, receipt book; sync
-    the index and start the background threads."""
+def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
+    """Open the data directory (and, with ``db``, the shared database; see
+    :mod:`api.engines`): chain and key, deployment, store, index, receipt book; sync the index
+    and start the background threads."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     backend, account = open_backend(settings)
     client = connect_ledger(
         backend,
         account,
-        data_dir / "deployment.json",
+        deployment_place(settings, db),
         deploy_if_missing=settings.chain == "embedded",
     )
-    index = LedgerIndex(data_dir / "index.sqlite3")
+    index = open_index(settings, db)
     client.block_hints = index.block_of  # reads events without full scans
     client.role_history = index.registrar_changes
     receipts = ReceiptBook(data_dir / "receipts.sqlite3")
@@ -361,7 +367,7 @@ def open_core(settings: Settings) -> Core:
         backend=backend,
         account=account,
         client=client,
-        store=ArtifactStore(data_dir / "artifacts"),
+        store=open_store(settings),
         index=index,
         receipts=receipts,
         anchorer=Anchorer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eth_utils import to_checksum_address
 
-from api.auth import KeyStore
+from api.auth import ApiKeys
 from api.errors import UnknownKey
 from api.schemas import (
     ChainPublic,
@@ -28,7 +28,7 @@ class Admin:
     """What an operator manages; every method needs an admin key through the API, except
     :meth:`chain`, which anyone may read."""
 
-    def __init__(self, core: Core, keys: KeyStore) -> None:
+    def __init__(self, core: Core, keys: ApiKeys) -> None:
         self._core = core
         self._keys = keys
 

@@ -34,6 +34,7 @@ from ledger.records import ZERO_HASH, DatasetInput
 from ledger.storage.artifacts import (
     ArtifactMissing,
     ArtifactStore,
+    Staged,
     StreamTooLarge,
 )
 from ledger.storage.row_index import (
@@ -52,7 +53,14 @@ from ml.training_memory import check_training_memory
 from ml.training_pool import DatasetFile
 from ml.transforms import TransformSpec, derive_file
 
-__all__ = ["BatchEntry", "Datasets", "index_file", "open_row_index", "prove_row"]
+__all__ = [
+    "BatchEntry",
+    "Datasets",
+    "commit_dataset",
+    "index_file",
+    "open_row_index",
+    "prove_row",
+]
 
 
 @dataclass(frozen=True)
@@ -254,8 +262,7 @@ class Datasets:
         except BaseException:
             store.discard(staged)
             raise
-        store.commit(staged)
-        store.commit_rows(staged.digest, rows.path)
+        commit_dataset(store, staged, rows.path)
         store.put_bytes(spec.canonical_bytes)
         item = self._input(
             scan,
@@ -321,8 +328,7 @@ class Datasets:
         if existing is not None:  # the same bytes again: nothing to store, nothing to send
             store.discard(staged)
             return Written(dataset_view(core, existing), created=False)
-        store.commit(staged)
-        store.commit_rows(staged.digest, rows.path)
+        commit_dataset(store, staged, rows.path)
         return self._input(
             scan,
             rows_root=to_hex(rows.root),
@@ -408,6 +414,19 @@ def index_file(store: ArtifactStore, path: Path, limits: Limits) -> tuple[Scan, 
             extra=canonical_json([c.to_json() for c in scan.columns]),
         )
     return scan, info
+
+
+def commit_dataset(store: ArtifactStore, staged: Staged, rows: Path) -> None:
+    """Store a staged dataset file and its built row index, before any transaction names it.
+
+    A store that fails (an object store away) keeps neither: the staged file is the store's to
+    remove, the built row index is removed here, so a failed upload leaves nothing behind."""
+    try:
+        store.commit(staged)
+        store.commit_rows(staged.digest, rows)
+    except BaseException:
+        rows.unlink(missing_ok=True)
+        raise
 
 
 def open_row_index(

@@ -1,8 +1,9 @@
 """Deployment records: which contract, on which chain, from which artifact.
 
-A record in the data directory makes deployment idempotent: it is reused when the code at its
-address is exactly the committed artifact's runtime code, and refused otherwise, so a service
-never talks to a contract it did not mean to.
+A record in the data directory (or, for several replicas, in their shared database: any
+:class:`RecordPlace`) makes deployment idempotent: it is reused when the code at its address is
+exactly the committed artifact's runtime code, and refused otherwise, so a service never talks
+to a contract it did not mean to.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import Web3Exception
@@ -21,7 +23,21 @@ from ledger.chain.contract_artifact import load_artifact
 from ledger.errors import DeploymentMismatch, LedgerError
 from ledger.storage._files import write_atomic
 
-__all__ = ["Deployment", "DeploymentMissing", "connect_ledger", "deploy_ledger"]
+__all__ = ["Deployment", "DeploymentMissing", "RecordPlace", "connect_ledger", "deploy_ledger"]
+
+
+class RecordPlace(Protocol):
+    """Somewhere other than a file that keeps the record's JSON text (the shared database's
+    ``deployment`` row, :class:`ledger.storage.postgres.PgDeploymentRecord`); its ``str()``
+    names it in messages, as a path does."""
+
+    def read_text(self) -> str | None:
+        """The record's text, or None when there is none."""
+        ...
+
+    def write_text(self, text: str) -> None:
+        """Keep ``text`` as the record, whole or not at all."""
+        ...
 
 
 class DeploymentMissing(LedgerError):
@@ -42,19 +58,29 @@ class Deployment:
     deployer: str
 
     @classmethod
-    def load(cls, path: Path) -> Deployment | None:
-        if not path.exists():
+    def load(cls, path: Path | RecordPlace) -> Deployment | None:
+        if isinstance(path, Path):
+            text = path.read_text(encoding="utf-8") if path.exists() else None
+        else:
+            text = path.read_text()
+        if text is None:
             return None
         try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
+            return cls(**json.loads(text))
         except (ValueError, TypeError) as exc:
             raise LedgerError(f"{path} is not a deployment record: {exc}") from exc
 
-    def save(self, path: Path) -> None:
-        write_atomic(path, (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode())
+    def save(self, path: Path | RecordPlace) -> None:
+        text = json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        if isinstance(path, Path):
+            write_atomic(path, text.encode())
+        else:
+            path.write_text(text)
 
 
-def deploy_ledger(backend: ChainBackend, account: LocalAccount, record_path: Path) -> LedgerClient:
+def deploy_ledger(
+    backend: ChainBackend, account: LocalAccount, record_path: Path | RecordPlace
+) -> LedgerClient:
     """Deploy the committed artifact and write its deployment record."""
     client, tx = LedgerClient.deploy(backend, account)
     Deployment(
@@ -71,7 +97,7 @@ def deploy_ledger(backend: ChainBackend, account: LocalAccount, record_path: Pat
 def connect_ledger(
     backend: ChainBackend,
     account: LocalAccount,
-    record_path: Path,
+    record_path: Path | RecordPlace,
     *,
     deploy_if_missing: bool,
 ) -> LedgerClient:

@@ -28,7 +28,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ledger.errors import LedgerError
 
-__all__ = ["PgConnection", "PgConnections", "StoreUnavailable", "is_postgres_url", "redacted"]
+__all__ = [
+    "PgConnection",
+    "PgConnections",
+    "PgDeploymentRecord",
+    "StoreUnavailable",
+    "is_postgres_url",
+    "redacted",
+]
 
 STORE_RETRY_AFTER = 5  # seconds a client is told to wait while the database is away
 
@@ -142,3 +149,28 @@ class PgConnections:
     def close(self) -> None:
         """Close the pool. Idempotent."""
         self._pool.close()
+
+
+class PgDeploymentRecord:
+    """The deployment record (the JSON ``deployment.json`` holds) as the database's one
+    ``deployment`` row, so every replica serves the contract ``provenance deploy`` recorded
+    (a ``RecordPlace`` of :mod:`ledger.chain.deployment`)."""
+
+    def __init__(self, db: PgConnections) -> None:
+        self._db = db
+
+    def __str__(self) -> str:
+        return f"the deployment table of {self._db.path}"
+
+    def read_text(self) -> str | None:
+        with self._db.read() as conn:
+            row = conn.execute("SELECT record FROM deployment WHERE id = 1").fetchone()
+        return None if row is None else row["record"]
+
+    def write_text(self, text: str) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO deployment (id, record) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                (text,),
+            )

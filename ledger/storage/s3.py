@@ -159,8 +159,13 @@ class S3ArtifactStore(ArtifactStore):
         return True
 
     def commit_rows(self, digest: str, built: Path) -> Path:
-        """Upload a built row index, then move it into the local cache."""
-        self._upload(built, self._key("rows", digest))
+        """Upload a built row index, then move it into the local cache (removed if the upload
+        fails: it is rebuilt from the file whenever needed)."""
+        try:
+            self._upload(built, self._key("rows", digest))
+        except BaseException:
+            built.unlink(missing_ok=True)
+            raise
         return super().commit_rows(digest, built)
 
     def discard_rows(self, digest: str) -> None:

@@ -1,0 +1,88 @@
+"""API keys and the deployment record, conformance on each engine: a SQLite file (a JSON file
+for the deployment) and the shared PostgreSQL database, each test written once. Two handles on
+one storage play two replicas: what one writes, the other reads at once."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from api.auth import ApiKeys, KeyStore
+from ledger.chain.deployment import Deployment
+
+ENGINES = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=ENGINES)
+def two_key_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ApiKeys, ...]]:
+    if request.param == "sqlite":
+        yield KeyStore(tmp_path / "keys.sqlite3"), KeyStore(tmp_path / "keys.sqlite3")
+        return
+    from api.pg_keys import PgKeyStore
+    from ledger.storage.postgres import PgConnections
+
+    request.getfixturevalue("empty_pg")
+    other = PgConnections(request.getfixturevalue("pg_url"), max_size=2)
+    yield PgKeyStore(request.getfixturevalue("pg")), PgKeyStore(other)
+    other.close()
+
+
+def test_a_key_created_by_one_replica_works_on_another_until_revoked(two_key_stores) -> None:
+    one, other = two_key_stores
+    info, key = one.create("registrar", "ci")
+    assert key.startswith(f"pl_{info.key_id}_") and info.active
+    assert other.authenticate(key) == info
+    assert other.authenticate(key + "x") is None and other.authenticate("") is None
+    found = other.active_digest(info.key_id)
+    assert found is not None and found[0] == info and key not in found[1]  # a hash, not the key
+    assert [k.key_id for k in other.list()] == [info.key_id]
+    assert other.revoke(info.key_id) and not other.revoke(info.key_id)
+    assert one.authenticate(key) is None and one.active_digest(info.key_id) is None
+    [listed] = one.list()
+    assert listed.revoked_at is not None and not listed.active
+    with pytest.raises(ValueError, match="role must be one of"):
+        one.create("superuser")
+
+
+def test_replicas_starting_together_create_one_admin_key(two_key_stores, tmp_path) -> None:
+    one, other = two_key_stores
+    assert not one.has_admin()
+    files = [tmp_path / "a.key", tmp_path / "b.key"]
+    with ThreadPoolExecutor(2) as pool:
+        made = list(pool.map(lambda s, f: s.ensure_admin_key(f), (one, other), files))
+    assert sorted(m is None for m in made) == [False, True]  # one created, one found it
+    [key] = [m for m in made if m is not None]
+    [written] = [f for f in files if f.exists()]
+    assert written.read_text().strip() == key
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert other.authenticate(key).role == "admin" and one.has_admin()
+
+
+@pytest.fixture(params=ENGINES)
+def place(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "sqlite":
+        return tmp_path / "deployment.json"
+    from ledger.storage.postgres import PgDeploymentRecord
+
+    return PgDeploymentRecord(request.getfixturevalue("empty_pg"))
+
+
+def test_the_deployment_record_round_trips(place) -> None:
+    assert Deployment.load(place) is None
+    record = Deployment(
+        chain_id=31337,
+        address="0x" + "ab" * 20,
+        tx_hash="0x" + "cd" * 32,
+        block_number=7,
+        code_hash="sha256:" + "ef" * 32,
+        deployer="0x" + "12" * 20,
+    )
+    record.save(place)
+    assert Deployment.load(place) == record
+    moved = Deployment(**{**record.__dict__, "block_number": 8})
+    moved.save(place)
+    assert Deployment.load(place) == moved
