@@ -189,22 +189,13 @@ class KeyStore:
 
         Returns the new key, or None when an admin key exists already.
         """
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")  # two processes starting at once create one key
-        try:
-            if self.has_admin():
-                db.execute("ROLLBACK")
-                return None
-            key_id = secrets.token_hex(4)
-            key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-            db.execute(
-                "INSERT INTO api_keys VALUES (?, ?, 'admin', 'created on first start', ?, NULL)",
-                (key_id, _digest(key), int(time.time())),
-            )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        # Two processes starting at once create one key: the check and the insert hold the
+        # file's write lock (create's ``with`` commits, or rolls back on an error).
+        self._db().execute("BEGIN IMMEDIATE")
+        if self.has_admin():
+            self._db().execute("ROLLBACK")
+            return None
+        _, key = self.create("admin", "created on first start")
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(key + "\n")

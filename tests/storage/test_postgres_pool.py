@@ -1,0 +1,56 @@
+"""The PostgreSQL pool under the shared stores: a session killed on the server
+(``pg_terminate_backend``, what a restart does to every session) costs no request once the
+server answers, and a server that cannot be reached is ``StoreUnavailable`` within the pool's
+timeout, never a hang or a driver exception."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from ledger.index.postgres import PostgresIndex
+from ledger.storage.postgres import PgConnections, StoreUnavailable
+from tests._proxy import TcpProxy
+
+
+def test_sessions_killed_on_the_server_cost_no_request(pg_url: str) -> None:
+    db = PgConnections(pg_url, max_size=3)
+    index = PostgresIndex(db)
+    try:
+        assert index.datasets(0, 1)[1] >= 0  # the pool has live connections now
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        assert killed >= 1
+        for _ in range(5):  # each checkout finds its connection dead and takes a new one
+            assert index.kind_of("0x" + "11" * 32) is None
+    finally:
+        db.close()
+
+
+def test_a_database_that_cannot_be_reached_is_store_unavailable(pg_url: str) -> None:
+    proxy = TcpProxy(5432)
+    db = PgConnections(pg_url.replace(":5432/", f":{proxy.port}/"), max_size=2, timeout=1.5)
+    index = PostgresIndex(db)
+    try:
+        assert index.last_block is None or index.last_block >= 0
+        proxy.stop()
+        with pytest.raises(StoreUnavailable, match="is unavailable") as caught:
+            index.datasets()
+        assert caught.value.retry_after > 0
+        proxy.start()
+        assert index.datasets(0, 1)[1] >= 0  # back by itself
+    finally:
+        proxy.stop()
+        db.close()
+
+
+def test_a_password_never_appears_in_messages() -> None:
+    from ledger.storage.postgres import redacted
+
+    assert (
+        redacted("postgresql://app:s3cret@db:5432/ledger") == "postgresql://app:***@db:5432/ledger"
+    )
+    assert redacted("postgresql://app@db/ledger") == "postgresql://app@db/ledger"
