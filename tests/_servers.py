@@ -139,7 +139,7 @@ def seaweed_server(workdir: Path) -> Iterator[Seaweed]:
         f"-s3.config={config}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        "-master.volumeSizeLimitMB=64",
+        "-master.volumeSizeLimitMB=1024",  # volumes grow as written; 8 of them by default
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
     log = workdir / "weed.log"
