@@ -86,3 +86,46 @@ def test_the_deployment_record_round_trips(place) -> None:
     moved = Deployment(**{**record.__dict__, "block_number": 8})
     moved.save(place)
     assert Deployment.load(place) == moved
+
+
+@pytest.mark.anvil
+def test_the_cli_deploys_keys_and_rebuilds_into_the_shared_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anvil_node, pg_url, empty_pg
+) -> None:
+    """`provenance deploy`, `keys` and `index rebuild` with PROVENANCE_DATABASE_URL set act on
+    the database every replica reads, and leave nothing in the data directory."""
+    from typer.testing import CliRunner
+
+    from api.cli import app as cli
+    from api.pg_keys import PgKeyStore
+    from ledger.chain.keys import create_keystore
+    from ledger.index.postgres import PostgresIndex
+    from ledger.storage.postgres import PgDeploymentRecord
+
+    monkeypatch.setenv("PROVENANCE_DATABASE_URL", pg_url)
+    monkeypatch.setenv("PROVENANCE_KEYSTORE_PASSWORD", "pw")
+    keystore = tmp_path / "key.json"
+    anvil_node.set_balance(create_keystore(keystore, "pw").address, 10**21)
+    data_dir = tmp_path / "data"
+    deploy = ["deploy", "--rpc-url", anvil_node.url, "--keystore", str(keystore)]
+    done = CliRunner().invoke(cli, [*deploy, "--data-dir", str(data_dir)])
+    assert done.exit_code == 0, done.output
+    record = Deployment.load(PgDeploymentRecord(empty_pg))
+    assert record is not None and record.address in done.output
+    again = CliRunner().invoke(cli, [*deploy, "--data-dir", str(tmp_path / "elsewhere")])
+    assert again.exit_code == 1 and "already records" in again.output
+    assert "the deployment table of postgresql://" in again.output
+
+    keys = ["keys", "create", "--role", "auditor", "--data-dir", str(tmp_path / "keys")]
+    made = CliRunner().invoke(cli, keys)
+    assert made.exit_code == 0, made.output
+    [info] = PgKeyStore(empty_pg).list()
+    assert info.role == "auditor" and info.key_id in made.output
+
+    monkeypatch.setenv("PROVENANCE_CHAIN", "rpc")
+    monkeypatch.setenv("PROVENANCE_RPC_URL", anvil_node.url)
+    rebuilt = CliRunner().invoke(cli, ["index", "rebuild", "--data-dir", str(data_dir)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert PostgresIndex(empty_pg).last_block is not None
+    assert not data_dir.exists() or not any(data_dir.glob("*.sqlite3"))
+    assert not (data_dir / "deployment.json").exists()
