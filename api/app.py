@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import console
 from api.auth import AuthGate, access_rules
 from api.console._render import asset_url
-from api.engines import open_database, open_keys
+from api.engines import open_database, open_job_book, open_keys
 from api.jobs import WorkPool
 from api.json_depth import depth_past
 from api.problems import BodyTooLarge, install_problem_handlers, problem_response
@@ -288,7 +288,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.service = service
         # One pool per run of the app: a closed pool cannot take work, and the same app object
         # may be started again (tests, the CLI's in-process mode).
-        work = app.state.work = WorkPool(settings.expensive_workers, settings.expensive_queue)
+        work = app.state.work = WorkPool(
+            settings.expensive_workers, settings.expensive_queue, book=open_job_book(db)
+        )
         # /rpc's own threads, apart from the pool that serves writes, and each client's turns
         # (both made inside the event loop)
         app.state.rpc_threads = anyio.CapacityLimiter(max(4, 2 * settings.rpc_readers))

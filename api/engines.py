@@ -11,7 +11,8 @@ schema revision first and refuses a database of another revision
 
 Not shared yet (they stay under the data directory of each replica, so one replica is still the
 rule): the receipt book and the write journal, which wait for the transaction manager and the
-receipt book being rebuilt; the expensive-work jobs, which live in memory by design.
+receipt book being rebuilt. Jobs of expensive work run in the replica that accepted them; with
+a database, their state is shared so that any replica answers a poll.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from api.auth import ApiKeys, KeyStore
+from api.jobs import JobBook
+from api.pg_jobs import PgJobBook
 from api.pg_keys import PgKeyStore
 from api.settings import Settings
 from ledger.chain.deployment import RecordPlace
@@ -27,7 +30,14 @@ from ledger.index.sqlite import LedgerIndex
 from ledger.storage.artifacts import ArtifactStore
 from ledger.storage.postgres import PgConnections, PgDeploymentRecord
 
-__all__ = ["deployment_place", "open_database", "open_index", "open_keys", "open_store"]
+__all__ = [
+    "deployment_place",
+    "open_database",
+    "open_index",
+    "open_job_book",
+    "open_keys",
+    "open_store",
+]
 
 
 def open_database(settings: Settings) -> PgConnections | None:
@@ -55,6 +65,11 @@ def open_index(settings: Settings, db: PgConnections | None) -> EventIndex:
     from ledger.index.postgres import PostgresIndex
 
     return PostgresIndex(db)
+
+
+def open_job_book(db: PgConnections | None) -> JobBook | None:
+    """Where submitted jobs are shared: the database's ``jobs`` table, or nowhere (memory)."""
+    return None if db is None else PgJobBook(db)
 
 
 def open_keys(settings: Settings, db: PgConnections | None) -> ApiKeys:

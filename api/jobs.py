@@ -13,7 +13,10 @@ from how long recent jobs took. A route uses it in one of two ways:
 
 Either way the caller needs at least an auditor key, even while public reads are open
 (:func:`~api.auth.require`): expensive work is never anonymous. Jobs live in memory: a
-restart forgets them, and a caller asks again (the work is deterministic).
+restart forgets them, and a caller asks again (the work is deterministic). With a shared
+database (``PROVENANCE_DATABASE_URL``), a :class:`JobBook` also keeps each submitted job's
+public view, written on every change of state (progress at most once a second), so that any
+replica answers a poll (:mod:`api.pg_jobs`).
 """
 
 from __future__ import annotations
@@ -26,20 +29,29 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from api.auth import KeyInfo, require
 from api.problems import PROBLEM_BASE
 from api.problems import _from_exception as problem_for
 from api.ratelimit import TooManyRequests
 
-__all__ = ["Job", "JobState", "WorkPool"]
+__all__ = ["Job", "JobBook", "JobState", "WorkPool"]
 
 log = logging.getLogger("provenance.api")
 T = TypeVar("T")
 JobState = Literal["queued", "running", "done", "failed"]
 KEEP_FINISHED = 256  # finished jobs kept for polling, the oldest dropped first
 _RECENT = 20  # durations averaged for Retry-After
+_PROGRESS_EVERY = 1.0  # seconds between two progress writes to a JobBook
+
+
+class JobBook(Protocol):
+    """Where submitted jobs' public views are kept for other replicas (``api.pg_jobs``)."""
+
+    def save(self, owner: str | None, view: dict[str, Any]) -> None: ...
+
+    def load(self, job_id: str) -> tuple[str | None, dict[str, Any]] | None: ...
 
 
 @dataclass
@@ -57,6 +69,8 @@ class Job:
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _book: JobBook | None = field(default=None, repr=False)
+    _saved_at: float = field(default=0.0, repr=False)
 
     def progress(self, done: int, total: int | None = None) -> None:
         """Report progress from inside the work: ``done`` of ``total`` items."""
@@ -64,6 +78,36 @@ class Job:
             self.done = done
             if total is not None:
                 self.total = total
+            due = self._book is not None and time.monotonic() - self._saved_at > _PROGRESS_EVERY
+        if due:
+            self.save()
+
+    def save(self) -> None:
+        """Write the job's view to its book, if it has one (a failure there is logged: the job
+        goes on, and its starter can still poll the replica that runs it)."""
+        if self._book is None:
+            return
+        self._saved_at = time.monotonic()
+        try:
+            self._book.save(self.owner, self.view())
+        except Exception:
+            log.warning("job %s: its state could not be shared", self.job_id, exc_info=True)
+
+    @classmethod
+    def from_view(cls, owner: str | None, view: dict[str, Any]) -> Job:
+        """A job as another replica wrote it (see :meth:`view`)."""
+        return cls(
+            job_id=view["id"],
+            kind=view["kind"],
+            owner=owner,
+            state=view["state"],
+            done=view["progress"]["done"],
+            total=view["progress"]["total"],
+            result=view["result"],
+            problem=view["problem"],
+            created_at=view["created_at"],
+            finished_at=view["finished_at"],
+        )
 
     def view(self) -> dict[str, Any]:
         """A consistent copy of the job's public fields."""
@@ -83,8 +127,9 @@ class Job:
 class WorkPool:
     """At most ``workers`` jobs at once and ``queue`` more waiting; past that, 429."""
 
-    def __init__(self, workers: int, queue: int) -> None:
+    def __init__(self, workers: int, queue: int, *, book: JobBook | None = None) -> None:
         self.workers, self.queue = workers, queue
+        self._book = book
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="expensive")
         self._lock = threading.Lock()
         self._admitted = 0
@@ -111,6 +156,9 @@ class WorkPool:
         """The job, if ``key`` started it (or is an admin key); else None, as if unknown."""
         with self._lock:
             job = self._jobs.get(job_id)
+        if job is None and key is not None and self._book is not None:
+            found = self._book.load(job_id)  # started by another replica?
+            job = None if found is None else Job.from_view(*found)
         if job is None or key is None:
             return None
         return job if key.role == "admin" or job.owner == key.key_id else None
@@ -128,10 +176,11 @@ class WorkPool:
                     limit="expensive_queue",
                 )
             self._admitted += 1
-            job = Job(secrets.token_hex(8), kind, info.key_id)
+            job = Job(secrets.token_hex(8), kind, info.key_id, _book=self._book if keep else None)
             if keep:
                 self._jobs[job.job_id] = job
                 self._forget_finished()
+        job.save()  # visible to every replica before its id is handed out
         try:
             future = self._executor.submit(self._execute, job, work, keep)
         except BaseException:
@@ -144,6 +193,7 @@ class WorkPool:
         started = time.monotonic()
         with job._lock:
             job.state = "running"
+        job.save()
         try:
             result = work(job)
         except Exception as exc:
@@ -156,6 +206,7 @@ class WorkPool:
                         "status": problem.status,
                         "detail": problem.detail,
                     }
+            job.save()
             raise
         else:
             with job._lock:
@@ -163,6 +214,7 @@ class WorkPool:
                 if keep:
                     dump = getattr(result, "model_dump", None)
                     job.result = dump(mode="json") if dump is not None else result
+            job.save()
             return result
         finally:
             with self._lock:

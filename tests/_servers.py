@@ -139,7 +139,10 @@ def seaweed_server(workdir: Path) -> Iterator[Seaweed]:
         f"-s3.config={config}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        "-master.volumeSizeLimitMB=1024",  # volumes grow as written; 8 of them by default
+        # each bucket is a collection with volumes of its own: as many volumes as the disk
+        # holds (the default, 8, runs out after a few buckets: 500 InternalError on writes)
+        "-master.volumeSizeLimitMB=1024",
+        "-volume.max=0",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
     log = workdir / "weed.log"

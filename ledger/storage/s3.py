@@ -250,6 +250,7 @@ class S3ArtifactStore(ArtifactStore):
     @contextmanager
     def _guard(self, where: str) -> Iterator[None]:
         """botocore's failures as ours: a missing object, or the object store away."""
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -262,7 +263,7 @@ class S3ArtifactStore(ArtifactStore):
             raise ArtifactStoreUnavailable(
                 f"the object store refused {where}: {refusal}", path=where
             ) from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, Boto3Error) as exc:  # boto3's: a failed (multipart) upload
             raise ArtifactStoreUnavailable(
                 f"the object store is unavailable ({where}): {exc}", path=where
             ) from exc

@@ -174,3 +174,34 @@ def test_the_object_store_away_is_a_clear_error_that_keeps_nothing(tmp_path, mon
         store.read_bytes(DIGEST)
     with pytest.raises(ArtifactStoreUnavailable):
         _ = DIGEST in store
+
+
+def test_an_upload_the_object_store_refuses_keeps_nothing(tmp_path, seaweed, bucket) -> None:
+    """The endpoint answers but refuses the upload itself (signed with a wrong secret, while
+    the existence check is signed right): boto3's own upload error, not a botocore one, is
+    ArtifactStoreUnavailable too, and nothing is left behind."""
+    import boto3
+
+    from ledger.storage.s3 import ArtifactStoreUnavailable, S3ArtifactStore
+
+    good = seaweed.client()
+    forged = boto3.client(
+        "s3",
+        endpoint_url=seaweed.endpoint,
+        aws_access_key_id=seaweed.env()["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key="wrong",
+        region_name="us-east-1",
+    )
+
+    class Client:  # checks with the right key, uploads with the wrong one
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(forged if name == "upload_file" else good, name)
+
+    store = S3ArtifactStore(tmp_path / "cache", f"s3://{bucket}/refused", client=Client())
+    with pytest.raises(ArtifactStoreUnavailable, match="object store"):
+        store.put_bytes(DATA)
+    staged = store.stage(io.BytesIO(DATA))
+    with pytest.raises(ArtifactStoreUnavailable):
+        store.commit(staged)
+    assert os.listdir(tmp_path / "cache" / "tmp") == []
+    assert DIGEST not in store

@@ -129,3 +129,58 @@ def test_the_cli_deploys_keys_and_rebuilds_into_the_shared_database(
     assert PostgresIndex(empty_pg).last_block is not None
     assert not data_dir.exists() or not any(data_dir.glob("*.sqlite3"))
     assert not (data_dir / "deployment.json").exists()
+
+
+def test_a_job_started_on_one_replica_is_polled_on_another(pg, empty_pg) -> None:
+    """Bulk work submitted to one replica's pool: another replica's pool (its own pool of
+    connections) answers the poll with the same view, its owner's rule included, through
+    running, done and failed."""
+    import threading
+
+    from api.auth import KeyInfo
+    from api.jobs import WorkPool
+    from api.pg_jobs import PgJobBook
+    from ledger.errors import UnknownRecord
+    from ledger.storage.postgres import PgConnections
+
+    auditor = KeyInfo("aud1", "auditor", "", 0, None)
+    stranger = KeyInfo("aud2", "auditor", "", 0, None)
+    admin = KeyInfo("adm1", "admin", "", 0, None)
+    other_db = PgConnections(pg._pool.conninfo, max_size=2)
+    one = WorkPool(1, 4, book=PgJobBook(pg))
+    other = WorkPool(1, 4, book=PgJobBook(other_db))
+    release = threading.Event()
+
+    def work(job):  # type: ignore[no-untyped-def]
+        job.progress(0, 2)
+        release.wait(30)
+        return {"checked": 2}
+
+    def fails(job):  # type: ignore[no-untyped-def]
+        raise UnknownRecord("no such receipt")
+
+    try:
+        started = one.submit("verify-bulk", auditor, work)
+        seen = other.get(started.job_id, auditor)
+        assert seen is not None and seen.view()["state"] in ("queued", "running")
+        assert other.get(started.job_id, stranger) is None  # as if unknown
+        assert other.get(started.job_id, None) is None
+        release.set()
+        for _ in range(100):
+            if (seen := other.get(started.job_id, admin)).state == "done":
+                break
+            threading.Event().wait(0.05)
+        assert seen.view() == one.get(started.job_id, auditor).view()
+        assert seen.result == {"checked": 2} and seen.total == 2
+        failed = one.submit("verify-bulk", auditor, fails)
+        for _ in range(100):
+            if (seen := other.get(failed.job_id, auditor)).state == "failed":
+                break
+            threading.Event().wait(0.05)
+        assert seen.problem["status"] == 404 and "no such receipt" in seen.problem["detail"]
+        assert other.get("0" * 16, admin) is None
+    finally:
+        release.set()
+        one.close()
+        other.close()
+        other_db.close()
