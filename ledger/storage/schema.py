@@ -88,9 +88,10 @@ def check_schema(db: PgConnections) -> str:
     return found
 
 
-def upgrade(url: str) -> tuple[str | None, str]:
-    """Create or migrate the schema of the database at ``url`` to :func:`head`, under the
-    upgrade's advisory lock; returns the revisions before and after (equal: nothing to do)."""
+def upgrade(url: str, target: str = "head") -> tuple[str | None, str]:
+    """Create or migrate the schema of the database at ``url`` to :func:`head` (or to the
+    revision ``target``, for tests of a migration), under the upgrade's advisory lock; returns
+    the revisions before and after (equal: nothing to do)."""
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine, text
@@ -105,7 +106,7 @@ def upgrade(url: str) -> tuple[str | None, str]:
             before = MigrationContext.configure(connection).get_current_revision()
             config = _config()
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, target)
             after = MigrationContext.configure(connection).get_current_revision()
     except OperationalError as exc:
         raise StoreUnavailable(
