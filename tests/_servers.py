@@ -141,13 +141,17 @@ def seaweed_server(workdir: Path) -> Iterator[Seaweed]:
         "-s3.port.lance=0",
         # each bucket is a collection with volumes of its own: as many volumes as the disk
         # holds (the default, 8, runs out after a few buckets: 500 InternalError on writes)
+        f"-filer.localSocket={workdir / 'filer.sock'}",
+        f"-s3.localSocket={workdir / 's3.sock'}",
         "-master.volumeSizeLimitMB=1024",
         "-volume.max=0",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
     log = workdir / "weed.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+        # TMPDIR: weed's unix sockets (seaweedfs-*.sock) go to the scratch directory, not /tmp
+        env = {**os.environ, "TMPDIR": str(workdir)}
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
     server = Seaweed(f"http://127.0.0.1:{ports['s3.port']}", process, log)
     try:
         _wait_for_s3(server)
@@ -159,6 +163,11 @@ def seaweed_server(workdir: Path) -> Iterator[Seaweed]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        # the gRPC servers' unix sockets, which weed puts in /tmp whatever it is told
+        for name, port in ports.items():
+            if name.endswith(".grpc"):
+                service = name.split(".")[0]
+                Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
 def _wait_for_s3(server: Seaweed, timeout: float = 60.0) -> None:
