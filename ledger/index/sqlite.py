@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,8 @@ class LedgerIndex:
         self.chunk_blocks = chunk_blocks
         self._db = Connections(self.path)
         self._sync_lock = threading.Lock()
+        # told of every rewind (blocks that left the canonical chain) once it is committed
+        self.on_rewind: Callable[[_sync.Rewind], None] | None = None
         _sync.create_schema(self._db)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -124,10 +126,18 @@ class LedgerIndex:
         holds a block that could still be reorganised away. Returns how many record events
         (registrations and revocations) were applied; ``REGISTRAR_ROLE`` changes are indexed
         too (for verification), but not counted. Raises :class:`IndexMismatch` if the index
-        belongs to another contract or chain, or the chain lost the block it last indexed.
+        belongs to another contract or chain. If the chain lost blocks the index held (a
+        reorganisation deeper than the confirmations), they are rewound and read again, and
+        :attr:`on_rewind` is told.
         """
         with self._sync_lock:
-            return _sync.sync(self._db, client, chunk_blocks=self.chunk_blocks, reset=False)
+            return _sync.sync(
+                self._db,
+                client,
+                chunk_blocks=self.chunk_blocks,
+                reset=False,
+                on_rewind=self.on_rewind,
+            )
 
     def rebuild(self, client: LedgerClient) -> int:
         """Drop everything and index ``client``'s contract from its deploy block.
