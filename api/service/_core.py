@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 from eth_account.signers.local import LocalAccount
 
 from api.errors import Misconfigured
+from api.service.chain_health import ChainHealth
 from api.service.lineage_events import LineageEvents
 from api.settings import Settings
 from ledger.chain.backends.base import ChainBackend
@@ -39,7 +40,14 @@ from ledger.errors import ChainUnavailable
 from ledger.formats.receipt_signing import ReceiptSigner
 from ledger.formats.receipts import ReceiptDomain
 from ledger.index.base import IndexedRecord, RecordKindName, indexed_record
-from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, LedgerIndex, Registration
+from ledger.index.sqlite import (
+    EventIndex,
+    IndexedDataset,
+    IndexedModel,
+    LedgerIndex,
+    Registration,
+    Rewind,
+)
 from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex
 from ledger.storage.artifacts import ArtifactStore
 from ledger.storage.receipt_book import ReceiptBook, ReceiptStore
@@ -142,6 +150,7 @@ class Core:
     training: TrainingPool
     events: LineageEvents
     locks: RecordLocks = field(default_factory=RecordLocks)
+    health: ChainHealth = field(default_factory=ChainHealth)
     datasets_cache: LRU = field(default_factory=LRU)
     models_cache: LRU = field(default_factory=LRU)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -159,6 +168,13 @@ class Core:
     def sync(self) -> int:
         """Bring the index up to the chain's latest block."""
         return self.index.sync(self.client)
+
+    def on_rewind(self, rewind: Rewind) -> None:
+        """The index found final blocks gone from the canonical chain: send this service's
+        own transactions of those blocks again (before the index commits its rewind, so a
+        crash in between finds them again), and tell the operator."""
+        resent = self.writes.resend_orphaned(rewind.tx_hashes)
+        self.health.deep_reorg(rewind, resent)
 
     def catch_up(self) -> None:
         """Sync the index if it has not seen this process's latest write yet; every read of
@@ -378,6 +394,7 @@ def open_core(settings: Settings) -> Core:
         events=events,
     )
     core.training.warm()
+    index.on_rewind = core.on_rewind
     core.sync()
     core.start()
     return core

@@ -230,7 +230,8 @@ def sync(
     dropping every row) up to the chain's final head; returns the record events applied.
 
     If the chain no longer holds the last indexed block, the orphaned blocks are rewound first
-    (see the module docstring) and ``on_rewind`` is told once the rewind is committed. The
+    (see the module docstring) and ``on_rewind`` is told before the rewind commits (what it does
+    durably is done again if a crash comes in between, as the rewind is found again). The
     caller serialises syncs within its process; SQLite's write lock serialises them across
     processes, and a sync that finds another process got there first keeps what it applied.
     """
@@ -262,6 +263,17 @@ def sync(
     moved = head_hash is not None and client.backend.kind != "embedded"
     if moved and block_hash(client, head) != head_hash:  # reorganised while read: read again
         return 0
+    if rewind is not None:
+        log.error(
+            "the chain reorganised %d final block(s) (%d-%d) the index held; %d transaction(s) "
+            "left the canonical chain; the index reads them again",
+            rewind.depth,
+            rewind.fork_block + 1,
+            rewind.last_block,
+            len(rewind.tx_hashes),
+        )
+        if on_rewind is not None:  # before the rewind commits: a crash then is told again
+            on_rewind(rewind)
     # 3. Apply them in one transaction.
     with db.write(conn):
         if reset:
@@ -298,17 +310,6 @@ def sync(
             _set_fork_meta(conn, client, rewind.fork_block)
         elif reset or before.address is None:
             _set_meta(conn, address=client.address, chain_id=str(chain_id))
-    if rewind is not None:
-        log.error(
-            "the chain reorganised %d final block(s) (%d-%d) the index held; %d transaction(s) "
-            "left the canonical chain; the index re-read them",
-            rewind.depth,
-            rewind.fork_block + 1,
-            rewind.last_block,
-            len(rewind.tx_hashes),
-        )
-        if on_rewind is not None:
-            on_rewind(rewind)
     return applied
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ledger.chain.client import LedgerClient
 from ledger.index import _sync
+from ledger.index._sync import Rewind
 from ledger.index.base import (
     EventIndex,
     IndexedBatch,
@@ -44,6 +45,7 @@ __all__ = [
     "RecordKindName",
     "Registration",
     "Revocation",
+    "Rewind",
 ]
 
 DEFAULT_CHUNK_BLOCKS = 2_000  # blocks per eth_getLogs: public nodes cap the range or the result
@@ -100,7 +102,7 @@ class LedgerIndex:
         self.chunk_blocks = chunk_blocks
         self._db = Connections(self.path)
         self._sync_lock = threading.Lock()
-        # told of every rewind (blocks that left the canonical chain) once it is committed
+        # told of every rewind (blocks that left the canonical chain) before it is committed
         self.on_rewind: Callable[[_sync.Rewind], None] | None = None
         _sync.create_schema(self._db)
 

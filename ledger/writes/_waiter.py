@@ -61,8 +61,9 @@ class _InFlight:
     writes: list[_Write]
     variants: list[SignedTx]
     sent_at_block: int
-    checked_at_block: int = -1
+    checked_at: bytes = b""  # the hash of the head it was last checked at
     sent_at: float = field(default_factory=time.monotonic)  # when it was last (re)sent
+    mined_in: tuple[int, bytes] | None = None  # (number, hash) of its block, until final
 
 
 class Waiter:
@@ -83,7 +84,9 @@ class Waiter:
     _in_flight: list[_InFlight]
     _last_block: int | None
     _blocks: OrderedDict[bytes, Any]
+    _recent: OrderedDict[str, Included]
     _closed: bool
+    deepest_reorg: int
     _waiter: threading.Thread | None
 
     def _answer(self, write: _Write, included: Included) -> None:
@@ -120,23 +123,64 @@ class Waiter:
                     self._sent.wait(self.poll_interval / 10 if young else self.poll_interval)
 
     def _check(self, flights: list[_InFlight]) -> None:
-        """5. Read the receipts of what is in flight, once per new block; re-send what waited
-        ``resend_after_blocks`` blocks."""
-        head = self.client.latest_block()
+        """5. Read the receipts of what is in flight, once per new head (a new block, or the
+        same height with another hash after a reorganisation); re-send what waited
+        ``resend_after_blocks`` blocks; send again what a reorganisation took out of its block
+        (see :meth:`_orphaned`)."""
+        latest = self.client.get_block("latest")
+        self._transactor.note_block(latest)
+        head, head_hash = latest["number"], bytes(latest["hash"])
         final = head - self.client.backend.confirmations
         for flight in flights:
-            if flight.checked_at_block >= head:
-                continue  # no new block since the last look: nothing can have changed
-            flight.checked_at_block = head
+            if flight.checked_at == head_hash:
+                continue  # no new head since the last look: nothing can have changed
+            flight.checked_at = head_hash
             if flight.sent_at_block < 0:
                 flight.sent_at_block = head
             receipt = self._first_receipt(flight.variants)
             if receipt is not None:
                 if receipt["blockNumber"] <= final:
                     self._included(flight, receipt)
+                else:
+                    self._mined(flight, receipt)
                 continue
-            if head - flight.sent_at_block >= self.resend_after_blocks:
+            if flight.mined_in is not None:
+                self._orphaned(flight, head)
+            elif head - flight.sent_at_block >= self.resend_after_blocks:
                 self._resend(flight, head)
+
+    def _mined(self, flight: _InFlight, receipt: Any) -> None:
+        """Mined, not final yet: remember the block by number and hash (in the journal too, so
+        a restart re-checks it), and look again at every new head."""
+        mined_in = (receipt["blockNumber"], bytes(receipt["blockHash"]))
+        if flight.mined_in == mined_in:
+            return
+        flight.mined_in = mined_in
+        if self.journal is not None:
+            self.journal.included(flight.nonce, mined_in[0], hash_hex(mined_in[1]))
+
+    def _orphaned(self, flight: _InFlight, head: int) -> None:
+        """Its block left the canonical chain before it was final: back to broadcast, with
+        its journaled signed bytes at the same nonce, and answered when it is mined again."""
+        assert flight.mined_in is not None
+        depth = head - flight.mined_in[0] + 1
+        log.warning(
+            "transaction at nonce %d left the canonical chain with block %d (%s), a "
+            "reorganisation at least %d block(s) deep; sending it again",
+            flight.nonce,
+            flight.mined_in[0],
+            hash_hex(flight.mined_in[1]),
+            depth,
+        )
+        with self._lock:
+            self.deepest_reorg = max(self.deepest_reorg, depth)
+            flight.mined_in = None
+            flight.sent_at_block, flight.sent_at = head, time.monotonic()
+            for write in flight.writes:
+                self._recent.pop(write.key, None)  # not registered while off the chain
+        if self.journal is not None:
+            self.journal.reopen(flight.variants[-1].tx_hash)
+        self._transactor.rebroadcast(flight.variants[-1])
 
     def _first_receipt(self, variants: Sequence[SignedTx]) -> Any | None:
         for signed in reversed(variants):

@@ -4,8 +4,8 @@ The states (queued, sent, included, failed), the splitting of a batch that rever
 re-send of a stuck transaction are one protocol, and its crash-safety argument is read top to
 bottom here. The parts live beside it: the kinds of write in ``ledger/writes/_items.py``, the
 planning (chunks, the bisecting simulation) in ``ledger/writes/_planning.py``, the waiter's
-half (steps 5-6) in ``ledger/writes/_waiter.py`` and the journal in
-``ledger/writes/_journal.py``.
+half (steps 4-6) in ``ledger/writes/_waiter.py``, the recovery (step 3 after a crash, step 7)
+in ``ledger/writes/_recovery.py`` and the journal in ``ledger/writes/_journal.py``.
 
 A *write* is one record to put on chain (a dataset, a model, a prediction batch, a revocation,
 a registrar change) and the requests waiting for it. The service's threads hand writes to the
@@ -36,13 +36,23 @@ safe.
 4. *sent*: in the node's pool. Not mined within ``resend_after_blocks`` blocks, it is signed
    again at the same nonce with both fees raised by 12.5% (journaled first, like any send).
    If the nonce was used by another transaction meanwhile, its writes are queued again.
-5. *included*: the receipt is read. Success: every request is answered with its record's event
-   and its block's time (the node's own answer; nothing else is read), and the record is kept
-   in :meth:`WritePipeline.recent` for requests that repeat it. A revert: it is replayed on its
+5. *included*: the receipt is read, and its block's number and hash are noted (in the journal
+   too). Until the block is final (the backend's confirmations deep), every new head (a new
+   block, or the same height under another hash) re-reads the receipt: gone, or in another
+   block, the transaction left the canonical chain, and it goes back to 4 with its journaled
+   signed bytes, same nonce (``_orphaned`` in ``_waiter.py``).
+6. *final*: success: every request is answered with its record's event and its block's time
+   (the node's own answer; nothing else is read), and the record is kept in
+   :meth:`WritePipeline.recent` for requests that repeat it. A revert: it is replayed on its
    parent block to learn which record it names; that write gets the error, the others are
-   queued again (each alone, if the revert names none).
-6. *done*: the journal forgets the nonce. A crash between 5 and 6 re-sends a mined
-   transaction at start-up, which the node refuses as known, and the journal then forgets it.
+   queued again (each alone, if the revert names none). The journal marks the nonce done
+   (keeping its signed bytes for a while). A crash between 5 and 6 re-sends a mined
+   transaction at start-up, which the node refuses as known, and the waiter then finds it.
+7. *orphaned past finality*: a reorganisation deeper than the confirmations takes a final
+   block away. The index notices (its stored block hashes) and names the transactions of the
+   orphaned blocks; :meth:`WritePipeline.resend_orphaned` (``_recovery.py``) re-opens them in
+   the journal *before* the index commits its rewind (a crash in between re-opens them
+   again), sends them again and they go through 4-6 as any other.
 
 The embedded chain has no pool: ``eth_sendRawTransaction`` executes, mines and stores the block
 before it returns, under the process's exclusive lock on the chain directory, so a write there
@@ -92,6 +102,7 @@ from ledger.writes._items import (
 )
 from ledger.writes._journal import TxJournal
 from ledger.writes._planning import MAX_TX_BYTES, chunks, simulated
+from ledger.writes._recovery import Recovery
 from ledger.writes._waiter import Waiter, _InFlight, _Request, _Write
 
 __all__ = [
@@ -106,7 +117,7 @@ __all__ = [
 log = logging.getLogger("provenance.writes")
 
 
-class WritePipeline(Waiter):
+class WritePipeline(Recovery, Waiter):
     """Gathers writes from many threads into few transactions; see the module's states.
 
     ``journal`` (RPC nodes) makes sends survive a crash; ``simulate_registrations`` is False
@@ -152,6 +163,7 @@ class WritePipeline(Waiter):
         self._recent_size = recent_size
         self._last_block: int | None = None
         self._blocks: OrderedDict[bytes, Any] = OrderedDict()  # recent mined blocks, by hash
+        self.deepest_reorg = 0  # the deepest reorganisation seen to take one of its writes
         self._closed = False
         self._sender: threading.Thread | None = None
         self._waiter: threading.Thread | None = None
@@ -265,40 +277,6 @@ class WritePipeline(Waiter):
             self._fail(write, ChainUnavailable("the service stopped before this write was mined"))
         if self.journal is not None and not any(t.is_alive() for t in threads):
             self.journal.close()  # a thread still reading receipts keeps it until it exits
-
-    # -- recovery -----------------------------------------------------------------------------
-
-    def recover(self) -> int:
-        """Re-send what the journal says a previous run left in flight, before any new write
-        takes a nonce; returns how many nonces are still in flight."""
-        if self.journal is None:
-            return 0
-        entries = self.journal.entries()
-        if not entries:
-            return 0
-        self._transactor.reserve_through(entries[-1].nonce)
-        confirmed = self._transactor.confirmed_nonce()
-        head = self.client.latest_block()
-        recovered = 0
-        for entry in entries:
-            mined = self._first_receipt(entry.variants)
-            if mined is None and entry.nonce < confirmed:
-                log.warning("nonce %d was used by another transaction; forgotten", entry.nonce)
-                self.journal.done(entry.nonce)
-                continue
-            writes = [_Write(key, None, None, []) for key in entry.keys]
-            flight = _InFlight(entry.nonce, writes, list(entry.variants), head)
-            if mined is None:
-                self._transactor.rebroadcast(entry.variants[-1])
-            with self._lock:
-                for write in writes:
-                    self._open.setdefault(write.key, write)
-                self._in_flight.append(flight)
-                self._start_waiter()
-                self._sent.notify()
-            recovered += 1
-        log.info("recovered %d transaction(s) in flight from the journal", recovered)
-        return recovered
 
     # -- the sender ---------------------------------------------------------------------------
 

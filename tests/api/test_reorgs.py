@@ -1,0 +1,164 @@
+"""The service over HTTP on anvil with ``--block-time 1`` while the chain reorganises.
+
+Each test serves ``provenance serve`` with ``PROVENANCE_CHAIN=rpc`` (keystore, deployment),
+writes through HTTP, and replaces blocks with ``anvil_reorg``: shallower than the
+confirmations during a write, and deeper than them right after an acknowledged write (with the
+default 0 confirmations, any reorganisation is). Afterwards every acknowledged record is on the
+canonical chain, the service key's transactions were each mined once at consecutive nonces, the
+index matches the chain, and the service said why it was degraded. One test kills the service
+with SIGKILL right after the reorganisation: the restart heals as well.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ledger.chain.backends.rpc import RpcBackend
+from ledger.chain.deployment import deploy_ledger
+from ledger.chain.devnode import AnvilNode, anvil_binary
+from ledger.chain.keys import create_keystore
+from tests.api.test_crash_recovery import _ok, _wait_until, kill, serve
+
+pytestmark = [
+    pytest.mark.anvil,
+    pytest.mark.skipif(anvil_binary() is None, reason="anvil not installed"),
+]
+CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
+    with AnvilNode(tmp_path_factory.mktemp("anvil-reorg"), block_time=1) as anvil:
+        yield anvil
+
+
+@pytest.fixture
+def env(tmp_path: Path, node: AnvilNode) -> dict[str, str]:
+    """Settings for a service on ``node``: a funded keystore and a fresh deployment."""
+    keystore, password = tmp_path / "key.json", "reorg test password"
+    account = create_keystore(keystore, password)
+    node.set_balance(account.address, 10**21)
+    (tmp_path / "data").mkdir()
+    deploy_ledger(RpcBackend(node.url), account, tmp_path / "data" / "deployment.json")
+    return {
+        "chain": "rpc",
+        "rpc_url": node.url,
+        "keystore": str(keystore),
+        "keystore_password": password,
+        "anchor_interval": "3600",
+    }
+
+
+def _register(client: httpx.Client, n: int) -> dict[str, Any]:
+    return _ok(client.post("/v1/datasets", files={"file": ("d.csv", f"{CSV}{n},1,1\n")}), 201)
+
+
+def _head(node: AnvilNode) -> int:
+    return int(node.rpc("eth_blockNumber"), 16)
+
+
+def _reorg_back_to(node: AnvilNode, block: int) -> None:
+    """Replace every block from ``block`` on with empty ones (one more than needed: a block
+    mined between reading the head and the call must not leave ``block`` standing)."""
+    node.rpc("anvil_reorg", _head(node) - block + 2, [])
+
+
+def _on_chain(node: AnvilNode, tx_hash: str) -> bool:
+    receipt = node.rpc("eth_getTransactionReceipt", tx_hash)
+    return receipt is not None and int(receipt["status"], 16) == 1
+
+
+def _registered(client: httpx.Client, content_hash: str) -> bool:
+    return client.get(f"/v1/datasets/{content_hash}").status_code == 200
+
+
+def _assert_healed(
+    node: AnvilNode, client: httpx.Client, acknowledged: list[dict[str, Any]], server: Any
+) -> None:
+    """Every acknowledged record on the canonical chain and in the index, as answered (same
+    transaction); the service key's transactions each mined once, at consecutive nonces."""
+    for record in acknowledged:
+        _wait_until(lambda r=record: _on_chain(node, r["tx_hash"]), "it is back", server)
+        _wait_until(lambda r=record: _registered(client, r["content_hash"]), "indexed", server)
+        assert (
+            _ok(client.get(f"/v1/datasets/{record['content_hash']}"))["tx_hash"]
+            == (record["tx_hash"])
+        )
+    assert _ok(client.get("/v1/datasets?limit=1"))["count"] == len(acknowledged)
+    registrar = _ok(client.get("/v1/chain"))["registrar"]
+    count = int(node.rpc("eth_getTransactionCount", registrar, "latest"), 16)
+    nonces = []
+    for number in range(1, _head(node) + 1):
+        for tx in node.rpc("eth_getBlockByNumber", hex(number), True)["transactions"]:
+            if tx["from"].lower() == registrar.lower():
+                assert _on_chain(node, tx["hash"])
+                nonces.append(int(tx["nonce"], 16))
+    assert nonces == list(range(count))  # the deployment, then each write once
+
+
+def test_a_reorganisation_past_finality_after_an_acknowledged_write_heals(
+    tmp_path: Path, node: AnvilNode, env: dict[str, str]
+) -> None:
+    with serve(tmp_path / "data", **env) as server, server.client(timeout=60) as client:
+        before = _register(client, 0)
+        written = _register(client, 1)  # 201: on chain, final at 0 confirmations
+        _reorg_back_to(node, written["block_number"])
+        assert not _on_chain(node, written["tx_hash"])
+        _wait_until(lambda: _ok(client.get("/healthz"))["status"] == "degraded", "told", server)
+        [problem] = _ok(client.get("/healthz"))["problems"]
+        assert "reorganisation past the final depth" in problem
+        deep = _ok(client.get("/v1/chain"))["deepest_reorg_past_final"]
+        assert deep["depth"] >= 1 and deep["resent"] >= 1
+        after = _register(client, 2)  # not stuck behind the vanished nonce
+        _assert_healed(node, client, [before, written, after], server)
+
+
+def test_reorganisations_shallower_and_deeper_than_the_confirmations(
+    tmp_path: Path, node: AnvilNode, env: dict[str, str]
+) -> None:
+    with (
+        serve(tmp_path / "data", **env, confirmations="2") as server,
+        server.client(timeout=60) as client,
+    ):
+        acknowledged = [_register(client, 0)]
+        # shallow: a write mined but not final yet is taken out of its block
+        answer: list[dict[str, Any]] = []
+        registrar = _ok(client.get("/v1/chain"))["registrar"]
+        nonce = int(node.rpc("eth_getTransactionCount", registrar, "latest"), 16)
+        writer = threading.Thread(target=lambda: answer.append(_register(client, 1)))
+        writer.start()
+        _wait_until(
+            lambda: int(node.rpc("eth_getTransactionCount", registrar, "latest"), 16) > nonce,
+            "the write is mined",
+            server,
+            every=0.02,
+        )
+        node.rpc("anvil_reorg", 1, [])  # the head: the write's block or the one on it
+        writer.join(timeout=60)
+        acknowledged += answer
+        assert len(answer) == 1
+        # deep: right after an acknowledged (final) write, 4 blocks go
+        acknowledged.append(_register(client, 2))
+        node.rpc("anvil_reorg", 4, [])
+        acknowledged.append(_register(client, 3))
+        _assert_healed(node, client, acknowledged, server)
+        assert _ok(client.get("/v1/chain"))["deepest_reorg"] >= 2
+
+
+def test_sigkill_during_a_reorganisation_heals_after_the_restart(
+    tmp_path: Path, node: AnvilNode, env: dict[str, str]
+) -> None:
+    data_dir = tmp_path / "data"
+    with serve(data_dir, **env) as server, server.client(timeout=60) as client:
+        acknowledged = [_register(client, 0), _register(client, 1)]
+        _reorg_back_to(node, acknowledged[0]["block_number"])
+        kill(server)  # before or while it notices
+    with serve(data_dir, **env) as server, server.client(timeout=60) as client:
+        acknowledged.append(_register(client, 2))
+        _assert_healed(node, client, acknowledged, server)

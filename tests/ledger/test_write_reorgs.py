@@ -1,0 +1,152 @@
+"""The write pipeline on a chain that reorganises (anvil, blocks mined by the test).
+
+A reorganisation shallower than the confirmations takes a mined write out of its block before it
+is final: the pipeline notices at the next head (the block hash it remembered is gone), sends
+the journaled bytes again at the same nonce and answers once the write is final. One deeper than
+the confirmations takes a final block away: the index finds the fork point, and the pipeline
+re-sends its own transactions of the orphaned blocks from the journal. Either way every record
+ends on the canonical chain, each nonce is mined once, and nothing is signed anew.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+
+from ledger.chain.backends.rpc import RpcBackend
+from ledger.chain.client import LedgerClient
+from ledger.chain.devnode import AnvilNode, anvil_binary
+from ledger.index.sqlite import LedgerIndex
+from ledger.records import DatasetInput, hash_hex
+from ledger.writes._journal import TxJournal
+from ledger.writes.pipeline import WritePipeline
+from tests.conftest import ETHER
+
+pytestmark = [
+    pytest.mark.anvil,
+    pytest.mark.skipif(anvil_binary() is None, reason="anvil not installed"),
+]
+TIMEOUT = 60.0  # seconds; only ever reached when something is broken
+
+
+def h(n: int) -> str:
+    return hash_hex(keccak(n.to_bytes(32, "big")))
+
+
+def dataset(n: int) -> DatasetInput:
+    return DatasetInput(h(n), rows_root=h(900 + n), row_count=n, schema_hash=h(901))
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
+    with AnvilNode(tmp_path_factory.mktemp("anvil-reorgs")) as anvil:
+        anvil.rpc("evm_setAutomine", False)  # blocks come when a test mines them
+        yield anvil
+
+
+def _deployed(node: AnvilNode, confirmations: int) -> tuple[LedgerClient, Any]:
+    account = Account.create()
+    node.set_balance(account.address, 100 * ETHER)
+    node.rpc("evm_setAutomine", True)
+    try:
+        admin, _ = LedgerClient.deploy(RpcBackend(node.url), account)
+    finally:
+        node.rpc("evm_setAutomine", False)
+    client = LedgerClient(
+        RpcBackend(node.url, confirmations=confirmations),
+        account,
+        admin.address,
+        deploy_block=admin.deploy_block,
+    )
+    return client, account
+
+
+def _pooled(node: AnvilNode, address: str) -> int:
+    pool = node.rpc("txpool_content")["pending"]
+    return sum(len(txs) for sender, txs in pool.items() if sender.lower() == address.lower())
+
+
+def _mined_nonces(node: AnvilNode, address: str, first_block: int) -> list[int]:
+    head = int(node.rpc("eth_blockNumber"), 16)
+    nonces = []
+    for number in range(first_block, head + 1):
+        for tx in node.rpc("eth_getBlockByNumber", hex(number), True)["transactions"]:
+            if tx["from"].lower() == address.lower():
+                nonces.append(int(tx["nonce"], 16))
+    return nonces
+
+
+def test_a_reorganisation_before_finality_sends_the_same_bytes_again(
+    node: AnvilNode, tmp_path: Path
+) -> None:
+    client, account = _deployed(node, confirmations=2)
+    journal = tmp_path / "writes.sqlite3"
+    writes = WritePipeline(client, journal=TxJournal(journal), poll_interval=0.02)
+    future = writes.submit(dataset(1))
+    _wait_until(lambda: _pooled(node, account.address) == 1, "the write is in the pool")
+    node.mine()
+    _wait_until(lambda: TxJournal(journal).entries()[0].block_number is not None, "it is mined")
+    [entry] = TxJournal(journal).entries()
+    assert not future.done()  # mined, not final: not answered yet
+    node.rpc("anvil_reorg", 1, [])  # its block replaced by an empty one
+    assert client.get_records([h(1)]) == [None]
+    _wait_until(lambda: _pooled(node, account.address) == 1, "it is sent again")
+    assert writes.deepest_reorg >= 1
+    node.mine()
+    _wait_until(lambda: client.get_records([h(1)]) != [None], "it is mined again")
+    assert not future.done()
+    node.mine(2)
+    included = future.result(TIMEOUT)
+    assert included.tx_hash == entry.variants[-1].tx_hash  # the same signed bytes
+    assert _mined_nonces(node, account.address, client.deploy_block + 1) == [entry.nonce]
+    _wait_until(lambda: not TxJournal(journal).entries(), "the journal marks it done")
+    writes.close()
+
+
+def test_a_reorganisation_past_finality_is_rewound_and_re_sent_from_the_journal(
+    node: AnvilNode, tmp_path: Path
+) -> None:
+    client, account = _deployed(node, confirmations=0)
+    writes = WritePipeline(client, journal=TxJournal(tmp_path / "w.sqlite3"), poll_interval=0.02)
+    index = LedgerIndex(tmp_path / "index.sqlite3")
+    index.on_rewind = lambda rewind: writes.resend_orphaned(rewind.tx_hashes)
+    answered = []
+    for n in (1, 2):  # two writes, two blocks, each final (answered) at once
+        future = writes.submit(dataset(n))
+        _wait_until(lambda: _pooled(node, account.address) == 1, "the write is in the pool")
+        node.mine()
+        answered.append(future.result(TIMEOUT))
+    index.sync(client)
+    assert index.dataset(h(2)) is not None
+    node.rpc("anvil_reorg", 2, [])  # both blocks gone, after both writes were answered
+    assert client.get_records([h(1), h(2)]) == [None, None]
+    index.sync(client)  # finds the fork point and hands the orphaned transactions over
+    assert index.dataset(h(1)) is None and index.dataset(h(2)) is None
+    assert writes.recent(h(1)) is None  # not reported as registered while off the chain
+    _wait_until(lambda: _pooled(node, account.address) == 2, "both are sent again")
+    retry = writes.submit(dataset(2))  # a client asking again joins the re-sent write
+    node.mine()
+    assert retry.result(TIMEOUT).tx_hash == answered[1].tx_hash
+    _wait_until(lambda: writes.waiting == 0 and not writes._in_flight, "both are final again")
+    index.sync(client)
+    assert [index.dataset(h(n)).registration.tx_hash for n in (1, 2)] == [
+        a.tx_hash for a in answered
+    ]
+    nonces = _mined_nonces(node, account.address, client.deploy_block + 1)
+    assert len(nonces) == 2 and nonces[1] == nonces[0] + 1  # each nonce mined once
+    writes.close()
+    index.close()
