@@ -114,7 +114,17 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     (ledger_errors.InvalidRecord, 422, None),
     (ledger_errors.LedgerError, 502, None),
 ]
-_EXTRA_FIELDS = ("limit", "maximum", "expected", "found", "parameter", "cap", "registered")
+_EXTRA_FIELDS = (
+    "limit",
+    "maximum",
+    "expected",
+    "found",
+    "parameter",
+    "cap",
+    "registered",
+    "chain_status",  # a pending record: "pending", never registered
+    "waiting_for",  # what holds a pending write up (a fee over the ceiling)
+)
 # Request-validation errors with a problem type of their own, by pydantic error type; every
 # other refusal of a request's shape is ``invalid-request``. Such a problem also names the
 # field it is about (``field``: ``params.alpha``, ``rows[3].x1``, ``steps[0].factor``).

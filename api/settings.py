@@ -30,7 +30,13 @@ class Settings(BaseSettings):
     chain: Literal["embedded", "rpc"] = "embedded"
     rpc_url: str | None = Field(None, description="JSON-RPC node URL when chain=rpc")
     keystore: Path | None = Field(None, description="encrypted JSON keystore when chain=rpc")
-    confirmations: int = Field(0, ge=0, le=64)
+    confirmations: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="blocks on top of a write's before it is final; default 0 on the embedded "
+        "chain and development nodes (chain id 31337, 1337), 64 on any other RPC chain",
+    )
     rpc_timeout: float = Field(10.0, gt=0)
 
     max_upload_bytes: int = Field(4096 * MiB, ge=1, description="one uploaded file")

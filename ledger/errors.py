@@ -23,6 +23,7 @@ __all__ = [
     "ModelAlreadyRegistered",
     "NotAuthorized",
     "RecordIsRevoked",
+    "RecordPending",
     "TransactionFailed",
     "UnknownBatch",
     "UnknownDataset",
@@ -83,6 +84,20 @@ class UnknownModel(UnknownRecord):
 
 class UnknownBatch(UnknownRecord):
     """No prediction batch is anchored under this root."""
+
+
+class RecordPending(UnknownRecord):
+    """The record's write was accepted but the canonical chain does not hold it: queued, in a
+    node's pool, or sent again after a reorganisation took its block away. It is not
+    registered (a subclass of :class:`UnknownRecord`, so nothing treats it as registered);
+    ``waiting_for`` says what holds it up, when something does (a fee over the ceiling)."""
+
+    hint = "its write is in flight: ask again in a few blocks"
+    chain_status = "pending"
+
+    def __init__(self, message: str, *, waiting_for: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.waiting_for = waiting_for
 
 
 class RecordIsRevoked(LedgerError):

@@ -132,6 +132,8 @@ class RecordPublic(_Public):
     registered_at: UnixTime
     revoked: bool
     revocation: RevocationPublic | None = None
+    chain_status: Literal["included", "final"] = "final"
+    confirmations: int | None = Field(None, ge=0)
 
 
 class RowProofPublic(_Public):

@@ -25,7 +25,8 @@ from typing import Any, BinaryIO
 
 from api.errors import DerivationUnchanged, LimitExceeded, RowsRootMismatch, UnknownRow
 from api.schemas import DatasetPublic, DatasetsPublic, RowProofPublic
-from api.service._core import Core, Written, indexed_dataset
+from api.service._core import Core, Written
+from api.service._included import indexed_dataset
 from api.service.views import dataset_view
 from ledger.errors import AlreadyRegistered, LedgerError, RecordIsRevoked, UnknownDataset
 from ledger.formats.rows import ROW_LEAF_ENCODING
@@ -78,7 +79,8 @@ class Datasets:
         self._core.catch_up()
         indexed = self._core.dataset(content_hash)
         if indexed is None:
-            raise UnknownDataset(f"no dataset is registered under {content_hash}")
+            exc = UnknownDataset(f"no dataset is registered under {content_hash}")
+            raise self._core.not_found(exc, content_hash)
         return indexed
 
     def live(self, content_hash: str) -> IndexedDataset:

@@ -246,6 +246,21 @@ class WritePipeline(Recovery, Waiter):
         with self._lock:
             return self._recent.get(key)
 
+    def pending(self, key: str) -> str | None:
+        """Where the write of the write-once record ``key`` stands while it is not final
+        (queued, sent at nonce N, mined in block B and not final yet), or None when this
+        pipeline holds no write for it. Read by the service to say ``pending``."""
+        with self._lock:
+            write = self._open.get(key)
+            if write is None:
+                return None
+            flight = next((f for f in self._in_flight if write in f.writes), None)
+            if flight is None:
+                return "queued"
+            if flight.mined_in is not None:
+                return f"mined in block {flight.mined_in[0]}, not final yet"
+            return f"sent at nonce {flight.nonce}"
+
     @property
     def waiting(self) -> int:
         """Requests not answered yet (queued, being sent, or in flight)."""

@@ -11,6 +11,7 @@ with SIGKILL right after the reorganisation: the restart heals as well.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,10 @@ def _register(client: httpx.Client, n: int) -> dict[str, Any]:
     return _ok(client.post("/v1/datasets", files={"file": ("d.csv", f"{CSV}{n},1,1\n")}), 201)
 
 
+def _digest(text: str) -> str:
+    return "0x" + hashlib.sha256(text.encode()).hexdigest()
+
+
 def _head(node: AnvilNode) -> int:
     return int(node.rpc("eth_blockNumber"), 16)
 
@@ -76,6 +81,20 @@ def _on_chain(node: AnvilNode, tx_hash: str) -> bool:
 
 def _registered(client: httpx.Client, content_hash: str) -> bool:
     return client.get(f"/v1/datasets/{content_hash}").status_code == 200
+
+
+def _pending(client: httpx.Client, content_hash: str) -> bool:
+    """The API and the console say pending (never registered, never plain unknown)."""
+    answer = client.get(f"/v1/datasets/{content_hash}")
+    if answer.status_code != 404:
+        return False
+    problem = answer.json()
+    if problem["type"] != "urn:provenance-ledger:problem:record-pending":
+        return False
+    assert problem["chain_status"] == "pending"
+    page = client.get(f"/datasets/{content_hash}", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and "is pending" in page.text
+    return True
 
 
 def _assert_healed(
@@ -108,8 +127,15 @@ def test_a_reorganisation_past_finality_after_an_acknowledged_write_heals(
     with serve(tmp_path / "data", **env) as server, server.client(timeout=60) as client:
         before = _register(client, 0)
         written = _register(client, 1)  # 201: on chain, final at 0 confirmations
-        _reorg_back_to(node, written["block_number"])
-        assert not _on_chain(node, written["tx_hash"])
+        assert (written["chain_status"], written["confirmations"]) == ("final", 1)
+        node.rpc("evm_setIntervalMining", 0)  # the re-sent write stays in the pool a while
+        try:
+            _reorg_back_to(node, written["block_number"])
+            assert not _on_chain(node, written["tx_hash"])
+            pending = lambda: _pending(client, written["content_hash"])  # noqa: E731
+            _wait_until(pending, "it reads pending", server)
+        finally:
+            node.rpc("evm_setIntervalMining", 1)
         _wait_until(lambda: _ok(client.get("/healthz"))["status"] == "degraded", "told", server)
         [problem] = _ok(client.get("/healthz"))["problems"]
         assert "reorganisation past the final depth" in problem
@@ -139,6 +165,8 @@ def test_reorganisations_shallower_and_deeper_than_the_confirmations(
             server,
             every=0.02,
         )
+        assert _pending(client, f"0x{'0' * 64}") is False  # unknown is not pending
+        assert _pending(client, _digest(f"{CSV}1,1,1\n"))  # mined, not final
         node.rpc("anvil_reorg", 1, [])  # the head: the write's block or the one on it
         writer.join(timeout=60)
         acknowledged += answer
@@ -149,6 +177,8 @@ def test_reorganisations_shallower_and_deeper_than_the_confirmations(
         acknowledged.append(_register(client, 3))
         _assert_healed(node, client, acknowledged, server)
         assert _ok(client.get("/v1/chain"))["deepest_reorg"] >= 2
+        final = _ok(client.get(f"/v1/datasets/{acknowledged[0]['content_hash']}"))
+        assert final["chain_status"] == "final" and final["confirmations"] >= 3
 
 
 def test_sigkill_during_a_reorganisation_heals_after_the_restart(
