@@ -120,6 +120,26 @@ class Transactor:
         self.note_block(block)
         return block
 
+    def pending_nonce(self) -> int:
+        """The next nonce the node would take from this account: the chain's count plus the
+        transactions its pool holds at consecutive nonces (it stops at the first gap)."""
+        return guard(lambda: self._w3.eth.get_transaction_count(self.account.address, "pending"))
+
+    def known(self, tx_hash: str) -> bool:
+        """Whether the node holds ``tx_hash`` (in its pool or in a block)."""
+        try:
+            return guard(lambda: self._w3.eth.get_transaction(tx_hash)) is not None  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+
+    def filler(self, nonce: int, *, block: Any | None = None) -> SignedTx:
+        """A transfer of nothing to this account itself at ``nonce``, not yet sent: it fills a
+        nonce that no journaled transaction can (so the ones after it can be mined)."""
+        block = block if block is not None else self.fee_block()
+        base_fee = block.get("baseFeePerGas", 0)
+        tx = {"to": self.account.address, "data": "0x"}
+        return self._sign(tx, 21_000, nonce, 2 * base_fee + PRIORITY_FEE, PRIORITY_FEE)
+
     def confirmed_nonce(self) -> int:
         """How many of this account's transactions the chain holds (the next nonce it expects
         once the pool is empty)."""

@@ -136,6 +136,16 @@ class TxJournal:
             self._conn.execute("DELETE FROM marks WHERE nonce = ?", (row[0],))
         return next((e for e in self.entries() if e.nonce == row[0]), None)
 
+    def newest_at(self, nonce: int) -> str | None:
+        """The hash of the newest variant journaled at ``nonce`` (done or not), or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT tx_hash FROM sent WHERE nonce = ? ORDER BY CAST(max_fee AS INTEGER) DESC, "
+                "rowid DESC LIMIT 1",
+                (nonce,),
+            ).fetchone()
+        return None if row is None else row[0]
+
     def forget(self, tx_hash: str) -> None:
         """Forget one variant the node refused outright (it was never in its pool)."""
         with self._lock:

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,9 @@ from ledger.writes._items import Included, WriteInput, call_for, culprit, event_
 if TYPE_CHECKING:
     from ledger.writes._journal import TxJournal
 
-__all__ = ["Waiter"]
+__all__ = ["MAX_GAP", "Waiter"]
+
+MAX_GAP = 64  # nonces a gap may span and still be filled (see Waiter._fill_gap)
 
 log = logging.getLogger("provenance.writes")
 
@@ -87,6 +89,7 @@ class Waiter:
     _recent: OrderedDict[str, Included]
     _closed: bool
     deepest_reorg: int
+    resend_orphaned: Callable[[Sequence[str]], int]  # Recovery's
     _waiter: threading.Thread | None
 
     def _answer(self, write: _Write, included: Included) -> None:
@@ -146,8 +149,54 @@ class Waiter:
                 continue
             if flight.mined_in is not None:
                 self._orphaned(flight, head)
+            elif head > flight.sent_at_block and not self._known(flight):
+                self._missing(flight, head)
             elif head - flight.sent_at_block >= self.resend_after_blocks:
                 self._resend(flight, head)
+        if any(f.mined_in is None and head > f.sent_at_block >= 0 for f in flights):
+            self._fill_gap(head)
+
+    def _known(self, flight: _InFlight) -> bool:
+        return any(self._transactor.known(v.tx_hash) for v in reversed(flight.variants))
+
+    def _missing(self, flight: _InFlight, head: int) -> None:
+        """3. The node lost it (dropped from its pool, taken out by a reorganisation before
+        this pipeline saw it mined, a node restarted without its pool): the same signed bytes
+        again, at once (fees are raised if the node refuses them, and as usual if it keeps
+        them ``resend_after_blocks`` blocks without mining them)."""
+        if not self._transactor.rebroadcast(flight.variants[-1]):
+            self._resend(flight, head)  # refused as it was (underpriced now): raise the fees
+            return
+        log.warning("transaction at nonce %d was missing from the node: sent again", flight.nonce)
+
+    def _fill_gap(self, head: int) -> None:
+        """3. Nonces below this pipeline's lowest in flight that neither the chain nor the
+        node's pool holds (so nothing after them can be mined): each is sent again from the
+        journal if it holds one, else filled with a transfer of nothing to itself. A gap wider
+        than :data:`MAX_GAP` is not filled (the node is not the chain these nonces were sent
+        to) but logged."""
+        with self._lock:
+            if not self._in_flight:
+                return
+            lowest = min(f.nonce for f in self._in_flight if f.nonce >= 0)
+        pending = self._transactor.pending_nonce()
+        if pending >= lowest:
+            return
+        if lowest - pending > MAX_GAP:
+            log.error("nonces %d-%d are missing from the chain: not filled", pending, lowest - 1)
+            return
+        for nonce in range(pending, lowest):
+            tx_hash = None if self.journal is None else self.journal.newest_at(nonce)
+            if tx_hash is not None and self.resend_orphaned([tx_hash]):
+                continue
+            filler = self._transactor.filler(nonce)
+            if self.journal is not None:
+                self.journal.record(filler, [])
+            flight = _InFlight(nonce, [], [filler], head)
+            with self._lock:
+                self._in_flight.append(flight)
+            self._transactor.rebroadcast(filler)
+            log.warning("nonce %d was missing and nothing journaled fills it: filled", nonce)
 
     def _mined(self, flight: _InFlight, receipt: Any) -> None:
         """Mined, not final yet: remember the block by number and hash (in the journal too, so

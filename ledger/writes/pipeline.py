@@ -35,7 +35,11 @@ safe.
    and a retried request for one of its records waits for it instead of sending another.
 4. *sent*: in the node's pool. Not mined within ``resend_after_blocks`` blocks, it is signed
    again at the same nonce with both fees raised by 12.5% (journaled first, like any send).
-   If the nonce was used by another transaction meanwhile, its writes are queued again.
+   If the nonce was used by another transaction meanwhile, its writes are queued again. One
+   the node no longer knows (dropped from its pool, a node restarted without its pool) is
+   handed over again as it was at the next head; and nonces below the lowest in flight that
+   neither the chain nor the pool holds are filled, from the journal or with a transfer of
+   nothing to itself, so no write waits behind a nonce nobody will send (``_fill_gap``).
 5. *included*: the receipt is read, and its block's number and hash are noted (in the journal
    too). Until the block is final (the backend's confirmations deep), every new head (a new
    block, or the same height under another hash) re-reads the receipt: gone, or in another

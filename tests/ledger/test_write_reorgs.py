@@ -76,8 +76,19 @@ def _deployed(node: AnvilNode, confirmations: int) -> tuple[LedgerClient, Any]:
 
 
 def _pooled(node: AnvilNode, address: str) -> int:
-    pool = node.rpc("txpool_content")["pending"]
-    return sum(len(txs) for sender, txs in pool.items() if sender.lower() == address.lower())
+    return len(_pool_hashes(node, address))
+
+
+def _pool_hashes(node: AnvilNode, address: str) -> list[str]:
+    """The hashes of ``address``'s transactions in the pool, pending or queued behind a gap."""
+    content = node.rpc("txpool_content")
+    return [
+        tx["hash"]
+        for part in ("pending", "queued")
+        for sender, txs in content[part].items()
+        if sender.lower() == address.lower()
+        for tx in txs.values()
+    ]
 
 
 def _mined_nonces(node: AnvilNode, address: str, first_block: int) -> list[int]:
@@ -150,3 +161,78 @@ def test_a_reorganisation_past_finality_is_rewound_and_re_sent_from_the_journal(
     assert len(nonces) == 2 and nonces[1] == nonces[0] + 1  # each nonce mined once
     writes.close()
     index.close()
+
+
+# -- nonces that heal ---------------------------------------------------------------------------
+
+
+def test_a_transaction_dropped_from_the_pool_is_sent_again_and_unblocks_the_next(
+    node: AnvilNode, tmp_path: Path
+) -> None:
+    client, account = _deployed(node, confirmations=0)
+    writes = WritePipeline(client, journal=TxJournal(tmp_path / "w.sqlite3"), poll_interval=0.02)
+    first = writes.submit(dataset(1))
+    _wait_until(lambda: _pooled(node, account.address) == 1, "the first is in the pool")
+    [dropped] = _pool_hashes(node, account.address)
+    second = writes.submit(dataset(2))  # the next nonce, behind it
+    _wait_until(lambda: _pooled(node, account.address) == 2, "the second is in the pool")
+    node.rpc("anvil_dropTransaction", dropped)  # anvil drops the one behind it too
+    assert dropped not in _pool_hashes(node, account.address)
+    node.mine()  # mines nothing of ours
+    _wait_until(lambda: _pooled(node, account.address) == 2, "both are sent again")
+    node.mine()
+    assert first.result(TIMEOUT).tx_hash == dropped  # the same signed bytes, no fee raised
+    second.result(TIMEOUT)
+    nonces = _mined_nonces(node, account.address, client.deploy_block + 1)
+    assert len(nonces) == 2 and nonces[1] == nonces[0] + 1
+    writes.close()
+
+
+def test_a_gap_nothing_journaled_fills_is_filled_with_a_transfer_to_itself(
+    node: AnvilNode, tmp_path: Path
+) -> None:
+    client, account = _deployed(node, confirmations=0)
+    transactor = client.transactor
+    stray = transactor.broadcast(  # sent outside any pipeline and journal...
+        {"to": account.address, "data": "0x"}, gas=30_000
+    )
+    node.rpc("anvil_dropTransaction", stray.tx_hash)  # ...and lost
+    writes = WritePipeline(client, journal=TxJournal(tmp_path / "w.sqlite3"), poll_interval=0.02)
+    future = writes.submit(dataset(3))
+    _wait_until(lambda: _pooled(node, account.address) == 1, "the write is in the pool")
+    node.mine()  # nothing mined: nonce `stray.nonce` is missing
+    _wait_until(lambda: _pooled(node, account.address) == 2, "the gap is filled")
+    node.mine()
+    assert future.result(TIMEOUT).created
+    head = int(node.rpc("eth_blockNumber"), 16)
+    txs = node.rpc("eth_getBlockByNumber", hex(head), True)["transactions"]
+    filled = next(tx for tx in txs if int(tx["nonce"], 16) == stray.nonce)
+    assert filled["hash"] != stray.tx_hash and int(filled["gas"], 16) == 21_000
+    assert filled["to"].lower() == account.address.lower() and int(filled["value"], 16) == 0
+    writes.close()
+
+
+def test_a_node_restarted_without_its_pool_gets_the_writes_again(tmp_path: Path) -> None:
+    state = tmp_path / "anvil-state.json"
+    node = AnvilNode(tmp_path / "anvil", state=state, mining=False)
+    try:
+        client, account = _deployed(node, confirmations=0)
+        node.mine()
+        writes = WritePipeline(
+            client, journal=TxJournal(tmp_path / "w.sqlite3"), poll_interval=0.02
+        )
+        futures = [writes.submit(dataset(n)) for n in (1, 2)]
+        _wait_until(lambda: _pooled(node, account.address) >= 1, "they are in the pool")
+        _wait_until(lambda: writes.waiting == 2 and len(writes._in_flight) == 2, "both sent")
+        port = node.port
+        node.stop()  # its state (the chain) is saved; its pool is not
+        node = AnvilNode(tmp_path / "anvil", state=state, mining=False, port=port)
+        assert _pooled(node, account.address) == 0
+        node.mine()
+        _wait_until(lambda: _pooled(node, account.address) == 2, "both are sent again")
+        node.mine()
+        for future in futures:
+            assert future.result(TIMEOUT).created
+        writes.close()
+    finally:
+        node.stop()
