@@ -103,6 +103,8 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     # One type for every way the chain can be away (closed, refused, timed out), so a client
     # can recognise "retry later" without knowing the backends' exception names.
     (ledger_errors.ChainUnavailable, 503, "chain-unavailable"),
+    # The fees are over the operator's ceiling: the write is queued and goes out when they fall.
+    (ledger_errors.FeeAboveCeiling, 503, "fee-above-ceiling"),
     (RecordNotIndexed, 404, "unknown-record"),
     (ledger_errors.UnknownRecord, 404, None),
     (ledger_errors.AlreadyRegistered, 409, None),
@@ -122,6 +124,7 @@ _EXTRA_FIELDS = (
     "parameter",
     "cap",
     "registered",
+    "ceiling",  # the fee ceiling a write waits under
     "chain_status",  # a pending record: "pending", never registered
     "waiting_for",  # what holds a pending write up (a fee over the ceiling)
 )

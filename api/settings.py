@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         3, ge=1, le=1_000, description="blocks a transaction may wait before it is re-sent"
     )
     max_batch_files: int = Field(1_000, ge=1, le=10_000, description="files of one batch upload")
+    max_fee_per_gas: int = Field(
+        500 * 10**9,
+        ge=1,
+        description="wei: no transaction is signed with a fee cap above it (RPC chains); writes "
+        "wait while the base fee is over it",
+    )
 
     def dataset_limits(self) -> Limits:
         """The limits ``ml`` checks while it parses a dataset, from these settings."""

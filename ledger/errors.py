@@ -17,6 +17,7 @@ __all__ = [
     "ChainUnavailable",
     "DatasetAlreadyRegistered",
     "DeploymentMismatch",
+    "FeeAboveCeiling",
     "GasLimitExceeded",
     "InvalidRecord",
     "LedgerError",
@@ -98,6 +99,17 @@ class RecordPending(UnknownRecord):
     def __init__(self, message: str, *, waiting_for: str | None = None, **context: Any) -> None:
         super().__init__(message, **context)
         self.waiting_for = waiting_for
+
+
+class FeeAboveCeiling(LedgerError):
+    """The chain's fees are above the operator's ceiling (``PROVENANCE_MAX_FEE_PER_GAS``):
+    nothing is signed above it; the write waits, and goes out when the fees fall."""
+
+    hint = "it goes out when the base fee falls; or raise PROVENANCE_MAX_FEE_PER_GAS"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.ceiling = context.get("ceiling")
 
 
 class RecordIsRevoked(LedgerError):

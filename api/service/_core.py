@@ -226,7 +226,10 @@ class Core:
         state = self.writes.pending(hash_hex(record_hash))
         if state is None:
             return exc
-        return RecordPending(f"{record_hash} is pending: its write is {state}")
+        return RecordPending(
+            f"{record_hash} is pending: its write is {state}",
+            waiting_for=self.writes.waiting_for,
+        )
 
     def chain_state(self, block_number: int) -> tuple[str, int | None]:
         """The status (``included`` or ``final``) and confirmations of a record this service
@@ -336,6 +339,8 @@ def open_writes(settings: Settings, client: LedgerClient) -> WritePipeline:
         simulate_registrations=not embedded,
         resend_after_blocks=settings.resend_after_blocks,
     )
+    if not embedded:
+        client.transactor.max_fee_per_gas = settings.max_fee_per_gas
     writes.recover()
     return writes
 

@@ -69,6 +69,8 @@ class Admin:
     def health(self) -> HealthPublic:
         """Liveness, the chain's head, and why the service is degraded, if it is."""
         problems = self._core.health.problems()
+        if (waiting := self._core.writes.waiting_for) is not None:
+            problems.append(f"writes wait: {waiting}")
         return HealthPublic(
             status="degraded" if problems else "ok",
             latest_block=self.latest_block(),

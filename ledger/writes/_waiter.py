@@ -1,14 +1,14 @@
-"""The waiter's half of the write pipeline: steps 5-6 of the states written down at the top of
-:mod:`ledger.writes.pipeline` (read the receipts of what is in flight once per new block,
-re-send what waited ``resend_after_blocks`` blocks at the same nonce, answer every request of
-a mined transaction, forget its nonce).
+"""The waiter's half of the write pipeline: steps 4-6 of the states written down at the top of
+:mod:`ledger.writes.pipeline` (read the receipts of what is in flight once per new head,
+re-send what waited ``resend_after_blocks`` blocks or left the node or its block, fill nonce
+gaps, answer every request of a final transaction, mark its nonce done).
 
 Why a module of its own: the pipeline ran past 600 lines as one class. :class:`Waiter` is a
 mixin of :class:`~ledger.writes.pipeline.WritePipeline` and nothing else: it shares the
 pipeline's lock and fields under the rules written there (every shared field is touched under
-``_lock``; only the sender starts a send, only the waiter reads receipts), and it answers
-through the pipeline's ``_answer`` and ``_fail``. The records the two halves hand each other
-(:class:`_Write`, :class:`_InFlight`) are defined here.
+``_lock``; only the sender starts a send, only the waiter reads receipts); ``_answer`` and
+``_fail``, which the sender's half uses too, live here with the records the two halves hand
+each other (:class:`_Write`, :class:`_InFlight`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,22 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import TYPE_CHECKING, Any
 
 from ledger.chain._transactor import SignedTx
 from ledger.chain.client import tx_result
-from ledger.errors import ChainUnavailable, LedgerError, TransactionFailed
+from ledger.errors import ChainUnavailable, FeeAboveCeiling, LedgerError, TransactionFailed
 from ledger.records import hash_hex
-from ledger.writes._items import Included, WriteInput, call_for, culprit, event_key, kind_of
+from ledger.writes._items import (
+    DEDUPED,
+    Included,
+    WriteInput,
+    call_for,
+    culprit,
+    event_key,
+    kind_of,
+)
 
 if TYPE_CHECKING:
     from ledger.writes._journal import TxJournal
@@ -87,16 +96,36 @@ class Waiter:
     _last_block: int | None
     _blocks: OrderedDict[bytes, Any]
     _recent: OrderedDict[str, Included]
+    _recent_size: int
     _closed: bool
     deepest_reorg: int
+    waiting_for: str | None
     resend_orphaned: Callable[[Sequence[str]], int]  # Recovery's
     _waiter: threading.Thread | None
 
     def _answer(self, write: _Write, included: Included) -> None:
-        raise NotImplementedError  # WritePipeline's
+        with self._lock:
+            if self._open.get(write.key) is write:
+                del self._open[write.key]
+            if write.kind in DEDUPED or (write.kind is None and ":" not in write.key):
+                self._recent[write.key] = included
+                self._recent.move_to_end(write.key)
+                while len(self._recent) > self._recent_size:
+                    self._recent.popitem(last=False)
+            requests = list(write.requests)
+        for position, request in enumerate(requests):
+            made = position == 0 and write.item is not None
+            if not request.future.done():
+                request.future.set_result(dc_replace(included, created=made))
 
     def _fail(self, write: _Write, exc: LedgerError) -> None:
-        raise NotImplementedError  # WritePipeline's
+        with self._lock:
+            if self._open.get(write.key) is write:
+                del self._open[write.key]
+            requests = list(write.requests)
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(exc)
 
     def _start_sender(self) -> None:
         raise NotImplementedError  # WritePipeline's
@@ -250,7 +279,16 @@ class Waiter:
             self._forget(flight)
             self._requeue(flight.writes, alone=False)
             return
-        replacement = self._transactor.replace(flight.variants[-1])
+        try:
+            replacement = self._transactor.replace(flight.variants[-1])
+        except FeeAboveCeiling as exc:  # it waits at the fee it has; handed over again
+            with self._lock:
+                flight.sent_at_block = head
+                if self.waiting_for is None:
+                    log.warning("a write waits: %s", exc)
+                self.waiting_for = str(exc)
+            self._transactor.rebroadcast(flight.variants[-1])
+            return
         if self.journal is not None:
             self.journal.record(replacement, [w.key for w in flight.writes])
         with self._lock:
@@ -289,6 +327,7 @@ class Waiter:
                 self._answer(write, included)
             with self._lock:
                 self._last_block = max(self._last_block or 0, tx.block_number)
+                self.waiting_for = None  # a write went through: whatever held one is past
             self._forget(flight)
             return
         self._forget(flight)

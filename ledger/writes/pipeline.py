@@ -92,7 +92,13 @@ from typing import Any
 
 from ledger.chain._transactor import SignedTx
 from ledger.chain.client import LedgerClient
-from ledger.errors import ChainUnavailable, GasLimitExceeded, LedgerError, TransactionFailed
+from ledger.errors import (
+    ChainUnavailable,
+    FeeAboveCeiling,
+    GasLimitExceeded,
+    LedgerError,
+    TransactionFailed,
+)
 from ledger.writes._items import (
     DEDUPED,
     ORDER,
@@ -142,6 +148,7 @@ class WritePipeline(Recovery, Waiter):
         timeout: float = 120.0,
         recent_size: int = 10_000,
         idle_timeout: float = 2.0,
+        fee_retry: float = 1.0,
     ) -> None:
         if resend_after_blocks < 1:
             raise ValueError("resend_after_blocks must be 1 or more")
@@ -153,6 +160,9 @@ class WritePipeline(Recovery, Waiter):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.idle_timeout = idle_timeout
+        self.fee_retry = fee_retry  # seconds between fee reads while they are over the ceiling
+        self.waiting_for: str | None = None  # why writes wait (fees over the ceiling), if so
+        self._held_until = 0.0  # no round starts before (monotonic seconds)
         self._transactor = client.transactor
         self._instant = client.backend.kind == "embedded"  # mined inside the send itself
         self._lock = threading.Lock()
@@ -237,8 +247,13 @@ class WritePipeline(Recovery, Waiter):
             try:
                 results.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
             except FutureTimeout:
+                waiting = self.waiting_for
                 results.append(
-                    TransactionFailed(f"no receipt within {self.timeout:.0f} s; still in flight")
+                    FeeAboveCeiling(f"not sent within {self.timeout:.0f} s: {waiting}")
+                    if waiting is not None
+                    else TransactionFailed(
+                        f"no receipt within {self.timeout:.0f} s; still in flight"
+                    )
                 )
             except LedgerError as exc:
                 results.append(exc)
@@ -260,7 +275,8 @@ class WritePipeline(Recovery, Waiter):
                 return None
             flight = next((f for f in self._in_flight if write in f.writes), None)
             if flight is None:
-                return "queued"
+                waiting = self.waiting_for
+                return "queued" if waiting is None else f"queued ({waiting})"
             if flight.mined_in is not None:
                 return f"mined in block {flight.mined_in[0]}, not final yet"
             return f"sent at nonce {flight.nonce}"
@@ -313,7 +329,12 @@ class WritePipeline(Recovery, Waiter):
         """Take every queued write for a round, unless a round is being sent already (one at a
         time keeps nonces and gathering simple) or too much is in flight; None then."""
         with self._lock:
-            if self._round_active or not self._queue or len(self._in_flight) >= self.max_in_flight:
+            if (
+                self._round_active
+                or not self._queue
+                or len(self._in_flight) >= self.max_in_flight
+                or time.monotonic() < self._held_until
+            ):
                 return None
             self._round_active = True
             batch, self._queue = self._queue, []
@@ -324,6 +345,9 @@ class WritePipeline(Recovery, Waiter):
         """Send one round, whichever thread claimed it, then let the next one start."""
         try:
             self._send_round(batch)
+            self.waiting_for = None
+        except FeeAboveCeiling as exc:  # nothing signed above the ceiling: wait for a block
+            self._hold(batch, exc)
         except LedgerError as exc:  # the node could not be asked for the fees: nothing was sent
             self._fail_unsent(batch, exc)
         except Exception as exc:  # a bug must not leave requests waiting for ever
@@ -336,6 +360,17 @@ class WritePipeline(Recovery, Waiter):
                 if self._queue:  # what arrived meanwhile: the sender thread takes it
                     self._start_sender()
                     self._work.notify()
+
+    def _hold(self, batch: list[_Write], exc: FeeAboveCeiling) -> None:
+        """The fees are over the ceiling: what was not sent goes back to the head of the queue,
+        and no round starts for ``fee_retry`` seconds (then the fees are read again)."""
+        with self._lock:
+            sent = {id(w) for flight in self._in_flight for w in flight.writes}
+            self._queue[:0] = [w for w in batch if id(w) not in sent]
+            self._held_until = time.monotonic() + self.fee_retry
+            if self.waiting_for is None:
+                log.warning("writes wait: %s", exc)
+            self.waiting_for = str(exc)
 
     def _fail_unsent(self, batch: list[_Write], exc: LedgerError) -> None:
         with self._lock:
@@ -351,10 +386,15 @@ class WritePipeline(Recovery, Waiter):
                     not self._queue
                     or self._round_active
                     or len(self._in_flight) >= self.max_in_flight
+                    or (held := self._held_until - time.monotonic()) > 0
                 ):
-                    if self._closed and not self._queue:
+                    held = self._held_until - time.monotonic()
+                    if self._closed and (not self._queue or held > 0):
                         self._sender = None
                         return
+                    if held > 0 and self._queue:  # wait out the hold, then read the fees again
+                        self._work.wait(held)
+                        continue
                     if not self._work.wait(self.idle_timeout) and not self._queue:
                         self._sender = None
                         return
@@ -399,6 +439,9 @@ class WritePipeline(Recovery, Waiter):
             signed = self._transactor.broadcast(
                 tx, gas=call.gas, block=block, before_send=before_send
             )
+        except FeeAboveCeiling:  # nothing was signed: the round holds these writes
+            self._unsend(flight)
+            raise
         except Exception as exc:  # the node refused it (or never saw it): nothing is in flight
             self._unsend(flight)
             if isinstance(exc, GasLimitExceeded) and len(writes) > 1:  # the limit shrank
@@ -443,29 +486,3 @@ class WritePipeline(Recovery, Waiter):
             self.client.simulate(call_for(kind, [w.item for w in survivors]))  # type: ignore[misc]
 
         return simulated(writes, simulate, self._fail)
-
-    # -- answers ------------------------------------------------------------------------------
-
-    def _answer(self, write: _Write, included: Included) -> None:
-        with self._lock:
-            if self._open.get(write.key) is write:
-                del self._open[write.key]
-            if write.kind in DEDUPED or (write.kind is None and ":" not in write.key):
-                self._recent[write.key] = included
-                self._recent.move_to_end(write.key)
-                while len(self._recent) > self._recent_size:
-                    self._recent.popitem(last=False)
-            requests = list(write.requests)
-        for position, request in enumerate(requests):
-            made = position == 0 and write.item is not None
-            if not request.future.done():
-                request.future.set_result(dc_replace(included, created=made))
-
-    def _fail(self, write: _Write, exc: LedgerError) -> None:
-        with self._lock:
-            if self._open.get(write.key) is write:
-                del self._open[write.key]
-            requests = list(write.requests)
-        for request in requests:
-            if not request.future.done():
-                request.future.set_exception(exc)

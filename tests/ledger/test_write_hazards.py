@@ -1,4 +1,5 @@
-"""The write pipeline on a chain that reorganises (anvil, blocks mined by the test).
+"""The write pipeline on a hostile chain (anvil, blocks mined by the test): reorganisations,
+dropped transactions, a node that lost its pool, fee spikes.
 
 A reorganisation shallower than the confirmations takes a mined write out of its block before it
 is final: the pipeline notices at the next head (the block hash it remembered is gone), sends
@@ -6,6 +7,10 @@ the journaled bytes again at the same nonce and answers once the write is final.
 the confirmations takes a final block away: the index finds the fork point, and the pipeline
 re-sends its own transactions of the orphaned blocks from the journal. Either way every record
 ends on the canonical chain, each nonce is mined once, and nothing is signed anew.
+
+A transaction the node lost is handed over again as it was, and a nonce gap nothing journaled
+can fill is filled with a transfer of nothing; a fee spike over the ceiling holds writes (with
+the reason) and never gets a transaction signed above it.
 """
 
 from __future__ import annotations
@@ -222,17 +227,81 @@ def test_a_node_restarted_without_its_pool_gets_the_writes_again(tmp_path: Path)
             client, journal=TxJournal(tmp_path / "w.sqlite3"), poll_interval=0.02
         )
         futures = [writes.submit(dataset(n)) for n in (1, 2)]
-        _wait_until(lambda: _pooled(node, account.address) >= 1, "they are in the pool")
-        _wait_until(lambda: writes.waiting == 2 and len(writes._in_flight) == 2, "both sent")
+
+        def sent() -> bool:
+            flying = sum(len(f.writes) for f in writes._in_flight)
+            return flying == 2 and _pooled(node, account.address) == len(writes._in_flight)
+
+        _wait_until(sent, "both are sent")  # in one transaction or two
+        transactions = len(writes._in_flight)
         port = node.port
         node.stop()  # its state (the chain) is saved; its pool is not
         node = AnvilNode(tmp_path / "anvil", state=state, mining=False, port=port)
         assert _pooled(node, account.address) == 0
         node.mine()
-        _wait_until(lambda: _pooled(node, account.address) == 2, "both are sent again")
+        _wait_until(lambda: _pooled(node, account.address) == transactions, "they are sent again")
         node.mine()
         for future in futures:
             assert future.result(TIMEOUT).created
         writes.close()
     finally:
         node.stop()
+
+
+# -- the fee ceiling ----------------------------------------------------------------------------
+
+GWEI = 10**9
+
+
+def _base_fee(node: AnvilNode) -> int:
+    return int(node.rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
+
+
+def test_nothing_is_signed_above_the_fee_ceiling_and_writes_resume_when_fees_fall(
+    node: AnvilNode, tmp_path: Path
+) -> None:
+    client, account = _deployed(node, confirmations=0)
+    client.transactor.max_fee_per_gas = 50 * GWEI
+    journal = tmp_path / "w.sqlite3"
+    writes = WritePipeline(
+        client, journal=TxJournal(journal), poll_interval=0.02, resend_after_blocks=1
+    )
+    # 1. In the pool, then the base fee spikes past what it pays: re-sent with higher fees up
+    #    to the ceiling, never past it, and then it waits with the reason.
+    stuck = writes.submit(dataset(1))
+    _wait_until(lambda: _pooled(node, account.address) == 1, "the write is in the pool")
+    node.rpc("anvil_setNextBlockBaseFeePerGas", hex(200 * GWEI))
+    node.mine()  # the spike: 200 gwei, the write (a few gwei) waits in the pool
+
+    def held() -> bool:
+        if writes.waiting_for is not None:
+            return True
+        node.mine()  # blocks go by; each may bring a replacement
+        return False
+
+    _wait_until(held, "the write waits with its reason")
+    assert "PROVENANCE_MAX_FEE_PER_GAS" in writes.waiting_for
+    # 2. A new write is not signed at all while the base fee is over the ceiling.
+    queued = writes.submit(dataset(2))
+    _wait_until(lambda: writes.pending(h(2)) not in (None, "queued"), "it is held")
+    assert "queued (" in writes.pending(h(2))
+    assert not stuck.done() and not queued.done()
+    fees = [v.max_fee for e in TxJournal(journal).entries() for v in e.variants]
+    assert fees and max(fees) <= 50 * GWEI
+    # 3. The fee falls: both go out, and are mined.
+    node.rpc("anvil_setNextBlockBaseFeePerGas", hex(GWEI))
+    node.mine()
+    assert _base_fee(node) == GWEI
+
+    def mined() -> bool:
+        if stuck.done() and queued.done():
+            return True
+        node.mine()
+        return False
+
+    _wait_until(mined, "both are mined")
+    for future in (stuck, queued):
+        tx = node.rpc("eth_getTransactionByHash", future.result(TIMEOUT).tx_hash)
+        assert int(tx["maxFeePerGas"], 16) <= 50 * GWEI
+    assert writes.waiting_for is None
+    writes.close()
