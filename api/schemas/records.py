@@ -66,6 +66,16 @@ class DatasetPublic(_OnChain):
     )
 
 
+class DatasetAcceptedPublic(_Public):
+    """A dataset answered on acceptance (``?wait=accepted``): its file is stored and its record
+    durably queued; poll ``url``, which answers 404 ``record-pending`` until the record is on
+    chain, then the dataset."""
+
+    content_hash: Hash
+    chain_status: Literal["pending"] = "pending"
+    url: str = Field(description="where the record will be, relative to the service")
+
+
 class DatasetsPublic(_Public):
     data: list[DatasetPublic]
     count: int = Field(ge=0)

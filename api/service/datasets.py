@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from api.errors import DerivationUnchanged, LimitExceeded, RowsRootMismatch, UnknownRow
 from api.schemas import DatasetPublic, DatasetsPublic, RowProofPublic
+from api.schemas.records import DatasetAcceptedPublic
 from api.service._core import Core, Written
 from api.service._included import indexed_dataset
 from api.service.views import dataset_view
@@ -176,9 +177,14 @@ class Datasets:
         name: str | None = None,
         description: str | None = None,
         file_name: str | None = None,
-    ) -> Written[DatasetPublic]:
+        accept: bool = False,
+    ) -> Written[DatasetPublic] | DatasetAcceptedPublic:
         """Register an uploaded CSV (flow 1): validate, hash, store, record. ``file_name``, the
-        uploaded file's name, is kept in the metadata document (shown and searched)."""
+        uploaded file's name, is kept in the metadata document (shown and searched).
+
+        ``accept``: answer once the record is durably queued (its file stored, its fields in
+        the write journal) instead of once it is final, on RPC nodes; the embedded chain
+        writes a block inside the send, so there it is answered final as usual."""
         settings = self._core.settings
         settings.check_chars("name", name, "max_name_chars")
         settings.check_chars("description", description, "max_description_chars")
@@ -186,6 +192,10 @@ class Datasets:
         prepared = self._prepare(stream, name=name, description=description, file_name=file_name)
         if isinstance(prepared, Written):
             return prepared
+        if accept and self._core.writes.journal is not None:
+            self._core.writes.accept_many([prepared])
+            digest = prepared.content_hash
+            return DatasetAcceptedPublic(content_hash=digest, url=f"/v1/datasets/{digest}")
         written = self._write([prepared])[0]
         if isinstance(written, Exception):
             raise written

@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS sent (
     keys TEXT NOT NULL           -- JSON list of the record keys the transaction writes
 );
 CREATE INDEX IF NOT EXISTS sent_by_nonce ON sent (nonce);
+CREATE TABLE IF NOT EXISTS accepted (   -- writes a client was answered 202 for, until settled
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    item TEXT NOT NULL     -- the record's fields, JSON
+);
 CREATE TABLE IF NOT EXISTS marks (   -- where a nonce's transaction was mined, and done once final
     nonce INTEGER PRIMARY KEY,
     done INTEGER NOT NULL,
@@ -145,6 +150,28 @@ class TxJournal:
                 (nonce,),
             ).fetchone()
         return None if row is None else row[0]
+
+    def accept(self, items: Sequence[tuple[str, str, str]]) -> None:
+        """Write ``(key, kind, fields as JSON)`` of writes answered on acceptance, durably and
+        together, before the answer: a crash after it re-queues them (:meth:`accepted`)."""
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO accepted (key, kind, item) VALUES (?, ?, ?)", items
+            )
+
+    def accepted(self) -> list[tuple[str, str, str]]:
+        """Every accepted write not settled yet: ``(key, kind, fields as JSON)``."""
+        with self._lock:
+            return self._conn.execute(
+                "SELECT key, kind, item FROM accepted ORDER BY rowid"
+            ).fetchall()
+
+    def settle(self, keys: Sequence[str]) -> None:
+        """Forget accepted writes that are final, or refused for good."""
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN")
+            self._conn.executemany("DELETE FROM accepted WHERE key = ?", [(k,) for k in keys])
 
     def forget(self, tx_hash: str) -> None:
         """Forget one variant the node refused outright (it was never in its pool)."""

@@ -1,6 +1,7 @@
 """The write pipeline's recovery: what a previous run left in flight (step 3 of the states
-written down at the top of :mod:`ledger.writes.pipeline`), and what a reorganisation deeper
-than the confirmations took off the chain after it was final.
+written down at the top of :mod:`ledger.writes.pipeline`), what a reorganisation deeper
+than the confirmations took off the chain after it was final, and the writes answered on
+acceptance (journaled before the answer, queued again after a crash, settled once final).
 
 Why a module of its own: the pipeline stays under our file-size bound. :class:`Recovery` is a
 mixin of :class:`~ledger.writes.pipeline.WritePipeline` and nothing else, under the rules
@@ -10,17 +11,21 @@ in flight to the waiter (:mod:`ledger.writes._waiter`), which answers them as an
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from ledger.writes._items import Included
+from ledger.records import DatasetInput
+from ledger.writes._items import Included, key_of
 from ledger.writes._waiter import _InFlight, _Write
 
 if TYPE_CHECKING:
-    from ledger.writes._journal import TxJournal
+    from ledger.writes._journal import JournalEntry, TxJournal
 
 __all__ = ["Recovery"]
 
@@ -39,9 +44,32 @@ class Recovery:
     _open: dict[str, _Write]
     _in_flight: list[_InFlight]
     _recent: OrderedDict[str, Included]
+    _accepted: set[str]
+    submit_many: Callable[[Sequence[Any]], list[Any]]  # WritePipeline's
 
     _start_waiter: Callable[[], None]  # WritePipeline's
     _first_receipt: Callable[[Sequence[Any]], Any | None]  # the Waiter's
+
+    def accept_many(self, items: Sequence[DatasetInput]) -> list[Future[Included]]:
+        """Queue datasets for a client answered on acceptance (202): their fields are written
+        to the journal, durably, before they are queued and before this returns, so a crash
+        after the answer re-queues them at start-up (:meth:`recover`); they leave the journal
+        once final, or refused for good. Needs a journal (RPC nodes)."""
+        if self.journal is None:
+            raise ValueError("writes are answered on acceptance only with a journal (RPC nodes)")
+        rows = [(key_of(item), "dataset", json.dumps(dataclasses.asdict(item))) for item in items]
+        self.journal.accept(rows)
+        with self._lock:
+            self._accepted.update(key for key, _, _ in rows)
+        return self.submit_many(items)
+
+    def _settle(self, writes: Sequence[_Write]) -> None:
+        """Writes answered on acceptance that are final or refused leave the journal."""
+        with self._lock:
+            keys = [w.key for w in writes if w.key in self._accepted]
+            self._accepted.difference_update(keys)
+        if keys and self.journal is not None:
+            self.journal.settle(keys)
 
     def recover(self) -> int:
         """Re-send what the journal says a previous run left in flight, before any new write
@@ -49,8 +77,28 @@ class Recovery:
         if self.journal is None:
             return 0
         entries = self.journal.entries()
-        if not entries:
-            return 0
+        recovered = self._recover_flights(entries) if entries else 0
+        self._requeue_accepted()
+        return recovered
+
+    def _requeue_accepted(self) -> None:
+        """Queue again every write answered on acceptance that is not settled and not in
+        flight: one a crash took before it was sent, or whose transaction the chain refused
+        meanwhile. One registered already is refused by its simulation, and settled."""
+        assert self.journal is not None
+        rows = self.journal.accepted()
+        with self._lock:
+            self._accepted.update(key for key, _, _ in rows)
+            missing = [(key, item) for key, _, item in rows if key not in self._open]
+        if missing:
+            fields = [json.loads(item) for _, item in missing]
+            self.submit_many(
+                [DatasetInput(**{**f, "parents": tuple(f["parents"])}) for f in fields]
+            )
+            log.info("queued %d accepted write(s) again from the journal", len(missing))
+
+    def _recover_flights(self, entries: Sequence[JournalEntry]) -> int:
+        assert self.journal is not None
         self._transactor.reserve_through(entries[-1].nonce)
         confirmed = self._transactor.confirmed_nonce()
         head = self.client.latest_block()

@@ -97,6 +97,8 @@ class Waiter:
     _blocks: OrderedDict[bytes, Any]
     _recent: OrderedDict[str, Included]
     _recent_size: int
+    _accepted: set[str]
+    _settle: Callable[[Sequence[_Write]], None]  # Recovery's
     _closed: bool
     deepest_reorg: int
     waiting_for: str | None
@@ -119,6 +121,7 @@ class Waiter:
                 request.future.set_result(dc_replace(included, created=made))
 
     def _fail(self, write: _Write, exc: LedgerError) -> None:
+        self._settle([write])
         with self._lock:
             if self._open.get(write.key) is write:
                 del self._open[write.key]
@@ -328,6 +331,7 @@ class Waiter:
             with self._lock:
                 self._last_block = max(self._last_block or 0, tx.block_number)
                 self.waiting_for = None  # a write went through: whatever held one is past
+            self._settle(flight.writes)
             self._forget(flight)
             return
         self._forget(flight)

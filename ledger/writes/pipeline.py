@@ -179,6 +179,7 @@ class WritePipeline(Recovery, Waiter):
         self._blocks: OrderedDict[bytes, Any] = OrderedDict()  # recent mined blocks, by hash
         self.deepest_reorg = 0  # the deepest reorganisation seen to take one of its writes
         self._closed = False
+        self._accepted: set[str] = set()  # keys answered on acceptance, not settled yet
         self._sender: threading.Thread | None = None
         self._waiter: threading.Thread | None = None
 

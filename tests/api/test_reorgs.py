@@ -192,3 +192,38 @@ def test_sigkill_during_a_reorganisation_heals_after_the_restart(
     with serve(data_dir, **env) as server, server.client(timeout=60) as client:
         acknowledged.append(_register(client, 2))
         _assert_healed(node, client, acknowledged, server)
+
+
+def test_writes_answered_on_acceptance_survive_a_sigkill_and_a_fee_spike(
+    tmp_path: Path, node: AnvilNode, env: dict[str, str]
+) -> None:
+    """``?wait=accepted`` answers 202 once the record is durably queued. Here the base fee is
+    over the ceiling, so nothing is even signed: the service is killed with the writes held,
+    and after a restart (ceiling raised) every accepted record ends on chain, once."""
+    data_dir = tmp_path / "data"
+    node.rpc("anvil_setNextBlockBaseFeePerGas", hex(50 * 10**9))
+    accepted = []
+    with serve(data_dir, **env, max_fee_per_gas=str(10**9)) as server, server.client() as client:
+        _wait_until(lambda: _head_fee(node) > 10**9, "the fee spikes", server)
+        for n in range(3):
+            answer = client.post(
+                "/v1/datasets?wait=accepted", files={"file": ("d.csv", f"{CSV}{n},2,2\n")}
+            )
+            assert answer.status_code == 202, answer.text
+            assert answer.headers["location"] == answer.json()["url"]
+            accepted.append(answer.json())
+        problem = client.get(accepted[0]["url"]).json()
+        assert problem["type"].endswith(":record-pending") and "queued" in problem["detail"]
+        health = _ok(client.get("/healthz"))
+        assert health["status"] == "degraded"
+        assert any("PROVENANCE_MAX_FEE_PER_GAS" in p for p in health["problems"])
+        kill(server)
+    with serve(data_dir, **env) as server, server.client(timeout=60) as client:
+        for record in accepted:
+            _wait_until(lambda r=record: _registered(client, r["content_hash"]), "on chain", server)
+        written = [_ok(client.get(r["url"])) for r in accepted]
+        _assert_healed(node, client, written, server)
+
+
+def _head_fee(node: AnvilNode) -> int:
+    return int(node.rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
