@@ -48,10 +48,11 @@ def register_dataset(
     name: Annotated[str | None, Form(description="at most max_name_chars")] = None,
     description: Annotated[str | None, Form(description="at most max_description_chars")] = None,
     wait: Annotated[
-        Literal["accepted", "final"],
+        Literal["accepted", "included", "final"],
         Query(
-            description="final: answer once the record is final (201); accepted: once it is "
-            "durably queued (202 with a URL to poll; RPC chains)"
+            description="final: answer once the record is final (201); included: once it is "
+            "in a block (201, chain_status included); accepted: once it is durably queued (202 "
+            "with a URL to poll; RPC chains)"
         ),
     ] = "final",
 ) -> DatasetPublic | JSONResponse:
@@ -62,7 +63,7 @@ def register_dataset(
         name=name if name is not None else file.filename,
         description=description,
         file_name=file.filename,
-        accept=wait == "accepted",
+        wait=wait,
     )
     if isinstance(written, DatasetAcceptedPublic):
         return JSONResponse(

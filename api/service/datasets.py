@@ -177,14 +177,16 @@ class Datasets:
         name: str | None = None,
         description: str | None = None,
         file_name: str | None = None,
-        accept: bool = False,
+        wait: str = "final",
     ) -> Written[DatasetPublic] | DatasetAcceptedPublic:
         """Register an uploaded CSV (flow 1): validate, hash, store, record. ``file_name``, the
         uploaded file's name, is kept in the metadata document (shown and searched).
 
-        ``accept``: answer once the record is durably queued (its file stored, its fields in
-        the write journal) instead of once it is final, on RPC nodes; the embedded chain
-        writes a block inside the send, so there it is answered final as usual."""
+        ``wait``: ``final`` (once the record is final), ``included`` (once it is in a block,
+        which a reorganisation may still take away: the view says ``chain_status``), or
+        ``accepted`` (once the record is durably queued, its file stored and its fields in the
+        write journal, on RPC nodes; the embedded chain writes a block inside the send, so
+        there it is answered final as usual)."""
         settings = self._core.settings
         settings.check_chars("name", name, "max_name_chars")
         settings.check_chars("description", description, "max_description_chars")
@@ -192,11 +194,11 @@ class Datasets:
         prepared = self._prepare(stream, name=name, description=description, file_name=file_name)
         if isinstance(prepared, Written):
             return prepared
-        if accept and self._core.writes.journal is not None:
+        if wait == "accepted" and self._core.writes.journal is not None:
             self._core.writes.accept_many([prepared])
             digest = prepared.content_hash
             return DatasetAcceptedPublic(content_hash=digest, url=f"/v1/datasets/{digest}")
-        written = self._write([prepared])[0]
+        written = self._write([prepared], early=wait == "included")[0]
         if isinstance(written, Exception):
             raise written
         return written
@@ -376,13 +378,15 @@ class Datasets:
             transform_hash=transform_hash,
         )
 
-    def _write(self, items: list[DatasetInput]) -> list[Written[DatasetPublic] | LedgerError]:
+    def _write(
+        self, items: list[DatasetInput], *, early: bool = False
+    ) -> list[Written[DatasetPublic] | LedgerError]:
         """Hand the records to the write pipeline together; each answer is its view, built
-        from the node's receipt, or its own error."""
+        from the node's receipt, or its own error (``early``: at inclusion, not finality)."""
         if not items:
             return []
         core = self._core
-        outcomes = core.writes.write_many(items)
+        outcomes = core.writes.write_many(items, early=early)
         core.catch_up()  # one sync for the whole round: a request that follows reads its write
         answers: list[Written[DatasetPublic] | LedgerError] = []
         for item, outcome in zip(items, outcomes, strict=True):

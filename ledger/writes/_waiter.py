@@ -8,7 +8,9 @@ mixin of :class:`~ledger.writes.pipeline.WritePipeline` and nothing else: it sha
 pipeline's lock and fields under the rules written there (every shared field is touched under
 ``_lock``; only the sender starts a send, only the waiter reads receipts); ``_answer`` and
 ``_fail``, which the sender's half uses too, live here with the records the two halves hand
-each other (:class:`_Write`, :class:`_InFlight`).
+each other (:class:`_Write`, :class:`_InFlight`). Over 400 lines because the re-checks of a
+head (receipts, reorganisations, lost transactions, nonce gaps, fee ceiling) are one loop whose
+cases are read together.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ log = logging.getLogger("provenance.writes")
 class _Request:
     item: WriteInput
     future: Future[Included] = field(default_factory=Future)
+    early: bool = False  # answered at inclusion, before the block is final
 
 
 @dataclass(eq=False)
@@ -105,9 +108,11 @@ class Waiter:
     resend_orphaned: Callable[[Sequence[str]], int]  # Recovery's
     _waiter: threading.Thread | None
 
-    def _answer(self, write: _Write, included: Included) -> None:
+    def _answer(self, write: _Write, included: Included, *, early: bool = False) -> None:
+        """Answer the requests of a write (``early``: only those that asked to be answered at
+        inclusion; the write stays open until final) and remember it for repeats."""
         with self._lock:
-            if self._open.get(write.key) is write:
+            if not early and self._open.get(write.key) is write:
                 del self._open[write.key]
             if write.kind in DEDUPED or (write.kind is None and ":" not in write.key):
                 self._recent[write.key] = included
@@ -117,7 +122,7 @@ class Waiter:
             requests = list(write.requests)
         for position, request in enumerate(requests):
             made = position == 0 and write.item is not None
-            if not request.future.done():
+            if not request.future.done() and (request.early or not early):
                 request.future.set_result(dc_replace(included, created=made))
 
     def _fail(self, write: _Write, exc: LedgerError) -> None:
@@ -239,6 +244,10 @@ class Waiter:
         flight.mined_in = mined_in
         if self.journal is not None:
             self.journal.included(flight.nonce, mined_in[0], hash_hex(mined_in[1]))
+        early = any(r.early and not r.future.done() for w in flight.writes for r in w.requests)
+        if early and receipt["status"] == 1:  # asked to be answered at inclusion: now
+            for write, included in self._inclusions(flight, receipt):
+                self._answer(write, included, early=True)
 
     def _orphaned(self, flight: _InFlight, head: int) -> None:
         """Its block left the canonical chain before it was final: back to broadcast, with
@@ -309,25 +318,15 @@ class Waiter:
 
     def _included(self, flight: _InFlight, receipt: Any) -> None:
         """5-6. Answer every request of a mined transaction, then forget the nonce."""
-        block = self._block(bytes(receipt["blockHash"]))
         if receipt["status"] == 1:
             tx = tx_result(receipt)
-            events = {
-                key: event
-                for event in self.client.decode_logs(receipt["logs"])
-                if (key := event_key(event)) is not None
-            }
-            for write in flight.writes:
-                event = events.get(write.key)
-                if event is None and write.kind != "role":
+            for write, included in self._inclusions(flight, receipt):
+                if included is None:
                     self._fail(
                         write, TransactionFailed(f"{tx.tx_hash} holds no event for {write.key}")
                     )
-                    continue
-                included = Included(
-                    event, block["timestamp"], tx.tx_hash, tx.block_number, tx.gas_used
-                )
-                self._answer(write, included)
+                else:
+                    self._answer(write, included)
             with self._lock:
                 self._last_block = max(self._last_block or 0, tx.block_number)
                 self.waiting_for = None  # a write went through: whatever held one is past
@@ -355,6 +354,32 @@ class Waiter:
             self._requeue([w for w in flight.writes if w is not named], alone=False)
         else:
             self._requeue(flight.writes, alone=True)
+
+    def _inclusions(self, flight: _InFlight, receipt: Any) -> list[tuple[_Write, Included | None]]:
+        """Each write of a successful transaction with its inclusion (None: its event is
+        missing), from the receipt's events and its block's time."""
+        block = self._block(bytes(receipt["blockHash"]))
+        tx = tx_result(receipt)
+        events = {
+            key: event
+            for event in self.client.decode_logs(receipt["logs"])
+            if (key := event_key(event)) is not None
+        }
+        found: list[tuple[_Write, Included | None]] = []
+        for write in flight.writes:
+            event = events.get(write.key)
+            missing = event is None and write.kind != "role"
+            found.append(
+                (
+                    write,
+                    None
+                    if missing
+                    else Included(
+                        event, block["timestamp"], tx.tx_hash, tx.block_number, tx.gas_used
+                    ),
+                )
+            )
+        return found
 
     def _block(self, block_hash: bytes) -> Any:
         """A mined block's header (for its time), read once for all its transactions; by hash,

@@ -185,18 +185,22 @@ class WritePipeline(Recovery, Waiter):
 
     # -- the requests' side -------------------------------------------------------------------
 
-    def submit_many(self, items: Sequence[WriteInput]) -> list[Future[Included]]:
+    def submit_many(
+        self, items: Sequence[WriteInput], *, early: bool = False
+    ) -> list[Future[Included]]:
         """Queue ``items`` together (they are gathered into the same round) and return one
-        future each. A write-once record already queued, in flight or just written is not
-        queued again: its future follows that write (``created`` False)."""
-        requests = self._enqueue(items)
+        future each, resolved once the write is final (``early``: once it is included in a
+        block, which a reorganisation may still take away). A write-once record already
+        queued, in flight or just written is not queued again: its future follows that write
+        (``created`` False)."""
+        requests = self._enqueue(items, early)
         with self._lock:
             self._start_sender()
             self._work.notify()
         return [r.future for r in requests]
 
-    def _enqueue(self, items: Sequence[WriteInput]) -> list[_Request]:
-        requests = [_Request(item) for item in items]
+    def _enqueue(self, items: Sequence[WriteInput], early: bool = False) -> list[_Request]:
+        requests = [_Request(item, early=early) for item in items]
         with self._lock:
             if self._closed:
                 raise ChainUnavailable("the write pipeline is closed (the service is stopping)")
@@ -226,15 +230,18 @@ class WritePipeline(Recovery, Waiter):
             raise result
         return result
 
-    def write_many(self, items: Sequence[WriteInput]) -> list[Included | LedgerError]:
+    def write_many(
+        self, items: Sequence[WriteInput], *, early: bool = False
+    ) -> list[Included | LedgerError]:
         """Write several records together and wait for all of them: each is answered with its
         inclusion or its own error, and one bad record never fails the others.
 
         When no round is being sent, the calling thread sends this one itself (with whatever
         else is queued) instead of handing it to the sender thread and waiting to be woken:
         a lone writer pays for no thread switch, and on the embedded chain its answer is ready
-        when the send returns. Writes arriving meanwhile queue for the next round as usual."""
-        futures = [r.future for r in self._enqueue(items)]
+        when the send returns. Writes arriving meanwhile queue for the next round as usual.
+        ``early``: answered at inclusion (see :meth:`submit_many`)."""
+        futures = [r.future for r in self._enqueue(items, early)]
         batch = self._claim_round()
         if batch is not None:
             self._run_round(batch)

@@ -153,6 +153,16 @@ def test_reorganisations_shallower_and_deeper_than_the_confirmations(
         server.client(timeout=60) as client,
     ):
         acknowledged = [_register(client, 0)]
+        assert acknowledged[0]["chain_status"] == "final"
+        # answered at inclusion: 201, but included, not final; reads say so too
+        early = _ok(
+            client.post("/v1/datasets?wait=included", files={"file": ("d.csv", f"{CSV}9,9,9\n")}),
+            201,
+        )
+        assert early["chain_status"] == "included" and early["confirmations"] <= 2
+        read = _ok(client.get(f"/v1/datasets/{early['content_hash']}"))
+        assert read["chain_status"] in ("included", "final")  # final once 2 blocks passed
+        acknowledged.append(early)
         # shallow: a write mined but not final yet is taken out of its block
         answer: list[dict[str, Any]] = []
         registrar = _ok(client.get("/v1/chain"))["registrar"]
