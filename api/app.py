@@ -347,7 +347,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["health"], response_model=HealthPublic)
     def healthz() -> HealthPublic:
-        """Liveness and the chain's head, so a monitor sees a stuck chain too (open to all)."""
-        return HealthPublic(status="ok", latest_block=app.state.service.admin.latest_block())
+        """Liveness, the chain's head (so a monitor sees a stuck chain too) and, when degraded,
+        why (a reorganisation past the final depth, say); open to all."""
+        return app.state.service.admin.health()
 
     return app

@@ -113,6 +113,8 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     (StoreUnavailable, 503, "store-unavailable"),
     (ArtifactStoreUnavailable, 503, "artifact-store-unavailable"),
     (SchemaMismatch, 503, "schema-mismatch"),
+    # The fees are over the operator's ceiling: the write is queued and goes out when they fall.
+    (ledger_errors.FeeAboveCeiling, 503, "fee-above-ceiling"),
     (RecordNotIndexed, 404, "unknown-record"),
     (ledger_errors.UnknownRecord, 404, None),
     (ledger_errors.AlreadyRegistered, 409, None),
@@ -124,7 +126,18 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     (ledger_errors.InvalidRecord, 422, None),
     (ledger_errors.LedgerError, 502, None),
 ]
-_EXTRA_FIELDS = ("limit", "maximum", "expected", "found", "parameter", "cap", "registered")
+_EXTRA_FIELDS = (
+    "limit",
+    "maximum",
+    "expected",
+    "found",
+    "parameter",
+    "cap",
+    "registered",
+    "ceiling",  # the fee ceiling a write waits under
+    "chain_status",  # a pending record: "pending", never registered
+    "waiting_for",  # what holds a pending write up (a fee over the ceiling)
+)
 # Request-validation errors with a problem type of their own, by pydantic error type; every
 # other refusal of a request's shape is ``invalid-request``. Such a problem also names the
 # field it is about (``field``: ``params.alpha``, ``rows[3].x1``, ``steps[0].factor``).

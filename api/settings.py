@@ -30,7 +30,13 @@ class Settings(BaseSettings):
     chain: Literal["embedded", "rpc"] = "embedded"
     rpc_url: str | None = Field(None, description="JSON-RPC node URL when chain=rpc")
     keystore: Path | None = Field(None, description="encrypted JSON keystore when chain=rpc")
-    confirmations: int = Field(0, ge=0, le=64)
+    confirmations: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="blocks on top of a write's before it is final; default 0 on the embedded "
+        "chain and development nodes (chain id 31337, 1337), 64 on any other RPC chain",
+    )
     rpc_timeout: float = Field(10.0, gt=0)
 
     # Shared engines for several replicas (api/engines.py); unset: SQLite files and a folder
@@ -133,6 +139,12 @@ class Settings(BaseSettings):
         3, ge=1, le=1_000, description="blocks a transaction may wait before it is re-sent"
     )
     max_batch_files: int = Field(1_000, ge=1, le=10_000, description="files of one batch upload")
+    max_fee_per_gas: int = Field(
+        500 * 10**9,
+        ge=1,
+        description="wei: no transaction is signed with a fee cap above it (RPC chains); writes "
+        "wait while the base fee is over it",
+    )
 
     def dataset_limits(self) -> Limits:
         """The limits ``ml`` checks while it parses a dataset, from these settings."""

@@ -78,6 +78,7 @@ class LoadResult:
     transactions: int
     clock_ahead: float
     record_blocks: int  # distinct blocks holding the records registered
+    drained: float = 0.0  # seconds until every record was on chain (answered on acceptance)
 
     @property
     def per_second(self) -> float:
@@ -91,18 +92,31 @@ def run_clients(
     clients: int,
     requests: int,
     files_per_request: int,
+    accepted: bool = False,
 ) -> LoadResult:
     """``clients`` threads, each sending ``requests`` requests of ``files_per_request`` fresh
-    files, all released together; raises if any file is not answered 201."""
+    files, all released together; raises if any file is not answered 201. ``accepted``: one
+    file per request, answered on acceptance (``?wait=accepted``, 202): the rate is of answers,
+    and the run then waits until every record is on chain (``drained`` seconds)."""
     start_head, start_nonce = view.head(), view.nonce()
     barrier = threading.Barrier(clients + 1)
     blocks: list[set[int]] = [set() for _ in range(clients)]
+    urls: list[list[str]] = [[] for _ in range(clients)]
     failures: list[str] = []
 
     def client(position: int) -> None:
         with make_client() as http:
             barrier.wait()
             for _ in range(requests):
+                if accepted:
+                    response = http.post(
+                        "/v1/datasets?wait=accepted", files={"file": ("d.csv", unique_csv())}
+                    )
+                    if response.status_code != 202:
+                        failures.append(f"{response.status_code}: {response.text[:300]}")
+                        return
+                    urls[position].append(response.json()["url"])
+                    continue
                 if files_per_request == 1:
                     response = http.post("/v1/datasets", files={"file": ("d.csv", unique_csv())})
                     answers = [response.json()] if response.status_code == 201 else []
@@ -128,6 +142,14 @@ def run_clients(
     seconds = time.perf_counter() - started
     if failures:
         raise RuntimeError(f"{len(failures)} client(s) failed; first: {failures[0]}")
+    drained = seconds
+    if accepted:  # every accepted record on chain: read each until it is registered
+        with make_client() as http:
+            for url in (u for per in urls for u in per):
+                while (answer := http.get(url)).status_code != 200:
+                    time.sleep(0.05)
+                blocks[0].add(answer.json()["block_number"])
+        drained = time.perf_counter() - started
     return LoadResult(
         records=clients * requests * files_per_request,
         seconds=seconds,
@@ -135,6 +157,7 @@ def run_clients(
         transactions=view.nonce() - start_nonce,
         clock_ahead=view.clock_ahead(),
         record_blocks=len(set().union(*blocks)),
+        drained=drained,
     )
 
 
@@ -225,6 +248,26 @@ def _gathered_on(config: Config, name: str, server: Any, chain: Chain) -> list[d
             what = f"{clients} client(s), {files} file(s)/request"
             baseline = f"{fmt(one if clients == 1 else many[clients])}/s"
             rows.append(_load_row(name, what, result, baseline))
+        if chain.node is not None:  # answered on acceptance: RPC nodes only
+            requests = config.pick(2, 10)
+            result = run_clients(
+                lambda: server.client(timeout=600),
+                view,
+                clients=32,
+                requests=requests,
+                files_per_request=1,
+                accepted=True,
+            )
+            drained = result.records / result.drained
+            rows.append(
+                _load_row(
+                    name,
+                    f"32 client(s), 1 file(s)/request, answered on acceptance "
+                    f"(all on chain at {fmt(drained)}/s)",
+                    result,
+                    f"{fmt(many[32])}/s",
+                )
+            )
         files = config.pick(100, 1000)
         result = _batch_run(http, view, files)
         rows.append(_load_row(name, f"one batch of {files} files", result, "-"))

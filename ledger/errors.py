@@ -17,12 +17,14 @@ __all__ = [
     "ChainUnavailable",
     "DatasetAlreadyRegistered",
     "DeploymentMismatch",
+    "FeeAboveCeiling",
     "GasLimitExceeded",
     "InvalidRecord",
     "LedgerError",
     "ModelAlreadyRegistered",
     "NotAuthorized",
     "RecordIsRevoked",
+    "RecordPending",
     "TransactionFailed",
     "UnknownBatch",
     "UnknownDataset",
@@ -83,6 +85,31 @@ class UnknownModel(UnknownRecord):
 
 class UnknownBatch(UnknownRecord):
     """No prediction batch is anchored under this root."""
+
+
+class RecordPending(UnknownRecord):
+    """The record's write was accepted but the canonical chain does not hold it: queued, in a
+    node's pool, or sent again after a reorganisation took its block away. It is not
+    registered (a subclass of :class:`UnknownRecord`, so nothing treats it as registered);
+    ``waiting_for`` says what holds it up, when something does (a fee over the ceiling)."""
+
+    hint = "its write is in flight: ask again in a few blocks"
+    chain_status = "pending"
+
+    def __init__(self, message: str, *, waiting_for: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.waiting_for = waiting_for
+
+
+class FeeAboveCeiling(LedgerError):
+    """The chain's fees are above the operator's ceiling (``PROVENANCE_MAX_FEE_PER_GAS``):
+    nothing is signed above it; the write waits, and goes out when the fees fall."""
+
+    hint = "it goes out when the base fee falls; or raise PROVENANCE_MAX_FEE_PER_GAS"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.ceiling = context.get("ceiling")
 
 
 class RecordIsRevoked(LedgerError):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Path, Response, UploadFile
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import (
     HashPath,
@@ -20,7 +20,12 @@ from api.deps import (
 from api.problems import PROBLEM_BASE
 from api.problems import _from_exception as problem_for  # the one table, as api/jobs.py uses it
 from api.schemas import DatasetPublic, DatasetsPublic, DeriveCreate, RowProofPublic
-from api.schemas.records import DatasetBatchPublic, DatasetBatchRefused, DatasetBatchRegistered
+from api.schemas.records import (
+    DatasetAcceptedPublic,
+    DatasetBatchPublic,
+    DatasetBatchRefused,
+    DatasetBatchRegistered,
+)
 from api.service.datasets import BatchEntry
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -30,7 +35,10 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
     "",
     status_code=201,
     response_model=DatasetPublic,
-    responses={200: {"model": DatasetPublic, "description": "already registered"}},
+    responses={
+        200: {"model": DatasetPublic, "description": "already registered"},
+        202: {"model": DatasetAcceptedPublic, "description": "durably queued (wait=accepted)"},
+    },
 )
 def register_dataset(
     service: ServiceDep,
@@ -39,7 +47,15 @@ def register_dataset(
     file: Annotated[UploadFile, File(description="a CSV file (at most max_upload_bytes)")],
     name: Annotated[str | None, Form(description="at most max_name_chars")] = None,
     description: Annotated[str | None, Form(description="at most max_description_chars")] = None,
-) -> DatasetPublic:
+    wait: Annotated[
+        Literal["accepted", "included", "final"],
+        Query(
+            description="final: answer once the record is final (201); included: once it is "
+            "in a block (201, chain_status included); accepted: once it is durably queued (202 "
+            "with a URL to poll; RPC chains)"
+        ),
+    ] = "final",
+) -> DatasetPublic | JSONResponse:
     """Upload a CSV; it is validated, hashed, stored and registered on chain. Without a name,
     the dataset is named after the uploaded file's name."""
     written = service.datasets.register(
@@ -47,7 +63,12 @@ def register_dataset(
         name=name if name is not None else file.filename,
         description=description,
         file_name=file.filename,
+        wait=wait,
     )
+    if isinstance(written, DatasetAcceptedPublic):
+        return JSONResponse(
+            written.model_dump(), status_code=202, headers={"Location": written.url}
+        )
     return answer_written(written, response)
 
 

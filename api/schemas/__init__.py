@@ -21,6 +21,7 @@ from api.schemas.admin import (
     RegistrarChangePublic,
     RegistrarCreate,
     RegistrarPublic,
+    ReorgPublic,
     RoleChangePublic,
 )
 from api.schemas.lineage import LineageEdgePublic, LineageNodePublic, LineagePublic, ProvDocument
@@ -95,6 +96,7 @@ __all__ = [
     "RegistrarChangePublic",
     "RegistrarCreate",
     "RegistrarPublic",
+    "ReorgPublic",
     "ReportPublic",
     "RevokeCreate",
     "Role",

@@ -94,3 +94,12 @@ class _OnChain(_Public):
     registered_at: UnixTime = Field(description="block timestamp, unix seconds")
     revoked: bool
     revocation: RevocationPublic | None = None
+    chain_status: Literal["included", "final"] = Field(
+        "final",
+        description="final: PROVENANCE_CONFIRMATIONS blocks deep; included: in a block that a "
+        "reorganisation may still take away (a record not on the canonical chain is never "
+        "answered as registered: its reads are 404 record-pending)",
+    )
+    confirmations: int | None = Field(
+        None, ge=0, description="blocks from the record's block to the head, both counted"
+    )

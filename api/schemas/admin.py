@@ -29,6 +29,7 @@ __all__ = [
     "RegistrarChangePublic",
     "RegistrarCreate",
     "RegistrarPublic",
+    "ReorgPublic",
     "RoleChangePublic",
 ]
 
@@ -44,11 +45,29 @@ class ChainPublic(_Public):
     indexed_block: BlockNumber | None
     registrar: Address
     registrar_has_role: bool
+    confirmations: int = Field(ge=0, description="blocks on top of a write's before it is final")
+    deepest_reorg: int = Field(
+        0, ge=0, description="the deepest reorganisation seen to take a write or a final block"
+    )
+    deepest_reorg_past_final: ReorgPublic | None = None
+
+
+class ReorgPublic(_Public):
+    """A reorganisation past the final depth: blocks the service had called final left the
+    canonical chain."""
+
+    fork_block: int = Field(ge=-1)
+    last_block: BlockNumber
+    depth: int = Field(ge=0, description="final blocks orphaned")
+    transactions: int = Field(ge=0)
+    resent: int = Field(ge=0, description="the service's own transactions sent again")
+    seen_at: UnixTime
 
 
 class HealthPublic(_Public):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
     latest_block: BlockNumber
+    problems: list[str] = Field(default_factory=list, description="why it is degraded")
 
 
 class RegistrarCreate(_Create):

@@ -66,6 +66,16 @@ class DatasetPublic(_OnChain):
     )
 
 
+class DatasetAcceptedPublic(_Public):
+    """A dataset answered on acceptance (``?wait=accepted``): its file is stored and its record
+    durably queued; poll ``url``, which answers 404 ``record-pending`` until the record is on
+    chain, then the dataset."""
+
+    content_hash: Hash
+    chain_status: Literal["pending"] = "pending"
+    url: str = Field(description="where the record will be, relative to the service")
+
+
 class DatasetsPublic(_Public):
     data: list[DatasetPublic]
     count: int = Field(ge=0)
@@ -132,6 +142,8 @@ class RecordPublic(_Public):
     registered_at: UnixTime
     revoked: bool
     revocation: RevocationPublic | None = None
+    chain_status: Literal["included", "final"] = "final"
+    confirmations: int | None = Field(None, ge=0)
 
 
 class RowProofPublic(_Public):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,24 +31,26 @@ from eth_account.signers.local import LocalAccount
 
 from api.engines import deployment_place, open_index, open_store
 from api.errors import Misconfigured
+from api.service._included import indexed_dataset, indexed_model
+from api.service.chain_health import ChainHealth
 from api.service.lineage_events import LineageEvents
 from api.settings import Settings
 from ledger.chain.backends.base import ChainBackend
 from ledger.chain.client import LedgerClient
 from ledger.chain.deployment import connect_ledger
 from ledger.chain.keys import load_keystore, load_or_create_key, read_password
-from ledger.errors import ChainUnavailable
+from ledger.errors import ChainUnavailable, RecordPending, UnknownRecord
 from ledger.formats.receipt_signing import ReceiptSigner
 from ledger.formats.receipts import ReceiptDomain
 from ledger.index.base import IndexedRecord, RecordKindName, indexed_record
-from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, Registration
+from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, Rewind
 from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex
 from ledger.storage.artifacts import ArtifactStore
 from ledger.storage.postgres import PgConnections, StoreUnavailable
 from ledger.storage.receipt_book import ReceiptBook, ReceiptStore
 from ledger.writes._journal import TxJournal
 from ledger.writes.anchoring import Anchorer
-from ledger.writes.pipeline import Included, WritePipeline
+from ledger.writes.pipeline import WritePipeline
 from ml.training_pool import TrainingPool, shared_pool
 
 __all__ = [
@@ -55,14 +58,13 @@ __all__ = [
     "Core",
     "RecordLocks",
     "Written",
-    "indexed_dataset",
-    "indexed_model",
     "open_core",
     "open_writes",
 ]
 
 log = logging.getLogger("provenance.service")
 _MAX_SYNC_DELAY = 5.0  # seconds between the follower's sync attempts while they fail
+_HEAD_TTL = 0.5  # seconds a read of the chain's head serves the records' confirmations
 
 SERVICE_FUNDING = 1_000 * 10**18  # wei the embedded chain's faucet gives the service key
 T = TypeVar("T")
@@ -144,6 +146,7 @@ class Core:
     training: TrainingPool
     events: LineageEvents
     locks: RecordLocks = field(default_factory=RecordLocks)
+    health: ChainHealth = field(default_factory=ChainHealth)
     datasets_cache: LRU = field(default_factory=LRU)
     models_cache: LRU = field(default_factory=LRU)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -153,6 +156,7 @@ class Core:
     # index, a bug): while it stands, reads re-try the sync themselves rather than answer
     # from an index that has stopped following the chain.
     _sync_failure: BaseException | None = None
+    _head: tuple[float, int] | None = None  # (monotonic time read, latest block number)
 
     @property
     def domain(self) -> ReceiptDomain:
@@ -161,6 +165,13 @@ class Core:
     def sync(self) -> int:
         """Bring the index up to the chain's latest block."""
         return self.index.sync(self.client)
+
+    def on_rewind(self, rewind: Rewind) -> None:
+        """The index found final blocks gone from the canonical chain: send this service's
+        own transactions of those blocks again (before the index commits its rewind, so a
+        crash in between finds them again), and tell the operator."""
+        resent = self.writes.resend_orphaned(rewind.tx_hashes)
+        self.health.deep_reorg(rewind, resent)
 
     def catch_up(self) -> None:
         """Sync the index if it has not seen this process's latest write yet; every read of
@@ -203,6 +214,35 @@ class Core:
         if kind in (None, "model") and isinstance(recent.event, ModelRegistered):
             return indexed_model(recent)
         return None
+
+    def not_found(self, exc: UnknownRecord, record_hash: str) -> UnknownRecord:
+        """What to raise when ``record_hash`` is not registered: :class:`RecordPending` when
+        this service's write of it is in flight (accepted, not on the canonical chain: queued,
+        in the pool, or sent again after a reorganisation), else ``exc``."""
+        state = self.writes.pending(hash_hex(record_hash))
+        if state is None:
+            return exc
+        return RecordPending(
+            f"{record_hash} is pending: its write is {state}",
+            waiting_for=self.writes.waiting_for,
+        )
+
+    def chain_state(self, block_number: int) -> tuple[str, int | None]:
+        """The status (``included`` or ``final``) and confirmations of a record this service
+        reads as registered in ``block_number`` (None while the chain is away). The head is
+        read at most once per :data:`_HEAD_TTL` seconds (or again for a record newer than the
+        head last read), so a list of records costs one read."""
+        now = time.monotonic()
+        cached = self._head
+        if cached is None or now - cached[0] > _HEAD_TTL or cached[1] < block_number:
+            try:
+                cached = (now, self.client.latest_block())
+            except ChainUnavailable:
+                return "final", None  # the index holds final blocks only; the rest is recent
+            self._head = cached
+        head = cached[1]
+        status = "final" if block_number <= head - self.backend.confirmations else "included"
+        return status, max(0, head - block_number + 1)
 
     def dataset(self, content_hash: str) -> IndexedDataset | None:
         """The dataset registered under ``content_hash`` (see :meth:`record`)."""
@@ -298,48 +338,10 @@ def open_writes(settings: Settings, client: LedgerClient) -> WritePipeline:
         simulate_registrations=not embedded,
         resend_after_blocks=settings.resend_after_blocks,
     )
+    if not embedded:
+        client.transactor.max_fee_per_gas = settings.max_fee_per_gas
     writes.recover()
     return writes
-
-
-def indexed_dataset(included: Included) -> IndexedDataset:
-    """A dataset as the index will hold it, built from the node's answer to its write."""
-    event = included.event
-    assert isinstance(event, DatasetRegistered)
-    return IndexedDataset(
-        content_hash=event.content_hash,
-        rows_root=event.rows_root,
-        row_count=event.row_count,
-        schema_hash=event.schema_hash,
-        metadata_hash=event.metadata_hash,
-        parents=event.parents,
-        transform_hash=event.transform_hash,
-        registration=_registration(event, included.timestamp),
-        revocation=None,
-    )
-
-
-def indexed_model(included: Included) -> IndexedModel:
-    """A model as the index will hold it, built from the node's answer to its write."""
-    event = included.event
-    assert isinstance(event, ModelRegistered)
-    return IndexedModel(
-        model_hash=event.model_hash,
-        datasets=event.datasets,
-        metadata_hash=event.metadata_hash,
-        registration=_registration(event, included.timestamp),
-        revocation=None,
-    )
-
-
-def _registration(event: DatasetRegistered | ModelRegistered, timestamp: int) -> Registration:
-    return Registration(
-        registrant=event.registrant,
-        tx_hash=event.tx_hash,
-        block_number=event.block_number,
-        registered_at=timestamp,
-        log_index=event.log_index,
-    )
 
 
 def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
@@ -384,6 +386,7 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
         events=events,
     )
     core.training.warm()
+    index.on_rewind = core.on_rewind
     core.sync()
     core.start()
     return core

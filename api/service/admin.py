@@ -9,12 +9,14 @@ from api.errors import UnknownKey
 from api.schemas import (
     ChainPublic,
     FsckPublic,
+    HealthPublic,
     KeyCreatedPublic,
     KeyPublic,
     KeyRevokedPublic,
     KeysPublic,
     RegistrarChangePublic,
     RegistrarPublic,
+    ReorgPublic,
     Role,
 )
 from api.service._core import Core
@@ -37,6 +39,7 @@ class Admin:
         core = self._core
         core.catch_up()  # the indexed block includes this process's own latest writes
         client = core.client
+        deep = core.health.deepest()
         return ChainPublic(
             backend=core.backend.kind,
             chain_id=client.chain_id(),
@@ -46,10 +49,33 @@ class Admin:
             indexed_block=core.index.last_block,
             registrar=core.account.address,
             registrar_has_role=client.is_registrar(core.account.address),
+            confirmations=core.backend.confirmations,
+            deepest_reorg=max(core.writes.deepest_reorg, deep.depth if deep else 0),
+            deepest_reorg_past_final=None
+            if deep is None
+            else ReorgPublic(
+                fork_block=deep.fork_block,
+                last_block=deep.last_block,
+                depth=deep.depth,
+                transactions=deep.transactions,
+                resent=deep.resent,
+                seen_at=int(deep.seen_at),
+            ),
         )
 
     def latest_block(self) -> int:
         return self._core.client.latest_block()
+
+    def health(self) -> HealthPublic:
+        """Liveness, the chain's head, and why the service is degraded, if it is."""
+        problems = self._core.health.problems()
+        if (waiting := self._core.writes.waiting_for) is not None:
+            problems.append(f"writes wait: {waiting}")
+        return HealthPublic(
+            status="degraded" if problems else "ok",
+            latest_block=self.latest_block(),
+            problems=problems,
+        )
 
     def change_registrar(self, address: str, *, grant: bool) -> RegistrarChangePublic:
         """Grant or revoke ``REGISTRAR_ROLE`` on chain for an address, through the write

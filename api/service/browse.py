@@ -197,14 +197,14 @@ class Browse:
         return ModelPage(
             model=model_view(self._core, indexed),
             datasets=[dataset_view(self._core, self._dataset(d)) for d in indexed.datasets],
-            batches=[batch_view(b) for b in batches],
+            batches=[batch_view(b, self._core) for b in batches],
             taint=self.taint(indexed),
         )
 
     def batch(self, root: str) -> BatchPage:
         indexed = self._batch(root)
         return BatchPage(
-            batch=batch_view(indexed),
+            batch=batch_view(indexed, self._core),
             model=model_view(self._core, self._model(indexed.model_hash)),
             taint=self.taint(indexed),
         )
@@ -226,7 +226,7 @@ class Browse:
         return ReceiptPage(
             receipt=receipt,
             model=None if model is None else model_view(self._core, model),
-            batch=None if batch is None else batch_view(batch),
+            batch=None if batch is None else batch_view(batch, self._core),
             taint=taint,
         )
 
@@ -296,14 +296,16 @@ class Browse:
         self._core.catch_up()
         found = self._core.dataset(content_hash)
         if found is None:
-            raise UnknownDataset(f"no dataset is registered under {content_hash}")
+            exc = UnknownDataset(f"no dataset is registered under {content_hash}")
+            raise self._core.not_found(exc, content_hash)
         return found
 
     def _model(self, model_hash: str) -> IndexedModel:
         self._core.catch_up()  # as _dataset
         found = self._core.model(model_hash)
         if found is None:
-            raise UnknownModel(f"no model is registered under {model_hash}")
+            exc = UnknownModel(f"no model is registered under {model_hash}")
+            raise self._core.not_found(exc, model_hash)
         return found
 
     def _batch(self, root: str) -> IndexedBatch:

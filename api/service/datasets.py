@@ -25,7 +25,9 @@ from typing import Any, BinaryIO
 
 from api.errors import DerivationUnchanged, LimitExceeded, RowsRootMismatch, UnknownRow
 from api.schemas import DatasetPublic, DatasetsPublic, RowProofPublic
-from api.service._core import Core, Written, indexed_dataset
+from api.schemas.records import DatasetAcceptedPublic
+from api.service._core import Core, Written
+from api.service._included import indexed_dataset
 from api.service.views import dataset_view
 from ledger.errors import AlreadyRegistered, LedgerError, RecordIsRevoked, UnknownDataset
 from ledger.formats.rows import ROW_LEAF_ENCODING
@@ -86,7 +88,8 @@ class Datasets:
         self._core.catch_up()
         indexed = self._core.dataset(content_hash)
         if indexed is None:
-            raise UnknownDataset(f"no dataset is registered under {content_hash}")
+            exc = UnknownDataset(f"no dataset is registered under {content_hash}")
+            raise self._core.not_found(exc, content_hash)
         return indexed
 
     def live(self, content_hash: str) -> IndexedDataset:
@@ -182,9 +185,16 @@ class Datasets:
         name: str | None = None,
         description: str | None = None,
         file_name: str | None = None,
-    ) -> Written[DatasetPublic]:
+        wait: str = "final",
+    ) -> Written[DatasetPublic] | DatasetAcceptedPublic:
         """Register an uploaded CSV (flow 1): validate, hash, store, record. ``file_name``, the
-        uploaded file's name, is kept in the metadata document (shown and searched)."""
+        uploaded file's name, is kept in the metadata document (shown and searched).
+
+        ``wait``: ``final`` (once the record is final), ``included`` (once it is in a block,
+        which a reorganisation may still take away: the view says ``chain_status``), or
+        ``accepted`` (once the record is durably queued, its file stored and its fields in the
+        write journal, on RPC nodes; the embedded chain writes a block inside the send, so
+        there it is answered final as usual)."""
         settings = self._core.settings
         settings.check_chars("name", name, "max_name_chars")
         settings.check_chars("description", description, "max_description_chars")
@@ -192,7 +202,11 @@ class Datasets:
         prepared = self._prepare(stream, name=name, description=description, file_name=file_name)
         if isinstance(prepared, Written):
             return prepared
-        written = self._write([prepared])[0]
+        if wait == "accepted" and self._core.writes.journal is not None:
+            self._core.writes.accept_many([prepared])
+            digest = prepared.content_hash
+            return DatasetAcceptedPublic(content_hash=digest, url=f"/v1/datasets/{digest}")
+        written = self._write([prepared], early=wait == "included")[0]
         if isinstance(written, Exception):
             raise written
         return written
@@ -370,13 +384,15 @@ class Datasets:
             transform_hash=transform_hash,
         )
 
-    def _write(self, items: list[DatasetInput]) -> list[Written[DatasetPublic] | LedgerError]:
+    def _write(
+        self, items: list[DatasetInput], *, early: bool = False
+    ) -> list[Written[DatasetPublic] | LedgerError]:
         """Hand the records to the write pipeline together; each answer is its view, built
-        from the node's receipt, or its own error."""
+        from the node's receipt, or its own error (``early``: at inclusion, not finality)."""
         if not items:
             return []
         core = self._core
-        outcomes = core.writes.write_many(items)
+        outcomes = core.writes.write_many(items, early=early)
         core.catch_up()  # one sync for the whole round: a request that follows reads its write
         answers: list[Written[DatasetPublic] | LedgerError] = []
         for item, outcome in zip(items, outcomes, strict=True):

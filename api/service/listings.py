@@ -162,7 +162,7 @@ class Listings:
         elif isinstance(record, IndexedModel):
             view = model_view(self._core, record)
         else:
-            view = batch_view(record)
+            view = batch_view(record, self._core)
         return ListRow(
             kind=kind,
             view=view,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from api.errors import TrainedFromOtherInputs
 from api.schemas import ModelCreate, ModelPublic, ModelsPublic
-from api.service._core import Core, Written, indexed_model
+from api.service._core import Core, Written
+from api.service._included import indexed_model
 from api.service.datasets import Datasets
 from api.service.views import model_view
 from ledger.errors import AlreadyRegistered, UnknownModel
@@ -33,7 +34,8 @@ class Models:
         self._core.catch_up()
         indexed = self._core.model(model_hash)
         if indexed is None:
-            raise UnknownModel(f"no model is registered under {model_hash}")
+            exc = UnknownModel(f"no model is registered under {model_hash}")
+            raise self._core.not_found(exc, model_hash)
         return indexed
 
     def get(self, model_hash: str) -> ModelPublic:

@@ -34,7 +34,8 @@ class Records:
         kind = self.kind_of(record_hash)
         indexed = None if kind is None else self._core.record(kind, record_hash)
         if indexed is None:
-            raise UnknownRecord(f"no record is registered under {record_hash}")
+            exc = UnknownRecord(f"no record is registered under {record_hash}")
+            raise self._core.not_found(exc, record_hash)
         return record_view(self._core, indexed)
 
     def revoke(self, record_hash: str, reason: str) -> RecordPublic:

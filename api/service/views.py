@@ -20,10 +20,23 @@ __all__ = ["batch_view", "chain_fields", "dataset_view", "model_view", "record_v
 Indexed = IndexedDataset | IndexedModel | IndexedBatch
 
 
-def chain_fields(indexed: Indexed) -> dict[str, Any]:
-    """Where and when the chain recorded it, and its revocation if any."""
+def chain_fields(indexed: Indexed, core: Core | None = None) -> dict[str, Any]:
+    """Where and when the chain recorded it, and its revocation if any; with ``core``, also
+    its status (included or final) and confirmations, from the chain's head."""
     registration, revocation = indexed.registration, indexed.revocation
+    state = (
+        {}
+        if core is None
+        else dict(
+            zip(
+                ("chain_status", "confirmations"),
+                core.chain_state(registration.block_number),
+                strict=True,
+            )
+        )
+    )
     return {
+        **state,
         "tx_hash": registration.tx_hash,
         "block_number": registration.block_number,
         "registrant": registration.registrant,
@@ -59,7 +72,7 @@ def dataset_view(core: Core, indexed: IndexedDataset) -> DatasetPublic:
         transform_hash=indexed.transform_hash if derived else None,
         transform=core.json_artifact(indexed.transform_hash) if derived else None,
         warnings=header_warnings([c.get("name", "") for c in metadata.get("columns", [])]),
-        **chain_fields(indexed),
+        **chain_fields(indexed, core),
     )
 
 
@@ -74,16 +87,16 @@ def model_view(core: Core, indexed: IndexedModel) -> ModelPublic:
         algorithm=metadata.get("algorithm", ""),
         tainted=tainted_by is not None,
         tainted_by=tainted_by,
-        **chain_fields(indexed),
+        **chain_fields(indexed, core),
     )
 
 
-def batch_view(indexed: IndexedBatch) -> BatchPublic:
+def batch_view(indexed: IndexedBatch, core: Core | None = None) -> BatchPublic:
     return BatchPublic(
         root=indexed.root,
         model_hash=indexed.model_hash,
         count=indexed.count,
-        **chain_fields(indexed),
+        **chain_fields(indexed, core),
     )
 
 
@@ -94,5 +107,5 @@ def record_view(core: Core, indexed: Indexed) -> RecordPublic:
     elif isinstance(indexed, IndexedModel):
         kind, view = "model", model_view(core, indexed)
     else:
-        kind, view = "batch", batch_view(indexed)
+        kind, view = "batch", batch_view(indexed, core)
     return RecordPublic(kind=kind, **view.model_dump())

@@ -10,6 +10,11 @@ left in the node's pool are never overwritten, and it is re-read from the node a
 send, so a refused transaction never leaves a gap. A transaction that waits too long is
 *replaced*: the same nonce and call signed again with both fees raised by at least
 :data:`FEE_BUMP` (geth refuses a replacement that raises them by less than 10%).
+
+``max_fee_per_gas`` (None: no ceiling) is a fee cap no transaction is ever signed above: a send
+while the base fee is over it raises :class:`~ledger.errors.FeeAboveCeiling` before anything is
+signed, and a replacement that would have to pass it is not made (:meth:`Transactor.replace`
+raises the same), so a fee spike costs waiting, never money past the operator's bound.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from web3.exceptions import (
 from ledger.chain.backends.base import ChainBackend
 from ledger.errors import (
     ChainUnavailable,
+    FeeAboveCeiling,
     GasLimitExceeded,
     LedgerError,
     TransactionFailed,
@@ -39,10 +45,11 @@ from ledger.errors import (
 )
 from ledger.records import hash_hex
 
-__all__ = ["FEE_BUMP", "PRIORITY_FEE", "SignedTx", "Transactor", "guard"]
+__all__ = ["FEE_BUMP", "MIN_REPLACEMENT_BUMP", "PRIORITY_FEE", "SignedTx", "Transactor", "guard"]
 
 PRIORITY_FEE = 10**9  # 1 gwei; local chains ignore it, public ones want some tip
 FEE_BUMP = 1.125  # a replacement raises both fees by 12.5%: geth wants 10%, we keep a margin
+MIN_REPLACEMENT_BUMP = 1.1  # what geth asks of a replacement's fees
 FEE_BLOCK_MAX_AGE = 2.0  # seconds a block read for its base fee stays good enough
 
 T = TypeVar("T")
@@ -81,11 +88,17 @@ class Transactor:
     """Sends transactions signed by ``account``; owns its nonces."""
 
     def __init__(
-        self, backend: ChainBackend, account: LocalAccount, *, receipt_timeout: float = 120.0
+        self,
+        backend: ChainBackend,
+        account: LocalAccount,
+        *,
+        receipt_timeout: float = 120.0,
+        max_fee_per_gas: int | None = None,
     ) -> None:
         self.backend = backend
         self.account = account
         self.receipt_timeout = receipt_timeout
+        self.max_fee_per_gas = max_fee_per_gas
         self._w3 = backend.w3
         self._chain_id: int | None = None
         self._nonce: int | None = None
@@ -119,6 +132,25 @@ class Transactor:
         block = guard(lambda: self._w3.eth.get_block("latest"))
         self.note_block(block)
         return block
+
+    def pending_nonce(self) -> int:
+        """The next nonce the node would take from this account: the chain's count plus the
+        transactions its pool holds at consecutive nonces (it stops at the first gap)."""
+        return guard(lambda: self._w3.eth.get_transaction_count(self.account.address, "pending"))
+
+    def known(self, tx_hash: str) -> bool:
+        """Whether the node holds ``tx_hash`` (in its pool or in a block)."""
+        try:
+            return guard(lambda: self._w3.eth.get_transaction(tx_hash)) is not None  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+
+    def filler(self, nonce: int, *, block: Any | None = None) -> SignedTx:
+        """A transfer of nothing to this account itself at ``nonce``, not yet sent: it fills a
+        nonce that no journaled transaction can (so the ones after it can be mined)."""
+        max_fee, priority = self._fees(block if block is not None else self.fee_block())
+        tx = {"to": self.account.address, "data": "0x"}
+        return self._sign(tx, 21_000, nonce, max_fee, priority)
 
     def confirmed_nonce(self) -> int:
         """How many of this account's transactions the chain holds (the next nonce it expects
@@ -169,8 +201,8 @@ class Transactor:
                     lambda: self._w3.eth.get_transaction_count(self.account.address, "pending")
                 )
                 self._nonce = max(pending, self._floor)
-            base_fee = block.get("baseFeePerGas", 0)
-            signed = self._sign(tx, gas, self._nonce, 2 * base_fee + PRIORITY_FEE, PRIORITY_FEE)
+            max_fee, priority = self._fees(block)
+            signed = self._sign(tx, gas, self._nonce, max_fee, priority)
             try:
                 if before_send is not None:
                     before_send(signed)
@@ -191,7 +223,36 @@ class Transactor:
         priority = math.ceil(signed.priority_fee * FEE_BUMP)
         base_fee = block.get("baseFeePerGas", 0)
         max_fee = max(math.ceil(signed.max_fee * FEE_BUMP), 2 * base_fee + priority)
+        ceiling = self.max_fee_per_gas
+        if ceiling is not None and max_fee > ceiling:
+            max_fee, priority = ceiling, min(priority, ceiling)
+            if max_fee < signed.max_fee * MIN_REPLACEMENT_BUMP or base_fee > ceiling:
+                raise FeeAboveCeiling(
+                    f"the transaction at nonce {signed.nonce} waits: its fee cap "
+                    f"({signed.max_fee} wei) cannot be raised further under "
+                    f"PROVENANCE_MAX_FEE_PER_GAS ({ceiling} wei); the base fee is {base_fee} wei",
+                    base_fee=base_fee,
+                    ceiling=ceiling,
+                )
         return self._sign(signed.tx, signed.gas, signed.nonce, max_fee, priority)
+
+    def _fees(self, block: Any) -> tuple[int, int]:
+        """The fee cap and tip of a new transaction: twice the base fee plus the tip (room for
+        the base fee to rise for a few blocks), never above the ceiling; raises
+        :class:`FeeAboveCeiling` if even the base fee is over it."""
+        base_fee = block.get("baseFeePerGas", 0)
+        max_fee, priority = 2 * base_fee + PRIORITY_FEE, PRIORITY_FEE
+        ceiling = self.max_fee_per_gas
+        if ceiling is None or max_fee <= ceiling:
+            return max_fee, priority
+        if base_fee >= ceiling:
+            raise FeeAboveCeiling(
+                f"the base fee ({base_fee} wei) is above PROVENANCE_MAX_FEE_PER_GAS "
+                f"({ceiling} wei): writes wait until it falls",
+                base_fee=base_fee,
+                ceiling=ceiling,
+            )
+        return ceiling, min(priority, ceiling - base_fee)
 
     def rebroadcast(self, signed: SignedTx) -> bool:
         """Hand ``signed`` to the node (again); False when the node refuses it (it holds it

@@ -11,7 +11,7 @@ the application of events are in :mod:`ledger.index._sync`. Each engine's module
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -98,6 +98,8 @@ class SqlIndex:
         self.chunk_blocks = chunk_blocks
         self._db = db
         self._sync_lock = threading.Lock()
+        # told of every rewind (blocks that left the canonical chain) before it is committed
+        self.on_rewind: Callable[[_sync.Rewind], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -121,10 +123,18 @@ class SqlIndex:
         holds a block that could still be reorganised away. Returns how many record events
         (registrations and revocations) were applied; ``REGISTRAR_ROLE`` changes are indexed
         too (for verification), but not counted. Raises :class:`IndexMismatch` if the index
-        belongs to another contract or chain, or the chain lost the block it last indexed.
+        belongs to another contract or chain. If the chain lost blocks the index held (a
+        reorganisation deeper than the confirmations), they are rewound and read again, and
+        :attr:`on_rewind` is told.
         """
         with self._sync_lock:
-            return _sync.sync(self._db, client, chunk_blocks=self.chunk_blocks, reset=False)
+            return _sync.sync(
+                self._db,
+                client,
+                chunk_blocks=self.chunk_blocks,
+                reset=False,
+                on_rewind=self.on_rewind,
+            )
 
     def rebuild(self, client: LedgerClient) -> int:
         """Drop everything and index ``client``'s contract from its deploy block.

@@ -9,9 +9,15 @@ An index is bound to one contract on one chain: the first sync records the contr
 the chain id and the hash of the last block it indexed. A later sync through a client for
 another contract or chain raises :class:`~ledger.index.base.IndexMismatch` rather than silently
 rebuilding, because that almost always means a data directory pointed at the wrong node, which
-an operator should see. The same error is raised when the chain no longer holds the block the
-index last saw (a reset dev node, a reorganisation deeper than the backend's confirmations).
-A rebuild (``reset=True``) is the explicit way to accept the new chain.
+an operator should see. A rebuild (``reset=True``) is the explicit way to accept another chain.
+
+When the chain no longer holds the block the index last saw (a reorganisation deeper than the
+backend's confirmations, a reset dev node), the sync *rewinds* by itself: it walks the hashes
+it stored for every block holding an event, newest first, down to the newest one the chain
+still holds (the fork point; the contract's deploy block minus one if none is left), deletes
+the events of the blocks above it and reads the chain again from there, all in the same SQLite
+transaction as the new events. The blocks that left are reported to the caller
+(:class:`Rewind`), which re-sends its own writes and tells the operator.
 
 Table layout, schema version 2 (values are 0x-lowercase-hex hashes unless said otherwise). It is
 the layout index files have had since REGISTRAR_ROLE changes were added, so existing files keep
@@ -26,20 +32,32 @@ working; a file of another version is dropped and re-read from the chain on open
   datasets, in the order the event listed them.
 - ``revocations(hash, revoker, reason, tx_hash, block_number, log_index, revoked_at)``.
 - ``registrar_roles(account, block_number, log_index, granted)``: REGISTRAR_ROLE changes.
+- ``blocks(number, hash)``: the hash of every indexed block that holds an event, so a rewind
+  finds its fork point. Added without a version change: a file that lacks it gets it empty, and
+  a rewind on such a file finds no fork point and re-reads from the deploy block.
+
+Over 400 lines because the schema, the event-to-row mapping and the sync transaction that uses
+both are read together; the rewind's helpers live in :mod:`ledger.index._rewind`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from web3.exceptions import BlockNotFound
-
-from ledger.chain._transactor import guard
 from ledger.chain.client import LedgerClient
 from ledger.formats.events import REGISTRAR_ROLE
+from ledger.index._rewind import (
+    Rewind,
+    block_hash,
+    delete_after,
+    find_rewind,
+    forget_quiet_block,
+    insert_block,
+)
 from ledger.index.base import IndexMismatch
 from ledger.records import (
     DatasetRegistered,
@@ -57,6 +75,7 @@ __all__ = [
     "SYNC_LOCK",
     "Binding",
     "RecordEvent",
+    "Rewind",
     "apply_event",
     "apply_events",
     "block_hash",
@@ -128,9 +147,14 @@ CREATE TABLE IF NOT EXISTS registrar_roles (
     PRIMARY KEY (block_number, log_index)
 );
 CREATE INDEX IF NOT EXISTS registrar_roles_account ON registrar_roles (account);
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL
+);
 """
 # Children first: the per-kind tables and inputs reference records.
 _DATA_TABLES = (
+    "blocks",
     "registrar_roles",
     "datasets",
     "models",
@@ -151,6 +175,7 @@ _RECORD_EVENTS = (
     RoleChanged,
 )
 _REGISTRAR_ROLE_HEX = hash_hex(REGISTRAR_ROLE)
+log = logging.getLogger("provenance.index")
 
 
 @dataclass(frozen=True)
@@ -197,30 +222,62 @@ def read_binding(conn: Any) -> Binding:
     )
 
 
-def sync(db: Connections, client: LedgerClient, *, chunk_blocks: int, reset: bool) -> int:
+def sync(
+    db: Connections,
+    client: LedgerClient,
+    *,
+    chunk_blocks: int,
+    reset: bool,
+    on_rewind: Callable[[Rewind], None] | None = None,
+) -> int:
     """Apply the events after the last indexed block (or, with ``reset``, all of them after
     dropping every row) up to the chain's final head; returns the record events applied.
 
-    The caller serialises syncs within its process; SQLite's write lock serialises them across
+    If the chain no longer holds the last indexed block, the orphaned blocks are rewound first
+    (see the module docstring) and ``on_rewind`` is told before the rewind commits (what it does
+    durably is done again if a crash comes in between, as the rewind is found again). The
+    caller serialises syncs within its process; SQLite's write lock serialises them across
     processes, and a sync that finds another process got there first keeps what it applied.
     """
-    # 1. Where to start: after the last indexed block of this very chain and contract.
+    # 1. Where to start: after the last indexed block of this very chain and contract, or
+    #    after the fork point if the chain left some of the indexed blocks.
     chain_id = client.chain_id()
+    rewind: Rewind | None = None
     with db.read() as conn:
         before = read_binding(conn)
-    if not reset:
-        _check_binding(db.path, before, client, chain_id)
+        if not reset:
+            _check_binding(db.path, before, client, chain_id)
+            rewind = find_rewind(conn, client, before.last_block, before.last_block_hash)
     fresh = reset or before.last_block is None
     start = client.deploy_block if fresh else before.last_block + 1  # type: ignore[operator]
-    # 2. Read the events and their blocks' timestamps from the chain, outside any SQLite
-    #    transaction, in chunks a real node accepts.
+    if rewind is not None:
+        start = rewind.fork_block + 1
+    # 2. Read the events and their blocks' timestamps and hashes from the chain, outside any
+    #    SQLite transaction, in chunks a real node accepts.
     head = final_head(client)
+    head_hash = block_hash(client, head) if head >= start else None
     events = _record_events(client, start, head, chunk_blocks)
     timestamps: dict[int, int] = {}
+    hashes: dict[int, str] = {}
     for event in events:
         if event.block_number not in timestamps:
-            timestamps[event.block_number] = client.block_timestamp(event.block_number)
-    head_hash = block_hash(client, head) if head >= start else before.last_block_hash
+            block = client.get_block(event.block_number)
+            timestamps[event.block_number] = block["timestamp"]
+            hashes[event.block_number] = hash_hex(bytes(block["hash"]))
+    moved = head_hash is not None and client.backend.kind != "embedded"
+    if moved and block_hash(client, head) != head_hash:  # reorganised while read: read again
+        return 0
+    if rewind is not None:
+        log.error(
+            "the chain reorganised %d final block(s) (%d-%d) the index held; %d transaction(s) "
+            "left the canonical chain; the index reads them again",
+            rewind.depth,
+            rewind.fork_block + 1,
+            rewind.last_block,
+            len(rewind.tx_hashes),
+        )
+        if on_rewind is not None:  # before the rewind commits: a crash then is told again
+            on_rewind(rewind)
     # 3. Apply them in one transaction (taking turns with other processes' syncs).
     with db.write(lock=SYNC_LOCK) as conn:
         if reset:
@@ -230,11 +287,21 @@ def sync(db: Connections, client: LedgerClient, *, chunk_blocks: int, reset: boo
             floor = start - 1
         else:
             now = read_binding(conn)
-            if now != before:  # another process synced meanwhile: keep what it applied
+            if now != before:  # another process synced (or rewound) meanwhile
                 _check_binding(db.path, now, client, chain_id)
+                if rewind is not None:  # decide again from what it left, next time
+                    return 0
             floor = start - 1 if now.last_block is None else now.last_block
-        applied = apply_events(conn, [e for e in events if e.block_number > floor], timestamps)
-        if head > floor:
+            if rewind is not None:
+                delete_after(conn, rewind.fork_block)
+                floor = rewind.fork_block
+        fresh_events = [e for e in events if e.block_number > floor]
+        applied = apply_events(conn, fresh_events, timestamps)
+        for number in sorted({e.block_number for e in fresh_events}):
+            insert_block(conn, number, hashes[number])
+        if head > floor and head_hash is not None:
+            forget_quiet_block(conn, floor)  # the previous head, unless it holds events
+            insert_block(conn, head, head_hash)
             _set_meta(
                 conn,
                 address=client.address,
@@ -243,6 +310,8 @@ def sync(db: Connections, client: LedgerClient, *, chunk_blocks: int, reset: boo
                 last_block=str(head),
                 last_block_hash=head_hash,
             )
+        elif rewind is not None:
+            _set_fork_meta(conn, client, rewind.fork_block)
         elif reset or before.address is None:
             _set_meta(conn, address=client.address, chain_id=str(chain_id))
     return applied
@@ -328,17 +397,6 @@ def final_head(client: LedgerClient) -> int:
     return client.latest_block() - client.backend.confirmations
 
 
-def block_hash(client: LedgerClient, number: int) -> str | None:
-    """The hash of block ``number`` on the client's chain, or None if the chain is shorter."""
-    if number < 0:
-        return None
-    try:
-        block = guard(lambda: client.backend.w3.eth.get_block(number))
-    except BlockNotFound:  # a node that was reset holds fewer blocks than the index saw
-        return None
-    return None if block is None else hash_hex(bytes(block["hash"]))
-
-
 # -- helpers ----------------------------------------------------------------------------------
 
 
@@ -355,19 +413,16 @@ def _check_binding(path: Path, binding: Binding, client: LedgerClient, chain_id:
             address=client.address,
             chain_id=chain_id,
         )
-    if binding.last_block is None:
+
+
+def _set_fork_meta(conn: Any, client: LedgerClient, fork_block: int) -> None:
+    """After a rewind that read nothing new: the fork point is the last indexed block."""
+    found = block_hash(client, fork_block) if fork_block >= client.deploy_block else None
+    if found is None:
+        conn.execute("DELETE FROM meta WHERE key IN ('last_block', 'last_block_hash')")
         return
-    found = block_hash(client, binding.last_block)
-    if found != binding.last_block_hash:
-        raise IndexMismatch(
-            f"{path} indexed block {binding.last_block} as {binding.last_block_hash}, "
-            f"but the chain now has {found or 'no such block'} there: the chain was reset "
-            "or reorganised",
-            path=str(path),
-            block_number=binding.last_block,
-            indexed_block_hash=binding.last_block_hash,
-            chain_block_hash=found,
-        )
+    insert_block(conn, fork_block, found)
+    _set_meta(conn, last_block=str(fork_block), last_block_hash=found)
 
 
 def _record_events(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ledger.index import _sync
 from ledger.index._sql import DEFAULT_CHUNK_BLOCKS, SqlIndex
+from ledger.index._sync import Rewind
 from ledger.index.base import (
     EventIndex,
     IndexedBatch,
@@ -39,6 +40,7 @@ __all__ = [
     "RecordKindName",
     "Registration",
     "Revocation",
+    "Rewind",
 ]
 
 

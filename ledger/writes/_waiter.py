@@ -1,14 +1,16 @@
-"""The waiter's half of the write pipeline: steps 5-6 of the states written down at the top of
-:mod:`ledger.writes.pipeline` (read the receipts of what is in flight once per new block,
-re-send what waited ``resend_after_blocks`` blocks at the same nonce, answer every request of
-a mined transaction, forget its nonce).
+"""The waiter's half of the write pipeline: steps 4-6 of the states written down at the top of
+:mod:`ledger.writes.pipeline` (read the receipts of what is in flight once per new head,
+re-send what waited ``resend_after_blocks`` blocks or left the node or its block, fill nonce
+gaps, answer every request of a final transaction, mark its nonce done).
 
 Why a module of its own: the pipeline ran past 600 lines as one class. :class:`Waiter` is a
 mixin of :class:`~ledger.writes.pipeline.WritePipeline` and nothing else: it shares the
 pipeline's lock and fields under the rules written there (every shared field is touched under
-``_lock``; only the sender starts a send, only the waiter reads receipts), and it answers
-through the pipeline's ``_answer`` and ``_fail``. The records the two halves hand each other
-(:class:`_Write`, :class:`_InFlight`) are defined here.
+``_lock``; only the sender starts a send, only the waiter reads receipts); ``_answer`` and
+``_fail``, which the sender's half uses too, live here with the records the two halves hand
+each other (:class:`_Write`, :class:`_InFlight`). Over 400 lines because the re-checks of a
+head (receipts, reorganisations, lost transactions, nonce gaps, fee ceiling) are one loop whose
+cases are read together.
 """
 
 from __future__ import annotations
@@ -17,21 +19,32 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import TYPE_CHECKING, Any
 
 from ledger.chain._transactor import SignedTx
 from ledger.chain.client import tx_result
-from ledger.errors import ChainUnavailable, LedgerError, TransactionFailed
+from ledger.errors import ChainUnavailable, FeeAboveCeiling, LedgerError, TransactionFailed
 from ledger.records import hash_hex
-from ledger.writes._items import Included, WriteInput, call_for, culprit, event_key, kind_of
+from ledger.writes._items import (
+    DEDUPED,
+    Included,
+    WriteInput,
+    call_for,
+    culprit,
+    event_key,
+    kind_of,
+)
 
 if TYPE_CHECKING:
     from ledger.writes._journal import TxJournal
 
-__all__ = ["Waiter"]
+__all__ = ["MAX_GAP", "Waiter"]
+
+MAX_GAP = 64  # nonces a gap may span and still be filled (see Waiter._fill_gap)
 
 log = logging.getLogger("provenance.writes")
 
@@ -40,6 +53,7 @@ log = logging.getLogger("provenance.writes")
 class _Request:
     item: WriteInput
     future: Future[Included] = field(default_factory=Future)
+    early: bool = False  # answered at inclusion, before the block is final
 
 
 @dataclass(eq=False)
@@ -61,8 +75,9 @@ class _InFlight:
     writes: list[_Write]
     variants: list[SignedTx]
     sent_at_block: int
-    checked_at_block: int = -1
+    checked_at: bytes = b""  # the hash of the head it was last checked at
     sent_at: float = field(default_factory=time.monotonic)  # when it was last (re)sent
+    mined_in: tuple[int, bytes] | None = None  # (number, hash) of its block, until final
 
 
 class Waiter:
@@ -83,14 +98,42 @@ class Waiter:
     _in_flight: list[_InFlight]
     _last_block: int | None
     _blocks: OrderedDict[bytes, Any]
+    _recent: OrderedDict[str, Included]
+    _recent_size: int
+    _accepted: set[str]
+    _settle: Callable[[Sequence[_Write]], None]  # Recovery's
     _closed: bool
+    deepest_reorg: int
+    waiting_for: str | None
+    resend_orphaned: Callable[[Sequence[str]], int]  # Recovery's
     _waiter: threading.Thread | None
 
-    def _answer(self, write: _Write, included: Included) -> None:
-        raise NotImplementedError  # WritePipeline's
+    def _answer(self, write: _Write, included: Included, *, early: bool = False) -> None:
+        """Answer the requests of a write (``early``: only those that asked to be answered at
+        inclusion; the write stays open until final) and remember it for repeats."""
+        with self._lock:
+            if not early and self._open.get(write.key) is write:
+                del self._open[write.key]
+            if write.kind in DEDUPED or (write.kind is None and ":" not in write.key):
+                self._recent[write.key] = included
+                self._recent.move_to_end(write.key)
+                while len(self._recent) > self._recent_size:
+                    self._recent.popitem(last=False)
+            requests = list(write.requests)
+        for position, request in enumerate(requests):
+            made = position == 0 and write.item is not None
+            if not request.future.done() and (request.early or not early):
+                request.future.set_result(dc_replace(included, created=made))
 
     def _fail(self, write: _Write, exc: LedgerError) -> None:
-        raise NotImplementedError  # WritePipeline's
+        self._settle([write])
+        with self._lock:
+            if self._open.get(write.key) is write:
+                del self._open[write.key]
+            requests = list(write.requests)
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(exc)
 
     def _start_sender(self) -> None:
         raise NotImplementedError  # WritePipeline's
@@ -120,23 +163,114 @@ class Waiter:
                     self._sent.wait(self.poll_interval / 10 if young else self.poll_interval)
 
     def _check(self, flights: list[_InFlight]) -> None:
-        """5. Read the receipts of what is in flight, once per new block; re-send what waited
-        ``resend_after_blocks`` blocks."""
-        head = self.client.latest_block()
+        """5. Read the receipts of what is in flight, once per new head (a new block, or the
+        same height with another hash after a reorganisation); re-send what waited
+        ``resend_after_blocks`` blocks; send again what a reorganisation took out of its block
+        (see :meth:`_orphaned`)."""
+        latest = self.client.get_block("latest")
+        self._transactor.note_block(latest)
+        head, head_hash = latest["number"], bytes(latest["hash"])
         final = head - self.client.backend.confirmations
         for flight in flights:
-            if flight.checked_at_block >= head:
-                continue  # no new block since the last look: nothing can have changed
-            flight.checked_at_block = head
+            if flight.checked_at == head_hash:
+                continue  # no new head since the last look: nothing can have changed
+            flight.checked_at = head_hash
             if flight.sent_at_block < 0:
                 flight.sent_at_block = head
             receipt = self._first_receipt(flight.variants)
             if receipt is not None:
                 if receipt["blockNumber"] <= final:
                     self._included(flight, receipt)
+                else:
+                    self._mined(flight, receipt)
                 continue
-            if head - flight.sent_at_block >= self.resend_after_blocks:
+            if flight.mined_in is not None:
+                self._orphaned(flight, head)
+            elif head > flight.sent_at_block and not self._known(flight):
+                self._missing(flight, head)
+            elif head - flight.sent_at_block >= self.resend_after_blocks:
                 self._resend(flight, head)
+        if any(f.mined_in is None and head > f.sent_at_block >= 0 for f in flights):
+            self._fill_gap(head)
+
+    def _known(self, flight: _InFlight) -> bool:
+        return any(self._transactor.known(v.tx_hash) for v in reversed(flight.variants))
+
+    def _missing(self, flight: _InFlight, head: int) -> None:
+        """3. The node lost it (dropped from its pool, taken out by a reorganisation before
+        this pipeline saw it mined, a node restarted without its pool): the same signed bytes
+        again, at once (fees are raised if the node refuses them, and as usual if it keeps
+        them ``resend_after_blocks`` blocks without mining them)."""
+        if not self._transactor.rebroadcast(flight.variants[-1]):
+            self._resend(flight, head)  # refused as it was (underpriced now): raise the fees
+            return
+        log.warning("transaction at nonce %d was missing from the node: sent again", flight.nonce)
+
+    def _fill_gap(self, head: int) -> None:
+        """3. Nonces below this pipeline's lowest in flight that neither the chain nor the
+        node's pool holds (so nothing after them can be mined): each is sent again from the
+        journal if it holds one, else filled with a transfer of nothing to itself. A gap wider
+        than :data:`MAX_GAP` is not filled (the node is not the chain these nonces were sent
+        to) but logged."""
+        with self._lock:
+            if not self._in_flight:
+                return
+            lowest = min(f.nonce for f in self._in_flight if f.nonce >= 0)
+        pending = self._transactor.pending_nonce()
+        if pending >= lowest:
+            return
+        if lowest - pending > MAX_GAP:
+            log.error("nonces %d-%d are missing from the chain: not filled", pending, lowest - 1)
+            return
+        for nonce in range(pending, lowest):
+            tx_hash = None if self.journal is None else self.journal.newest_at(nonce)
+            if tx_hash is not None and self.resend_orphaned([tx_hash]):
+                continue
+            filler = self._transactor.filler(nonce)
+            if self.journal is not None:
+                self.journal.record(filler, [])
+            flight = _InFlight(nonce, [], [filler], head)
+            with self._lock:
+                self._in_flight.append(flight)
+            self._transactor.rebroadcast(filler)
+            log.warning("nonce %d was missing and nothing journaled fills it: filled", nonce)
+
+    def _mined(self, flight: _InFlight, receipt: Any) -> None:
+        """Mined, not final yet: remember the block by number and hash (in the journal too, so
+        a restart re-checks it), and look again at every new head."""
+        mined_in = (receipt["blockNumber"], bytes(receipt["blockHash"]))
+        if flight.mined_in == mined_in:
+            return
+        flight.mined_in = mined_in
+        if self.journal is not None:
+            self.journal.included(flight.nonce, mined_in[0], hash_hex(mined_in[1]))
+        early = any(r.early and not r.future.done() for w in flight.writes for r in w.requests)
+        if early and receipt["status"] == 1:  # asked to be answered at inclusion: now
+            for write, included in self._inclusions(flight, receipt):
+                self._answer(write, included, early=True)
+
+    def _orphaned(self, flight: _InFlight, head: int) -> None:
+        """Its block left the canonical chain before it was final: back to broadcast, with
+        its journaled signed bytes at the same nonce, and answered when it is mined again."""
+        assert flight.mined_in is not None
+        depth = head - flight.mined_in[0] + 1
+        log.warning(
+            "transaction at nonce %d left the canonical chain with block %d (%s), a "
+            "reorganisation at least %d block(s) deep; sending it again",
+            flight.nonce,
+            flight.mined_in[0],
+            hash_hex(flight.mined_in[1]),
+            depth,
+        )
+        with self._lock:
+            self.deepest_reorg = max(self.deepest_reorg, depth)
+            flight.mined_in = None
+            flight.sent_at_block, flight.sent_at = head, time.monotonic()
+            for write in flight.writes:
+                self._recent.pop(write.key, None)  # not registered while off the chain
+        if self.journal is not None:
+            self.journal.reopen(flight.variants[-1].tx_hash)
+        self._transactor.rebroadcast(flight.variants[-1])
 
     def _first_receipt(self, variants: Sequence[SignedTx]) -> Any | None:
         for signed in reversed(variants):
@@ -157,7 +291,16 @@ class Waiter:
             self._forget(flight)
             self._requeue(flight.writes, alone=False)
             return
-        replacement = self._transactor.replace(flight.variants[-1])
+        try:
+            replacement = self._transactor.replace(flight.variants[-1])
+        except FeeAboveCeiling as exc:  # it waits at the fee it has; handed over again
+            with self._lock:
+                flight.sent_at_block = head
+                if self.waiting_for is None:
+                    log.warning("a write waits: %s", exc)
+                self.waiting_for = str(exc)
+            self._transactor.rebroadcast(flight.variants[-1])
+            return
         if self.journal is not None:
             self.journal.record(replacement, [w.key for w in flight.writes])
         with self._lock:
@@ -175,27 +318,19 @@ class Waiter:
 
     def _included(self, flight: _InFlight, receipt: Any) -> None:
         """5-6. Answer every request of a mined transaction, then forget the nonce."""
-        block = self._block(bytes(receipt["blockHash"]))
         if receipt["status"] == 1:
             tx = tx_result(receipt)
-            events = {
-                key: event
-                for event in self.client.decode_logs(receipt["logs"])
-                if (key := event_key(event)) is not None
-            }
-            for write in flight.writes:
-                event = events.get(write.key)
-                if event is None and write.kind != "role":
+            for write, included in self._inclusions(flight, receipt):
+                if included is None:
                     self._fail(
                         write, TransactionFailed(f"{tx.tx_hash} holds no event for {write.key}")
                     )
-                    continue
-                included = Included(
-                    event, block["timestamp"], tx.tx_hash, tx.block_number, tx.gas_used
-                )
-                self._answer(write, included)
+                else:
+                    self._answer(write, included)
             with self._lock:
                 self._last_block = max(self._last_block or 0, tx.block_number)
+                self.waiting_for = None  # a write went through: whatever held one is past
+            self._settle(flight.writes)
             self._forget(flight)
             return
         self._forget(flight)
@@ -219,6 +354,32 @@ class Waiter:
             self._requeue([w for w in flight.writes if w is not named], alone=False)
         else:
             self._requeue(flight.writes, alone=True)
+
+    def _inclusions(self, flight: _InFlight, receipt: Any) -> list[tuple[_Write, Included | None]]:
+        """Each write of a successful transaction with its inclusion (None: its event is
+        missing), from the receipt's events and its block's time."""
+        block = self._block(bytes(receipt["blockHash"]))
+        tx = tx_result(receipt)
+        events = {
+            key: event
+            for event in self.client.decode_logs(receipt["logs"])
+            if (key := event_key(event)) is not None
+        }
+        found: list[tuple[_Write, Included | None]] = []
+        for write in flight.writes:
+            event = events.get(write.key)
+            missing = event is None and write.kind != "role"
+            found.append(
+                (
+                    write,
+                    None
+                    if missing
+                    else Included(
+                        event, block["timestamp"], tx.tx_hash, tx.block_number, tx.gas_used
+                    ),
+                )
+            )
+        return found
 
     def _block(self, block_hash: bytes) -> Any:
         """A mined block's header (for its time), read once for all its transactions; by hash,

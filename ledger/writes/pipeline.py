@@ -4,8 +4,8 @@ The states (queued, sent, included, failed), the splitting of a batch that rever
 re-send of a stuck transaction are one protocol, and its crash-safety argument is read top to
 bottom here. The parts live beside it: the kinds of write in ``ledger/writes/_items.py``, the
 planning (chunks, the bisecting simulation) in ``ledger/writes/_planning.py``, the waiter's
-half (steps 5-6) in ``ledger/writes/_waiter.py`` and the journal in
-``ledger/writes/_journal.py``.
+half (steps 4-6) in ``ledger/writes/_waiter.py``, the recovery (step 3 after a crash, step 7)
+in ``ledger/writes/_recovery.py`` and the journal in ``ledger/writes/_journal.py``.
 
 A *write* is one record to put on chain (a dataset, a model, a prediction batch, a revocation,
 a registrar change) and the requests waiting for it. The service's threads hand writes to the
@@ -35,14 +35,28 @@ safe.
    and a retried request for one of its records waits for it instead of sending another.
 4. *sent*: in the node's pool. Not mined within ``resend_after_blocks`` blocks, it is signed
    again at the same nonce with both fees raised by 12.5% (journaled first, like any send).
-   If the nonce was used by another transaction meanwhile, its writes are queued again.
-5. *included*: the receipt is read. Success: every request is answered with its record's event
-   and its block's time (the node's own answer; nothing else is read), and the record is kept
-   in :meth:`WritePipeline.recent` for requests that repeat it. A revert: it is replayed on its
+   If the nonce was used by another transaction meanwhile, its writes are queued again. One
+   the node no longer knows (dropped from its pool, a node restarted without its pool) is
+   handed over again as it was at the next head; and nonces below the lowest in flight that
+   neither the chain nor the pool holds are filled, from the journal or with a transfer of
+   nothing to itself, so no write waits behind a nonce nobody will send (``_fill_gap``).
+5. *included*: the receipt is read, and its block's number and hash are noted (in the journal
+   too). Until the block is final (the backend's confirmations deep), every new head (a new
+   block, or the same height under another hash) re-reads the receipt: gone, or in another
+   block, the transaction left the canonical chain, and it goes back to 4 with its journaled
+   signed bytes, same nonce (``_orphaned`` in ``_waiter.py``).
+6. *final*: success: every request is answered with its record's event and its block's time
+   (the node's own answer; nothing else is read), and the record is kept in
+   :meth:`WritePipeline.recent` for requests that repeat it. A revert: it is replayed on its
    parent block to learn which record it names; that write gets the error, the others are
-   queued again (each alone, if the revert names none).
-6. *done*: the journal forgets the nonce. A crash between 5 and 6 re-sends a mined
-   transaction at start-up, which the node refuses as known, and the journal then forgets it.
+   queued again (each alone, if the revert names none). The journal marks the nonce done
+   (keeping its signed bytes for a while). A crash between 5 and 6 re-sends a mined
+   transaction at start-up, which the node refuses as known, and the waiter then finds it.
+7. *orphaned past finality*: a reorganisation deeper than the confirmations takes a final
+   block away. The index notices (its stored block hashes) and names the transactions of the
+   orphaned blocks; :meth:`WritePipeline.resend_orphaned` (``_recovery.py``) re-opens them in
+   the journal *before* the index commits its rewind (a crash in between re-opens them
+   again), sends them again and they go through 4-6 as any other.
 
 The embedded chain has no pool: ``eth_sendRawTransaction`` executes, mines and stores the block
 before it returns, under the process's exclusive lock on the chain directory, so a write there
@@ -78,7 +92,13 @@ from typing import Any
 
 from ledger.chain._transactor import SignedTx
 from ledger.chain.client import LedgerClient
-from ledger.errors import ChainUnavailable, GasLimitExceeded, LedgerError, TransactionFailed
+from ledger.errors import (
+    ChainUnavailable,
+    FeeAboveCeiling,
+    GasLimitExceeded,
+    LedgerError,
+    TransactionFailed,
+)
 from ledger.writes._items import (
     DEDUPED,
     ORDER,
@@ -92,6 +112,7 @@ from ledger.writes._items import (
 )
 from ledger.writes._journal import TxJournal
 from ledger.writes._planning import MAX_TX_BYTES, chunks, simulated
+from ledger.writes._recovery import Recovery
 from ledger.writes._waiter import Waiter, _InFlight, _Request, _Write
 
 __all__ = [
@@ -106,7 +127,7 @@ __all__ = [
 log = logging.getLogger("provenance.writes")
 
 
-class WritePipeline(Waiter):
+class WritePipeline(Recovery, Waiter):
     """Gathers writes from many threads into few transactions; see the module's states.
 
     ``journal`` (RPC nodes) makes sends survive a crash; ``simulate_registrations`` is False
@@ -127,6 +148,7 @@ class WritePipeline(Waiter):
         timeout: float = 120.0,
         recent_size: int = 10_000,
         idle_timeout: float = 2.0,
+        fee_retry: float = 1.0,
     ) -> None:
         if resend_after_blocks < 1:
             raise ValueError("resend_after_blocks must be 1 or more")
@@ -138,6 +160,9 @@ class WritePipeline(Waiter):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.idle_timeout = idle_timeout
+        self.fee_retry = fee_retry  # seconds between fee reads while they are over the ceiling
+        self.waiting_for: str | None = None  # why writes wait (fees over the ceiling), if so
+        self._held_until = 0.0  # no round starts before (monotonic seconds)
         self._transactor = client.transactor
         self._instant = client.backend.kind == "embedded"  # mined inside the send itself
         self._lock = threading.Lock()
@@ -152,24 +177,30 @@ class WritePipeline(Waiter):
         self._recent_size = recent_size
         self._last_block: int | None = None
         self._blocks: OrderedDict[bytes, Any] = OrderedDict()  # recent mined blocks, by hash
+        self.deepest_reorg = 0  # the deepest reorganisation seen to take one of its writes
         self._closed = False
+        self._accepted: set[str] = set()  # keys answered on acceptance, not settled yet
         self._sender: threading.Thread | None = None
         self._waiter: threading.Thread | None = None
 
     # -- the requests' side -------------------------------------------------------------------
 
-    def submit_many(self, items: Sequence[WriteInput]) -> list[Future[Included]]:
+    def submit_many(
+        self, items: Sequence[WriteInput], *, early: bool = False
+    ) -> list[Future[Included]]:
         """Queue ``items`` together (they are gathered into the same round) and return one
-        future each. A write-once record already queued, in flight or just written is not
-        queued again: its future follows that write (``created`` False)."""
-        requests = self._enqueue(items)
+        future each, resolved once the write is final (``early``: once it is included in a
+        block, which a reorganisation may still take away). A write-once record already
+        queued, in flight or just written is not queued again: its future follows that write
+        (``created`` False)."""
+        requests = self._enqueue(items, early)
         with self._lock:
             self._start_sender()
             self._work.notify()
         return [r.future for r in requests]
 
-    def _enqueue(self, items: Sequence[WriteInput]) -> list[_Request]:
-        requests = [_Request(item) for item in items]
+    def _enqueue(self, items: Sequence[WriteInput], early: bool = False) -> list[_Request]:
+        requests = [_Request(item, early=early) for item in items]
         with self._lock:
             if self._closed:
                 raise ChainUnavailable("the write pipeline is closed (the service is stopping)")
@@ -199,15 +230,18 @@ class WritePipeline(Waiter):
             raise result
         return result
 
-    def write_many(self, items: Sequence[WriteInput]) -> list[Included | LedgerError]:
+    def write_many(
+        self, items: Sequence[WriteInput], *, early: bool = False
+    ) -> list[Included | LedgerError]:
         """Write several records together and wait for all of them: each is answered with its
         inclusion or its own error, and one bad record never fails the others.
 
         When no round is being sent, the calling thread sends this one itself (with whatever
         else is queued) instead of handing it to the sender thread and waiting to be woken:
         a lone writer pays for no thread switch, and on the embedded chain its answer is ready
-        when the send returns. Writes arriving meanwhile queue for the next round as usual."""
-        futures = [r.future for r in self._enqueue(items)]
+        when the send returns. Writes arriving meanwhile queue for the next round as usual.
+        ``early``: answered at inclusion (see :meth:`submit_many`)."""
+        futures = [r.future for r in self._enqueue(items, early)]
         batch = self._claim_round()
         if batch is not None:
             self._run_round(batch)
@@ -221,8 +255,13 @@ class WritePipeline(Waiter):
             try:
                 results.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
             except FutureTimeout:
+                waiting = self.waiting_for
                 results.append(
-                    TransactionFailed(f"no receipt within {self.timeout:.0f} s; still in flight")
+                    FeeAboveCeiling(f"not sent within {self.timeout:.0f} s: {waiting}")
+                    if waiting is not None
+                    else TransactionFailed(
+                        f"no receipt within {self.timeout:.0f} s; still in flight"
+                    )
                 )
             except LedgerError as exc:
                 results.append(exc)
@@ -233,6 +272,22 @@ class WritePipeline(Waiter):
         for answering repeats before the event index has caught up), or None."""
         with self._lock:
             return self._recent.get(key)
+
+    def pending(self, key: str) -> str | None:
+        """Where the write of the write-once record ``key`` stands while it is not final
+        (queued, sent at nonce N, mined in block B and not final yet), or None when this
+        pipeline holds no write for it. Read by the service to say ``pending``."""
+        with self._lock:
+            write = self._open.get(key)
+            if write is None:
+                return None
+            flight = next((f for f in self._in_flight if write in f.writes), None)
+            if flight is None:
+                waiting = self.waiting_for
+                return "queued" if waiting is None else f"queued ({waiting})"
+            if flight.mined_in is not None:
+                return f"mined in block {flight.mined_in[0]}, not final yet"
+            return f"sent at nonce {flight.nonce}"
 
     @property
     def waiting(self) -> int:
@@ -266,40 +321,6 @@ class WritePipeline(Waiter):
         if self.journal is not None and not any(t.is_alive() for t in threads):
             self.journal.close()  # a thread still reading receipts keeps it until it exits
 
-    # -- recovery -----------------------------------------------------------------------------
-
-    def recover(self) -> int:
-        """Re-send what the journal says a previous run left in flight, before any new write
-        takes a nonce; returns how many nonces are still in flight."""
-        if self.journal is None:
-            return 0
-        entries = self.journal.entries()
-        if not entries:
-            return 0
-        self._transactor.reserve_through(entries[-1].nonce)
-        confirmed = self._transactor.confirmed_nonce()
-        head = self.client.latest_block()
-        recovered = 0
-        for entry in entries:
-            mined = self._first_receipt(entry.variants)
-            if mined is None and entry.nonce < confirmed:
-                log.warning("nonce %d was used by another transaction; forgotten", entry.nonce)
-                self.journal.done(entry.nonce)
-                continue
-            writes = [_Write(key, None, None, []) for key in entry.keys]
-            flight = _InFlight(entry.nonce, writes, list(entry.variants), head)
-            if mined is None:
-                self._transactor.rebroadcast(entry.variants[-1])
-            with self._lock:
-                for write in writes:
-                    self._open.setdefault(write.key, write)
-                self._in_flight.append(flight)
-                self._start_waiter()
-                self._sent.notify()
-            recovered += 1
-        log.info("recovered %d transaction(s) in flight from the journal", recovered)
-        return recovered
-
     # -- the sender ---------------------------------------------------------------------------
 
     def _start_sender(self) -> None:
@@ -316,7 +337,12 @@ class WritePipeline(Waiter):
         """Take every queued write for a round, unless a round is being sent already (one at a
         time keeps nonces and gathering simple) or too much is in flight; None then."""
         with self._lock:
-            if self._round_active or not self._queue or len(self._in_flight) >= self.max_in_flight:
+            if (
+                self._round_active
+                or not self._queue
+                or len(self._in_flight) >= self.max_in_flight
+                or time.monotonic() < self._held_until
+            ):
                 return None
             self._round_active = True
             batch, self._queue = self._queue, []
@@ -327,6 +353,9 @@ class WritePipeline(Waiter):
         """Send one round, whichever thread claimed it, then let the next one start."""
         try:
             self._send_round(batch)
+            self.waiting_for = None
+        except FeeAboveCeiling as exc:  # nothing signed above the ceiling: wait for a block
+            self._hold(batch, exc)
         except LedgerError as exc:  # the node could not be asked for the fees: nothing was sent
             self._fail_unsent(batch, exc)
         except Exception as exc:  # a bug must not leave requests waiting for ever
@@ -339,6 +368,17 @@ class WritePipeline(Waiter):
                 if self._queue:  # what arrived meanwhile: the sender thread takes it
                     self._start_sender()
                     self._work.notify()
+
+    def _hold(self, batch: list[_Write], exc: FeeAboveCeiling) -> None:
+        """The fees are over the ceiling: what was not sent goes back to the head of the queue,
+        and no round starts for ``fee_retry`` seconds (then the fees are read again)."""
+        with self._lock:
+            sent = {id(w) for flight in self._in_flight for w in flight.writes}
+            self._queue[:0] = [w for w in batch if id(w) not in sent]
+            self._held_until = time.monotonic() + self.fee_retry
+            if self.waiting_for is None:
+                log.warning("writes wait: %s", exc)
+            self.waiting_for = str(exc)
 
     def _fail_unsent(self, batch: list[_Write], exc: LedgerError) -> None:
         with self._lock:
@@ -354,10 +394,15 @@ class WritePipeline(Waiter):
                     not self._queue
                     or self._round_active
                     or len(self._in_flight) >= self.max_in_flight
+                    or (held := self._held_until - time.monotonic()) > 0
                 ):
-                    if self._closed and not self._queue:
+                    held = self._held_until - time.monotonic()
+                    if self._closed and (not self._queue or held > 0):
                         self._sender = None
                         return
+                    if held > 0 and self._queue:  # wait out the hold, then read the fees again
+                        self._work.wait(held)
+                        continue
                     if not self._work.wait(self.idle_timeout) and not self._queue:
                         self._sender = None
                         return
@@ -402,6 +447,9 @@ class WritePipeline(Waiter):
             signed = self._transactor.broadcast(
                 tx, gas=call.gas, block=block, before_send=before_send
             )
+        except FeeAboveCeiling:  # nothing was signed: the round holds these writes
+            self._unsend(flight)
+            raise
         except Exception as exc:  # the node refused it (or never saw it): nothing is in flight
             self._unsend(flight)
             if isinstance(exc, GasLimitExceeded) and len(writes) > 1:  # the limit shrank
@@ -446,29 +494,3 @@ class WritePipeline(Waiter):
             self.client.simulate(call_for(kind, [w.item for w in survivors]))  # type: ignore[misc]
 
         return simulated(writes, simulate, self._fail)
-
-    # -- answers ------------------------------------------------------------------------------
-
-    def _answer(self, write: _Write, included: Included) -> None:
-        with self._lock:
-            if self._open.get(write.key) is write:
-                del self._open[write.key]
-            if write.kind in DEDUPED or (write.kind is None and ":" not in write.key):
-                self._recent[write.key] = included
-                self._recent.move_to_end(write.key)
-                while len(self._recent) > self._recent_size:
-                    self._recent.popitem(last=False)
-            requests = list(write.requests)
-        for position, request in enumerate(requests):
-            made = position == 0 and write.item is not None
-            if not request.future.done():
-                request.future.set_result(dc_replace(included, created=made))
-
-    def _fail(self, write: _Write, exc: LedgerError) -> None:
-        with self._lock:
-            if self._open.get(write.key) is write:
-                del self._open[write.key]
-            requests = list(write.requests)
-        for request in requests:
-            if not request.future.done():
-                request.future.set_exception(exc)

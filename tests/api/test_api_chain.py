@@ -39,6 +39,8 @@ def test_chain_describes_the_ledger(client: TestClient) -> None:
     assert chain["latest_block"] == service.core.backend.w3.eth.block_number
     assert chain["indexed_block"] == chain["latest_block"]
     assert chain["registrar_has_role"] is True
+    assert (chain["confirmations"], chain["deepest_reorg"]) == (0, 0)  # it never reorganises
+    assert chain["deepest_reorg_past_final"] is None
     record = upload(client).json()
     after = client.get("/v1/chain").json()
     assert record["registrant"] == after["registrar"] == chain["registrar"]
@@ -50,7 +52,7 @@ def test_healthz_reports_the_chain_head(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     latest = client.get("/v1/chain").json()["latest_block"]
-    assert response.json() == {"status": "ok", "latest_block": latest}
+    assert response.json() == {"status": "ok", "latest_block": latest, "problems": []}
 
 
 def test_reads_need_no_key(client: TestClient) -> None:

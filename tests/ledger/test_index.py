@@ -14,6 +14,7 @@ import pytest
 from eth_utils import keccak
 
 from ledger.chain.client import LedgerClient
+from ledger.index import _rewind as _index_rewind
 from ledger.index import _sync as _index_sync
 from ledger.index.base import indexed_record
 from ledger.index.fsck import fsck
@@ -164,7 +165,8 @@ def index(request: pytest.FixtureRequest, tmp_path: Path):
         with LedgerIndex(tmp_path / "index.sqlite") as opened:
             yield opened
         return
-    if "anvil" in request.node.callspec.params.values():
+    reorganises = "reorganisation" in request.node.name  # only anvil can: both engines rewind
+    if "anvil" in request.node.callspec.params.values() and not reorganises:
         pytest.skip("the engine is what varies: PostgreSQL runs on the embedded chain only")
     from ledger.index.postgres import PostgresIndex
 
@@ -427,17 +429,47 @@ def test_an_index_refuses_another_contract_until_rebuilt(deployed, index):
         index.sync(client)
 
 
-def test_an_index_refuses_a_chain_that_lost_its_last_block(deployed, index, monkeypatch):
+def test_an_index_rewinds_when_the_chain_lost_its_last_block(deployed, index, monkeypatch):
     client = deployed.registrar
     register(client, RAW)
     index.sync(client)
-    # What a reset dev node or a deep reorganisation looks like: same contract address and
-    # chain id, but another block at the height the index last saw.
+    rewinds = []
+    index.on_rewind = rewinds.append
+    # What a reset dev node or a reorganisation past every stored block looks like: same
+    # contract address and chain id, another hash at every height. No fork point is left, so
+    # the index re-reads everything from the deploy block, by itself.
     monkeypatch.setattr(_index_sync, "block_hash", lambda client, number: h(31337))
-    with pytest.raises(IndexMismatch, match="reset or reorganised"):
-        index.sync(client)
+    monkeypatch.setattr(_index_rewind, "block_hash", lambda client, number: h(31337))
+    assert index.sync(client) == 1
+    assert [r.fork_block for r in rewinds] == [client.deploy_block - 1]
+    assert rewinds[0].tx_hashes == (expected_dataset(client, RAW).registration.tx_hash,)
     monkeypatch.undo()
+    assert index.dataset(RAW) == expected_dataset(client, RAW)
+    index.sync(client)  # the real hashes differ from the patched ones: one more rewind
     assert index.sync(client) == 0
+    assert len(rewinds) == 2
+    assert index.dataset(RAW) == expected_dataset(client, RAW)
+
+
+@pytest.mark.anvil
+def test_an_index_rewinds_a_real_reorganisation_to_its_fork_point(chain, deployed, index):
+    if chain.node is None:
+        pytest.skip("the embedded chain never reorganises")
+    client = deployed.registrar
+    register(client, RAW)
+    kept = index.sync(client), client.latest_block()
+    register(client, RAW2)
+    assert index.sync(client) == 1
+    orphan = index.dataset(RAW2).registration.tx_hash
+    rewinds = []
+    index.on_rewind = rewinds.append
+    chain.node.rpc("anvil_reorg", 1, [])  # the last block, with RAW2, replaced by an empty one
+    assert index.sync(client) == 0
+    assert [(r.fork_block, r.tx_hashes) for r in rewinds] == [(kept[1], (orphan,))]
+    assert rewinds[0].depth == 1
+    assert index.dataset(RAW2) is None
+    assert index.dataset(RAW) == expected_dataset(client, RAW)
+    assert index.sync(client) == 0 and len(rewinds) == 1  # followed, no more rewinds
 
 
 # -- threads ------------------------------------------------------------------------------------
@@ -550,6 +582,9 @@ V2_COLUMNS = {
     ],
     "registrar_roles": ["account", "block_number", "log_index", "granted"],
 }
+# Added to version 2 without a bump, because it only adds: an older build ignores the table, and
+# a file without it (or with rows an older build did not add) rewinds to an older fork point.
+ADDED_TABLES = {"blocks": ["number", "hash"]}
 
 
 def _columns(db: sqlite3.Connection, table: str) -> list[str]:
@@ -561,8 +596,9 @@ def test_the_file_keeps_the_schema_version_2_layout(index):
     assert _index_sync.SCHEMA_VERSION == "2"
     with sqlite3.connect(index.path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert tables == set(V2_COLUMNS)
+        assert tables == set(V2_COLUMNS) | set(ADDED_TABLES)
         assert {t: _columns(db, t) for t in V2_COLUMNS} == V2_COLUMNS
+        assert {t: _columns(db, t) for t in ADDED_TABLES} == ADDED_TABLES
         assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
 
 

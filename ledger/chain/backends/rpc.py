@@ -8,21 +8,35 @@ from typing import ClassVar
 from web3 import HTTPProvider, Web3
 
 from ledger.chain.backends.base import ChainBackend
+from ledger.errors import ChainUnavailable
 
-__all__ = ["RpcBackend"]
+__all__ = ["DEV_CHAIN_IDS", "PUBLIC_CONFIRMATIONS", "RpcBackend", "default_confirmations"]
+
+# Development nodes (anvil and hardhat: 31337; geth --dev: 1337) have one block producer and
+# never reorganise unless told to: a block is final when it is mined.
+DEV_CHAIN_IDS = frozenset({31337, 1337})
+# Elsewhere, a block is final two Ethereum epochs deep (2 x 32 slots): where proof-of-stake
+# Ethereum finalises, and deeper than any reorganisation seen on it or on the L2s built on it.
+PUBLIC_CONFIRMATIONS = 64
+
+
+def default_confirmations(chain_id: int) -> int:
+    """The confirmations a write needs to be final on ``chain_id`` when none are set."""
+    return 0 if chain_id in DEV_CHAIN_IDS else PUBLIC_CONFIRMATIONS
 
 
 class RpcBackend(ChainBackend):
     """A node reached over HTTP JSON-RPC.
 
     ``confirmations`` blocks must sit on top of a write's block before it counts as final
-    (0 suits an instant-finality dev node; a public chain wants more).
+    (0 suits an instant-finality dev node; a public chain wants more). None: the chain's
+    default (:func:`default_confirmations`), decided from its chain id when first needed.
     """
 
     kind: ClassVar[str] = "rpc"
 
-    def __init__(self, url: str, *, confirmations: int = 0, timeout: float = 10.0) -> None:
-        if confirmations < 0:
+    def __init__(self, url: str, *, confirmations: int | None = 0, timeout: float = 10.0) -> None:
+        if confirmations is not None and confirmations < 0:
             raise ValueError("confirmations must be 0 or more")
         self.url = url
         self._confirmations = confirmations
@@ -34,4 +48,10 @@ class RpcBackend(ChainBackend):
 
     @property
     def confirmations(self) -> int:
+        if self._confirmations is None:
+            try:
+                chain_id = self._w3.eth.chain_id
+            except Exception as exc:  # the node is away: nothing can be final yet
+                raise ChainUnavailable(f"the chain node is unreachable: {exc}") from exc
+            self._confirmations = default_confirmations(chain_id)
         return self._confirmations

@@ -74,6 +74,10 @@ CREATE TABLE registrar_roles (
     PRIMARY KEY (block_number, log_index)
 );
 CREATE INDEX registrar_roles_account ON registrar_roles (account);
+CREATE TABLE blocks (
+    number BIGINT PRIMARY KEY,
+    hash TEXT NOT NULL
+);
 CREATE TABLE api_keys (
     key_id TEXT PRIMARY KEY,
     digest TEXT NOT NULL UNIQUE,
@@ -90,6 +94,7 @@ CREATE TABLE deployment (
 _DROP = (
     "deployment",
     "api_keys",
+    "blocks",
     "registrar_roles",
     "revocations",
     "inputs",
