@@ -18,10 +18,17 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from fastapi.testclient import TestClient
 
+from api.schemas import ReceiptPublic
 from api.service._core import Core
 from api.settings import Settings
 from ledger.formats.merkle import leaf_hash, verify_proof
-from ledger.formats.receipts import RECEIPT_LEAF_ENCODING, Receipt, receipt_leaf, typed_data
+from ledger.formats.receipts import (
+    RECEIPT_LEAF_ENCODING,
+    Receipt,
+    receipt_leaf,
+    receipt_leaf_hash,
+    typed_data,
+)
 from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, train, upload
 
 TIMEOUT = 60.0  # seconds; only ever reached when anchoring is broken
@@ -36,6 +43,7 @@ RECEIPT_FIELDS = {
     "service",
     "signature",
 }
+FORMAT_FIELDS = {"format", "signed_root", "signed_proof"}
 ANCHOR_FIELDS = {"status", "batch_id", "root", "leaf", "proof", "tx_hash", "block_number"}
 
 
@@ -107,12 +115,18 @@ def test_predict_hands_out_one_signed_receipt_per_row(client: TestClient) -> Non
             receipt["output_hash"]
             == "0x" + hashlib.sha256(json.dumps(prediction).encode()).hexdigest()
         )
+        # Format 2: one signature over the request's root, and this receipt's proof to it.
+        assert receipt["format"] == 2 and receipt["signature"] == receipts[0]["signature"]
+        assert receipt["signed_root"] == receipts[0]["signed_root"]
+        parsed = Receipt.model_validate({k: receipt[k] for k in RECEIPT_FIELDS | FORMAT_FIELDS})
+        assert verify_proof(parsed.signed_root, receipt_leaf_hash(parsed), parsed.signed_proof)
         # EIP-712, checked with eth-account rather than our own code.
-        parsed = Receipt.model_validate({k: receipt[k] for k in RECEIPT_FIELDS})
         message = encode_typed_data(full_message=typed_data(parsed, core.domain))
         assert (
             Account.recover_message(message, signature=receipt["signature"]) == chain["registrar"]
         )
+        # The answer's text is the documented schema, and the stored receipt is the same one.
+        assert ReceiptPublic.model_validate(receipt).model_dump(mode="json") == receipt
         assert core.domain.verifying_contract == chain["contract_address"]
         # Written before the answer: the service can already show it.
         assert _get(client, receipt)["status"] == "pending"

@@ -216,6 +216,7 @@ def test_the_book_is_a_receipt_store_and_the_names_stay_importable(setup: Setup)
     assert isinstance(setup.book, ReceiptStore)
     assert {
         "add",
+        "add_issued",
         "get",
         "counts",
         "pending_count",
