@@ -157,7 +157,7 @@ def test_the_book_keeps_its_on_disk_format_and_durability(setup: Setup) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {
             table: [column[1] for column in db.execute(f"PRAGMA table_info({table})")]
-            for table in ("receipts", "batches")
+            for table in ("receipts", "batches", "models")
         }
         stored = db.execute("SELECT receipt_id, model_hash, body, input FROM receipts").fetchone()
     assert tables == {
@@ -181,7 +181,11 @@ def test_the_book_keeps_its_on_disk_format_and_durability(setup: Setup) -> None:
             "block_number",
             "error",
             "planned_at",
+            "first_seq",
+            "last_seq",
+            "leaves",
         ],
+        "models": ["model_hash", "planned_through"],
     }
     assert stored == (
         "0x" + receipt.receipt_id.hex(),
