@@ -76,7 +76,7 @@ class Predictions:
         outputs = result.receipt_outputs()
         issued = self._issue(model.model_hash, rows, outputs)
         core.receipts.add_issued(issued)  # durable before anyone sees them
-        core.anchorer.notify()
+        core.anchorer.notify(len(issued))
         extra = _PENDING if core.settings.receipt_format == 2 else _FORMAT_1 + _PENDING
         receipts = ",".join(item.body[:-1] + extra for item in issued)
         values = json.dumps(list(result.values), allow_nan=False, separators=(",", ":"))

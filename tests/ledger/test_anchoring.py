@@ -477,6 +477,36 @@ def test_the_thread_anchors_when_n_are_pending(setup: Setup) -> None:
     _assert_anchored_and_provable(setup, first + second)
 
 
+def test_announced_receipts_wake_the_thread_only_once_a_batch_is_due(setup: Setup) -> None:
+    """notify(n) counts what requests announce: below the batch size the thread is not woken
+    (no count of the book per request); the announcement that reaches it wakes the thread."""
+    anchorer = setup.anchorer(batch_size=5, interval=3600)
+    counted = []
+    pending_count = setup.book.pending_count
+
+    def counting() -> int:
+        counted.append(1)
+        return pending_count()
+
+    setup.book.pending_count = counting  # type: ignore[method-assign]
+    anchorer.start()
+    try:
+        _wait_until(lambda: len(counted) == 1, "the thread's first look at the book")
+        setup.issue(2)
+        anchorer.notify(2)
+        setup.issue(2)
+        anchorer.notify(2)
+        time.sleep(0.3)
+        assert len(counted) == 1 and setup.book.counts()["pending"] == 4  # not woken
+        setup.issue(1)
+        anchorer.notify(1)
+        _wait_until(lambda: setup.book.counts()["anchored"] == 5, "five receipts are anchored")
+    finally:
+        anchorer.stop()
+    [event] = setup.anchored_on_chain()
+    assert event.count == 5
+
+
 def test_the_thread_anchors_after_the_interval(setup: Setup) -> None:
     anchorer = setup.anchorer(batch_size=1000, interval=0.2)
     anchorer.start()
