@@ -39,7 +39,7 @@ from ledger.formats.receipts import (
 )
 from ml.hashing import canonical_json, to_hex
 
-__all__ = ["ReceiptSigner", "recover_signer"]
+__all__ = ["ReceiptSigner", "recover_root_signer", "recover_signer"]
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _SECP256K1_N // 2
@@ -224,6 +224,16 @@ def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
             )
         return _root_signer(receipt.signed_root or b"", receipt.signature, domain)
     return _recover(receipt_digest(receipt, domain), receipt.signature)
+
+
+def recover_root_signer(root: bytes, signature: bytes, domain: ReceiptDomain) -> str:
+    """Who signed a request's ``root`` (format 2), for a verifier that folded the receipt's
+    proof itself (:func:`recover_signer` does both). Cached per root and signature.
+
+    Raises:
+        InvalidSignatureError: the signature is malformed or malleable, or recovers no key.
+    """
+    return _root_signer(root, signature, domain)
 
 
 @lru_cache(maxsize=4096)
