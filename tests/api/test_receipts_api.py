@@ -216,6 +216,27 @@ def test_receipts_survive_a_clean_restart(settings: Settings) -> None:
             _assert_anchored(client, _get(client, receipt))
 
 
+def test_a_service_set_to_format_1_signs_each_receipt_and_both_formats_verify(
+    settings: Settings,
+) -> None:
+    """An operator whose clients' verifiers predate format 2 issues format 1
+    (``receipt_format = 1``); receipts of both formats, in one book and one batch, verify."""
+    with authorized_client(settings) as client:
+        model = _model(client)
+        newer = _predict(client, model, ROWS)
+    with authorized_client(settings.model_copy(update={"receipt_format": 1})) as client:
+        older = _predict(client, model, ROWS)
+        assert [r["format"] for r in older] == [1] * len(ROWS)
+        assert {r["signed_root"] for r in older} == {None}
+        assert len({r["signature"] for r in older}) == len(ROWS)  # one signature each
+        [batch] = _ok(client.post("/v1/anchor"))["batches"]
+        assert batch["count"] == 2 * len(ROWS)
+        for receipt in newer + older:
+            report = _ok(client.post("/v1/verify/receipt", json={"receipt": receipt}))
+            assert report["verdict"] == "valid", report
+            _assert_anchored(client, _get(client, receipt))
+
+
 # ---------------------------------------------------------------------------------------------
 # The anchorer thread behind the API
 # ---------------------------------------------------------------------------------------------
