@@ -84,16 +84,27 @@ def migrate(db: sqlite3.Connection) -> None:
 
 
 class TreeCache:
-    """The trees of the last few range batches, by root (a batch's tree never changes)."""
+    """The trees of the last few range batches, by root (a batch's tree never changes), up to
+    ``max_leaves`` leaves in all (a tree of n leaves holds 2n - 1 hashes as Python objects,
+    about 150 bytes each: the default bounds the cache near 80 MB; the newest tree is always
+    kept)."""
 
-    def __init__(self, size: int = 16) -> None:
-        self._size = size
+    def __init__(self, max_leaves: int = 262_144) -> None:
+        self._max_leaves = max_leaves
+        self._leaves = 0
         self._trees: dict[str, LeafHashTree] = {}
 
     def get(self, root: str) -> LeafHashTree | None:
-        return self._trees.get(root)
+        tree = self._trees.pop(root, None)
+        if tree is not None:  # most recently used last
+            self._trees[root] = tree
+        return tree
 
     def put(self, root: str, tree: LeafHashTree) -> None:
+        if root in self._trees:
+            return
         self._trees[root] = tree
-        while len(self._trees) > self._size:
-            del self._trees[next(iter(self._trees))]
+        self._leaves += len(tree)
+        while self._leaves > self._max_leaves and len(self._trees) > 1:
+            oldest = next(iter(self._trees))
+            self._leaves -= len(self._trees.pop(oldest))

@@ -135,3 +135,20 @@ def test_a_book_written_before_issue_26_reads_and_plans_on(tmp_path: Path) -> No
     assert book.counts() == {"pending": 0, "anchored": 6, "failed": 0}
     assert book.get(to_hex(old[0].receipt_id)).batch_id == root  # type: ignore[union-attr]
     book.close()
+
+
+def test_the_tree_cache_is_bounded_by_leaves_and_keeps_the_newest() -> None:
+    from ledger.formats.merkle import LeafHashTree
+    from ledger.storage._receipt_schema import TreeCache
+
+    def tree(n: int) -> LeafHashTree:
+        return LeafHashTree([bytes([k]) * 32 for k in range(n)])
+
+    cache = TreeCache(max_leaves=10)
+    cache.put("a", tree(4))
+    cache.put("b", tree(4))
+    assert cache.get("a") is not None  # used: now the most recent
+    cache.put("c", tree(4))
+    assert cache.get("b") is None and cache.get("a") is not None
+    cache.put("d", tree(20))  # larger than the bound alone: kept, all others go
+    assert cache.get("d") is not None and cache.get("a") is None and cache.get("c") is None
