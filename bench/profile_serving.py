@@ -1,5 +1,5 @@
-"""Profile the service under the load of ``bench.bench_serving`` with py-spy (not a project
-dependency: ``pip install py-spy==0.4.3``), for the figures BENCHMARKS.md gives per component:
+"""Profile the service under the load of ``bench.bench_serving`` with py-spy (the ``profile``
+extra: ``pip install -e ".[profile]"``), for the figures BENCHMARKS.md gives per component:
 
     python -m bench.profile_serving OUT.txt [--rows 100] [--requests 40] [--gil]
 
