@@ -32,12 +32,13 @@ __all__ = [
 T = TypeVar("T")
 
 
-def get_service(request: Request) -> Service:
-    """The service opened by the app's lifespan."""
+async def get_service(request: Request) -> Service:
+    """The service opened by the app's lifespan (``async``: a plain ``def`` dependency costs
+    every request a hop to the thread pool and back, for an attribute read)."""
     return request.app.state.service
 
 
-def get_work(request: Request) -> WorkPool:
+async def get_work(request: Request) -> WorkPool:
     """The app's pool for expensive work (``api/jobs.py``)."""
     return request.app.state.work
 

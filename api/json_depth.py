@@ -15,8 +15,31 @@ __all__ = ["depth_past", "json_depth"]
 _JSON_TOKENS = re.compile(rb'"(?:\\.|[^"\\])*"|[\[\]{}]')
 
 
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 def json_depth(body: bytes) -> int:
-    """The deepest nesting of arrays and objects in a JSON text (strings skipped)."""
+    """The deepest nesting of arrays and objects in a JSON text (strings skipped).
+
+    A text with no backslash and an even number of quotes has no escaped quote, so every other
+    quote-separated piece is outside the strings: its brackets are all that count, found by a
+    few C calls (a 100-row prediction has a thousand strings, and the body of every request is
+    measured). Anything else is scanned token by token; both give the same answer."""
+    if b"\\" not in body and body.count(b'"') % 2 == 0:
+        brackets = b"".join(body.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
+        depth = deepest = 0
+        for bracket in brackets:
+            if bracket in (91, 123):  # [ {
+                depth += 1
+                if depth > deepest:
+                    deepest = depth
+            else:
+                depth -= 1
+        return deepest
+    return _scanned_depth(body)
+
+
+def _scanned_depth(body: bytes) -> int:
     depth = deepest = 0
     for match in _JSON_TOKENS.finditer(body):
         token = match.group()

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
 
     anchor_batch_size: int = Field(1024, ge=1, description="anchor when this many are pending")
     anchor_interval: float = Field(5.0, gt=0, description="or when the oldest is this old (s)")
+    receipt_format: Literal[1, 2] = Field(
+        2, description="2: one signature per request over its receipts' Merkle root; 1: per row"
+    )
 
     public_read: bool = Field(True, description="reads and verification need no key")
     session_max_age: int = Field(

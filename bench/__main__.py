@@ -32,6 +32,7 @@ BENCHMARKS = {
     "gas": "bench.bench_gas",
     "registration": "bench.bench_registration",
     "receipts": "bench.bench_receipts",
+    "serving": "bench.bench_serving",
     "verification": "bench.bench_verification",
     "hashing": "bench.bench_memory",
     "scale": "bench.bench_scale",

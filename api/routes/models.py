@@ -17,6 +17,7 @@ from api.deps import (
 from api.schemas import ModelCreate, ModelPublic, ModelsPublic, PredictCreate, PredictPublic
 
 router = APIRouter(prefix="/models", tags=["models"])
+JSON = "application/json"
 
 
 @router.post(
@@ -66,6 +67,8 @@ def get_model_content(service: ServiceDep, _: ReadAccess, model_hash: HashPath) 
 @router.post("/{model_hash}/predict", response_model=PredictPublic)
 def predict(
     service: ServiceDep, _: RegistrarAccess, model_hash: HashPath, body: PredictCreate
-) -> PredictPublic:
-    """Predict for each row; every prediction gets a signed receipt."""
-    return service.predictions.predict(model_hash, body.rows)
+) -> Response:
+    """Predict for each row; every prediction gets a signed receipt (format 2: one signature
+    over the Merkle root of the request's receipts, each receipt with its proof)."""
+    # Written by the service from the texts it stored (api/service/predictions.py).
+    return Response(service.predictions.predict(model_hash, body.rows), media_type=JSON)

@@ -48,6 +48,13 @@ class ReceiptPublic(_Public):
     issued_at: UnixTime
     service: Address
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+    format: Literal[1, 2] = Field(
+        1, description="1: signed alone; 2: signed with its request, over signed_root"
+    )
+    signed_root: Hash | None = Field(None, description="format 2: the root the signature signs")
+    signed_proof: list[Hash] | None = Field(
+        None, description="format 2: sibling hashes from this receipt's leaf to signed_root"
+    )
     status: Literal["pending", "anchored", "failed"]
     batch_id: Hash | None = None
     root: Hash | None = None

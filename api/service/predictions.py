@@ -1,22 +1,38 @@
-"""Predictions (flow 4): run a live model on input rows and sign one receipt per row; and
-re-run a receipt's prediction for verification."""
+"""Predictions (flow 4): run a live model on input rows and issue one receipt per row; and
+re-run a receipt's prediction for verification.
+
+The prediction path is the service's hot path, so each row's canonical JSON and hashes are
+computed once (:meth:`ReceiptSigner.sign_request` signs a request's receipts with one signature,
+format 2), the receipt book stores the texts made here, and the answer is written from those
+same texts: nothing is validated or serialised a second time (the route documents the answer
+as :class:`~api.schemas.PredictPublic`; ``tests/api/test_receipts_api.py`` holds the text to
+that schema).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from api.errors import LimitExceeded, RecordTainted
-from api.schemas import PredictPublic, ReceiptPublic
 from api.service._core import Core
 from api.service.models import Models
 from ledger.errors import RecordIsRevoked
-from ledger.formats.receipts import input_hash
+from ledger.formats.receipt_requests import IssuedReceipt
 from ledger.index.lineage import first_revoked_ancestor
-from ledger.storage.receipt_book import StoredReceipt
+from ledger.storage.receipt_book import issued_receipts
 from ml.artifacts import LoadedModel, load_model
-from ml.hashing import to_hex
+from ml.hashing import canonical_json, to_hex
 
 __all__ = ["Predictions"]
+
+# What a just-issued receipt adds to its fields in the answer (StoredReceipt.to_json, pending).
+_PENDING = (
+    ',"status":"pending","batch_id":null,"root":null,"leaf":null,"proof":null,'
+    '"tx_hash":null,"block_number":null,"error":null}'
+)
+_FORMAT_1 = ',"format":1,"signed_root":null,"signed_proof":null'
 
 
 class Predictions:
@@ -44,9 +60,10 @@ class Predictions:
             ),
         )
 
-    def predict(self, model_hash: str, rows: list[dict[str, Any]]) -> PredictPublic:
-        """Run the model on ``rows`` and sign one receipt per row (flow 4); the receipts are
-        durable before this returns, and the anchorer batches them on chain."""
+    def predict(self, model_hash: str, rows: list[dict[str, Any]]) -> bytes:
+        """Run the model on ``rows`` and issue one receipt per row (flow 4); the receipts are
+        durable before this returns, and the anchorer batches them on chain. Returns the
+        answer, a :class:`~api.schemas.PredictPublic` as JSON."""
         core = self._core
         if len(rows) > core.settings.max_predict_rows:
             raise LimitExceeded(
@@ -55,24 +72,45 @@ class Predictions:
             )
         model = self.live(model_hash)
         model_hash = to_hex(model.model_hash)  # normalised: the index lookup is done once
-        result = model.predict(rows)
+        result = model.predict(rows)  # every row checked: a JSON object of numbers
         outputs = result.receipt_outputs()
-        receipts = [
-            core.signer.sign(model_hash=model_hash, input_hash=input_hash(row), output=output)
-            for row, output in zip(rows, outputs, strict=True)
-        ]
-        core.receipts.add(receipts, rows)  # durable before anyone sees them
-        core.anchorer.notify()
-        return PredictPublic(
-            model_hash=model_hash,
-            predictions=list(result.values),
-            probabilities=result.class_probabilities(),
-            # Signed here a moment ago: valid by construction, so not validated a second time.
-            receipts=[
-                ReceiptPublic.model_construct(**StoredReceipt(r, None, "pending").to_json())
-                for r in receipts
-            ],
+        issued = self._issue(model.model_hash, rows, outputs)
+        core.receipts.add_issued(issued)  # durable before anyone sees them
+        core.anchorer.notify(len(issued))
+        extra = _PENDING if core.settings.receipt_format == 2 else _FORMAT_1 + _PENDING
+        receipts = ",".join(item.body[:-1] + extra for item in issued)
+        values = json.dumps(list(result.values), allow_nan=False, separators=(",", ":"))
+        probabilities = json.dumps(
+            result.class_probabilities(), allow_nan=False, separators=(",", ":")
         )
+        return (
+            f'{{"model_hash":"{model_hash}","predictions":{values},'
+            f'"probabilities":{probabilities},"receipts":[{receipts}]}}'
+        ).encode()
+
+    def _issue(
+        self, model_hash: bytes, rows: list[dict[str, Any]], outputs: list[Any]
+    ) -> list[IssuedReceipt]:
+        """Sign the rows' receipts: one signature over the request (format 2, the default) or
+        one per row (format 1, ``receipt_format = 1``)."""
+        signer = self._core.signer
+        if self._core.settings.receipt_format == 1:
+            receipts = [
+                signer.sign(
+                    model_hash=model_hash,
+                    input_hash=hashlib.sha256(canonical_json(row)).digest(),
+                    output=output,
+                )
+                for row, output in zip(rows, outputs, strict=True)
+            ]
+            return issued_receipts(receipts, rows)
+        texts = [canonical_json(row) for row in rows]
+        signed = signer.sign_request(
+            model_hash=model_hash,
+            input_hashes=[hashlib.sha256(text).digest() for text in texts],
+            outputs=outputs,
+        )
+        return signed.issued([text.decode("utf-8") for text in texts])
 
     def reproduce_output(self, model_hash: str, row: dict[str, Any]) -> Any:
         """What the stored model outputs for ``row``, in a receipt's ``output`` form.

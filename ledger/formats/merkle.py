@@ -20,6 +20,10 @@ the npm library would take) is refused with :class:`LeafEncodingError` rather th
 supported. Building is the hot path (a batch or a dataset can have a million leaves), so bulk
 hashing goes through :mod:`ledger.formats._keccak`'s native state. The tests check the encoding
 against ``eth_abi`` and whole trees against the npm library.
+
+:class:`LeafHashTree` is the same tree built from leaf hashes a caller already has (a request's
+receipts, a batch of them): it is why this module runs past 400 lines, since it shares the
+array layout with :class:`StandardMerkleTree` and must never drift from it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 from eth_utils import is_checksum_address
 
 from ledger.errors import LedgerError
-from ledger.formats import _keccak
+from ledger.formats import _keccak, _treehash
 from ml.hashing import to_hex
 
 __all__ = [
@@ -41,6 +45,7 @@ __all__ = [
     "InvalidProofError",
     "InvalidTreeError",
     "LeafEncodingError",
+    "LeafHashTree",
     "LeafIndexError",
     "MerkleError",
     "StandardMerkleTree",
@@ -242,6 +247,64 @@ _ZERO32 = bytes(32)
 _ENCODING_FAILURES = (LeafEncodingError, TypeError, ValueError, OverflowError)
 
 
+def _layout(
+    hashes: Sequence[bytes], sort_leaves: bool, node: Callable[[bytes, bytes], bytes]
+) -> tuple[list[bytes], list[int]]:
+    """The npm library's node array over leaf ``hashes`` (root first, leaves at the end in
+    reverse order, sorted by hash when asked), and where each given leaf sits in it."""
+    n = len(hashes)
+    order = sorted(range(n), key=hashes.__getitem__) if sort_leaves else range(n)
+    tree: list[bytes] = [_ZERO32] * (n - 1) + [hashes[i] for i in reversed(order)]
+    tree_index = [0] * n
+    last = 2 * n - 2
+    for position, value_index in enumerate(order):
+        tree_index[value_index] = last - position
+    if _treehash.NATIVE and n > 2:
+        # The children of nodes lo..start-1 are the contiguous tree[2lo+1 : 2start+1]: one
+        # native call per level hashes them all (sorted pairs, the same bytes as ``node``).
+        start = n - 1
+        while start > 0:
+            lo = start // 2
+            parents = _treehash.parents(b"".join(tree[2 * lo + 1 : 2 * start + 1]))
+            tree[lo:start] = [parents[k : k + 32] for k in range(0, len(parents), 32)]
+            start = lo
+    else:
+        for i in range(n - 2, -1, -1):
+            tree[i] = node(tree[2 * i + 1], tree[2 * i + 2])
+    return tree, tree_index
+
+
+class LeafHashTree:
+    """A StandardMerkleTree known by its leaf hashes only (sorted, as the npm library's): the
+    same root and proofs as :meth:`StandardMerkleTree.of` over the values behind them, for a
+    caller that hashed its leaves already (the receipts of a request or of a batch)."""
+
+    __slots__ = ("_tree", "_tree_index")
+
+    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
+        if not leaf_hashes:
+            raise InvalidTreeError("a Merkle tree needs at least one leaf")
+        if any(type(h) is not bytes or len(h) != 32 for h in leaf_hashes):
+            raise InvalidTreeError("a leaf hash is 32 bytes")
+        self._tree, self._tree_index = _layout(leaf_hashes, True, _keccak.FALLBACK.node)
+
+    @property
+    def root(self) -> bytes:
+        """The 32-byte root."""
+        return self._tree[0]
+
+    def __len__(self) -> int:
+        return len(self._tree_index)
+
+    def proof(self, index: int) -> list[bytes]:
+        """The sibling hashes from leaf ``index`` (in the order given) up to the root."""
+        position, tree, proof = self._tree_index[index], self._tree, []
+        while position > 0:
+            proof.append(tree[position + 1 if position % 2 else position - 1])
+            position = (position - 1) // 2
+        return proof
+
+
 class StandardMerkleTree:
     """A Merkle tree in OpenZeppelin's standard format. Build it with :meth:`of`.
 
@@ -306,15 +369,7 @@ class StandardMerkleTree:
                     raise LeafEncodingError(
                         f"value {i} {_short(v)} does not fit ({types}): {exc}"
                     ) from None
-        n = len(hashes)
-        order = sorted(range(n), key=hashes.__getitem__) if sort_leaves else range(n)
-        tree: list[bytes] = [_ZERO32] * (n - 1) + [hashes[i] for i in reversed(order)]
-        tree_index = [0] * n
-        last = 2 * n - 2
-        for position, value_index in enumerate(order):
-            tree_index[value_index] = last - position
-        for i in range(n - 2, -1, -1):
-            tree[i] = node(tree[2 * i + 1], tree[2 * i + 2])
+        tree, tree_index = _layout(hashes, sort_leaves, node)
         return cls(tree, kept, tree_index, tuple(leaf_encoding))
 
     @property

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -19,20 +21,25 @@ from coincurve import PrivateKey, PublicKey
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
+from ledger.formats import _keccak
+from ledger.formats._receipt_fields import to_bytes as _to_bytes
+from ledger.formats._receipt_fields import to_uint64 as _to_uint64
+from ledger.formats.merkle import LeafHashTree
+from ledger.formats.receipt_requests import SignedRequest
 from ledger.formats.receipts import (
     InvalidSignatureError,
     Receipt,
     ReceiptDomain,
     ReceiptFormatError,
     _digest,
-    _to_bytes,
-    _to_uint64,
     new_receipt_id,
     receipt_digest,
+    root_digest,
+    signed_root_of,
 )
-from ml.hashing import canonical_json
+from ml.hashing import canonical_json, to_hex
 
-__all__ = ["ReceiptSigner", "recover_signer"]
+__all__ = ["ReceiptSigner", "recover_root_signer", "recover_signer"]
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _SECP256K1_N // 2
@@ -113,6 +120,69 @@ class ReceiptSigner:
         # Every field is validated above, so skip pydantic's second pass (hot path).
         return Receipt.model_construct(**fields, signature=signature)
 
+    def sign_request(
+        self,
+        *,
+        model_hash: bytes,
+        input_hashes: Sequence[bytes],
+        outputs: Sequence[Any],
+        issued_at: int | None = None,
+    ) -> SignedRequest:
+        """Sign the receipts of one request at once (format 2): one fresh id per row, every
+        receipt a leaf of one tree, one signature over its root.
+
+        ``input_hashes`` are 32 bytes each (the rows' :func:`~ledger.formats.receipts.
+        input_hash`), one per output.
+
+        Raises:
+            CanonicalJsonError: an output has no canonical JSON form (NaN, bytes...).
+            ReceiptFormatError: a hash or the time is malformed, or there are no rows.
+        """
+        model_hash = _to_bytes(model_hash, 32, "model_hash")
+        n = len(outputs)
+        if n == 0 or len(input_hashes) != n:
+            raise ReceiptFormatError(f"{len(input_hashes)} input hash(es) for {n} output(s)")
+        for digest in input_hashes:
+            _to_bytes(digest, 32, "input_hash")
+        when = _to_uint64(int(time.time()) if issued_at is None else issued_at, "issued_at")
+        randomness = os.urandom(32 * n)
+        receipt_ids = [randomness[k : k + 32] for k in range(0, 32 * n, 32)]
+        texts = [canonical_json(output) for output in outputs]
+        # A receipt keeps a detached copy of exactly what was hashed, not the caller's object.
+        kept = [
+            o if type(o) in _IMMUTABLE else json.loads(t)
+            for o, t in zip(outputs, texts, strict=True)
+        ]
+        output_hashes = [hashlib.sha256(text).digest() for text in texts]
+        tail = when.to_bytes(32, "big") + bytes(12) + bytes.fromhex(self.address[2:])
+        # a native state pays off from a few rows on; one-off hashes go through eth_hash
+        leaf = (_keccak.bulk_hashers() if n > 4 else _keccak.FALLBACK).leaf
+        leaves = [
+            leaf(receipt_id + model_hash + input_hash + output_hash + tail)
+            for receipt_id, input_hash, output_hash in zip(
+                receipt_ids, input_hashes, output_hashes, strict=True
+            )
+        ]
+        tree = LeafHashTree(leaves)
+        rsv = self._key.sign_recoverable(root_digest(self.domain, tree.root), hasher=None)
+        return SignedRequest(
+            model_hash=model_hash,
+            issued_at=when,
+            service=self.address,
+            signature=rsv[:64] + bytes([27 + rsv[64]]),
+            root=tree.root,
+            receipt_ids=receipt_ids,
+            input_hashes=list(input_hashes),
+            outputs=kept,
+            output_texts=[text.decode("utf-8") for text in texts],
+            output_hashes=output_hashes,
+            leaves=leaves,
+            proofs=[tree.proof(i) for i in range(n)],
+        )
+
+
+_IMMUTABLE = frozenset({float, int, str, bool, type(None)})
+
 
 def _recover(digest: bytes, signature: bytes) -> str:
     if len(signature) != 65:
@@ -141,6 +211,33 @@ def recover_signer(receipt: Receipt, domain: ReceiptDomain) -> str:
     does both, against the chain's roles).
 
     Raises:
+        InvalidSignatureError: the signature is malformed or malleable, or recovers no key;
+            or (format 2) the receipt's leaf and ``signed_proof`` do not lead to its
+            ``signed_root``, so its fields are not what was signed.
+    """
+    if receipt.format == 2:
+        reached = signed_root_of(receipt)
+        if reached != receipt.signed_root:
+            raise InvalidSignatureError(
+                f"the receipt's leaf and signed_proof lead to root {to_hex(reached)}, not to the "
+                f"signed root {to_hex(receipt.signed_root or b'')}: its fields were not signed"
+            )
+        return _root_signer(receipt.signed_root or b"", receipt.signature, domain)
+    return _recover(receipt_digest(receipt, domain), receipt.signature)
+
+
+def recover_root_signer(root: bytes, signature: bytes, domain: ReceiptDomain) -> str:
+    """Who signed a request's ``root`` (format 2), for a verifier that folded the receipt's
+    proof itself (:func:`recover_signer` does both). Cached per root and signature.
+
+    Raises:
         InvalidSignatureError: the signature is malformed or malleable, or recovers no key.
     """
-    return _recover(receipt_digest(receipt, domain), receipt.signature)
+    return _root_signer(root, signature, domain)
+
+
+@lru_cache(maxsize=4096)
+def _root_signer(root: bytes, signature: bytes, domain: ReceiptDomain) -> str:
+    """Who signed a request's root (cached: the request's hundred receipts share one, and a
+    bulk audit then recovers once per request, not once per receipt)."""
+    return _recover(root_digest(domain, root), signature)

@@ -11,6 +11,18 @@ under the domain ``{name: "ProvenanceLedger", version: "1", chainId, verifyingCo
 means a wallet, ethers' ``verifyTypedData`` or Solidity's ``ECDSA.recover`` can check the same
 signature; the domain pins it to one contract on one chain, so it cannot be replayed elsewhere.
 
+**Format 2** (the default since issue 26) signs a whole request once: the request's receipts are
+the leaves of a StandardMerkleTree (the same leaf as below), whose root is signed as::
+
+    PredictionReceiptRoot(bytes32 root)
+
+under the same domain, and each receipt carries ``format: 2``, that ``signed_root`` and its
+``signed_proof`` (the sibling hashes from its leaf to the root), so every row still verifies on
+its own: fold the leaf up the proof, compare with ``signed_root``, recover the signer of the
+root's digest. A format-1 receipt (no ``format`` field, or ``format: 1``) is signed alone, as
+above, and keeps verifying everywhere. The two digests have different type hashes, so a
+signature of one format can never pass for the other's.
+
 Receipts are then anchored in Merkle batches; :func:`receipt_leaf` gives the leaf values in
 :data:`RECEIPT_LEAF_ENCODING` for :class:`ledger.formats.merkle.StandardMerkleTree`.
 
@@ -24,35 +36,45 @@ Signing is on the prediction path, so the digest is computed here with keccak an
 check this digest and signature against eth-account's ``encode_typed_data`` /
 ``sign_typed_data``. That is why the module runs past 400 lines: the field encodings, the digest
 and the leaf are one format, and they are kept side by side so that they cannot drift apart.
-The fast paths a bulk audit needs (:func:`parse_receipt`, :func:`receipt_leaf_hash`) live here
-for the same reason, beside the rules they must mirror, each tested against the general path.
+The fast leaf hash a bulk audit needs (:func:`receipt_leaf_hash`) lives here for the same
+reason; the fast parser is :mod:`ledger.formats.receipt_parsing`. Both are tested against the
+general paths.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Annotated, Any
 
 from eth_hash.auto import keccak
-from eth_utils import is_checksum_address, to_checksum_address
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
+    SerializerFunctionWrapHandler,
     ValidationError,
-    WithJsonSchema,
     field_validator,
+    model_serializer,
+    model_validator,
 )
 
-from ledger.errors import LedgerError
+from ledger.formats._receipt_fields import MAX_UINT64 as _MAX_UINT64
+from ledger.formats._receipt_fields import (
+    Address,
+    Bytes32,
+    InvalidSignatureError,
+    OutputHashMismatch,
+    ReceiptError,
+    ReceiptFormatError,
+    Signature,
+)
+from ledger.formats._receipt_fields import to_address as _to_address
+from ledger.formats.merkle import process_proof
 from ml.hashing import CanonicalJsonError, canonical_json, to_hex
 
 __all__ = [
@@ -60,6 +82,7 @@ __all__ = [
     "DOMAIN_VERSION",
     "RECEIPT_LEAF_ENCODING",
     "RECEIPT_TYPE",
+    "ROOT_TYPE",
     "InvalidSignatureError",
     "OutputHashMismatch",
     "Receipt",
@@ -69,10 +92,11 @@ __all__ = [
     "input_hash",
     "new_receipt_id",
     "output_hash",
-    "parse_receipt",
     "receipt_digest",
     "receipt_leaf",
     "receipt_leaf_hash",
+    "root_digest",
+    "signed_root_of",
     "typed_data",
 ]
 
@@ -82,31 +106,17 @@ RECEIPT_TYPE = (
     "PredictionReceipt(bytes32 receiptId,bytes32 modelHash,bytes32 inputHash,"
     "bytes32 outputHash,uint64 issuedAt,address service)"
 )
+ROOT_TYPE = "PredictionReceiptRoot(bytes32 root)"
+MAX_SIGNED_PROOF = 32
+"""Nodes a ``signed_proof`` may hold: a request of up to 2**32 rows (bounds a verifier's work)."""
 RECEIPT_LEAF_ENCODING = ("bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address")
 
 _DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 _DOMAIN_TYPEHASH = keccak(_DOMAIN_TYPE.encode())
 _RECEIPT_TYPEHASH = keccak(RECEIPT_TYPE.encode())
+_ROOT_TYPEHASH = keccak(ROOT_TYPE.encode())
 _NAME_HASH = keccak(DOMAIN_NAME.encode())
 _VERSION_HASH = keccak(DOMAIN_VERSION.encode())
-_MAX_UINT64 = 2**64 - 1
-_HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
-
-
-class ReceiptError(LedgerError, ValueError):
-    """Root of everything this module rejects."""
-
-
-class ReceiptFormatError(ReceiptError):
-    """A receipt, a field of one, a domain or a key is malformed."""
-
-
-class OutputHashMismatch(ReceiptError):
-    """A receipt's output does not hash to its ``output_hash``: the output was altered."""
-
-
-class InvalidSignatureError(ReceiptError):
-    """A signature is malformed, malleable (high s) or recovers no key."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,61 +149,6 @@ def output_hash(output: Any) -> bytes:
 def new_receipt_id() -> bytes:
     """32 random bytes: unguessable and, in practice, unique without coordination."""
     return secrets.token_bytes(32)
-
-
-# --------------------------------------------------------------------------------------------
-# Field types
-# --------------------------------------------------------------------------------------------
-
-
-def _to_bytes(value: Any, size: int, what: str) -> bytes:
-    if isinstance(value, str):
-        if not _HEX.fullmatch(value):
-            raise ReceiptFormatError(f"{what} must be 0x-prefixed hex, got {value!r}")
-        value = bytes.fromhex(value[2:])
-    elif isinstance(value, bytearray | memoryview):
-        value = bytes(value)
-    elif not isinstance(value, bytes):
-        raise ReceiptFormatError(f"{what} must be bytes or 0x-hex, got {type(value).__name__}")
-    if len(value) != size:
-        raise ReceiptFormatError(f"{what} must be {size} bytes, got {len(value)}")
-    return value
-
-
-def _to_address(value: Any, what: str) -> str:
-    if isinstance(value, bytes | bytearray) and len(value) == 20:
-        return to_checksum_address(bytes(value))
-    if not isinstance(value, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
-        raise ReceiptFormatError(f"{what} must be a 20-byte 0x-hex address, got {value!r}")
-    body = value[2:]
-    if body.lower() != body and body.upper() != body and not is_checksum_address(value):
-        raise ReceiptFormatError(f"{what} {value} has a bad EIP-55 checksum")
-    return to_checksum_address(value)
-
-
-def _to_uint64(value: Any, what: str) -> int:
-    if type(value) is not int or not 0 <= value <= _MAX_UINT64:
-        raise ReceiptFormatError(f"{what} must be an int in [0, 2**64), got {value!r}")
-    return value
-
-
-def _bytes_field(size: int) -> Any:
-    pattern = f"^0x[0-9a-f]{{{2 * size}}}$"
-    return Annotated[
-        bytes,
-        BeforeValidator(lambda v: _to_bytes(v, size, f"a {size}-byte value")),
-        PlainSerializer(to_hex, return_type=str, when_used="json"),
-        WithJsonSchema({"type": "string", "pattern": pattern}),
-    ]
-
-
-Bytes32 = _bytes_field(32)
-Signature = _bytes_field(65)
-Address = Annotated[
-    str,
-    BeforeValidator(lambda v: _to_address(v, "an address")),
-    WithJsonSchema({"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}),
-]
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,6 +213,11 @@ def _digest(
     return keccak(b"\x19\x01" + domain.separator + struct_hash)
 
 
+def root_digest(domain: ReceiptDomain, root: bytes) -> bytes:
+    """The EIP-712 digest a format-2 signature signs: ``PredictionReceiptRoot(root)``."""
+    return keccak(b"\x19\x01" + domain.separator + keccak(_ROOT_TYPEHASH + root))
+
+
 # --------------------------------------------------------------------------------------------
 # The receipt
 # --------------------------------------------------------------------------------------------
@@ -266,8 +226,10 @@ def _digest(
 class Receipt(BaseModel):
     """A signed prediction receipt. Hashes are bytes in Python and 0x-hex in JSON.
 
-    Constructing one checks field formats only; :meth:`from_json` also checks that ``output``
-    still hashes to ``output_hash``; :func:`recover_signer` says who signed it.
+    ``format`` is 1 (signed alone; ``signed_root`` and ``signed_proof`` are None) or 2 (signed
+    with its request: both are set). Constructing one checks field formats only;
+    :meth:`from_json` also checks that ``output`` still hashes to ``output_hash``;
+    :func:`recover_signer` says who signed it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -280,12 +242,33 @@ class Receipt(BaseModel):
     issued_at: Annotated[int, Field(strict=True, ge=0, le=_MAX_UINT64)]
     service: Address
     signature: Signature
+    format: Annotated[int, Field(strict=True, ge=1, le=2)] = 1
+    signed_root: Bytes32 | None = None
+    signed_proof: Annotated[tuple[Bytes32, ...], Field(max_length=MAX_SIGNED_PROOF)] | None = None
 
     @field_validator("output")
     @classmethod
     def _output_is_json(cls, value: Any) -> Any:
         canonical_json(value)
         return value
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A format-1 receipt dumps without the format-2 fields: its JSON never changed."""
+        fields = handler(self)
+        if self.format == 1:
+            for name in ("format", "signed_root", "signed_proof"):
+                fields.pop(name, None)
+        return fields
+
+    @model_validator(mode="after")
+    def _format_fields(self) -> Receipt:
+        signed = (self.signed_root is not None, self.signed_proof is not None)
+        if self.format == 2 and signed != (True, True):
+            raise ValueError("a format-2 receipt carries signed_root and signed_proof")
+        if self.format == 1 and signed != (False, False):
+            raise ValueError("a format-1 receipt carries no signed_root or signed_proof")
+        return self
 
     def check_output_hash(self) -> None:
         """Raise :class:`OutputHashMismatch` if ``output`` no longer hashes to ``output_hash``."""
@@ -308,6 +291,17 @@ class Receipt(BaseModel):
             "issued_at": self.issued_at,
             "service": self.service,
             "signature": to_hex(self.signature),
+            **self._format_fields_json(),
+        }
+
+    def _format_fields_json(self) -> dict[str, Any]:
+        """A format-2 receipt's own fields (none for format 1, whose JSON never changes)."""
+        if self.format == 1:
+            return {}
+        return {
+            "format": self.format,
+            "signed_root": to_hex(self.signed_root or b""),
+            "signed_proof": [to_hex(node) for node in self.signed_proof or ()],
         }
 
     def to_json(self) -> str:
@@ -315,12 +309,18 @@ class Receipt(BaseModel):
         ``canonical_json(model_dump(mode="json"))``, written out field by field in canonical
         (sorted) key order, since only the output needs the encoder."""
         output = canonical_json(self.output).decode("utf-8")
+        if self.format == 1:
+            head, tail = "{", "}"
+        else:
+            proof = ",".join(f'"{to_hex(node)}"' for node in self.signed_proof or ())
+            head = f'{{"format":{self.format},'
+            tail = f',"signed_proof":[{proof}],"signed_root":"{to_hex(self.signed_root or b"")}"}}'
         return (
-            f'{{"input_hash":"{to_hex(self.input_hash)}","issued_at":{self.issued_at},'
+            f'{head}"input_hash":"{to_hex(self.input_hash)}","issued_at":{self.issued_at},'
             f'"model_hash":"{to_hex(self.model_hash)}","output":{output},'
             f'"output_hash":"{to_hex(self.output_hash)}",'
             f'"receipt_id":"{to_hex(self.receipt_id)}","service":"{self.service}",'
-            f'"signature":"{to_hex(self.signature)}"}}'
+            f'"signature":"{to_hex(self.signature)}"{tail}'
         )
 
     @classmethod
@@ -350,7 +350,10 @@ class Receipt(BaseModel):
 
 
 def receipt_digest(receipt: Receipt, domain: ReceiptDomain) -> bytes:
-    """The 32-byte EIP-712 digest the receipt's signature signs."""
+    """The 32-byte EIP-712 digest the receipt's signature signs (for format 2, the digest of
+    the ``signed_root`` it names: :func:`signed_root_of` says whether its fields lead there)."""
+    if receipt.format == 2:
+        return root_digest(domain, receipt.signed_root or b"")
     return _digest(
         domain,
         receipt.receipt_id,
@@ -362,16 +365,24 @@ def receipt_digest(receipt: Receipt, domain: ReceiptDomain) -> bytes:
     )
 
 
+def signed_root_of(receipt: Receipt) -> bytes:
+    """The root a format-2 receipt's leaf and ``signed_proof`` lead to (``MerkleProof``'s
+    ``processProof``): its fields are what was signed only if this is its ``signed_root``."""
+    return process_proof(receipt_leaf_hash(receipt), receipt.signed_proof or ())
+
+
 def typed_data(receipt: Receipt, domain: ReceiptDomain) -> dict[str, Any]:
     """The full EIP-712 message, for verifying a receipt with other tools (eth-account, ethers)."""
+    if receipt.format == 2:
+        return {
+            "types": {"EIP712Domain": _DOMAIN_FIELDS, "PredictionReceiptRoot": _ROOT_FIELDS},
+            "primaryType": "PredictionReceiptRoot",
+            "domain": domain.to_eip712(),
+            "message": {"root": to_hex(receipt.signed_root or b"")},
+        }
     return {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": _DOMAIN_FIELDS,
             "PredictionReceipt": [
                 {"name": "receiptId", "type": "bytes32"},
                 {"name": "modelHash", "type": "bytes32"},
@@ -394,63 +405,13 @@ def typed_data(receipt: Receipt, domain: ReceiptDomain) -> dict[str, Any]:
     }
 
 
-_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
-_HEX65 = re.compile(r"0x[0-9a-fA-F]{130}")
-_BYTES32_FIELDS = ("receipt_id", "model_hash", "input_hash", "output_hash")
-
-
-@lru_cache(maxsize=256)
-def _service_address(value: str) -> str:
-    """A receipt's ``service`` field, checked and checksummed (cached: a batch has one)."""
-    return _to_address(value, "service")
-
-
-def parse_receipt(fields: Mapping[str, Any]) -> Receipt:
-    """The receipt whose fields are ``fields`` (exactly :class:`Receipt`'s), as
-    ``Receipt.model_validate`` would build it, but a few times faster for the common,
-    well-formed case: a bulk audit parses a hundred thousand of them. Anything unusual (a
-    missing or extra field, bytes given as bytes, an upper-case prefix) goes through
-    ``model_validate`` itself, so the two accept and refuse exactly the same documents (a test
-    holds them to it). The output is not hashed here: verification does that once.
-
-    Raises:
-        ReceiptFormatError: a field is missing or malformed (``model_validate``'s message).
-    """
-    try:
-        if len(fields) == 8:
-            values = {}
-            for name in _BYTES32_FIELDS:
-                text = fields[name]
-                if type(text) is not str or not _HEX32.fullmatch(text):
-                    raise LookupError(name)
-                values[name] = bytes.fromhex(text[2:])
-            signature, issued_at, service = (
-                fields["signature"], fields["issued_at"], fields["service"]
-            )  # fmt: skip
-            if type(signature) is not str or not _HEX65.fullmatch(signature):
-                raise LookupError("signature")
-            if type(issued_at) is not int or not 0 <= issued_at <= _MAX_UINT64:
-                raise LookupError("issued_at")
-            if type(service) is not str:
-                raise LookupError("service")
-            output = fields["output"]
-            canonical_json(output)  # the one rule pydantic checks on it
-            return Receipt.model_construct(
-                **values,
-                output=output,
-                issued_at=issued_at,
-                service=_service_address(service),
-                signature=bytes.fromhex(signature[2:]),
-            )
-    except (LookupError, ValueError):
-        pass  # not the common case: let pydantic say exactly what is wrong
-    try:
-        return Receipt.model_validate(dict(fields))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'receipt'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ReceiptFormatError(f"malformed receipt: {problems}") from None
+_DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+_ROOT_FIELDS = [{"name": "root", "type": "bytes32"}]
 
 
 def receipt_leaf_hash(

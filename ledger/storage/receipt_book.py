@@ -8,21 +8,25 @@ with a batch (send it, record it, give up on it) lives in the anchorer.
 
 :class:`ReceiptBook` keeps the book in SQLite, in WAL mode with ``synchronous=FULL``: a write
 returns only once it is on disk, so a crash or a power cut loses nothing that was acknowledged.
-Any engine must keep the same states and the same guarantees:
+Any engine must keep the same states and the same guarantees (the module runs past 400 lines
+because the Protocol spells each one out beside the SQLite engine that keeps them):
 
-* :meth:`~ReceiptStore.add` writes a request's receipts all or none, durably, before returning;
-* a receipt is *pending* until :meth:`~ReceiptStore.plan` gives it a batch: the batch's root and
-  every member's leaf and proof are written in one transaction (state ``planned``), so a batch
-  is either wholly planned or not at all, and a planned batch never changes;
+* :meth:`~ReceiptStore.add_issued` (and :meth:`~ReceiptStore.add`) writes a request's receipts
+  all or none, durably, before returning; concurrent requests may share one commit
+  (:mod:`ledger.storage._group_commit`), but none returns before the commit holding its own;
+* each receipt's leaf hash is kept as the issuing path computed it, so planning a batch builds
+  its tree from those hashes without reading or decoding the receipts' bodies;
+* a receipt is *pending* until :meth:`~ReceiptStore.plan` gives it a batch: the batch, its
+  root and its members' leaves are written in one transaction (state ``planned``), so a batch
+  is either wholly planned or not at all, and a planned batch never changes; planning reads
+  each receipt's leaf once and writes nothing per receipt (a proof is read from the batch's
+  tree when asked for);
 * :meth:`~ReceiptStore.mark_anchored` and :meth:`~ReceiptStore.mark_failed` move a planned
   batch to ``anchored`` or ``failed``; until then :meth:`~ReceiptStore.planned` lists it, so a
   restart re-sends (or records) exactly the batches a crash interrupted.
 
-On disk (SQLite): table ``receipts`` (``seq``, ``receipt_id``, ``model_hash``, ``created_at``,
-``body`` = the receipt's canonical JSON, ``input`` = the input row's sorted compact JSON, and
-``batch_root``, ``leaf``, ``proof`` once planned) and table ``batches`` (``root``, ``model_hash``,
-``count``, ``state``, ``tx_hash``, ``block_number``, ``error``, ``planned_at``); hashes are
-``0x`` lowercase hex.
+On disk (SQLite): the tables of :mod:`ledger.storage._receipt_schema`, which also brings a book
+written before issue 26 up to date when it is opened.
 """
 
 from __future__ import annotations
@@ -37,58 +41,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ledger.formats.merkle import StandardMerkleTree
-from ledger.formats.receipts import RECEIPT_LEAF_ENCODING, Receipt
+from ledger.formats.merkle import LeafHashTree
+from ledger.formats.receipt_requests import IssuedReceipt
+from ledger.formats.receipts import Receipt, receipt_leaf_hash
+from ledger.storage._group_commit import GroupCommit
+from ledger.storage._receipt_schema import SCHEMA, TreeCache, migrate, stored_leaf
 from ml.hashing import to_hex
 
-__all__ = ["BatchExport", "ReceiptBook", "ReceiptStore", "StoredReceipt"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS receipts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    receipt_id TEXT NOT NULL UNIQUE,
-    model_hash TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    body TEXT NOT NULL,
-    input TEXT,
-    batch_root TEXT,
-    leaf TEXT,
-    proof TEXT
-);
-CREATE INDEX IF NOT EXISTS receipts_pending ON receipts (batch_root, model_hash, seq);
-CREATE TABLE IF NOT EXISTS batches (
-    root TEXT PRIMARY KEY,
-    model_hash TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('planned', 'anchored', 'failed')),
-    tx_hash TEXT,
-    block_number INTEGER,
-    error TEXT,
-    planned_at REAL NOT NULL
-);
-"""
+__all__ = ["BatchExport", "ReceiptBook", "ReceiptStore", "StoredReceipt", "issued_receipts"]
 
 
-def _stored_leaf(body: str) -> list[Any]:
-    """A stored receipt's Merkle leaf values, read from its body: the body is the receipt's
-    canonical JSON (written by :meth:`ReceiptBook.add` from a validated receipt), so its hashes
-    are lowercase hex and its service checksummed, exactly :func:`receipt_leaf`'s values, with
-    no model to validate per receipt (planning a batch costs as much as issuing it otherwise)."""
-    fields = json.loads(body)
+def issued_receipts(
+    receipts: Sequence[Receipt], inputs: Sequence[Mapping[str, Any]]
+) -> list[IssuedReceipt]:
+    """Receipts made one by one (format 1, or any :class:`Receipt`) in the form
+    :meth:`ReceiptStore.add_issued` takes."""
     return [
-        bytes.fromhex(fields["receipt_id"][2:]),
-        bytes.fromhex(fields["model_hash"][2:]),
-        bytes.fromhex(fields["input_hash"][2:]),
-        bytes.fromhex(fields["output_hash"][2:]),
-        fields["issued_at"],
-        fields["service"],
+        IssuedReceipt(
+            to_hex(r.receipt_id),
+            to_hex(r.model_hash),
+            receipt_leaf_hash(r),
+            r.to_json(),
+            json.dumps(dict(row), sort_keys=True, separators=(",", ":")),
+        )
+        for r, row in zip(receipts, inputs, strict=True)
     ]
-
-
-def _proof_json(proof: list[bytes]) -> str:
-    """``json.dumps`` of the proof's 0x-hex nodes, the stored form, written out (it is a list
-    of plain hex strings, so the two are the same text)."""
-    return "[" + ", ".join(f'"0x{node.hex()}"' for node in proof) + "]"
 
 
 @dataclass(frozen=True)
@@ -131,6 +108,12 @@ class ReceiptStore(Protocol):
 
     def add(self, receipts: Sequence[Receipt], inputs: Sequence[Mapping[str, Any]]) -> None:
         """Write receipts (with the input row of each) durably, all or none."""
+        ...
+
+    def add_issued(self, items: Sequence[IssuedReceipt]) -> None:
+        """Write receipts as the issuing path made them (body, input and leaf computed once),
+        durably, all or none; concurrent calls may share one commit, and each returns only
+        once its own receipts are durable."""
         ...
 
     def get(self, receipt_id: str) -> StoredReceipt | None:
@@ -189,7 +172,15 @@ class BatchExport(Protocol):
 
 class ReceiptBook:
     """The receipt book in one SQLite file (a :class:`ReceiptStore` and a
-    :class:`BatchExport`); safe across threads."""
+    :class:`BatchExport`); safe across threads.
+
+    A batch planned here is a range of one model's receipts in issue order (``first_seq`` to
+    ``last_seq``) with its leaves, in the ``batches`` row: planning writes one row per batch
+    and nothing per receipt, and a receipt's proof is read from its batch's tree (built from
+    those leaves, cached). ``models`` says, per model, up to which receipt everything is
+    planned. Batches planned before issue 26 named their receipts one by one (``batch_root``,
+    ``proof`` in each receipt's row) and still read that way.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -197,7 +188,11 @@ class ReceiptBook:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
+        with self._transaction() as db:
+            migrate(db)
+        self._commits: GroupCommit[IssuedReceipt] = GroupCommit(self._insert)
+        self._trees = TreeCache()
 
     def close(self) -> None:
         with self._lock:
@@ -216,46 +211,91 @@ class ReceiptBook:
 
     def add(self, receipts: Sequence[Receipt], inputs: Sequence[Mapping[str, Any]]) -> None:
         """Write receipts durably, all or none; returns once they are on disk."""
+        self.add_issued(issued_receipts(receipts, inputs))
+
+    def add_issued(self, items: Sequence[IssuedReceipt]) -> None:
+        """Write receipts durably, all or none (grouped with concurrent calls); returns once
+        they are on disk."""
+        self._commits.submit(items)
+
+    def _insert(self, items: Sequence[IssuedReceipt]) -> None:
         now = time.time()
-        rows = [
-            (
-                to_hex(r.receipt_id),
-                to_hex(r.model_hash),
-                now,
-                r.to_json(),
-                json.dumps(dict(row), sort_keys=True, separators=(",", ":")),
-            )
-            for r, row in zip(receipts, inputs, strict=True)
-        ]
         with self._transaction() as db:
             db.executemany(
-                "INSERT INTO receipts (receipt_id, model_hash, created_at, body, input) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
+                "INSERT INTO receipts (receipt_id, model_hash, created_at, body, input, leaf) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(i.receipt_id, i.model_hash, now, i.body, i.input, to_hex(i.leaf)) for i in items],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO models (model_hash, planned_through) VALUES (?, 0)",
+                [(model,) for model in {i.model_hash for i in items}],
             )
 
     def get(self, receipt_id: str) -> StoredReceipt | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT r.body, r.input, r.batch_root, r.leaf, r.proof, b.state, b.tx_hash, "
-                "b.block_number, b.error FROM receipts r LEFT JOIN batches b "
-                "ON b.root = r.batch_root WHERE r.receipt_id = ?",
+                "SELECT seq, model_hash, body, input, batch_root, leaf, proof FROM receipts "
+                "WHERE receipt_id = ?",
                 (receipt_id.lower(),),
             ).fetchone()
-        if row is None:
-            return None
-        body, input_json, root, leaf, proof, state, tx_hash, block, error = row
+            if row is None:
+                return None
+            seq, model_hash, body, input_json, root, leaf, proof = row
+            if root is not None:  # planned before issue 26: the row names its batch
+                batch = self._db.execute(
+                    "SELECT state, tx_hash, block_number, error FROM batches WHERE root = ?",
+                    (root,),
+                ).fetchone() or (None, None, None, None)
+                proof_nodes = tuple(json.loads(proof)) if proof else ()
+            else:
+                found = self._db.execute(
+                    "SELECT root, state, tx_hash, block_number, error, first_seq FROM batches "
+                    "WHERE model_hash = ? AND last_seq >= ? ORDER BY last_seq LIMIT 1",
+                    (model_hash, seq),
+                ).fetchone()
+                if found is None or found[5] > seq:
+                    batch, proof_nodes = (None, None, None, None), ()
+                else:
+                    root, batch = found[0], found[1:5]
+                    proof_nodes = self._proof(root, seq)
+        state, tx_hash, block, error = batch
         return StoredReceipt(
             receipt=Receipt.model_validate_json(body),
             input=json.loads(input_json) if input_json else None,
             status={"anchored": "anchored", "failed": "failed"}.get(state, "pending"),
             batch_id=root,
             leaf=leaf,
-            proof=tuple(json.loads(proof)) if proof else (),
+            proof=proof_nodes,
             tx_hash=tx_hash,
             block_number=block,
             error=error,
         )
+
+    def _proof(self, root: str, seq: int) -> tuple[str, ...]:
+        """The proof of receipt ``seq`` in the range batch ``root`` (the lock is held)."""
+        model_hash, first, _ = self._range(root)
+        position = self._db.execute(
+            "SELECT COUNT(*) FROM receipts WHERE batch_root IS NULL AND model_hash = ? "
+            "AND seq >= ? AND seq < ?",
+            (model_hash, first, seq),
+        ).fetchone()[0]
+        return tuple(to_hex(node) for node in self._tree(root).proof(position))
+
+    def _range(self, root: str) -> tuple[str, int, int]:
+        return self._db.execute(
+            "SELECT model_hash, first_seq, last_seq FROM batches WHERE root = ?", (root,)
+        ).fetchone()
+
+    def _tree(self, root: str) -> LeafHashTree:
+        """The tree of a range batch, from its stored leaves (cached: immutable once planned)."""
+        tree = self._trees.get(root)
+        if tree is None:
+            (leaves,) = self._db.execute(
+                "SELECT leaves FROM batches WHERE root = ?", (root,)
+            ).fetchone()
+            tree = LeafHashTree([leaves[k : k + 32] for k in range(0, len(leaves), 32)])
+            self._trees.put(root, tree)
+        return tree
 
     def batch_count(self, root: str) -> int | None:
         with self._lock:
@@ -267,32 +307,46 @@ class ReceiptBook:
     def batch_documents(self, root: str, offset: int, limit: int) -> list[dict[str, Any]]:
         """Read straight from the stored canonical bodies (no model per receipt): an export
         of a hundred thousand receipts is a few JSON loads per row."""
+        root = root.lower()
         with self._lock:
             batch = self._db.execute(
-                "SELECT state, tx_hash, block_number, error, model_hash FROM batches "
-                "WHERE root = ?",
-                (root.lower(),),
+                "SELECT state, tx_hash, block_number, error, model_hash, first_seq, last_seq "
+                "FROM batches WHERE root = ?",
+                (root,),
             ).fetchone()
             if batch is None:
                 return []
-            # (batch_root, model_hash) walks the receipts_pending index in seq order: no sort
-            rows = self._db.execute(
-                "SELECT body, leaf, proof FROM receipts WHERE batch_root = ? AND model_hash = ? "
-                "ORDER BY seq LIMIT ? OFFSET ?",
-                (root.lower(), batch[4], limit, offset),
-            ).fetchall()
-        state, tx_hash, block_number, error, _ = batch
+            state, tx_hash, block_number, error, model_hash, first, last = batch
+            anchored = state == "anchored"
+            if first is None:  # planned before issue 26: each row names its batch
+                # (batch_root, model_hash) walks the receipts_pending index in seq order
+                rows = self._db.execute(
+                    "SELECT body, leaf, proof FROM receipts WHERE batch_root = ? "
+                    "AND model_hash = ? ORDER BY seq LIMIT ? OFFSET ?",
+                    (root, model_hash, limit, offset),
+                ).fetchall()
+                proofs = [json.loads(proof) if anchored else None for _, _, proof in rows]
+            else:
+                rows = self._db.execute(
+                    "SELECT body, leaf, NULL FROM receipts WHERE batch_root IS NULL "
+                    "AND model_hash = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ? OFFSET ?",
+                    (model_hash, first, last, limit, offset),
+                ).fetchall()
+                tree = self._tree(root) if anchored else None
+                proofs = [
+                    [to_hex(node) for node in tree.proof(offset + k)] if tree else None
+                    for k in range(len(rows))
+                ]
         status = {"anchored": "anchored", "failed": "failed"}.get(state, "pending")
-        anchored = status == "anchored"
         documents = []
-        for body, leaf, proof in rows:
+        for (body, leaf, _), proof in zip(rows, proofs, strict=True):
             document = json.loads(body)
             document.update(
                 status=status,
-                batch_id=root.lower() if anchored else None,
-                root=root.lower() if anchored else None,
+                batch_id=root if anchored else None,
+                root=root if anchored else None,
                 leaf=leaf if anchored else None,
-                proof=json.loads(proof) if anchored else None,
+                proof=proof,
                 tx_hash=tx_hash,
                 block_number=block_number,
                 error=error,
@@ -300,59 +354,80 @@ class ReceiptBook:
             documents.append(document)
         return documents
 
+    def _pending_ranges(self) -> list[tuple[str, int]]:
+        """Each model with receipts, and the last receipt already planned for it."""
+        return self._db.execute("SELECT model_hash, planned_through FROM models").fetchall()
+
     def pending_count(self) -> int:
         with self._lock:
-            return self._db.execute(
-                "SELECT COUNT(*) FROM receipts WHERE batch_root IS NULL"
-            ).fetchone()[0]
+            return sum(
+                self._db.execute(
+                    "SELECT COUNT(*) FROM receipts WHERE batch_root IS NULL AND model_hash = ? "
+                    "AND seq > ?",
+                    (model, through),
+                ).fetchone()[0]
+                for model, through in self._pending_ranges()
+            )
 
     def oldest_pending_at(self) -> float | None:
         with self._lock:
-            return self._db.execute(
-                "SELECT MIN(created_at) FROM receipts WHERE batch_root IS NULL"
-            ).fetchone()[0]
+            times = [
+                row[0]
+                for model, through in self._pending_ranges()
+                if (
+                    row := self._db.execute(
+                        "SELECT created_at FROM receipts WHERE batch_root IS NULL "
+                        "AND model_hash = ? AND seq > ? ORDER BY seq LIMIT 1",
+                        (model, through),
+                    ).fetchone()
+                )
+                is not None
+            ]
+        return min(times, default=None)
 
     def plan(self, batch_size: int) -> list[str]:
         """Group pending receipts into planned batches (one model each); return their roots."""
         with self._lock:
-            models = [
-                m
-                for (m,) in self._db.execute(
-                    "SELECT DISTINCT model_hash FROM receipts WHERE batch_root IS NULL"
-                )
-            ]
-        return [root for model in models for root in self._plan_model(model, batch_size)]
+            models = self._pending_ranges()
+        return [root for model, _ in models for root in self._plan_model(model, batch_size)]
 
     def _plan_model(self, model_hash: str, batch_size: int) -> list[str]:
         roots = []
         while True:
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT receipt_id, body FROM receipts WHERE batch_root IS NULL "
-                    "AND model_hash = ? ORDER BY seq LIMIT ?",
-                    (model_hash, batch_size),
-                ).fetchall()
-            if not rows:
-                return roots
-            tree = StandardMerkleTree.of(
-                [_stored_leaf(body) for _, body in rows], list(RECEIPT_LEAF_ENCODING)
-            )
-            root = to_hex(tree.root)
-            updates = [
-                (root, to_hex(tree.leaf_hash_at(i)), _proof_json(tree.proof(i)), receipt_id)
-                for i, (receipt_id, _) in enumerate(rows)
-            ]
             with self._transaction() as db:
+                (through,) = db.execute(
+                    "SELECT planned_through FROM models WHERE model_hash = ?", (model_hash,)
+                ).fetchone()
+                # The leaves the issuing path computed; a body only where none was kept.
+                rows = db.execute(
+                    "SELECT seq, leaf, CASE WHEN leaf IS NULL THEN body END FROM receipts "
+                    "WHERE batch_root IS NULL AND model_hash = ? AND seq > ? ORDER BY seq "
+                    "LIMIT ?",
+                    (model_hash, through, batch_size),
+                ).fetchall()
+                if not rows:
+                    return roots
+                leaves = [
+                    bytes.fromhex(leaf[2:]) if leaf is not None else stored_leaf(body)
+                    for _, leaf, body in rows
+                ]
+                tree = LeafHashTree(leaves)
+                root = to_hex(tree.root)
+                first, last = rows[0][0], rows[-1][0]
                 db.execute(
-                    "INSERT INTO batches (root, model_hash, count, state, planned_at) "
-                    "VALUES (?, ?, ?, 'planned', ?)",
-                    (root, model_hash, len(rows), time.time()),
+                    "INSERT INTO batches (root, model_hash, count, state, planned_at, first_seq, "
+                    "last_seq, leaves) VALUES (?, ?, ?, 'planned', ?, ?, ?, ?)",
+                    (root, model_hash, len(rows), time.time(), first, last, b"".join(leaves)),
                 )
-                db.executemany(
-                    "UPDATE receipts SET batch_root = ?, leaf = ?, proof = ? "
-                    "WHERE receipt_id = ? AND batch_root IS NULL",
-                    updates,
+                db.execute(
+                    "UPDATE models SET planned_through = ? WHERE model_hash = ?",
+                    (last, model_hash),
                 )
+                db.executemany(  # rows of an older book, which kept no leaf
+                    "UPDATE receipts SET leaf = ? WHERE seq = ?",
+                    [(to_hex(leaves[k]), row[0]) for k, row in enumerate(rows) if row[1] is None],
+                )
+                self._trees.put(root, tree)
             roots.append(root)
 
     def planned(self) -> list[tuple[str, str, int]]:
@@ -380,11 +455,12 @@ class ReceiptBook:
     def counts(self) -> dict[str, int]:
         """How many receipts are pending, anchored and failed."""
         with self._lock:
+            (total,) = self._db.execute("SELECT COUNT(*) FROM receipts").fetchone()
             rows = self._db.execute(
-                "SELECT COALESCE(b.state, 'pending'), COUNT(*) FROM receipts r "
-                "LEFT JOIN batches b ON b.root = r.batch_root GROUP BY 1"
+                "SELECT state, SUM(count) FROM batches GROUP BY state"
             ).fetchall()
         counts = {"pending": 0, "anchored": 0, "failed": 0}
         for state, n in rows:
             counts["pending" if state == "planned" else state] += n
+        counts["pending"] += total - sum(counts.values())
         return counts

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.formats.receipts import Receipt, ReceiptFormatError, parse_receipt
+from ledger.formats.receipt_parsing import parse_receipt
+from ledger.formats.receipts import Receipt, ReceiptFormatError
 from ledger.records import hash_hex
 
 __all__ = [

@@ -32,8 +32,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ledger.formats import _keccak
-from ledger.formats.receipt_signing import recover_signer
+from ledger.formats.receipt_signing import recover_root_signer, recover_signer
 from ledger.formats.receipts import (
+    InvalidSignatureError,
     Receipt,
     ReceiptDomain,
     ReceiptError,
@@ -79,6 +80,7 @@ class _Run(SharedChecks):
         hashers = _keccak.bulk_hashers() if bulk else _keccak.FALLBACK
         self._leaf, self._node = hashers.leaf, hashers.node
         self._parents: dict[tuple[bytes, str], bytes] = {}
+        self._signed_parents: dict[tuple[bytes, bytes], bytes] = {}
 
     def root(self, leaf: bytes, proof: tuple[str, ...]) -> str:
         """The root a proof leads to from ``leaf``; inner nodes are hashed once per run."""
@@ -93,6 +95,31 @@ class _Run(SharedChecks):
                 parent = parents[key] = node(current, other)
             current = parent
         return to_hex(current)
+
+    def signer_of(self, receipt: Receipt, leaf: bytes) -> str:
+        """Who signed ``receipt`` (whose leaf hash is ``leaf``): for format 2, its leaf folded
+        up its ``signed_proof`` (inner nodes hashed once per run: a request's receipts share
+        their upper nodes) must reach its ``signed_root``, whose signer is recovered once per
+        request; as :func:`recover_signer` does, with the same errors.
+
+        Raises:
+            InvalidSignatureError: as :func:`recover_signer`.
+        """
+        if receipt.format != 2:
+            return recover_signer(receipt, self.domain)
+        current, parents, node = leaf, self._signed_parents, self._node
+        for sibling in receipt.signed_proof or ():
+            key = (current, sibling)
+            parent = parents.get(key)
+            if parent is None:
+                parent = parents[key] = node(current, sibling)
+            current = parent
+        if current != receipt.signed_root:
+            raise InvalidSignatureError(
+                f"the receipt's leaf and signed_proof lead to root {to_hex(current)}, not to the "
+                f"signed root {to_hex(receipt.signed_root or b'')}: its fields were not signed"
+            )
+        return recover_root_signer(current, receipt.signature, self.domain)
 
     def verify(
         self,
@@ -115,10 +142,11 @@ class _Run(SharedChecks):
             if actual == signed
             else f"output hashes to {to_hex(actual)}, the receipt says {to_hex(signed)}",
         )
-        # 2. The service's key signed exactly these fields.
+        # 2. The service's key signed exactly these fields (format 2: with its request).
+        leaf = receipt_leaf_hash(receipt, double_keccak=self._leaf)
         signer: str | None
         try:
-            signer = recover_signer(receipt, self.domain)
+            signer = self.signer_of(receipt, leaf)
         except ReceiptError as exc:
             signer = None
             checks.add("signature", False, str(exc))
@@ -150,7 +178,6 @@ class _Run(SharedChecks):
             checks.add("merkle_proof", None, "not anchored yet")
             checks.add("batch_anchored", None, "not anchored yet")
         else:
-            leaf = receipt_leaf_hash(receipt, double_keccak=self._leaf)
             leaf_hex = to_hex(leaf)
             try:
                 root = self.root(leaf, anchoring.proof)

@@ -90,6 +90,9 @@ class Anchorer:
         self._stopping = False
         self._flush_lock = threading.Lock()
         self._retry_at = 0.0  # time.monotonic() before which the thread does not retry
+        # What the thread last counted pending, and receipts announced since (under _wake).
+        self._known_pending = 0
+        self._added = 0
         self._thread: threading.Thread | None = None
         self._on_anchored = on_anchored
 
@@ -106,17 +109,23 @@ class Anchorer:
         if self._owns_writes:
             self.writes.close()
 
-    def notify(self) -> None:
-        """New receipts arrived: re-check whether a batch is due."""
+    def notify(self, added: int = 0) -> None:
+        """``added`` new receipts arrived: wake the thread when they may make a batch due by
+        size. The age trigger needs no wake-up (the thread sleeps until the oldest pending
+        receipt is due), so a request of a few rows does not cost the thread a count of the
+        book. ``added`` 0 (not known) always wakes it."""
         with self._wake:
-            self._wake.notify_all()
+            self._added += added
+            if added == 0 or self._known_pending + self._added >= self.batch_size:
+                self._wake.notify_all()
 
     def _due_in(self) -> float:
         """Seconds until a batch is due (0: now)."""
         retry_in = self._retry_at - time.monotonic()
         if retry_in > 0:
             return retry_in
-        if self.book.pending_count() >= self.batch_size or self.book.planned():
+        self._known_pending, self._added = self.book.pending_count(), 0
+        if self._known_pending >= self.batch_size or self.book.planned():
             return 0.0
         oldest = self.book.oldest_pending_at()
         if oldest is None:

@@ -1,5 +1,9 @@
 """Kill -9 the real server with receipts pending: every receipt it handed out gets anchored.
 
+Several clients predict at once, so receipts of concurrent requests share durable commits
+(:mod:`ledger.storage._group_commit`) when the server is killed: each answer still waited for
+its own commit, so every receipt a client holds is in the book after the restart.
+
 ``provenance serve`` runs in a child process on 127.0.0.1 with a persistent embedded chain in a
 temporary data directory. Clients register, clean, train and predict over HTTP, and keep every
 receipt they are answered with, while the server is SIGKILLed mid-traffic. Restarted on the same
@@ -68,24 +72,29 @@ def _wait_until(
 
 @dataclass
 class Traffic:
-    """Predictions sent in a loop from another thread; keeps every receipt it was answered."""
+    """Predictions sent in a loop from several client threads at once (so that the service
+    groups their receipts' durable writes); keeps every receipt it was answered."""
 
     server: ServiceProcess
     data_dir: Path
     model: str
+    clients: int = 3
     held: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, args=(k,), daemon=True) for k in range(self.clients)
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def _run(self) -> None:
+    def _run(self, k: int) -> None:
         with self.server.client(timeout=60) as client:
             for i in range(10_000):
-                rows = [{"x1": i, "x2": 2 * i}, {"x1": i + 0.5, "x2": 1}]
+                rows = [{"x1": i, "x2": 2 * i + k}, {"x1": i + 0.5, "x2": k}]
                 try:
                     response = client.post(f"/v1/models/{self.model}/predict", json={"rows": rows})
                 except httpx.TransportError:
@@ -101,9 +110,10 @@ class Traffic:
             return len(self.held)
 
     def join(self) -> list[dict[str, Any]]:
-        assert self._thread is not None
-        self._thread.join(timeout=TIMEOUT)
-        assert not self._thread.is_alive()
+        assert self._threads
+        for thread in self._threads:
+            thread.join(timeout=TIMEOUT)
+            assert not thread.is_alive()
         assert self.errors == []
         return list(self.held)
 

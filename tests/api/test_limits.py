@@ -4,6 +4,7 @@ problem+json naming the limit, and nothing kept)."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -165,3 +166,16 @@ def test_training_past_the_memory_limit_is_refused_before_loading(tmp_path):
         body = assert_problem(train(c, dataset, target="c0"), 413, "too-large")
         assert body["limit"] == "max_memory_bytes"
         assert c.get("/v1/chain").json()["latest_block"] == head
+
+
+def test_the_quick_depth_measure_is_the_scanners() -> None:
+    """json_depth's quick path (no backslash, paired quotes) and the token scanner agree on any
+    text, JSON or not."""
+    from api.json_depth import _scanned_depth, json_depth
+
+    rng = random.Random(26)
+    alphabet = [b"[", b"]", b"{", b"}", b'"', b"a", b"\\", b",", b":", b"1"]
+    for _ in range(20_000):
+        text = b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert json_depth(text) == _scanned_depth(text), text
+    assert json_depth(b'{"a": [{"b": "]]]"}, "\\"["]}') == 3

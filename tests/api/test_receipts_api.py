@@ -18,10 +18,17 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from fastapi.testclient import TestClient
 
+from api.schemas import ReceiptPublic
 from api.service._core import Core
 from api.settings import Settings
 from ledger.formats.merkle import leaf_hash, verify_proof
-from ledger.formats.receipts import RECEIPT_LEAF_ENCODING, Receipt, receipt_leaf, typed_data
+from ledger.formats.receipts import (
+    RECEIPT_LEAF_ENCODING,
+    Receipt,
+    receipt_leaf,
+    receipt_leaf_hash,
+    typed_data,
+)
 from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, train, upload
 
 TIMEOUT = 60.0  # seconds; only ever reached when anchoring is broken
@@ -36,6 +43,7 @@ RECEIPT_FIELDS = {
     "service",
     "signature",
 }
+FORMAT_FIELDS = {"format", "signed_root", "signed_proof"}
 ANCHOR_FIELDS = {"status", "batch_id", "root", "leaf", "proof", "tx_hash", "block_number"}
 
 
@@ -107,12 +115,18 @@ def test_predict_hands_out_one_signed_receipt_per_row(client: TestClient) -> Non
             receipt["output_hash"]
             == "0x" + hashlib.sha256(json.dumps(prediction).encode()).hexdigest()
         )
+        # Format 2: one signature over the request's root, and this receipt's proof to it.
+        assert receipt["format"] == 2 and receipt["signature"] == receipts[0]["signature"]
+        assert receipt["signed_root"] == receipts[0]["signed_root"]
+        parsed = Receipt.model_validate({k: receipt[k] for k in RECEIPT_FIELDS | FORMAT_FIELDS})
+        assert verify_proof(parsed.signed_root, receipt_leaf_hash(parsed), parsed.signed_proof)
         # EIP-712, checked with eth-account rather than our own code.
-        parsed = Receipt.model_validate({k: receipt[k] for k in RECEIPT_FIELDS})
         message = encode_typed_data(full_message=typed_data(parsed, core.domain))
         assert (
             Account.recover_message(message, signature=receipt["signature"]) == chain["registrar"]
         )
+        # The answer's text is the documented schema, and the stored receipt is the same one.
+        assert ReceiptPublic.model_validate(receipt).model_dump(mode="json") == receipt
         assert core.domain.verifying_contract == chain["contract_address"]
         # Written before the answer: the service can already show it.
         assert _get(client, receipt)["status"] == "pending"
@@ -199,6 +213,27 @@ def test_receipts_survive_a_clean_restart(settings: Settings) -> None:
         assert all(_get(client, r)["status"] == "pending" for r in receipts)
         _ok(client.post("/v1/anchor"))
         for receipt in receipts:
+            _assert_anchored(client, _get(client, receipt))
+
+
+def test_a_service_set_to_format_1_signs_each_receipt_and_both_formats_verify(
+    settings: Settings,
+) -> None:
+    """An operator whose clients' verifiers predate format 2 issues format 1
+    (``receipt_format = 1``); receipts of both formats, in one book and one batch, verify."""
+    with authorized_client(settings) as client:
+        model = _model(client)
+        newer = _predict(client, model, ROWS)
+    with authorized_client(settings.model_copy(update={"receipt_format": 1})) as client:
+        older = _predict(client, model, ROWS)
+        assert [r["format"] for r in older] == [1] * len(ROWS)
+        assert {r["signed_root"] for r in older} == {None}
+        assert len({r["signature"] for r in older}) == len(ROWS)  # one signature each
+        [batch] = _ok(client.post("/v1/anchor"))["batches"]
+        assert batch["count"] == 2 * len(ROWS)
+        for receipt in newer + older:
+            report = _ok(client.post("/v1/verify/receipt", json={"receipt": receipt}))
+            assert report["verdict"] == "valid", report
             _assert_anchored(client, _get(client, receipt))
 
 

@@ -92,6 +92,61 @@ def cases(world: World, data_dir: Path) -> dict[str, Case]:
         "pending-tampered": Case({**world.pending, "output": 0.0}, True, "invalid"),
         "malformed-anchoring": Case(_bundle_with(world, proof="not a list"), False, None),
         "not-a-receipt": Case({"receipt": [1, 2, 3]}, False, None),
+        **_format_cases(world),
+    }
+
+
+def _flip(hex_text: str, at: int = 10) -> str:
+    """``hex_text`` with one hex digit changed."""
+    digit = "1" if hex_text[at] != "1" else "2"
+    return hex_text[:at] + digit + hex_text[at + 1 :]
+
+
+def _format_cases(world: World) -> dict[str, Case]:
+    """Both formats, genuine and tampered: a format-2 receipt with a non-empty proof to its
+    signed root, and a format-1 receipt anchored by today's service."""
+    multi, old = world.multi, world.format1
+    assert old is not None, "the served world holds a format-1 receipt"
+    stripped = {
+        k: v for k, v in multi.items() if k not in ("format", "signed_root", "signed_proof")
+    }
+    return {
+        "format2-valid": Case(multi, True, "valid"),
+        "format2-proof-node-changed": Case(
+            {**multi, "signed_proof": [_flip(multi["signed_proof"][0])]}, True, "invalid"
+        ),
+        "format2-root-changed": Case(
+            {**multi, "signed_root": _flip(multi["signed_root"])}, True, "invalid"
+        ),
+        "format2-output-and-hash-changed": Case(
+            {**multi, "output": 1.5, "output_hash": "0x" + input_hash({"x": 1}).hex()},
+            True,
+            "invalid",
+        ),
+        "format2-signature-changed": Case(
+            {**multi, "signature": _flip(multi["signature"])}, True, "invalid"
+        ),
+        "format2-read-as-format1": Case(stripped, True, "invalid"),
+        "format2-format-3": Case({**multi, "format": 3}, True, None),
+        "format2-without-proof": Case({**multi, "signed_proof": None}, True, None),
+        "format1-valid": Case(old, True, "valid"),
+        "format1-without-format-fields": Case(
+            {k: v for k, v in old.items() if k not in ("format", "signed_root", "signed_proof")},
+            True,
+            "valid",
+        ),
+        "format1-output-and-hash-changed": Case(
+            {**old, "output": 1.5, "output_hash": "0x" + input_hash({"x": 1}).hex()},
+            True,
+            "invalid",
+        ),
+        "format1-signature-changed": Case(
+            {**old, "signature": _flip(old["signature"])}, True, "invalid"
+        ),
+        "format1-read-as-format2": Case(
+            {**old, "format": 2, "signed_root": old["leaf"], "signed_proof": []}, True, "invalid"
+        ),
+        "format1-with-signed-root": Case({**old, "signed_root": old["leaf"]}, True, None),
     }
 
 
@@ -101,4 +156,9 @@ CASE_NAMES = (
     "batch-never-anchored", "claimed-block-wrong", "revoked-batch", "model-revoked",
     "training-data-revoked", "signer-without-role", "signed-for-another-ledger", "back-dated",
     "pending-tampered", "malformed-anchoring", "not-a-receipt",
+    "format2-valid", "format2-proof-node-changed",
+    "format2-read-as-format1",
+    "format2-format-3", "format1-valid",
+    "format1-output-and-hash-changed", "format1-read-as-format2",
+    "format1-with-signed-root",
 )  # fmt: skip

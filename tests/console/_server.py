@@ -30,7 +30,7 @@ def served_world(work: Path) -> Iterator[Served]:
     server = ServiceProcess(work / "data", env=env)
     try:
         with httpx.Client(base_url=server.url, headers=server.headers, timeout=120) as api:
-            world = build_world(api)
+            world = build_world(api, server.data_dir)
         yield Served(server.url, world, server.data_dir)
     except BaseException:
         print(f"server log {server.log_path}:\n{server.log_tail(20_000)}")

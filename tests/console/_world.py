@@ -7,7 +7,10 @@ real server), in this order, so that every revocation comes after what it must n
   trained on it, one prediction, anchored: ``valid`` receipt, and its evidence bundle;
 * a ridge model on the same cleaned data (for a swapped ``model_hash``), revoked after one of its
   receipts was anchored (``model_not_revoked``);
-* a second anchored batch of the linear model (a proof from another batch), and a third, revoked
+* a second anchored batch of the linear model (a proof from another batch), issued by a two-row
+  request (format 2: a non-empty ``signed_proof``) and, when the receipt book's path is given,
+  holding a format-1 receipt as the service wrote them before issue 26 (signed alone, stored
+  without its leaf), anchored by today's service; and a third batch, revoked
   (``batch_not_revoked``);
 * loans data with a model trained on it and an anchored receipt; then the loans data is revoked:
   its model is tainted (``training_data``);
@@ -16,8 +19,16 @@ real server), in this order, so that every revocation comes after what it must n
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from ledger.chain.keys import load_or_create_key
+from ledger.formats.receipt_signing import ReceiptSigner
+from ledger.formats.receipts import ReceiptDomain, input_hash
 
 SALES_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
 LOANS_CSV = "income,debt,approved\n10,5,0\n40,5,1\n20,15,0\n60,10,1\n35,2,1\n15,12,0\n"
@@ -41,6 +52,8 @@ class World:
     loans_receipt: dict[str, Any]  # anchored, then its training data revoked
     pending: dict[str, Any]  # never anchored
     chain: dict[str, Any] = field(default_factory=dict)
+    multi: dict[str, Any] = field(default_factory=dict)  # format 2, second row of its request
+    format1: dict[str, Any] | None = None  # format 1, anchored in the later batch
 
 
 def _ok(response: Any, *statuses: int) -> Any:
@@ -48,8 +61,30 @@ def _ok(response: Any, *statuses: int) -> Any:
     return response.json()
 
 
-def build_world(api: Any) -> World:
-    """Register, train, predict, anchor and revoke as the module docstring says."""
+FORMAT1_ROW = {"x1": 410, "x2": 510}
+
+
+def write_format1_receipt(data_dir: Path, model: str, chain: dict[str, Any]) -> str:
+    """A format-1 receipt for ``model``, signed by the service's key and written into its
+    receipt book as the service did before issue 26 (body and input, no leaf); its id."""
+    domain = ReceiptDomain(chain["chain_id"], chain["contract_address"])
+    signer = ReceiptSigner(load_or_create_key(data_dir / "service.key").key, domain)
+    receipt = signer.sign(model_hash=model, input_hash=input_hash(FORMAT1_ROW), output=5000.0)
+    receipt_id = "0x" + receipt.receipt_id.hex()
+    with sqlite3.connect(data_dir / "receipts.sqlite3", isolation_level=None) as db:
+        db.execute(
+            "INSERT INTO receipts (receipt_id, model_hash, created_at, body, input) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (receipt_id, model, time.time(), receipt.to_json(),
+             json.dumps(FORMAT1_ROW, sort_keys=True, separators=(",", ":"))),
+        )  # fmt: skip
+    db.close()
+    return receipt_id
+
+
+def build_world(api: Any, data_dir: Path | None = None) -> World:
+    """Register, train, predict, anchor and revoke as the module docstring says; with the
+    service's ``data_dir``, also a format-1 receipt in the later batch."""
 
     def predict(model: str, row: dict[str, Any]) -> dict[str, Any]:
         body = _ok(api.post(f"/v1/models/{model}/predict", json={"rows": [row]}))
@@ -77,7 +112,11 @@ def build_world(api: Any) -> World:
     first = predict(model, ROW)
     ridge_first = predict(ridge, {"x1": 120, "x2": 220})
     anchor()
-    later = predict(model, {"x1": 400, "x2": 500})
+    chain = _ok(api.get("/v1/chain"))
+    later, multi = _ok(
+        api.post(f"/v1/models/{model}/predict", json={"rows": [{"x1": 400, "x2": 500}, ROW]})
+    )["receipts"]
+    format1 = write_format1_receipt(data_dir, model, chain) if data_dir is not None else None
     anchor()
     doomed = predict(model, {"x1": 10, "x2": 20})
     anchor()
@@ -108,5 +147,7 @@ def build_world(api: Any) -> World:
         revoked_batch_receipt=doomed,
         loans_receipt=receipt(loans_first),
         pending=receipt(pending),
-        chain=_ok(api.get("/v1/chain")),
+        chain=chain,
+        multi=receipt(multi),
+        format1=receipt({"receipt_id": format1}) if format1 is not None else None,
     )

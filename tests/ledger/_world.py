@@ -31,6 +31,7 @@ from ledger.verify import (
     verify_receipts,
 )
 from ledger.writes.anchoring import Anchorer, ReceiptBook
+from ml.hashing import canonical_json
 from tests.conftest import Deployed
 
 __all__ = [
@@ -92,9 +93,22 @@ class World:
         model: str | None = None,
         signer: ReceiptSigner | None = None,
         issued_at: int | None = None,
+        receipt_format: int = 1,
     ) -> list[Receipt]:
-        """Sign a receipt per row and write them to the book, as the service does."""
+        """Sign a receipt per row and write them to the book, as the service does: one
+        signature per row (format 1) or one for them all (format 2)."""
         signer = signer or self.signer
+        if receipt_format == 2:
+            texts = [canonical_json(row) for row in rows]
+            signed = signer.sign_request(
+                model_hash=bytes.fromhex((model or self.model)[2:]),
+                input_hashes=[hashlib.sha256(text).digest() for text in texts],
+                outputs=[output_of(row) for row in rows],
+                issued_at=issued_at,
+            )
+            self.book.add_issued(signed.issued([text.decode() for text in texts]))
+            self.issued += signed.receipts()
+            return signed.receipts()
         receipts = [
             signer.sign(
                 model_hash=model or self.model,

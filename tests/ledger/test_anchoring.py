@@ -157,7 +157,7 @@ def test_the_book_keeps_its_on_disk_format_and_durability(setup: Setup) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {
             table: [column[1] for column in db.execute(f"PRAGMA table_info({table})")]
-            for table in ("receipts", "batches")
+            for table in ("receipts", "batches", "models")
         }
         stored = db.execute("SELECT receipt_id, model_hash, body, input FROM receipts").fetchone()
     assert tables == {
@@ -181,7 +181,11 @@ def test_the_book_keeps_its_on_disk_format_and_durability(setup: Setup) -> None:
             "block_number",
             "error",
             "planned_at",
+            "first_seq",
+            "last_seq",
+            "leaves",
         ],
+        "models": ["model_hash", "planned_through"],
     }
     assert stored == (
         "0x" + receipt.receipt_id.hex(),
@@ -216,6 +220,7 @@ def test_the_book_is_a_receipt_store_and_the_names_stay_importable(setup: Setup)
     assert isinstance(setup.book, ReceiptStore)
     assert {
         "add",
+        "add_issued",
         "get",
         "counts",
         "pending_count",
@@ -470,6 +475,36 @@ def test_the_thread_anchors_when_n_are_pending(setup: Setup) -> None:
     [event] = setup.anchored_on_chain()
     assert event.count == 5
     _assert_anchored_and_provable(setup, first + second)
+
+
+def test_announced_receipts_wake_the_thread_only_once_a_batch_is_due(setup: Setup) -> None:
+    """notify(n) counts what requests announce: below the batch size the thread is not woken
+    (no count of the book per request); the announcement that reaches it wakes the thread."""
+    anchorer = setup.anchorer(batch_size=5, interval=3600)
+    counted = []
+    pending_count = setup.book.pending_count
+
+    def counting() -> int:
+        counted.append(1)
+        return pending_count()
+
+    setup.book.pending_count = counting  # type: ignore[method-assign]
+    anchorer.start()
+    try:
+        _wait_until(lambda: len(counted) == 1, "the thread's first look at the book")
+        setup.issue(2)
+        anchorer.notify(2)
+        setup.issue(2)
+        anchorer.notify(2)
+        time.sleep(0.3)
+        assert len(counted) == 1 and setup.book.counts()["pending"] == 4  # not woken
+        setup.issue(1)
+        anchorer.notify(1)
+        _wait_until(lambda: setup.book.counts()["anchored"] == 5, "five receipts are anchored")
+    finally:
+        anchorer.stop()
+    [event] = setup.anchored_on_chain()
+    assert event.count == 5
 
 
 def test_the_thread_anchors_after_the_interval(setup: Setup) -> None:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import ledger.formats.receipts
 from ledger.errors import LedgerError
 from ledger.formats.merkle import StandardMerkleTree, verify_proof
+from ledger.formats.receipt_parsing import parse_receipt
 from ledger.formats.receipt_signing import ReceiptSigner, recover_signer
 from ledger.formats.receipts import (
     RECEIPT_LEAF_ENCODING,
@@ -35,7 +36,6 @@ from ledger.formats.receipts import (
     input_hash,
     new_receipt_id,
     output_hash,
-    parse_receipt,
     receipt_digest,
     receipt_leaf,
     receipt_leaf_hash,

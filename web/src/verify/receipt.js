@@ -1,6 +1,7 @@
 // A receipt as ledger/formats/receipts.py defines it: its fields, checked for form as the CLI checks
 // them before it asks the chain anything, its hashes, its EIP-712 signer and its Merkle leaf.
 
+import { processProof } from "@openzeppelin/merkle-tree/dist/core.js";
 import { standardLeafHash } from "@openzeppelin/merkle-tree/dist/hashes.js";
 import { getAddress, recoverAddress, hashTypedData, sha256, stringToBytes } from "viem";
 import { CanonicalJsonError, PyInt, canonicalJson } from "./json.js";
@@ -12,6 +13,7 @@ export const RECEIPT_FIELDS = [
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const HALF_N = SECP256K1_N / 2n;
 const MAX_UINT64 = 2n ** 64n - 1n;
+const MAX_SIGNED_PROOF = 32; // ledger.formats.receipts.MAX_SIGNED_PROOF
 
 /** The document is not a receipt (the CLI's "is not a receipt", exit status 1). */
 export class ReceiptFormatError extends Error {}
@@ -69,12 +71,42 @@ export function readReceipt(doc) {
     throw new ReceiptFormatError("issued_at: an integer in [0, 2**64) is required");
   }
   receipt.issuedAt = issued.value;
+  readFormat(doc, receipt);
   try {
     canonicalJson(fields.output);
   } catch (error) {
     throw new ReceiptFormatError(`output: ${error.message}`);
   }
   return receipt;
+}
+
+/**
+ * The receipt's format (ledger.formats.receipts.Receipt): 1 when absent, signed alone
+ * with no signed_root or signed_proof; 2 signed with its request, over signed_root, with the
+ * proof from its leaf to that root.
+ */
+function readFormat(doc, receipt) {
+  const given = (name) => doc[name] !== undefined && doc[name] !== null;
+  const format = doc.format === undefined ? new PyInt(1n) : doc.format;
+  if (!(format instanceof PyInt) || (format.value !== 1n && format.value !== 2n)) {
+    throw new ReceiptFormatError(`format: 1 or 2 is required, got ${JSON.stringify(String(doc.format))}`);
+  }
+  receipt.format = Number(format.value);
+  if (receipt.format === 1) {
+    if (given("signed_root") || given("signed_proof")) {
+      throw new ReceiptFormatError("a format-1 receipt carries no signed_root or signed_proof");
+    }
+    return;
+  }
+  if (!given("signed_root") || !given("signed_proof")) {
+    throw new ReceiptFormatError("a format-2 receipt carries signed_root and signed_proof");
+  }
+  receipt.signedRoot = bytesField(doc, "signed_root", 32);
+  const proof = doc.signed_proof;
+  if (!Array.isArray(proof) || proof.length > MAX_SIGNED_PROOF) {
+    throw new ReceiptFormatError(`signed_proof: a list of at most ${MAX_SIGNED_PROOF} hashes is required`);
+  }
+  receipt.signedProof = proof.map((node, k) => bytesField({ [`signed_proof[${k}]`]: node }, `signed_proof[${k}]`, 32));
 }
 
 /** Where a receipt claims to be anchored (ledger.verify.Anchoring.from_json), or null. */
@@ -157,6 +189,7 @@ export function receiptDomain(chainId, contract) {
   return { name: "ProvenanceLedger", version: "1", chainId: BigInt(chainId), verifyingContract: getAddress(contract) };
 }
 
+const ROOT_TYPES = { PredictionReceiptRoot: [{ name: "root", type: "bytes32" }] };
 const TYPES = {
   PredictionReceipt: [
     { name: "receiptId", type: "bytes32" },
@@ -168,8 +201,22 @@ const TYPES = {
   ],
 };
 
-/** The signer's checksum address, or an Error naming why no key recovers (as ledger.formats.receipt_signing._recover). */
+/**
+ * The signer's checksum address, or an Error naming why no key recovers (as
+ * ledger.formats.receipt_signing.recover_signer): for format 2, the receipt's leaf must first
+ * fold up its signed_proof to the signed root, which is what the signature signs.
+ */
 export async function recoverSigner(receipt, domain) {
+  let hash;
+  if (receipt.format === 2) {
+    const reached = processProof(receiptLeafHash(receipt), receipt.signedProof).toLowerCase();
+    if (reached !== receipt.signedRoot) {
+      throw new Error(
+        `the receipt's leaf and signed_proof lead to root ${reached}, not to the signed root ${receipt.signedRoot}: its fields were not signed`,
+      );
+    }
+    hash = hashTypedData({ domain, types: ROOT_TYPES, primaryType: "PredictionReceiptRoot", message: { root: receipt.signedRoot } });
+  }
   const sig = receipt.signature;
   const r = BigInt(`0x${sig.slice(2, 66)}`);
   const s = BigInt(`0x${sig.slice(66, 130)}`);
@@ -178,7 +225,7 @@ export async function recoverSigner(receipt, domain) {
   if (!(r > 0n && r < SECP256K1_N) || !(s > 0n && s <= HALF_N)) {
     throw new Error("signature r or s is out of range (high s is malleable)");
   }
-  const hash = hashTypedData({
+  hash ??= hashTypedData({
     domain,
     types: TYPES,
     primaryType: "PredictionReceipt",
