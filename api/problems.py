@@ -109,6 +109,7 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     # Named after the contract's error; its problem types predate the name and stay.
     (ledger_errors.AlreadyRevoked, 409, "already-revoked"),
     (service_errors.RecordTainted, 409, "record-tainted"),
+    (service_errors.ReadingNotSealed, 409, None),
     (ledger_errors.RecordIsRevoked, 409, "record-revoked"),
     (ledger_errors.NotAuthorized, 403, None),
     (ledger_errors.InvalidRecord, 422, None),

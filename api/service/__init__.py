@@ -10,6 +10,7 @@
 ``service.admin``      chain coordinates, on-chain registrars, API keys, fsck
 ``service.rpc``        read-only Ethereum JSON-RPC over the service's chain
 ``service.browse``     what console pages need: children, batches, taint, tx lookup
+``service.streams``    sensor readings: ingest, seal into chunks and versions, proofs
 ======================  =========================================================
 
 Each part takes typed arguments, answers typed views (``api.schemas``) and raises domain errors
@@ -31,6 +32,7 @@ from api.service.predictions import Predictions
 from api.service.receipts import Receipts
 from api.service.records import Records
 from api.service.rpc import Rpc
+from api.service.streams import Streams
 from api.service.verification import Verification
 from api.settings import Settings
 
@@ -52,6 +54,7 @@ class Service:
         self.admin = Admin(core, keys)
         self.rpc = Rpc(core)
         self.browse = Browse(core)
+        self.streams = Streams(core, self.datasets)
 
     def stopping(self) -> None:
         """The process is asked to stop: end the trainings in flight now (their requests answer
@@ -60,9 +63,12 @@ class Service:
 
     def close(self) -> None:
         """Stop the background threads and close the chain, index and receipt book."""
+        self.streams.close()
         self.core.close()
 
 
 def open_service(settings: Settings, keys: KeyStore) -> Service:
     """Open the service on ``settings.data_dir`` (chain, key, deployment, threads)."""
-    return Service(open_core(settings), keys)
+    service = Service(open_core(settings), keys)
+    service.streams.start()
+    return service

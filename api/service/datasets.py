@@ -364,6 +364,16 @@ class Datasets:
             transform_hash=transform_hash,
         )
 
+    def register_input(self, item: DatasetInput) -> Written[DatasetPublic]:
+        """Register a record whose files the caller stored (a stream's version, whose content is
+        its manifest): answered from the index, with no transaction, when it exists already."""
+        if (existing := self._core.dataset(item.content_hash)) is not None:
+            return Written(dataset_view(self._core, existing), created=False)
+        written = self._write([item])[0]
+        if isinstance(written, Exception):
+            raise written
+        return written
+
     def _write(self, items: list[DatasetInput]) -> list[Written[DatasetPublic] | LedgerError]:
         """Hand the records to the write pipeline together; each answer is its view, built
         from the node's receipt, or its own error."""

@@ -1,0 +1,359 @@
+"""Streams: named series of sensor readings, ingested over HTTP (and MQTT, :mod:`api.mqtt`),
+stored durably on arrival, sealed into chunks and versions (:mod:`api.service._stream_seal`),
+with a proof for every sealed reading.
+
+Ingest never blocks on the chain: a reading is acknowledged once it is committed to
+``streams.sqlite3`` (:mod:`api.service._stream_store`); sealing runs on its own thread (every
+``seal_readings`` readings or when the oldest waiting reading is ``seal_seconds`` old, whichever
+comes first) or when asked (``seal``), one stream at a time under that stream's lock.
+A reading that is not one (not JSON, wrong type, missing or unknown column) goes to the stream's
+dead letters with its reason and never keeps the others of its request from being stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from api.errors import (
+    InvalidStream,
+    MalformedReadings,
+    ReadingNotSealed,
+    RowsRootMismatch,
+    StreamExists,
+    UnknownStream,
+    UnknownStreamReading,
+)
+from api.schemas.streams import (
+    ChunkPublic,
+    DeadLetterPublic,
+    DeadLettersPublic,
+    IngestPublic,
+    ReadingProofPublic,
+    RefusedReadingPublic,
+    StreamColumn,
+    StreamCreate,
+    StreamPublic,
+    StreamsPublic,
+    VersionPublic,
+    VersionsPublic,
+)
+from api.service._core import Core, Written
+from api.service._stream_rows import (
+    CHUNK_LEAF_ENCODING,
+    ReadingRefused,
+    check_reading,
+    column_name_problem,
+    split_body,
+    stream_schema_hash,
+)
+from api.service._stream_seal import chunk_leaves, chunk_tree, register_seal, stream_columns
+from api.service._stream_store import ChunkRow, StreamRow, StreamStore, now_ms
+from api.service.datasets import Datasets
+from ml.hashing import canonical_json, to_hex
+
+__all__ = ["Streams"]
+
+log = logging.getLogger("provenance.streams")
+_TICK = 0.2  # seconds between the sealer's looks at the streams' rules
+
+
+class Streams:
+    """The streams of one data directory, their readings, seals, versions and proofs."""
+
+    def __init__(self, core: Core, datasets: Datasets) -> None:
+        self._core = core
+        self._datasets = datasets
+        self.store = StreamStore(core.settings.data_dir / "streams.sqlite3")
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._sealer: threading.Thread | None = None
+        self._defs: dict[str, StreamRow] = {}
+
+    # -- definitions ---------------------------------------------------------------------------
+
+    def create(self, body: StreamCreate) -> Written[StreamPublic]:
+        """Define a stream; the same definition again is answered as it stands (200), another
+        one under the same name is a conflict."""
+        names = [c.name for c in body.columns]
+        for name in names:
+            if (problem := column_name_problem(name)) is not None:
+                raise InvalidStream(problem)
+        if len(set(names)) != len(names):
+            raise InvalidStream("column names must be unique")
+        if len(names) >= self._core.settings.max_columns:
+            raise InvalidStream(f"at most {self._core.settings.max_columns - 1} columns")
+        row = StreamRow(
+            body.name,
+            [{"name": c.name, "type": c.type} for c in body.columns],
+            body.seal_readings,
+            float(body.seal_seconds),
+            time.time(),
+        )
+        stored = self.store.create(row)
+        same = (stored.columns, stored.seal_readings, stored.seal_seconds) == (
+            row.columns, row.seal_readings, row.seal_seconds,
+        )  # fmt: skip
+        if not same:
+            raise StreamExists(f"stream {body.name} exists with another definition")
+        return Written(self.get(body.name), created=stored.created_at == row.created_at)
+
+    def definition(self, name: str) -> StreamRow:
+        """The stream's definition (cached: a stream is defined once)."""
+        row = self._defs.get(name)
+        if row is None:
+            row = self.store.stream(name)
+            if row is None:
+                raise UnknownStream(f"no stream is named {name!r}")
+            self._defs[name] = row
+        return row
+
+    def get(self, name: str) -> StreamPublic:
+        row = self.definition(name)
+        counts = self.store.counts(name)
+        pending, _ = self.store.pending(name)
+        latest, versions = self.store.versions(name, offset=0, limit=1)
+        recent = self.store.received_since(name, now_ms() - 60_000)
+        settings = self._core.settings
+        return StreamPublic(
+            name=name,
+            columns=[StreamColumn(**c) for c in row.columns],  # type: ignore[arg-type]
+            seal_readings=row.seal_readings,
+            seal_seconds=row.seal_seconds,
+            created_at=row.created_at,
+            readings=counts["readings"],
+            pending=pending,
+            dead_letters=counts["dead_letters"],
+            versions=versions,
+            last_received=counts["last_received"],
+            last_seal=latest[0].sealed_at if latest else None,
+            latest_version=latest[0].version_hash if latest else None,
+            rate=recent / 60.0,
+            schema_hash=stream_schema_hash(stream_columns(row)),
+            topic=f"{settings.mqtt_topic_prefix}/{name}" if settings.mqtt_url else None,
+        )
+
+    def list(self, *, offset: int, limit: int) -> StreamsPublic:
+        rows, count = self.store.streams(offset=offset, limit=limit)
+        return StreamsPublic(data=[self.get(r.name) for r in rows], count=count)
+
+    # -- ingest --------------------------------------------------------------------------------
+
+    def ingest_body(self, name: str, body: bytes) -> IngestPublic:
+        """A request body of readings (a JSON array, or JSON lines), stored before it returns."""
+        self.definition(name)
+        items = split_body(body)
+        if items is None:
+            raise MalformedReadings(
+                "the body is neither a JSON array nor JSON lines (UTF-8): nothing was stored"
+            )
+        if not items:
+            raise MalformedReadings("the body holds no readings")
+        return self.ingest(name, items, source="http")
+
+    def ingest(self, name: str, items: Sequence[tuple[str, Any]], *, source: str) -> IngestPublic:
+        """Check and store ``items`` (text as received, parsed JSON or the reason it is not)
+        in one transaction: good readings, and the bad ones as dead letters."""
+        stream = self.definition(name)
+        columns = stream_columns(stream)
+        max_chars = self._core.settings.max_field_chars
+        received = now_ms()
+        good: list[tuple[str, int, str]] = []
+        dead: list[tuple[int, str, str, str]] = []
+        refused: list[RefusedReadingPublic] = []
+        for index, (text, parsed) in enumerate(items):
+            try:
+                if isinstance(parsed, ReadingRefused):
+                    raise parsed
+                reading = check_reading(parsed, columns, max_chars=max_chars)
+            except ReadingRefused as exc:
+                dead.append((received, source, text, str(exc)))
+                refused.append(RefusedReadingPublic(index=index, reason=str(exc)))
+                continue
+            reading_id = reading.id if reading.id is not None else uuid.uuid4().hex
+            good.append((reading_id, received, canonical_json(list(reading.values)).decode()))
+        added = self.store.add(name, good, dead)
+        if added and self._pending_past_rule(stream):
+            self._wake.set()
+        return IngestPublic(
+            accepted=added, duplicates=len(good) - added, dead_letters=len(dead), refused=refused
+        )
+
+    def dead_letter(self, name: str, text: str, reason: str, *, source: str) -> None:
+        """Keep a message that names no stream's readings (an unknown stream's topic)."""
+        self.store.add(name, [], [(now_ms(), source, text[:1000], reason)])
+
+    def dead_letters(self, name: str, *, offset: int, limit: int) -> DeadLettersPublic:
+        self.definition(name)
+        rows, count = self.store.dead_letters(name, offset=offset, limit=limit)
+        data = [
+            DeadLetterPublic(
+                received_at=r.received_at,
+                source=r.source,  # type: ignore[arg-type]
+                payload=r.payload,
+                reason=r.reason,
+            )
+            for r in rows
+        ]
+        return DeadLettersPublic(data=data, count=count)
+
+    # -- seals and versions --------------------------------------------------------------------
+
+    def seal(self, name: str) -> VersionsPublic:
+        """Seal every waiting reading now (in chunks of at most ``seal_readings``); answers the
+        versions made, none when nothing was waiting."""
+        stream = self.definition(name)
+        made: list[ChunkRow] = []
+        while (chunk := self._seal_one(stream)) is not None:
+            made.append(chunk)
+        views = [self._version_view(c) for c in made]
+        return VersionsPublic(data=views, count=len(views))
+
+    def versions(self, name: str, *, offset: int, limit: int) -> VersionsPublic:
+        self.definition(name)
+        rows, count = self.store.versions(name, offset=offset, limit=limit)
+        return VersionsPublic(data=[self._version_view(c) for c in rows], count=count)
+
+    def _version_view(self, chunk: ChunkRow) -> VersionPublic:
+        chunks = self.store.chunks(chunk.stream, upto=chunk.number)
+        previous = chunks[-2].version_hash if len(chunks) > 1 else None
+        return VersionPublic(
+            number=chunk.number,
+            hash=str(chunk.version_hash),
+            rows_root=str(chunk.version_rows_root),
+            readings=chunk.readings_total,
+            previous=previous,
+            chunk=ChunkPublic(
+                number=chunk.number,
+                hash=str(chunk.content_hash),
+                rows_root=str(chunk.rows_root),
+                readings=chunk.count,
+                first_row=chunk.first_row,
+                first_received=chunk.first_received,
+                last_received=chunk.last_received,
+            ),
+            chunks=[str(c.content_hash) for c in chunks],
+            sealed_at=float(chunk.sealed_at or 0.0),
+        )
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def _seal_one(self, stream: StreamRow) -> ChunkRow | None:
+        """Plan, register and mark one chunk (a planned one left by a crash first)."""
+        with self._lock(stream.name):
+            planned = self.store.plan(stream.name, stream.seal_readings)
+            if planned is None:
+                return None
+            rows = self.store.chunk_rows(stream.name, planned.number)
+            earlier = self.store.chunks(stream.name, upto=planned.number - 1)
+            sealed = register_seal(self._datasets, self._core.store, stream, planned, rows, earlier)
+            self.store.mark_sealed(
+                planned,
+                content_hash=sealed.content_hash,
+                rows_root=sealed.rows_root,
+                version=sealed.version_hash,
+                root=sealed.version_root,
+            )
+            log.info("sealed %s chunk %d (%d readings)", stream.name, planned.number, planned.count)
+            return self.store.chunks(stream.name, upto=planned.number)[-1]
+
+    def _pending_past_rule(self, stream: StreamRow) -> bool:
+        count, oldest = self.store.pending(stream.name)
+        if count >= stream.seal_readings:
+            return True
+        return count > 0 and oldest is not None and now_ms() - oldest >= stream.seal_seconds * 1000
+
+    def start(self) -> None:
+        """Start the sealer: it first finishes any seal a previous run left planned."""
+        self._sealer = threading.Thread(target=self._seal_loop, name="sealer", daemon=True)
+        self._sealer.start()
+
+    def _seal_loop(self) -> None:
+        first, delay = True, _TICK
+        while not self._stop.is_set():
+            try:
+                for stream in self.store.all_streams():
+                    while not self._stop.is_set() and (first or self._pending_past_rule(stream)):
+                        if self._seal_one(stream) is None:
+                            break
+                    if self._stop.is_set():
+                        return
+                first, delay = False, _TICK
+            except Exception:  # the chain away, a full disk: the readings wait, durable
+                log.exception("sealing failed; retrying")
+                delay = min(delay * 2, 10.0)
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._sealer is not None:
+            self._sealer.join(timeout=30)
+        self.store.close()
+
+    # -- proofs --------------------------------------------------------------------------------
+
+    def proof(self, name: str, reading_id: str, version: str | None = None) -> ReadingProofPublic:
+        """A sealed reading's row proof in its chunk and its chunk's place in ``version`` (the
+        latest when None): both roots are the records' on-chain rows roots."""
+        self.definition(name)
+        found = self.store.reading(name, reading_id)
+        if found is None:
+            raise UnknownStreamReading(f"stream {name} has no reading {reading_id!r}")
+        received_at, number, position = found
+        if number is None or position is None:
+            raise ReadingNotSealed(f"reading {reading_id!r} is stored but not sealed yet")
+        if version is None:
+            latest, _ = self.store.versions(name, offset=0, limit=1)
+            target = latest[0] if latest else None
+        else:
+            target = self.store.by_version(version.lower())
+            if target is not None and target.stream != name:
+                target = None
+            if target is None:
+                raise UnknownStreamReading(f"stream {name} has no version {version}")
+        if target is None or target.state != "sealed" or target.number < number:
+            raise ReadingNotSealed(
+                f"reading {reading_id!r} is in chunk {number}, not in that version"
+                if target is not None and target.number < number
+                else f"reading {reading_id!r} is being sealed; ask again shortly"
+            )
+        chunks = self.store.chunks(name, upto=target.number)
+        chunk = chunks[number - 1]
+        row = self._datasets.row_proof(str(chunk.content_hash), position)
+        leaves = chunk_leaves(chunks)
+        tree = chunk_tree(leaves)
+        on_chain = self._datasets.indexed(str(target.version_hash)).rows_root
+        if on_chain != to_hex(tree.root):
+            raise RowsRootMismatch(
+                f"version {target.version_hash}'s chunks give root {to_hex(tree.root)}, the "
+                f"chain says {on_chain}"
+            )
+        return ReadingProofPublic(
+            stream=name,
+            id=reading_id,
+            received_at=received_at,
+            version=str(target.version_hash),
+            chunk=str(chunk.content_hash),
+            index=position,
+            row=row.row,
+            row_digest=row.row_digest,
+            leaf=row.leaf,
+            proof=row.proof,
+            root=row.root,
+            leaf_encoding=row.leaf_encoding,
+            chunk_leaf=list(leaves[number - 1]),
+            chunk_leaf_hash=to_hex(tree.leaf_hash_at(number - 1)),
+            chunk_proof=[to_hex(p) for p in tree.proof(number - 1)],
+            version_root=to_hex(tree.root),
+            chunk_leaf_encoding=list(CHUNK_LEAF_ENCODING),
+        )
