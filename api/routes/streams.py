@@ -33,8 +33,9 @@ _READINGS_BODY = {
             "schema": {"type": "array", "items": {"type": "object"}},
             "example": [{"id": "m3-0001", "temperature": 71.5, "line": "3"}],
         },
-        "application/x-ndjson": {"schema": {"type": "string", "description": "JSON lines"}},
     },
+    "description": "a JSON array of readings, or JSON lines (one reading a line, any "
+    "content type such as application/x-ndjson)",
 }
 
 
