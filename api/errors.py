@@ -32,6 +32,7 @@ __all__ = [
     "UnknownRow",
     "UnknownStream",
     "UnknownStreamReading",
+    "VersionManifestBroken",
 ]
 
 
@@ -154,3 +155,7 @@ class MalformedReadings(MlError, ValueError):
     not UTF-8, or empty): nothing of it is stored."""
 
     code = "malformed-readings"
+
+
+class VersionManifestBroken(LedgerError):
+    """A stream version's manifests in the store do not hold together: the store was altered."""

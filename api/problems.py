@@ -97,6 +97,7 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     (ArtifactMissing, 500, "artifact-missing"),
     (ArtifactCorrupted, 500, "artifact-corrupted"),
     (service_errors.RowsRootMismatch, 500, None),
+    (service_errors.VersionManifestBroken, 500, None),
     (service_errors.Misconfigured, 500, None),
     (AttestationError, 500, "attestation-key"),  # the service's own key cannot be read
     (ReceiptError, 422, "malformed-receipt"),

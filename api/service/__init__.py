@@ -28,6 +28,7 @@ from api.service.attestations import Attestations
 from api.service.browse import Browse
 from api.service.datasets import Datasets
 from api.service.models import Models
+from api.service.mqtt_ingest import MqttIngest
 from api.service.predictions import Predictions
 from api.service.receipts import Receipts
 from api.service.records import Records
@@ -55,6 +56,7 @@ class Service:
         self.rpc = Rpc(core)
         self.browse = Browse(core)
         self.streams = Streams(core, self.datasets)
+        self.mqtt: MqttIngest | None = None  # started by open_service when mqtt_url is set
 
     def stopping(self) -> None:
         """The process is asked to stop: end the trainings in flight now (their requests answer
@@ -63,6 +65,8 @@ class Service:
 
     def close(self) -> None:
         """Stop the background threads and close the chain, index and receipt book."""
+        if self.mqtt is not None:
+            self.mqtt.close()
         self.streams.close()
         self.core.close()
 
@@ -71,4 +75,7 @@ def open_service(settings: Settings, keys: KeyStore) -> Service:
     """Open the service on ``settings.data_dir`` (chain, key, deployment, threads)."""
     service = Service(open_core(settings), keys)
     service.streams.start()
+    if settings.mqtt_url:
+        service.mqtt = MqttIngest(settings, service.streams)
+        service.mqtt.start()
     return service

@@ -29,6 +29,7 @@ from api.service._stream_rows import (
     stream_schema_hash,
 )
 from api.service._stream_store import ChunkRow, StreamRow
+from api.service._versions import MANIFEST_MEDIA_TYPE
 from api.service.datasets import Datasets
 from ledger.formats.merkle import StandardMerkleTree
 from ledger.records import DatasetInput
@@ -38,7 +39,6 @@ from ml.hashing import canonical_json, to_hex
 
 __all__ = [
     "APPEND_SPEC",
-    "MANIFEST_MEDIA_TYPE",
     "SealedChunk",
     "chunk_leaves",
     "chunk_tree",
@@ -46,7 +46,6 @@ __all__ = [
     "stream_columns",
 ]
 
-MANIFEST_MEDIA_TYPE = "application/vnd.provenance-ledger.stream-version+json"
 APPEND_SPEC = {
     "transform": "stream-append",
     "description": "the previous version's rows, then the chunk's rows, in order",

@@ -191,22 +191,34 @@ class StreamStore:
         readings: Sequence[tuple[str, int, str]],
         dead: Sequence[tuple[int, str, str, str]] = (),
     ) -> int:
-        """Store ``readings`` (id, received_at ms, row JSON) and ``dead`` letters (received_at,
-        source, payload, reason) in one committed transaction; answers how many readings were
-        new (the rest had an id seen before)."""
+        """:meth:`add_many` for one stream."""
+        return self.add_many([(stream, readings, dead)])[0]
+
+    def add_many(
+        self,
+        batches: Sequence[
+            tuple[str, Sequence[tuple[str, int, str]], Sequence[tuple[int, str, str, str]]]
+        ],
+    ) -> list[int]:
+        """Store, per stream, readings (id, received_at ms, row JSON) and dead letters
+        (received_at, source, payload, reason), all in one committed transaction; answers per
+        stream how many readings were new (the rest had an id seen before)."""
+        added = []
         with self._write() as conn:
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO readings (stream, id, received_at, row) VALUES (?, ?, ?, ?)",
-                [(stream, *r) for r in readings],
-            )
-            added = conn.total_changes - before
-            if dead:
+            for stream, readings, dead in batches:
+                before = conn.total_changes
                 conn.executemany(
-                    "INSERT INTO dead_letters (stream, received_at, source, payload, reason) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(stream, *d) for d in dead],
+                    "INSERT OR IGNORE INTO readings (stream, id, received_at, row) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(stream, *r) for r in readings],
                 )
+                added.append(conn.total_changes - before)
+                if dead:
+                    conn.executemany(
+                        "INSERT INTO dead_letters (stream, received_at, source, payload, reason) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        [(stream, *d) for d in dead],
+                    )
         return added
 
     def pending(self, stream: str) -> tuple[int, int | None]:

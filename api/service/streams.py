@@ -159,15 +159,52 @@ class Streams:
 
     def ingest(self, name: str, items: Sequence[tuple[str, Any]], *, source: str) -> IngestPublic:
         """Check and store ``items`` (text as received, parsed JSON or the reason it is not)
-        in one transaction: good readings, and the bad ones as dead letters."""
+        in one transaction: good readings, and the bad ones as dead letters. A reading without
+        an id is given a random one."""
         stream = self.definition(name)
+        named = [(uuid.uuid4().hex, text, parsed) for text, parsed in items]
+        good, dead, refused = self._check(stream, named, source=source)
+        [added] = self.store.add_many([(name, good, dead)])
+        self._wake_if_due(stream, added)
+        return IngestPublic(
+            accepted=added, duplicates=len(good) - added, dead_letters=len(dead), refused=refused
+        )
+
+    def ingest_messages(
+        self, groups: dict[str, list[tuple[str, str, Any]]], *, source: str
+    ) -> None:
+        """Store readings of several streams in one transaction, each item ``(id if it has
+        none, text as received, parsed JSON or the reason it is not)``; items for a stream that
+        does not exist are kept as dead letters under that name."""
+        batches = []
+        for name, items in groups.items():
+            try:
+                stream = self.definition(name)
+            except UnknownStream:
+                reason = f"no stream is named {name!r}"
+                received = now_ms()
+                dead = [(received, source, text, reason) for _, text, _ in items]
+                log.warning("%d reading(s) for unknown stream %r kept as dead letters",
+                            len(dead), name)  # fmt: skip
+                batches.append((name, [], dead))
+                continue
+            good, dead, _ = self._check(stream, items, source=source)
+            batches.append((name, good, dead))
+        added = self.store.add_many(batches)
+        for (name, _, _), count in zip(batches, added, strict=True):
+            if count and name in self._defs:
+                self._wake_if_due(self._defs[name], count)
+
+    def _check(
+        self, stream: StreamRow, items: Sequence[tuple[str, str, Any]], *, source: str
+    ) -> tuple[list[tuple[str, int, str]], list[tuple[int, str, str, str]], list[Any]]:
         columns = stream_columns(stream)
         max_chars = self._core.settings.max_field_chars
         received = now_ms()
         good: list[tuple[str, int, str]] = []
         dead: list[tuple[int, str, str, str]] = []
         refused: list[RefusedReadingPublic] = []
-        for index, (text, parsed) in enumerate(items):
+        for index, (default_id, text, parsed) in enumerate(items):
             try:
                 if isinstance(parsed, ReadingRefused):
                     raise parsed
@@ -176,18 +213,13 @@ class Streams:
                 dead.append((received, source, text, str(exc)))
                 refused.append(RefusedReadingPublic(index=index, reason=str(exc)))
                 continue
-            reading_id = reading.id if reading.id is not None else uuid.uuid4().hex
+            reading_id = reading.id if reading.id is not None else default_id
             good.append((reading_id, received, canonical_json(list(reading.values)).decode()))
-        added = self.store.add(name, good, dead)
+        return good, dead, refused
+
+    def _wake_if_due(self, stream: StreamRow, added: int) -> None:
         if added and self._pending_past_rule(stream):
             self._wake.set()
-        return IngestPublic(
-            accepted=added, duplicates=len(good) - added, dead_letters=len(dead), refused=refused
-        )
-
-    def dead_letter(self, name: str, text: str, reason: str, *, source: str) -> None:
-        """Keep a message that names no stream's readings (an unknown stream's topic)."""
-        self.store.add(name, [], [(now_ms(), source, text[:1000], reason)])
 
     def dead_letters(self, name: str, *, offset: int, limit: int) -> DeadLettersPublic:
         self.definition(name)

@@ -271,3 +271,44 @@ def test_a_readings_proof_verifies_off_chain_and_on_chain(api: TestClient) -> No
     )
     assert result["root"] == proofs[1]["version_root"]
     assert result["proofs"][1] == proofs[1]["chunk_proof"]
+
+
+def test_train_on_a_version_and_revoke_a_chunk(api: TestClient) -> None:
+    make_stream(api, "trained")
+    send(api, "trained", [reading(i) for i in range(6)])
+    api.post("/v1/streams/trained/seal")
+    send(api, "trained", [reading(i) for i in range(6, 12)])
+    [v2] = api.post("/v1/streams/trained/seal").json()["data"]
+    body = {"dataset": v2["hash"], "algorithm": "linear_regression", "target": "temperature"}
+    response = api.post("/v1/models", json={**body, "test_size": 0})
+    assert response.status_code == 201, response.text
+    model = response.json()
+    assert model["datasets"] == [v2["hash"]]
+    metadata = model["metadata"]
+    assert metadata["features"] == ["vibration", "alarm"]  # never the arrival time
+    assert metadata["datasets"][0]["row_count"] == 12
+    facts = metadata["stream"]
+    assert (facts["stream"], facts["version"], facts["readings"]) == ("trained", v2["hash"], 12)
+    [v1] = api.get("/v1/streams/trained/versions?offset=1").json()["data"]
+    assert facts["first_received"] == v1["chunk"]["first_received"]
+    assert facts["last_received"] == v2["chunk"]["last_received"]
+    report = api.get(f"/v1/verify/models/{model['model_hash']}?retrain=true").json()
+    assert report["verdict"] == "valid", report
+    assert {c["name"]: c["ok"] for c in report["checks"]}["reproducible"] is True, report
+    lineage = api.get(f"/v1/lineage/{model['model_hash']}?direction=up").json()
+    up = {n["id"] for n in lineage["nodes"]}
+    assert {f"dataset:{h}" for h in (v1["hash"], v2["hash"], v1["chunk"]["hash"])} <= up
+
+    revoked = api.post(f"/v1/records/{v1['chunk']['hash']}/revoke", json={"reason": "bad probe"})
+    assert revoked.status_code == 200, revoked.text
+    assert api.get(f"/v1/models/{model['model_hash']}").json()["tainted"] is True
+    report = api.get(f"/v1/verify/models/{model['model_hash']}").json()
+    assert report["verdict"] == "invalid"
+    down = api.get(f"/v1/lineage/{v1['chunk']['hash']}?direction=down").json()
+    below = {n["id"] for n in down["nodes"]}
+    assert {
+        f"dataset:{v1['hash']}",
+        f"dataset:{v2['hash']}",
+        f"model:{model['model_hash']}",
+    } <= below
+    assert all(n["tainted"] or n["revoked"] for n in down["nodes"])
