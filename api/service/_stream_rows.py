@@ -25,6 +25,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _encode_string  # type: ignore[attr-defined]
 from typing import Any
 
 from ml.columns import Column, compute_schema_hash
@@ -34,6 +35,7 @@ __all__ = [
     "CHUNK_LEAF_ENCODING",
     "RECEIVED_AT",
     "ReadingRefused",
+    "RowEncoder",
     "check_reading",
     "chunk_csv",
     "file_columns",
@@ -137,6 +139,51 @@ def check_reading(obj: Any, columns: Sequence[Column], *, max_chars: int) -> Rea
         raise ReadingRefused(f"missing column(s) {', '.join(map(repr, missing[:5]))}")
     values = tuple(_check_value(c, obj[c.name], max_chars) for c in columns)
     return Reading(reading_id, values)
+
+
+class RowEncoder:
+    """:func:`check_reading` and the row's JSON in one pass, fast for the readings that pass:
+    a reading that does not fit the fast path is checked again by :func:`check_reading`, which
+    gives the reason (the tests check both agree on every value)."""
+
+    def __init__(self, columns: Sequence[Column], *, max_chars: int) -> None:
+        self._columns = list(columns)
+        self._plan = [(c.name, c.type) for c in columns]
+        self._max_chars = max_chars
+
+    def encode(self, obj: Any) -> tuple[str | None, str]:
+        """The reading's id (None: none given) and its values as a JSON array, in column
+        order; raises :class:`ReadingRefused`."""
+        if type(obj) is not dict:
+            return self._slow(obj)
+        reading_id = obj.get("id")
+        if len(obj) != len(self._plan) + ("id" in obj):
+            return self._slow(obj)
+        if reading_id is not None and (
+            type(reading_id) is not str or not 1 <= len(reading_id) <= ID_MAX_CHARS
+        ):
+            return self._slow(obj)
+        parts = []
+        for name, kind in self._plan:
+            value = obj.get(name)
+            kind_of = type(value)
+            if kind == "float" and kind_of is float and value - value == 0:  # finite
+                parts.append(repr(value))
+            elif kind == "float" and kind_of is int and -(2**53) <= value <= 2**53:
+                parts.append(repr(float(value)))
+            elif kind == "integer" and kind_of is int and -(2**63) < value < 2**63:
+                parts.append(str(value))
+            elif kind == "boolean" and kind_of is bool:
+                parts.append("true" if value else "false")
+            elif kind == "string" and kind_of is str and 0 < len(value) <= self._max_chars:
+                parts.append(_encode_string(value))
+            else:
+                return self._slow(obj)
+        return reading_id, "[" + ",".join(parts) + "]"
+
+    def _slow(self, obj: Any) -> tuple[str | None, str]:
+        reading = check_reading(obj, self._columns, max_chars=self._max_chars)
+        return reading.id, json.dumps(reading.values, separators=(",", ":"))
 
 
 def split_body(body: bytes) -> list[tuple[str, Any]] | None:

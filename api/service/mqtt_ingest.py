@@ -165,7 +165,7 @@ class MqttIngest:
                 self._client.ack(message.mid, message.qos)
 
     def _store(self, batch: list[Any]) -> None:
-        groups: dict[str, list[tuple[str, str, Any]]] = {}
+        groups: dict[str, list[tuple[str, str | None, Any]]] = {}
         for message in batch:
             topic = message.topic
             name = topic[len(self._prefix) + 1 :]
@@ -179,7 +179,5 @@ class MqttIngest:
                 items.append((f"mqtt:{seed}:0", text, ReadingRefused(f"not JSON: {exc}")))
                 continue
             readings = parsed if isinstance(parsed, list) else [parsed]
-            for i, reading in enumerate(readings):
-                text = json.dumps(reading)[:1000]
-                items.append((f"mqtt:{seed}:{i}", text, reading))
+            items.extend((f"mqtt:{seed}:{i}", None, r) for i, r in enumerate(readings))
         self._streams.ingest_messages(groups, source="mqtt")

@@ -12,10 +12,12 @@ dead letters with its reason and never keeps the others of its request from bein
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +48,7 @@ from api.service._core import Core, Written
 from api.service._stream_rows import (
     CHUNK_LEAF_ENCODING,
     ReadingRefused,
-    check_reading,
+    RowEncoder,
     column_name_problem,
     split_body,
     stream_schema_hash,
@@ -54,12 +56,38 @@ from api.service._stream_rows import (
 from api.service._stream_seal import chunk_leaves, chunk_tree, register_seal, stream_columns
 from api.service._stream_store import ChunkRow, StreamRow, StreamStore, now_ms
 from api.service.datasets import Datasets
-from ml.hashing import canonical_json, to_hex
+from ml.hashing import to_hex
 
 __all__ = ["Streams"]
 
 log = logging.getLogger("provenance.streams")
 _TICK = 0.2  # seconds between the sealer's looks at the streams' rules
+
+
+class _Rates:
+    """Readings received per stream in the last minute, in one-second buckets (in memory: a
+    rate shown on a page, not a record; it starts at 0 after a restart)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, deque[list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, count: int) -> None:
+        second = int(time.time())
+        with self._lock:
+            buckets = self._buckets.setdefault(name, deque())
+            if buckets and buckets[-1][0] == second:
+                buckets[-1][1] += count
+            else:
+                buckets.append([second, count])
+            while buckets and buckets[0][0] <= second - 60:
+                buckets.popleft()
+
+    def rate(self, name: str) -> float:
+        since = int(time.time()) - 60
+        with self._lock:
+            buckets = self._buckets.get(name, ())
+            return sum(n for second, n in buckets if second > since) / 60.0
 
 
 class Streams:
@@ -75,6 +103,9 @@ class Streams:
         self._wake = threading.Event()
         self._sealer: threading.Thread | None = None
         self._defs: dict[str, StreamRow] = {}
+        self._arrived: dict[str, int] = {}  # readings since the last seal, roughly
+        self._rates = _Rates()
+        self._encoders: dict[str, RowEncoder] = {}
 
     # -- definitions ---------------------------------------------------------------------------
 
@@ -117,9 +148,7 @@ class Streams:
     def get(self, name: str) -> StreamPublic:
         row = self.definition(name)
         counts = self.store.counts(name)
-        pending, _ = self.store.pending(name)
         latest, versions = self.store.versions(name, offset=0, limit=1)
-        recent = self.store.received_since(name, now_ms() - 60_000)
         settings = self._core.settings
         return StreamPublic(
             name=name,
@@ -128,13 +157,13 @@ class Streams:
             seal_seconds=row.seal_seconds,
             created_at=row.created_at,
             readings=counts["readings"],
-            pending=pending,
+            pending=counts["pending"],
             dead_letters=counts["dead_letters"],
             versions=versions,
             last_received=counts["last_received"],
             last_seal=latest[0].sealed_at if latest else None,
             latest_version=latest[0].version_hash if latest else None,
-            rate=recent / 60.0,
+            rate=self._rates.rate(name),
             schema_hash=stream_schema_hash(stream_columns(row)),
             topic=f"{settings.mqtt_topic_prefix}/{name}" if settings.mqtt_url else None,
         )
@@ -171,11 +200,12 @@ class Streams:
         )
 
     def ingest_messages(
-        self, groups: dict[str, list[tuple[str, str, Any]]], *, source: str
+        self, groups: dict[str, list[tuple[str, str | None, Any]]], *, source: str
     ) -> None:
         """Store readings of several streams in one transaction, each item ``(id if it has
-        none, text as received, parsed JSON or the reason it is not)``; items for a stream that
-        does not exist are kept as dead letters under that name."""
+        none, text as received (None: the parsed value's JSON), parsed JSON or the reason it is
+        not)``; items for a stream that does not exist are kept as dead letters under that
+        name."""
         batches = []
         for name, items in groups.items():
             try:
@@ -183,7 +213,10 @@ class Streams:
             except UnknownStream:
                 reason = f"no stream is named {name!r}"
                 received = now_ms()
-                dead = [(received, source, text, reason) for _, text, _ in items]
+                dead = [
+                    (received, source, text if text is not None else json.dumps(p)[:1000], reason)
+                    for _, text, p in items
+                ]
                 log.warning("%d reading(s) for unknown stream %r kept as dead letters",
                             len(dead), name)  # fmt: skip
                 batches.append((name, [], dead))
@@ -196,10 +229,13 @@ class Streams:
                 self._wake_if_due(self._defs[name], count)
 
     def _check(
-        self, stream: StreamRow, items: Sequence[tuple[str, str, Any]], *, source: str
+        self, stream: StreamRow, items: Sequence[tuple[str, str | None, Any]], *, source: str
     ) -> tuple[list[tuple[str, int, str]], list[tuple[int, str, str, str]], list[Any]]:
-        columns = stream_columns(stream)
-        max_chars = self._core.settings.max_field_chars
+        encoder = self._encoders.get(stream.name)
+        if encoder is None:
+            encoder = self._encoders[stream.name] = RowEncoder(
+                stream_columns(stream), max_chars=self._core.settings.max_field_chars
+            )
         received = now_ms()
         good: list[tuple[str, int, str]] = []
         dead: list[tuple[int, str, str, str]] = []
@@ -208,17 +244,22 @@ class Streams:
             try:
                 if isinstance(parsed, ReadingRefused):
                     raise parsed
-                reading = check_reading(parsed, columns, max_chars=max_chars)
+                reading_id, row = encoder.encode(parsed)
             except ReadingRefused as exc:
-                dead.append((received, source, text, str(exc)))
+                shown = text if text is not None else json.dumps(parsed)[:1000]
+                dead.append((received, source, shown, str(exc)))
                 refused.append(RefusedReadingPublic(index=index, reason=str(exc)))
                 continue
-            reading_id = reading.id if reading.id is not None else default_id
-            good.append((reading_id, received, canonical_json(list(reading.values)).decode()))
+            good.append((reading_id if reading_id is not None else default_id, received, row))
         return good, dead, refused
 
     def _wake_if_due(self, stream: StreamRow, added: int) -> None:
-        if added and self._pending_past_rule(stream):
+        """Count what arrived; wake the sealer when about a chunk's worth has (its own look
+        at the store, every tick, decides)."""
+        self._rates.add(stream.name, added)
+        with self._guard:
+            waiting = self._arrived[stream.name] = self._arrived.get(stream.name, 0) + added
+        if waiting >= stream.seal_readings:
             self._wake.set()
 
     def dead_letters(self, name: str, *, offset: int, limit: int) -> DeadLettersPublic:
@@ -281,6 +322,8 @@ class Streams:
     def _seal_one(self, stream: StreamRow) -> ChunkRow | None:
         """Plan, register and mark one chunk (a planned one left by a crash first)."""
         with self._lock(stream.name):
+            with self._guard:
+                self._arrived[stream.name] = 0
             planned = self.store.plan(stream.name, stream.seal_readings)
             if planned is None:
                 return None
