@@ -162,11 +162,13 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
         time.sleep(1.5)  # subscribed (a persistent session: the broker keeps it)
     _publish(broker, lines)
     samples: list[float] = []
+    curve: list[tuple[int, float]] = []  # (readings stored, RSS MB)
     with ServiceProcess(data, env=env) as server, server.client() as http:
         deadline = time.monotonic() + max(300, n / 500)
         while time.monotonic() < deadline:
             samples.append(_rss_mb(server.pid))
             figures = http.get(f"/v1/streams/{STREAM}").json()
+            curve.append((figures["readings"], samples[-1]))
             if figures["readings"] >= n:
                 break
             time.sleep(0.5)
@@ -186,6 +188,7 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
     return {
         "rate": (n - 1) / max((last - first) / 1000, 1e-3),
         "rss_mb": samples,
+        "rss_by_readings": curve,
         "seal_seconds": seals,
         "sealed_at_end": sealed,
     }
@@ -220,7 +223,10 @@ def _tables(result: dict[str, Any]) -> list[str]:
          fmt(result["publisher_rate"]), ""],
     ]  # fmt: skip
     quarter = max(len(rss) // 4, 1)
+    curve = result.get("rss_by_readings") or []
+    tenths = [curve[min(len(curve) - 1, i * len(curve) // 10)] for i in range(10)] if curve else []
     memory = [
+        *[[f"at {r:,} readings", fmt(mb)] for r, mb in tenths],
         ["first quarter of the drain", fmt(statistics.median(rss[:quarter]))],
         ["last quarter of the drain", fmt(statistics.median(rss[-quarter:]))],
         ["peak", fmt(max(rss))],
