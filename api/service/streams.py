@@ -24,11 +24,8 @@ from typing import Any
 from api.errors import (
     InvalidStream,
     MalformedReadings,
-    ReadingNotSealed,
-    RowsRootMismatch,
     StreamExists,
     UnknownStream,
-    UnknownStreamReading,
 )
 from api.schemas.streams import (
     ChunkPublic,
@@ -45,18 +42,17 @@ from api.schemas.streams import (
     VersionsPublic,
 )
 from api.service._core import Core, Written
+from api.service._stream_proof import reading_proof
 from api.service._stream_rows import (
-    CHUNK_LEAF_ENCODING,
     ReadingRefused,
     RowEncoder,
     column_name_problem,
     split_body,
     stream_schema_hash,
 )
-from api.service._stream_seal import chunk_leaves, chunk_tree, register_seal, stream_columns
+from api.service._stream_seal import register_seal, stream_columns
 from api.service._stream_store import ChunkRow, StreamRow, StreamStore, now_ms
 from api.service.datasets import Datasets
-from ml.hashing import to_hex
 
 __all__ = ["Streams"]
 
@@ -381,54 +377,4 @@ class Streams:
         """A sealed reading's row proof in its chunk and its chunk's place in ``version`` (the
         latest when None): both roots are the records' on-chain rows roots."""
         self.definition(name)
-        found = self.store.reading(name, reading_id)
-        if found is None:
-            raise UnknownStreamReading(f"stream {name} has no reading {reading_id!r}")
-        received_at, number, position = found
-        if number is None or position is None:
-            raise ReadingNotSealed(f"reading {reading_id!r} is stored but not sealed yet")
-        if version is None:
-            latest, _ = self.store.versions(name, offset=0, limit=1)
-            target = latest[0] if latest else None
-        else:
-            target = self.store.by_version(version.lower())
-            if target is not None and target.stream != name:
-                target = None
-            if target is None:
-                raise UnknownStreamReading(f"stream {name} has no version {version}")
-        if target is None or target.state != "sealed" or target.number < number:
-            raise ReadingNotSealed(
-                f"reading {reading_id!r} is in chunk {number}, not in that version"
-                if target is not None and target.number < number
-                else f"reading {reading_id!r} is being sealed; ask again shortly"
-            )
-        chunks = self.store.chunks(name, upto=target.number)
-        chunk = chunks[number - 1]
-        row = self._datasets.row_proof(str(chunk.content_hash), position)
-        leaves = chunk_leaves(chunks)
-        tree = chunk_tree(leaves)
-        on_chain = self._datasets.indexed(str(target.version_hash)).rows_root
-        if on_chain != to_hex(tree.root):
-            raise RowsRootMismatch(
-                f"version {target.version_hash}'s chunks give root {to_hex(tree.root)}, the "
-                f"chain says {on_chain}"
-            )
-        return ReadingProofPublic(
-            stream=name,
-            id=reading_id,
-            received_at=received_at,
-            version=str(target.version_hash),
-            chunk=str(chunk.content_hash),
-            index=position,
-            row=row.row,
-            row_digest=row.row_digest,
-            leaf=row.leaf,
-            proof=row.proof,
-            root=row.root,
-            leaf_encoding=row.leaf_encoding,
-            chunk_leaf=list(leaves[number - 1]),
-            chunk_leaf_hash=to_hex(tree.leaf_hash_at(number - 1)),
-            chunk_proof=[to_hex(p) for p in tree.proof(number - 1)],
-            version_root=to_hex(tree.root),
-            chunk_leaf_encoding=list(CHUNK_LEAF_ENCODING),
-        )
+        return reading_proof(self.store, self._datasets, name, reading_id, version)
