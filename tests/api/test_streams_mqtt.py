@@ -1,7 +1,7 @@
 """Readings over MQTT, against real Mosquitto brokers and publishers nobody here wrote
 (``mosquitto_pub`` and a plain paho client).
 
-* the machine's broker (127.0.0.1:1883; skipped when none listens): readings arrive, bad ones
+* the machine's broker (127.0.0.1:1883; a private one when none listens): readings arrive, bad ones
   land in the dead letters with their reason, duplicates are stored once, a version trains a
   model that verifies ``valid``;
 * a private broker (:class:`api.devbroker.MosquittoBroker`) that is restarted under the
@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,16 +108,21 @@ def sealed_seqs(client: Any, name: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def system_broker() -> int:
-    if not _listening(*SYSTEM_BROKER):
-        pytest.skip("no MQTT broker at 127.0.0.1:1883 (apt-get install mosquitto)")
-    return SYSTEM_BROKER[1]
+def system_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The machine's broker (127.0.0.1:1883), else one of our own."""
+    if _listening(*SYSTEM_BROKER):
+        yield SYSTEM_BROKER[1]
+        return
+    if mosquitto_binary() is None or shutil.which("mosquitto_pub") is None:
+        pytest.skip("no MQTT broker at 127.0.0.1:1883 and no mosquitto to start one")
+    with MosquittoBroker(tmp_path_factory.mktemp("broker")) as broker:
+        yield broker.port
 
 
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    if mosquitto_binary() is None:
-        pytest.skip("mosquitto is not installed")
+    if mosquitto_binary() is None or shutil.which("mosquitto_pub") is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)")
     with MosquittoBroker(tmp_path / "broker") as broker:
         yield broker
 
