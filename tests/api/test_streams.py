@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,8 @@ from ledger.formats.merkle import leaf_hash, verify_proof
 from ml.hashing import canonical_json, sha256_bytes, to_hex
 from tests.api.conftest import assert_problem, authorized_client
 from tests.ledger._merkle_js import MERKLE_TREE_JS, js_json, run_js
+
+VERIFY_JS = Path(__file__).resolve().parents[1] / "ledger" / "js" / "verify_proofs.mjs"
 
 COLUMNS = [
     {"name": "machine", "type": "string"},
@@ -261,16 +264,38 @@ def test_a_readings_proof_verifies_off_chain_and_on_chain(api: TestClient) -> No
     later = api.get(f"/v1/streams/proved/readings/r6/proof?version={v1['hash']}")
     assert_problem(later, 409, "reading-not-sealed")
     assert_problem(api.get("/v1/streams/proved/readings/zz/proof"), 404, "unknown-stream-reading")
-    # the npm reference library builds the same version tree and accepts the proof
+    # the npm reference library builds the same version tree and accepts both proofs
     leaves = [
         api.get(f"/v1/streams/proved/readings/r{i}/proof").json()["chunk_leaf"] for i in (0, 8)
     ]
-    [result] = run_js(
-        MERKLE_TREE_JS,
-        [{"op": "of", "values": js_json(leaves), "leafEncoding": proofs[1]["chunk_leaf_encoding"]}],
+    encoding = proofs[1]["chunk_leaf_encoding"]
+    [tree] = run_js(
+        MERKLE_TREE_JS, [{"op": "of", "values": js_json(leaves), "leafEncoding": encoding}]
     )
-    assert result["root"] == proofs[1]["version_root"]
-    assert result["proofs"][1] == proofs[1]["chunk_proof"]
+    assert tree["root"] == proofs[1]["version_root"]
+    assert tree["proofs"][1] == proofs[1]["chunk_proof"]
+    jobs = []
+    for proof in proofs:
+        digest = proof["row_digest"]
+        jobs.append(
+            {
+                "root": proof["root"],
+                "leafEncoding": proof["leaf_encoding"],
+                "value": [str(proof["index"]), digest],
+                "proof": proof["proof"],
+            }
+        )
+        jobs.append(
+            {
+                "root": proof["version_root"],
+                "leafEncoding": encoding,
+                "value": js_json(proof["chunk_leaf"]),
+                "proof": proof["chunk_proof"],
+            }
+        )
+    forged = dict(jobs[0], value=[str(proofs[0]["index"] + 1), proofs[0]["row_digest"]])
+    results = run_js(VERIFY_JS, [*jobs, forged])
+    assert [r["ok"] for r in results] == [True, True, True, True, False], results
 
 
 def test_train_on_a_version_and_revoke_a_chunk(api: TestClient) -> None:
