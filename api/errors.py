@@ -26,6 +26,7 @@ __all__ = [
     "RecordTainted",
     "RowsRootMismatch",
     "StreamExists",
+    "StreamVersionRows",
     "TrainedFromOtherInputs",
     "UnknownKey",
     "UnknownReceipt",
@@ -159,3 +160,10 @@ class MalformedReadings(MlError, ValueError):
 
 class VersionManifestBroken(LedgerError):
     """A stream version's manifests in the store do not hold together: the store was altered."""
+
+
+class StreamVersionRows(MlError, ValueError):
+    """A file operation (a row proof, a derivation) on a stream version, whose content is a
+    manifest naming its chunks: the answer says what to do instead."""
+
+    code = "stream-version-rows"

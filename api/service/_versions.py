@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.errors import VersionManifestBroken
+from api.errors import StreamVersionRows, VersionManifestBroken
 from ledger.storage.artifacts import ArtifactStore
 
 __all__ = [
     "MANIFEST_MEDIA_TYPE",
     "VersionRows",
     "is_version",
+    "refuse_version",
     "version_chunks",
     "version_rows_file",
 ]
@@ -45,6 +46,19 @@ class VersionRows:
 def is_version(metadata: Any) -> bool:
     """Whether a dataset's metadata document is a stream version's."""
     return isinstance(metadata, dict) and metadata.get("media_type") == MANIFEST_MEDIA_TYPE
+
+
+def refuse_version(metadata: Any, content_hash: str) -> None:
+    """Refuse a file operation on a version (a row proof by index, a derivation): its stored
+    content is its manifest. The answer names what works instead."""
+    if is_version(metadata):
+        stream = metadata.get("stream")
+        raise StreamVersionRows(
+            f"dataset {content_hash} is version {metadata.get('version')} of stream {stream}, "
+            f"whose rows are its chunks' (listed by GET /v1/streams/{stream}/versions): prove a "
+            f"reading with GET /v1/streams/{stream}/readings/{{id}}/proof, a row with its "
+            "chunk's row proof; derive from a chunk, or train on the version directly"
+        )
 
 
 def version_chunks(store: ArtifactStore, version_hash: str) -> list[str]:

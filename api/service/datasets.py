@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 from api.errors import DerivationUnchanged, LimitExceeded, RowsRootMismatch, UnknownRow
 from api.schemas import DatasetPublic, DatasetsPublic, RowProofPublic
 from api.service._core import Core, Written, indexed_dataset
+from api.service._versions import refuse_version
 from api.service.views import dataset_view
 from ledger.errors import AlreadyRegistered, LedgerError, RecordIsRevoked, UnknownDataset
 from ledger.formats.rows import ROW_LEAF_ENCODING
@@ -133,6 +134,7 @@ class Datasets:
         """Row ``index`` with its inclusion proof against the dataset's on-chain rows root, read
         from the on-disk row index (O(log n) of it), rebuilt from the file when damaged."""
         indexed = self.indexed(content_hash)
+        refuse_version(self._core.json_artifact(indexed.metadata_hash), indexed.content_hash)
         if not 0 <= index < indexed.row_count:
             raise UnknownRow(f"row {index} is out of range 0..{indexed.row_count - 1}")
         try:
@@ -232,6 +234,7 @@ class Datasets:
         settings = self._core.settings
         spec = TransformSpec.from_json({"steps": steps}, max_steps=settings.max_transform_steps)
         parent = self.live(parent_hash)
+        refuse_version(self._core.json_artifact(parent.metadata_hash), parent.content_hash)
         store = self._core.store
         with store.stage_output() as out:
             derive_file(

@@ -212,6 +212,16 @@ def test_seal_makes_chunks_and_versions_that_are_datasets(api: TestClient) -> No
     assert version["transform"]["transform"] == "stream-append"
     manifest = json.loads(api.get(f"/v1/datasets/{v2['hash']}/content").content)
     assert (manifest["previous"], manifest["chunk"]) == (v1["hash"], v2["chunk"]["hash"])
+    # a version's content is its manifest: file operations say what works instead
+    refused = api.get(f"/v1/datasets/{v2['hash']}/rows/0/proof")
+    assert (
+        "/v1/streams/sealed/readings/"
+        in assert_problem(refused, 422, "stream-version-rows")["detail"]
+    )
+    derive = api.post(
+        f"/v1/datasets/{v2['hash']}/derive", json={"steps": [{"step": "drop_missing"}]}
+    )
+    assert_problem(derive, 422, "stream-version-rows")
     stream = api.get("/v1/streams/sealed").json()
     assert stream["latest_version"] == v2["hash"] and stream["pending"] == 0
     assert stream["last_seal"] is not None
