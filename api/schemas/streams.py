@@ -58,6 +58,9 @@ class StreamPublic(_Public):
     rate: float = Field(0.0, ge=0, description="readings/s received over the last minute")
     schema_hash: Hash = Field(description="the schema hash of the stream's chunk files")
     topic: str | None = Field(None, description="the MQTT topic, when MQTT ingest is on")
+    seal_error: str | None = Field(
+        None, description="why sealing fails (retried; the readings wait, stored), if it does"
+    )
 
 
 class StreamsPublic(_Public):

@@ -232,21 +232,22 @@ class StreamStore:
     def counts(self, stream: str) -> dict[str, Any]:
         """Figures for a stream's page (readings, dead letters, last arrival), from indexes
         only: none of them scans the readings table."""
-        (sealed, last_sealed) = self._read(
-            "SELECT coalesce(max(first_row + count), 0), max(last_received) FROM chunks "
-            "WHERE stream = ?",
+        (all_chunked, planned, last_chunked) = self._read(
+            "SELECT coalesce(max(first_row + count), 0), "
+            "coalesce(sum(CASE WHEN state = 'planned' THEN count ELSE 0 END), 0), "
+            "max(last_received) FROM chunks WHERE stream = ?",
             (stream,),
         )[0]
-        (pending, last_pending) = self._read(
+        (unplanned, last_pending) = self._read(
             "SELECT count(*), max(received_at) FROM readings WHERE stream = ? AND chunk IS NULL",
             (stream,),
         )[0]
         (dead,) = self._read("SELECT count(*) FROM dead_letters WHERE stream = ?", (stream,))[0]
         return {
-            "readings": sealed + pending,
-            "pending": pending,
+            "readings": all_chunked + unplanned,
+            "pending": planned + unplanned,  # a planned chunk is not sealed yet
             "dead_letters": dead,
-            "last_received": last_pending if last_pending is not None else last_sealed,
+            "last_received": last_pending if last_pending is not None else last_chunked,
         }
 
     def reading(self, stream: str, reading_id: str) -> tuple[int, int | None, int | None] | None:

@@ -102,6 +102,7 @@ class Streams:
         self._arrived: dict[str, int] = {}  # readings since the last seal, roughly
         self._rates = _Rates()
         self._encoders: dict[str, RowEncoder] = {}
+        self.seal_errors: dict[str, str] = {}  # why a stream's last seal failed, until one works
 
     # -- definitions ---------------------------------------------------------------------------
 
@@ -162,6 +163,7 @@ class Streams:
             rate=self._rates.rate(name),
             schema_hash=stream_schema_hash(stream_columns(row)),
             topic=f"{settings.mqtt_topic_prefix}/{name}" if settings.mqtt_url else None,
+            seal_error=self.seal_errors.get(name),
         )
 
     def list(self, *, offset: int, limit: int) -> StreamsPublic:
@@ -348,19 +350,27 @@ class Streams:
         self._sealer.start()
 
     def _seal_loop(self) -> None:
+        """Each stream on its own: one that cannot seal (the chain away, its latest version
+        revoked) keeps its readings, durable, and says why on its page; the others go on."""
         first, delay = True, _TICK
         while not self._stop.is_set():
-            try:
-                for stream in self.store.all_streams():
+            failed = False
+            for stream in self.store.all_streams():
+                try:
                     while not self._stop.is_set() and (first or self._pending_past_rule(stream)):
                         if self._seal_one(stream) is None:
                             break
-                    if self._stop.is_set():
-                        return
-                first, delay = False, _TICK
-            except Exception:  # the chain away, a full disk: the readings wait, durable
-                log.exception("sealing failed; retrying")
-                delay = min(delay * 2, 10.0)
+                except Exception as exc:
+                    failed = True
+                    if self.seal_errors.get(stream.name) != str(exc):
+                        log.exception("sealing %s failed; retrying", stream.name)
+                    self.seal_errors[stream.name] = str(exc)
+                else:
+                    self.seal_errors.pop(stream.name, None)
+                if self._stop.is_set():
+                    return
+            first = False
+            delay = min(delay * 2, 10.0) if failed else _TICK
             self._wake.wait(delay)
             self._wake.clear()
 

@@ -347,3 +347,28 @@ def test_train_on_a_version_and_revoke_a_chunk(api: TestClient) -> None:
         f"model:{model['model_hash']}",
     } <= below
     assert all(n["tainted"] or n["revoked"] for n in down["nodes"])
+
+
+def test_a_stream_whose_version_is_revoked_says_why_it_cannot_seal(api: TestClient) -> None:
+    make_stream(api, "stuck")
+    send(api, "stuck", [reading(i) for i in range(3)])
+    [v1] = api.post("/v1/streams/stuck/seal").json()["data"]
+    assert api.post(f"/v1/records/{v1['hash']}/revoke", json={"reason": "bad"}).status_code == 200
+    send(api, "stuck", [reading(i) for i in range(3, 5)])
+    # nothing new is built on revoked data; the readings stay stored, waiting
+    assert_problem(api.post("/v1/streams/stuck/seal"), 409, "record-revoked")
+    make_stream(api, "stuck-timed", seal_seconds=0.2)
+    send(api, "stuck-timed", [reading(1)])
+    api.post("/v1/streams/stuck-timed/seal")
+    [v] = api.get("/v1/streams/stuck-timed/versions").json()["data"]
+    assert api.post(f"/v1/records/{v['hash']}/revoke", json={"reason": "bad"}).status_code == 200
+    send(api, "stuck-timed", [reading(2)])
+    stream = wait_for(
+        lambda: (s := api.get("/v1/streams/stuck-timed").json())["seal_error"] and s,
+        "the sealer to report the failure",
+    )
+    assert "revoked" in stream["seal_error"] and stream["pending"] == 1
+    # the other streams still seal
+    make_stream(api, "unstuck", seal_seconds=0.2)
+    send(api, "unstuck", [reading(1)])
+    wait_for(lambda: api.get("/v1/streams/unstuck").json()["versions"] == 1, "another stream")
