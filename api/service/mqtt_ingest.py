@@ -154,13 +154,18 @@ class MqttIngest:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            try:
-                self._store(batch)
-            except Exception:  # not acknowledged: the broker delivers them again
-                log.exception("storing %d MQTT messages failed; they stay unacknowledged",
-                              len(batch))  # fmt: skip
-                self._stop.wait(1.0)
-                continue
+            delay = 0.5
+            while True:
+                try:
+                    self._store(batch)
+                    break
+                except Exception:  # a full disk, say: kept, unacknowledged, and tried again
+                    # (the broker would only send them again after a reconnect, and meanwhile
+                    # they hold its window of messages in flight)
+                    log.exception("storing %d MQTT messages failed; retrying", len(batch))
+                    if self._stop.wait(delay):
+                        return  # not acknowledged: the broker delivers them to the next run
+                    delay = min(delay * 2, 10.0)
             for message in batch:
                 self._client.ack(message.mid, message.qos)
 
