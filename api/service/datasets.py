@@ -375,6 +375,8 @@ class Datasets:
         written = self._write([item])[0]
         if isinstance(written, Exception):
             raise written
+        if written.created and item.parents:  # an OpenLineage run, as for a derivation
+            self._core.events.derived(written.view)
         return written
 
     def _write(self, items: list[DatasetInput]) -> list[Written[DatasetPublic] | LedgerError]:
