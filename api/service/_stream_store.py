@@ -80,6 +80,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (stream, number)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_version ON chunks (version_hash);
+CREATE TABLE IF NOT EXISTS totals (
+    stream TEXT PRIMARY KEY,
+    readings INTEGER NOT NULL,
+    last_received INTEGER
+);
 """
 
 
@@ -212,7 +217,15 @@ class StreamStore:
                     "VALUES (?, ?, ?, ?)",
                     [(stream, *r) for r in readings],
                 )
-                added.append(conn.total_changes - before)
+                count = conn.total_changes - before
+                added.append(count)
+                if count:
+                    conn.execute(
+                        "INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (stream) DO UPDATE SET "
+                        "readings = readings + excluded.readings, "
+                        "last_received = max(coalesce(last_received, 0), excluded.last_received)",
+                        (stream, count, max(r[1] for r in readings)),
+                    )
                 if dead:
                     conn.executemany(
                         "INSERT INTO dead_letters (stream, received_at, source, payload, reason) "
@@ -221,33 +234,38 @@ class StreamStore:
                     )
         return added
 
-    def pending(self, stream: str) -> tuple[int, int | None]:
-        """Unsealed readings of ``stream``: how many, and the oldest one's arrival (ms)."""
-        (count, oldest) = self._read(
-            "SELECT count(*), min(received_at) FROM readings WHERE stream = ? AND chunk IS NULL",
-            (stream,),
+    def pending(self, stream: str, *, upto: int) -> tuple[int, int | None]:
+        """Unsealed readings of ``stream`` not yet in a chunk: how many (counted up to ``upto``
+        only, so a backlog never makes this slow), and the oldest one's arrival (ms)."""
+        (count,) = self._read(
+            "SELECT count(*) FROM (SELECT 1 FROM readings WHERE stream = ? AND chunk IS NULL "
+            "LIMIT ?)",
+            (stream, upto),
         )[0]
-        return count, oldest
+        oldest = self._read(
+            "SELECT received_at FROM readings WHERE stream = ? AND chunk IS NULL ORDER BY seq "
+            "LIMIT 1",
+            (stream,),
+        )
+        return count, oldest[0][0] if oldest else None
 
     def counts(self, stream: str) -> dict[str, Any]:
-        """Figures for a stream's page (readings, dead letters, last arrival), from indexes
-        only: none of them scans the readings table."""
-        (all_chunked, planned, last_chunked) = self._read(
+        """Figures for a stream's page (readings, waiting, dead letters, last arrival), from
+        the running totals and the chunks: none of them scans the readings."""
+        total = self._read("SELECT readings, last_received FROM totals WHERE stream = ?", (stream,))
+        readings, last_received = total[0] if total else (0, None)
+        (chunked, planned) = self._read(
             "SELECT coalesce(max(first_row + count), 0), "
-            "coalesce(sum(CASE WHEN state = 'planned' THEN count ELSE 0 END), 0), "
-            "max(last_received) FROM chunks WHERE stream = ?",
-            (stream,),
-        )[0]
-        (unplanned, last_pending) = self._read(
-            "SELECT count(*), max(received_at) FROM readings WHERE stream = ? AND chunk IS NULL",
+            "coalesce(sum(CASE WHEN state = 'planned' THEN count ELSE 0 END), 0) "
+            "FROM chunks WHERE stream = ?",
             (stream,),
         )[0]
         (dead,) = self._read("SELECT count(*) FROM dead_letters WHERE stream = ?", (stream,))[0]
         return {
-            "readings": all_chunked + unplanned,
-            "pending": planned + unplanned,  # a planned chunk is not sealed yet
+            "readings": readings,
+            "pending": readings - chunked + planned,  # a planned chunk is not sealed yet
             "dead_letters": dead,
-            "last_received": last_pending if last_pending is not None else last_chunked,
+            "last_received": last_received,
         }
 
     def reading(self, stream: str, reading_id: str) -> tuple[int, int | None, int | None] | None:

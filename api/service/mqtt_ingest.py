@@ -3,7 +3,8 @@
 Why it is built this way:
 
 * **Acknowledged only once durable.** The client runs with ``manual_ack=True``: paho's network
-  thread only queues each message; a writer thread takes what has arrived (up to
+  thread only queues each message (waiting when :data:`_QUEUED` are queued: memory stays
+  bounded whatever the broker holds); a writer thread takes what has arrived (up to
   :data:`_BATCH` messages), stores every reading and dead letter of them in one SQLite
   transaction (:meth:`Streams.ingest_messages`) and only then sends each PUBACK. A crash before
   the commit leaves the messages unacknowledged, and the broker delivers them again.
@@ -41,7 +42,11 @@ from api.settings import Settings
 __all__ = ["MqttIngest", "broker_address"]
 
 log = logging.getLogger("provenance.mqtt")
-_BATCH = 20_000  # messages stored in one transaction at most
+_BATCH = 5_000  # messages stored in one transaction at most
+# Messages received and not yet stored, at most: past it paho's network thread waits, so TCP
+# pushes back on the broker. (Mosquitto may send a client more than its max_inflight_messages;
+# without this bound a slow disk turned a backlog on the broker into gigabytes here.)
+_QUEUED = 10_000
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class MqttIngest:
         self._streams = streams
         self._prefix = settings.mqtt_topic_prefix
         self._address = broker_address(settings.mqtt_url)
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=_QUEUED)
         self._stop = threading.Event()
         self.connected = threading.Event()
         client_id = settings.mqtt_client_id or (
@@ -138,7 +143,12 @@ class MqttIngest:
             log.warning("MQTT connection lost (%s); reconnecting", reason)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self._queue.put(message)
+        while not self._stop.is_set():  # on stop it is dropped: unacknowledged, sent again
+            try:
+                self._queue.put(message, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     # -- the writer ----------------------------------------------------------------------------
 

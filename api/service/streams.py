@@ -339,7 +339,7 @@ class Streams:
             return self.store.chunks(stream.name, upto=planned.number)[-1]
 
     def _pending_past_rule(self, stream: StreamRow) -> bool:
-        count, oldest = self.store.pending(stream.name)
+        count, oldest = self.store.pending(stream.name, upto=stream.seal_readings)
         if count >= stream.seal_readings:
             return True
         return count > 0 and oldest is not None and now_ms() - oldest >= stream.seal_seconds * 1000
