@@ -18,14 +18,22 @@ __all__ = [
     "DerivationUnchanged",
     "FieldTooLong",
     "InputRequired",
+    "InvalidStream",
     "LimitExceeded",
+    "MalformedReadings",
     "Misconfigured",
+    "ReadingNotSealed",
     "RecordTainted",
     "RowsRootMismatch",
+    "StreamExists",
+    "StreamVersionRows",
     "TrainedFromOtherInputs",
     "UnknownKey",
     "UnknownReceipt",
     "UnknownRow",
+    "UnknownStream",
+    "UnknownStreamReading",
+    "VersionManifestBroken",
 ]
 
 
@@ -119,3 +127,43 @@ class InputRequired(MlError, ValueError):
     """A re-run was asked for without the input row to run on."""
 
     code = "input-required"
+
+
+class UnknownStream(UnknownRecord):
+    """No stream has this name."""
+
+
+class UnknownStreamReading(UnknownRecord):
+    """The stream has no reading with this id."""
+
+
+class StreamExists(AlreadyRegistered):
+    """A stream of this name exists with another definition; a stream is defined once."""
+
+
+class ReadingNotSealed(LedgerError):
+    """The reading is stored (durable) but not in a version yet: no proof until its seal."""
+
+
+class InvalidStream(MlError, ValueError):
+    """A stream definition the service cannot keep (a column name, a type, a sealing rule)."""
+
+    code = "invalid-stream"
+
+
+class MalformedReadings(MlError, ValueError):
+    """A request body that cannot be split into readings (a JSON array that does not parse,
+    not UTF-8, or empty): nothing of it is stored."""
+
+    code = "malformed-readings"
+
+
+class VersionManifestBroken(LedgerError):
+    """A stream version's manifests in the store do not hold together: the store was altered."""
+
+
+class StreamVersionRows(MlError, ValueError):
+    """A file operation (a row proof, a derivation) on a stream version, whose content is a
+    manifest naming its chunks: the answer says what to do instead."""
+
+    code = "stream-version-rows"

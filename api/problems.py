@@ -101,6 +101,7 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     (ArtifactMissing, 500, "artifact-missing"),
     (ArtifactCorrupted, 500, "artifact-corrupted"),
     (service_errors.RowsRootMismatch, 500, None),
+    (service_errors.VersionManifestBroken, 500, None),
     (service_errors.Misconfigured, 500, None),
     (AttestationError, 500, "attestation-key"),  # the service's own key cannot be read
     (ReceiptError, 422, "malformed-receipt"),
@@ -121,6 +122,7 @@ _TABLE: list[tuple[type[Exception], int, str | None]] = [
     # Named after the contract's error; its problem types predate the name and stay.
     (ledger_errors.AlreadyRevoked, 409, "already-revoked"),
     (service_errors.RecordTainted, 409, "record-tainted"),
+    (service_errors.ReadingNotSealed, 409, None),
     (ledger_errors.RecordIsRevoked, 409, "record-revoked"),
     (ledger_errors.NotAuthorized, 403, None),
     (ledger_errors.InvalidRecord, 422, None),

@@ -149,6 +149,23 @@ class Settings(BaseSettings):
         "wait while the base fee is over it",
     )
 
+    # Streams over MQTT: api/mqtt.py (off while mqtt_url is unset)
+    mqtt_url: str | None = Field(
+        None,
+        pattern=r"^mqtts?://",
+        description="broker to subscribe to, mqtt://[user:password@]host:port (mqtts:// for TLS)",
+    )
+    mqtt_topic_prefix: str = Field(
+        "provenance/streams",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^+#]*[^/+#]$",
+        description="readings of stream S arrive on <prefix>/S",
+    )
+    mqtt_client_id: str | None = Field(
+        None, max_length=64, description="the MQTT client id (default: derived from data_dir)"
+    )
+
     def dataset_limits(self) -> Limits:
         """The limits ``ml`` checks while it parses a dataset, from these settings."""
         return Limits(

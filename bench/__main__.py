@@ -40,6 +40,7 @@ BENCHMARKS = {
     "hostile": "bench.bench_hostile",
     "datasets": "bench.bench_datasets",
     "training": "bench.bench_training",
+    "streams": "bench.bench_streams",
 }
 
 

@@ -6,6 +6,7 @@ commands live in one module per group:
 * :mod:`api.cli.serve`: ``serve`` and ``demo``;
 * :mod:`api.cli.records`: ``dataset``, ``model``, ``predict``, ``lineage`` and ``bundle``, which
   call the HTTP API (:mod:`api.cli._service`: ``--url`` or the service in process);
+* :mod:`api.cli.streams`: ``stream create|show|send|seal|versions|proof``, sensor readings;
 * :mod:`api.cli.verify`: ``verify``, straight against a node with :mod:`ledger.verify`;
 * :mod:`api.cli.audit`: ``audit``, many receipts at once, against a node or by the service;
 * :mod:`api.cli.attest`: ``attest`` and ``verify-attestation``, in-toto attestations;
@@ -23,7 +24,7 @@ from collections.abc import Callable
 
 import typer
 
-from api.cli import admin, attest, audit, db, records, serve, verify
+from api.cli import admin, attest, audit, db, records, serve, streams, verify
 
 __all__ = ["app", "main"]
 
@@ -61,6 +62,17 @@ _GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
     "model": (
         "Train and inspect models.",
         {"train": records.model_train, "show": records.model_show},
+    ),
+    "stream": (
+        "Sensor streams: define, send readings, seal into versions, prove a reading.",
+        {
+            "create": streams.stream_create,
+            "show": streams.stream_show,
+            "send": streams.stream_send,
+            "seal": streams.stream_seal,
+            "versions": streams.stream_versions,
+            "proof": streams.stream_proof,
+        },
     ),
     "index": ("The index of the contract's events.", {"rebuild": admin.index_rebuild}),
     "db": ("The shared PostgreSQL database of several replicas.", {"upgrade": db.upgrade}),

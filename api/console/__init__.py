@@ -13,6 +13,8 @@ which describes the JSON API under ``/v1``.
 ``/batches/{h}``    a batch of predictions and its receipts, paged (``records.py``: these three)
 ``/receipts/{id}``  a receipt, its anchoring, and the verifier run in the browser
 ``/lineage/{h}``    the lineage graph (``?direction=up|down|both&depth=N``)
+``/streams``        sensor streams: rate, last seal, versions, dead letters (``streams.py``;
+                    ``/streams/{name}`` one of them)
 ``/verify``         the verifier: paste or drop a receipt or an evidence bundle
 ``/signin``         a private deployment's sign-in: an API key → a read-only session cookie
 ``/static/{name}``  the committed bundles (``web/`` builds them; no CDN, no network)
@@ -26,11 +28,21 @@ needs beyond one record (children, batches of a model, taint, a transaction's re
 
 from fastapi import APIRouter, Depends
 
-from api.console import home, lineage, lists, receipts, records, signin, static_files, verify
+from api.console import (
+    home,
+    lineage,
+    lists,
+    receipts,
+    records,
+    signin,
+    static_files,
+    streams,
+    verify,
+)
 from api.console._render import start_timer
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(start_timer)])
-for _part in (home, lists, records, receipts, lineage, verify, signin, static_files):
+for _part in (home, lists, records, receipts, lineage, streams, verify, signin, static_files):
     router.include_router(_part.router)

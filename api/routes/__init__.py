@@ -13,6 +13,7 @@ from api.routes import (
     models,
     receipts,
     records,
+    streams,
     verify,
 )
 
@@ -29,6 +30,7 @@ for module in (
     verify,
     jobs,
     admin,
+    streams,
 ):
     api_router.include_router(module.router)
 

@@ -10,6 +10,7 @@
 ``service.admin``      chain coordinates, on-chain registrars, API keys, fsck
 ``service.rpc``        read-only Ethereum JSON-RPC over the service's chain
 ``service.browse``     what console pages need: children, batches, taint, tx lookup
+``service.streams``    sensor readings: ingest, seal into chunks and versions, proofs
 ======================  =========================================================
 
 Each part takes typed arguments, answers typed views (``api.schemas``) and raises domain errors
@@ -27,10 +28,12 @@ from api.service.attestations import Attestations
 from api.service.browse import Browse
 from api.service.datasets import Datasets
 from api.service.models import Models
+from api.service.mqtt_ingest import MqttIngest
 from api.service.predictions import Predictions
 from api.service.receipts import Receipts
 from api.service.records import Records
 from api.service.rpc import Rpc
+from api.service.streams import Streams
 from api.service.verification import Verification
 from api.settings import Settings
 from ledger.storage.postgres import PgConnections
@@ -53,6 +56,8 @@ class Service:
         self.admin = Admin(core, keys)
         self.rpc = Rpc(core)
         self.browse = Browse(core)
+        self.streams = Streams(core, self.datasets)
+        self.mqtt: MqttIngest | None = None  # started by open_service when mqtt_url is set
 
     def stopping(self) -> None:
         """The process is asked to stop: end the trainings in flight now (their requests answer
@@ -61,10 +66,18 @@ class Service:
 
     def close(self) -> None:
         """Stop the background threads and close the chain, index and receipt book."""
+        if self.mqtt is not None:
+            self.mqtt.close()
+        self.streams.close()
         self.core.close()
 
 
 def open_service(settings: Settings, keys: ApiKeys, db: PgConnections | None = None) -> Service:
     """Open the service on ``settings.data_dir`` (chain, key, deployment, threads), and on
     the shared database ``db`` when there is one (:mod:`api.engines`)."""
-    return Service(open_core(settings, db), keys)
+    service = Service(open_core(settings, db), keys)
+    service.streams.start()
+    if settings.mqtt_url:
+        service.mqtt = MqttIngest(settings, service.streams)
+        service.mqtt.start()
+    return service

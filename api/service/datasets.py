@@ -28,6 +28,7 @@ from api.schemas import DatasetPublic, DatasetsPublic, RowProofPublic
 from api.schemas.records import DatasetAcceptedPublic
 from api.service._core import Core, Written
 from api.service._included import indexed_dataset
+from api.service._versions import refuse_version
 from api.service.views import dataset_view
 from ledger.errors import AlreadyRegistered, LedgerError, RecordIsRevoked, UnknownDataset
 from ledger.formats.rows import ROW_LEAF_ENCODING
@@ -144,6 +145,7 @@ class Datasets:
         """Row ``index`` with its inclusion proof against the dataset's on-chain rows root, read
         from the on-disk row index (O(log n) of it), rebuilt from the file when damaged."""
         indexed = self.indexed(content_hash)
+        refuse_version(self._core.json_artifact(indexed.metadata_hash), indexed.content_hash)
         if not 0 <= index < indexed.row_count:
             raise UnknownRow(f"row {index} is out of range 0..{indexed.row_count - 1}")
         try:
@@ -254,6 +256,7 @@ class Datasets:
         settings = self._core.settings
         spec = TransformSpec.from_json({"steps": steps}, max_steps=settings.max_transform_steps)
         parent = self.live(parent_hash)
+        refuse_version(self._core.json_artifact(parent.metadata_hash), parent.content_hash)
         store = self._core.store
         with store.stage_output() as out:
             derive_file(
@@ -383,6 +386,18 @@ class Datasets:
             parents=tuple(parents or ()),
             transform_hash=transform_hash,
         )
+
+    def register_input(self, item: DatasetInput) -> Written[DatasetPublic]:
+        """Register a record whose files the caller stored (a stream's version, whose content is
+        its manifest): answered from the index, with no transaction, when it exists already."""
+        if (existing := self._core.dataset(item.content_hash)) is not None:
+            return Written(dataset_view(self._core, existing), created=False)
+        written = self._write([item])[0]
+        if isinstance(written, Exception):
+            raise written
+        if written.created and item.parents:  # an OpenLineage run, as for a derivation
+            self._core.events.derived(written.view)
+        return written
 
     def _write(
         self, items: list[DatasetInput], *, early: bool = False

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from api.errors import TrainedFromOtherInputs
 from api.schemas import ModelCreate, ModelPublic, ModelsPublic
 from api.service._core import Core, Written
 from api.service._included import indexed_model
+from api.service._stream_rows import RECEIVED_AT
+from api.service._versions import is_version, version_rows_file
 from api.service.datasets import Datasets
 from api.service.views import model_view
 from ledger.errors import AlreadyRegistered, UnknownModel
@@ -16,8 +22,9 @@ from ledger.records import ModelInput
 from ledger.storage.artifacts import ArtifactCorrupted
 from ledger.writes.pipeline import Included
 from ml.errors import DatasetChanged
-from ml.hashing import to_hex
+from ml.hashing import canonical_json, to_hex
 from ml.training import TrainedModel, training_request
+from ml.training_pool import DatasetFile
 
 __all__ = ["Models"]
 
@@ -60,30 +67,37 @@ class Models:
         core = self._core
         dataset_hash = self._datasets.live(request.dataset).content_hash
         self._datasets.check_memory(dataset_hash, request.features)  # before it is loaded
-        dataset = self._datasets.file(dataset_hash)
-        try:
-            trained = core.training.train(
-                dataset,
-                {
-                    "algorithm": request.algorithm,
-                    "target": request.target,
-                    "features": request.features,
-                    "params": request.params,
-                    "test_size": request.test_size,
-                    "seed": request.seed,
-                },
-                time_limit=core.settings.training_time_limit,
-                memory_limit=core.settings.max_memory_bytes,
-                owner=core,
-            )
-        except DatasetChanged as exc:  # the stored file no longer hashes to its name
-            raise ArtifactCorrupted(dataset_hash, exc.detail, dataset.path) from None
+        with self.training_file(dataset_hash) as (dataset, stream):
+            features = request.features
+            if stream is not None and features is None:
+                features = [f for f in stream["default_features"] if f != request.target]
+            try:
+                trained = core.training.train(
+                    dataset,
+                    {
+                        "algorithm": request.algorithm,
+                        "target": request.target,
+                        "features": features,
+                        "params": request.params,
+                        "test_size": request.test_size,
+                        "seed": request.seed,
+                    },
+                    time_limit=core.settings.training_time_limit,
+                    memory_limit=core.settings.max_memory_bytes,
+                    owner=core,
+                )
+            except DatasetChanged as exc:  # the stored file no longer hashes to its name
+                raise ArtifactCorrupted(dataset_hash, exc.detail, dataset.path) from None
+        metadata_bytes = trained.metadata_bytes
+        if stream is not None:  # the readings it was trained on, and when they arrived
+            stream.pop("default_features", None)
+            metadata_bytes = canonical_json({**json.loads(metadata_bytes), "stream": stream})
         model_hash = to_hex(trained.model_hash)
         if (existing := core.model(model_hash)) is not None:
             self._same_training(existing, trained)
             return Written(model_view(core, existing), created=False)
         core.store.put_bytes(trained.model_bytes)
-        metadata_hash = core.store.put_bytes(trained.metadata_bytes)
+        metadata_hash = core.store.put_bytes(metadata_bytes)
         item = ModelInput(model_hash, datasets=(dataset_hash,), metadata_hash=metadata_hash)
         outcome = core.writes.write_many([item])[0]  # gathered with other requests' writes
         core.catch_up()
@@ -96,6 +110,30 @@ class Models:
             core.sync()
             return Written(self.get(model_hash), created=False)
         raise outcome
+
+    @contextmanager
+    def training_file(
+        self, dataset_hash: str
+    ) -> Iterator[tuple[DatasetFile, dict[str, Any] | None]]:
+        """The file a training process reads for a dataset, and for a stream version (whose
+        rows are its chunks', :mod:`api.service._versions`) what its training metadata says
+        of the readings, with the features a training takes by default: the stream's numeric
+        columns, never the arrival time. The version's rows file lasts as long as the block."""
+        core = self._core
+        indexed = self._datasets.indexed(dataset_hash)
+        metadata = core.json_artifact(indexed.metadata_hash)
+        if not is_version(metadata):
+            yield self._datasets.file(dataset_hash), None
+            return
+        with version_rows_file(core.store, indexed.content_hash, metadata) as rows:
+            facts = dict(rows.facts)
+            facts["default_features"] = [
+                c["name"]
+                for c in metadata.get("columns", [])
+                if c.get("type") in ("integer", "float", "boolean") and c["name"] != RECEIVED_AT
+            ]
+            limits = core.settings.dataset_limits()
+            yield DatasetFile(rows.path, rows.content_hash, limits), facts
 
     def _same_training(self, existing: IndexedModel, trained: TrainedModel) -> None:
         """Refuse to answer with a registered model that another training produced."""

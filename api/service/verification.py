@@ -162,15 +162,16 @@ class Verification:
         core = self._core
 
         def again() -> tuple[bool, str]:
-            retrained = core.training.retrain(
-                self._datasets.file(indexed.datasets[0]),
-                core.store.read_bytes(indexed.model_hash),
-                indexed.model_hash,
-                core.store.read_bytes(indexed.metadata_hash),
-                time_limit=core.settings.training_time_limit,
-                memory_limit=core.settings.max_memory_bytes,
-                owner=core,
-            )
+            with self._models.training_file(indexed.datasets[0]) as (dataset, _):
+                retrained = core.training.retrain(
+                    dataset,
+                    core.store.read_bytes(indexed.model_hash),
+                    indexed.model_hash,
+                    core.store.read_bytes(indexed.metadata_hash),
+                    time_limit=core.settings.training_time_limit,
+                    memory_limit=core.settings.max_memory_bytes,
+                    owner=core,
+                )
             return retrained.ok, f"{retrained.verdict}: {retrained.detail}"
 
         report = verify_model(

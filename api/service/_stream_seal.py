@@ -1,0 +1,145 @@
+"""How a seal becomes records: a chunk (a CSV dataset like any upload) and a version (a dataset
+whose content is a small manifest and whose parents are the previous version and the chunk).
+
+**What a version is.** Version ``k`` of a stream is a dataset record with
+
+* ``parents`` = (version ``k-1``, chunk ``k``), or (chunk 1) for the first, and
+  ``transform_hash`` = the hash of :data:`APPEND_SPEC`, so lineage, revocation and taint treat it
+  as data derived from both: revoking a chunk taints every later version and the models on them;
+* ``rows_root`` = the StandardMerkleTree root over one leaf per chunk,
+  ``(position, chunk content hash, chunk rows root, first row, row count)``
+  (:data:`~api.service._stream_rows.CHUNK_LEAF_ENCODING`); a reading's proof is its row in its
+  chunk's rows root, then its chunk's leaf in the version's root;
+* ``row_count`` = the readings of all its chunks; ``schema_hash`` = the stream's file schema;
+* content = the canonical JSON manifest (stream, number, previous version, chunk, readings,
+  columns, root), stored under its SHA-256 like any file. The version's rows are its chunks'
+  rows in order: nothing is copied, so storage grows with the readings, not with the versions.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from api.service._stream_rows import (
+    CHUNK_LEAF_ENCODING,
+    chunk_csv,
+    file_columns,
+    stream_schema_hash,
+)
+from api.service._stream_store import ChunkRow, StreamRow
+from api.service._versions import MANIFEST_MEDIA_TYPE
+from api.service.datasets import Datasets
+from ledger.formats.merkle import StandardMerkleTree
+from ledger.records import DatasetInput
+from ledger.storage.artifacts import ArtifactStore
+from ml.columns import Column
+from ml.hashing import canonical_json, to_hex
+
+__all__ = [
+    "APPEND_SPEC",
+    "SealedChunk",
+    "chunk_leaves",
+    "chunk_tree",
+    "register_seal",
+    "stream_columns",
+]
+
+APPEND_SPEC = {
+    "transform": "stream-append",
+    "description": "the previous version's rows, then the chunk's rows, in order",
+    "chunk_leaf_encoding": list(CHUNK_LEAF_ENCODING),
+}
+
+
+@dataclass(frozen=True)
+class SealedChunk:
+    content_hash: str
+    rows_root: str
+    version_hash: str
+    version_root: str
+
+
+def stream_columns(stream: StreamRow) -> list[Column]:
+    return [Column(c["name"], c["type"]) for c in stream.columns]  # type: ignore[arg-type]
+
+
+def chunk_leaves(chunks: Sequence[ChunkRow]) -> list[tuple[int, str, str, int, int]]:
+    """The leaves of a version made of ``chunks`` (sealed, in order)."""
+    return [
+        (i, str(c.content_hash), str(c.rows_root), c.first_row, c.count)
+        for i, c in enumerate(chunks)
+    ]
+
+
+def chunk_tree(leaves: Sequence[tuple[int, str, str, int, int]]) -> StandardMerkleTree:
+    return StandardMerkleTree.of(leaves, CHUNK_LEAF_ENCODING)
+
+
+def register_seal(
+    datasets: Datasets,
+    store: ArtifactStore,
+    stream: StreamRow,
+    chunk: ChunkRow,
+    rows: Sequence[tuple[int, Sequence[object]]],
+    earlier: Sequence[ChunkRow],
+) -> SealedChunk:
+    """Register chunk ``chunk`` (its ``rows``) and the version it makes after ``earlier``
+    (the stream's sealed chunks before it, in order). Both registrations answer the existing
+    record when redone after a crash: the same rows give the same bytes."""
+    if len(earlier) != chunk.number - 1:
+        raise RuntimeError(f"chunk {chunk.number} follows {len(earlier)} sealed chunks")
+    columns = stream_columns(stream)
+    data = chunk_csv(columns, rows)
+    written = datasets.register(
+        io.BytesIO(data),
+        name=f"{stream.name} chunk {chunk.number}",
+        description=f"readings {chunk.first_row}..{chunk.readings_total - 1} of stream "
+        f"{stream.name}",
+        file_name=f"{stream.name}-{chunk.number:06d}.csv",
+    )
+    chunk_hash, chunk_root = written.view.content_hash, written.view.rows_root
+    leaves = chunk_leaves(earlier)
+    leaves.append((len(earlier), chunk_hash, chunk_root, chunk.first_row, chunk.count))
+    root = to_hex(chunk_tree(leaves).root)
+    previous = earlier[-1].version_hash if earlier else None
+    file_columns_json = [c.to_json() for c in file_columns(columns)]
+    manifest = {
+        "kind": "stream-version",
+        "stream": stream.name,
+        "number": chunk.number,
+        "previous": previous,
+        "chunk": chunk_hash,
+        "readings": chunk.readings_total,
+        "columns": file_columns_json,
+        "chunks_root": root,
+        "chunk_leaf_encoding": list(CHUNK_LEAF_ENCODING),
+    }
+    version_hash = store.put_bytes(canonical_json(manifest))
+    first_received = earlier[0].first_received if earlier else chunk.first_received
+    metadata = {
+        "kind": "dataset",
+        "media_type": MANIFEST_MEDIA_TYPE,
+        "name": f"{stream.name} v{chunk.number}",
+        "description": f"stream {stream.name}, version {chunk.number}: "
+        f"{chunk.readings_total} readings in {chunk.number} chunk(s)",
+        "columns": file_columns_json,
+        "row_count": chunk.readings_total,
+        "size": sum(store.path_of(h).stat().st_size for _, h, *_ in leaves),
+        "stream": stream.name,
+        "version": chunk.number,
+        "first_received": first_received,
+        "last_received": chunk.last_received,
+    }
+    item = DatasetInput(
+        version_hash,
+        rows_root=root,
+        row_count=chunk.readings_total,
+        schema_hash=stream_schema_hash(columns),
+        metadata_hash=store.put_bytes(canonical_json(metadata)),
+        parents=(previous, chunk_hash) if previous else (chunk_hash,),
+        transform_hash=store.put_bytes(canonical_json(APPEND_SPEC)),
+    )
+    datasets.register_input(item)
+    return SealedChunk(chunk_hash, chunk_root, version_hash, root)

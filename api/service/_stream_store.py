@@ -1,0 +1,373 @@
+"""Streams' durable state, in one SQLite file of the data directory (``streams.sqlite3``).
+
+What it keeps: each stream's definition; every reading accepted (its id, arrival time, values,
+and once sealed its chunk and row in it); the dead letters with their reasons; each chunk's seal.
+Every write is one transaction in WAL mode with ``synchronous = FULL``: a reading is
+acknowledged (HTTP 202, MQTT PUBACK) only after the transaction holding it has committed, so
+a power cut or a kill -9 never loses an acknowledged reading. ``UNIQUE(stream, id)`` stores a
+redelivered or resent reading once.
+
+A seal's states (``chunks.state``), so that a crash at any line is safe:
+
+1. ``planned``: one transaction picks the oldest unsealed readings, numbers the chunk and
+   gives each reading its row in it. Nothing is on chain yet.
+2. (outside this module) the chunk's CSV, rebuilt from those rows (same bytes every time), and
+   the version's manifest are registered; both registrations answer the existing record when
+   redone, so redoing them is harmless.
+3. ``sealed``: the hashes are written down. At start, every ``planned`` chunk is redone from 2.
+
+The service's one connection is guarded by a lock (SQLite serialises writers anyway); readers
+of other threads take the same lock, which keeps this module simple and is fast enough for the
+request sizes here (the ingest benchmark measures it).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ChunkRow", "DeadLetter", "StreamRow", "StreamStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS streams (
+    name TEXT PRIMARY KEY,
+    columns TEXT NOT NULL,
+    seal_readings INTEGER NOT NULL,
+    seal_seconds REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS readings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    row TEXT NOT NULL,
+    chunk INTEGER,
+    position INTEGER,
+    UNIQUE (stream, id)
+);
+CREATE INDEX IF NOT EXISTS readings_by_chunk ON readings (stream, chunk, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_stream ON dead_letters (stream, seq);
+CREATE TABLE IF NOT EXISTS chunks (
+    stream TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('planned', 'sealed')),
+    count INTEGER NOT NULL,
+    first_row INTEGER NOT NULL,
+    first_received INTEGER NOT NULL,
+    last_received INTEGER NOT NULL,
+    planned_at REAL NOT NULL,
+    sealed_at REAL,
+    content_hash TEXT,
+    rows_root TEXT,
+    version_hash TEXT,
+    version_rows_root TEXT,
+    PRIMARY KEY (stream, number)
+);
+CREATE INDEX IF NOT EXISTS chunks_by_version ON chunks (version_hash);
+CREATE TABLE IF NOT EXISTS totals (
+    stream TEXT PRIMARY KEY,
+    readings INTEGER NOT NULL,
+    last_received INTEGER
+);
+"""
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    name: str
+    columns: list[dict[str, str]]
+    seal_readings: int
+    seal_seconds: float
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One seal: chunk ``number`` (from 1) of a stream, and the version it made."""
+
+    stream: str
+    number: int
+    state: str
+    count: int
+    first_row: int  # the version row where this chunk starts
+    first_received: int
+    last_received: int
+    planned_at: float
+    sealed_at: float | None
+    content_hash: str | None
+    rows_root: str | None
+    version_hash: str | None
+    version_rows_root: str | None
+
+    @property
+    def readings_total(self) -> int:
+        return self.first_row + self.count
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    seq: int
+    received_at: int
+    source: str
+    payload: str
+    reason: str
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class StreamStore:
+    """The streams' SQLite file (see the module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- streams -------------------------------------------------------------------------------
+
+    def create(self, row: StreamRow) -> StreamRow:
+        """Store ``row``, or answer the stream stored under its name (the caller compares)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO streams VALUES (?, ?, ?, ?, ?)",
+                (row.name, json.dumps(row.columns), row.seal_readings, row.seal_seconds,
+                 row.created_at),
+            )  # fmt: skip
+        stored = self.stream(row.name)
+        assert stored is not None
+        return stored
+
+    def stream(self, name: str) -> StreamRow | None:
+        rows = self._read("SELECT * FROM streams WHERE name = ?", (name,))
+        return _stream(rows[0]) if rows else None
+
+    def streams(self, *, offset: int, limit: int) -> tuple[list[StreamRow], int]:
+        rows = self._read("SELECT * FROM streams ORDER BY name LIMIT ? OFFSET ?", (limit, offset))
+        (count,) = self._read("SELECT count(*) FROM streams")[0]
+        return [_stream(r) for r in rows], count
+
+    def all_streams(self) -> list[StreamRow]:
+        return [_stream(r) for r in self._read("SELECT * FROM streams ORDER BY name")]
+
+    # -- readings and dead letters -------------------------------------------------------------
+
+    def add(
+        self,
+        stream: str,
+        readings: Sequence[tuple[str, int, str]],
+        dead: Sequence[tuple[int, str, str, str]] = (),
+    ) -> int:
+        """:meth:`add_many` for one stream."""
+        return self.add_many([(stream, readings, dead)])[0]
+
+    def add_many(
+        self,
+        batches: Sequence[
+            tuple[str, Sequence[tuple[str, int, str]], Sequence[tuple[int, str, str, str]]]
+        ],
+    ) -> list[int]:
+        """Store, per stream, readings (id, received_at ms, row JSON) and dead letters
+        (received_at, source, payload, reason), all in one committed transaction; answers per
+        stream how many readings were new (the rest had an id seen before)."""
+        added = []
+        with self._write() as conn:
+            for stream, readings, dead in batches:
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO readings (stream, id, received_at, row) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(stream, *r) for r in readings],
+                )
+                count = conn.total_changes - before
+                added.append(count)
+                if count:
+                    conn.execute(
+                        "INSERT INTO totals VALUES (?, ?, ?) ON CONFLICT (stream) DO UPDATE SET "
+                        "readings = readings + excluded.readings, "
+                        "last_received = max(coalesce(last_received, 0), excluded.last_received)",
+                        (stream, count, max(r[1] for r in readings)),
+                    )
+                if dead:
+                    conn.executemany(
+                        "INSERT INTO dead_letters (stream, received_at, source, payload, reason) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        [(stream, *d) for d in dead],
+                    )
+        return added
+
+    def pending(self, stream: str, *, upto: int) -> tuple[int, int | None]:
+        """Unsealed readings of ``stream`` not yet in a chunk: how many (counted up to ``upto``
+        only, so a backlog never makes this slow), and the oldest one's arrival (ms)."""
+        (count,) = self._read(
+            "SELECT count(*) FROM (SELECT 1 FROM readings WHERE stream = ? AND chunk IS NULL "
+            "LIMIT ?)",
+            (stream, upto),
+        )[0]
+        oldest = self._read(
+            "SELECT received_at FROM readings WHERE stream = ? AND chunk IS NULL ORDER BY seq "
+            "LIMIT 1",
+            (stream,),
+        )
+        return count, oldest[0][0] if oldest else None
+
+    def counts(self, stream: str) -> dict[str, Any]:
+        """Figures for a stream's page (readings, waiting, dead letters, last arrival), from
+        the running totals and the chunks: none of them scans the readings."""
+        total = self._read("SELECT readings, last_received FROM totals WHERE stream = ?", (stream,))
+        readings, last_received = total[0] if total else (0, None)
+        (chunked, planned) = self._read(
+            "SELECT coalesce(max(first_row + count), 0), "
+            "coalesce(sum(CASE WHEN state = 'planned' THEN count ELSE 0 END), 0) "
+            "FROM chunks WHERE stream = ?",
+            (stream,),
+        )[0]
+        (dead,) = self._read("SELECT count(*) FROM dead_letters WHERE stream = ?", (stream,))[0]
+        return {
+            "readings": readings,
+            "pending": readings - chunked + planned,  # a planned chunk is not sealed yet
+            "dead_letters": dead,
+            "last_received": last_received,
+        }
+
+    def reading(self, stream: str, reading_id: str) -> tuple[int, int | None, int | None] | None:
+        """A reading's arrival (ms), chunk and row in it (None while unsealed)."""
+        rows = self._read(
+            "SELECT received_at, chunk, position FROM readings WHERE stream = ? AND id = ?",
+            (stream, reading_id),
+        )
+        return rows[0] if rows else None
+
+    def dead_letters(self, stream: str, *, offset: int, limit: int) -> tuple[list[DeadLetter], int]:
+        rows = self._read(
+            "SELECT seq, received_at, source, payload, reason FROM dead_letters "
+            "WHERE stream = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
+            (stream, limit, offset),
+        )
+        (count,) = self._read("SELECT count(*) FROM dead_letters WHERE stream = ?", (stream,))[0]
+        return [DeadLetter(*r) for r in rows], count
+
+    # -- seals ---------------------------------------------------------------------------------
+
+    def plan(self, stream: str, most: int) -> ChunkRow | None:
+        """State 1: the next chunk of at most ``most`` unsealed readings (oldest first), or None
+        when none is waiting. A chunk planned before and not yet sealed is answered first."""
+        with self._write() as conn:
+            planned = conn.execute(
+                "SELECT * FROM chunks WHERE stream = ? AND state = 'planned' ORDER BY number "
+                "LIMIT 1",
+                (stream,),
+            ).fetchone()
+            if planned is not None:
+                return ChunkRow(*planned)
+            seqs = conn.execute(
+                "SELECT seq, received_at FROM readings WHERE stream = ? AND chunk IS NULL "
+                "ORDER BY seq LIMIT ?",
+                (stream, most),
+            ).fetchall()
+            if not seqs:
+                return None
+            last = conn.execute(
+                "SELECT number, first_row + count FROM chunks WHERE stream = ? "
+                "ORDER BY number DESC LIMIT 1",
+                (stream,),
+            ).fetchone()
+            number, first_row = (last[0] + 1, last[1]) if last else (1, 0)
+            conn.executemany(
+                "UPDATE readings SET chunk = ?, position = ? WHERE seq = ?",
+                [(number, i, seq) for i, (seq, _) in enumerate(seqs)],
+            )
+            arrivals = [r for _, r in seqs]
+            row = (stream, number, "planned", len(seqs), first_row, min(arrivals),
+                   max(arrivals), time.time(), None, None, None, None, None)  # fmt: skip
+            conn.execute(f"INSERT INTO chunks VALUES ({', '.join('?' * len(row))})", row)
+        return ChunkRow(*row)
+
+    def chunk_rows(self, stream: str, number: int) -> list[tuple[int, list[Any]]]:
+        """The readings of a chunk, in their order: (received_at, values)."""
+        rows = self._read(
+            "SELECT received_at, row FROM readings WHERE stream = ? AND chunk = ? "
+            "ORDER BY position",
+            (stream, number),
+        )
+        return [(received, json.loads(row)) for received, row in rows]
+
+    def mark_sealed(
+        self, chunk: ChunkRow, *, content_hash: str, rows_root: str, version: str, root: str
+    ) -> None:
+        """State 3: the chunk and its version are on chain."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE chunks SET state = 'sealed', sealed_at = ?, content_hash = ?, "
+                "rows_root = ?, version_hash = ?, version_rows_root = ? "
+                "WHERE stream = ? AND number = ?",
+                (time.time(), content_hash, rows_root, version, root, chunk.stream, chunk.number),
+            )
+
+    def chunks(self, stream: str, *, upto: int | None = None) -> list[ChunkRow]:
+        """Sealed chunks of ``stream`` in order (up to number ``upto`` included)."""
+        rows = self._read(
+            "SELECT * FROM chunks WHERE stream = ? AND state = 'sealed' AND number <= ? "
+            "ORDER BY number",
+            (stream, upto if upto is not None else 2**62),
+        )
+        return [ChunkRow(*r) for r in rows]
+
+    def versions(self, stream: str, *, offset: int, limit: int) -> tuple[list[ChunkRow], int]:
+        """Sealed chunks, newest first (each made one version)."""
+        rows = self._read(
+            "SELECT * FROM chunks WHERE stream = ? AND state = 'sealed' ORDER BY number DESC "
+            "LIMIT ? OFFSET ?",
+            (stream, limit, offset),
+        )
+        (count,) = self._read(
+            "SELECT count(*) FROM chunks WHERE stream = ? AND state = 'sealed'", (stream,)
+        )[0]
+        return [ChunkRow(*r) for r in rows], count
+
+    def by_version(self, version_hash: str) -> ChunkRow | None:
+        rows = self._read("SELECT * FROM chunks WHERE version_hash = ?", (version_hash,))
+        return ChunkRow(*rows[0]) if rows else None
+
+
+def _stream(row: tuple[Any, ...]) -> StreamRow:
+    name, columns, seal_readings, seal_seconds, created_at = row
+    return StreamRow(name, json.loads(columns), seal_readings, seal_seconds, created_at)

@@ -1,0 +1,198 @@
+"""Readings over MQTT: a paho client subscribed to ``<mqtt_topic_prefix>/+`` at QoS 1.
+
+Why it is built this way:
+
+* **Acknowledged only once durable.** The client runs with ``manual_ack=True``: paho's network
+  thread only queues each message (waiting when :data:`_QUEUED` are queued: memory stays
+  bounded whatever the broker holds); a writer thread takes what has arrived (up to
+  :data:`_BATCH` messages), stores every reading and dead letter of them in one SQLite
+  transaction (:meth:`Streams.ingest_messages`) and only then sends each PUBACK. A crash before
+  the commit leaves the messages unacknowledged, and the broker delivers them again.
+* **Stored once.** A redelivered message must not be stored twice, and MQTT says nothing that
+  identifies a message across deliveries. So a reading without an ``id`` gets one from its
+  content: ``mqtt:`` + SHA-256 of (topic, payload, place in the message). The price, written
+  down: two messages with the same payload on the same topic are one reading unless they carry
+  ids (or, as sensor readings do, their own timestamp column).
+* **A persistent session** (``clean_session=False`` and a client id stable across restarts,
+  derived from the data directory unless ``mqtt_client_id`` is set): the broker keeps QoS 1
+  messages for the service while it is down or reconnecting (within the broker's own
+  ``max_queued_messages``, which operators should raise for bursts). paho reconnects by itself
+  (backing off from 0.1 s to 5 s) and :meth:`_on_connect` subscribes again on every connection.
+* Nothing is dropped silently: a message on an unknown stream's topic, a payload that is not
+  JSON or not readings, goes to that stream name's dead letters with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from api.errors import Misconfigured
+from api.service._stream_rows import ReadingRefused
+from api.service.streams import Streams
+from api.settings import Settings
+
+__all__ = ["MqttIngest", "broker_address"]
+
+log = logging.getLogger("provenance.mqtt")
+_BATCH = 5_000  # messages stored in one transaction at most
+# Messages received and not yet stored, at most: past it paho's network thread waits, so TCP
+# pushes back on the broker. (Mosquitto may send a client more than its max_inflight_messages;
+# without this bound a slow disk turned a backlog on the broker into gigabytes here.)
+_QUEUED = 10_000
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+def broker_address(url: str) -> BrokerAddress:
+    """``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS, port 8883 by default)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise Misconfigured(f"PROVENANCE_MQTT_URL must be mqtt://host:port, got {url!r}")
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(
+        parts.hostname,
+        parts.port or (8883 if tls else 1883),
+        tls,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+    )
+
+
+class MqttIngest:
+    """The service's MQTT subscriber (see the module docstring)."""
+
+    def __init__(self, settings: Settings, streams: Streams) -> None:
+        import paho.mqtt.client as mqtt  # lazily: the service runs without MQTT too
+
+        assert settings.mqtt_url is not None
+        self._streams = streams
+        self._prefix = settings.mqtt_topic_prefix
+        self._address = broker_address(settings.mqtt_url)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=_QUEUED)
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        client_id = settings.mqtt_client_id or (
+            "provenance-"
+            + hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:16]
+        )
+        self._client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        if self._address.username is not None:
+            self._client.username_pw_set(self._address.username, self._address.password)
+        if self._address.tls:
+            self._client.tls_set_context(ssl.create_default_context())
+        self._client.reconnect_delay_set(min_delay=0.1, max_delay=5)  # type: ignore[arg-type]
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._writer = threading.Thread(target=self._write_loop, name="mqtt-writer", daemon=True)
+
+    @property
+    def topic(self) -> str:
+        return f"{self._prefix}/+"
+
+    def start(self) -> None:
+        self._writer.start()
+        self._client.connect_async(self._address.host, self._address.port, keepalive=30)
+        self._client.loop_start()
+
+    def close(self) -> None:
+        """Stop taking messages; those received and not yet stored stay unacknowledged, so
+        the broker delivers them again to the next run."""
+        self._stop.set()
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._writer.join(timeout=30)
+
+    # -- paho's thread -------------------------------------------------------------------------
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("MQTT broker refused the connection: %s", reason)
+            return
+        client.subscribe(self.topic, qos=1)
+        self.connected.set()
+        log.info("MQTT connected to %s:%d, subscribed to %s",
+                 self._address.host, self._address.port, self.topic)  # fmt: skip
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("MQTT connection lost (%s); reconnecting", reason)
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        while not self._stop.is_set():  # on stop it is dropped: unacknowledged, sent again
+            try:
+                self._queue.put(message, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    # -- the writer ----------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            delay = 0.5
+            while True:
+                try:
+                    self._store(batch)
+                    break
+                except Exception:  # a full disk, say: kept, unacknowledged, and tried again
+                    # (the broker would only send them again after a reconnect, and meanwhile
+                    # they hold its window of messages in flight)
+                    log.exception("storing %d MQTT messages failed; retrying", len(batch))
+                    if self._stop.wait(delay):
+                        return  # not acknowledged: the broker delivers them to the next run
+                    delay = min(delay * 2, 10.0)
+            for message in batch:
+                self._client.ack(message.mid, message.qos)
+
+    def _store(self, batch: list[Any]) -> None:
+        groups: dict[str, list[tuple[str, str | None, Any]]] = {}
+        for message in batch:
+            topic = message.topic
+            name = topic[len(self._prefix) + 1 :]
+            items = groups.setdefault(name, [])
+            payload: bytes = message.payload
+            seed = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
+            try:
+                parsed = json.loads(payload)
+            except (ValueError, RecursionError) as exc:
+                text = payload[:1000].decode("utf-8", "replace")
+                items.append((f"mqtt:{seed}:0", text, ReadingRefused(f"not JSON: {exc}")))
+                continue
+            readings = parsed if isinstance(parsed, list) else [parsed]
+            items.extend((f"mqtt:{seed}:{i}", None, r) for i, r in enumerate(readings))
+        self._streams.ingest_messages(groups, source="mqtt")

@@ -1,0 +1,390 @@
+"""Streams: named series of sensor readings, ingested over HTTP (and MQTT, :mod:`api.mqtt`),
+stored durably on arrival, sealed into chunks and versions (:mod:`api.service._stream_seal`),
+with a proof for every sealed reading.
+
+Ingest never blocks on the chain: a reading is acknowledged once it is committed to
+``streams.sqlite3`` (:mod:`api.service._stream_store`); sealing runs on its own thread (every
+``seal_readings`` readings or when the oldest waiting reading is ``seal_seconds`` old, whichever
+comes first) or when asked (``seal``), one stream at a time under that stream's lock.
+A reading that is not one (not JSON, wrong type, missing or unknown column) goes to the stream's
+dead letters with its reason and never keeps the others of its request from being stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from api.errors import (
+    InvalidStream,
+    MalformedReadings,
+    StreamExists,
+    UnknownStream,
+)
+from api.schemas.streams import (
+    ChunkPublic,
+    DeadLetterPublic,
+    DeadLettersPublic,
+    IngestPublic,
+    ReadingProofPublic,
+    RefusedReadingPublic,
+    StreamColumn,
+    StreamCreate,
+    StreamPublic,
+    StreamsPublic,
+    VersionPublic,
+    VersionsPublic,
+)
+from api.service._core import Core, Written
+from api.service._stream_proof import reading_proof
+from api.service._stream_rows import (
+    ReadingRefused,
+    RowEncoder,
+    column_name_problem,
+    split_body,
+    stream_schema_hash,
+)
+from api.service._stream_seal import register_seal, stream_columns
+from api.service._stream_store import ChunkRow, StreamRow, StreamStore, now_ms
+from api.service.datasets import Datasets
+
+__all__ = ["Streams"]
+
+log = logging.getLogger("provenance.streams")
+_TICK = 0.2  # seconds between the sealer's looks at the streams' rules
+
+
+class _Rates:
+    """Readings received per stream in the last minute, in one-second buckets (in memory: a
+    rate shown on a page, not a record; it starts at 0 after a restart)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, deque[list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, count: int) -> None:
+        second = int(time.time())
+        with self._lock:
+            buckets = self._buckets.setdefault(name, deque())
+            if buckets and buckets[-1][0] == second:
+                buckets[-1][1] += count
+            else:
+                buckets.append([second, count])
+            while buckets and buckets[0][0] <= second - 60:
+                buckets.popleft()
+
+    def rate(self, name: str) -> float:
+        since = int(time.time()) - 60
+        with self._lock:
+            buckets = self._buckets.get(name, ())
+            return sum(n for second, n in buckets if second > since) / 60.0
+
+
+class Streams:
+    """The streams of one data directory, their readings, seals, versions and proofs."""
+
+    def __init__(self, core: Core, datasets: Datasets) -> None:
+        self._core = core
+        self._datasets = datasets
+        self.store = StreamStore(core.settings.data_dir / "streams.sqlite3")
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._sealer: threading.Thread | None = None
+        self._defs: dict[str, StreamRow] = {}
+        self._arrived: dict[str, int] = {}  # readings since the last seal, roughly
+        self._rates = _Rates()
+        self._encoders: dict[str, RowEncoder] = {}
+        self.seal_errors: dict[str, str] = {}  # why a stream's last seal failed, until one works
+
+    # -- definitions ---------------------------------------------------------------------------
+
+    def create(self, body: StreamCreate) -> Written[StreamPublic]:
+        """Define a stream; the same definition again is answered as it stands (200), another
+        one under the same name is a conflict."""
+        names = [c.name for c in body.columns]
+        for name in names:
+            if (problem := column_name_problem(name)) is not None:
+                raise InvalidStream(problem)
+        if len(set(names)) != len(names):
+            raise InvalidStream("column names must be unique")
+        if len(names) >= self._core.settings.max_columns:
+            raise InvalidStream(f"at most {self._core.settings.max_columns - 1} columns")
+        row = StreamRow(
+            body.name,
+            [{"name": c.name, "type": c.type} for c in body.columns],
+            body.seal_readings,
+            float(body.seal_seconds),
+            time.time(),
+        )
+        stored = self.store.create(row)
+        same = (stored.columns, stored.seal_readings, stored.seal_seconds) == (
+            row.columns, row.seal_readings, row.seal_seconds,
+        )  # fmt: skip
+        if not same:
+            raise StreamExists(f"stream {body.name} exists with another definition")
+        return Written(self.get(body.name), created=stored.created_at == row.created_at)
+
+    def definition(self, name: str) -> StreamRow:
+        """The stream's definition (cached: a stream is defined once)."""
+        row = self._defs.get(name)
+        if row is None:
+            row = self.store.stream(name)
+            if row is None:
+                raise UnknownStream(f"no stream is named {name!r}")
+            self._defs[name] = row
+        return row
+
+    def get(self, name: str) -> StreamPublic:
+        row = self.definition(name)
+        counts = self.store.counts(name)
+        latest, versions = self.store.versions(name, offset=0, limit=1)
+        settings = self._core.settings
+        return StreamPublic(
+            name=name,
+            columns=[StreamColumn(**c) for c in row.columns],  # type: ignore[arg-type]
+            seal_readings=row.seal_readings,
+            seal_seconds=row.seal_seconds,
+            created_at=row.created_at,
+            readings=counts["readings"],
+            pending=counts["pending"],
+            dead_letters=counts["dead_letters"],
+            versions=versions,
+            last_received=counts["last_received"],
+            last_seal=latest[0].sealed_at if latest else None,
+            latest_version=latest[0].version_hash if latest else None,
+            rate=self._rates.rate(name),
+            schema_hash=stream_schema_hash(stream_columns(row)),
+            topic=f"{settings.mqtt_topic_prefix}/{name}" if settings.mqtt_url else None,
+            seal_error=self.seal_errors.get(name),
+        )
+
+    def list(self, *, offset: int, limit: int) -> StreamsPublic:
+        rows, count = self.store.streams(offset=offset, limit=limit)
+        return StreamsPublic(data=[self.get(r.name) for r in rows], count=count)
+
+    # -- ingest --------------------------------------------------------------------------------
+
+    def ingest_body(self, name: str, body: bytes) -> IngestPublic:
+        """A request body of readings (a JSON array, or JSON lines), stored before it returns."""
+        self.definition(name)
+        items = split_body(body)
+        if items is None:
+            raise MalformedReadings(
+                "the body is neither a JSON array nor JSON lines (UTF-8): nothing was stored"
+            )
+        if not items:
+            raise MalformedReadings("the body holds no readings")
+        return self.ingest(name, items, source="http")
+
+    def ingest(self, name: str, items: Sequence[tuple[str, Any]], *, source: str) -> IngestPublic:
+        """Check and store ``items`` (text as received, parsed JSON or the reason it is not)
+        in one transaction: good readings, and the bad ones as dead letters. A reading without
+        an id is given a random one."""
+        stream = self.definition(name)
+        named = [(uuid.uuid4().hex, text, parsed) for text, parsed in items]
+        good, dead, refused = self._check(stream, named, source=source)
+        [added] = self.store.add_many([(name, good, dead)])
+        self._wake_if_due(stream, added)
+        return IngestPublic(
+            accepted=added, duplicates=len(good) - added, dead_letters=len(dead), refused=refused
+        )
+
+    def ingest_messages(
+        self, groups: dict[str, list[tuple[str, str | None, Any]]], *, source: str
+    ) -> None:
+        """Store readings of several streams in one transaction, each item ``(id if it has
+        none, text as received (None: the parsed value's JSON), parsed JSON or the reason it is
+        not)``; items for a stream that does not exist are kept as dead letters under that
+        name."""
+        batches = []
+        for name, items in groups.items():
+            try:
+                stream = self.definition(name)
+            except UnknownStream:
+                reason = f"no stream is named {name!r}"
+                received = now_ms()
+                dead = [
+                    (received, source, text if text is not None else json.dumps(p)[:1000], reason)
+                    for _, text, p in items
+                ]
+                log.warning("%d reading(s) for unknown stream %r kept as dead letters",
+                            len(dead), name)  # fmt: skip
+                batches.append((name, [], dead))
+                continue
+            good, dead, _ = self._check(stream, items, source=source)
+            batches.append((name, good, dead))
+        added = self.store.add_many(batches)
+        for (name, _, _), count in zip(batches, added, strict=True):
+            if count and name in self._defs:
+                self._wake_if_due(self._defs[name], count)
+
+    def _check(
+        self, stream: StreamRow, items: Sequence[tuple[str, str | None, Any]], *, source: str
+    ) -> tuple[list[tuple[str, int, str]], list[tuple[int, str, str, str]], list[Any]]:
+        encoder = self._encoders.get(stream.name)
+        if encoder is None:
+            encoder = self._encoders[stream.name] = RowEncoder(
+                stream_columns(stream), max_chars=self._core.settings.max_field_chars
+            )
+        received = now_ms()
+        good: list[tuple[str, int, str]] = []
+        dead: list[tuple[int, str, str, str]] = []
+        refused: list[RefusedReadingPublic] = []
+        for index, (default_id, text, parsed) in enumerate(items):
+            try:
+                if isinstance(parsed, ReadingRefused):
+                    raise parsed
+                reading_id, row = encoder.encode(parsed)
+            except ReadingRefused as exc:
+                shown = text if text is not None else json.dumps(parsed)[:1000]
+                dead.append((received, source, shown, str(exc)))
+                refused.append(RefusedReadingPublic(index=index, reason=str(exc)))
+                continue
+            good.append((reading_id if reading_id is not None else default_id, received, row))
+        return good, dead, refused
+
+    def _wake_if_due(self, stream: StreamRow, added: int) -> None:
+        """Count what arrived; wake the sealer when about a chunk's worth has (its own look
+        at the store, every tick, decides)."""
+        self._rates.add(stream.name, added)
+        with self._guard:
+            waiting = self._arrived[stream.name] = self._arrived.get(stream.name, 0) + added
+        if waiting >= stream.seal_readings:
+            self._wake.set()
+
+    def dead_letters(self, name: str, *, offset: int, limit: int) -> DeadLettersPublic:
+        self.definition(name)
+        rows, count = self.store.dead_letters(name, offset=offset, limit=limit)
+        data = [
+            DeadLetterPublic(
+                received_at=r.received_at,
+                source=r.source,  # type: ignore[arg-type]
+                payload=r.payload,
+                reason=r.reason,
+            )
+            for r in rows
+        ]
+        return DeadLettersPublic(data=data, count=count)
+
+    # -- seals and versions --------------------------------------------------------------------
+
+    def seal(self, name: str) -> VersionsPublic:
+        """Seal every waiting reading now (in chunks of at most ``seal_readings``); answers the
+        versions made, none when nothing was waiting."""
+        stream = self.definition(name)
+        made: list[ChunkRow] = []
+        while (chunk := self._seal_one(stream)) is not None:
+            made.append(chunk)
+        views = [self._version_view(c) for c in made]
+        return VersionsPublic(data=views, count=len(views))
+
+    def versions(self, name: str, *, offset: int, limit: int) -> VersionsPublic:
+        self.definition(name)
+        rows, count = self.store.versions(name, offset=offset, limit=limit)
+        return VersionsPublic(data=[self._version_view(c) for c in rows], count=count)
+
+    def _version_view(self, chunk: ChunkRow) -> VersionPublic:
+        chunks = self.store.chunks(chunk.stream, upto=chunk.number)
+        previous = chunks[-2].version_hash if len(chunks) > 1 else None
+        return VersionPublic(
+            number=chunk.number,
+            hash=str(chunk.version_hash),
+            rows_root=str(chunk.version_rows_root),
+            readings=chunk.readings_total,
+            previous=previous,
+            chunk=ChunkPublic(
+                number=chunk.number,
+                hash=str(chunk.content_hash),
+                rows_root=str(chunk.rows_root),
+                readings=chunk.count,
+                first_row=chunk.first_row,
+                first_received=chunk.first_received,
+                last_received=chunk.last_received,
+            ),
+            chunks=[str(c.content_hash) for c in chunks],
+            sealed_at=float(chunk.sealed_at or 0.0),
+        )
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def _seal_one(self, stream: StreamRow) -> ChunkRow | None:
+        """Plan, register and mark one chunk (a planned one left by a crash first)."""
+        with self._lock(stream.name):
+            with self._guard:
+                self._arrived[stream.name] = 0
+            planned = self.store.plan(stream.name, stream.seal_readings)
+            if planned is None:
+                return None
+            rows = self.store.chunk_rows(stream.name, planned.number)
+            earlier = self.store.chunks(stream.name, upto=planned.number - 1)
+            sealed = register_seal(self._datasets, self._core.store, stream, planned, rows, earlier)
+            self.store.mark_sealed(
+                planned,
+                content_hash=sealed.content_hash,
+                rows_root=sealed.rows_root,
+                version=sealed.version_hash,
+                root=sealed.version_root,
+            )
+            log.info("sealed %s chunk %d (%d readings)", stream.name, planned.number, planned.count)
+            return self.store.chunks(stream.name, upto=planned.number)[-1]
+
+    def _pending_past_rule(self, stream: StreamRow) -> bool:
+        count, oldest = self.store.pending(stream.name, upto=stream.seal_readings)
+        if count >= stream.seal_readings:
+            return True
+        return count > 0 and oldest is not None and now_ms() - oldest >= stream.seal_seconds * 1000
+
+    def start(self) -> None:
+        """Start the sealer: it first finishes any seal a previous run left planned."""
+        self._sealer = threading.Thread(target=self._seal_loop, name="sealer", daemon=True)
+        self._sealer.start()
+
+    def _seal_loop(self) -> None:
+        """Each stream on its own: one that cannot seal (the chain away, its latest version
+        revoked) keeps its readings, durable, and says why on its page; the others go on."""
+        first, delay = True, _TICK
+        while not self._stop.is_set():
+            failed = False
+            for stream in self.store.all_streams():
+                try:
+                    while not self._stop.is_set() and (first or self._pending_past_rule(stream)):
+                        if self._seal_one(stream) is None:
+                            break
+                except Exception as exc:
+                    failed = True
+                    if self.seal_errors.get(stream.name) != str(exc):
+                        log.exception("sealing %s failed; retrying", stream.name)
+                    self.seal_errors[stream.name] = str(exc)
+                else:
+                    self.seal_errors.pop(stream.name, None)
+                if self._stop.is_set():
+                    return
+            first = False
+            delay = min(delay * 2, 10.0) if failed else _TICK
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._sealer is not None:
+            self._sealer.join(timeout=30)
+        self.store.close()
+
+    # -- proofs --------------------------------------------------------------------------------
+
+    def proof(self, name: str, reading_id: str, version: str | None = None) -> ReadingProofPublic:
+        """A sealed reading's row proof in its chunk and its chunk's place in ``version`` (the
+        latest when None): both roots are the records' on-chain rows roots."""
+        self.definition(name)
+        return reading_proof(self.store, self._datasets, name, reading_id, version)

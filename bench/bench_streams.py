@@ -1,0 +1,298 @@
+"""Sensor readings over MQTT (issue 27): readings/s the service ingests, next to a plain paho
+subscriber that only counts the same messages, both in one run on one private broker; the
+service's memory over the run; seal latency.
+
+How (the same for both sides, so the ratio compares consumers, not publishers):
+
+1. a subscriber with a persistent session (``clean_session=False``) subscribes at QoS 1 to the
+   topic, then goes away;
+2. a plain paho publisher publishes N messages at QoS 1, one reading each
+   (``{"id", "seq", "value"}``) or an array of them, which the broker queues for that session
+   (``max_queued_messages 0``; ``max_inflight_messages`` is Mosquitto's default, 20);
+3. the subscriber comes back and drains the queue: the rate is N over the time from its first
+   to its last message. The plain subscriber acknowledges each message on receipt (paho's
+   automatic PUBACK) and counts it; the service (``provenance serve``, stream sealing every
+   10,000 readings) acknowledges each only after its transaction committed, checks, stores and
+   seals. Its times are the readings' own arrival stamps in ``streams.sqlite3``.
+
+The service's RSS (``/proc/PID/status`` VmRSS) is sampled every 0.5 s while it drains; the seal
+latency is each chunk's registration time (planned → chunk and version on chain).
+
+Run: ``python -m bench --only streams`` (N = 200,000, one and ten readings a message;
+``--quick``: 5,000, one a message, only to show it runs), or
+``python -m bench.bench_streams --readings 10000000`` for the long memory run (about N/20,000 s,
+and the broker holds the N queued messages in memory: ~300 bytes each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+
+from api.devbroker import MosquittoBroker
+from api.devserver import ServiceProcess
+from bench._common import Config, fmt, print_table, write_results
+
+__all__ = ["run"]
+
+TOPIC_PREFIX = "bench/streams"
+STREAM = "meters"
+SEAL_READINGS = int(os.environ.get("BENCH_SEAL_READINGS", "10000"))
+
+
+def _lines(path: Path, n: int, per_message: int) -> Path:
+    """``n`` readings, ``per_message`` to a message (one object, or an array of them)."""
+    with open(path, "w") as out:
+        for start in range(0, n, per_message):
+            batch = [
+                {"id": f"r{i}", "seq": i, "value": i / 3}
+                for i in range(start, min(start + per_message, n))
+            ]
+            out.write(json.dumps(batch[0] if per_message == 1 else batch) + "\n")
+    return path
+
+
+def _publish(broker: MosquittoBroker, lines: Path) -> float:
+    """Publish every line at QoS 1 with a plain paho client and wait for every PUBACK (the
+    broker then holds them). ``mosquitto_pub -l`` is not used: in Mosquitto 2.0.11 it exits at
+    the end of its input with messages still unsent (a third of 100,000 arrived)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex}")
+    client.max_inflight_messages_set(1000)
+    connected = threading.Event()
+    client.on_connect = lambda *_: connected.set()
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    assert connected.wait(30)
+    t0 = time.perf_counter()
+    try:
+        topic = f"{TOPIC_PREFIX}/{STREAM}"
+        infos: list[Any] = []
+        with open(lines, "rb") as source:
+            for line in source:
+                infos.append(client.publish(topic, line.rstrip(b"\n"), qos=1))
+                if len(infos) == 20_000:  # message ids wrap at 65,535: wait in windows
+                    _acknowledged(infos)
+        _acknowledged(infos)
+        return time.perf_counter() - t0
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _acknowledged(infos: list[Any]) -> None:
+    for info in infos:
+        info.wait_for_publish(timeout=600)
+        if not info.is_published():
+            raise RuntimeError("the broker did not acknowledge every message")
+    infos.clear()
+
+
+def _plain(broker: MosquittoBroker, lines: Path, n: int) -> float:
+    """Messages/s (``n`` messages)."""
+    # a paho subscriber that only counts (see the module docstring)
+    client_id = f"plain-{uuid.uuid4().hex[:8]}"
+    subscribed = threading.Event()
+
+    def session() -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+        )
+        client.on_connect = lambda c, *_: c.subscribe(f"{TOPIC_PREFIX}/{STREAM}", qos=1)
+        client.on_subscribe = lambda *_: subscribed.set()
+        return client
+
+    first = session()
+    first.connect("127.0.0.1", broker.port)
+    first.loop_start()
+    assert subscribed.wait(30)
+    first.disconnect()
+    first.loop_stop()
+    _publish(broker, lines)
+    times: list[float] = []
+    done = threading.Event()
+
+    def on_message(*_: Any) -> None:
+        times.append(time.perf_counter())
+        if len(times) >= n:
+            done.set()
+
+    second = session()
+    second.on_message = on_message
+    second.connect("127.0.0.1", broker.port)
+    second.loop_start()
+    assert done.wait(max(120, n / 1000)), f"{len(times)} of {n} messages"
+    second.disconnect()
+    second.loop_stop()
+    return (n - 1) / (times[-1] - times[0])
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[str, Any]:
+    data = work / f"service-{uuid.uuid4().hex[:8]}"
+    env = {
+        "PROVENANCE_MQTT_URL": broker.url,
+        "PROVENANCE_MQTT_TOPIC_PREFIX": TOPIC_PREFIX,
+        "PROVENANCE_ANCHOR_INTERVAL": "3600",
+    }
+    with ServiceProcess(data, env=env) as server, server.client() as http:
+        body = {
+            "name": STREAM,
+            "columns": [{"name": "seq", "type": "integer"}, {"name": "value", "type": "float"}],
+            "seal_readings": SEAL_READINGS,
+            "seal_seconds": 3600,
+        }
+        assert http.post("/v1/streams", json=body).status_code == 201
+        time.sleep(1.5)  # subscribed (a persistent session: the broker keeps it)
+    _publish(broker, lines)
+    samples: list[float] = []
+    curve: list[tuple[int, float]] = []  # (readings stored, RSS MB)
+    with ServiceProcess(data, env=env) as server, server.client() as http:
+        deadline = time.monotonic() + max(300, n / 500)
+        while time.monotonic() < deadline:
+            samples.append(_rss_mb(server.pid))
+            figures = http.get(f"/v1/streams/{STREAM}").json()
+            curve.append((figures["readings"], samples[-1]))
+            if figures["readings"] >= n:
+                break
+            time.sleep(0.5)
+        assert figures["readings"] == n, figures
+        sealed = http.post(f"/v1/streams/{STREAM}/seal").json()["count"]
+        samples.append(_rss_mb(server.pid))
+    with sqlite3.connect(data / "streams.sqlite3") as db:
+        first, last = db.execute(
+            "SELECT min(received_at), max(received_at) FROM readings"
+        ).fetchone()
+        seals = [
+            row[0]
+            for row in db.execute(
+                "SELECT sealed_at - planned_at FROM chunks WHERE state = 'sealed' ORDER BY number"
+            )
+        ]
+    return {
+        "rate": (n - 1) / max((last - first) / 1000, 1e-3),
+        "rss_mb": samples,
+        "rss_by_readings": curve,
+        "seal_seconds": seals,
+        "sealed_at_end": sealed,
+    }
+
+
+def measure(
+    n: int, work: Path, per_message: int = 1, inflight: int = 20, *, publisher: bool = True
+) -> dict[str, Any]:
+    lines = _lines(work / f"lines-{per_message}.jsonl", n, per_message)
+    messages = -(-n // per_message)
+    with MosquittoBroker(work / f"broker-{per_message}", inflight=inflight) as broker:
+        # no subscriber: the publisher's own speed (skipped by --quick)
+        publish_s = _publish(broker, lines) if publisher else float("nan")
+        plain = _plain(broker, lines, messages) * per_message
+        service = _service(broker, lines, n, work)
+    return {
+        "readings": n,
+        "per_message": per_message,
+        "max_inflight_messages": inflight,
+        "publisher_rate": n / publish_s,
+        "plain_rate": plain,
+        **service,
+    }
+
+
+def _tables(result: dict[str, Any]) -> list[str]:
+    rss = result["rss_mb"]
+    seals = sorted(result["seal_seconds"])
+    ratio = result["rate"] / result["plain_rate"]
+    rows = [
+        ["service: stored, acknowledged after commit, sealed every 10,000",
+         fmt(result["rate"]), f"{ratio:.2f}x"],
+        ["plain paho subscriber that only counts (baseline)", fmt(result["plain_rate"]), "1x"],
+        ["the paho publisher alone, to the broker (its own pace)",
+         fmt(result["publisher_rate"]), ""],
+    ]  # fmt: skip
+    quarter = max(len(rss) // 4, 1)
+    curve = result.get("rss_by_readings") or []
+    tenths = [curve[min(len(curve) - 1, i * len(curve) // 10)] for i in range(10)] if curve else []
+    memory = [
+        *[[f"at {r:,} readings", fmt(mb)] for r, mb in tenths],
+        ["first quarter of the drain", fmt(statistics.median(rss[:quarter]))],
+        ["last quarter of the drain", fmt(statistics.median(rss[-quarter:]))],
+        ["peak", fmt(max(rss))],
+    ]
+    latency = [
+        ["seals", str(len(seals))],
+        ["median", fmt(statistics.median(seals)) if seals else "-"],
+        ["p95", fmt(seals[int(0.95 * (len(seals) - 1))]) if seals else "-"],
+        ["max", fmt(max(seals)) if seals else "-"],
+    ]
+    n = f"{result['readings']:,}"
+    return [
+        print_table(
+            f"Readings/s over MQTT, {n} readings, {result['per_message']} to a message, QoS 1, "
+            f"broker max_inflight_messages {result['max_inflight_messages']}",
+            ["consumer", "readings/s", "ratio"],
+            rows,
+        ),
+        print_table(f"Service RSS (MB) while it ingests {n} readings", ["when", "MB"], memory),
+        print_table("Seal latency (s): chunk and version registered", ["", "s"], latency),
+    ]
+
+
+def run(config: Config) -> list[dict[str, Any]]:
+    n = config.pick(5_000, 200_000)
+    results, tables, headline = [], [], []
+    for per_message in config.pick((1,), (1, 10)):
+        with tempfile.TemporaryDirectory(dir=config.tmp) as tmp:
+            result = measure(n, Path(tmp), per_message, publisher=not config.quick)
+        results.append(result)
+        tables += _tables(result)
+        ratio = result["rate"] / result["plain_rate"]
+        headline.append(
+            {
+                "benchmark": "streams",
+                "figure": f"MQTT readings/s, {per_message} a message, seals every "
+                f"{SEAL_READINGS:,} ({n:,} readings)",
+                "measured": fmt(result["rate"]),
+                "baseline": f"{fmt(result['plain_rate'])} plain paho subscriber",
+                "ratio": f"{ratio:.2f}",
+                "target": ">= 0.5x and >= 20,000/s",
+                "met": ratio >= 0.5 and result["rate"] >= 20_000,
+            }
+        )
+    write_results("streams", {"runs": results}, tables)
+    return headline
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--readings", type=int, default=200_000)
+    parser.add_argument("--per-message", type=int, default=1)
+    parser.add_argument("--inflight", type=int, default=20, help="broker max_inflight_messages")
+    parser.add_argument("--tmp", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        result = measure(args.readings, Path(tmp), args.per_message, args.inflight)
+    write_results(f"streams-{args.readings}-{args.per_message}", result, _tables(result))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except httpx.HTTPError as exc:
+        raise SystemExit(f"the service stopped answering: {exc}") from None
