@@ -211,9 +211,10 @@ def test_writes_answered_on_acceptance_survive_a_sigkill_and_a_fee_spike(
     over the ceiling, so nothing is even signed: the service is killed with the writes held,
     and after a restart (ceiling raised) every accepted record ends on chain, once."""
     data_dir = tmp_path / "data"
-    node.rpc("anvil_setNextBlockBaseFeePerGas", hex(50 * 10**9))
     accepted = []
     with serve(data_dir, **env, max_fee_per_gas=str(10**9)) as server, server.client() as client:
+        # 400 gwei, falling 12.5% a block: over the 1 gwei ceiling for the next 40 blocks
+        node.rpc("anvil_setNextBlockBaseFeePerGas", hex(400 * 10**9))
         _wait_until(lambda: _head_fee(node) > 10**9, "the fee spikes", server)
         for n in range(3):
             answer = client.post(
