@@ -196,14 +196,20 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
 
 
 def measure(
-    n: int, work: Path, per_message: int = 1, inflight: int = 20, *, publisher: bool = True
+    n: int,
+    work: Path,
+    per_message: int = 1,
+    inflight: int = 20,
+    *,
+    publisher: bool = True,
+    baseline: bool = True,
 ) -> dict[str, Any]:
     lines = _lines(work / f"lines-{per_message}.jsonl", n, per_message)
     messages = -(-n // per_message)
     with MosquittoBroker(work / f"broker-{per_message}", inflight=inflight) as broker:
         # no subscriber: the publisher's own speed (skipped by --quick)
         publish_s = _publish(broker, lines) if publisher else float("nan")
-        plain = _plain(broker, lines, messages) * per_message
+        plain = _plain(broker, lines, messages) * per_message if baseline else float("nan")
         service = _service(broker, lines, n, work)
     return {
         "readings": n,
@@ -284,10 +290,20 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=200_000)
     parser.add_argument("--per-message", type=int, default=1)
     parser.add_argument("--inflight", type=int, default=20, help="broker max_inflight_messages")
+    parser.add_argument(
+        "--service-only", action="store_true", help="no baseline (the long memory run)"
+    )
     parser.add_argument("--tmp", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        result = measure(args.readings, Path(tmp), args.per_message, args.inflight)
+        result = measure(
+            args.readings,
+            Path(tmp),
+            args.per_message,
+            args.inflight,
+            publisher=not args.service_only,
+            baseline=not args.service_only,
+        )
     write_results(f"streams-{args.readings}-{args.per_message}", result, _tables(result))
 
 
