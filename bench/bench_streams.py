@@ -164,12 +164,14 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
     _publish(broker, lines)
     samples: list[float] = []
     curve: list[tuple[int, float]] = []  # (readings stored, RSS MB)
+    waiting: list[tuple[int, int]] = []  # (readings stored, readings not sealed yet)
     with ServiceProcess(data, env=env) as server, server.client() as http:
         deadline = time.monotonic() + max(300, n / 500)
         while time.monotonic() < deadline:
             samples.append(_rss_mb(server.pid))
             figures = http.get(f"/v1/streams/{STREAM}").json()
             curve.append((figures["readings"], samples[-1]))
+            waiting.append((figures["readings"], figures["pending"]))
             if figures["readings"] >= n:
                 break
             time.sleep(0.5)
@@ -190,6 +192,7 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
         "rate": (n - 1) / max((last - first) / 1000, 1e-3),
         "rss_mb": samples,
         "rss_by_readings": curve,
+        "unsealed_by_readings": waiting,
         "seal_seconds": seals,
         "sealed_at_end": sealed,
     }
@@ -241,8 +244,13 @@ def _tables(result: dict[str, Any]) -> list[str]:
         ["last quarter of the drain", fmt(statistics.median(rss[-quarter:]))],
         ["peak", fmt(max(rss))],
     ]
+    waiting = result.get("unsealed_by_readings") or []
     latency = [
         ["seals", str(len(seals))],
+        [
+            "most readings waiting for a seal during the drain",
+            f"{max((w for _, w in waiting), default=0):,}",
+        ],
         ["median", fmt(statistics.median(seals)) if seals else "-"],
         ["p95", fmt(seals[int(0.95 * (len(seals) - 1))]) if seals else "-"],
         ["max", fmt(max(seals)) if seals else "-"],
