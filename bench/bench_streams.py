@@ -164,12 +164,14 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
     _publish(broker, lines)
     samples: list[float] = []
     curve: list[tuple[int, float]] = []  # (readings stored, RSS MB)
+    waiting: list[tuple[int, int]] = []  # (readings stored, readings not sealed yet)
     with ServiceProcess(data, env=env) as server, server.client() as http:
         deadline = time.monotonic() + max(300, n / 500)
         while time.monotonic() < deadline:
             samples.append(_rss_mb(server.pid))
             figures = http.get(f"/v1/streams/{STREAM}").json()
             curve.append((figures["readings"], samples[-1]))
+            waiting.append((figures["readings"], figures["pending"]))
             if figures["readings"] >= n:
                 break
             time.sleep(0.5)
@@ -190,20 +192,27 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
         "rate": (n - 1) / max((last - first) / 1000, 1e-3),
         "rss_mb": samples,
         "rss_by_readings": curve,
+        "unsealed_by_readings": waiting,
         "seal_seconds": seals,
         "sealed_at_end": sealed,
     }
 
 
 def measure(
-    n: int, work: Path, per_message: int = 1, inflight: int = 20, *, publisher: bool = True
+    n: int,
+    work: Path,
+    per_message: int = 1,
+    inflight: int = 20,
+    *,
+    publisher: bool = True,
+    baseline: bool = True,
 ) -> dict[str, Any]:
     lines = _lines(work / f"lines-{per_message}.jsonl", n, per_message)
     messages = -(-n // per_message)
     with MosquittoBroker(work / f"broker-{per_message}", inflight=inflight) as broker:
         # no subscriber: the publisher's own speed (skipped by --quick)
         publish_s = _publish(broker, lines) if publisher else float("nan")
-        plain = _plain(broker, lines, messages) * per_message
+        plain = _plain(broker, lines, messages) * per_message if baseline else float("nan")
         service = _service(broker, lines, n, work)
     return {
         "readings": n,
@@ -235,8 +244,13 @@ def _tables(result: dict[str, Any]) -> list[str]:
         ["last quarter of the drain", fmt(statistics.median(rss[-quarter:]))],
         ["peak", fmt(max(rss))],
     ]
+    waiting = result.get("unsealed_by_readings") or []
     latency = [
         ["seals", str(len(seals))],
+        [
+            "most readings waiting for a seal during the drain",
+            f"{max((w for _, w in waiting), default=0):,}",
+        ],
         ["median", fmt(statistics.median(seals)) if seals else "-"],
         ["p95", fmt(seals[int(0.95 * (len(seals) - 1))]) if seals else "-"],
         ["max", fmt(max(seals)) if seals else "-"],
@@ -284,10 +298,20 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=200_000)
     parser.add_argument("--per-message", type=int, default=1)
     parser.add_argument("--inflight", type=int, default=20, help="broker max_inflight_messages")
+    parser.add_argument(
+        "--service-only", action="store_true", help="no baseline (the long memory run)"
+    )
     parser.add_argument("--tmp", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        result = measure(args.readings, Path(tmp), args.per_message, args.inflight)
+        result = measure(
+            args.readings,
+            Path(tmp),
+            args.per_message,
+            args.inflight,
+            publisher=not args.service_only,
+            baseline=not args.service_only,
+        )
     write_results(f"streams-{args.readings}-{args.per_message}", result, _tables(result))
 
 

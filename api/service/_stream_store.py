@@ -18,7 +18,9 @@ A seal's states (``chunks.state``), so that a crash at any line is safe:
 
 The service's one connection is guarded by a lock (SQLite serialises writers anyway); readers
 of other threads take the same lock, which keeps this module simple and is fast enough for the
-request sizes here (the ingest benchmark measures it).
+request sizes here (the ingest benchmark measures it). The lock is served in arrival order
+(:class:`_FairLock`): with a plain lock the MQTT writer, which takes it again as soon as it lets
+it go, starved the sealer under a steady stream (seals fell minutes behind the readings).
 """
 
 from __future__ import annotations
@@ -129,6 +131,27 @@ class DeadLetter:
     reason: str
 
 
+class _FairLock:
+    """A lock handed over in the order it was asked for (a ticket lock)."""
+
+    def __init__(self) -> None:
+        self._turn = threading.Condition(threading.Lock())
+        self._next = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._turn:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._turn.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._turn:
+            self._serving += 1
+            self._turn.notify_all()
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -141,7 +164,7 @@ class StreamStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        self._lock = _FairLock()
 
     def close(self) -> None:
         with self._lock:
