@@ -91,6 +91,15 @@ class ApiKeys(Protocol):
     def ensure_admin_key(self, key_file: Path) -> str | None: ...
 
 
+def new_key(role: str, name: str) -> tuple[KeyInfo, str]:
+    """A fresh key of ``role`` and its secret, for any key store to record (by its digest)."""
+    if role not in _RANK:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    key_id = secrets.token_hex(4)
+    key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    return KeyInfo(key_id, role, name, int(time.time()), None), key  # type: ignore[arg-type]
+
+
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -119,11 +128,8 @@ class KeyStore:
 
     def create(self, role: str, name: str = "") -> tuple[KeyInfo, str]:
         """A new key; the secret is returned once and never stored."""
-        if role not in _RANK:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        key_id = secrets.token_hex(4)
-        key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        info = KeyInfo(key_id, role, name, int(time.time()), None)  # type: ignore[arg-type]
+        info, key = new_key(role, name)
+        key_id = info.key_id
         with self._db() as db:
             db.execute(
                 "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",

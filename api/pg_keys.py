@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hmac
 import os
-import secrets
 import time
 from pathlib import Path
 
-from api.auth import _PREFIX, _RANK, ROLES, KeyInfo, _digest
+from api.auth import KeyInfo, _digest, new_key
 from ledger.storage.postgres import PgConnections
 
 __all__ = ["PgKeyStore"]
@@ -39,11 +38,8 @@ class PgKeyStore:
 
     def create(self, role: str, name: str = "") -> tuple[KeyInfo, str]:
         """A new key; the secret is returned once and never stored."""
-        if role not in _RANK:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        key_id = secrets.token_hex(4)
-        key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-        info = KeyInfo(key_id, role, name, int(time.time()), None)  # type: ignore[arg-type]
+        info, key = new_key(role, name)
+        key_id = info.key_id
         with self._db.write() as conn:
             conn.execute(
                 f"INSERT INTO api_keys ({_COLUMNS}, digest) VALUES (?, ?, ?, ?, NULL, ?)",
@@ -103,11 +99,10 @@ class PgKeyStore:
             query = "SELECT 1 AS one FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL"
             if conn.execute(query).fetchone() is not None:
                 return None
-            key_id = secrets.token_hex(4)
-            key = f"{_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+            info, key = new_key("admin", "created on first start")
             conn.execute(
-                f"INSERT INTO api_keys ({_COLUMNS}, digest) VALUES (?, 'admin', ?, ?, NULL, ?)",
-                (key_id, "created on first start", int(time.time()), _digest(key)),
+                f"INSERT INTO api_keys ({_COLUMNS}, digest) VALUES (?, ?, ?, ?, NULL, ?)",
+                (info.key_id, info.role, info.name, info.created_at, _digest(key)),
             )
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from api.service.datasets import index_file, open_row_index, prove_row
+from api.service.dataset_rows import index_file, open_row_index, prove_row
 from ledger.formats.merkle import verify_proof
 from ledger.formats.rows import ROW_LEAF_ENCODING, rows_root
 from ledger.storage.artifacts import ArtifactStore

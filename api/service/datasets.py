@@ -9,16 +9,14 @@ for every request of a round) before the request is answered.
 A file already registered is answered from the index (or the pipeline's memory of what it just
 wrote) with no transaction at all.
 
-Why it runs past 400 lines: the row index's chain-free steps (:func:`index_file`,
-:func:`open_row_index`, :func:`prove_row`) live at the bottom, beside the flows that use them,
-so that ``tests/test_dataset_pipeline.py`` runs the service's own steps at real size.
+Why it runs past 400 lines: registration, batches, derivation and stream versions share one
+order of steps (prepare, store, write) and its helpers; the chain-free steps on files and row
+indexes are in :mod:`api.service.dataset_rows`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,29 +27,26 @@ from api.schemas.records import DatasetAcceptedPublic
 from api.service._core import Core, Written
 from api.service._included import indexed_dataset
 from api.service._versions import refuse_version
+from api.service.dataset_rows import commit_dataset, index_file, open_row_index, prove_row
 from api.service.views import dataset_view
 from ledger.errors import AlreadyRegistered, LedgerError, RecordIsRevoked, UnknownDataset
-from ledger.formats.rows import ROW_LEAF_ENCODING
 from ledger.index.sqlite import IndexedDataset
 from ledger.records import ZERO_HASH, DatasetInput
 from ledger.storage.artifacts import (
     ArtifactMissing,
-    ArtifactStore,
-    Staged,
     StreamTooLarge,
 )
 from ledger.storage.row_index import (
     RowIndex,
-    RowIndexBuilder,
     RowIndexCorrupt,
     RowIndexInfo,
     RowNotInIndex,
 )
 from ledger.writes.pipeline import Included
-from ml.datasets import Column, Limits
+from ml.datasets import Column
 from ml.errors import MlError, TooLarge
 from ml.hashing import canonical_json, to_hex
-from ml.scanning import Scan, read_rows, read_schema, scan_file
+from ml.scanning import Scan, read_schema
 from ml.training_memory import check_training_memory
 from ml.training_pool import DatasetFile
 from ml.transforms import TransformSpec, derive_file
@@ -426,86 +421,3 @@ class Datasets:
             else:
                 answers.append(outcome)
         return answers
-
-
-# -- the row index, without a chain: what registration and row proofs are made of -------------
-# (module functions, so that tests/test_dataset_pipeline.py runs these very steps at real size)
-
-
-def index_file(store: ArtifactStore, path: Path, limits: Limits) -> tuple[Scan, RowIndexInfo]:
-    """Both scan passes over a file, feeding its row index (built in the store's scratch area,
-    not yet committed)."""
-    built = store.scratch_path(".rows")
-    with RowIndexBuilder(built) as rows:
-        scan = scan_file(path, limits, digests=rows.add)
-        info = rows.finish(
-            content=scan.content_hash,
-            locators=scan.locators,
-            locator_stride=scan.locator_stride,
-            extra=canonical_json([c.to_json() for c in scan.columns]),
-        )
-    return scan, info
-
-
-def commit_dataset(store: ArtifactStore, staged: Staged, rows: Path) -> None:
-    """Store a staged dataset file and its built row index, before any transaction names it.
-
-    A store that fails (an object store away) keeps neither: the staged file is the store's to
-    remove, the built row index is removed here, so a failed upload leaves nothing behind."""
-    try:
-        store.commit(staged)
-        store.commit_rows(staged.digest, rows)
-    except BaseException:
-        rows.unlink(missing_ok=True)
-        raise
-
-
-def open_row_index(
-    store: ArtifactStore,
-    content_hash: str,
-    limits: Limits,
-    hold: Callable[[], AbstractContextManager[Any]],
-) -> RowIndex:
-    """The dataset's row index, built from its re-hashed file when it has none yet (every
-    dataset registered before row indexes existed) or when its index is damaged; ``hold``
-    keeps two requests from building it at once."""
-    try:
-        return RowIndex(store.rows_path(content_hash))
-    except FileNotFoundError:
-        damaged = False
-    except RowIndexCorrupt:
-        damaged = True
-    with hold():
-        if damaged:
-            try:
-                return RowIndex(store.rows_path(content_hash))  # repaired meanwhile?
-            except (FileNotFoundError, RowIndexCorrupt):
-                store.verified_path(content_hash)  # the file itself altered? that raises
-                store.discard_rows(content_hash)  # no: the index was; rebuild it
-        if not store.has_rows(content_hash):
-            _, rows = index_file(store, store.verified_path(content_hash), limits)
-            store.commit_rows(content_hash, rows.path)
-    return RowIndex(store.rows_path(content_hash))
-
-
-def prove_row(
-    store: ArtifactStore, rows: RowIndex, content_hash: str, index: int
-) -> RowProofPublic:
-    """Row ``index`` and its proof against ``rows``' root: a few reads of the index and of the
-    stored file, no tree built; the proof is checked against the root before it is returned."""
-    columns = [Column(c["name"], c["type"]) for c in json.loads(rows.extra)]
-    offset, skip = rows.locator(index)
-    [(values, digest)] = read_rows(
-        store.path_of(content_hash), columns, offset=offset, skip=skip, count=1
-    )
-    proof = rows.proof(index, digest)
-    return RowProofPublic(
-        dataset=content_hash,
-        index=index,
-        row=list(values),
-        row_digest=to_hex(digest),
-        leaf=to_hex(rows.leaf_hash(index, digest)),
-        proof=[to_hex(p) for p in proof],
-        root=to_hex(rows.root),
-        leaf_encoding=list(ROW_LEAF_ENCODING),
-    )
