@@ -7,8 +7,9 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Query, Request, Response
 
-from api.auth import NEEDS_ADMIN, NEEDS_AUDITOR, NEEDS_REGISTRAR, READ, KeyInfo
+from api.auth import NEEDS_ADMIN, NEEDS_AUDITOR, NEEDS_REGISTRAR, READ
 from api.jobs import WorkPool
+from api.keys import KeyInfo
 from api.schemas import ADDRESS_PATTERN, HASH_PATTERN
 from api.service import Service, Written
 from api.settings import Settings, get_settings

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.auth import ApiKeys, KeyStore
 from api.jobs import JobBook
+from api.keys import ApiKeys, KeyStore
 from api.pg_jobs import PgJobBook
 from api.pg_keys import PgKeyStore
 from api.settings import Settings

@@ -31,7 +31,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
-from api.auth import KeyInfo, require
+from api.auth import require
+from api.keys import KeyInfo
 from api.problems import PROBLEM_BASE
 from api.problems import _from_exception as problem_for
 from api.ratelimit import TooManyRequests

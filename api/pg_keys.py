@@ -1,5 +1,5 @@
 """API keys in PostgreSQL, shared by every replica: the same table, rules and answers as the
-SQLite :class:`api.auth.KeyStore` (keys stored only as SHA-256 hashes, shown once, revoked keys
+SQLite :class:`api.keys.KeyStore` (keys stored only as SHA-256 hashes, shown once, revoked keys
 refused at the next request whichever replica serves it).
 
 A key created or revoked through one replica (or ``provenance keys`` with the same
@@ -12,11 +12,10 @@ the database could not be asked.
 from __future__ import annotations
 
 import hmac
-import os
 import time
 from pathlib import Path
 
-from api.auth import KeyInfo, _digest, new_key
+from api.keys import KeyInfo, digest, new_key, write_key_file
 from ledger.storage.postgres import PgConnections
 
 __all__ = ["PgKeyStore"]
@@ -31,7 +30,7 @@ def _info(row: dict) -> KeyInfo:
 
 
 class PgKeyStore:
-    """API keys, by hash, in the shared database (an :class:`api.auth.ApiKeys`)."""
+    """API keys, by hash, in the shared database (an :class:`api.keys.ApiKeys`)."""
 
     def __init__(self, db: PgConnections) -> None:
         self._db = db
@@ -43,7 +42,7 @@ class PgKeyStore:
         with self._db.write() as conn:
             conn.execute(
                 f"INSERT INTO api_keys ({_COLUMNS}, digest) VALUES (?, ?, ?, ?, NULL, ?)",
-                (key_id, role, info.name, info.created_at, _digest(key)),
+                (key_id, role, info.name, info.created_at, digest(key)),
             )
         return info, key
 
@@ -51,9 +50,9 @@ class PgKeyStore:
         """The active key matching ``key``, or None."""
         with self._db.read() as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS}, digest FROM api_keys WHERE digest = ?", (_digest(key),)
+                f"SELECT {_COLUMNS}, digest FROM api_keys WHERE digest = ?", (digest(key),)
             ).fetchone()
-        if row is None or not hmac.compare_digest(row["digest"], _digest(key)):
+        if row is None or not hmac.compare_digest(row["digest"], digest(key)):
             return None
         info = _info(row)
         return info if info.active else None
@@ -102,10 +101,7 @@ class PgKeyStore:
             info, key = new_key("admin", "created on first start")
             conn.execute(
                 f"INSERT INTO api_keys ({_COLUMNS}, digest) VALUES (?, ?, ?, ?, NULL, ?)",
-                (info.key_id, info.role, info.name, info.created_at, _digest(key)),
+                (info.key_id, info.role, info.name, info.created_at, digest(key)),
             )
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(key + "\n")
-            os.chmod(key_file, 0o600)
+            write_key_file(key_file, key)
         return key

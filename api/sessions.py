@@ -24,7 +24,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from api.auth import SESSION_COOKIE, ApiKeys, KeyInfo
+from api.auth import SESSION_COOKIE
+from api.keys import ApiKeys, KeyInfo
 
 __all__ = ["COOKIE", "SESSION_ROLE", "Sessions"]
 

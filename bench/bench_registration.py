@@ -190,7 +190,7 @@ def _service_op(svc: Any) -> Callable[[], Any]:
 def _in_process_service(work: Path, env: dict[str, str] | None = None) -> Iterator[Any]:
     """The service in this process (what the HTTP routes call), on the embedded chain
     under ``work`` or, with ``env`` from :func:`rpc_service_env`, on that node."""
-    from api.auth import KeyStore
+    from api.keys import KeyStore
     from api.service import open_service
     from api.settings import Settings
 

@@ -1,6 +1,6 @@
 """Administration: API keys, keystores, deploying the contract, rebuilding the index, fsck.
 
-``keys`` edits the key store of a data directory (``api.auth.KeyStore``, safe while the service
+``keys`` edits the key store of a data directory (``api.keys.KeyStore``, safe while the service
 runs); ``keystore``, ``deploy`` and ``index rebuild`` talk to the chain with ``ledger`` calls,
 because they are what sets a service up or repairs it; ``fsck`` asks the service over HTTP.
 """
@@ -26,7 +26,7 @@ from api.cli._common import (
 from api.cli._service import ApiCall, check, service_command
 
 if TYPE_CHECKING:
-    from api.auth import ApiKeys
+    from api.keys import ApiKeys
     from api.settings import Settings
     from ledger.chain.backends.base import ChainBackend
     from ledger.storage.postgres import PgConnections

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from eth_utils import to_checksum_address
 
-from api.auth import ApiKeys
 from api.errors import UnknownKey
+from api.keys import ApiKeys
 from api.schemas import (
     ChainPublic,
     FsckPublic,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.auth import KeyStore
+from api.keys import KeyStore
 from api.sessions import SESSION_ROLE, Sessions
 
 

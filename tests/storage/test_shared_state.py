@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.auth import ApiKeys, KeyStore
+from api.keys import ApiKeys, KeyStore
 from ledger.chain.deployment import Deployment
 
 ENGINES = ["sqlite", "postgres"]
@@ -137,8 +137,8 @@ def test_a_job_started_on_one_replica_is_polled_on_another(pg, empty_pg) -> None
     running, done and failed."""
     import threading
 
-    from api.auth import KeyInfo
     from api.jobs import WorkPool
+    from api.keys import KeyInfo
     from api.pg_jobs import PgJobBook
     from ledger.errors import UnknownRecord
     from ledger.storage.postgres import PgConnections
