@@ -285,16 +285,21 @@ def chain_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     `provenance deploy` leaves them."""
     if request.param == "embedded":
         return {}
+    return rpc_service_env(request.getfixturevalue("anvil_paced_node"), tmp_path)
+
+
+def rpc_service_env(node: Any, folder: Path) -> dict[str, str]:
+    """Settings for a service on anvil ``node``, as `provenance deploy` leaves a data directory
+    (``folder/data``): a keystore holding a funded key, and the deployment."""
     from ledger.chain.backends.rpc import RpcBackend
     from ledger.chain.deployment import deploy_ledger
     from ledger.chain.keys import create_keystore
 
-    node = request.getfixturevalue("anvil_paced_node")
-    keystore, password = tmp_path / "key.json", "crash test password"
+    keystore, password = folder / "key.json", "test keystore password"
     account = create_keystore(keystore, password)
     node.set_balance(account.address, 10**21)
-    (tmp_path / "data").mkdir()
-    deploy_ledger(RpcBackend(node.url), account, tmp_path / "data" / "deployment.json")
+    (folder / "data").mkdir()
+    deploy_ledger(RpcBackend(node.url), account, folder / "data" / "deployment.json")
     return {
         "chain": "rpc",
         "rpc_url": node.url,

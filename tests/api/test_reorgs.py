@@ -20,11 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.chain.backends.rpc import RpcBackend
-from ledger.chain.deployment import deploy_ledger
 from ledger.chain.devnode import AnvilNode, anvil_binary
-from ledger.chain.keys import create_keystore
-from tests.api.test_crash_recovery import _ok, _wait_until, kill, serve
+from tests.api.test_crash_recovery import _ok, _wait_until, kill, rpc_service_env, serve
 
 pytestmark = [
     pytest.mark.anvil,
@@ -42,18 +39,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
 @pytest.fixture
 def env(tmp_path: Path, node: AnvilNode) -> dict[str, str]:
     """Settings for a service on ``node``: a funded keystore and a fresh deployment."""
-    keystore, password = tmp_path / "key.json", "reorg test password"
-    account = create_keystore(keystore, password)
-    node.set_balance(account.address, 10**21)
-    (tmp_path / "data").mkdir()
-    deploy_ledger(RpcBackend(node.url), account, tmp_path / "data" / "deployment.json")
-    return {
-        "chain": "rpc",
-        "rpc_url": node.url,
-        "keystore": str(keystore),
-        "keystore_password": password,
-        "anchor_interval": "3600",
-    }
+    return {**rpc_service_env(node, tmp_path), "anchor_interval": "3600"}
 
 
 def _register(client: httpx.Client, n: int) -> dict[str, Any]:
