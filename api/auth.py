@@ -123,6 +123,10 @@ def _refusal(needed: Role | None, info: KeyInfo | None) -> tuple[int, str, str] 
     return None
 
 
+_UNKNOWN = object()
+_FOUND_MAX = 4096
+
+
 class AuthGate:
     """ASGI middleware: authenticates the bearer key of every HTTP request, and refuses one
     that its route's :class:`Access` rule does not allow before anything reads its body.
@@ -137,15 +141,35 @@ class AuthGate:
         self.app, self.keys, self.public_read = app, keys, public_read
         self.sessions = sessions  # api.sessions.Sessions: a console cookie stands for a key
         self._rules: list[tuple[Any, Access | None]] | None = None
+        # Each (method, path)'s rule, found once: matching every route in turn costs a hot
+        # route (a model's predict) a few percent of its CPU. Bounded: paths carry hashes.
+        self._found: dict[tuple[str, str], Access | None] = {}
+        # A local key store (SQLite, WAL: a reader never waits for a writer) answers in a few
+        # tens of microseconds, less than the thread-pool hop that would carry the call; a
+        # networked one (PostgreSQL) is asked from a thread, never from the event loop.
+        self._inline = bool(getattr(keys, "answers_inline", False))
 
     def _rule_for(self, scope: Scope) -> Access | None:
+        key = (scope.get("method", ""), scope.get("path", ""))
+        if (found := self._found.get(key, _UNKNOWN)) is not _UNKNOWN:
+            return found  # type: ignore[return-value]
         if self._rules is None:  # the routes are all there by the first request
             self._rules = access_rules(scope["app"].routes)
-        for route, rule in self._rules:
+        rule = None
+        for route, candidate in self._rules:
             match, _ = route.matches(scope)
             if match == Match.FULL:
-                return rule
-        return None
+                rule = candidate
+                break
+        if len(self._found) >= _FOUND_MAX:
+            self._found.clear()
+        self._found[key] = rule
+        return rule
+
+    async def _authenticate(self, key: str) -> KeyInfo | None:
+        if self._inline:
+            return self.keys.authenticate(key)
+        return await run_in_threadpool(self.keys.authenticate, key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -156,7 +180,7 @@ class AuthGate:
         info = None
         if key.strip() and scheme.lower() == "bearer":
             try:
-                info = await run_in_threadpool(self.keys.authenticate, key.strip())
+                info = await self._authenticate(key.strip())
             except LedgerError as exc:  # the shared database away: "retry", never "unknown key"
                 await _unavailable(exc, scope, receive, send)
                 return

@@ -94,6 +94,10 @@ def write_key_file(key_file: Path, key: str) -> None:
 class KeyStore:
     """API keys, by hash. Safe to share between the service and CLI processes."""
 
+    # One indexed read of a local WAL database: the gate asks it from the event loop rather
+    # than through a thread (api.auth.AuthGate).
+    answers_inline = True
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()

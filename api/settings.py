@@ -191,5 +191,5 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process's settings, read once; tests override this dependency."""
+    """The process's settings, read once (a route reads the app's own: ``api.deps.SettingsDep``)."""
     return Settings()
