@@ -44,8 +44,9 @@ def _same(lean: list[dict[str, Any]], full: list[dict[str, Any]]) -> None:
     [
         b'{"rows": [{"x1": 1.5, "x2": -2}]}',
         b'{"rows":[{"x1":0.1,"x2":3},{"x1":-0.0,"x2":5e-324}]}',
-        b'{"rows": [{"a": true, "b": null, "c": "text", "d": 1e308}]}',
-        b'{"rows": [{"x": 922337203685477580}, {"x": 0.00012345678901234567}]}',
+        b'{"rows": [{"a": true, "b": null, "c": "text", "d": 1e18}]}',
+        b'{"rows": [{"x": 9223372036854775807}, {"x": 0.00012345678901234567}]}',
+        b'{"rows": [{"x": -9223372036854775808, "y": 9.2e18}]}',
         b'{"rows": [{"x": 1}], "rows": [{"y": 2}]}',  # a repeated key: the last, as json's
         '{"rows": [{"é": 1.0, "名": 2}]}'.encode(),
     ],
@@ -80,7 +81,9 @@ def test_everyday_bodies_take_the_lean_path_with_the_same_rows(body: bytes) -> N
         # orjson would read these integers as floats: the full path keeps them integers
         (JSON, b'{"rows": [{"x": 18446744073709551616}]}'),
         (JSON, b'{"rows": [{"x": -9309660567069422392}]}'),
-        (JSON, b'{"rows": [{"x": 1234567890123456789}]}'),  # 19 digits: maybe past 64 bits
+        (JSON, b'{"rows": [{"x": 1.5, "y": 18446744073709551616}]}'),
+        (JSON, b'{"rows": [{"x": "a", "y": -18446744073709551616}]}'),
+        (JSON, b'{"rows": [{"x": 1e19}]}'),  # a float that large: the full path reads it
         (JSON, b'{"rows": [{"x": "\\ud800"}]}'),  # a lone surrogate, which json reads
         (JSON, b'{"rows": [{"x": 1}]'),  # not JSON
         (JSON, '{"rows": [{"x": 1}]}'.encode("utf-16")),  # json reads UTF-16 too
