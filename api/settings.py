@@ -165,6 +165,14 @@ class Settings(BaseSettings):
     mqtt_client_id: str | None = Field(
         None, max_length=64, description="the MQTT client id (default: derived from data_dir)"
     )
+    mqtt_connections: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="MQTT connections sharing the subscription ($share/<client id>/...): each "
+        "has the broker's window of unacknowledged messages (Mosquitto: 20), and the service "
+        "acknowledges only after its commit, so one connection's window bounds a commit",
+    )
 
     def dataset_limits(self) -> Limits:
         """The limits ``ml`` checks while it parses a dataset, from these settings."""

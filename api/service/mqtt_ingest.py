@@ -18,8 +18,23 @@ Why it is built this way:
   messages for the service while it is down or reconnecting (within the broker's own
   ``max_queued_messages``, which operators should raise for bursts). paho reconnects by itself
   (backing off from 0.1 s to 5 s) and :meth:`_on_connect` subscribes again on every connection.
+* **Several connections, one shared subscription** (``mqtt_connections``, 4 by default). The
+  broker lets each connection hold only so many unacknowledged QoS 1 messages (Mosquitto's
+  ``max_inflight_messages``, 20), and the service acknowledges a message only after the commit
+  that holds it, so with one connection a commit carried at most 20 messages and the commits
+  bounded the rate (issue 27). Each connection subscribes to
+  ``$share/<client id>/<prefix>/+`` (an MQTT shared subscription, which Mosquitto serves to
+  3.1.1 clients too): the broker hands each message to one of them, each with its own window,
+  and the one writer stores what all of them received in one commit, then acknowledges each
+  message on the connection it came from. Connection 0 keeps the single-connection client id
+  and drops the plain subscription an earlier run made, so what that session held is
+  delivered, not left on the broker. (Going back to fewer connections leaves the other
+  connections' sessions, and what the broker queues for them, on the broker.)
 * Nothing is dropped silently: a message on an unknown stream's topic, a payload that is not
   JSON or not readings, goes to that stream name's dead letters with its reason.
+* **Seals before ingest.** While more than ``_UNSEALED`` readings wait for a seal and the
+  sealer is making progress, the writer waits for it (:meth:`Streams.wait_for_seals`): the
+  messages wait on the broker, unacknowledged, rather than as an unsealed backlog here.
 """
 
 from __future__ import annotations
@@ -47,6 +62,8 @@ _BATCH = 5_000  # messages stored in one transaction at most
 # pushes back on the broker. (Mosquitto may send a client more than its max_inflight_messages;
 # without this bound a slow disk turned a backlog on the broker into gigabytes here.)
 _QUEUED = 10_000
+# Readings waiting for a seal past which the writer lets the sealer catch up first.
+_UNSEALED = 50_000
 
 
 @dataclass(frozen=True)
@@ -83,69 +100,97 @@ class MqttIngest:
         self._streams = streams
         self._prefix = settings.mqtt_topic_prefix
         self._address = broker_address(settings.mqtt_url)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=_QUEUED)
+        # (connection, message) pairs received and not yet stored
+        self._queue: queue.Queue[tuple[Any, Any]] = queue.Queue(maxsize=_QUEUED)
         self._stop = threading.Event()
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # every connection up and subscribed
+        self._up: set[int] = set()
+        self._up_lock = threading.Lock()
         client_id = settings.mqtt_client_id or (
             "provenance-"
             + hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:16]
         )
-        self._client = mqtt.Client(
+        self._group = client_id
+        # Messages each connection received (each counts its own, on its own thread).
+        self.delivered = [0] * settings.mqtt_connections
+        self._clients = [
+            self._new_client(mqtt, client_id if k == 0 else f"{client_id}-{k}", k)
+            for k in range(settings.mqtt_connections)
+        ]
+        self._writer = threading.Thread(target=self._write_loop, name="mqtt-writer", daemon=True)
+
+    def _new_client(self, mqtt: Any, client_id: str, index: int) -> Any:
+        client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,
             manual_ack=True,
+            userdata=index,
         )
         if self._address.username is not None:
-            self._client.username_pw_set(self._address.username, self._address.password)
+            client.username_pw_set(self._address.username, self._address.password)
         if self._address.tls:
-            self._client.tls_set_context(ssl.create_default_context())
-        self._client.reconnect_delay_set(min_delay=0.1, max_delay=5)  # type: ignore[arg-type]
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._writer = threading.Thread(target=self._write_loop, name="mqtt-writer", daemon=True)
+            client.tls_set_context(ssl.create_default_context())
+        client.reconnect_delay_set(min_delay=0.1, max_delay=5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
 
     @property
     def topic(self) -> str:
-        return f"{self._prefix}/+"
+        """The topic subscribed to: shared by the connections when there are several."""
+        plain = f"{self._prefix}/+"
+        return plain if len(self._clients) == 1 else f"$share/{self._group}/{plain}"
 
     def start(self) -> None:
         self._writer.start()
-        self._client.connect_async(self._address.host, self._address.port, keepalive=30)
-        self._client.loop_start()
+        for client in self._clients:
+            client.connect_async(self._address.host, self._address.port, keepalive=30)
+            client.loop_start()
 
     def close(self) -> None:
         """Stop taking messages; those received and not yet stored stay unacknowledged, so
         the broker delivers them again to the next run."""
         self._stop.set()
-        self._client.disconnect()
-        self._client.loop_stop()
+        for client in self._clients:
+            client.disconnect()
+        for client in self._clients:
+            client.loop_stop()
         self._writer.join(timeout=30)
 
-    # -- paho's thread -------------------------------------------------------------------------
+    # -- paho's threads (one per connection) ---------------------------------------------------
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             log.warning("MQTT broker refused the connection: %s", reason)
             return
+        plain = f"{self._prefix}/+"
+        if self.topic != plain:  # an earlier single-connection run's subscription, if any
+            client.unsubscribe(plain)
         client.subscribe(self.topic, qos=1)
-        self.connected.set()
+        with self._up_lock:
+            self._up.add(userdata)
+            if len(self._up) == len(self._clients):
+                self.connected.set()
         log.info("MQTT connected to %s:%d, subscribed to %s",
                  self._address.host, self._address.port, self.topic)  # fmt: skip
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
-        self.connected.clear()
+        with self._up_lock:
+            self._up.discard(userdata)
+            self.connected.clear()
         if not self._stop.is_set():
             log.warning("MQTT connection lost (%s); reconnecting", reason)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self.delivered[userdata] += 1
         while not self._stop.is_set():  # on stop it is dropped: unacknowledged, sent again
             try:
-                self._queue.put(message, timeout=0.5)
+                self._queue.put((client, message), timeout=0.5)
                 return
             except queue.Full:
                 continue
@@ -154,6 +199,8 @@ class MqttIngest:
 
     def _write_loop(self) -> None:
         while not self._stop.is_set():
+            # Seals first: past the bound, let the sealer catch up (it says when it cannot).
+            self._streams.wait_for_seals(_UNSEALED, self._stop)
             try:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
@@ -176,12 +223,12 @@ class MqttIngest:
                     if self._stop.wait(delay):
                         return  # not acknowledged: the broker delivers them to the next run
                     delay = min(delay * 2, 10.0)
-            for message in batch:
-                self._client.ack(message.mid, message.qos)
+            for client, message in batch:
+                client.ack(message.mid, message.qos)
 
-    def _store(self, batch: list[Any]) -> None:
+    def _store(self, batch: list[tuple[Any, Any]]) -> None:
         groups: dict[str, list[tuple[str, str | None, Any]]] = {}
-        for message in batch:
+        for _, message in batch:
             topic = message.topic
             name = topic[len(self._prefix) + 1 :]
             items = groups.setdefault(name, [])

@@ -1,0 +1,92 @@
+"""MQTT ingest over several connections sharing one subscription, and seals before ingest
+(issue 27; ``api/service/mqtt_ingest.py``), against a private Mosquitto broker.
+
+* The connections share ``$share/<client id>/<prefix>/+``: the broker spreads the messages over
+  them (each connection has its own window of unacknowledged messages), every message is stored
+  once, and none is delivered twice: an earlier single-connection run's plain subscription is
+  dropped, after what its session held was delivered.
+* ``Streams.wait_for_seals``, which the MQTT writer calls before each batch, returns only once
+  the sealer has caught up to the bound, and at once when asked to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.devbroker import MosquittoBroker, mosquitto_binary
+from api.settings import Settings
+from tests.api.conftest import authorized_client
+from tests.api.test_streams_mqtt import (
+    TIMEOUT,
+    create,
+    publish_all,
+    publisher,
+    stream,
+    wait_for,
+)
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    if mosquitto_binary() is None or shutil.which("mosquitto_pub") is None:
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto mosquitto-clients)")
+    with MosquittoBroker(tmp_path / "broker") as broker:
+        yield broker
+
+
+def _reading(seq: int) -> str:
+    return json.dumps({"seq": seq, "value": seq / 2})
+
+
+def test_connections_share_the_subscription_and_drain_an_earlier_single_session(
+    tmp_path: Path, private_broker: MosquittoBroker
+) -> None:
+    base = {"data_dir": tmp_path / "data", "anchor_interval": 3600, "mqtt_url": private_broker.url}
+    with authorized_client(Settings(**base, mqtt_connections=1)) as api:
+        create(api, "line")
+        ingest = api.app.state.service.mqtt  # type: ignore[attr-defined]
+        assert ingest.connected.wait(TIMEOUT)
+        assert not ingest.topic.startswith("$share/")
+    topic = f"{Settings(**base).mqtt_topic_prefix}/line"
+    sender = publisher(private_broker.port)
+    try:
+        # queued by the broker for the single connection's persistent session
+        publish_all(sender, topic, [_reading(i) for i in range(40)])
+        with authorized_client(Settings(**base, mqtt_connections=3)) as api:
+            ingest = api.app.state.service.mqtt  # type: ignore[attr-defined]
+            assert ingest.topic.startswith("$share/")
+            assert ingest.connected.wait(TIMEOUT)
+            wait_for(lambda: stream(api, "line")["readings"] == 40, "the earlier session's 40")
+            publish_all(sender, topic, [_reading(i) for i in range(40, 340)])
+            wait_for(lambda: stream(api, "line")["readings"] == 340, "all 340 readings")
+            time.sleep(0.5)  # a second delivery, had there been one, would have arrived
+            assert stream(api, "line")["readings"] == 340
+            assert sum(ingest.delivered) == 340, ingest.delivered  # none delivered twice
+            assert sum(1 for count in ingest.delivered if count) >= 2, ingest.delivered
+    finally:
+        sender.disconnect()
+        sender.loop_stop()
+
+
+def test_ingest_waits_for_the_sealer_past_the_bound(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", anchor_interval=3600)
+    with authorized_client(settings) as api:
+        create(api, "line", seal_readings=10)
+        streams = api.app.state.service.streams  # type: ignore[attr-defined]
+        stop = threading.Event()
+        stop.set()
+        body = [{"seq": i, "value": i / 2} for i in range(100)]
+        assert api.post("/v1/streams/line/readings", json=body).status_code == 202
+        streams.wait_for_seals(5, stop)  # asked to stop: returns at once, behind or not
+        # 100 stored, bound max(5, 2 * 10): back once at most 20 wait for a seal
+        streams.wait_for_seals(5, threading.Event())
+        assert stream(api, "line")["pending"] <= 20
+        wait_for(lambda: stream(api, "line")["pending"] == 0, "every reading sealed")
+        assert stream(api, "line")["versions"] == 10
