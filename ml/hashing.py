@@ -45,7 +45,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ml.errors import CanonicalJsonError
@@ -54,6 +54,7 @@ __all__ = [
     "MAX_DEPTH",
     "CanonicalJsonError",
     "canonical_json",
+    "canonical_json_rows",
     "from_hex",
     "normalize_hex",
     "sha256_bytes",
@@ -188,6 +189,42 @@ def canonical_json(obj: Any) -> bytes:
         raise CanonicalJsonError(
             f"string contains a lone surrogate at character {exc.start}; it is not valid UTF-8"
         ) from None
+
+
+_FLAT_VALUES = frozenset({int, float, bool, type(None)})
+
+
+def canonical_json_rows(rows: Sequence[Any]) -> list[bytes]:
+    """``[canonical_json(row) for row in rows]``, for the input rows of a prediction request.
+
+    When every row is a flat ``dict`` (``str`` keys without ``}``, values that are numbers,
+    booleans or null) the rows go through the C encoder in one call, as the array
+    ``[row,row,...]``, and the text is cut at each ``},{``: no key or value of such a row can
+    hold those characters, so the pieces are exactly each row's encoding. That call is
+    about a third of one call per row (whose fixed cost, the shape walk and the call itself,
+    outweighs a flat row's encoding). Any other row, or an encoding refused (NaN, say), takes
+    :func:`canonical_json` row by row, with its errors.
+    """
+    shapes: set[tuple[Any, ...]] = set()
+    for row in rows:
+        if type(row) is not dict or not _FLAT_VALUES.issuperset(map(type, row.values())):
+            return [canonical_json(row) for row in rows]
+        shape = tuple(row)
+        if shape not in shapes:
+            if not all(type(key) is str and "}" not in key for key in shape):
+                return [canonical_json(row) for row in rows]
+            shapes.add(shape)
+    try:
+        text = _ENCODER.encode(list(rows))
+    except (TypeError, ValueError):
+        return [canonical_json(row) for row in rows]
+    pieces = text[2:-2].split("},{") if rows else []
+    if len(pieces) != len(rows):  # cannot happen for such rows; never guess
+        return [canonical_json(row) for row in rows]
+    try:
+        return [("{" + piece + "}").encode() for piece in pieces]
+    except UnicodeEncodeError:  # a lone surrogate in a key: canonical_json says where
+        return [canonical_json(row) for row in rows]
 
 
 def _shape_problem(obj: Any) -> str | None:

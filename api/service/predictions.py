@@ -23,7 +23,7 @@ from ledger.formats.receipt_requests import IssuedReceipt
 from ledger.index.lineage import first_revoked_ancestor
 from ledger.storage.receipt_book import issued_receipts
 from ml.artifacts import LoadedModel, load_model
-from ml.hashing import canonical_json, to_hex
+from ml.hashing import canonical_json, canonical_json_rows, to_hex
 
 __all__ = ["Predictions"]
 
@@ -104,7 +104,7 @@ class Predictions:
                 for row, output in zip(rows, outputs, strict=True)
             ]
             return issued_receipts(receipts, rows)
-        texts = [canonical_json(row) for row in rows]
+        texts = canonical_json_rows(rows)
         signed = signer.sign_request(
             model_hash=model_hash,
             input_hashes=[hashlib.sha256(text).digest() for text in texts],

@@ -23,6 +23,7 @@ from ml.errors import CanonicalJsonError, MlError
 from ml.hashing import (
     MAX_DEPTH,
     canonical_json,
+    canonical_json_rows,
     from_hex,
     normalize_hex,
     sha256_bytes,
@@ -347,3 +348,45 @@ def test_normalize_hex_gives_one_spelling() -> None:
     for bad in ("0x1234", "zz" * 32, b"\x00" * 31):
         with pytest.raises(CanonicalJsonError):
             normalize_hex(bad)
+
+
+# -- canonical_json_rows: a request's rows in one encoder call, each exactly canonical_json --
+
+_row_keys = st.text(alphabet=st.sampled_from(list('ab}{,":\\é\n')), max_size=4)
+_row_values = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.none(),
+    st.text(alphabet=st.sampled_from(list('x},{"')), max_size=3),  # not flat: row by row
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(rows=st.lists(st.dictionaries(_row_keys, _row_values, max_size=4), max_size=5))
+def test_canonical_json_rows_equals_canonical_json_of_each(rows: list[dict[str, object]]) -> None:
+    assert canonical_json_rows(rows) == [canonical_json(row) for row in rows]
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"a": 1.0, "b": 2}, {"b": True, "a": None}],  # flat: one encoder call
+        [{}, {}, {"x": -0.0}],
+        [{"a},{": 1}, {"b": 2}],  # a brace in a key: row by row
+        [{"a": 1}, {"b": {"c": 2}}],  # not flat: row by row
+    ],
+)
+def test_canonical_json_rows_known_rows(rows: list[dict[str, object]]) -> None:
+    assert canonical_json_rows(rows) == [canonical_json(row) for row in rows]
+
+
+@pytest.mark.parametrize("bad", [[{"a": 1.0}, {"a": math.nan}], [{"\ud800": 1}], [{1: 2}]])
+def test_canonical_json_rows_refuses_as_canonical_json_does(
+    bad: list[dict[object, object]],
+) -> None:
+    with pytest.raises(CanonicalJsonError) as rows_error:
+        canonical_json_rows(bad)
+    with pytest.raises(CanonicalJsonError) as each_error:
+        [canonical_json(row) for row in bad]
+    assert str(rows_error.value) == str(each_error.value)
