@@ -125,6 +125,7 @@ def _refusal(needed: Role | None, info: KeyInfo | None) -> tuple[int, str, str] 
 
 _UNKNOWN = object()
 _FOUND_MAX = 4096
+_FOUND_PATH_MAX = 256  # an API path with a hash or two is under 200 characters
 
 
 class AuthGate:
@@ -142,7 +143,8 @@ class AuthGate:
         self.sessions = sessions  # api.sessions.Sessions: a console cookie stands for a key
         self._rules: list[tuple[Any, Access | None]] | None = None
         # Each (method, path)'s rule, found once: matching every route in turn costs a hot
-        # route (a model's predict) a few percent of its CPU. Bounded: paths carry hashes.
+        # route (a model's predict) a few percent of its CPU. Bounded in count and in path length
+        # (paths carry hashes, and any client can send any path).
         self._found: dict[tuple[str, str], Access | None] = {}
         # A local key store (SQLite, WAL: a reader never waits for a writer) answers in a few
         # tens of microseconds, less than the thread-pool hop that would carry the call; a
@@ -161,9 +163,10 @@ class AuthGate:
             if match == Match.FULL:
                 rule = candidate
                 break
-        if len(self._found) >= _FOUND_MAX:
-            self._found.clear()
-        self._found[key] = rule
+        if len(key[1]) <= _FOUND_PATH_MAX:  # a client's odd long paths are not kept
+            if len(self._found) >= _FOUND_MAX:
+                self._found.clear()
+            self._found[key] = rule
         return rule
 
     async def _authenticate(self, key: str) -> KeyInfo | None:
