@@ -110,7 +110,8 @@ class MqttIngest:
             "provenance-"
             + hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:16]
         )
-        self._group = client_id
+        # A share name may not hold "/", "+" or "#" (a client id may)
+        self._group = client_id.translate(str.maketrans("/+#", "___"))
         # Messages each connection received (each counts its own, on its own thread).
         self.delivered = [0] * settings.mqtt_connections
         self._clients = [
