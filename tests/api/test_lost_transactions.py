@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.cli.verify import service_pending
 from ledger.chain.devnode import AnvilNode, anvil_binary
 from tests.api.test_crash_recovery import _ok, _wait_until, rpc_service_env, serve
 from tests.api.test_reorgs import CSV, _assert_healed, _pending, _register
@@ -67,6 +68,20 @@ def _nonces(client: httpx.Client, accepted: list[dict[str, Any]]) -> set[str]:
     return {d.split("sent at nonce ")[1].split()[0] for d in details}
 
 
+def _key(server: Any) -> str:
+    return server.headers["Authorization"].removeprefix("Bearer ")
+
+
+def _verifies_pending(client: httpx.Client, text: str) -> None:
+    """``/v1/verify/dataset`` says pending, with what the write waits for: not registered on
+    chain, and not "not registered" either (see ledger.verification.pending)."""
+    report = _ok(client.post("/v1/verify/dataset", files={"file": ("d.csv", text)}))
+    assert report["verdict"] == "pending", report
+    [check] = [c for c in report["checks"] if c["name"] == "dataset_registered"]
+    assert check["ok"] is None
+    assert "on chain yet: pending (this service's write of it is " in check["detail"]
+
+
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[AnvilNode]:
     with AnvilNode(tmp_path / "anvil", block_time=1) as anvil:
@@ -90,6 +105,12 @@ def test_a_transaction_dropped_from_the_pool_is_sent_again(tmp_path: Path, node:
             assert _pool(node, registrar) == []
             assert _pending(client, first["content_hash"])
             assert _pending(client, second["content_hash"])
+            _verifies_pending(client, f"{CSV}1,7,7\n")
+            # what `provenance verify --service URL` asks of a record the node lacks
+            said = service_pending(server.url, _key(server))(first["content_hash"])
+            assert said is not None and said.startswith(f"the service at {server.url} says: ")
+            assert "is pending: its write is " in said
+            assert service_pending(server.url, _key(server))(before["content_hash"]) is None
         finally:
             node.rpc("evm_setIntervalMining", 1)
         # at the next head the service finds them gone from the node and hands them over again
