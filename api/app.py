@@ -324,7 +324,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by _serve_docs, from the package's assets, not a CDN
         redoc_url=None,  # ReDoc only comes from a CDN: /docs is the one API page
     )
-    app.dependency_overrides[get_settings] = lambda: settings
     app.state.settings = settings
     app.state.keys = keys
     install_problem_handlers(app)
