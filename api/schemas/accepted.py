@@ -14,12 +14,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from api.schemas._common import Hash, _Public
+from api.schemas._common import Address, Hash, _Public
 
 __all__ = [
     "WAIT_DESCRIPTION",
     "DatasetBatchAccepted",
     "ModelAcceptedPublic",
+    "RegistrarAcceptedPublic",
     "RevocationAcceptedPublic",
     "Wait",
 ]
@@ -48,6 +49,15 @@ class RevocationAcceptedPublic(_Public):
     record_hash: Hash
     chain_status: Literal["pending"] = "pending"
     url: str = Field(description="the record, relative to the service")
+
+
+class RegistrarAcceptedPublic(_Public):
+    """A registrar change answered on acceptance: durably queued; ``url`` shows whether the
+    address holds the role, which changes once the transaction is on chain."""
+
+    address: Address
+    chain_status: Literal["pending"] = "pending"
+    url: str = Field(description="the address's registrar status, relative to the service")
 
 
 class DatasetBatchAccepted(_Public):

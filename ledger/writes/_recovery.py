@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from ledger.records import DatasetInput, ModelInput
-from ledger.writes._items import Included, RevokeInput, WriteInput, key_of, kind_of
+from ledger.writes._items import Included, RevokeInput, RoleInput, WriteInput, key_of, kind_of
 from ledger.writes._waiter import _InFlight, _Write
 
 if TYPE_CHECKING:
@@ -165,6 +165,7 @@ _ACCEPTED_KINDS: dict[str, type] = {
     "dataset": DatasetInput,
     "model": ModelInput,
     "revoke": RevokeInput,
+    "role": RoleInput,
 }
 
 

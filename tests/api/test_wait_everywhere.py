@@ -1,7 +1,8 @@
 """``?wait=accepted|included|final`` on every write the API makes, on anvil ``--block-time 1``.
 
-Batch registration, derivation, training and revocation take ``wait`` as single registration
-does: ``included`` answers at inclusion, ``accepted`` answers 202 (a batch: each new file 202)
+Batch registration, derivation, training, revocation and registrar changes take ``wait`` as
+single registration does: ``included`` answers at inclusion, ``accepted`` answers 202 (a batch:
+each new file 202)
 with a URL to poll once the write is journaled, and a bad value is the same 422 problem on
 each. Accepted writes of every kind survive kill -9 while the base fee holds them unsigned
 (over the ceiling): after a restart each one ends on chain.
@@ -25,6 +26,7 @@ pytestmark = [
     pytest.mark.skipif(anvil_binary() is None, reason="anvil not installed"),
 ]
 GWEI = 10**9
+ALICE, BOB = "0x" + "a1" * 20, "0x" + "b0" * 20
 STEPS = {"steps": [{"step": "drop_duplicates"}, {"step": "drop_missing"}]}
 
 
@@ -78,6 +80,8 @@ def test_every_write_takes_wait_and_accepted_ones_survive_a_sigkill(
             )
         )
         assert revoked["revoked"] is True
+        granted = _ok(client.post("/v1/admin/registrars?wait=included", json=_grant(ALICE)))
+        assert granted["registrar"] is True
         # a bad value: the same problem everywhere
         h = raw["content_hash"]
         for answer in (
@@ -86,6 +90,7 @@ def test_every_write_takes_wait_and_accepted_ones_survive_a_sigkill(
             client.post(f"/v1/datasets/{h}/derive?wait=soon", json=STEPS),
             _train(client, h, "soon"),
             client.post(f"/v1/records/{h}/revoke?wait=soon", json={"reason": "x"}),
+            client.post("/v1/admin/registrars?wait=soon", json=_grant(BOB)),
         ):
             assert answer.status_code == 422, answer.text
             assert answer.headers["content-type"].startswith("application/problem+json")
@@ -127,8 +132,12 @@ def test_every_write_takes_wait_and_accepted_ones_survive_a_sigkill(
             ),
             "record_hash",
         )
+        role = _accepted(
+            client.post("/v1/admin/registrars?wait=accepted", json=_grant(BOB)), "address"
+        )
         for url in polls:
             assert client.get(url).json()["type"].endswith(":record-pending")
+        assert _ok(client.get(role["url"]))["registrar"] is False
         assert _ok(client.get(revocation["url"]))["revoked"] is False
         kill(server)
 
@@ -138,6 +147,11 @@ def test_every_write_takes_wait_and_accepted_ones_survive_a_sigkill(
         _wait_until(
             lambda: client.get(revocation["url"]).json()["revoked"] is True, "revoked", server
         )
+        _wait_until(lambda: client.get(role["url"]).json()["registrar"], "granted", server)
+
+
+def _grant(address: str) -> dict[str, str]:
+    return {"address": address, "action": "grant"}
 
 
 def _head_fee(node: AnvilNode) -> int:
