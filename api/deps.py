@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from api.auth import NEEDS_ADMIN, NEEDS_AUDITOR, NEEDS_REGISTRAR, READ
 from api.jobs import WorkPool
 from api.keys import KeyInfo
 from api.schemas import ADDRESS_PATTERN, HASH_PATTERN
+from api.schemas._common import _Public
+from api.schemas.accepted import WAIT_DESCRIPTION, Wait
 from api.service import Service, Written
 from api.settings import Settings
 
@@ -26,7 +29,9 @@ __all__ = [
     "RegistrarAccess",
     "ServiceDep",
     "SettingsDep",
+    "WaitQuery",
     "WorkDep",
+    "answer_accepted",
     "answer_written",
 ]
 
@@ -66,6 +71,8 @@ AddressPath = Annotated[str, Path(pattern=ADDRESS_PATTERN, description="0x + 40 
 JobIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", description="16 hex digits")]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 Limit = Annotated[int, Query(ge=1, le=500)]
+# every write takes it, so every write refuses a bad value with the same 422 problem
+WaitQuery = Annotated[Wait, Query(description=WAIT_DESCRIPTION)]
 
 
 def answer_written(written: Written[T], response: Response) -> T:
@@ -73,3 +80,9 @@ def answer_written(written: Written[T], response: Response) -> T:
     if not written.created:
         response.status_code = 200
     return written.view
+
+
+def answer_accepted(accepted: _Public) -> JSONResponse:
+    """202 for a write answered on acceptance, with ``Location`` = its ``url`` to poll."""
+    url = accepted.url  # type: ignore[attr-defined]
+    return JSONResponse(accepted.model_dump(), status_code=202, headers={"Location": url})

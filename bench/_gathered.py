@@ -22,6 +22,7 @@ import httpx
 
 from bench import _registry
 from bench._common import Chain, Config, RawSender, fmt, open_chain
+from bench._lean_client import LeanClient, cpu_seconds, multipart_body, own_cpu_seconds
 from bench._server import api_server, rpc_service_env
 from ledger.chain.backends.rpc import RpcBackend
 from ledger.chain.devnode import AnvilNode
@@ -79,6 +80,12 @@ class LoadResult:
     clock_ahead: float
     record_blocks: int  # distinct blocks holding the records registered
     drained: float = 0.0  # seconds until every record was on chain (answered on acceptance)
+    client_cpu: float = 0.0  # CPU seconds the clients used while sending (this process)
+    service_cpu: float = float("nan")  # CPU seconds the service used meanwhile (given its pid)
+
+    def cpu_ms(self, seconds: float) -> float:
+        """CPU milliseconds per record."""
+        return 1000 * seconds / self.records if self.records else float("nan")
 
     @property
     def per_second(self) -> float:
@@ -93,11 +100,22 @@ def run_clients(
     requests: int,
     files_per_request: int,
     accepted: bool = False,
+    lean: tuple[str, dict[str, str]] | None = None,
+    service_pid: int | None = None,
 ) -> LoadResult:
     """``clients`` threads, each sending ``requests`` requests of ``files_per_request`` fresh
     files, all released together; raises if any file is not answered 201. ``accepted``: one
     file per request, answered on acceptance (``?wait=accepted``, 202): the rate is of answers,
-    and the run then waits until every record is on chain (``drained`` seconds)."""
+    and the run then waits until every record is on chain (``drained`` seconds).
+
+    ``lean``: ``(url, headers)`` to send with :class:`~bench._lean_client.LeanClient` the
+    same bodies, built before the clock starts, instead of ``make_client``'s httpx clients
+    (whose own CPU, on the service's cores, was as much as the service's per record).
+    ``service_pid``: also measure the service's CPU while the clients send."""
+    if lean is not None:
+        return _run_lean(
+            lean, view, clients, requests, files_per_request, accepted, service_pid, make_client
+        )
     start_head, start_nonce = view.head(), view.nonce()
     barrier = threading.Barrier(clients + 1)
     blocks: list[set[int]] = [set() for _ in range(clients)]
@@ -136,12 +154,116 @@ def run_clients(
     for thread in threads:
         thread.start()
     barrier.wait()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_now(service_pid)
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    client_cpu, service_cpu = _cpu_since(cpu, service_pid)
     if failures:
         raise RuntimeError(f"{len(failures)} client(s) failed; first: {failures[0]}")
+    return _finish(
+        view, make_client, urls, blocks, started, seconds, start_head, start_nonce,
+        records=clients * requests * files_per_request,
+        accepted=accepted, client_cpu=client_cpu, service_cpu=service_cpu,
+    )  # fmt: skip
+
+
+def _cpu_now(service_pid: int | None) -> tuple[float, float]:
+    return own_cpu_seconds(), cpu_seconds(service_pid) if service_pid else float("nan")
+
+
+def _cpu_since(before: tuple[float, float], service_pid: int | None) -> tuple[float, float]:
+    now = _cpu_now(service_pid)
+    return now[0] - before[0], now[1] - before[1]
+
+
+def _run_lean(
+    lean: tuple[str, dict[str, str]],
+    view: ChainView,
+    clients: int,
+    requests: int,
+    files_per_request: int,
+    accepted: bool,
+    service_pid: int | None,
+    make_client: Any,
+) -> LoadResult:
+    """:func:`run_clients` with :class:`LeanClient` threads and bodies built beforehand."""
+    url, headers = lean
+    start_head, start_nonce = view.head(), view.nonce()
+    bodies = [
+        [
+            multipart_body([(f"d{i}.csv", unique_csv()) for i in range(files_per_request)])
+            for _ in range(requests)
+        ]
+        for _ in range(clients)
+    ]
+    path = (
+        "/v1/datasets?wait=accepted"
+        if accepted
+        else "/v1/datasets"
+        if files_per_request == 1
+        else "/v1/datasets/batch"
+    )
+    barrier = threading.Barrier(clients + 1)
+    blocks: list[set[int]] = [set() for _ in range(clients)]
+    urls: list[list[str]] = [[] for _ in range(clients)]
+    failures: list[str] = []
+
+    def client(position: int) -> None:
+        with LeanClient(url, headers) as http:
+            barrier.wait()
+            for body, content_type in bodies[position]:
+                status, answer = http.post(path, body, content_type)
+                if accepted:
+                    if status != 202:
+                        failures.append(f"{status}: {str(answer)[:300]}")
+                        return
+                    urls[position].append(answer["url"])
+                    continue
+                if files_per_request == 1:
+                    answers = [answer] if status == 201 else []
+                else:
+                    data = answer.get("data", []) if status == 200 else []
+                    answers = [d for d in data if d.get("status") == 201]
+                if len(answers) != files_per_request:
+                    failures.append(f"{status}: {str(answer)[:300]}")
+                    return
+                blocks[position].update(a["block_number"] for a in answers)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started, cpu = time.perf_counter(), _cpu_now(service_pid)
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    client_cpu, service_cpu = _cpu_since(cpu, service_pid)
+    if failures:
+        raise RuntimeError(f"{len(failures)} client(s) failed; first: {failures[0]}")
+    return _finish(
+        view, make_client, urls, blocks, started, seconds, start_head, start_nonce,
+        records=clients * requests * files_per_request,
+        accepted=accepted, client_cpu=client_cpu, service_cpu=service_cpu,
+    )  # fmt: skip
+
+
+def _finish(
+    view: ChainView,
+    make_client: Any,
+    urls: list[list[str]],
+    blocks: list[set[int]],
+    started: float,
+    seconds: float,
+    start_head: int,
+    start_nonce: int,
+    *,
+    records: int,
+    accepted: bool,
+    client_cpu: float,
+    service_cpu: float,
+) -> LoadResult:
+    """Wait until every accepted record is on chain (if ``accepted``), then read the chain."""
     drained = seconds
     if accepted:  # every accepted record on chain: read each until it is registered
         with make_client() as http:
@@ -151,13 +273,15 @@ def run_clients(
                 blocks[0].add(answer.json()["block_number"])
         drained = time.perf_counter() - started
     return LoadResult(
-        records=clients * requests * files_per_request,
+        records=records,
         seconds=seconds,
         blocks=view.head() - start_head,
         transactions=view.nonce() - start_nonce,
         clock_ahead=view.clock_ahead(),
         record_blocks=len(set().union(*blocks)),
         drained=drained,
+        client_cpu=client_cpu,
+        service_cpu=service_cpu,
     )
 
 

@@ -10,13 +10,19 @@ The blocks a bundle or an anchored receipt names are where its events are looked
 each is checked against the event found there (``block_hints``), never trusted, and a chain is
 scanned only for what the evidence does not place.
 
+``--service URL`` also asks that service about a record the node does not hold (the receipt's
+model or batch): when the service answers 404 ``record-pending`` (its write is queued, in a pool,
+or sent again after a reorganisation), the check says so and the verdict is ``pending``, not
+``invalid`` (:mod:`ledger.verification.pending`). Its word never passes a check: a record the
+node holds is judged by the node alone.
+
 Exit status: 0 valid, 1 invalid, 2 node unreachable, 3 pending, 4 the input cannot be read (not
 JSON, or not a receipt or bundle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,11 +162,49 @@ def node_errors(rpc_url: str) -> Iterator[None]:
         raise CommandFailed(str(exc), EXIT_INVALID) from None
 
 
+def service_pending(service: str, api_key: str | None = None) -> Callable[[str], str | None]:
+    """What the service at ``service`` says of a record: ``"the service at URL says: <detail>"``
+    when it answers ``GET /v1/records/{hash}`` with 404 ``record-pending``, else None (any
+    other answer, or no answer: the node's word stands). The standard library's HTTP client,
+    so that the command stays fast to start."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"Accept": "application/problem+json, application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+
+    def pending_of(record_hash: str) -> str | None:
+        url = f"{service.rstrip('/')}/v1/records/{record_hash}"
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30):
+                return None  # registered, as the service reads it: the node decides
+        except urllib.error.HTTPError as answer:
+            try:
+                problem = json.loads(answer.read())
+            except ValueError:
+                return None
+            if answer.code != 404 or not str(problem.get("type", "")).endswith(":record-pending"):
+                return None
+            return f"the service at {service} says: {problem.get('detail', 'pending')}"
+        except (OSError, ValueError):
+            return None
+
+    return pending_of
+
+
 def _check_on_chain(
-    evidence: _Evidence, rpc_url: str, artifacts: Path | None, clock_tolerance: int
+    evidence: _Evidence,
+    rpc_url: str,
+    artifacts: Path | None,
+    clock_tolerance: int,
+    pending_of: Callable[[str], str | None] | None = None,
 ) -> dict[str, Any]:
-    """The verification report of ``evidence`` against the node at ``rpc_url``."""
+    """The verification report of ``evidence`` against the node at ``rpc_url``; with
+    ``pending_of``, a record the node lacks and it vouches for is pending."""
     from ledger.storage.artifacts import ArtifactStore
+    from ledger.verification.pending import with_pending
     from ledger.verify import verify_receipt
 
     facts = chain_facts(rpc_url, evidence.contract, deploy_block=evidence.deploy_block)
@@ -174,6 +218,11 @@ def _check_on_chain(
             claims=evidence.claims,
             clock_tolerance=clock_tolerance,
         )
+    if pending_of is not None:
+        subjects = {"model_registered": "0x" + bytes(evidence.receipt.model_hash).hex()}
+        if evidence.anchoring is not None:
+            subjects["batch_anchored"] = evidence.anchoring.batch_id
+        report = with_pending(report, subjects, pending_of)
     return report.to_json()
 
 
@@ -193,6 +242,17 @@ def verify(
         Path | None, typer.Option("--input", help="JSON file with the input row")
     ] = None,
     clock_tolerance: ClockToleranceOpt = DEFAULT_CLOCK_TOLERANCE,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            help="a service to ask about records the node lacks (pending, not invalid, while "
+            "it says their writes are in flight)"
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="PROVENANCE_API_KEY", help="an API key for --service, if it needs one"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a receipt straight against a node, trusting nothing else.
@@ -201,7 +261,8 @@ def verify(
     input cannot be read.
     """
     evidence = _read_evidence(receipt_file, contract, input_file)
-    report = _check_on_chain(evidence, rpc_url, artifacts, clock_tolerance)
+    pending_of = service_pending(service, api_key) if service else None
+    report = _check_on_chain(evidence, rpc_url, artifacts, clock_tolerance, pending_of)
     emit(report, as_json, _show_report)
     if report["verdict"] != "valid":
         raise typer.Exit(EXIT_INVALID if report["verdict"] == "invalid" else EXIT_PENDING)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
 
-from api.deps import AddressPath, AdminAccess, ServiceDep, WorkDep
+from api.deps import AddressPath, AdminAccess, ServiceDep, WaitQuery, WorkDep, answer_accepted
 from api.schemas import (
     FsckPublic,
     KeyCreate,
@@ -20,17 +21,27 @@ from api.schemas import (
     RegistrarCreate,
     RegistrarPublic,
 )
+from api.schemas.accepted import RegistrarAcceptedPublic
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 KeyIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{8}$", description="8 hex digits")]
 
 
-@router.post("/registrars", response_model=RegistrarChangePublic)
+@router.post(
+    "/registrars",
+    response_model=RegistrarChangePublic,
+    responses={
+        202: {"model": RegistrarAcceptedPublic, "description": "durably queued (wait=accepted)"}
+    },
+)
 def change_registrar(
-    service: ServiceDep, _: AdminAccess, body: RegistrarCreate
-) -> RegistrarChangePublic:
+    service: ServiceDep, _: AdminAccess, body: RegistrarCreate, wait: WaitQuery = "final"
+) -> RegistrarChangePublic | JSONResponse:
     """Grant or revoke ``REGISTRAR_ROLE`` on chain for an address."""
-    return service.admin.change_registrar(body.address, grant=body.action == "grant")
+    answer = service.admin.change_registrar(body.address, grant=body.action == "grant", wait=wait)
+    if isinstance(answer, RegistrarAcceptedPublic):
+        return answer_accepted(answer)
+    return answer
 
 
 @router.get("/registrars/{address}", response_model=RegistrarPublic)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import (
@@ -15,11 +15,14 @@ from api.deps import (
     ReadAccess,
     RegistrarAccess,
     ServiceDep,
+    WaitQuery,
+    answer_accepted,
     answer_written,
 )
 from api.problems import PROBLEM_BASE
 from api.problems import _from_exception as problem_for  # the one table, as api/jobs.py uses it
 from api.schemas import DatasetPublic, DatasetsPublic, DeriveCreate, RowProofPublic
+from api.schemas.accepted import DatasetBatchAccepted
 from api.schemas.records import (
     DatasetAcceptedPublic,
     DatasetBatchPublic,
@@ -47,14 +50,7 @@ def register_dataset(
     file: Annotated[UploadFile, File(description="a CSV file (at most max_upload_bytes)")],
     name: Annotated[str | None, Form(description="at most max_name_chars")] = None,
     description: Annotated[str | None, Form(description="at most max_description_chars")] = None,
-    wait: Annotated[
-        Literal["accepted", "included", "final"],
-        Query(
-            description="final: answer once the record is final (201); included: once it is "
-            "in a block (201, chain_status included); accepted: once it is durably queued (202 "
-            "with a URL to poll; RPC chains)"
-        ),
-    ] = "final",
+    wait: WaitQuery = "final",
 ) -> DatasetPublic | JSONResponse:
     """Upload a CSV; it is validated, hashed, stored and registered on chain. Without a name,
     the dataset is named after the uploaded file's name."""
@@ -66,9 +62,7 @@ def register_dataset(
         wait=wait,
     )
     if isinstance(written, DatasetAcceptedPublic):
-        return JSONResponse(
-            written.model_dump(), status_code=202, headers={"Location": written.url}
-        )
+        return answer_accepted(written)
     return answer_written(written, response)
 
 
@@ -84,18 +78,27 @@ def register_datasets(
         list[UploadFile],
         File(description="CSV files, one `file` part each (at most max_batch_files)"),
     ],
+    wait: WaitQuery = "final",
 ) -> DatasetBatchPublic:
     """Upload several CSVs; they are registered in as few transactions as a block allows.
 
     Each file is answered on its own, in the order sent: 201 with its record, 200 if its bytes
     were registered before (nothing is sent for it), or its own problem (too large, malformed),
-    which stores and sends nothing and never fails the other files."""
-    entries = service.datasets.register_many([(part.filename or "", part.file) for part in file])
+    which stores and sends nothing and never fails the other files. With ``wait=accepted``
+    (RPC chains), a new file is answered 202 with its URL to poll once durably queued."""
+    files = [(part.filename or "", part.file) for part in file]
+    entries = service.datasets.register_many(files, wait=wait)
     data = [_batch_entry(entry) for entry in entries]
     return DatasetBatchPublic(data=data, count=len(data))
 
 
-def _batch_entry(entry: BatchEntry) -> DatasetBatchRegistered | DatasetBatchRefused:
+def _batch_entry(
+    entry: BatchEntry,
+) -> DatasetBatchRegistered | DatasetBatchAccepted | DatasetBatchRefused:
+    if entry.accepted is not None:
+        return DatasetBatchAccepted(
+            file=entry.file, content_hash=entry.accepted, url=f"/v1/datasets/{entry.accepted}"
+        )
     if entry.written is not None:
         status = 201 if entry.written.created else 200
         fields = entry.written.view.model_dump()
@@ -151,7 +154,10 @@ def get_row_proof(
     "/{content_hash}/derive",
     status_code=201,
     response_model=DatasetPublic,
-    responses={200: {"model": DatasetPublic, "description": "result already registered"}},
+    responses={
+        200: {"model": DatasetPublic, "description": "result already registered"},
+        202: {"model": DatasetAcceptedPublic, "description": "durably queued (wait=accepted)"},
+    },
 )
 def derive_dataset(
     service: ServiceDep,
@@ -159,6 +165,10 @@ def derive_dataset(
     content_hash: HashPath,
     body: DeriveCreate,
     response: Response,
-) -> DatasetPublic:
+    wait: WaitQuery = "final",
+) -> DatasetPublic | JSONResponse:
     """Clean a dataset with declarative steps; the result is registered with its lineage."""
-    return answer_written(service.datasets.derive(content_hash, body.steps), response)
+    written = service.datasets.derive(content_hash, body.steps, wait=wait)
+    if isinstance(written, DatasetAcceptedPublic):
+        return answer_accepted(written)
+    return answer_written(written, response)

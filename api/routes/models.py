@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import (
     HashPath,
@@ -12,10 +12,13 @@ from api.deps import (
     ReadAccess,
     RegistrarAccess,
     ServiceDep,
+    WaitQuery,
+    answer_accepted,
     answer_written,
 )
 from api.routes._lean_predict import LeanPredictRoute
 from api.schemas import ModelCreate, ModelPublic, ModelsPublic, PredictCreate, PredictPublic
+from api.schemas.accepted import ModelAcceptedPublic
 
 router = APIRouter(prefix="/models", tags=["models"])
 JSON = "application/json"
@@ -25,13 +28,25 @@ JSON = "application/json"
     "",
     status_code=201,
     response_model=ModelPublic,
-    responses={200: {"model": ModelPublic, "description": "same model already registered"}},
+    responses={
+        200: {"model": ModelPublic, "description": "same model already registered"},
+        202: {"model": ModelAcceptedPublic, "description": "durably queued (wait=accepted)"},
+    },
 )
 def train_model(
-    service: ServiceDep, _: RegistrarAccess, body: ModelCreate, response: Response
-) -> ModelPublic:
-    """Train deterministically; the same inputs always give the same model hash."""
-    return answer_written(service.models.train(body), response)
+    service: ServiceDep,
+    _: RegistrarAccess,
+    body: ModelCreate,
+    response: Response,
+    wait: WaitQuery = "final",
+) -> ModelPublic | JSONResponse:
+    """Train deterministically; the same inputs always give the same model hash. The answer
+    comes after the training whatever ``wait`` says; ``wait`` says how long the registration
+    may take."""
+    written = service.models.train(body, wait=wait)
+    if isinstance(written, ModelAcceptedPublic):
+        return answer_accepted(written)
+    return answer_written(written, response)
 
 
 @router.get("", response_model=ModelsPublic)

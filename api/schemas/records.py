@@ -21,6 +21,7 @@ from api.schemas._common import (
     _OnChain,
     _Public,
 )
+from api.schemas.accepted import DatasetBatchAccepted
 
 __all__ = [
     "BatchPublic",
@@ -103,9 +104,10 @@ class DatasetBatchRefused(_Public):
 
 
 class DatasetBatchPublic(_Public):
-    """Every file of a batch upload, in the order sent: registered, or refused on its own."""
+    """Every file of a batch upload, in the order sent: registered, accepted
+    (``wait=accepted``), or refused on its own."""
 
-    data: list[DatasetBatchRegistered | DatasetBatchRefused]
+    data: list[DatasetBatchRegistered | DatasetBatchAccepted | DatasetBatchRefused]
     count: int = Field(ge=0)
 
 

@@ -19,6 +19,7 @@ from api.schemas import (
     ReorgPublic,
     Role,
 )
+from api.schemas.accepted import RegistrarAcceptedPublic
 from api.service._core import Core
 from ledger.index.fsck import fsck
 from ledger.writes.pipeline import RoleInput
@@ -77,13 +78,22 @@ class Admin:
             problems=problems,
         )
 
-    def change_registrar(self, address: str, *, grant: bool) -> RegistrarChangePublic:
+    def change_registrar(
+        self, address: str, *, grant: bool, wait: str = "final"
+    ) -> RegistrarChangePublic | RegistrarAcceptedPublic:
         """Grant or revoke ``REGISTRAR_ROLE`` on chain for an address, through the write
         pipeline (simulated first: an account without the admin role is refused before anything
-        is sent; one transaction per change, as the contract has no batch for them)."""
+        is sent; one transaction per change, as the contract has no batch for them). ``wait``
+        as for dataset registrations (``accepted``: journaled, 202, on RPC chains)."""
         client = self._core.client
         address = to_checksum_address(address)
-        tx = self._core.writes.write(RoleInput(address, grant))
+        item = RoleInput(address, grant)
+        if wait == "accepted" and self._core.writes.journal is not None:
+            self._core.writes.accept_many([item])
+            return RegistrarAcceptedPublic(address=address, url=f"/v1/admin/registrars/{address}")
+        tx = self._core.writes.write_many([item], early=wait == "included")[0]
+        if isinstance(tx, Exception):
+            raise tx
         self._core.catch_up()  # the index keeps role changes, which verification reads
         return RegistrarChangePublic(
             address=address,

@@ -69,6 +69,7 @@ class BatchEntry:
     file: str
     written: Written[DatasetPublic] | None = None
     error: Exception | None = None
+    accepted: str | None = None  # its content hash: durably queued (wait=accepted)
 
 
 class Datasets:
@@ -199,20 +200,30 @@ class Datasets:
         prepared = self._prepare(stream, name=name, description=description, file_name=file_name)
         if isinstance(prepared, Written):
             return prepared
-        if wait == "accepted" and self._core.writes.journal is not None:
-            self._core.writes.accept_many([prepared])
-            digest = prepared.content_hash
-            return DatasetAcceptedPublic(content_hash=digest, url=f"/v1/datasets/{digest}")
+        if self._accepts(wait):
+            return self._accept(prepared)
         written = self._write([prepared], early=wait == "included")[0]
         if isinstance(written, Exception):
             raise written
         return written
 
-    def register_many(self, files: Sequence[tuple[str, BinaryIO]]) -> list[BatchEntry]:
+    def _accepts(self, wait: str) -> bool:
+        """Answer on acceptance? Only where writes are journaled (RPC chains)."""
+        return wait == "accepted" and self._core.writes.journal is not None
+
+    def _accept(self, item: DatasetInput) -> DatasetAcceptedPublic:
+        self._core.writes.accept_many([item])
+        digest = item.content_hash
+        return DatasetAcceptedPublic(content_hash=digest, url=f"/v1/datasets/{digest}")
+
+    def register_many(
+        self, files: Sequence[tuple[str, BinaryIO]], *, wait: str = "final"
+    ) -> list[BatchEntry]:
         """Register several uploaded CSVs in as few transactions as a block allows; each file
         is named after its file name. A file registered before is answered as such with no
         transaction; a file refused (too large, malformed, a name too long) gets its own error
-        and changes nothing, and never keeps the others from being registered."""
+        and changes nothing, and never keeps the others from being registered. ``wait`` as
+        for :meth:`register`: accepted files are journaled together, in one commit."""
         settings = self._core.settings
         if len(files) > settings.max_batch_files:
             raise LimitExceeded(
@@ -237,7 +248,13 @@ class Datasets:
                 waiting.append(len(entries))
                 entries.append(None)
                 inputs.append(prepared)
-        for position, written in zip(waiting, self._write(inputs), strict=True):
+        if self._accepts(wait) and inputs:
+            self._core.writes.accept_many(inputs)
+            for position, item in zip(waiting, inputs, strict=True):
+                entries[position] = BatchEntry(files[position][0], accepted=item.content_hash)
+            return [entry for entry in entries if entry is not None]
+        outcomes = self._write(inputs, early=wait == "included")
+        for position, written in zip(waiting, outcomes, strict=True):
             filename = files[position][0]
             entries[position] = (
                 BatchEntry(filename, error=written)
@@ -246,8 +263,12 @@ class Datasets:
             )
         return [entry for entry in entries if entry is not None]
 
-    def derive(self, parent_hash: str, steps: list[dict[str, Any]]) -> Written[DatasetPublic]:
-        """Clean a registered dataset with a transform spec (flow 2) and register the result."""
+    def derive(
+        self, parent_hash: str, steps: list[dict[str, Any]], *, wait: str = "final"
+    ) -> Written[DatasetPublic] | DatasetAcceptedPublic:
+        """Clean a registered dataset with a transform spec (flow 2) and register the result
+        (``wait`` as for :meth:`register`; the OpenLineage run is told only of an answer
+        with the record)."""
         settings = self._core.settings
         spec = TransformSpec.from_json({"steps": steps}, max_steps=settings.max_transform_steps)
         parent = self.live(parent_hash)
@@ -284,7 +305,9 @@ class Datasets:
             name=None,
             description=f"derived from {parent.content_hash}",
         )
-        written = self._write([item])[0]
+        if self._accepts(wait):
+            return self._accept(item)
+        written = self._write([item], early=wait == "included")[0]
         if isinstance(written, Exception):
             raise written
         if written.created:

@@ -10,6 +10,7 @@ from typing import Any
 
 from api.errors import TrainedFromOtherInputs
 from api.schemas import ModelCreate, ModelPublic, ModelsPublic
+from api.schemas.accepted import ModelAcceptedPublic
 from api.service._core import Core, Written
 from api.service._included import indexed_model
 from api.service._stream_rows import RECEIVED_AT
@@ -57,8 +58,13 @@ class Models:
         """The stored model file, re-hashed first."""
         return self._core.store.verified_path(self.indexed(model_hash).model_hash)
 
-    def train(self, request: ModelCreate) -> Written[ModelPublic]:
+    def train(
+        self, request: ModelCreate, *, wait: str = "final"
+    ) -> Written[ModelPublic] | ModelAcceptedPublic:
         """Train deterministically on a registered dataset (flow 3) and register the model.
+        ``wait`` as for :meth:`api.service.datasets.Datasets.register`: the training itself is
+        always done before the answer (its result is what is queued); the OpenLineage run is
+        told only of an answer with the record.
 
         Training runs in a training process, bounded by ``training_time_limit`` and
         ``max_memory_bytes`` (:mod:`ml.training_pool`). A model file registered already is
@@ -99,7 +105,11 @@ class Models:
         core.store.put_bytes(trained.model_bytes)
         metadata_hash = core.store.put_bytes(metadata_bytes)
         item = ModelInput(model_hash, datasets=(dataset_hash,), metadata_hash=metadata_hash)
-        outcome = core.writes.write_many([item])[0]  # gathered with other requests' writes
+        if wait == "accepted" and core.writes.journal is not None:
+            core.writes.accept_many([item])
+            return ModelAcceptedPublic(model_hash=model_hash, url=f"/v1/models/{model_hash}")
+        # gathered with other requests' writes
+        outcome = core.writes.write_many([item], early=wait == "included")[0]
         core.catch_up()
         if isinstance(outcome, Included):
             view = model_view(core, indexed_model(outcome))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from api.schemas import LineagePublic, ProvDocument, RecordPublic
+from api.schemas.accepted import RevocationAcceptedPublic
 from api.service._core import Core
 from api.service.views import record_view
 from ledger.errors import UnknownRecord
@@ -38,18 +39,30 @@ class Records:
             raise self._core.not_found(exc, record_hash)
         return record_view(self._core, indexed)
 
-    def revoke(self, record_hash: str, reason: str) -> RecordPublic:
+    def revoke(
+        self, record_hash: str, reason: str, *, wait: str = "final"
+    ) -> RecordPublic | RevocationAcceptedPublic:
         """Revoke a dataset, model or batch on chain and answer with its updated view.
 
         One revocation of a record at a time: a second one, simulated once the first is
         mined, fails with ``AlreadyRevoked`` and sends nothing. Revocations of different
         records go through the write pipeline together, one transaction each (the contract has
-        no batch revocation), in the same block."""
+        no batch revocation), in the same block. ``wait`` as for dataset registrations:
+        ``accepted`` answers once the revocation is journaled (RPC chains), ``included`` once
+        it is in a block."""
         if self.kind_of(record_hash) is None:
             raise UnknownRecord(f"no record is registered under {record_hash}")
         core = self._core
+        item = RevokeInput(record_hash, reason)
+        if wait == "accepted" and core.writes.journal is not None:
+            core.writes.accept_many([item])
+            return RevocationAcceptedPublic(
+                record_hash=record_hash, url=f"/v1/records/{record_hash.lower()}"
+            )
         with core.locks.hold(record_hash):
-            core.writes.write(RevokeInput(record_hash, reason))
+            outcome = core.writes.write_many([item], early=wait == "included")[0]
+        if isinstance(outcome, Exception):
+            raise outcome
         return self.get(record_hash)  # the index catches up with the revocation first
 
     def graph(self, record_hash: str, direction: Direction) -> LineageGraph:

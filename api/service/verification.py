@@ -24,9 +24,12 @@ from api.service._core import Core
 from api.service.datasets import Datasets
 from api.service.models import Models
 from api.service.predictions import Predictions
+from ledger.errors import RecordPending
 from ledger.formats.receipts import ReceiptFormatError
+from ledger.records import hash_hex
 from ledger.storage.artifacts import StreamTooLarge
 from ledger.storage.row_index import RowIndexBuilder
+from ledger.verification.pending import with_pending
 from ledger.verify import (
     Anchoring,
     ChainFacts,
@@ -58,6 +61,12 @@ class Verification:
         self._models = models
         self._predictions = predictions
         self._facts = ChainFacts.for_client(core.client)
+
+    def _pending_of(self, record_hash: str) -> str | None:
+        """What this service says of a record the chain does not hold: its write's state
+        while the write pipeline holds it (see :mod:`ledger.verification.pending`)."""
+        state = self._core.writes.pending(hash_hex(record_hash))
+        return None if state is None else f"this service's write of it is {state}"
 
     def _complete(self, evidence: ReceiptEvidence) -> ReceiptEvidence:
         """The receipt book may know more than the client's copy: an anchoring, or that the
@@ -102,7 +111,10 @@ class Verification:
             anchoring_error=evidence.anchoring_error,
             clock_tolerance=self._core.settings.clock_tolerance,
         )
-        return _public(report)
+        subjects = {"model_registered": model_hash}
+        if evidence.anchoring is not None:
+            subjects["batch_anchored"] = evidence.anchoring.batch_id
+        return _public(with_pending(report, subjects, self._pending_of))
 
     def receipts(self, documents: Sequence[Any]) -> ReceiptsReportPublic:
         """Verify many receipt documents at one snapshot of the chain: one report each, in
@@ -158,7 +170,14 @@ class Verification:
         """Verify a model; with ``retrain_model``, train it again from its registered dataset
         and metadata in a training process, and judge the result (:mod:`ml.reproduce`:
         identical, or equivalent within its algorithm's tolerance in another environment)."""
-        indexed = self._models.indexed(model_hash)
+        try:
+            indexed = self._models.indexed(model_hash)
+        except RecordPending:
+            if retrain_model:
+                raise  # nothing to retrain from until it is on chain
+            report = verify_model(hash_hex(model_hash), self._facts, store=self._core.store)
+            subjects = {"model_registered": report.subject}
+            return _public(with_pending(report, subjects, self._pending_of))
         core = self._core
 
         def again() -> tuple[bool, str]:
@@ -208,7 +227,8 @@ class Verification:
             report = verify_dataset_file(staged.digest, self._facts, rows_root=root_of)
         finally:
             core.store.discard(staged)
-        return _public(report)
+        subjects = {"dataset_registered": staged.digest}
+        return _public(with_pending(report, subjects, self._pending_of))
 
 
 def _documents(text: bytes, max_depth: int) -> list[Any]:

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from ledger.records import DatasetInput
-from ledger.writes._items import Included, key_of
+from ledger.records import DatasetInput, ModelInput
+from ledger.writes._items import Included, RevokeInput, RoleInput, WriteInput, key_of, kind_of
 from ledger.writes._waiter import _InFlight, _Write
 
 if TYPE_CHECKING:
@@ -50,14 +50,17 @@ class Recovery:
     _start_waiter: Callable[[], None]  # WritePipeline's
     _first_receipt: Callable[[Sequence[Any]], Any | None]  # the Waiter's
 
-    def accept_many(self, items: Sequence[DatasetInput]) -> list[Future[Included]]:
-        """Queue datasets for a client answered on acceptance (202): their fields are written
-        to the journal, durably, before they are queued and before this returns, so a crash
-        after the answer re-queues them at start-up (:meth:`recover`); they leave the journal
-        once final, or refused for good. Needs a journal (RPC nodes)."""
+    def accept_many(self, items: Sequence[WriteInput]) -> list[Future[Included]]:
+        """Queue writes (datasets, models, revocations) for a client answered on acceptance
+        (202): their fields are written to the journal, durably, before they are queued and
+        before this returns, so a crash after the answer re-queues them at start-up
+        (:meth:`recover`); they leave the journal once final, or refused for good. Needs a
+        journal (RPC nodes)."""
         if self.journal is None:
             raise ValueError("writes are answered on acceptance only with a journal (RPC nodes)")
-        rows = [(key_of(item), "dataset", json.dumps(dataclasses.asdict(item))) for item in items]
+        rows = [
+            (key_of(item), kind_of(item), json.dumps(dataclasses.asdict(item))) for item in items
+        ]
         self.journal.accept(rows)
         with self._lock:
             self._accepted.update(key for key, _, _ in rows)
@@ -89,12 +92,9 @@ class Recovery:
         rows = self.journal.accepted()
         with self._lock:
             self._accepted.update(key for key, _, _ in rows)
-            missing = [(key, item) for key, _, item in rows if key not in self._open]
+            missing = [(kind, item) for key, kind, item in rows if key not in self._open]
         if missing:
-            fields = [json.loads(item) for _, item in missing]
-            self.submit_many(
-                [DatasetInput(**{**f, "parents": tuple(f["parents"])}) for f in fields]
-            )
+            self.submit_many([_accepted_input(kind, item) for kind, item in missing])
             log.info("queued %d accepted write(s) again from the journal", len(missing))
 
     def _recover_flights(self, entries: Sequence[JournalEntry]) -> int:
@@ -159,3 +159,20 @@ class Recovery:
                 self._start_waiter()
                 self._sent.notify()
         return len(entries)
+
+
+_ACCEPTED_KINDS: dict[str, type] = {
+    "dataset": DatasetInput,
+    "model": ModelInput,
+    "revoke": RevokeInput,
+    "role": RoleInput,
+}
+
+
+def _accepted_input(kind: str, text: str) -> WriteInput:
+    """The write an accepted journal row holds (its fields as :meth:`accept_many` wrote them;
+    lists back to tuples)."""
+    fields = json.loads(text)
+    return _ACCEPTED_KINDS[kind](
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    )

@@ -9,6 +9,7 @@ import { standardLeafHash } from "@openzeppelin/merkle-tree/dist/hashes.js";
 import { LedgerReader } from "./verify/chain.js";
 import { ReceiptFormatError, readEvidence, verifyReceipt } from "./verify/checks.js";
 import { canonicalJson, parseJson, prettyJson } from "./verify/json.js";
+import { servicePending, withPending } from "./verify/pending.js";
 import { jsonHash } from "./verify/receipt.js";
 
 const MARKS = {
@@ -138,10 +139,14 @@ function setupVerifier(form) {
     const askService = form.ask_service.checked;
     try {
       const evidence = readEvidence(textarea.value, { contract: form.contract.value, inputText: form.input.value });
-      const [browser, service] = await Promise.all([
+      const [onChain, service] = await Promise.all([
         verifyReceipt(evidence, rpcUrl),
         askService ? serviceReport(evidence, textarea.value, form.input.value).catch((e) => e) : null,
       ]);
+      // Asked, the service may say a record the node lacks is on its way: pending, in its words.
+      const subjects = { model_registered: evidence.receipt.modelHash };
+      if (evidence.anchoring !== null) subjects.batch_anchored = evidence.anchoring.batchId;
+      const browser = askService ? await withPending(onChain, subjects, servicePending) : onChain;
       showReport(browserSection, browser, "Your browser's report", `Read from ${rpcUrl} in ${browser.calls} JSON-RPC calls; ledger ${evidence.contract}.`);
       summarise("browser", browser.verdict);
       if (service instanceof Error) {

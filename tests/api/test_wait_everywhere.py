@@ -1,0 +1,158 @@
+"""``?wait=accepted|included|final`` on every write the API makes, on anvil ``--block-time 1``.
+
+Batch registration, derivation, training, revocation and registrar changes take ``wait`` as
+single registration does: ``included`` answers at inclusion, ``accepted`` answers 202 (a batch:
+each new file 202)
+with a URL to poll once the write is journaled, and a bad value is the same 422 problem on
+each. Accepted writes of every kind survive kill -9 while the base fee holds them unsigned
+(over the ceiling): after a restart each one ends on chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ledger.chain.devnode import AnvilNode, anvil_binary
+from tests.api.test_crash_recovery import RAW_CSV, _ok, _wait_until, kill, rpc_service_env, serve
+from tests.api.test_reorgs import CSV, _register
+
+pytestmark = [
+    pytest.mark.anvil,
+    pytest.mark.skipif(anvil_binary() is None, reason="anvil not installed"),
+]
+GWEI = 10**9
+ALICE, BOB = "0x" + "a1" * 20, "0x" + "b0" * 20
+STEPS = {"steps": [{"step": "drop_duplicates"}, {"step": "drop_missing"}]}
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[AnvilNode]:
+    with AnvilNode(tmp_path / "anvil", block_time=1) as anvil:
+        yield anvil
+
+
+def _files(*texts: str) -> list[tuple[str, tuple[str, str]]]:
+    return [("file", (f"d{n}.csv", text)) for n, text in enumerate(texts)]
+
+
+def _accepted(answer: httpx.Response, key: str) -> dict[str, Any]:
+    body = _ok(answer, 202)
+    assert body["chain_status"] == "pending" and answer.headers["location"] == body["url"]
+    assert key in body
+    return body
+
+
+def _train(client: httpx.Client, dataset: str, wait: str) -> httpx.Response:
+    body = {"dataset": dataset, "algorithm": "linear_regression", "target": "y", "test_size": 0}
+    return client.post(f"/v1/models?wait={wait}", json=body)
+
+
+def test_every_write_takes_wait_and_accepted_ones_survive_a_sigkill(
+    tmp_path: Path, node: AnvilNode
+) -> None:
+    env = {**rpc_service_env(node, tmp_path), "anchor_interval": "3600"}
+    data_dir = tmp_path / "data"
+    with serve(data_dir, **env) as server, server.client(timeout=60) as client:
+        raw = _ok(client.post("/v1/datasets", files={"file": ("r.csv", RAW_CSV)}), 201)
+        trained_on, to_revoke = _register(client, 0), _register(client, 1)
+        # included, on each kind of write
+        batch = _ok(
+            client.post("/v1/datasets/batch?wait=included", files=_files(f"{CSV}5,5,5\n")), 200
+        )
+        assert [e["status"] for e in batch["data"]] == [201]
+        assert batch["data"][0]["chain_status"] in ("included", "final")
+        derived = _ok(
+            client.post(f"/v1/datasets/{raw['content_hash']}/derive?wait=included", json=STEPS),
+            201,
+        )
+        assert derived["chain_status"] in ("included", "final")
+        model = _ok(_train(client, trained_on["content_hash"], "included"), 201)
+        assert model["chain_status"] in ("included", "final")
+        revoked = _ok(
+            client.post(
+                f"/v1/records/{batch['data'][0]['content_hash']}/revoke?wait=included",
+                json={"reason": "test"},
+            )
+        )
+        assert revoked["revoked"] is True
+        granted = _ok(client.post("/v1/admin/registrars?wait=included", json=_grant(ALICE)))
+        assert granted["registrar"] is True
+        # a bad value: the same problem everywhere
+        h = raw["content_hash"]
+        for answer in (
+            client.post("/v1/datasets?wait=soon", files={"file": ("x.csv", CSV)}),
+            client.post("/v1/datasets/batch?wait=soon", files=_files(CSV)),
+            client.post(f"/v1/datasets/{h}/derive?wait=soon", json=STEPS),
+            _train(client, h, "soon"),
+            client.post(f"/v1/records/{h}/revoke?wait=soon", json={"reason": "x"}),
+            client.post("/v1/admin/registrars?wait=soon", json=_grant(BOB)),
+        ):
+            assert answer.status_code == 422, answer.text
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            problem = answer.json()
+            assert problem["type"] == "urn:provenance-ledger:problem:invalid-request", problem
+            assert "wait" in problem["detail"]
+
+    # accepted while the base fee is over the ceiling: journaled, not signed; then kill -9
+    with serve(data_dir, **env, max_fee_per_gas=str(GWEI)) as server, server.client() as client:
+        node.rpc("anvil_setNextBlockBaseFeePerGas", hex(400 * GWEI))
+        _wait_until(lambda: _head_fee(node) > GWEI, "the fee spikes", server)
+        batch = _ok(
+            client.post(
+                "/v1/datasets/batch?wait=accepted", files=_files(f"{CSV}6,6,6\n", f"{CSV}7,7,7\n")
+            ),
+            200,
+        )
+        assert [e["status"] for e in batch["data"]] == [202, 202]
+        assert all(e["chain_status"] == "pending" for e in batch["data"])
+        polls = [e["url"] for e in batch["data"]]
+        polls.append(
+            _accepted(
+                client.post(
+                    f"/v1/datasets/{derived['content_hash']}/derive?wait=accepted",
+                    json={
+                        "steps": [{"step": "filter_rows", "column": "x1", "op": ">=", "value": 150}]
+                    },
+                ),
+                "content_hash",
+            )["url"]
+        )
+        polls.append(
+            _accepted(_train(client, to_revoke["content_hash"], "accepted"), "model_hash")["url"]
+        )
+        revocation = _accepted(
+            client.post(
+                f"/v1/records/{trained_on['content_hash']}/revoke?wait=accepted",
+                json={"reason": "accepted"},
+            ),
+            "record_hash",
+        )
+        role = _accepted(
+            client.post("/v1/admin/registrars?wait=accepted", json=_grant(BOB)), "address"
+        )
+        for url in polls:
+            assert client.get(url).json()["type"].endswith(":record-pending")
+        assert _ok(client.get(role["url"]))["registrar"] is False
+        assert _ok(client.get(revocation["url"]))["revoked"] is False
+        kill(server)
+
+    with serve(data_dir, **env) as server, server.client(timeout=60) as client:
+        for url in polls:
+            _wait_until(lambda u=url: client.get(u).status_code == 200, f"{url} on chain", server)
+        _wait_until(
+            lambda: client.get(revocation["url"]).json()["revoked"] is True, "revoked", server
+        )
+        _wait_until(lambda: client.get(role["url"]).json()["registrar"], "granted", server)
+
+
+def _grant(address: str) -> dict[str, str]:
+    return {"address": address, "action": "grant"}
+
+
+def _head_fee(node: AnvilNode) -> int:
+    return int(node.rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
