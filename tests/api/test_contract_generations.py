@@ -1,0 +1,130 @@
+"""Issue 25's acceptance on the embedded chain: a ledger made by the service of contract 1.1.0
+(today's code, before generations) is refused at start with the command that upgrades it;
+``provenance upgrade-contract`` deploys 1.2.0 as its successor; then the upgraded service
+derives from a generation-1 parent, trains on it, issues receipts in both generations, revokes
+a generation-1 record through generation 2, and every old and new receipt verifies, taint
+crosses generations, fsck is clean and an index rebuilt from the chain equals the live one."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.app import create_app
+from api.cli import app as cli
+from api.settings import Settings
+from ledger.chain import client as client_module
+from ledger.chain import deployment as deployment_module
+from ledger.chain.contract_artifact import load_artifact
+from ledger.chain.deployment import Deployment
+from tests.api.conftest import authorized_client, train, upload
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "contracts"
+RAW_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
+STEPS = [{"step": "drop_duplicates"}, {"step": "drop_missing"}]
+
+
+def predict_and_anchor(client: TestClient, model_hash: str) -> dict[str, Any]:
+    rows = {"rows": [{"x1": 150, "x2": 250}, {"x1": 10, "x2": 20}]}
+    response = client.post(f"/v1/models/{model_hash}/predict", json=rows)
+    assert response.status_code == 200, response.text
+    receipt_id = response.json()["receipts"][0]["receipt_id"]
+    assert client.post("/v1/anchor").status_code == 200
+    return client.get(f"/v1/receipts/{receipt_id}").json()
+
+
+def verify(client: TestClient, receipt: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/v1/verify/receipt", json=receipt)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+def old_ledger(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A data directory made by the service of contract 1.1.0: a raw dataset, a cleaned one,
+    a model trained on it and an anchored receipt, all in generation 1."""
+    released = load_artifact(FIXTURES / "ProvenanceLedger-1.1.0.json")
+    with monkeypatch.context() as patch:
+        patch.setattr(client_module, "load_artifact", lambda: released)
+        patch.setattr(deployment_module, "load_artifact", lambda: released)
+        with authorized_client(settings) as client:
+            raw = upload(client, RAW_CSV).json()["content_hash"]
+            derived = client.post(f"/v1/datasets/{raw}/derive", json={"steps": STEPS})
+            clean = derived.json()["content_hash"]
+            model = train(client, clean).json()["model_hash"]
+            receipt = predict_and_anchor(client, model)
+            assert verify(client, receipt)["verdict"] == "valid"
+    return {"raw": raw, "clean": clean, "model": model, "receipt": receipt}
+
+
+def test_an_old_ledger_is_upgraded_and_keeps_working(settings, old_ledger):
+    record = settings.data_dir / "deployment.json"
+    first = Deployment.load(record)
+    # 1. The service refuses the 1.1.0 contract, saying what to run.
+    with (
+        pytest.raises(Exception, match=r"provenance upgrade-contract") as refused,
+        TestClient(create_app(settings)),
+    ):
+        pass
+    assert "1.1.0" in str(refused.value)
+    # 2. One command upgrades it: generation 2 names generation 1.
+    result = CliRunner().invoke(cli, ["upgrade-contract", "--data-dir", str(settings.data_dir)])
+    assert result.exit_code == 0, result.output
+    upgraded = Deployment.load(record)
+    assert [g.version for g in upgraded.generations] == ["1.1.0", "1.2.0"]
+    assert upgraded.generations[0].address == first.address
+    assert upgraded.generations[0].last_block == upgraded.generations[1].block_number - 1
+    assert upgraded.address == upgraded.generations[1].address != first.address
+    again = CliRunner().invoke(cli, ["upgrade-contract", "--data-dir", str(settings.data_dir)])
+    assert again.exit_code == 1 and "nothing to upgrade" in again.output
+
+    with authorized_client(settings) as client:
+        # 3. Old records are listed beside new ones, and new work builds on them.
+        assert client.get(f"/v1/datasets/{old_ledger['clean']}").status_code == 200
+        derived = client.post(
+            f"/v1/datasets/{old_ledger['raw']}/derive", json={"steps": [{"step": "drop_missing"}]}
+        )
+        assert derived.status_code in (200, 201), derived.text
+        newer = derived.json()["content_hash"]
+        model = train(client, newer, test_size=0)
+        assert model.status_code == 201, model.text
+        new_model = model.json()["model_hash"]
+        new_receipt = predict_and_anchor(client, new_model)
+        old_model_receipt = predict_and_anchor(client, old_ledger["model"])
+        # 4. Every receipt verifies: the old one under generation 1's domain.
+        for receipt in (old_ledger["receipt"], new_receipt, old_model_receipt):
+            report = verify(client, receipt)
+            assert report["verdict"] == "valid", report
+        # 5. Revoking a generation-1 record through generation 2 taints both generations.
+        revoked = client.post(
+            f"/v1/records/{old_ledger['raw']}/revoke", json={"reason": "no consent"}
+        )
+        assert revoked.status_code == 200, revoked.text
+        assert client.get(f"/v1/models/{old_ledger['model']}").json()["tainted"] is True
+        assert client.get(f"/v1/models/{new_model}").json()["tainted"] is True
+        for receipt in (old_ledger["receipt"], new_receipt):
+            assert verify(client, receipt)["verdict"] != "valid"
+        # 6. fsck is clean.
+        fsck = client.get("/v1/admin/fsck").json()
+        assert fsck == {"ok": True, "findings": []}, fsck
+        live = _index_rows(settings.data_dir)
+    # 7. An index rebuilt from the chain equals the live one.
+    rebuilt = CliRunner().invoke(cli, ["index", "rebuild", "--data-dir", str(settings.data_dir)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert _index_rows(settings.data_dir) == live
+
+
+def _index_rows(data_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the index (but its sync bookkeeping)."""
+    with sqlite3.connect(data_dir / "index.sqlite3") as conn:
+        tables = [
+            name
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if name not in ("meta", "blocks")
+        ]
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
