@@ -7,16 +7,19 @@ crosses generations, fsck is clean and an index rebuilt from the chain equals th
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cli import app as cli
+from api.devserver import ServiceProcess
 from api.settings import Settings
 from ledger.chain import client as client_module
 from ledger.chain import deployment as deployment_module
@@ -27,9 +30,10 @@ from tests.api.conftest import authorized_client, train, upload
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "contracts"
 RAW_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
 STEPS = [{"step": "drop_duplicates"}, {"step": "drop_missing"}]
+SERVICE_ENV = {"PROVENANCE_ANCHOR_INTERVAL": "3600", "PROVENANCE_ANCHOR_BATCH_SIZE": "10000"}
 
 
-def predict_and_anchor(client: TestClient, model_hash: str) -> dict[str, Any]:
+def predict_and_anchor(client: Any, model_hash: str) -> dict[str, Any]:
     rows = {"rows": [{"x1": 150, "x2": 250}, {"x1": 10, "x2": 20}]}
     response = client.post(f"/v1/models/{model_hash}/predict", json=rows)
     assert response.status_code == 200, response.text
@@ -38,7 +42,7 @@ def predict_and_anchor(client: TestClient, model_hash: str) -> dict[str, Any]:
     return client.get(f"/v1/receipts/{receipt_id}").json()
 
 
-def verify(client: TestClient, receipt: dict[str, Any]) -> dict[str, Any]:
+def verify(client: Any, receipt: dict[str, Any]) -> dict[str, Any]:
     response = client.post("/v1/verify/receipt", json=receipt)
     assert response.status_code == 200, response.text
     return response.json()
@@ -62,7 +66,7 @@ def old_ledger(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     return {"raw": raw, "clean": clean, "model": model, "receipt": receipt}
 
 
-def test_an_old_ledger_is_upgraded_and_keeps_working(settings, old_ledger):
+def test_an_old_ledger_is_upgraded_and_keeps_working(settings, old_ledger, tmp_path):
     record = settings.data_dir / "deployment.json"
     first = Deployment.load(record)
     # 1. The service refuses the 1.1.0 contract, saying what to run.
@@ -79,44 +83,104 @@ def test_an_old_ledger_is_upgraded_and_keeps_working(settings, old_ledger):
     assert [g.version for g in upgraded.generations] == ["1.1.0", "1.2.0"]
     assert upgraded.generations[0].address == first.address
     assert upgraded.generations[0].last_block == upgraded.generations[1].block_number - 1
-    assert upgraded.address == upgraded.generations[1].address != first.address
+    newest = upgraded.address
+    assert newest == upgraded.generations[1].address != first.address
     again = CliRunner().invoke(cli, ["upgrade-contract", "--data-dir", str(settings.data_dir)])
     assert again.exit_code == 1 and "nothing to upgrade" in again.output
 
-    with authorized_client(settings) as client:
+    with ServiceProcess(settings.data_dir, env=SERVICE_ENV) as server:
+        api = httpx.Client(base_url=server.url, headers=server.headers, timeout=120)
         # 3. Old records are listed beside new ones, and new work builds on them.
-        assert client.get(f"/v1/datasets/{old_ledger['clean']}").status_code == 200
-        derived = client.post(
+        assert api.get(f"/v1/datasets/{old_ledger['clean']}").status_code == 200
+        derived = api.post(
             f"/v1/datasets/{old_ledger['raw']}/derive", json={"steps": [{"step": "drop_missing"}]}
         )
         assert derived.status_code in (200, 201), derived.text
         newer = derived.json()["content_hash"]
-        model = train(client, newer, test_size=0)
+        model = train(api, newer)
         assert model.status_code == 201, model.text
         new_model = model.json()["model_hash"]
-        new_receipt = predict_and_anchor(client, new_model)
-        old_model_receipt = predict_and_anchor(client, old_ledger["model"])
-        # 4. Every receipt verifies: the old one under generation 1's domain.
-        for receipt in (old_ledger["receipt"], new_receipt, old_model_receipt):
-            report = verify(client, receipt)
-            assert report["verdict"] == "valid", report
+        receipts = {
+            "generation 1": old_ledger["receipt"],
+            "generation 2": predict_and_anchor(api, new_model),
+            "generation 1's model, anchored in 2": predict_and_anchor(api, old_ledger["model"]),
+        }
+        # 4. Every receipt verifies, through the API, the CLI against the node and the browser:
+        #    the old one under generation 1's domain, which generation 2 reaches.
+        for name, receipt in receipts.items():
+            assert verify(api, receipt)["verdict"] == "valid", name
+            assert cli_verdict(tmp_path, server.url, receipt, newest) == "valid", name
+            document = bundle(api, receipt)
+            assert document["ledger"]["contract"] == newest
+            assert document["eip712_domain"]["verifyingContract"] == (
+                first.address if name == "generation 1" else newest
+            )
+            assert cli_verdict(tmp_path, server.url, document) == "valid", name
+        assert browser_verdicts(server.url, receipts.values(), newest) == ["valid"] * 3
         # 5. Revoking a generation-1 record through generation 2 taints both generations.
-        revoked = client.post(
-            f"/v1/records/{old_ledger['raw']}/revoke", json={"reason": "no consent"}
-        )
+        raw = old_ledger["raw"]
+        revoked = api.post(f"/v1/records/{raw}/revoke", json={"reason": "no consent"})
         assert revoked.status_code == 200, revoked.text
-        assert client.get(f"/v1/models/{old_ledger['model']}").json()["tainted"] is True
-        assert client.get(f"/v1/models/{new_model}").json()["tainted"] is True
-        for receipt in (old_ledger["receipt"], new_receipt):
-            assert verify(client, receipt)["verdict"] != "valid"
+        assert api.get(f"/v1/models/{old_ledger['model']}").json()["tainted"] is True
+        assert api.get(f"/v1/models/{new_model}").json()["tainted"] is True
+        for name, receipt in receipts.items():
+            assert verify(api, receipt)["verdict"] == "invalid", name
+            assert cli_verdict(tmp_path, server.url, receipt, newest) == "invalid", name
+        lineage = api.get(f"/v1/lineage/{new_model}", params={"direction": "up"}).json()
+        assert {n["id"] for n in lineage["nodes"] if n["revoked"]} == {f"dataset:{raw}"}
         # 6. fsck is clean.
-        fsck = client.get("/v1/admin/fsck").json()
+        fsck = api.get("/v1/admin/fsck").json()
         assert fsck == {"ok": True, "findings": []}, fsck
-        live = _index_rows(settings.data_dir)
+    live = _index_rows(settings.data_dir)
     # 7. An index rebuilt from the chain equals the live one.
     rebuilt = CliRunner().invoke(cli, ["index", "rebuild", "--data-dir", str(settings.data_dir)])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert _index_rows(settings.data_dir) == live
+
+
+def bundle(api: httpx.Client, receipt: dict[str, Any]) -> dict[str, Any]:
+    """The receipt's evidence bundle from the upgraded service: its ``ledger`` names the newest
+    generation, its EIP-712 domain the generation that signed the receipt."""
+    response = api.get(f"/v1/receipts/{receipt['receipt_id']}/bundle")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def cli_verdict(
+    tmp_path: Path, url: str, document: dict[str, Any], contract: str | None = None
+) -> str:
+    """``provenance verify`` straight against the node (the service's /rpc)."""
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(document))
+    args = ["verify", str(path), "--rpc-url", f"{url}/rpc", "--json"]
+    if contract:
+        args += ["--contract", contract]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)["verdict"]
+
+
+def browser_verdicts(url: str, documents: Any, contract: str) -> list[str]:
+    """The console's verifier, in Chromium, against the service's /rpc (skipped without one)."""
+    from tests.console._browser import chromium_path, launch
+
+    if chromium_path() is None:
+        pytest.skip("chromium is not installed: apt-get install -y chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    verdicts = []
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(base_url=url).new_page()
+        for document in documents:
+            page.goto("/verify")
+            page.fill("#document", json.dumps(document))
+            page.fill("#contract", contract)
+            page.uncheck("#ask-service")
+            page.click("#verifier button[type=submit]")
+            page.wait_for_selector("#verifier[data-state=done]", timeout=30_000)
+            verdicts.append(page.locator("#browser-report").get_attribute("data-verdict"))
+        browser.close()
+    return verdicts
 
 
 def _index_rows(data_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
