@@ -25,6 +25,8 @@ from ledger.chain import client as client_module
 from ledger.chain import deployment as deployment_module
 from ledger.chain.contract_artifact import load_artifact
 from ledger.chain.deployment import Deployment
+from ledger.chain.devnode import AnvilNode, anvil_binary
+from ledger.chain.keys import create_keystore
 from tests.api.conftest import authorized_client, train, upload
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "contracts"
@@ -48,14 +50,49 @@ def verify(client: Any, receipt: dict[str, Any]) -> dict[str, Any]:
     return response.json()
 
 
+@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def ledger_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The service's settings on the embedded chain, or on an anvil node of its own (through
+    the environment, which the CLI and the service process read too)."""
+    env = dict(SERVICE_ENV)
+    if request.param == "anvil":
+        if anvil_binary() is None:
+            pytest.skip("anvil is not installed: run `npm ci --prefix contracts`")
+        node = AnvilNode(tmp_path / "anvil")
+        request.addfinalizer(node.stop)
+        password = "correct horse battery staple"
+        keystore = tmp_path / "key.json"
+        node.set_balance(create_keystore(keystore, password).address, 10**21)
+        env |= {
+            "PROVENANCE_CHAIN": "rpc",
+            "PROVENANCE_RPC_URL": node.url,
+            "PROVENANCE_KEYSTORE": str(keystore),
+            "PROVENANCE_KEYSTORE_PASSWORD": password,
+        }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings(data_dir=tmp_path / "data")
+
+
 @pytest.fixture
-def old_ledger(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def old_ledger(ledger_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A data directory made by the service of contract 1.1.0: a raw dataset, a cleaned one,
-    a model trained on it and an anchored receipt, all in generation 1."""
+    a model trained on it and an anchored receipt, all in generation 1 (on a node, deployed
+    first with that version's `provenance deploy`)."""
+    settings = ledger_settings
     released = load_artifact(FIXTURES / "ProvenanceLedger-1.1.0.json")
     with monkeypatch.context() as patch:
         patch.setattr(client_module, "load_artifact", lambda: released)
         patch.setattr(deployment_module, "load_artifact", lambda: released)
+        if settings.chain == "rpc":
+            deployed = CliRunner().invoke(
+                cli,
+                ["deploy", "--rpc-url", str(settings.rpc_url),
+                 "--keystore", str(settings.keystore), "--data-dir", str(settings.data_dir)],
+            )  # fmt: skip
+            assert deployed.exit_code == 0, deployed.output
         with authorized_client(settings) as client:
             raw = upload(client, RAW_CSV).json()["content_hash"]
             derived = client.post(f"/v1/datasets/{raw}/derive", json={"steps": STEPS})
@@ -66,7 +103,8 @@ def old_ledger(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     return {"raw": raw, "clean": clean, "model": model, "receipt": receipt}
 
 
-def test_an_old_ledger_is_upgraded_and_keeps_working(settings, old_ledger, tmp_path):
+def test_an_old_ledger_is_upgraded_and_keeps_working(ledger_settings, old_ledger, tmp_path):
+    settings = ledger_settings
     record = settings.data_dir / "deployment.json"
     first = Deployment.load(record)
     # 1. The service refuses the 1.1.0 contract, saying what to run.
@@ -88,7 +126,7 @@ def test_an_old_ledger_is_upgraded_and_keeps_working(settings, old_ledger, tmp_p
     again = CliRunner().invoke(cli, ["upgrade-contract", "--data-dir", str(settings.data_dir)])
     assert again.exit_code == 1 and "nothing to upgrade" in again.output
 
-    with ServiceProcess(settings.data_dir, env=SERVICE_ENV) as server:
+    with ServiceProcess(settings.data_dir) as server:
         api = httpx.Client(base_url=server.url, headers=server.headers, timeout=120)
         # 3. Old records are listed beside new ones, and new work builds on them.
         assert api.get(f"/v1/datasets/{old_ledger['clean']}").status_code == 200
