@@ -32,7 +32,13 @@ from tests.api.conftest import authorized_client, train, upload
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "contracts"
 RAW_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
 STEPS = [{"step": "drop_duplicates"}, {"step": "drop_missing"}]
-SERVICE_ENV = {"PROVENANCE_ANCHOR_INTERVAL": "3600", "PROVENANCE_ANCHOR_BATCH_SIZE": "10000"}
+SERVICE_ENV = {
+    "PROVENANCE_ANCHOR_INTERVAL": "3600",
+    "PROVENANCE_ANCHOR_BATCH_SIZE": "10000",
+    # /rpc's public-node budgets, loosened: a loaded 2-core machine must not fail a read
+    "PROVENANCE_RPC_EVM_TIMEOUT": "20",
+    "PROVENANCE_RPC_REQUEST_TIMEOUT": "60",
+}
 
 
 def predict_and_anchor(client: Any, model_hash: str) -> dict[str, Any]:
@@ -155,6 +161,21 @@ def test_an_old_ledger_is_upgraded_and_keeps_working(ledger_settings, old_ledger
             )
             assert cli_verdict(tmp_path, server.url, document) == "valid", name
         assert browser_verdicts(server.url, receipts.values(), newest) == ["valid"] * 3
+        #    and a generation-1 model's attestations, made after the upgrade
+        attestations = tmp_path / "model.intoto.jsonl"
+        key = server.headers["Authorization"].split()[1]
+        attested = CliRunner().invoke(
+            cli,
+            ["attest", old_ledger["model"], "-o", str(attestations), "--url", server.url,
+             "--api-key", key],
+        )  # fmt: skip
+        assert attested.exit_code == 0, attested.output
+        checked = CliRunner().invoke(
+            cli,
+            ["verify-attestation", str(attestations), "--rpc-url", f"{server.url}/rpc",
+             "--contract", newest, "--json"],
+        )  # fmt: skip
+        assert checked.exit_code == 0, checked.output
         # 5. Revoking a generation-1 record through generation 2 taints both generations.
         raw = old_ledger["raw"]
         revoked = api.post(f"/v1/records/{raw}/revoke", json={"reason": "no consent"})

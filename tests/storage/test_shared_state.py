@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from api.keys import ApiKeys, KeyStore
-from ledger.chain.deployment import Deployment
+from ledger.chain.deployment import Deployment, GenerationRecord
 
 ENGINES = ["sqlite", "postgres"]
 
@@ -86,6 +86,15 @@ def test_the_deployment_record_round_trips(place) -> None:
     moved = Deployment(**{**record.__dict__, "block_number": 8})
     moved.save(place)
     assert Deployment.load(place) == moved
+    first = GenerationRecord(record.address, "1.1.0", record.code_hash, record.tx_hash, 7, 11)
+    newest = GenerationRecord(
+        "0x" + "34" * 20, "1.2.0", "sha256:" + "56" * 32, "0x" + "78" * 32, 12
+    )
+    upgraded = Deployment(
+        **{**record.__dict__, "address": newest.address, "generations": (first, newest)}
+    )
+    upgraded.save(place)
+    assert Deployment.load(place) == upgraded
 
 
 @pytest.mark.anvil
@@ -121,6 +130,12 @@ def test_the_cli_deploys_keys_and_rebuilds_into_the_shared_database(
     assert made.exit_code == 0, made.output
     [info] = PgKeyStore(empty_pg).list()
     assert info.role == "auditor" and info.key_id in made.output
+
+    upgrade = ["upgrade-contract", "--rpc-url", anvil_node.url, "--keystore", str(keystore)]
+    upgraded = CliRunner().invoke(cli, [*upgrade, "--data-dir", str(data_dir)])
+    assert upgraded.exit_code == 0, upgraded.output
+    both = Deployment.load(PgDeploymentRecord(empty_pg))
+    assert [g.address for g in both.generations] == [record.address, both.address]
 
     monkeypatch.setenv("PROVENANCE_CHAIN", "rpc")
     monkeypatch.setenv("PROVENANCE_RPC_URL", anvil_node.url)
