@@ -41,7 +41,7 @@ __all__ = [
     "upgrade_ledger",
 ]
 
-UPGRADE_COMMAND = "provenance upgrade-contract"
+UPGRADE_CONTRACT_COMMAND = "provenance upgrade-contract"
 
 
 class RecordPlace(Protocol):
@@ -68,7 +68,7 @@ class OlderContract(DeploymentMismatch):
     """The newest generation is a released older version: upgrading keeps all its records."""
 
     hint = (
-        f"run `{UPGRADE_COMMAND} --data-dir DIR` (add `--rpc-url URL --keystore FILE` on a "
+        f"run `{UPGRADE_CONTRACT_COMMAND} --data-dir DIR` (add `--rpc-url URL --keystore FILE` on a "
         "node) to deploy the current contract as its successor; nothing recorded is lost"
     )
 
@@ -259,7 +259,7 @@ def _checked_generations(
             raise OlderContract(
                 f"code at {generation.address} is the released ProvenanceLedger "
                 f"{RELEASED_CODE[found]}, this service runs {CURRENT_VERSION}: upgrade it "
-                f"with `{UPGRADE_COMMAND}` (it deploys {CURRENT_VERSION} as its successor "
+                f"with `{UPGRADE_CONTRACT_COMMAND}` (it deploys {CURRENT_VERSION} as its successor "
                 "and keeps every record readable)",
                 address=generation.address,
                 found=found,
