@@ -68,8 +68,8 @@ class OlderContract(DeploymentMismatch):
     """The newest generation is a released older version: upgrading keeps all its records."""
 
     hint = (
-        f"run `{UPGRADE_CONTRACT_COMMAND} --data-dir DIR` (add `--rpc-url URL --keystore FILE` on a "
-        "node) to deploy the current contract as its successor; nothing recorded is lost"
+        f"run `{UPGRADE_CONTRACT_COMMAND} --data-dir DIR` (add `--rpc-url URL --keystore FILE` "
+        "on a node) to deploy the current contract as its successor; nothing recorded is lost"
     )
 
 

@@ -134,6 +134,10 @@ def test_an_old_ledger_is_upgraded_and_keeps_working(ledger_settings, old_ledger
 
     with ServiceProcess(settings.data_dir) as server:
         api = httpx.Client(base_url=server.url, headers=server.headers, timeout=120)
+        chain = api.get("/v1/chain").json()
+        assert chain["contract_address"] == newest
+        assert [g["address"] for g in chain["generations"]] == [first.address, newest]
+        assert chain["generations"][0]["last_block"] == chain["generations"][1]["first_block"] - 1
         # 3. Old records are listed beside new ones, and new work builds on them.
         assert api.get(f"/v1/datasets/{old_ledger['clean']}").status_code == 200
         derived = api.post(
