@@ -204,3 +204,35 @@ def test_the_successor_emits_its_events_from_its_own_address(generations, chain)
     receipt = chain.backend.w3.eth.get_transaction_receipt(result.tx_hash)
     assert {log["address"] for log in receipt["logs"]} == {second.address}
     assert bytes(receipt["logs"][0]["topics"][0]) == TOPICS["DatasetRegistered"]
+
+
+def test_a_reader_follows_every_generation(generations, chain, monkeypatch):
+    """The web3-free reader verification runs on: from the newest, it finds every generation
+    through predecessor(), reads records through the newest, finds events in the generation
+    that logged them, and asks for fewer records per call the more generations there are."""
+    from ledger.reading import chain_reader
+    from ledger.reading.chain_reader import LedgerReader
+
+    first, second, _, _, _ = generations
+    third, _ = LedgerClient.deploy(chain.backend, second.account, predecessor=second.address)
+    register(third, h(60), parents=[h(1)])
+    third.revoke(h(2), "through generation 3")
+    reader = LedgerReader(chain.backend.transport(), third.address)
+    assert reader.generations() == (third.address, second.address, first.address)
+    assert LedgerReader(chain.backend.transport(), first.address).generations() == (first.address,)
+    monkeypatch.setattr(chain_reader, "MAX_RECORDS_PER_CALL", 3)  # one hash a call here
+    records = reader.records([h(1), h(2), h(60), h(99)])
+    assert [(r.kind, r.revoked) if r else None for r in records] == [
+        (RecordKind.DATASET, False),
+        (RecordKind.DATASET, True),
+        (RecordKind.DATASET, False),
+        None,
+    ]
+    [old] = reader.find("DatasetRegistered", h(1), 0, "latest")
+    [new] = reader.find("DatasetRegistered", h(60), 0, "latest")
+    [revoked] = reader.find("RecordRevoked", h(2), 0, "latest")
+    assert (old.contract, new.contract, revoked.contract) == (
+        first.address,
+        third.address,
+        third.address,
+    )
