@@ -258,9 +258,8 @@ def _checked_generations(
         if found != expected and is_newest and newest:
             raise OlderContract(
                 f"code at {generation.address} is the released ProvenanceLedger "
-                f"{RELEASED_CODE[found]}, this service runs {CURRENT_VERSION}: upgrade it "
-                f"with `{UPGRADE_CONTRACT_COMMAND}` (it deploys {CURRENT_VERSION} as its successor "
-                "and keeps every record readable)",
+                f"{RELEASED_CODE[found]}, this service runs {CURRENT_VERSION}, which succeeds "
+                "it as a new generation and keeps every record readable",
                 address=generation.address,
                 found=found,
                 expected=expected,

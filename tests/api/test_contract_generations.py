@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from ledger.chain.keys import create_keystore
 from tests.api.conftest import authorized_client, train, upload
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "contracts"
+LEDGERS = Path(__file__).parents[1] / "fixtures" / "ledgers"
 RAW_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
 STEPS = [{"step": "drop_duplicates"}, {"step": "drop_missing"}]
 SERVICE_ENV = {
@@ -244,6 +246,50 @@ def browser_verdicts(url: str, documents: Any, contract: str) -> list[str]:
             verdicts.append(page.locator("#browser-report").get_attribute("data-verdict"))
         browser.close()
     return verdicts
+
+
+def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_path):
+    """``tests/fixtures/ledgers/contract-1.0.0.tar.gz`` is a data directory made by the code of
+    contract 1.0.0 itself (commit 3c1810d: ``git archive 3c1810d``, then
+    ``python -m api demo --data-dir data --json > demo.json`` run from it): its embedded chain,
+    index, receipt book, keys and artifacts as that release wrote them, and the demo's answers.
+    Opened by this release it is refused with the command, upgraded, then used as in the 1.1.0
+    test above (in process: the 1.1.0 test covers the CLI and the browser)."""
+    with tarfile.open(LEDGERS / "contract-1.0.0.tar.gz") as archive:
+        archive.extractall(tmp_path, filter="data")
+    demo = json.loads((tmp_path / "demo.json").read_text())
+    settings = Settings(data_dir=tmp_path / "data", anchor_interval=3600, anchor_batch_size=10_000)
+    with (
+        pytest.raises(Exception, match=r"released ProvenanceLedger 1\.0\.0") as refused,
+        TestClient(create_app(settings)),
+    ):
+        pass
+    assert "provenance upgrade-contract" in str(refused.value)
+    result = CliRunner().invoke(cli, ["upgrade-contract", "--data-dir", str(settings.data_dir)])
+    assert result.exit_code == 0, result.output
+    raw, old_model = demo["raw"]["content_hash"], demo["model"]["model_hash"]
+    with authorized_client(settings) as client:
+        assert verify(client, demo["receipt"])["verdict"] == "valid"
+        derived = client.post(
+            f"/v1/datasets/{raw}/derive", json={"steps": [{"step": "drop_missing"}]}
+        )
+        assert derived.status_code in (200, 201), derived.text
+        model = train(client, derived.json()["content_hash"])
+        assert model.status_code == 201, model.text
+        new_model = model.json()["model_hash"]
+        receipts = [demo["receipt"], predict_and_anchor(client, new_model)]
+        receipts.append(predict_and_anchor(client, old_model))
+        assert [verify(client, r)["verdict"] for r in receipts] == ["valid"] * 3
+        revoked = client.post(f"/v1/records/{raw}/revoke", json={"reason": "no consent"})
+        assert revoked.status_code == 200, revoked.text
+        assert client.get(f"/v1/models/{old_model}").json()["tainted"] is True
+        assert client.get(f"/v1/models/{new_model}").json()["tainted"] is True
+        assert [verify(client, r)["verdict"] for r in receipts] == ["invalid"] * 3
+        assert client.get("/v1/admin/fsck").json() == {"ok": True, "findings": []}
+    live = _index_rows(settings.data_dir)
+    rebuilt = CliRunner().invoke(cli, ["index", "rebuild", "--data-dir", str(settings.data_dir)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert _index_rows(settings.data_dir) == live
 
 
 def _index_rows(data_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
