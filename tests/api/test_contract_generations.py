@@ -167,6 +167,14 @@ def test_an_old_ledger_is_upgraded_and_keeps_working(ledger_settings, old_ledger
             )
             assert cli_verdict(tmp_path, server.url, document) == "valid", name
         assert browser_verdicts(server.url, receipts.values(), newest) == ["valid"] * 3
+        audit_file = tmp_path / "receipts.json"
+        audit_file.write_text(json.dumps(list(receipts.values())))
+        audited = CliRunner().invoke(
+            cli,
+            ["audit", str(audit_file), "--rpc-url", f"{server.url}/rpc", "--contract", newest,
+             "--json"],
+        )  # fmt: skip
+        assert audited.exit_code == 0, audited.output
         #    and a generation-1 model's attestations, made after the upgrade
         attestations = tmp_path / "model.intoto.jsonl"
         key = server.headers["Authorization"].split()[1]

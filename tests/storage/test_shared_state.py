@@ -101,12 +101,16 @@ def test_the_deployment_record_round_trips(place) -> None:
 def test_the_cli_deploys_keys_and_rebuilds_into_the_shared_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anvil_node, pg_url, empty_pg
 ) -> None:
-    """`provenance deploy`, `keys` and `index rebuild` with PROVENANCE_DATABASE_URL set act on
-    the database every replica reads, and leave nothing in the data directory."""
+    """`provenance deploy`, `upgrade-contract`, `keys` and `index rebuild` with
+    PROVENANCE_DATABASE_URL set act on the database every replica reads, and leave nothing in
+    the data directory. (The deployment is of the released 1.1.0 contract, so that there is
+    something to upgrade.)"""
     from typer.testing import CliRunner
 
     from api.cli import app as cli
     from api.pg_keys import PgKeyStore
+    from ledger.chain import deployment
+    from ledger.chain.contract_artifact import load_artifact
     from ledger.chain.keys import create_keystore
     from ledger.index.postgres import PostgresIndex
     from ledger.storage.postgres import PgDeploymentRecord
@@ -117,7 +121,13 @@ def test_the_cli_deploys_keys_and_rebuilds_into_the_shared_database(
     anvil_node.set_balance(create_keystore(keystore, "pw").address, 10**21)
     data_dir = tmp_path / "data"
     deploy = ["deploy", "--rpc-url", anvil_node.url, "--keystore", str(keystore)]
-    done = CliRunner().invoke(cli, [*deploy, "--data-dir", str(data_dir)])
+    released = load_artifact(
+        Path(__file__).parents[1] / "fixtures" / "contracts" / "ProvenanceLedger-1.1.0.json"
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(deployment, "load_artifact", lambda: released)
+        patch.setattr("ledger.chain.client.load_artifact", lambda: released)
+        done = CliRunner().invoke(cli, [*deploy, "--data-dir", str(data_dir)])
     assert done.exit_code == 0, done.output
     record = Deployment.load(PgDeploymentRecord(empty_pg))
     assert record is not None and record.address in done.output
