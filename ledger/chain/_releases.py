@@ -4,6 +4,9 @@ A deployment whose code is one of these is a known older generation: it is kept 
 one (its records stay parents, training data and revocation targets of new writes), and a data
 directory whose newest generation is one of them is told to run ``provenance upgrade-contract``
 rather than refused. ``tests/fixtures/contracts`` holds their artifacts; a test checks the hashes.
+
+When the contract changes again, the release being replaced joins this table (and its artifact
+the fixtures) in the same commit: otherwise ledgers of it could be neither opened nor upgraded.
 """
 
 from __future__ import annotations
