@@ -367,7 +367,7 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
     receipts = ReceiptBook(data_dir / "receipts.sqlite3")
     writes = open_writes(settings, client)
     domain = ReceiptDomain(client.chain_id(), client.address)
-    events = LineageEvents(domain)
+    events = LineageEvents(domain, ledger=client.generations[0].address)
     core = Core(
         settings=settings,
         backend=backend,
