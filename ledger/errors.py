@@ -223,6 +223,12 @@ _CUSTOM_ERRORS: dict[str, tuple[list[str], Any]] = {
         lambda a: InvalidRecord("a batch write needs at least one record"),
     ),
     "EmptyReason()": ([], lambda a: InvalidRecord("a revocation needs a reason")),
+    "InvalidPredecessor(address)": (
+        ["address"],
+        lambda a: DeploymentMismatch(
+            f"the predecessor {a[0]} holds no code: it cannot be a ledger", address=a[0]
+        ),
+    ),
 }
 _BY_SELECTOR = {
     function_signature_to_4byte_selector(sig): (types, build)

@@ -10,7 +10,8 @@ commands live in one module per group:
 * :mod:`api.cli.verify`: ``verify``, straight against a node with :mod:`ledger.verify`;
 * :mod:`api.cli.audit`: ``audit``, many receipts at once, against a node or by the service;
 * :mod:`api.cli.attest`: ``attest`` and ``verify-attestation``, in-toto attestations;
-* :mod:`api.cli.admin`: ``keys``, ``keystore``, ``deploy``, ``index`` and ``fsck``;
+* :mod:`api.cli.admin`: ``keys``, ``keystore``, ``deploy``, ``upgrade-contract``, ``index``
+  and ``fsck``;
 * :mod:`api.cli.db`: ``db upgrade``, the shared database's schema.
 
 Importing this package is cheap (typer and rich's console): every command imports what it
@@ -48,6 +49,7 @@ _COMMANDS: dict[str, Callable[..., None]] = {
     "attest": attest.attest,
     "verify-attestation": attest.verify_attestation,
     "deploy": admin.deploy,
+    "upgrade-contract": admin.upgrade_contract,
     "fsck": admin.fsck,
 }
 _GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {

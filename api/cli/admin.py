@@ -26,6 +26,8 @@ from api.cli._common import (
 from api.cli._service import ApiCall, check, service_command
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from api.keys import ApiKeys
     from api.settings import Settings
     from ledger.chain.backends.base import ChainBackend
@@ -39,6 +41,7 @@ __all__ = [
     "keys_list",
     "keys_revoke",
     "keystore_create",
+    "upgrade_contract",
 ]
 
 PASSWORD_ENV = "PROVENANCE_KEYSTORE_PASSWORD"
@@ -92,6 +95,67 @@ def deploy(
         raise CommandFailed(str(exc)) from None
     out.print(f"deployed ProvenanceLedger at {client.address} on chain {client.chain_id()}")
     out.print(f"wrote {record}")
+
+
+@command
+def upgrade_contract(
+    rpc_url: Annotated[
+        str | None, typer.Option(help="the JSON-RPC node (default: the data directory's chain)")
+    ] = None,
+    keystore: Annotated[
+        Path | None,
+        typer.Option(exists=True, help="encrypted JSON keystore (default: the service's key)"),
+    ] = None,
+    data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+) -> None:
+    """Deploy the committed contract as the successor of the recorded newest generation and
+    add it to the deployment record: every earlier record stays readable, new writes go to it.
+
+    Without --rpc-url and --keystore, the data directory's own chain and key are used (the
+    embedded chain's service key, or PROVENANCE_RPC_URL and PROVENANCE_KEYSTORE). With the
+    embedded chain, stop the service first: its chain has one writer at a time.
+    """
+    from api.engines import deployment_place
+    from ledger.chain.deployment import upgrade_ledger
+    from ledger.errors import LedgerError
+
+    try:
+        with _shared_state(data_dir) as (settings, db):
+            record = deployment_place(settings, db)
+            backend, account = _chain_and_key(settings, rpc_url, keystore)
+            try:
+                client = upgrade_ledger(backend, account, record)
+                previous = client.generations[-2].address
+                out.print(
+                    f"deployed ProvenanceLedger {client.version()} at {client.address} on chain "
+                    f"{client.chain_id()}, succeeding {previous} "
+                    f"(generation {len(client.generations)})"
+                )
+            finally:
+                backend.close()
+    except LedgerError as exc:
+        raise CommandFailed(str(exc)) from None
+    out.print(f"wrote {record}")
+
+
+def _chain_and_key(
+    settings: Settings, rpc_url: str | None, keystore: Path | None
+) -> tuple[ChainBackend, LocalAccount]:
+    """The node and key given on the command line, else the data directory's own."""
+    if rpc_url is None and keystore is None:
+        from api.service._core import open_backend
+
+        try:
+            return open_backend(settings)
+        except Exception as exc:  # a bad setting, a chain held by a running service, ...
+            raise CommandFailed(f"cannot open the chain in {settings.data_dir}: {exc}") from None
+    if rpc_url is None or keystore is None:
+        raise CommandFailed("give both --rpc-url and --keystore, or neither")
+    from ledger.chain.backends.rpc import RpcBackend
+    from ledger.chain.keys import load_keystore, read_password
+
+    account = load_keystore(keystore, read_password(PASSWORD_ENV, PASSWORD_FILE_ENV))
+    return RpcBackend(rpc_url), account
 
 
 def _open_chain(settings: Settings) -> ChainBackend:

@@ -20,6 +20,7 @@ __all__ = [
     "ChainPublic",
     "FindingPublic",
     "FsckPublic",
+    "GenerationPublic",
     "HealthPublic",
     "KeyCreate",
     "KeyCreatedPublic",
@@ -36,6 +37,16 @@ __all__ = [
 # -- chain and administration ----------------------------------------------------------------
 
 
+class GenerationPublic(_Public):
+    """One contract generation of the ledger (README, "Upgrading the contract")."""
+
+    address: Address
+    first_block: BlockNumber = Field(description="the block it was deployed in")
+    last_block: BlockNumber | None = Field(
+        None, description="the block before its successor's deployment; null while newest"
+    )
+
+
 class ChainPublic(_Public):
     backend: Literal["embedded", "rpc"]
     chain_id: int = Field(ge=1)
@@ -50,6 +61,11 @@ class ChainPublic(_Public):
         0, ge=0, description="the deepest reorganisation seen to take a write or a final block"
     )
     deepest_reorg_past_final: ReorgPublic | None = None
+    generations: list[GenerationPublic] = Field(
+        default_factory=list,
+        description="every contract generation, oldest first; writes go to the newest "
+        "(contract_address), reads follow all of them",
+    )
 
 
 class ReorgPublic(_Public):

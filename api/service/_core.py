@@ -351,19 +351,23 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     backend, account = open_backend(settings)
-    client = connect_ledger(
-        backend,
-        account,
-        deployment_place(settings, db),
-        deploy_if_missing=settings.chain == "embedded",
-    )
+    try:
+        client = connect_ledger(
+            backend,
+            account,
+            deployment_place(settings, db),
+            deploy_if_missing=settings.chain == "embedded",
+        )
+    except BaseException:  # e.g. an older contract: free the chain for `upgrade-contract`
+        backend.close()
+        raise
     index = open_index(settings, db)
     client.block_hints = index.block_of  # reads events without full scans
     client.role_history = index.registrar_changes
     receipts = ReceiptBook(data_dir / "receipts.sqlite3")
     writes = open_writes(settings, client)
     domain = ReceiptDomain(client.chain_id(), client.address)
-    events = LineageEvents(domain)
+    events = LineageEvents(domain, ledger=client.generations[0].address)
     core = Core(
         settings=settings,
         backend=backend,

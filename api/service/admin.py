@@ -9,6 +9,7 @@ from api.keys import ApiKeys
 from api.schemas import (
     ChainPublic,
     FsckPublic,
+    GenerationPublic,
     HealthPublic,
     KeyCreatedPublic,
     KeyPublic,
@@ -51,6 +52,12 @@ class Admin:
             registrar=core.account.address,
             registrar_has_role=client.is_registrar(core.account.address),
             confirmations=core.backend.confirmations,
+            generations=[
+                GenerationPublic(
+                    address=g.address, first_block=g.first_block, last_block=g.last_block
+                )
+                for g in client.generations
+            ],
             deepest_reorg=max(core.writes.deepest_reorg, deep.depth if deep else 0),
             deepest_reorg_past_final=None
             if deep is None

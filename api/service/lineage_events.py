@@ -10,7 +10,8 @@ sent as one ``COMPLETE`` run event through ``openlineage-python``:
   the custom facet ``provenanceLedger`` (:func:`facet_class`: chain id, contract,
   transaction, block; its JSON schema is ``docs/openlineage/ProvenanceLedgerRunFacet.json``);
 * inputs and outputs: datasets named by their hash in the namespace
-  ``provenance-ledger://<chain id>/<contract>``, with the ``schema`` (a dataset's columns),
+  ``provenance-ledger://<chain id>/<contract>`` (the ledger's first generation, so a name
+  outlives contract upgrades), with the ``schema`` (a dataset's columns),
   ``dataSource`` and ``version`` (the SHA-256) facets.
 
 Never blocking and never failing a write: events go through a bounded queue to one thread; a
@@ -94,10 +95,12 @@ class LineageEvents:
 
     jobs: ClassVar[tuple[str, ...]] = ("derive", "train", "anchor")
 
-    def __init__(self, domain: ReceiptDomain) -> None:
+    def __init__(self, domain: ReceiptDomain, *, ledger: str | None = None) -> None:
         self._domain = domain
+        # the namespace names the ledger by its first generation, so a dataset keeps its
+        # OpenLineage name across contract upgrades; the facet names the contract that wrote
         self._dataset_namespace = (
-            f"provenance-ledger://{domain.chain_id}/{domain.verifying_contract}"
+            f"provenance-ledger://{domain.chain_id}/{ledger or domain.verifying_contract}"
         )
         self._queue: queue.Queue[Any] = queue.Queue(_QUEUE)
         self._client: Any = None

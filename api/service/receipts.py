@@ -13,6 +13,8 @@ from api.schemas.receipts import ReceiptsPublic
 from api.service._core import Core
 from api.service.verification import Verification
 from ledger.errors import UnknownBatch
+from ledger.formats.receipt_signing import signing_domain
+from ledger.formats.receipts import Receipt, ReceiptDomain
 from ledger.index.lineage import lineage, to_prov
 from ledger.storage.receipt_book import BatchExport, StoredReceipt
 
@@ -34,6 +36,16 @@ class Receipts:
         if stored is None:
             raise UnknownReceipt(f"no receipt {receipt_id} was issued here")
         return stored
+
+    def _signing_domain(self, receipt: Receipt) -> ReceiptDomain:
+        """The EIP-712 domain ``receipt`` was signed under: this service's, or, for a receipt
+        issued before a contract upgrade, the older generation's that served it."""
+        core = self._core
+        if len(core.client.generations) == 1:
+            return core.domain
+        chain_id = core.domain.chain_id
+        domains = [ReceiptDomain(chain_id, g.address) for g in reversed(core.client.generations)]
+        return signing_domain(receipt, domains) or core.domain
 
     def get(self, receipt_id: str) -> ReceiptPublic:
         """A receipt with its anchoring: ``pending``, or ``anchored`` with batch, leaf, proof."""
@@ -112,7 +124,7 @@ class Receipts:
             },
             receipt=receipt,
             input=stored.input,
-            eip712_domain=core.domain.to_eip712(),
+            eip712_domain=self._signing_domain(stored.receipt).to_eip712(),
             records=[
                 asdict(node) for node in graph.nodes if node.kind in ("dataset", "model", "batch")
             ],

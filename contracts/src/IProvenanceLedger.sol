@@ -5,6 +5,18 @@ pragma solidity 0.8.29;
 /// @notice Append-only registry of datasets, models and prediction batches, identified by their
 /// content hashes. Storage keeps only what on-chain checks need (kind, registrant, time, revoked);
 /// every other field travels in the events, which an indexer or an auditor reads back.
+///
+/// Generations: a contract is never upgraded in place. A new version is deployed naming its
+/// predecessor (set once, at construction; `address(0)` for a first generation) and answers every
+/// read of a record it does not hold by asking that predecessor, which may ask its own. So records
+/// of every earlier generation can be parents, training datasets, batch models and revocation
+/// targets of new writes, and the newest generation answers for the whole history.
+///
+/// Revocation across generations: an older generation is immutable, so revoking one of its
+/// records through a newer one stores, in the newer one, a copy of the record's slot (same kind,
+/// registrant and registration time) marked revoked, and emits {RecordRevoked} from the newer
+/// one. Reads that go through the newest generation see the revocation; an older generation read
+/// directly still answers what it knew. The newest generation is the one to ask.
 interface IProvenanceLedger {
     /// @notice What a record hash refers to. `None` means "not registered".
     enum RecordKind {
@@ -99,6 +111,13 @@ interface IProvenanceLedger {
         bytes32 indexed recordHash, address indexed revoker, RecordKind kind, string reason
     );
 
+    /// @notice Emitted once, at construction, by a generation that succeeds `predecessor`.
+    /// @param predecessor The previous generation, asked for every record this one does not hold.
+    event PredecessorSet(address indexed predecessor);
+
+    /// @notice The predecessor given at construction holds no code: it cannot be a ledger.
+    error InvalidPredecessor(address predecessor);
+
     /// @notice A record hash (content hash, model hash or batch root) was zero.
     error ZeroRecordHash();
 
@@ -183,11 +202,17 @@ interface IProvenanceLedger {
     function anchorPredictionBatches(AnchorInput[] calldata batches) external;
 
     /// @notice Revokes a record for good. Allowed to its registrant (still holding
-    /// `REGISTRAR_ROLE`) and to any admin.
+    /// `REGISTRAR_ROLE`) and to any admin. A record of an earlier generation is revoked here by
+    /// keeping a revoked copy of its slot (see the interface's notice on generations).
     /// @dev Reverts with {UnknownRecord}, {RecordAlreadyRevoked}, {EmptyReason}, {NotRegistrant}.
     function revoke(bytes32 recordHash, string calldata reason) external;
 
-    /// @notice The stored part of any record; `kind == None` when unknown.
+    /// @notice The previous generation, set once at construction; `address(0)` for a first
+    /// generation.
+    function predecessor() external view returns (address);
+
+    /// @notice The stored part of any record, from this generation or the nearest earlier one
+    /// that holds it; `kind == None` when unknown.
     function getRecord(bytes32 recordHash) external view returns (Record memory);
 
     /// @notice The stored part of each record, in the order asked, so that a verifier reads every

@@ -7,17 +7,30 @@ import {IProvenanceLedger} from "./IProvenanceLedger.sol";
 
 /// @title ProvenanceLedger
 /// @notice Records datasets, models and prediction batches by content hash, write once.
-/// Writes need `REGISTRAR_ROLE`; reads are open to anyone.
+/// Writes need `REGISTRAR_ROLE`; reads are open to anyone. A later generation names this one as
+/// its predecessor and falls back to it (see {IProvenanceLedger}), as ENS's
+/// `ENSRegistryWithFallback` does: no proxy, so no admin can change how old records read.
 contract ProvenanceLedger is IProvenanceLedger, AccessControl {
     /// @notice The role allowed to register, anchor and revoke its own records.
     bytes32 public constant REGISTRAR_ROLE = keccak256("REGISTRAR_ROLE");
 
-    string private constant VERSION = "1.1.0";
+    string private constant VERSION = "1.2.0";
+
+    /// @dev Immutable, so a first generation's hot paths test it without a storage read and a
+    /// deployed contract can never be pointed elsewhere. The code hash a deployment pins leaves
+    /// the immutable's bytes out (they are the only part of the runtime code set at deployment).
+    address private immutable _PREDECESSOR;
 
     mapping(bytes32 recordHash => Record) private _records;
 
     /// @param admin Receives `DEFAULT_ADMIN_ROLE` and `REGISTRAR_ROLE`.
-    constructor(address admin) {
+    /// @param predecessor_ The previous generation, or `address(0)` for a first generation.
+    constructor(address admin, address predecessor_) {
+        if (predecessor_ != address(0)) {
+            if (predecessor_.code.length == 0) revert InvalidPredecessor(predecessor_);
+            emit PredecessorSet(predecessor_);
+        }
+        _PREDECESSOR = predecessor_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(REGISTRAR_ROLE, admin);
     }
@@ -98,7 +111,10 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
 
     /// @inheritdoc IProvenanceLedger
     function revoke(bytes32 recordHash, string calldata reason) external {
-        Record storage record = _records[recordHash];
+        Record storage stored = _records[recordHash];
+        Record memory record = stored;
+        bool older = record.kind == RecordKind.None && _PREDECESSOR != address(0);
+        if (older) record = _older(recordHash);
         if (record.kind == RecordKind.None) revert UnknownRecord(recordHash, RecordKind.None);
         if (record.revoked) revert RecordAlreadyRevoked(recordHash);
         if (bytes(reason).length == 0) revert EmptyReason();
@@ -106,13 +122,24 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
             _checkRole(REGISTRAR_ROLE);
             if (record.registrant != msg.sender) revert NotRegistrant(recordHash, msg.sender);
         }
-        record.revoked = true;
+        if (older) {
+            // an earlier generation's record: keep a revoked copy of its slot here
+            stored.kind = record.kind;
+            stored.registeredAt = record.registeredAt;
+            stored.registrant = record.registrant;
+        }
+        stored.revoked = true;
         emit RecordRevoked(recordHash, msg.sender, record.kind, reason);
     }
 
     /// @inheritdoc IProvenanceLedger
+    function predecessor() external view returns (address) {
+        return _PREDECESSOR;
+    }
+
+    /// @inheritdoc IProvenanceLedger
     function getRecord(bytes32 recordHash) external view returns (Record memory) {
-        return _records[recordHash];
+        return _lookup(recordHash);
     }
 
     /// @inheritdoc IProvenanceLedger
@@ -123,7 +150,7 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
     {
         records = new Record[](recordHashes.length);
         for (uint256 i = 0; i < recordHashes.length; ++i) {
-            records[i] = _records[recordHashes[i]];
+            records[i] = _lookup(recordHashes[i]);
         }
     }
 
@@ -203,6 +230,8 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
     }
 
     /// @dev The single storage write path: zero and duplicate checks, then one packed slot.
+    /// A successor also asks its predecessor (one call, which may chain further) whether the
+    /// hash is an older generation's record: write once holds across generations.
     /// An unregistered slot is all zero (nothing is ever deleted, and only a registered record
     /// can be revoked), so `revoked` is already false. Assigning the fields through one storage
     /// pointer lets the optimizer write the slot once; a `Record({...})` literal compiles to a
@@ -211,6 +240,9 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
         if (recordHash == bytes32(0)) revert ZeroRecordHash();
         Record storage record = _records[recordHash];
         RecordKind existing = record.kind;
+        if (existing == RecordKind.None && _PREDECESSOR != address(0)) {
+            existing = _older(recordHash).kind;
+        }
         if (existing != RecordKind.None) revert RecordAlreadyRegistered(recordHash, existing);
         record.kind = kind;
         record.registeredAt = uint40(block.timestamp);
@@ -224,16 +256,42 @@ contract ProvenanceLedger is IProvenanceLedger, AccessControl {
         }
     }
 
-    /// @dev Reverts unless `recordHash` is a registered, unrevoked record of `kind`.
+    /// @dev Reverts unless `recordHash` is a registered, unrevoked record of `kind`. Reads the
+    /// two fields it needs from storage (no memory copy of the record), and asks the predecessor
+    /// only for a record not held here.
     function _requireLive(bytes32 recordHash, RecordKind kind) private view {
-        if (_recordOf(recordHash, kind).revoked) revert RecordIsRevoked(recordHash);
+        Record storage stored = _records[recordHash];
+        RecordKind found = stored.kind;
+        bool revoked = stored.revoked;
+        if (found == RecordKind.None && _PREDECESSOR != address(0)) {
+            Record memory older = _older(recordHash);
+            found = older.kind;
+            revoked = older.revoked;
+        }
+        if (found == RecordKind.None || found != kind) revert UnknownRecord(recordHash, kind);
+        if (revoked) revert RecordIsRevoked(recordHash);
     }
 
     /// @dev The record of `kind` under `recordHash` (any registered kind when `kind` is None).
     function _recordOf(bytes32 recordHash, RecordKind kind) private view returns (Record memory record) {
-        record = _records[recordHash];
+        record = _lookup(recordHash);
         if (record.kind == RecordKind.None || (kind != RecordKind.None && record.kind != kind)) {
             revert UnknownRecord(recordHash, kind);
         }
+    }
+
+    /// @dev The record under `recordHash` here, else in the nearest earlier generation that
+    /// holds it: one external call per generation walked, and none for a record held here or
+    /// for a first generation.
+    function _lookup(bytes32 recordHash) private view returns (Record memory record) {
+        record = _records[recordHash];
+        if (record.kind == RecordKind.None && _PREDECESSOR != address(0)) {
+            record = _older(recordHash);
+        }
+    }
+
+    /// @dev The record under `recordHash` in the earlier generations (kind None if unknown).
+    function _older(bytes32 recordHash) private view returns (Record memory) {
+        return IProvenanceLedger(_PREDECESSOR).getRecord(recordHash);
     }
 }

@@ -39,7 +39,12 @@ COMPILER_SETTINGS: dict[str, Any] = {
     "metadata": {"bytecodeHash": "ipfs"},
     "outputSelection": {
         "src/ProvenanceLedger.sol": {
-            CONTRACT_NAME: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]
+            CONTRACT_NAME: [
+                "abi",
+                "evm.bytecode.object",
+                "evm.deployedBytecode.object",
+                "evm.deployedBytecode.immutableReferences",
+            ]
         }
     },
 }
@@ -94,6 +99,9 @@ def build_artifact(
         "abi": contract["abi"],
         "bytecode": "0x" + contract["evm"]["bytecode"]["object"],
         "deployedBytecode": "0x" + contract["evm"]["deployedBytecode"]["object"],
+        # where the runtime code holds immutables (the predecessor's address), which deployment
+        # fills in: a deployed contract's code hash is taken with those bytes zeroed
+        "immutableReferences": contract["evm"]["deployedBytecode"].get("immutableReferences", {}),
         "compiler": {"version": version, "settings": settings},
         "sources": {
             unit: "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

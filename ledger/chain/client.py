@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -59,7 +59,14 @@ from ledger.records import (
     hash_hex,
 )
 
-__all__ = ["REGISTRAR_ROLE", "BlockHints", "LedgerClient", "RoleHistory", "tx_result"]
+__all__ = [
+    "REGISTRAR_ROLE",
+    "BlockHints",
+    "Generation",
+    "LedgerClient",
+    "RoleHistory",
+    "tx_result",
+]
 
 BlockHints = Callable[[str, str], int | None]
 """(event name, record hash) → the block that holds the event, if known."""
@@ -67,6 +74,16 @@ RoleHistory = Callable[[str], tuple[list[tuple[int, int, bool]], int | None]]
 """account → its REGISTRAR_ROLE changes known so far, and the last block they cover."""
 
 T = TypeVar("T")
+
+
+class Generation(NamedTuple):
+    """One contract generation of a ledger, for readers: its address and the block it was
+    deployed in (``last_block``: the block before its successor's deployment, None while
+    newest). Events are read from every generation; writes go to the newest."""
+
+    address: str
+    first_block: int
+    last_block: int | None = None
 
 
 class LedgerClient:
@@ -86,11 +103,22 @@ class LedgerClient:
         artifact: ContractArtifact | None = None,
         transactor: Transactor | None = None,
         block_hints: BlockHints | None = None,
+        generations: tuple[Generation, ...] = (),
     ) -> None:
         self.backend = backend
         self.account = account
         self.address = to_checksum_address(address)
         self.deploy_block = deploy_block
+        """The first block of the ledger's history: the first generation's deployment."""
+        self.generations = tuple(
+            Generation(to_checksum_address(g.address), g.first_block, g.last_block)
+            for g in generations
+        ) or (Generation(self.address, deploy_block),)
+        """Every generation, oldest first; the newest is :attr:`address`."""
+        self._addresses = [g.address for g in self.generations]
+        self._log_address: str | list[str] = (
+            self.address if len(self._addresses) == 1 else self._addresses
+        )
         self._artifact = artifact or load_artifact()
         self._w3 = backend.w3
         self._contract = self._w3.eth.contract(address=self.address, abi=self._artifact.abi)
@@ -113,22 +141,45 @@ class LedgerClient:
 
     @classmethod
     def deploy(
-        cls, backend: ChainBackend, account: LocalAccount, *, admin: str | None = None
+        cls,
+        backend: ChainBackend,
+        account: LocalAccount,
+        *,
+        admin: str | None = None,
+        predecessor: str | None = None,
+        artifact: ContractArtifact | None = None,
     ) -> tuple[LedgerClient, TxResult]:
-        """Deploy the committed artifact with ``admin`` (default: ``account``) as admin."""
-        artifact = load_artifact()
+        """Deploy the committed artifact (or an older release's ``artifact``, which takes no
+        predecessor) with ``admin`` (default: ``account``) as admin, succeeding the generation
+        at ``predecessor`` if one is named."""
+        artifact = artifact or load_artifact()
         factory = backend.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         transactor = Transactor(backend, account)
-        data = factory.constructor(admin or account.address).data_in_transaction
-        receipt = transactor.send({"data": data}, gas=3_000_000)
+        args = artifact.with_constructor(
+            admin or account.address, to_checksum_address(predecessor or "0x" + "00" * 20)
+        )
+        if predecessor and len(args) < 2:
+            raise ValueError("this artifact cannot name a predecessor")
+        constructor = factory.constructor(*args)
+        transactor.simulate({"data": constructor.data_in_transaction})  # a revert is typed
+        receipt = transactor.send({"data": constructor.data_in_transaction}, gas=3_000_000)
         client = cls(
             backend,
             account,
             receipt["contractAddress"],
             deploy_block=receipt["blockNumber"],
+            artifact=artifact,
             transactor=transactor,
         )
         return client, tx_result(receipt)
+
+    def predecessor(self) -> str | None:
+        """The previous generation's address, or None for a first generation (and for
+        contracts older than 1.2.0, which cannot have one)."""
+        if not any(item.get("name") == "predecessor" for item in self._artifact.abi):
+            return None
+        found = self._call("predecessor")
+        return None if int(found, 16) == 0 else to_checksum_address(found)
 
     def deployed_code(self) -> bytes:
         """The runtime code at :attr:`address` right now."""
@@ -227,7 +278,7 @@ class LedgerClient:
         return [
             self._decode(log)
             for log in logs
-            if log["address"] == self.address
+            if log["address"] in self._addresses
             and log["topics"]
             and bytes(log["topics"][0]) in self._event_topics
         ]
@@ -333,7 +384,7 @@ class LedgerClient:
             for log in guard(
                 lambda topic=topic: self._w3.eth.get_logs(
                     {
-                        "address": self.address,
+                        "address": self._log_address,
                         "fromBlock": start,
                         "toBlock": end,
                         "topics": [
@@ -371,7 +422,7 @@ class LedgerClient:
     def _logs(self, topics: list[Any], from_block: int | None, to_block: int | str) -> list[Any]:
         start = self.deploy_block if from_block is None else from_block
         query: dict[str, Any] = {
-            "address": self.address,
+            "address": self._log_address,
             "fromBlock": start,
             "toBlock": to_block,
         }

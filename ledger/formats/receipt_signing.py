@@ -39,7 +39,7 @@ from ledger.formats.receipts import (
 )
 from ml.hashing import canonical_json, to_hex
 
-__all__ = ["ReceiptSigner", "recover_root_signer", "recover_signer"]
+__all__ = ["ReceiptSigner", "recover_root_signer", "recover_signer", "signing_domain"]
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = _SECP256K1_N // 2
@@ -241,3 +241,16 @@ def _root_signer(root: bytes, signature: bytes, domain: ReceiptDomain) -> str:
     """Who signed a request's root (cached: the request's hundred receipts share one, and a
     bulk audit then recovers once per request, not once per receipt)."""
     return _recover(root_digest(domain, root), signature)
+
+
+def signing_domain(receipt: Receipt, domains: Sequence[ReceiptDomain]) -> ReceiptDomain | None:
+    """The first of ``domains`` (a ledger's generations, newest first) under which
+    ``receipt``'s signature recovers its own ``service``: the generation that served it, which
+    its evidence bundle names. None when none does (a forged or damaged receipt)."""
+    for domain in domains:
+        try:
+            if recover_signer(receipt, domain) == receipt.service:
+                return domain
+        except InvalidSignatureError:
+            return None
+    return None

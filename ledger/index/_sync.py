@@ -401,9 +401,28 @@ def final_head(client: LedgerClient) -> int:
 
 
 def _check_binding(path: Path, binding: Binding, client: LedgerClient, chain_id: int) -> None:
+    """The index must be of this chain and of one of the ledger's generations: an index made
+    before an upgrade goes on from its last block (the next sync binds it to the newest
+    generation), unless it had read past a later generation's deployment without its events."""
     if binding.address is None:
         return
-    if binding.address.lower() != client.address.lower() or binding.chain_id != chain_id:
+    generations = [g.address.lower() for g in client.generations]
+    indexed = binding.address.lower()
+    if indexed in generations and binding.chain_id == chain_id:
+        later = client.generations[generations.index(indexed) + 1 :]
+        if not later or binding.last_block is None or binding.last_block < later[0].first_block:
+            return
+        raise IndexMismatch(
+            f"{path} indexes generation {binding.address} up to block {binding.last_block}, "
+            f"past the deployment of its successor {later[0].address} (block "
+            f"{later[0].first_block}) whose events it lacks: run `provenance index rebuild`",
+            path=str(path),
+            indexed_address=binding.address,
+            indexed_chain_id=binding.chain_id,
+            address=client.address,
+            chain_id=chain_id,
+        )
+    if indexed != client.address.lower() or binding.chain_id != chain_id:
         raise IndexMismatch(
             f"{path} indexes contract {binding.address} on chain {binding.chain_id}, "
             f"not {client.address} on chain {chain_id}",

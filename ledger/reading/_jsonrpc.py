@@ -97,7 +97,7 @@ class ChainTransport(Protocol):
 
     def logs(
         self,
-        address: str,
+        address: str | list[str],
         topics: Sequence[bytes | None],
         from_block: int,
         to_block: BlockRef,
@@ -278,7 +278,11 @@ class HttpTransport:
         return [_bytes(result) for result in self.batch(requests)]
 
     def logs(
-        self, address: str, topics: Sequence[bytes | None], from_block: int, to_block: BlockRef
+        self,
+        address: str | list[str],
+        topics: Sequence[bytes | None],
+        from_block: int,
+        to_block: BlockRef,
     ) -> list[RawLog]:
         query = {
             "address": address,

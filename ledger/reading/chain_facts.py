@@ -78,6 +78,8 @@ class Located:
     claimed: int | None = None
     hint_ok: bool | None = None
     block_hash: str | None = None
+    contract: str | None = None
+    """The generation that logged the event (None: the reader's newest)."""
 
 
 class Snapshot:
@@ -160,6 +162,7 @@ class ChainFacts:
             client.address,
             deploy_block=client.deploy_block,
             sender=client.account.address,
+            generations=[g.address for g in reversed(client.generations)],
         )
         return cls(
             reader,
@@ -208,7 +211,13 @@ class ChainFacts:
         event = fact.found.event if fact is not None else None
         if claimed is not None and hint_ok is None:
             hint_ok = event is not None and event.block_number == claimed
-        return Located(event, claimed, hint_ok, fact.found.block_hash if fact else None)
+        return Located(
+            event,
+            claimed,
+            hint_ok,
+            fact.found.block_hash if fact else None,
+            (fact.found.contract or None) if fact else None,
+        )
 
     def _cached(self, name: str, key: str, state: ChainRecord | None) -> _Fact | None:
         with self._lock:
@@ -273,10 +282,13 @@ class ChainFacts:
             if key in self._roles_at:
                 return self._roles_at[key]
         block, position = event.block_number, (event.block_number, event.log_index)
+        # an older generation's event: its roles are that generation's
+        older = located.contract not in (None, self.reader.address)
+        where: dict[str, Any] = {"contract": located.contract} if older else {}
         held: bool | None = None
         if block - 1 >= self.reader.deploy_block:
             try:
-                held = self.reader.has_role(account, block - 1)
+                held = self.reader.has_role(account, block - 1, **where)
             except ContractNotFound:
                 held = False  # before the contract existed (an unknown deployment block)
             except NodeError:
@@ -284,7 +296,7 @@ class ChainFacts:
         if held is None and block - 1 < self.reader.deploy_block:
             held = False
         if held is not None:
-            for change in self.reader.role_changes(account, block, block):
+            for change in self.reader.role_changes(account, block, block, **where):
                 if (change.block_number, change.log_index) < position:
                     held = change.granted
         else:

@@ -75,7 +75,11 @@ class _Run(SharedChecks):
         self, facts: ChainFacts, store: ArtifactStore | None, tolerance: int, *, bulk: bool
     ) -> None:
         super().__init__(facts, store)
-        self.domain = ReceiptDomain(facts.reader.chain_id(), facts.reader.address)
+        chain_id = facts.reader.chain_id()
+        # A receipt is signed under the domain of the generation that served it: the newest
+        # first, then each earlier one the newest reaches through predecessor(), and no other.
+        self.domains = [ReceiptDomain(chain_id, a) for a in facts.reader.generations()]
+        self.domain = self.domains[0]
         self.tolerance = tolerance
         hashers = _keccak.bulk_hashers() if bulk else _keccak.FALLBACK
         self._leaf, self._node = hashers.leaf, hashers.node
@@ -105,8 +109,19 @@ class _Run(SharedChecks):
         Raises:
             InvalidSignatureError: as :func:`recover_signer`.
         """
+        signer = self._signer_of(receipt, leaf, self.domain)
+        for older in self.domains[1:]:  # not ours under the newest domain: an older generation's?
+            if signer == receipt.service:
+                break
+            found = self._signer_of(receipt, leaf, older)
+            if found == receipt.service:
+                return found
+        return signer
+
+    def _signer_of(self, receipt: Receipt, leaf: bytes, domain: ReceiptDomain) -> str:
+        """Who signed ``receipt`` under ``domain``."""
         if receipt.format != 2:
-            return recover_signer(receipt, self.domain)
+            return recover_signer(receipt, domain)
         current, parents, node = leaf, self._signed_parents, self._node
         for sibling in receipt.signed_proof or ():
             key = (current, sibling)
@@ -119,7 +134,7 @@ class _Run(SharedChecks):
                 f"the receipt's leaf and signed_proof lead to root {to_hex(current)}, not to the "
                 f"signed root {to_hex(receipt.signed_root or b'')}: its fields were not signed"
             )
-        return recover_root_signer(current, receipt.signature, self.domain)
+        return recover_root_signer(current, receipt.signature, domain)
 
     def verify(
         self,

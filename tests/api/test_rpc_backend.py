@@ -58,7 +58,7 @@ def test_deploy_writes_a_record_that_matches_the_chain(rpc_setup, node):
     assert record.deployer == account.address
     assert record.chain_id == 31337
     reader = LedgerClient.reader(RpcBackend(node.url), record.address)
-    assert reader.version() == "1.1.0"
+    assert reader.version() == "1.2.0"
     assert reader.is_registrar(account.address)
 
 

@@ -42,8 +42,8 @@ def test_changed_source_no_longer_matches_the_artifact(tmp_path: Path):
     (tmp_path / "node_modules").symlink_to(NODE_MODULES)
     source = tmp_path / "src" / "ProvenanceLedger.sol"
     text = source.read_text()
-    assert '"1.1.0"' in text  # the edit below must change something
-    source.write_text(text.replace('"1.1.0"', '"1.1.1"'))
+    assert '"1.2.0"' in text  # the edit below must change something
+    source.write_text(text.replace('"1.2.0"', '"1.2.1"'))
     assert build.render_artifact(build.build_artifact(tmp_path)) != ARTIFACT_PATH.read_bytes()
 
 

@@ -63,7 +63,7 @@ def record_of(client, record_hash):
 
 
 def test_version(deployed):
-    assert deployed.admin.version() == "1.1.0"
+    assert deployed.admin.version() == "1.2.0"
 
 
 def test_deployer_holds_both_roles_and_others_none(deployed):

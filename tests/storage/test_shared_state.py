@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from api.keys import ApiKeys, KeyStore
-from ledger.chain.deployment import Deployment
+from ledger.chain.deployment import Deployment, GenerationRecord
 
 ENGINES = ["sqlite", "postgres"]
 
@@ -86,18 +86,31 @@ def test_the_deployment_record_round_trips(place) -> None:
     moved = Deployment(**{**record.__dict__, "block_number": 8})
     moved.save(place)
     assert Deployment.load(place) == moved
+    first = GenerationRecord(record.address, "1.1.0", record.code_hash, record.tx_hash, 7, 11)
+    newest = GenerationRecord(
+        "0x" + "34" * 20, "1.2.0", "sha256:" + "56" * 32, "0x" + "78" * 32, 12
+    )
+    upgraded = Deployment(
+        **{**record.__dict__, "address": newest.address, "generations": (first, newest)}
+    )
+    upgraded.save(place)
+    assert Deployment.load(place) == upgraded
 
 
 @pytest.mark.anvil
 def test_the_cli_deploys_keys_and_rebuilds_into_the_shared_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anvil_node, pg_url, empty_pg
 ) -> None:
-    """`provenance deploy`, `keys` and `index rebuild` with PROVENANCE_DATABASE_URL set act on
-    the database every replica reads, and leave nothing in the data directory."""
+    """`provenance deploy`, `upgrade-contract`, `keys` and `index rebuild` with
+    PROVENANCE_DATABASE_URL set act on the database every replica reads, and leave nothing in
+    the data directory. (The deployment is of the released 1.1.0 contract, so that there is
+    something to upgrade.)"""
     from typer.testing import CliRunner
 
     from api.cli import app as cli
     from api.pg_keys import PgKeyStore
+    from ledger.chain import deployment
+    from ledger.chain.contract_artifact import load_artifact
     from ledger.chain.keys import create_keystore
     from ledger.index.postgres import PostgresIndex
     from ledger.storage.postgres import PgDeploymentRecord
@@ -108,7 +121,13 @@ def test_the_cli_deploys_keys_and_rebuilds_into_the_shared_database(
     anvil_node.set_balance(create_keystore(keystore, "pw").address, 10**21)
     data_dir = tmp_path / "data"
     deploy = ["deploy", "--rpc-url", anvil_node.url, "--keystore", str(keystore)]
-    done = CliRunner().invoke(cli, [*deploy, "--data-dir", str(data_dir)])
+    released = load_artifact(
+        Path(__file__).parents[1] / "fixtures" / "contracts" / "ProvenanceLedger-1.1.0.json"
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(deployment, "load_artifact", lambda: released)
+        patch.setattr("ledger.chain.client.load_artifact", lambda: released)
+        done = CliRunner().invoke(cli, [*deploy, "--data-dir", str(data_dir)])
     assert done.exit_code == 0, done.output
     record = Deployment.load(PgDeploymentRecord(empty_pg))
     assert record is not None and record.address in done.output
@@ -121,6 +140,12 @@ def test_the_cli_deploys_keys_and_rebuilds_into_the_shared_database(
     assert made.exit_code == 0, made.output
     [info] = PgKeyStore(empty_pg).list()
     assert info.role == "auditor" and info.key_id in made.output
+
+    upgrade = ["upgrade-contract", "--rpc-url", anvil_node.url, "--keystore", str(keystore)]
+    upgraded = CliRunner().invoke(cli, [*upgrade, "--data-dir", str(data_dir)])
+    assert upgraded.exit_code == 0, upgraded.output
+    both = Deployment.load(PgDeploymentRecord(empty_pg))
+    assert [g.address for g in both.generations] == [record.address, both.address]
 
     monkeypatch.setenv("PROVENANCE_CHAIN", "rpc")
     monkeypatch.setenv("PROVENANCE_RPC_URL", anvil_node.url)

@@ -88,14 +88,18 @@ class EmbeddedTransport:
         return [self.call(to, data, sender=sender, block=block) for to, data in calls]
 
     def logs(
-        self, address: str, topics: Sequence[bytes | None], from_block: int, to_block: BlockRef
+        self,
+        address: str | list[str],
+        topics: Sequence[bytes | None],
+        from_block: int,
+        to_block: BlockRef,
     ) -> list[RawLog]:
         query_topics = [None if t is None else _hex(t) for t in topics]
         entries = self._run(
             lambda: self._tester.get_logs(
                 from_block=from_block,
                 to_block=to_block if isinstance(to_block, int) else self._number(to_block),
-                address=address,
+                address=tuple(address) if isinstance(address, list) else address,
                 topics=query_topics,
             )
         )

@@ -3,6 +3,8 @@
 // once per verification; every other field from the events, looked for only when the record's
 // state says the event exists, first at the block a piece of evidence claims, then by a scan.
 // The ABI is the committed artifact's (contracts/build/ProvenanceLedger.json), bundled at build.
+// Generations: the contract named is the newest the auditor trusts; records are read through it
+// (it asks its predecessors), events from it and every predecessor() it reaches.
 
 import {
   createClient,
@@ -38,6 +40,37 @@ export class LedgerReader {
     this.calls = 0;
     this.records = new Map();
     this.head = null;
+    this.generationList = null;
+  }
+
+  /**
+   * Every generation of the ledger, newest (this.address) first: each predecessor() reached
+   * from it (contracts before 1.2.0 have none and end the chain), as LedgerReader.generations.
+   */
+  async generations() {
+    if (this.generationList) return this.generationList;
+    const found = [this.address];
+    const data = encodeFunctionData({ abi: ABI, functionName: "predecessor", args: [] });
+    while (found.length < 64) {
+      let result;
+      try {
+        result = await this.request("eth_call", [{ to: found[found.length - 1], data }, "latest"]);
+      } catch {
+        break; // a contract without predecessor() reverts
+      }
+      if (!result || result.length !== 66) break;
+      const previous = getAddress(decodeFunctionResult({ abi: ABI, functionName: "predecessor", data: result }));
+      if (BigInt(previous) === 0n || found.includes(previous)) break;
+      found.push(previous);
+    }
+    this.generationList = found;
+    return found;
+  }
+
+  /** What eth_getLogs filters on: this contract, or all its generations. */
+  async logAddress() {
+    const generations = await this.generations();
+    return generations.length === 1 ? generations[0] : generations;
   }
 
   async request(method, params) {
@@ -93,7 +126,7 @@ export class LedgerReader {
 
   async find(eventName, key, fromBlock, toBlock) {
     const logs = await this.request("eth_getLogs", [
-      { address: this.address, fromBlock: numberToHex(fromBlock), toBlock, topics: [topicOf(eventName), key] },
+      { address: await this.logAddress(), fromBlock: numberToHex(fromBlock), toBlock, topics: [topicOf(eventName), key] },
     ]);
     return logs.map(decodeLog);
   }
@@ -121,7 +154,7 @@ export class LedgerReader {
     const changes = [];
     for (const [eventName, granted] of [["RoleGranted", true], ["RoleRevoked", false]]) {
       const logs = await this.request("eth_getLogs", [
-        { address: this.address, fromBlock: "0x0", toBlock: this.head ?? "latest", topics: [topicOf(eventName), REGISTRAR_ROLE, topic] },
+        { address: await this.logAddress(), fromBlock: "0x0", toBlock: this.head ?? "latest", topics: [topicOf(eventName), REGISTRAR_ROLE, topic] },
       ]);
       for (const log of logs) changes.push([Number(BigInt(log.blockNumber)), Number(BigInt(log.logIndex)), granted]);
     }

@@ -267,6 +267,17 @@ export async function verifyReceipt(evidence, rpcUrl) {
   let signer = null;
   try {
     signer = await recoverSigner(receipt, domain);
+    if (signer !== receipt.service) {
+      // signed under an older generation's domain? Only one the named contract reaches.
+      const chainId = await chain.chainId();
+      for (const older of (await chain.generations()).slice(1)) {
+        const found = await recoverSigner(receipt, receiptDomain(chainId, older));
+        if (found === receipt.service) {
+          signer = found;
+          break;
+        }
+      }
+    }
     add(
       "signature",
       signer === receipt.service,
