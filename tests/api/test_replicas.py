@@ -17,8 +17,11 @@ replicas (a killed one is replaced by a new process on the same data directory).
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +36,7 @@ import pytest
 from api.devserver import ServiceProcess
 from ledger.chain.backends.rpc import RpcBackend
 from ledger.chain.deployment import deploy_ledger
-from ledger.chain.devnode import AnvilNode
+from ledger.chain.devnode import AnvilNode, free_port
 from ledger.chain.keys import create_keystore
 from ledger.storage.postgres import PgConnections, PgDeploymentRecord
 from ledger.storage.schema import upgrade
@@ -304,3 +307,54 @@ def test_postgresql_restarted_mid_traffic_answers_503_meanwhile_and_loses_nothin
     assert burst.errors == []  # 2xx or 503 only: never a 500
     assert 503 in burst.statuses, "no request met the database away"
     _all_on_chain(cluster, burst, 0)
+
+
+def test_serve_workers_runs_replicas_of_one_service(cluster: Cluster) -> None:
+    data_dir = cluster.root / "workers" / "data"
+    port = free_port()
+    env = {**os.environ, **cluster.env}
+    command = [sys.executable, "-m", "api", "serve", "--workers", "2", "--port", str(port),
+               "--data-dir", str(data_dir)]  # fmt: skip
+    log = cluster.root / "workers.log"
+    with open(log, "wb") as out:
+        parent = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until(lambda: _healthy(url), "the workers answer")
+        children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+        assert len(children) == 2, log.read_text()
+        key = cluster.admin_key  # the database has its admin key: the workers write none
+        assert not (data_dir / "admin.key").exists()
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                          timeout=TIMEOUT) as api:  # fmt: skip
+            bodies = [
+                ok(api.post("/v1/datasets", files={"file": (f"w{k}.csv", csv(f"w{k}"))}), 201)
+                for k in range(4)
+            ]
+        with cluster.client(0) as api:  # and one of the module's replicas reads them
+            for body in bodies:
+                assert (
+                    ok(api.get(f"/v1/datasets/{body['content_hash']}"))["tx_hash"]
+                    == body["tx_hash"]
+                )
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(60) == 0, log.read_text()[-4000:]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_serve_workers_without_shared_engines_is_refused(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "serve", "--workers", "2", "--data-dir", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    message = " ".join(done.stderr.split())
+    assert "PROVENANCE_DATABASE_URL" in message and "PROVENANCE_CHAIN=rpc" in message, message
