@@ -198,21 +198,19 @@ def main(argv: list[str] | None = None) -> None:
         ]
         for name, r in results.items()
     ]
-    print(
-        print_table(
-            f"replicas: {args.clients} clients x {args.requests} uploads, x {args.verifications} "
-            f"verifications (anvil, block time {args.block_time or 'automine'})",
-            [
-                "setup",
-                "registrations/s",
-                "vs sqlite",
-                "vs pg-1",
-                "verifications/s",
-                "vs sqlite",
-                "vs pg-1",
-            ],
-            rows,
-        )
+    print_table(
+        f"replicas: {args.clients} clients x {args.requests} uploads, x {args.verifications} "
+        f"verifications (anvil, block time {args.block_time or 'automine'})",
+        [
+            "setup",
+            "registrations/s",
+            "vs sqlite",
+            "vs pg-1",
+            "verifications/s",
+            "vs sqlite",
+            "vs pg-1",
+        ],
+        rows,
     )
 
 

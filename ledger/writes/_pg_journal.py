@@ -20,6 +20,8 @@ a row of the shared queue, durable before the answer (:meth:`SharedWrites.accept
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -28,7 +30,7 @@ from ledger.errors import ChainUnavailable
 from ledger.storage.postgres import PgConnection, PgConnections
 from ledger.writes._journal import KEEP_DONE, JournalEntry
 
-__all__ = ["NotSender", "PgTxJournal", "take_epoch"]
+__all__ = ["NotSender", "OutcomeBuffer", "PgTxJournal", "take_epoch"]
 
 
 class NotSender(ChainUnavailable):
@@ -52,13 +54,72 @@ def take_epoch(db: PgConnections, holder: str) -> int:
     return int(row["epoch"])
 
 
+class OutcomeBuffer:
+    """Outcomes of queue rows the sender answered (``(row id, epoch, state, outcome JSON)``),
+    written together: with the next journal transaction that marks a nonce done, so a row's
+    outcome is committed no later than its nonce (a sender killed in between leaves the nonce
+    open, and the next sender answers the row again), and otherwise by :meth:`flush` (a refusal
+    names no nonce). One commit for a whole transaction's rows instead of one each."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[int, int, str, str]] = []
+        self._lock = threading.Lock()
+
+    def add(self, row_id: int, epoch: int, state: str, outcome: str) -> None:
+        with self._lock:
+            self._items.append((row_id, epoch, state, outcome))
+
+    def take(self) -> list[tuple[int, int, str, str]]:
+        with self._lock:
+            items, self._items = self._items, []
+        return items
+
+    def put_back(self, items: list[tuple[int, int, str, str]]) -> None:
+        with self._lock:
+            self._items[:0] = items
+
+    def clear(self) -> None:
+        self.take()
+
+    @staticmethod
+    def write(conn: PgConnection, items: list[tuple[int, int, str, str]]) -> None:
+        """Each row's outcome, if it is still this epoch's and being sent; then a notice to
+        the replicas waiting for them (``provenance_writes_done``)."""
+        now = time.time()
+        for row_id, epoch, state, outcome in items:
+            conn.execute(
+                "UPDATE write_queue SET state = ?, outcome = ?, updated_at = ? "
+                "WHERE id = ? AND epoch = ? AND state = 'sending'",
+                (state, outcome, now, row_id, epoch),
+            )
+        conn.execute("NOTIFY provenance_writes_done")
+
+    def flush(self, db: PgConnections) -> bool:
+        """Write what is buffered now; False (and kept) while the database is away."""
+        from ledger.storage.postgres import StoreUnavailable
+
+        items = self.take()
+        if not items:
+            return True
+        try:
+            with db.write() as conn:
+                self.write(conn, items)
+        except StoreUnavailable:
+            self.put_back(items)
+            return False
+        return True
+
+
 class PgTxJournal:
     """:class:`~ledger.writes._journal.TxJournal`'s interface on the shared database, fenced by
     ``epoch`` (see the module docstring)."""
 
-    def __init__(self, db: PgConnections, epoch: int) -> None:
+    def __init__(
+        self, db: PgConnections, epoch: int, outcomes: OutcomeBuffer | None = None
+    ) -> None:
         self._db = db
         self.epoch = epoch
+        self.outcomes = outcomes
         self.path = db.path
 
     @contextmanager
@@ -107,7 +168,20 @@ class PgTxJournal:
             )
 
     def done(self, nonce: int) -> None:
+        """Mark ``nonce`` done, in one transaction with the buffered outcomes of the rows the
+        sender answered (see :class:`OutcomeBuffer`)."""
+        items = [] if self.outcomes is None else self.outcomes.take()
+        try:
+            self._done(nonce, items)
+        except BaseException:
+            if self.outcomes is not None:
+                self.outcomes.put_back(items)
+            raise
+
+    def _done(self, nonce: int, items: list[tuple[int, int, str, str]]) -> None:
         with self._fenced() as conn:
+            if items:
+                OutcomeBuffer.write(conn, items)
             conn.execute(
                 "INSERT INTO tx_marks (nonce, done) VALUES (?, TRUE) ON CONFLICT (nonce) "
                 "DO UPDATE SET done = TRUE, block_number = NULL, block_hash = NULL",

@@ -13,10 +13,11 @@ has one sequence of nonces. The states of a write, and what a crash at each leav
    (:mod:`ledger.writes._pg_journal`): from here the states of ``pipeline.py`` apply as they
    are (gathered into batch transactions, journaled before the node sees them, re-sent at the
    same nonce, followed through reorganisations).
-3. *final* or *failed*: the sender writes the row's outcome (the inclusion, or the typed error)
-   *before* its journal marks the nonce done, and notifies; the replica whose client waits
-   reads it and answers. Killed between the two, the next sender finds the nonce not done in the
-   journal, reads its receipt, and writes the outcome again (the same).
+3. *final* or *failed*: the sender writes the row's outcome (the inclusion, or the typed
+   error) in the transaction that marks its nonce done in the journal, and notifies; the
+   replica whose client waits reads it and answers. A sender killed before that commit leaves
+   the nonce open: the next sender finds it in the journal, reads its receipt, and writes the
+   outcome (the same). A refusal (a simulated revert) names no nonce and is written at once.
 
 **The sender role** is a session-level PostgreSQL advisory lock on a key derived from the
 signing address, held on a dedicated connection: it is released when that session ends, so a
@@ -69,7 +70,7 @@ from ledger.writes._codec import (
 )
 from ledger.writes._items import DEDUPED, Included, WriteInput, key_of, kind_of
 from ledger.writes._listener import Listener
-from ledger.writes._pg_journal import PgTxJournal, take_epoch
+from ledger.writes._pg_journal import OutcomeBuffer, PgTxJournal, take_epoch
 from ledger.writes.pipeline import WritePipeline
 
 __all__ = ["QUEUED_CHANNEL", "SharedWrites", "sender_lock_key"]
@@ -79,6 +80,12 @@ log = logging.getLogger("provenance.writes")
 QUEUED_CHANNEL = "provenance_writes_queued"  # a replica queued writes: the sender claims them
 DONE_CHANNEL = "provenance_writes_done"  # the sender wrote outcomes: the replicas read them
 CLAIM_LIMIT = 1000  # rows claimed at once (a round may hold many)
+
+
+def _psycopg_error() -> type[Exception]:
+    import psycopg
+
+    return psycopg.OperationalError
 
 
 def sender_lock_key(address: str) -> int:
@@ -120,6 +127,7 @@ class SharedWrites:
         self._waiting: dict[int, list[_Waiting]] = {}
         self._last_block: int | None = None
         self._pipeline: WritePipeline | None = None
+        self._outcomes = OutcomeBuffer()
         self._epoch: int | None = None
         self._closed = threading.Event()
         self._answers = Listener(db.url, DONE_CHANNEL)
@@ -329,6 +337,9 @@ class SharedWrites:
                     self._closed.wait(self.lock_retry)
                     continue
                 self._send_while_held(listener)
+            except (StoreUnavailable, _psycopg_error()) as exc:  # the database is away
+                log.warning("the sender role: the database is away (%s); trying again", exc)
+                self._closed.wait(self.lock_retry)
             except Exception:
                 log.exception("the sender role failed; trying again")
                 self._closed.wait(self.lock_retry)
@@ -344,7 +355,7 @@ class SharedWrites:
     def _send_while_held(self, listener: Listener) -> None:
         epoch = take_epoch(self._db, self.holder)
         self.client.transactor.forget_nonces()
-        pipeline = self._make_pipeline(PgTxJournal(self._db, epoch))
+        pipeline = self._make_pipeline(PgTxJournal(self._db, epoch, self._outcomes))
         self._epoch, self._pipeline = epoch, pipeline
         log.warning("this replica (%s) holds the sender role, epoch %d", self.holder, epoch)
         recovered = pipeline.recover()
@@ -358,7 +369,9 @@ class SharedWrites:
         )
         while not self._closed.is_set() and listener.alive():
             self._claim(epoch, "queued")
+            self._outcomes.flush(self._db)
             listener.wait(self.poll_interval)
+            self._outcomes.flush(self._db)
 
     def _claim(self, epoch: int, state: str) -> int:
         """Take the rows in ``state`` for this epoch and hand them to the pipeline."""
@@ -382,10 +395,10 @@ class SharedWrites:
         return len(rows)
 
     def _write_outcome(self, row_id: int, epoch: int, future: Future[Included]) -> None:
-        """3. The row's outcome, before the journal marks its nonce done (this runs inside the
-        pipeline's answer, which comes first). Retried while the database is away, as long as
-        this replica holds the role; a failure of a replica stepping down is not written
-        (its write is carried on by the next sender)."""
+        """3. The row's outcome, buffered: committed with the journal's mark of its nonce (the
+        pipeline answers first, then marks the nonce done), or by the role loop's next flush
+        for a refusal. A failure seen by a replica stepping down is not written (its write is
+        carried on by the next sender)."""
         exc = future.exception()
         if exc is not None and self._epoch != epoch:
             return
@@ -394,24 +407,13 @@ class SharedWrites:
         else:
             error = exc if isinstance(exc, LedgerError) else TransactionFailed(str(exc))
             state, outcome = "failed", error_to_json(error)
-        while True:
-            try:
-                with self._db.write() as conn:
-                    conn.execute(
-                        "UPDATE write_queue SET state = ?, outcome = ?, updated_at = ? "
-                        "WHERE id = ? AND epoch = ? AND state = 'sending'",
-                        (state, outcome, time.time(), row_id, epoch),
-                    )
-                    conn.execute(f"NOTIFY {DONE_CHANNEL}")
-                return
-            except StoreUnavailable as exc_db:
-                if self._epoch != epoch or self._closed.is_set():
-                    return
-                log.warning("writing the outcome of write %d: %s; retrying", row_id, exc_db)
-                time.sleep(0.5)
+        self._outcomes.add(row_id, epoch, state, outcome)
+        if exc is not None:  # a refusal names no nonce to wait for: written now
+            self._outcomes.flush(self._db)
 
     def _step_down(self) -> None:
         pipeline, self._pipeline, self._epoch = self._pipeline, None, None
+        self._outcomes.clear()  # the next sender answers them again from the journal
         log.warning("this replica (%s) no longer holds the sender role", self.holder)
         if pipeline is not None:
             threading.Thread(target=pipeline.close, kwargs={"timeout": 5.0}, daemon=True).start()
@@ -422,6 +424,7 @@ class SharedWrites:
         pipeline, self._epoch = self._pipeline, None  # its failures are not written (see above)
         if pipeline is not None:
             pipeline.close(timeout=min(timeout, 10.0))  # lets what is in flight finish
+        self._outcomes.flush(self._db)
         self._closed.set()
         self._role.join(timeout=timeout)
         self._answerer.join(timeout=timeout)
