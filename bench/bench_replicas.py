@@ -26,6 +26,7 @@ import argparse
 import itertools
 import os
 import secrets
+import statistics
 import tempfile
 import threading
 import time
@@ -139,77 +140,91 @@ def _ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json()
 
 
-def measure(servers: list[ServiceProcess], clients: int, requests: int, checks: int) -> dict:
-    targets = _spread(servers, clients)
-
-    def register(http: httpx.Client) -> None:
-        for _ in range(requests):
-            _ok(http.post("/v1/datasets", files={"file": ("d.csv", unique_csv())}), 201)
-
-    took = _run(targets, register)
-    registrations = clients * requests / took
-    with servers[0].client(timeout=600) as http:  # one anchored receipt to verify
+def _anchored_receipt(server: ServiceProcess) -> dict[str, Any]:
+    """Register, train, predict and anchor through ``server``: one receipt to verify."""
+    with server.client(timeout=600) as http:
         data = _ok(http.post("/v1/datasets", files={"file": ("t.csv", TRAIN_CSV)}), 201)
         request = {"dataset": data["content_hash"], "algorithm": "linear_regression",
                    "target": "y", "test_size": 0, "seed": 0}  # fmt: skip
         model = _ok(http.post("/v1/models", json=request), 201)
         rows = {"rows": [{"x1": 1, "x2": 2}]}
-        [receipt] = _ok(http.post(f"/v1/models/{model['model_hash']}/predict", json=rows))[
-            "receipts"
-        ]
+        predicted = _ok(http.post(f"/v1/models/{model['model_hash']}/predict", json=rows))
         _ok(http.post("/v1/anchor"))
-        anchored = _ok(http.get(f"/v1/receipts/{receipt['receipt_id']}"))
+        return _ok(http.get(f"/v1/receipts/{predicted['receipts'][0]['receipt_id']}"))
+
+
+def registrations(servers: list[ServiceProcess], clients: int, requests: int) -> float:
+    """Uploads of fresh small CSVs answered when final, per second."""
+
+    def register(http: httpx.Client) -> None:
+        for _ in range(requests):
+            _ok(http.post("/v1/datasets", files={"file": ("d.csv", unique_csv())}), 201)
+
+    return clients * requests / _run(_spread(servers, clients), register)
+
+
+def verifications(
+    servers: list[ServiceProcess], receipt: dict[str, Any], clients: int, checks: int
+) -> float:
+    """Verifications of one anchored receipt, per second."""
 
     def verify(http: httpx.Client) -> None:
         for _ in range(checks):
-            report = _ok(http.post("/v1/verify/receipt", json={"receipt": anchored}))
+            report = _ok(http.post("/v1/verify/receipt", json={"receipt": receipt}))
             if report["verdict"] != "valid":
                 raise RuntimeError(f"not valid: {report}")
 
-    took = _run(targets, verify)
-    return {"registrations": registrations, "verifications": clients * checks / took}
+    return clients * checks / _run(_spread(servers, clients), verify)
+
+
+SETUPS = (("sqlite", None), ("pg-1", 1), ("pg-2", 2), ("pg-3", 3))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=8)
-    parser.add_argument("--verifications", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=4, help="uploads per client a round")
+    parser.add_argument("--verifications", type=int, default=20, help="per client a round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--block-time", type=float, default=None)
     args = parser.parse_args(argv)
-    results: dict[str, dict] = {}
-    for name, count in (("sqlite", None), ("pg-1", 1), ("pg-2", 2), ("pg-3", 3)):
-        with (
-            tempfile.TemporaryDirectory(prefix="provenance-bench-replicas-") as tmp,
-            replicas(Path(tmp), count, args.block_time) as servers,
-        ):
-            results[name] = measure(servers, args.clients, args.requests, args.verifications)
-        print(name, {k: fmt(v) for k, v in results[name].items()}, flush=True)
-    base, one = results["sqlite"], results["pg-1"]
+    figures: dict[str, dict[str, list[float]]] = {n: {"reg": [], "ver": []} for n, _ in SETUPS}
+    with ExitStack() as stack:
+        running = {}
+        for name, count in SETUPS:  # all up at once, so every round meets the same load
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="provenance-bench-"))
+            running[name] = stack.enter_context(replicas(Path(tmp), count, args.block_time))
+        receipts = {name: _anchored_receipt(servers[0]) for name, servers in running.items()}
+        for round_ in range(args.rounds):  # the setups take turns, round after round
+            for name, servers in running.items():
+                figures[name]["reg"].append(registrations(servers, args.clients, args.requests))
+                figures[name]["ver"].append(
+                    verifications(servers, receipts[name], args.clients, args.verifications)
+                )
+            print(f"round {round_ + 1}:", {n: [fmt(f["reg"][-1]), fmt(f["ver"][-1])]
+                                          for n, f in figures.items()}, flush=True)  # fmt: skip
+
+    def ratio(kind: str, name: str, base: str) -> str:
+        pairs = [a / b for a, b in zip(figures[name][kind], figures[base][kind], strict=True)]
+        return f"{statistics.median(pairs):.2f}x"
+
     rows = [
         [
             name,
-            fmt(r["registrations"]),
-            f"{r['registrations'] / base['registrations']:.2f}x",
-            f"{r['registrations'] / one['registrations']:.2f}x",
-            fmt(r["verifications"]),
-            f"{r['verifications'] / base['verifications']:.2f}x",
-            f"{r['verifications'] / one['verifications']:.2f}x",
+            fmt(statistics.median(f["reg"])),
+            ratio("reg", name, "sqlite"),
+            ratio("reg", name, "pg-1"),
+            fmt(statistics.median(f["ver"])),
+            ratio("ver", name, "sqlite"),
+            ratio("ver", name, "pg-1"),
         ]
-        for name, r in results.items()
+        for name, f in figures.items()
     ]
     print_table(
-        f"replicas: {args.clients} clients x {args.requests} uploads, x {args.verifications} "
-        f"verifications (anvil, block time {args.block_time or 'automine'})",
-        [
-            "setup",
-            "registrations/s",
-            "vs sqlite",
-            "vs pg-1",
-            "verifications/s",
-            "vs sqlite",
-            "vs pg-1",
-        ],
+        f"replicas: {args.clients} clients, {args.rounds} rounds of {args.requests} uploads and "
+        f"{args.verifications} verifications each (anvil, block time "
+        f"{args.block_time or 'automine'}); medians, ratios of the same round",
+        HEADERS,
         rows,
     )
 
