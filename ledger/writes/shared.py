@@ -345,7 +345,7 @@ class SharedWrites:
                 self._closed.wait(self.lock_retry)
             finally:
                 if self._pipeline is not None:
-                    self._step_down()
+                    self._step_down(stopping=self._closed.is_set())
             if listener is not None and not listener.alive():
                 listener.close()
                 listener = None
@@ -390,7 +390,16 @@ class SharedWrites:
         rows.sort(key=lambda r: r["id"])
         if not rows:
             return 0
-        futures = pipeline.submit_many([item_from_json(r["item"]) for r in rows])
+        try:
+            futures = pipeline.submit_many([item_from_json(r["item"]) for r in rows])
+        except ChainUnavailable:  # the pipeline closed under us (stopping): queued again
+            with self._db.write() as conn:
+                conn.execute(
+                    "UPDATE write_queue SET state = 'queued', epoch = NULL "
+                    "WHERE id = ANY(?) AND epoch = ?",
+                    ([r["id"] for r in rows], epoch),
+                )
+            raise
         for row, future in zip(rows, futures, strict=True):
             future.add_done_callback(
                 lambda f, row_id=row["id"]: self._write_outcome(row_id, epoch, f)
@@ -414,22 +423,27 @@ class SharedWrites:
         if exc is not None:  # a refusal names no nonce to wait for: written now
             self._outcomes.flush(self._db)
 
-    def _step_down(self) -> None:
-        pipeline, self._pipeline, self._epoch = self._pipeline, None, None
-        self._outcomes.clear()  # the next sender answers them again from the journal
+    def _step_down(self, *, stopping: bool = False) -> None:
+        """Leave the sender role. Stopping (:meth:`close`): what is in flight may finish for a
+        while, its outcomes written with their nonces; what is left is carried on by the next
+        sender from the journal. Having lost the lock: at once, and nothing more is written
+        (the next sender answers it all again from the journal)."""
+        pipeline, self._pipeline, self._epoch = self._pipeline, None, None  # fails not written
+        if pipeline is None:
+            return
+        if stopping:
+            pipeline.close(timeout=10.0)
+            self._outcomes.flush(self._db)
+            return
+        self._outcomes.clear()
         log.warning("this replica (%s) no longer holds the sender role", self.holder)
-        if pipeline is not None:
-            threading.Thread(target=pipeline.close, kwargs={"timeout": 5.0}, daemon=True).start()
+        threading.Thread(target=pipeline.close, kwargs={"timeout": 5.0}, daemon=True).start()
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop: the role passes to another replica (what this one had in flight is carried
         on from the journal); requests still waiting here are answered with an error."""
-        pipeline, self._epoch = self._pipeline, None  # its failures are not written (see above)
-        if pipeline is not None:
-            pipeline.close(timeout=min(timeout, 10.0))  # lets what is in flight finish
-        self._outcomes.flush(self._db)
         self._closed.set()
-        self._role.join(timeout=timeout)
+        self._role.join(timeout=timeout)  # it steps down (see _step_down) and ends its session
         self._answerer.join(timeout=timeout)
         self._answers.close()
         with self._lock:

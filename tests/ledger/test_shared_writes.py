@@ -178,8 +178,8 @@ def test_the_sender_cut_mid_burst_passes_the_role_and_sends_nothing_twice(
     with cluster.db.write() as conn:
         pids = conn.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND ((classid::bigint << 32) | objid::bigint) = ?",
-            (first._lock_key & 0xFFFFFFFFFFFFFFFF,),
+            "AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = ?",
+            (first._lock_key,),
         ).fetchall()
         assert len(pids) == 1
         conn.execute("SELECT pg_terminate_backend(?)", (pids[0]["pid"],))
