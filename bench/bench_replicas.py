@@ -177,6 +177,28 @@ def verifications(
     return clients * checks / _run(_spread(servers, clients), verify)
 
 
+def latency(uploads: int, block_time: float | None) -> None:
+    """One client, one upload at a time, answered when final: milliseconds per registration
+    on the single SQLite process and on one replica on PostgreSQL (both up at once, taking
+    turns by tens)."""
+    taken: dict[str, list[float]] = {"sqlite": [], "pg-1": []}
+    with ExitStack() as stack:
+        running = {}
+        for name, count in (("sqlite", None), ("pg-1", 1)):
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="provenance-bench-"))
+            running[name] = stack.enter_context(replicas(Path(tmp), count, block_time))[0]
+        for _ in range(max(1, uploads // 10)):
+            for name, server in running.items():
+                with server.client(timeout=600) as http:
+                    for _ in range(10):
+                        started = time.perf_counter()
+                        _ok(http.post("/v1/datasets", files={"file": ("d.csv", unique_csv())}), 201)
+                        taken[name].append(1000 * (time.perf_counter() - started))
+    for name, values in taken.items():
+        print(f"{name}: median {statistics.median(values):.0f} ms a registration "
+              f"({len(values)} uploads, one at a time)")  # fmt: skip
+
+
 SETUPS = (("sqlite", None), ("pg-1", 1), ("pg-2", 2), ("pg-3", 3))
 
 
@@ -187,7 +209,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verifications", type=int, default=20, help="per client a round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--block-time", type=float, default=None)
+    parser.add_argument(
+        "--latency", type=int, default=0, help="instead: N sequential uploads by one client, "
+        "sqlite against pg-1, milliseconds each"
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.latency:
+        latency(args.latency, args.block_time)
+        return
     figures: dict[str, dict[str, list[float]]] = {n: {"reg": [], "ver": []} for n, _ in SETUPS}
     with ExitStack() as stack:
         running = {}
