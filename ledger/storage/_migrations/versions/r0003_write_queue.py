@@ -21,7 +21,7 @@ down_revision = "r0002"
 branch_labels = None
 depends_on = None
 
-_TABLES = """
+_QUEUE_TABLES = """
 CREATE TABLE write_queue (
     id BIGSERIAL PRIMARY KEY,
     key TEXT NOT NULL,
@@ -63,7 +63,7 @@ CREATE TABLE tx_marks (
 
 
 def upgrade() -> None:
-    for statement in _TABLES.split(";"):
+    for statement in _QUEUE_TABLES.split(";"):
         op.execute(statement)
 
 
