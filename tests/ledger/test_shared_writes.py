@@ -226,3 +226,60 @@ def test_writes_outcomes_and_errors_round_trip_as_json() -> None:
     assert str(error) == str(UnknownDataset("no such dataset"))
     assert isinstance(error_from_json('{"type": "Nope", "message": "m", "context": {}}'),
                       TransactionFailed)  # fmt: skip
+
+
+# -- one conformance suite for both journals ---------------------------------------------------
+
+
+def _signed(nonce: int, fee: int, tag: int) -> Any:
+    from ledger.chain._transactor import SignedTx
+
+    return SignedTx(
+        tx={"to": "0x" + "11" * 20, "data": "0x" + f"{tag:02x}" * 4},
+        gas=100_000,
+        nonce=nonce,
+        max_fee=fee,
+        priority_fee=fee // 10,
+        tx_hash=hash_hex(keccak(bytes([nonce, tag]))),
+        raw=bytes([nonce, tag]) * 8,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    if request.param == "sqlite":
+        from ledger.writes._journal import TxJournal
+
+        made = TxJournal(tmp_path / "writes.sqlite3")
+    else:
+        db = request.getfixturevalue("empty_pg")
+        made = PgTxJournal(db, take_epoch(db, "test"))
+    yield made
+    made.close()
+
+
+@pytest.mark.parametrize("journal", ["sqlite", "postgresql"], indirect=True)
+def test_both_journals_keep_the_same_promises(journal: Any) -> None:
+    first, bumped, second = _signed(5, 100, 1), _signed(5, 113, 2), _signed(6, 100, 3)
+    journal.record(first, [h(1), h(2)])
+    journal.record(bumped, [h(1), h(2)])
+    journal.record(second, [h(3)])
+    entries = journal.entries()
+    assert [(e.nonce, [v.tx_hash for v in e.variants], e.keys) for e in entries] == [
+        (5, [first.tx_hash, bumped.tx_hash], (h(1), h(2))),
+        (6, [second.tx_hash], (h(3),)),
+    ]
+    assert entries[0].variants[1] == bumped  # the signed bytes come back as they were
+    assert journal.newest_at(5) == bumped.tx_hash and journal.newest_at(7) is None
+    journal.included(5, 40, "0x" + "ab" * 32)
+    assert (journal.entries()[0].block_number, journal.entries()[0].block_hash) == (
+        40,
+        "0x" + "ab" * 32,
+    )
+    journal.done(5)
+    assert [e.nonce for e in journal.entries()] == [6]
+    reopened = journal.reopen(first.tx_hash)  # its block left the chain after it was final
+    assert reopened is not None and reopened.nonce == 5 and reopened.block_number is None
+    assert journal.reopen(hash_hex(keccak(b"unknown"))) is None
+    journal.forget(second.tx_hash)
+    assert [e.nonce for e in journal.entries()] == [5]
