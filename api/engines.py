@@ -9,10 +9,11 @@ alone. A process opens one :class:`~ledger.storage.postgres.PgConnections` pool 
 schema revision first and refuses a database of another revision
 (:class:`~ledger.storage.schema.SchemaMismatch`): migrating is ``provenance db upgrade``'s job.
 
-Not shared yet (they stay under the data directory of each replica, so one replica is still the
-rule): the receipt book and the write journal, which wait for the transaction manager and the
-receipt book being rebuilt. Jobs of expensive work run in the replica that accepted them; with
-a database, their state is shared so that any replica answers a poll.
+With a database and an RPC chain the write journal and its queue are shared too
+(:mod:`ledger.writes.shared`, chosen in ``api.service._core.open_writes``: one sender per key).
+Not shared yet: the receipt book, which stays under each replica's data directory until its
+receipts are anchored. Jobs of expensive work run in the replica that accepted them; with a
+database, their state is shared so that any replica answers a poll.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from tests._servers import Seaweed, postgres_available, scratch_database, seawee
 
 SHARED_TABLES = (
     "meta, records, datasets, models, batches, inputs, revocations, registrar_roles, "
-    "api_keys, deployment, jobs"
+    "api_keys, deployment, jobs, write_queue, sender, tx_sent, tx_marks"
 )
 
 

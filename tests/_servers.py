@@ -9,6 +9,7 @@ session, every port picked free, with a credentials file, stopped at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -186,3 +187,57 @@ def _wait_for_s3(server: Seaweed, timeout: float = 60.0) -> None:
             last = exc
             time.sleep(0.3)
     raise RuntimeError(f"SeaweedFS did not answer within {timeout} s: {last}")
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of its own (initdb in a scratch directory, a free port), for tests
+    that stop and restart the server: the machine's shared one is never touched."""
+
+    root: Path
+    port: int
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*as_postgres, *args], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-o", options,
+                  "-l", str(self.root / "pg.log"), "-w", "start")  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", mode, "-w", "stop")
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """Start a private cluster (as the ``postgres`` user when run as root, since ``initdb``
+    refuses root); stopped and removed afterwards."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="provenance-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    server = PrivatePostgres(root, free_port())
+    try:
+        server._run(str(PG_BIN / "initdb"), "-D", str(root / "data"), "-A", "trust",
+                    "-U", "postgres", "--no-sync")  # fmt: skip
+        server.start()
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)

@@ -34,6 +34,15 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="replica processes on this machine (2 or more need PROVENANCE_DATABASE_URL "
+            "and an RPC chain)",
+        ),
+    ] = 1,
+    fd: Annotated[int | None, typer.Option(hidden=True, help="accept on this socket")] = None,
 ) -> None:
     """Run the HTTP service (embedded chain by default: no configuration needed)."""
     import uvicorn
@@ -44,7 +53,13 @@ def serve(
 
     os.environ.setdefault("PROVENANCE_DATA_DIR", str(data_dir))
     settings = Settings(data_dir=data_dir)
-    err.print(f"Provenance Ledger on http://{host}:{port} (docs at /docs), data in {data_dir}")
+    if workers > 1:
+        from api.cli._workers import run_workers
+
+        run_workers(settings, workers, host, port)
+        return
+    if fd is None:
+        err.print(f"Provenance Ledger on http://{host}:{port} (docs at /docs), data in {data_dir}")
     try:
         app = create_app(settings)
     except LedgerError as exc:  # a database of another schema revision, or away: say so
@@ -59,8 +74,9 @@ def serve(
             if (service := getattr(app.state, "service", None)) is not None:
                 service.stopping()
 
+    where = {"fd": fd} if fd is not None else {"host": host, "port": port}
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE
+        app, **where, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE
     )
     Server(config).run()
 

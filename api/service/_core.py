@@ -49,8 +49,10 @@ from ledger.storage.artifacts import ArtifactStore
 from ledger.storage.postgres import PgConnections, StoreUnavailable
 from ledger.storage.receipt_book import ReceiptBook, ReceiptStore
 from ledger.writes._journal import TxJournal
+from ledger.writes._pg_journal import PgTxJournal
 from ledger.writes.anchoring import Anchorer
 from ledger.writes.pipeline import WritePipeline
+from ledger.writes.shared import SharedWrites
 from ml.training_pool import TrainingPool, shared_pool
 
 __all__ = [
@@ -142,7 +144,7 @@ class Core:
     receipts: ReceiptStore
     anchorer: Anchorer
     signer: ReceiptSigner
-    writes: WritePipeline
+    writes: WritePipeline | SharedWrites
     training: TrainingPool
     events: LineageEvents
     locks: RecordLocks = field(default_factory=RecordLocks)
@@ -327,19 +329,32 @@ def open_backend(settings: Settings) -> tuple[ChainBackend, LocalAccount]:
     return backend, account
 
 
-def open_writes(settings: Settings, client: LedgerClient) -> WritePipeline:
+def open_writes(
+    settings: Settings, client: LedgerClient, db: PgConnections | None = None
+) -> WritePipeline | SharedWrites:
     """The write pipeline for this backend: journaled on RPC nodes, whose pools hold a
     transaction across a crash, and with whatever a previous run left in flight sent again
-    before any new write takes a nonce (see :mod:`ledger.writes.pipeline`)."""
+    before any new write takes a nonce (see :mod:`ledger.writes.pipeline`). With a database
+    and an RPC chain, the writes of every replica go through the shared queue, and this
+    replica's pipeline runs only while it holds the sender role (:mod:`ledger.writes.shared`).
+    """
     embedded = settings.chain == "embedded"
+    if not embedded:
+        client.transactor.max_fee_per_gas = settings.max_fee_per_gas
+    if db is not None and not embedded:
+
+        def pipeline(journal: PgTxJournal) -> WritePipeline:
+            return WritePipeline(
+                client, journal=journal, resend_after_blocks=settings.resend_after_blocks
+            )
+
+        return SharedWrites(client, db, pipeline)
     writes = WritePipeline(
         client,
         journal=None if embedded else TxJournal(settings.data_dir / "writes.sqlite3"),
         simulate_registrations=not embedded,
         resend_after_blocks=settings.resend_after_blocks,
     )
-    if not embedded:
-        client.transactor.max_fee_per_gas = settings.max_fee_per_gas
     writes.recover()
     return writes
 
@@ -365,7 +380,7 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
     client.block_hints = index.block_of  # reads events without full scans
     client.role_history = index.registrar_changes
     receipts = ReceiptBook(data_dir / "receipts.sqlite3")
-    writes = open_writes(settings, client)
+    writes = open_writes(settings, client, db)
     domain = ReceiptDomain(client.chain_id(), client.address)
     events = LineageEvents(domain, ledger=client.generations[0].address)
     core = Core(

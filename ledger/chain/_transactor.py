@@ -265,6 +265,13 @@ class Transactor:
             return False
         return True
 
+    def forget_nonces(self) -> None:
+        """Read the next nonce from the node again at the next send: another process may have
+        sent with this key since (a replica taking the sender role over; see
+        :mod:`ledger.writes.shared`)."""
+        with self._lock:
+            self._nonce, self._floor = None, 0
+
     def reserve_through(self, nonce: int) -> None:
         """Never hand out ``nonce`` or any below it (they are taken by journaled transactions
         the node may have lost)."""

@@ -206,8 +206,11 @@ class WritePipeline(Recovery, Waiter):
                 raise ChainUnavailable("the write pipeline is closed (the service is stopping)")
             for request in requests:
                 kind, key = kind_of(request.item), key_of(request.item)
-                if kind in DEDUPED:
-                    if (open_write := self._open.get(key)) is not None:
+                open_write = self._open.get(key)
+                # a write recovered from the journal (known by its key only) is followed by
+                # every kind, so a retried revocation waits for it instead of going again
+                if kind in DEDUPED or (open_write is not None and open_write.item is None):
+                    if open_write is not None:
                         open_write.requests.append(request)
                         continue
                     if (done := self._recent.get(key)) is not None:
