@@ -8,6 +8,11 @@ facts once, trusting nothing but the node) or by the service (``--url``: ``POST
 /v1/verify/receipts/file``, a chunk at a time). Either way the command shows a progress bar on
 stderr and a summary table, or with ``--json`` prints ``{"summary", "reports"}``.
 
+Against a node, ``--service URL`` also asks that service about a model or batch the node lacks,
+once per record for the whole audit, as ``provenance verify --service`` does: while it answers
+404 ``record-pending`` the receipts waiting on that record are pending, not invalid
+(:mod:`ledger.verification.pending`). The service verifying (``--url``) says so by itself.
+
 Like ``verify``, it imports neither scikit-learn nor skops; httpx only to talk to a service.
 
 Exit status: 0 every receipt valid, 1 any invalid, 2 unreachable, 3 none invalid but some
@@ -42,6 +47,7 @@ from api.cli.verify import (
     ClockToleranceOpt,
     chain_facts,
     node_errors,
+    service_pending,
 )
 
 __all__ = ["audit"]
@@ -85,16 +91,20 @@ def _on_node(
     clock_tolerance: int,
     chunk: int,
     advance: Callable[[int], None],
+    pending_of: Callable[[str], str | None] | None = None,
 ) -> list[dict[str, Any]]:
+    from ledger.verification.pending import asked_once
     from ledger.verify import verify_documents
 
     facts = chain_facts(rpc_url, contract, deploy_block=deploy_block)
+    ask = asked_once(pending_of) if pending_of is not None else None  # once per audit
     reports: list[dict[str, Any]] = []
     with node_errors(rpc_url):
         for part in _chunks(documents, chunk):  # one ChainFacts: each fact is read once
-            reports += [
-                r.to_json() for r in verify_documents(part, facts, clock_tolerance=clock_tolerance)
-            ]
+            verified = verify_documents(
+                part, facts, clock_tolerance=clock_tolerance, pending_of=ask
+            )
+            reports += [r.to_json() for r in verified]
             advance(len(part))
     return reports
 
@@ -179,13 +189,21 @@ def audit(
         int, typer.Option(min=1, max=10_000, help="receipts verified per step (or request)")
     ] = 5_000,
     clock_tolerance: ClockToleranceOpt = DEFAULT_CLOCK_TOLERANCE,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            help="with --rpc-url: a service to ask about records the node lacks (pending, not "
+            "invalid, while it says their writes are in flight)"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify every receipt of a file, or of a batch fetched from the service.
 
-    With --rpc-url and --contract the receipts are checked straight against that node;
-    otherwise the service at --url checks them. Exit status: 0 all valid, 1 any invalid,
-    2 unreachable, 3 some pending, 4 the file cannot be read.
+    With --rpc-url and --contract the receipts are checked straight against that node (and
+    --service is asked about records the node lacks); otherwise the service at --url checks
+    them. Exit status: 0 all valid, 1 any invalid, 2 unreachable, 3 none invalid but some
+    pending, 4 the file cannot be read.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -197,6 +215,11 @@ def audit(
         raise CommandFailed("--rpc-url needs --contract: the ledger to verify against")
     if not rpc_url and not url:
         raise CommandFailed("give --url (the service verifies) or --rpc-url and --contract")
+    if service and not rpc_url:
+        raise CommandFailed(
+            "--service goes with --rpc-url: without it the service at --url verifies, and "
+            "says pending by itself"
+        )
     if batch is not None:
         assert url is not None
         documents = _fetch_batch(url, api_key, batch)
@@ -215,8 +238,16 @@ def audit(
 
         if rpc_url:
             assert contract is not None
+            pending_of = service_pending(service, api_key) if service else None
             reports = _on_node(
-                documents, rpc_url, contract, deploy_block, clock_tolerance, chunk, advance
+                documents,
+                rpc_url,
+                contract,
+                deploy_block,
+                clock_tolerance,
+                chunk,
+                advance,
+                pending_of,
             )
         else:
             assert url is not None

@@ -55,6 +55,7 @@ __all__ = [
     "ClockToleranceOpt",
     "chain_facts",
     "node_errors",
+    "service_pending",
     "verify",
 ]
 

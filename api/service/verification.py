@@ -29,7 +29,7 @@ from ledger.formats.receipts import ReceiptFormatError
 from ledger.records import hash_hex
 from ledger.storage.artifacts import StreamTooLarge
 from ledger.storage.row_index import RowIndexBuilder
-from ledger.verification.pending import with_pending
+from ledger.verification.pending import receipt_subjects, with_pending
 from ledger.verify import (
     Anchoring,
     ChainFacts,
@@ -111,15 +111,14 @@ class Verification:
             anchoring_error=evidence.anchoring_error,
             clock_tolerance=self._core.settings.clock_tolerance,
         )
-        subjects = {"model_registered": model_hash}
-        if evidence.anchoring is not None:
-            subjects["batch_anchored"] = evidence.anchoring.batch_id
-        return _public(with_pending(report, subjects, self._pending_of))
+        return _public(with_pending(report, receipt_subjects(evidence), self._pending_of))
 
     def receipts(self, documents: Sequence[Any]) -> ReceiptsReportPublic:
         """Verify many receipt documents at one snapshot of the chain: one report each, in
         order, and how many are valid, invalid and pending. A malformed document is an
         ``invalid`` report (its ``receipt_format`` check says why), not a refusal of the rest.
+        A model or batch the chain lacks while this service's write of it is in flight is
+        pending, as for one receipt (:mod:`ledger.verification.pending`).
 
         Raises:
             LimitExceeded: more documents than ``max_verify_receipts``.
@@ -136,6 +135,7 @@ class Verification:
             store=self._core.store,
             clock_tolerance=self._core.settings.clock_tolerance,
             complete=self._complete,
+            pending_of=self._pending_of,
         )
         views: dict[Check, CheckPublic] = {}
         return ReceiptsReportPublic.model_construct(

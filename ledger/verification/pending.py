@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from ledger.verification.evidence import ReceiptEvidence
 from ledger.verification.report import Check, Report
 
-__all__ = ["REGISTRATION_CHECKS", "PendingOf", "with_pending"]
+__all__ = ["REGISTRATION_CHECKS", "PendingOf", "asked_once", "receipt_subjects", "with_pending"]
 
 PendingOf = Callable[[str], "str | None"]
 """A record hash -> who says it is pending and why (``"the service says its write is queued"``),
@@ -56,3 +57,27 @@ def with_pending(report: Report, subjects: Mapping[str, str], pending_of: Pendin
     if not changed:
         return report
     return replace(report, checks=tuple(checks), pending=True)
+
+
+def receipt_subjects(evidence: ReceiptEvidence) -> dict[str, str]:
+    """The records a receipt's registration checks look for: its model, and its batch when
+    the evidence names one (an unanchored receipt has no batch to wait for)."""
+    subjects = {"model_registered": "0x" + bytes(evidence.receipt.model_hash).hex()}
+    if evidence.anchoring is not None:
+        subjects["batch_anchored"] = evidence.anchoring.batch_id
+    return subjects
+
+
+def asked_once(pending_of: PendingOf) -> PendingOf:
+    """``pending_of`` asked at most once per record: the receipts of a bulk verification share
+    their model and batch, and each question may be an HTTP request to the writer. One answer
+    serves one run (a later run asks again: the write may have landed)."""
+    answers: dict[str, str | None] = {}
+
+    def ask(record_hash: str) -> str | None:
+        key = record_hash.lower()
+        if key not in answers:
+            answers[key] = pending_of(record_hash)
+        return answers[key]
+
+    return ask

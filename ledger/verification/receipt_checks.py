@@ -52,6 +52,7 @@ from ledger.verification.evidence import (
     evidence_from_document,
 )
 from ledger.verification.lineage_checks import ModelFacts
+from ledger.verification.pending import PendingOf, asked_once, receipt_subjects, with_pending
 from ledger.verification.report import Check, Checks, Report
 from ledger.verification.shared import Batch, SharedChecks, as_facts
 from ml.hashing import to_hex
@@ -333,11 +334,16 @@ def verify_documents(
     store: ArtifactStore | None = None,
     clock_tolerance: int = DEFAULT_CLOCK_TOLERANCE,
     complete: Callable[[ReceiptEvidence], ReceiptEvidence] | None = None,
+    pending_of: PendingOf | None = None,
 ) -> list[Report]:
     """:func:`verify_receipts` for receipt documents as ``GET /v1/receipts/{id}`` returns
     them: one report each, in order. A malformed document is an ``invalid`` report whose
     ``receipt_format`` check says why, not a refusal of the rest. ``complete`` may add to each
-    document's evidence (the service fills in an anchoring from its receipt book)."""
+    document's evidence (the service fills in an anchoring from its receipt book).
+
+    ``pending_of`` is the writer's word on a model or batch the chain lacks
+    (:func:`~ledger.verification.pending.with_pending`, the rule of a single receipt), asked
+    once per record for the whole run."""
     reports: list[Report | None] = []
     evidence: list[ReceiptEvidence] = []
     for position, document in enumerate(documents):
@@ -348,8 +354,15 @@ def verify_documents(
             continue
         evidence.append(complete(found) if complete is not None else found)
         reports.append(None)
-    verified = iter(verify_receipts(evidence, chain, store=store, clock_tolerance=clock_tolerance))
-    return [r if r is not None else next(verified) for r in reports]
+    verified = verify_receipts(evidence, chain, store=store, clock_tolerance=clock_tolerance)
+    if pending_of is not None:
+        ask = asked_once(pending_of)
+        verified = [
+            with_pending(report, receipt_subjects(item), ask) if report.failed else report
+            for report, item in zip(verified, evidence, strict=True)
+        ]
+    found_reports = iter(verified)
+    return [r if r is not None else next(found_reports) for r in reports]
 
 
 def count_verdicts(reports: Iterable[Report]) -> dict[str, int]:

@@ -2,8 +2,9 @@
 
 On anvil with ``--block-time 1``: a dataset, a model trained on it and a prediction's receipt,
 then a reorganisation past the model's block with blocks held back, so that the service's
-re-sent writes wait in the pool. Meanwhile ``/v1/verify`` (receipt and model), ``provenance
-verify --service`` and the browser verifier asked to consult the service all say ``pending``
+re-sent writes wait in the pool. Meanwhile ``/v1/verify`` (receipt, receipts in bulk and model),
+``provenance verify --service``, ``provenance audit`` by the service or against the node with
+``--service``, and the browser verifier asked to consult the service all say ``pending``
 (the check ``model_registered`` not applicable yet, with what the write waits for), while
 ``provenance verify`` and the browser straight against the node, asking no service, say what the
 chain says: not registered, ``invalid`` (see ``ledger/verification/pending.py`` for why). Once
@@ -43,6 +44,13 @@ def _cli(path: Path, node: AnvilNode, contract: str, *more: str) -> tuple[int, d
     args = ["verify", str(path), "--rpc-url", node.url, "--contract", contract, "--json", *more]
     result = runner.invoke(cli_app, args)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    return result.exit_code, json.loads(result.stdout)
+
+
+def _audit(*args: str) -> tuple[int, dict[str, Any]]:
+    result = runner.invoke(cli_app, ["audit", *args, "--json"])
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    assert result.stdout, result.stderr
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -110,6 +118,27 @@ def test_verification_says_pending_while_the_model_is_off_the_chain(tmp_path: Pa
                 code, asked = _cli(path, node, contract, "--service", server.url)
                 assert (code, asked["verdict"], _model_check(asked)["ok"]) == (3, "pending", None)
                 assert f"the service at {server.url} says: " in _model_check(asked)["detail"]
+
+                # in bulk, and the audit: the same rule and exit codes
+                admin_key = server.headers["Authorization"].removeprefix("Bearer ")
+                bulk = _ok(client.post("/v1/verify/receipts", json={"receipts": [receipt] * 2}))
+                assert bulk["summary"] == {"valid": 0, "invalid": 0, "pending": 2}, bulk
+                assert _model_check(bulk["reports"][1])["ok"] is None
+                path.with_suffix(".jsonl").write_text(f"{json.dumps(receipt)}\n" * 2)
+                on_node = [str(path.with_suffix(".jsonl")), "--rpc-url", node.url]
+                on_node += ["--contract", contract]
+                code, audited = _audit(*on_node)
+                assert (code, audited["summary"]["invalid"]) == (1, 2)
+                code, audited = _audit(*on_node, "--service", server.url)
+                assert (code, audited["summary"]["pending"]) == (3, 2), audited
+                assert (
+                    f"the service at {server.url} says: "
+                    in _model_check(audited["reports"][0])["detail"]
+                )
+                code, audited = _audit(
+                    str(path.with_suffix(".jsonl")), "--url", server.url, "--api-key", admin_key
+                )
+                assert (code, audited["summary"]["pending"]) == (3, 2), audited
 
                 # the browser verifier, likewise
                 if chromium_path() is not None:

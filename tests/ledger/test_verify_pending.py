@@ -3,7 +3,7 @@ only a failed registration check of a vouched-for record turns, and only then th
 
 from __future__ import annotations
 
-from ledger.verification.pending import with_pending
+from ledger.verification.pending import asked_once, with_pending
 from ledger.verify import Check, Report
 
 MODEL, BATCH, OTHER = "0x" + "aa" * 32, "0x" + "bb" * 32, "0x" + "cc" * 32
@@ -50,3 +50,16 @@ def test_a_record_the_chain_holds_is_judged_by_the_chain_alone() -> None:
     assert with_pending(report, subjects, _vouch(MODEL, BATCH).get) is report
     other = _receipt(Check("signature", False, "forged"))
     assert with_pending(other, {"signature": MODEL}, _vouch(MODEL).get) is other
+
+
+def test_a_bulk_run_asks_the_writer_once_per_record() -> None:
+    asked: list[str] = []
+
+    def writer(record_hash: str) -> str | None:
+        asked.append(record_hash)
+        return "queued" if record_hash == MODEL else None
+
+    ask = asked_once(writer)
+    answers = [ask(h) for h in (MODEL, MODEL.upper().replace("0X", "0x"), OTHER, OTHER)]
+    assert answers == ["queued", "queued", None, None]  # a "no" is remembered too
+    assert asked == [MODEL, OTHER]
