@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
-from api.deps import HashPath, ReadAccess, RegistrarAccess, ServiceDep
+from api.deps import HashPath, ReadAccess, RegistrarAccess, ServiceDep, WaitQuery, answer_accepted
 from api.schemas import AnchorPublic, BundlePublic, ReceiptPublic
+from api.schemas.accepted import AnchorAcceptedPublic
 
 router = APIRouter(tags=["receipts"])
 
@@ -23,7 +25,21 @@ def get_bundle(service: ServiceDep, _: ReadAccess, receipt_id: HashPath) -> Bund
     return service.receipts.bundle(receipt_id)
 
 
-@router.post("/anchor", response_model=AnchorPublic)
-def anchor_now(service: ServiceDep, _: RegistrarAccess) -> AnchorPublic:
-    """Anchor every pending receipt now instead of waiting for the batch size or interval."""
-    return service.receipts.anchor_now()
+@router.post(
+    "/anchor",
+    response_model=AnchorPublic,
+    responses={
+        202: {"model": AnchorAcceptedPublic, "description": "durably queued (wait=accepted)"}
+    },
+)
+def anchor_now(
+    service: ServiceDep, _: RegistrarAccess, wait: WaitQuery = "final"
+) -> AnchorPublic | JSONResponse:
+    """Anchor every pending receipt now instead of waiting for the batch size or interval.
+    ``wait=included`` answers once the batches are in a block (state ``included``; the receipts
+    show their anchoring once final); ``wait=accepted`` once they are planned and queued (202,
+    each batch with a URL to poll)."""
+    answer = service.receipts.anchor_now(wait=wait)
+    if isinstance(answer, AnchorAcceptedPublic):
+        return answer_accepted(answer)
+    return answer

@@ -6,10 +6,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Limit, Offset, ReadAccess, RegistrarAccess, ServiceDep, answer_written
+from api.deps import (
+    Limit,
+    Offset,
+    ReadAccess,
+    RegistrarAccess,
+    ServiceDep,
+    WaitQuery,
+    answer_accepted,
+    answer_written,
+)
 from api.schemas import HASH_PATTERN
+from api.schemas.accepted import SealAcceptedPublic
 from api.schemas.streams import (
     STREAM_NAME_PATTERN,
     DeadLettersPublic,
@@ -84,10 +95,21 @@ async def send_readings(
     return await run_in_threadpool(service.streams.ingest_body, name, body)
 
 
-@router.post("/{name}/seal", response_model=VersionsPublic)
-def seal_stream(service: ServiceDep, _: RegistrarAccess, name: StreamPath) -> VersionsPublic:
-    """Seal the waiting readings now; answers the versions made (none if nothing waited)."""
-    return service.streams.seal(name)
+@router.post(
+    "/{name}/seal",
+    response_model=VersionsPublic,
+    responses={202: {"model": SealAcceptedPublic, "description": "durably queued (wait=accepted)"}},
+)
+def seal_stream(
+    service: ServiceDep, _: RegistrarAccess, name: StreamPath, wait: WaitQuery = "final"
+) -> VersionsPublic | JSONResponse:
+    """Seal the waiting readings now; answers the versions made (none if nothing waited).
+    ``wait=included`` answers once each chunk and version is in a block; ``wait=accepted`` once
+    the first chunk is planned (202, with the versions' URL to poll), the sealer doing the rest."""
+    answer = service.streams.seal(name, wait=wait)
+    if isinstance(answer, SealAcceptedPublic):
+        return answer_accepted(answer)
+    return answer
 
 
 @router.get("/{name}/versions", response_model=VersionsPublic)

@@ -18,10 +18,13 @@ from api.schemas._common import Address, Hash, _Public
 
 __all__ = [
     "WAIT_DESCRIPTION",
+    "AnchorAcceptedPublic",
+    "AnchoredBatchAccepted",
     "DatasetBatchAccepted",
     "ModelAcceptedPublic",
     "RegistrarAcceptedPublic",
     "RevocationAcceptedPublic",
+    "SealAcceptedPublic",
     "Wait",
 ]
 
@@ -71,3 +74,36 @@ class DatasetBatchAccepted(_Public):
     # an int, not Literal[202]: openapi-python-client 0.29.1 renders a one-int literal as
     # `status != 202and ...`, a SyntaxWarning in the generated client
     status: int = Field(202, ge=202, le=202, description="202: durably queued")
+
+
+class AnchoredBatchAccepted(_Public):
+    """A batch answered on acceptance: planned in the receipt book (durable: a crash after the
+    answer loses nothing) and queued for the chain; ``url`` answers 404 ``record-pending`` until
+    the batch is on chain, then the batch's record."""
+
+    batch_id: Hash
+    model_hash: Hash
+    count: int = Field(ge=1)
+    chain_status: Literal["pending"] = "pending"
+    url: str = Field(description="the batch's record, relative to the service")
+
+
+class AnchorAcceptedPublic(_Public):
+    """Anchoring answered on acceptance: every pending receipt planned into batches, each
+    batch queued; each receipt shows its anchoring once its batch is final."""
+
+    batches: list[AnchoredBatchAccepted] = Field(min_length=1)
+    receipts: dict[str, int] = Field(description="receipts by status")
+    chain_status: Literal["pending"] = "pending"
+    url: str = Field(description="the first batch's record (also in Location)")
+
+
+class SealAcceptedPublic(_Public):
+    """A seal answered on acceptance: the waiting readings are planned into chunks (the first
+    durably; all of them are readings stored already) and the sealer registers them; ``url``
+    lists the stream's versions, which grow as each chunk's version is registered."""
+
+    stream: str
+    readings: int = Field(ge=1, description="readings being sealed")
+    chain_status: Literal["pending"] = "pending"
+    url: str = Field(description="the stream's versions, relative to the service")

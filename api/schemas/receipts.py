@@ -83,7 +83,10 @@ class AnchoredBatchPublic(_Public):
     batch_id: Hash
     model_hash: Hash
     count: int = Field(ge=1)
-    state: Literal["anchored", "failed", "planned"]
+    state: Literal["anchored", "included", "failed", "planned"] = Field(
+        description="anchored (final), included (wait=included: in a block, final later), "
+        "failed (refused for good), planned (refused for now, retried)"
+    )
     tx_hash: Hash | None = None
     block_number: BlockNumber | None = None
     error: str | None = None

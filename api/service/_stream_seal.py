@@ -22,6 +22,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from api.schemas.records import DatasetAcceptedPublic
 from api.service._stream_rows import (
     CHUNK_LEAF_ENCODING,
     chunk_csv,
@@ -84,10 +85,14 @@ def register_seal(
     chunk: ChunkRow,
     rows: Sequence[tuple[int, Sequence[object]]],
     earlier: Sequence[ChunkRow],
+    *,
+    early: bool = False,
 ) -> SealedChunk:
     """Register chunk ``chunk`` (its ``rows``) and the version it makes after ``earlier``
     (the stream's sealed chunks before it, in order). Both registrations answer the existing
-    record when redone after a crash: the same rows give the same bytes."""
+    record when redone after a crash: the same rows give the same bytes. ``early``: each is
+    answered once in a block (``wait=included``), not once final; the version names the chunk
+    as a parent, which the contract finds once the chunk is in a block."""
     if len(earlier) != chunk.number - 1:
         raise RuntimeError(f"chunk {chunk.number} follows {len(earlier)} sealed chunks")
     columns = stream_columns(stream)
@@ -98,7 +103,9 @@ def register_seal(
         description=f"readings {chunk.first_row}..{chunk.readings_total - 1} of stream "
         f"{stream.name}",
         file_name=f"{stream.name}-{chunk.number:06d}.csv",
+        wait="included" if early else "final",
     )
+    assert not isinstance(written, DatasetAcceptedPublic)  # accepted is never asked for here
     chunk_hash, chunk_root = written.view.content_hash, written.view.rows_root
     leaves = chunk_leaves(earlier)
     leaves.append((len(earlier), chunk_hash, chunk_root, chunk.first_row, chunk.count))
@@ -141,5 +148,5 @@ def register_seal(
         parents=(previous, chunk_hash) if previous else (chunk_hash,),
         transform_hash=store.put_bytes(canonical_json(APPEND_SPEC)),
     )
-    datasets.register_input(item)
+    datasets.register_input(item, early=early)
     return SealedChunk(chunk_hash, chunk_root, version_hash, root)

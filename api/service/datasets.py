@@ -405,12 +405,13 @@ class Datasets:
             transform_hash=transform_hash,
         )
 
-    def register_input(self, item: DatasetInput) -> Written[DatasetPublic]:
+    def register_input(self, item: DatasetInput, *, early: bool = False) -> Written[DatasetPublic]:
         """Register a record whose files the caller stored (a stream's version, whose content is
-        its manifest): answered from the index, with no transaction, when it exists already."""
+        its manifest): answered from the index, with no transaction, when it exists already
+        (``early``: answered once in a block, not once final)."""
         if (existing := self._core.dataset(item.content_hash)) is not None:
             return Written(dataset_view(self._core, existing), created=False)
-        written = self._write([item])[0]
+        written = self._write([item], early=early)[0]
         if isinstance(written, Exception):
             raise written
         if written.created and item.parents:  # an OpenLineage run, as for a derivation

@@ -9,6 +9,7 @@ from dataclasses import asdict
 
 from api.errors import UnknownReceipt
 from api.schemas import AnchorPublic, BundlePublic, ReceiptPublic
+from api.schemas.accepted import AnchorAcceptedPublic, AnchoredBatchAccepted
 from api.schemas.receipts import ReceiptsPublic
 from api.service._core import Core
 from api.service.verification import Verification
@@ -81,10 +82,31 @@ class Receipts:
 
         return lines()
 
-    def anchor_now(self) -> AnchorPublic:
-        """Anchor every pending receipt now instead of waiting for the batch size or interval."""
+    def anchor_now(self, *, wait: str = "final") -> AnchorPublic | AnchorAcceptedPublic:
+        """Anchor every pending receipt now instead of waiting for the batch size or interval.
+
+        ``wait`` as for any write: ``final`` (each batch final and marked anchored),
+        ``included`` (each in a block, state ``included``; its receipts show their anchoring
+        once final), or ``accepted`` (RPC chains, where writes are journaled: the batches are
+        planned durably and queued, answered at once; nothing pending: the usual answer)."""
         core = self._core
-        results = core.anchorer.flush()
+        if wait == "accepted" and core.writes.journal is not None:
+            planned = core.anchorer.plan_now()
+            if planned:
+                batches = [
+                    AnchoredBatchAccepted(
+                        batch_id=root, model_hash=model, count=count, url=f"/v1/records/{root}"
+                    )
+                    for root, model, count in planned
+                ]
+                return AnchorAcceptedPublic(
+                    batches=batches, receipts=core.receipts.counts(), url=batches[0].url
+                )
+            results = []
+        elif wait == "included":
+            results = core.anchorer.flush_included()
+        else:
+            results = core.anchorer.flush()
         core.sync()  # so lineage and revocation see the new batches at once
         return AnchorPublic(
             batches=[

@@ -27,6 +27,7 @@ from api.errors import (
     StreamExists,
     UnknownStream,
 )
+from api.schemas.accepted import SealAcceptedPublic
 from api.schemas.streams import (
     ChunkPublic,
     DeadLetterPublic,
@@ -107,6 +108,7 @@ class Streams:
         self._sealed = threading.Condition(self._guard)
         self._rates = _Rates()
         self._encoders: dict[str, RowEncoder] = {}
+        self._asked: dict[str, int] = {}  # seals asked for on acceptance, per stream (a count)
         self.seal_errors: dict[str, str] = {}  # why a stream's last seal failed, until one works
 
     # -- definitions ---------------------------------------------------------------------------
@@ -282,12 +284,19 @@ class Streams:
 
     # -- seals and versions --------------------------------------------------------------------
 
-    def seal(self, name: str) -> VersionsPublic:
+    def seal(self, name: str, *, wait: str = "final") -> VersionsPublic | SealAcceptedPublic:
         """Seal every waiting reading now (in chunks of at most ``seal_readings``); answers the
-        versions made, none when nothing was waiting."""
+        versions made, none when nothing was waiting.
+
+        ``wait`` as for any write: ``final`` (each chunk and version final), ``included``
+        (each in a block), or ``accepted`` (RPC chains, where writes are journaled): the first
+        chunk is planned durably and the sealer thread seals everything waiting, answered at
+        once (:meth:`_accept_seal`)."""
         stream = self.definition(name)
+        if wait == "accepted" and self._core.writes.journal is not None:
+            return self._accept_seal(stream)
         made: list[ChunkRow] = []
-        while (chunk := self._seal_one(stream)) is not None:
+        while (chunk := self._seal_one(stream, early=wait == "included")) is not None:
             made.append(chunk)
         views = [self._version_view(c) for c in made]
         return VersionsPublic(data=views, count=len(views))
@@ -347,8 +356,28 @@ class Streams:
         with self._guard:
             return self._locks.setdefault(name, threading.Lock())
 
-    def _seal_one(self, stream: StreamRow) -> ChunkRow | None:
-        """Plan, register and mark one chunk (a planned one left by a crash first)."""
+    def _accept_seal(self, stream: StreamRow) -> VersionsPublic | SealAcceptedPublic:
+        """Plan the stream's next chunk (durable: the sealer finishes planned chunks at start-up)
+        and ask the sealer thread to seal everything waiting; the readings are stored already,
+        so a crash after the answer loses none (the rest are sealed by the stream's rule).
+        Nothing waiting: the empty answer of a final seal."""
+        with self._lock(stream.name):
+            planned = self.store.plan(stream.name, stream.seal_readings)
+            if planned is None:
+                return VersionsPublic(data=[], count=0)
+            waiting, _ = self.store.pending(stream.name, upto=2**62)
+            with self._guard:  # a new request: the sealer must not drop it (see _seal_loop)
+                self._asked[stream.name] = self._asked.get(stream.name, 0) + 1
+        self._wake.set()
+        return SealAcceptedPublic(
+            stream=stream.name,
+            readings=planned.count + waiting,
+            url=f"/v1/streams/{stream.name}/versions",
+        )
+
+    def _seal_one(self, stream: StreamRow, *, early: bool = False) -> ChunkRow | None:
+        """Plan, register and mark one chunk (a planned one left by a crash first); ``early``:
+        its records answered once in a block, not once final."""
         with self._lock(stream.name):
             with self._guard:
                 self._arrived[stream.name] = 0
@@ -357,7 +386,9 @@ class Streams:
                 return None
             rows = self.store.chunk_rows(stream.name, planned.number)
             earlier = self.store.chunks(stream.name, upto=planned.number - 1)
-            sealed = register_seal(self._datasets, self._core.store, stream, planned, rows, earlier)
+            sealed = register_seal(
+                self._datasets, self._core.store, stream, planned, rows, earlier, early=early
+            )
             self.store.mark_sealed(
                 planned,
                 content_hash=sealed.content_hash,
@@ -371,6 +402,14 @@ class Streams:
                 self._unsealed[stream.name] = max(left, 0)
                 self._sealed.notify_all()
             return self.store.chunks(stream.name, upto=planned.number)[-1]
+
+    def _answered(self, name: str, asked: int | None) -> None:
+        """A seal asked for (``wait=accepted``) is done: nothing was left to seal. A request
+        that came in after ``asked`` was read planned a chunk this pass may have missed, so
+        it is kept for the next pass."""
+        with self._guard:
+            if self._asked.get(name) == asked:
+                self._asked.pop(name, None)
 
     def _pending_past_rule(self, stream: StreamRow) -> bool:
         count, oldest = self.store.pending(stream.name, upto=stream.seal_readings)
@@ -391,8 +430,13 @@ class Streams:
             failed = False
             for stream in self.store.all_streams():
                 try:
-                    while not self._stop.is_set() and (first or self._pending_past_rule(stream)):
+                    while not self._stop.is_set() and (
+                        first or stream.name in self._asked or self._pending_past_rule(stream)
+                    ):
+                        with self._guard:
+                            asked = self._asked.get(stream.name)
                         if self._seal_one(stream) is None:
+                            self._answered(stream.name, asked)
                             break
                 except Exception as exc:
                     failed = True

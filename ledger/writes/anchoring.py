@@ -15,6 +15,13 @@ transaction), then sent, then marked *anchored*. After a crash between the two, 
 chain whether the planned root is anchored, and either records it or sends it again: nothing is
 anchored twice and nothing is left behind.
 
+A caller in a hurry (``POST /v1/anchor?wait=included|accepted``) does not change these states:
+:meth:`Anchorer.flush_included` answers once the planned batches are in a block and leaves their
+marking to the thread, which waits for the same writes (the pipeline follows a write in flight
+rather than sending it twice) until they are final; :meth:`Anchorer.plan_now` only plans, durably,
+and wakes the thread. A batch is marked *anchored* only once final, so a reorganisation never
+leaves the receipt book naming a block that lost the batch.
+
 A batch is marked *failed* only when the chain refuses it for good (its model was revoked or is
 unknown) and does not hold it already. A refusal that may pass (this key lost its role, a
 transaction got no receipt in time, the node is away) keeps the batch planned, and the thread
@@ -177,6 +184,52 @@ class Anchorer:
             if unreachable is not None:
                 raise unreachable
             return results
+
+    def flush_included(self) -> list[AnchorResult]:
+        """:meth:`flush`, answered once each batch is in a block (``state`` ``included``, with
+        its transaction and block) instead of once it is final. The receipt book marks those
+        batches anchored when they are final: the thread, woken here, waits for the same writes
+        (followed in flight, not sent again). A refusal is settled at once, as by :meth:`flush`.
+        """
+        with self._flush_lock:
+            self.book.plan(self.batch_size)
+            planned = self.book.planned()
+            if not planned:
+                return []
+            outcomes = self.writes.write_many(
+                [AnchorInput(model_hash, root, count) for root, model_hash, count in planned],
+                early=True,
+            )
+            results = [
+                AnchorResult(root, model_hash, count, o.tx_hash, o.block_number, None, "included")
+                if isinstance(o, Included)
+                else self._settle(root, model_hash, count, o)
+                for (root, model_hash, count), o in zip(planned, outcomes, strict=True)
+            ]
+        self.notify()  # the thread marks them anchored once final
+        unreachable = next((o for o in outcomes if isinstance(o, ChainUnavailable)), None)
+        if unreachable is not None:
+            raise unreachable
+        return results
+
+    def plan_now(self) -> list[tuple[str, str, int]]:
+        """Plan every pending receipt into batches and hand them to the write pipeline without
+        waiting for the chain; return every planned batch as ``(root, model_hash, count)``.
+
+        The receipt book's plan is the durable queue (a crash after this loses nothing: the
+        thread sends planned batches at start-up); queueing them at once makes the pipeline
+        say each one is pending from this moment. The thread, woken, marks them anchored once
+        final, following the same writes rather than sending them again."""
+        with self._flush_lock:
+            self.book.plan(self.batch_size)
+            planned = self.book.planned()
+            if planned:
+                self.writes.submit_many(
+                    [AnchorInput(model_hash, root, count) for root, model_hash, count in planned]
+                )
+        if planned:
+            self.notify()
+        return planned
 
     def _settle(
         self, root: str, model_hash: str, count: int, outcome: Included | LedgerError

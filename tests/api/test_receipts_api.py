@@ -165,6 +165,20 @@ def test_anchor_now_anchors_pending_receipts_with_their_proofs(client: TestClien
     assert _ok(client.post("/v1/anchor"))["batches"] == []
 
 
+def test_anchor_now_takes_wait_on_the_embedded_chain(client: TestClient) -> None:
+    """accepted is answered final here, as on every route (the embedded chain writes its block
+    inside the send); included answers in the block, and the receipts follow once final."""
+    model = _model(client)
+    _predict(client, model, ROWS[:1])
+    [batch] = _ok(client.post("/v1/anchor?wait=accepted"))["batches"]
+    assert batch["state"] == "anchored" and batch["tx_hash"]
+    [receipt] = _predict(client, model, ROWS[1:2])
+    [batch] = _ok(client.post("/v1/anchor?wait=included"))["batches"]
+    assert batch["state"] == "included" and batch["tx_hash"] and batch["block_number"]
+    _wait_until(lambda: _get(client, receipt)["status"] == "anchored", "marked anchored")
+    assert _get(client, receipt)["tx_hash"] == batch["tx_hash"]
+
+
 def test_anchoring_needs_a_registrar_key(client: TestClient, settings: Settings) -> None:
     [receipt] = _predict(client, _model(client), ROWS[:1])
     del client.headers["Authorization"]

@@ -227,6 +227,17 @@ def test_seal_makes_chunks_and_versions_that_are_datasets(api: TestClient) -> No
     assert stream["last_seal"] is not None
 
 
+def test_seal_takes_wait_on_the_embedded_chain(api: TestClient) -> None:
+    """accepted is answered final here, as on every route; included answers in the block."""
+    make_stream(api, "waited")
+    send(api, "waited", [reading(i) for i in range(2)])
+    assert api.post("/v1/streams/waited/seal?wait=accepted").json()["count"] == 1
+    send(api, "waited", [reading(i) for i in range(2, 4)])
+    [v2] = api.post("/v1/streams/waited/seal?wait=included").json()["data"]
+    assert (v2["number"], v2["readings"]) == (2, 4)
+    assert api.get(f"/v1/datasets/{v2['hash']}").status_code == 200
+
+
 def test_seals_by_count_and_by_time(api: TestClient) -> None:
     make_stream(api, "counted", seal_readings=3, seal_seconds=3600)
     send(api, "counted", [reading(i) for i in range(7)])

@@ -1,11 +1,11 @@
 """``?wait=accepted|included|final`` on every write the API makes, on anvil ``--block-time 1``.
 
-Batch registration, derivation, training, revocation and registrar changes take ``wait`` as
-single registration does: ``included`` answers at inclusion, ``accepted`` answers 202 (a batch:
-each new file 202)
-with a URL to poll once the write is journaled, and a bad value is the same 422 problem on
-each. Accepted writes of every kind survive kill -9 while the base fee holds them unsigned
-(over the ceiling): after a restart each one ends on chain.
+Batch registration, derivation, training, revocation, registrar changes, anchoring and stream
+seals take ``wait`` as single registration does: ``included`` answers at inclusion, ``accepted``
+answers 202 (a batch: each new file 202) with a URL to poll once the write is durable (journaled;
+for anchoring and seals, planned in the receipt book or the stream store), and a bad value is the
+same 422 problem on each. Accepted writes of every kind survive kill -9 while the base fee holds
+them unsigned (over the ceiling): after a restart each one ends on chain.
 """
 
 from __future__ import annotations
@@ -82,6 +82,18 @@ def test_every_write_takes_wait_and_accepted_ones_survive_a_sigkill(
         assert revoked["revoked"] is True
         granted = _ok(client.post("/v1/admin/registrars?wait=included", json=_grant(ALICE)))
         assert granted["registrar"] is True
+        # anchoring: included in a block; the receipt shows its anchoring once final
+        [receipt] = _predict(client, model["model_hash"])
+        [anchored] = _ok(client.post("/v1/anchor?wait=included"))["batches"]
+        assert anchored["state"] == "included" and anchored["tx_hash"], anchored
+        _wait_until(
+            lambda: _receipt_status(client, receipt) == "anchored", "marked anchored", server
+        )
+        # a stream seal: each chunk and version in a block
+        _ok(client.post("/v1/streams", json=STREAM), 201)
+        _ok(client.post("/v1/streams/s/readings", json=_readings(0, 3)), 202)
+        sealed = _ok(client.post("/v1/streams/s/seal?wait=included"))
+        assert [v["readings"] for v in sealed["data"]] == [3]
         # a bad value: the same problem everywhere
         h = raw["content_hash"]
         for answer in (
@@ -91,6 +103,8 @@ def test_every_write_takes_wait_and_accepted_ones_survive_a_sigkill(
             _train(client, h, "soon"),
             client.post(f"/v1/records/{h}/revoke?wait=soon", json={"reason": "x"}),
             client.post("/v1/admin/registrars?wait=soon", json=_grant(BOB)),
+            client.post("/v1/anchor?wait=soon"),
+            client.post("/v1/streams/s/seal?wait=soon"),
         ):
             assert answer.status_code == 422, answer.text
             assert answer.headers["content-type"].startswith("application/problem+json")
@@ -135,10 +149,24 @@ def test_every_write_takes_wait_and_accepted_ones_survive_a_sigkill(
         role = _accepted(
             client.post("/v1/admin/registrars?wait=accepted", json=_grant(BOB)), "address"
         )
+        [receipt] = _predict(client, model["model_hash"])
+        anchoring = _accepted(client.post("/v1/anchor?wait=accepted"), "batches")
+        [batch] = anchoring["batches"]
+        assert (batch["chain_status"], batch["count"], batch["url"]) == (
+            "pending",
+            1,
+            anchoring["url"],
+        )
+        polls.append(batch["url"])
+        _ok(client.post("/v1/streams/s/readings", json=_readings(3, 5)), 202)
+        seal = _accepted(client.post("/v1/streams/s/seal?wait=accepted"), "stream")
+        assert seal["readings"] == 2 and seal["url"] == "/v1/streams/s/versions"
         for url in polls:
             assert client.get(url).json()["type"].endswith(":record-pending")
         assert _ok(client.get(role["url"]))["registrar"] is False
         assert _ok(client.get(revocation["url"]))["revoked"] is False
+        assert _receipt_status(client, receipt) == "pending"
+        assert _ok(client.get(seal["url"]))["count"] == 1
         kill(server)
 
     with serve(data_dir, **env) as server, server.client(timeout=60) as client:
@@ -148,6 +176,30 @@ def test_every_write_takes_wait_and_accepted_ones_survive_a_sigkill(
             lambda: client.get(revocation["url"]).json()["revoked"] is True, "revoked", server
         )
         _wait_until(lambda: client.get(role["url"]).json()["registrar"], "granted", server)
+        _wait_until(lambda: _receipt_status(client, receipt) == "anchored", "anchored", server)
+        _wait_until(lambda: _ok(client.get(seal["url"]))["count"] == 2, "sealed", server)
+        assert _ok(client.get(seal["url"]))["data"][0]["readings"] == 5  # newest first
+
+
+STREAM = {
+    "name": "s",
+    "columns": [{"name": "x", "type": "integer"}],
+    "seal_readings": 1000,
+    "seal_seconds": 3600,
+}
+
+
+def _readings(start: int, stop: int) -> list[dict[str, Any]]:
+    return [{"id": f"r{i}", "x": i} for i in range(start, stop)]
+
+
+def _predict(client: httpx.Client, model_hash: str) -> list[str]:
+    answer = client.post(f"/v1/models/{model_hash}/predict", json={"rows": [{"x1": 1, "x2": 2}]})
+    return [r["receipt_id"] for r in _ok(answer)["receipts"]]
+
+
+def _receipt_status(client: httpx.Client, receipt_id: str) -> str:
+    return str(_ok(client.get(f"/v1/receipts/{receipt_id}"))["status"])
 
 
 def _grant(address: str) -> dict[str, str]:
