@@ -91,6 +91,7 @@ def test_audit_usage_errors(tmp_path: Path) -> None:
         ((empty, "--rpc-url", "http://127.0.0.1:9"), "--rpc-url needs --contract"),
         ((empty,), "give --url"),
         ((empty, "--url", "http://127.0.0.1:9"), "no receipts to audit"),
+        ((empty, "--url", "http://127.0.0.1:9", "--service", "http://x"), "--service goes with"),
     ):
         assert message in _audit(*args, code=1).stderr
     bad = tmp_path / "bad.json"
