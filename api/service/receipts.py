@@ -18,6 +18,7 @@ from ledger.formats.receipt_signing import signing_domain
 from ledger.formats.receipts import Receipt, ReceiptDomain
 from ledger.index.lineage import lineage, to_prov
 from ledger.storage.receipt_book import BatchExport, StoredReceipt
+from ledger.writes.anchoring import AnchorResult
 
 __all__ = ["BUNDLE_FORMAT", "EXPORT_CHUNK", "Receipts"]
 
@@ -90,6 +91,7 @@ class Receipts:
         once final), or ``accepted`` (RPC chains, where writes are journaled: the batches are
         planned durably and queued, answered at once; nothing pending: the usual answer)."""
         core = self._core
+        results: list[AnchorResult]
         if wait == "accepted" and core.writes.journal is not None:
             planned = core.anchorer.plan_now()
             if planned:
