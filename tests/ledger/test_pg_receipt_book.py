@@ -75,6 +75,8 @@ def test_an_insert_committed_after_a_later_one_is_planned_not_skipped(
     after it, is committed meanwhile, and a plan starts: the plan waits for one's commit and
     takes both, so nothing is left below ``planned_through``."""
     one, two = replicas
+    one.add_issued(_issued(1, 0))  # the model's row exists, as after its first receipt
+    two.plan(100)
     inserted, release = threading.Event(), threading.Event()
     write = one._db.write
 
@@ -90,7 +92,8 @@ def test_an_insert_committed_after_a_later_one_is_planned_not_skipped(
     first = threading.Thread(target=one.add_issued, args=(early,))
     first.start()
     assert inserted.wait(30)
-    two.add_issued(late)
+    two.add_issued(late)  # numbered after early, committed before it
+    assert two.get(late[0].receipt_id) is not None and two.get(early[0].receipt_id) is None
     roots: list[str] = []
     planner = threading.Thread(target=lambda: roots.extend(two.plan(100)))
     planner.start()
@@ -99,7 +102,7 @@ def test_an_insert_committed_after_a_later_one_is_planned_not_skipped(
     first.join(30)
     planner.join(30)
     assert len(roots) == 1 and two.batch_count(roots[0]) == 2
-    assert two.counts() == {"pending": 2, "anchored": 0, "failed": 0}  # planned, not anchored
+    assert two.counts() == {"pending": 3, "anchored": 0, "failed": 0}  # planned, not anchored
     assert two.pending_count() == 0 and two.plan(100) == []
     for item in early + late:
         stored = two.get(item.receipt_id)
