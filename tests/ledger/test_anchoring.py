@@ -615,11 +615,8 @@ def test_concurrent_writers_and_the_thread_anchor_every_receipt_exactly_once(
     assert sum(e.count for e in events) == 120
     assert len({e.root for e in events}) == len(events)
     _assert_anchored_and_provable(setup, issued)
+    batch_of = {r.receipt_id: setup.book.get(to_hex(r.receipt_id)) for r in issued}
     for event in events:
-        members = [
-            r
-            for r in issued
-            if setup.book.get(to_hex(r.receipt_id)).batch_id == event.root  # type: ignore[union-attr]
-        ]
+        members = [r for r in issued if batch_of[r.receipt_id].batch_id == event.root]  # type: ignore[union-attr]
         assert len(members) == event.count
         assert {to_hex(r.model_hash) for r in members} == {event.model_hash}
