@@ -93,12 +93,16 @@ class PgReceiptBook:
     # -- reading ---------------------------------------------------------------------------------
 
     def get(self, receipt_id: str) -> StoredReceipt | None:
-        """The receipt and its batch in one query, its position in a second (the tree is
-        cached): a read through any replica costs a few round trips."""
+        """The receipt, its batch and its position in the batch in one query (the tree is
+        cached): a read through any replica costs one round trip and its transaction's. The
+        position is the count of the batch's receipts before it (``seq`` is shared by every
+        model and may have gaps: the numbers of a rolled-back insert)."""
         with self._db.read() as db:
             row = db.execute(
-                "SELECT r.seq, r.body, r.input, r.leaf, b.root, b.state, b.tx_hash, "
-                "b.block_number, b.error, b.first_seq FROM receipts r LEFT JOIN LATERAL "
+                "SELECT r.body, r.input, r.leaf, b.root, b.state, b.tx_hash, b.block_number, "
+                "b.error, (SELECT COUNT(*) FROM receipts p WHERE p.model_hash = r.model_hash "
+                "AND p.seq >= b.first_seq AND p.seq < r.seq) AS position "
+                "FROM receipts r LEFT JOIN LATERAL "
                 "(SELECT * FROM receipt_batches WHERE model_hash = r.model_hash "
                 "AND last_seq >= r.seq ORDER BY last_seq LIMIT 1) b ON b.first_seq <= r.seq "
                 "WHERE r.receipt_id = ?",
@@ -107,29 +111,18 @@ class PgReceiptBook:
             if row is None:
                 return None
             root = row["root"]
-            proof = () if root is None else self._proof(db, root, row["first_seq"], row["seq"])
+            tree = None if root is None else self._tree(db, root)
         return StoredReceipt(
             receipt=Receipt.model_validate_json(row["body"]),
             input=json.loads(row["input"]) if row["input"] else None,
             status="pending" if root is None else _STATUS.get(row["state"], "pending"),
             batch_id=root,
             leaf=row["leaf"],
-            proof=proof,
+            proof=() if tree is None else tuple(to_hex(n) for n in tree.proof(row["position"])),
             tx_hash=row["tx_hash"],
             block_number=row["block_number"],
             error=row["error"],
         )
-
-    def _proof(self, db: PgConnection, root: str, first: int, seq: int) -> tuple[str, ...]:
-        """The proof of receipt ``seq`` in batch ``root`` (whose range starts at ``first``): its
-        position is the count of the batch's receipts before it (``seq`` may have gaps: the
-        numbers of a rolled-back insert)."""
-        position = db.execute(
-            "SELECT COUNT(*) AS n FROM receipts WHERE model_hash = "
-            "(SELECT model_hash FROM receipt_batches WHERE root = ?) AND seq >= ? AND seq < ?",
-            (root, first, seq),
-        ).fetchone()["n"]
-        return tuple(to_hex(node) for node in self._tree(db, root).proof(position))
 
     def _tree(self, db: PgConnection, root: str) -> LeafHashTree:
         """The batch's tree from its stored leaves (cached: a planned batch never changes)."""
