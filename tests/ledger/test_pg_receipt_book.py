@@ -5,7 +5,8 @@ the conformance suite in ``test_anchoring.py``; these are the cases only sharing
 * a receipt issued through one replica is read (and its batch exported) through another;
 * an insert numbered before a plan but committed after it is planned in the next batch, not
   skipped (``seq`` comes from a sequence, and commits may land out of order);
-* two replicas planning at once (a sender role changing hands) plan each receipt exactly once.
+* two replicas planning at once (a sender role changing hands) plan each receipt exactly once;
+* the database away is ``StoreUnavailable`` (503), with nothing written.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 
 import pytest
 
+from ledger.chain.devnode import free_port
 from ledger.formats.merkle import verify_proof
 from ledger.formats.receipt_requests import IssuedReceipt
 from ledger.formats.receipt_signing import ReceiptSigner
 from ledger.formats.receipts import ReceiptDomain
 from ledger.storage.pg_receipt_book import PgReceiptBook
-from ledger.storage.postgres import PgConnections
+from ledger.storage.postgres import PgConnections, StoreUnavailable
 
 SIGNER = ReceiptSigner(b"\x09" * 32, ReceiptDomain(1, "0x" + "33" * 20))
 MODEL = b"\x04" * 32
@@ -144,3 +146,20 @@ def test_two_replicas_planning_while_both_issue_plan_each_receipt_once(
         assert stored is not None and stored.batch_id is not None
         members[stored.batch_id] = members.get(stored.batch_id, 0) + 1
     assert members == {root: count for root, _, count in planned}
+
+
+def test_a_database_away_is_store_unavailable_and_nothing_is_written(
+    empty_pg: PgConnections,
+) -> None:
+    """A request's receipts are refused with the one "retry later" of every shared store (the
+    service answers 503 ``store-unavailable``), never half written."""
+    away = PgConnections(f"postgresql://postgres@127.0.0.1:{free_port()}/none", timeout=1)
+    try:
+        book = PgReceiptBook(away)
+        with pytest.raises(StoreUnavailable):
+            book.add_issued(_issued(2, 1))
+        with pytest.raises(StoreUnavailable):
+            book.get("0x" + "00" * 32)
+    finally:
+        away.close()
+    assert PgReceiptBook(empty_pg).counts() == {"pending": 0, "anchored": 0, "failed": 0}
