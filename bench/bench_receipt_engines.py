@@ -2,12 +2,18 @@
 database on 127.0.0.1:5432), with the same receipts.
 
     python -m bench.bench_receipt_engines [--requests 400] [--rows 10] [--clients 4]
+    python -m bench.bench_receipt_engines --http [--rounds 3]
 
 For each engine, interleaved over ``--rounds``: ``clients`` threads write ``requests`` requests of
 ``rows`` receipts each (durable before returning, grouped commits), then one plan of every
 pending receipt in batches of 1024, then one read (``get``, with its proof once anchored) of
 every receipt. Prints one Markdown table with each PostgreSQL figure as a ratio of the SQLite
 one of the same round (median over rounds); nothing passes or fails. No chain: the book alone.
+
+``--http``: predictions through ``provenance serve`` instead, two services running at once (the
+embedded chain, default anchoring; one with its SQLite files, one with
+``PROVENANCE_DATABASE_URL`` on a scratch database), ``clients`` threads each sending 20 requests
+of ``rows`` rows to each in turn, round after round; receipts/s and the same-round ratio.
 """
 
 from __future__ import annotations
@@ -73,13 +79,59 @@ def _measure(
     return written, planned, read
 
 
+def _http(args: argparse.Namespace) -> None:
+    from bench._server import api_server
+    from bench.bench_receipts import load, rows_body, setup_model
+
+    rates: dict[str, list[float]] = {"sqlite": [], "pg": []}
+    with tempfile.TemporaryDirectory() as tmp, scratch_database("bench_receipts_http") as url:
+        upgrade(url)
+        work = Path(tmp)
+        envs = {"sqlite": None, "pg": {"PROVENANCE_DATABASE_URL": url}}
+        with (
+            api_server(work / "sqlite", envs["sqlite"]) as sqlite,
+            api_server(work / "pg", envs["pg"]) as pg,
+        ):
+            servers = {"sqlite": sqlite, "pg": pg}
+            paths = {}
+            for name, server in servers.items():
+                with server.client() as http:
+                    paths[name] = f"/v1/models/{setup_model(http)}/predict"
+                load(server, paths[name], lambda i: rows_body(args.rows, i), 2, clients=1)
+            for _ in range(args.rounds):
+                for name, server in servers.items():
+                    figures = load(
+                        server,
+                        paths[name],
+                        lambda i: rows_body(args.rows, i),
+                        20,
+                        clients=args.clients,
+                        check=lambda r: len(r.json()["receipts"]),
+                    )
+                    rates[name].append(figures["rate"])
+    print("| service | receipts/s (median) | rounds |")
+    print("|---|---:|---|")
+    for name, label in (("sqlite", "SQLite files"), ("pg", "PostgreSQL book (and index, keys)")):
+        print(
+            f"| {label} | {statistics.median(rates[name]):,.0f} | "
+            + ", ".join(f"{r:,.0f}" for r in rates[name])
+            + " |"
+        )
+    ratio = statistics.median(p / s for p, s in zip(rates["pg"], rates["sqlite"], strict=True))
+    print(f"| PostgreSQL / SQLite (same round, median) | {ratio:.2f}x | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--http", action="store_true", help="predictions through the service")
     args = parser.parse_args()
+    if args.http:
+        _http(args)
+        return
     print(
         f"{args.requests} requests of {args.rows} receipts from {args.clients} threads, "
         f"{args.rounds} rounds; pid {os.getpid()}\n"
