@@ -11,9 +11,11 @@ schema revision first and refuses a database of another revision
 
 With a database and an RPC chain the write journal and its queue are shared too
 (:mod:`ledger.writes.shared`, chosen in ``api.service._core.open_writes``: one sender per key).
-Not shared yet: the receipt book, which stays under each replica's data directory until its
-receipts are anchored. Jobs of expensive work run in the replica that accepted them; with a
-database, their state is shared so that any replica answers a poll.
+With a database the receipt book is shared too
+(:class:`~ledger.storage.pg_receipt_book.PgReceiptBook`): a receipt issued by one replica is
+read through any, and anchored by the replica holding the sender role. Jobs of expensive work
+run in the replica that accepted them; with a database, their state is shared so that any
+replica answers a poll.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ledger.index.base import EventIndex
 from ledger.index.sqlite import LedgerIndex
 from ledger.storage.artifacts import ArtifactStore
 from ledger.storage.postgres import PgConnections, PgDeploymentRecord
+from ledger.storage.receipt_book import ReceiptBook, ReceiptStore
 
 __all__ = [
     "deployment_place",
@@ -37,6 +40,7 @@ __all__ = [
     "open_index",
     "open_job_book",
     "open_keys",
+    "open_receipts",
     "open_store",
 ]
 
@@ -78,6 +82,15 @@ def open_keys(settings: Settings, db: PgConnections | None) -> ApiKeys:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return KeyStore(settings.data_dir / "keys.sqlite3")
     return PgKeyStore(db)
+
+
+def open_receipts(settings: Settings, db: PgConnections | None) -> ReceiptStore:
+    """The receipt book: ``receipts.sqlite3`` under the data directory, or the database's."""
+    if db is None:
+        return ReceiptBook(settings.data_dir / "receipts.sqlite3")
+    from ledger.storage.pg_receipt_book import PgReceiptBook
+
+    return PgReceiptBook(db)
 
 
 def deployment_place(settings: Settings, db: PgConnections | None) -> Path | RecordPlace:

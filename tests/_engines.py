@@ -18,7 +18,8 @@ from tests._servers import Seaweed, postgres_available, scratch_database, seawee
 
 SHARED_TABLES = (
     "meta, records, datasets, models, batches, inputs, revocations, registrar_roles, "
-    "api_keys, deployment, jobs, write_queue, sender, tx_sent, tx_marks"
+    "api_keys, deployment, jobs, write_queue, sender, tx_sent, tx_marks, "
+    "receipts, receipt_batches, receipt_models"
 )
 
 

@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from eth_account.signers.local import LocalAccount
 
-from api.engines import deployment_place, open_index, open_store
+from api.engines import deployment_place, open_index, open_receipts, open_store
 from api.errors import Misconfigured
 from api.service._included import indexed_dataset, indexed_model
 from api.service.chain_health import ChainHealth
@@ -47,7 +47,7 @@ from ledger.index.sqlite import EventIndex, IndexedDataset, IndexedModel, Rewind
 from ledger.records import ZERO_HASH, DatasetRegistered, ModelRegistered, hash_hex
 from ledger.storage.artifacts import ArtifactStore
 from ledger.storage.postgres import PgConnections, StoreUnavailable
-from ledger.storage.receipt_book import ReceiptBook, ReceiptStore
+from ledger.storage.receipt_book import ReceiptStore
 from ledger.writes._journal import TxJournal
 from ledger.writes._pg_journal import PgTxJournal
 from ledger.writes.anchoring import Anchorer
@@ -379,7 +379,7 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
     index = open_index(settings, db)
     client.block_hints = index.block_of  # reads events without full scans
     client.role_history = index.registrar_changes
-    receipts = ReceiptBook(data_dir / "receipts.sqlite3")
+    receipts = open_receipts(settings, db)
     writes = open_writes(settings, client, db)
     domain = ReceiptDomain(client.chain_id(), client.address)
     events = LineageEvents(domain, ledger=client.generations[0].address)
@@ -398,6 +398,8 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
             interval=settings.anchor_interval,
             writes=writes,
             on_anchored=lambda a: events.anchored(a.root, a.model_hash, a.tx_hash, a.block_number),
+            # a shared book is anchored by the replica holding the sender role only
+            may_anchor=(lambda: writes.is_sender) if isinstance(writes, SharedWrites) else None,
         ),
         signer=ReceiptSigner(account.key, domain),
         writes=writes,

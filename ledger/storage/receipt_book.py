@@ -1,10 +1,10 @@
 """The receipt book: every receipt issued, durable before its client sees it, and its anchoring.
 
 Why a module of its own, behind :class:`ReceiptStore`: the anchorer (:mod:`ledger.writes.anchoring`)
-and the service need only the dozen operations that Protocol names, so a second engine (a
-PostgreSQL book shared by several service replicas) can be added beside :class:`ReceiptBook`
-without touching either flow. Everything that makes a receipt durable lives here; what to do
-with a batch (send it, record it, give up on it) lives in the anchorer.
+and the service need only the dozen operations that Protocol names, so the second engine
+(:mod:`ledger.storage.pg_receipt_book`, shared by several service replicas) sits beside
+:class:`ReceiptBook` without touching either flow. Everything that makes a receipt durable
+lives here; what to do with a batch (send it, record it, give up on it) lives in the anchorer.
 
 :class:`ReceiptBook` keeps the book in SQLite, in WAL mode with ``synchronous=FULL``: a write
 returns only once it is on disk, so a crash or a power cut loses nothing that was acknowledged.

@@ -22,6 +22,12 @@ rather than sending it twice) until they are final; :meth:`Anchorer.plan_now` on
 and wakes the thread. A batch is marked *anchored* only once final, so a reorganisation never
 leaves the receipt book naming a block that lost the batch.
 
+With several replicas the book is shared (:mod:`ledger.storage.pg_receipt_book`) and the thread
+plans and anchors only in the replica that holds the sender role (``may_anchor``), so a receipt
+issued by any replica is anchored by the sender; an explicit :meth:`Anchorer.flush` (the
+operator's "anchor now") may run in any replica, since planning takes the book's lock and a root
+the chain already holds is recorded, not sent again.
+
 A batch is marked *failed* only when the chain refuses it for good (its model was revoked or is
 unknown) and does not hold it already. A refusal that may pass (this key lost its role, a
 transaction got no receipt in time, the node is away) keeps the batch planned, and the thread
@@ -58,6 +64,8 @@ __all__ = ["AnchorResult", "Anchorer", "ReceiptBook", "StoredReceipt"]
 
 log = logging.getLogger("provenance.anchoring")
 
+ROLE_CHECK = 1.0  # seconds between checks of whether this replica may anchor (``may_anchor``)
+
 
 @dataclass(frozen=True)
 class AnchorResult:
@@ -85,10 +93,13 @@ class Anchorer:
         interval: float,
         writes: WritePipeline | None = None,
         on_anchored: Callable[[AnchorResult], None] | None = None,
+        may_anchor: Callable[[], bool] | None = None,
     ) -> None:
         """``writes``: the service's write pipeline; without one the anchorer keeps its own
         (whose threads run only while it sends). ``on_anchored`` hears of every batch this
-        anchorer put on chain (it must not raise)."""
+        anchorer put on chain (it must not raise). ``may_anchor``: whether this process's
+        thread may plan and anchor now (with a shared book, only the replica holding the
+        sender role does; the others' threads wait, checking every ``ROLE_CHECK`` seconds)."""
         self.book, self.client = book, client
         self.batch_size, self.interval = batch_size, interval
         self._owns_writes = writes is None
@@ -102,6 +113,7 @@ class Anchorer:
         self._added = 0
         self._thread: threading.Thread | None = None
         self._on_anchored = on_anchored
+        self._may_anchor = may_anchor
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="anchorer", daemon=True)
@@ -131,6 +143,8 @@ class Anchorer:
         retry_in = self._retry_at - time.monotonic()
         if retry_in > 0:
             return retry_in
+        if self._may_anchor is not None and not self._may_anchor():
+            return min(self.interval, ROLE_CHECK)  # another replica anchors the shared book
         self._known_pending, self._added = self.book.pending_count(), 0
         if self._known_pending >= self.batch_size or self.book.planned():
             return 0.0

@@ -17,6 +17,7 @@ replicas (a killed one is replaced by a new process on the same data directory).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -193,6 +194,55 @@ def test_every_replica_reads_what_the_others_wrote_and_verifies_their_receipts(
         with cluster.client(n) as api:
             report = ok(api.post("/v1/verify/receipt", json={"receipt": anchored}))
         assert report["verdict"] == "valid", report
+
+
+def made(response: httpx.Response) -> Any:
+    """The record a write answered: 201 when it wrote it, 200 when it was already written."""
+    assert response.status_code in (200, 201), f"{response.request.url}: {response.text}"
+    return response.json()
+
+
+def test_a_receipt_issued_by_one_replica_is_anchored_by_the_sender_and_bundled_by_another(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The receipt book is shared: replica 1 issues, replica 2 answers its bundle at once
+    (pending), the sender replica anchors it, and the bundle through replica 2 then carries its
+    proof and verifies ``valid`` through the service and straight against the node."""
+    with cluster.client(0) as api:  # the lineage of the first test (200: already written)
+        raw = made(api.post("/v1/datasets", files={"file": ("sales.csv", RAW_CSV)}))
+        clean = made(api.post(f"/v1/datasets/{raw['content_hash']}/derive", json={"steps": STEPS}))
+        request = {"dataset": clean["content_hash"], "algorithm": "linear_regression"}
+        model = made(api.post("/v1/models", json={**request, "target": "y", "test_size": 0}))
+    with cluster.client(1) as api:
+        predicted = api.post(
+            f"/v1/models/{model['model_hash']}/predict", json={"rows": [{"x1": 3, "x2": 5}]}
+        )
+        [receipt] = ok(predicted)["receipts"]
+    with cluster.client(2) as api:
+        pending = ok(api.get(f"/v1/receipts/{receipt['receipt_id']}/bundle"))
+    assert pending["receipt"]["status"] == "pending" and pending["receipt"]["proof"] is None
+    _, sender = cluster.sender()
+    with cluster.client(sender) as api:
+        anchored = ok(api.post("/v1/anchor"))
+    assert anchored["receipts"]["pending"] == 0, anchored
+    with cluster.client(2) as api:
+        bundle = ok(api.get(f"/v1/receipts/{receipt['receipt_id']}/bundle"))
+    assert bundle["receipt"]["status"] == "anchored" and bundle["receipt"]["proof"] is not None
+    assert bundle["verification"]["verdict"] == "valid", bundle["verification"]
+    with cluster.client(0) as api:
+        report = ok(api.post("/v1/verify/receipt", json={"receipt": bundle["receipt"]}))
+    assert report["verdict"] == "valid", report
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    verified = subprocess.run(
+        [sys.executable, "-m", "api", "verify", str(path), "--rpc-url", cluster.node.url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")},
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["verdict"] == "valid"
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """ledger.writes.anchoring on a real chain (embedded and anvil): the receipt book and the anchorer.
 
+The receipt-book tests are its conformance suite, written once and run on each engine: the
+SQLite file (:class:`ReceiptBook`) and PostgreSQL (:class:`PgReceiptBook`, an emptied scratch
+database; on the embedded chain only, as the index's suite: the engine is what varies).
+
 Batches form by size, by age, and per model, and the batches due together share one
 transaction through the write pipeline; a crash anywhere between planning a batch and
 recording it anchors it exactly once; a batch the chain refuses for good is marked failed, and
@@ -28,6 +32,8 @@ from ledger.formats.receipt_signing import ReceiptSigner
 from ledger.formats.receipts import Receipt, ReceiptDomain, input_hash
 from ledger.records import PredictionsAnchored
 from ledger.storage import receipt_book
+from ledger.storage.pg_receipt_book import PgReceiptBook
+from ledger.storage.postgres import PgConnections
 from ledger.storage.receipt_book import ReceiptStore
 from ledger.writes import anchoring
 from ledger.writes.anchoring import Anchorer, ReceiptBook
@@ -48,10 +54,16 @@ def _wait_until(condition: Callable[[], bool], what: str) -> None:
 @dataclass
 class Setup:
     deployed: Deployed
-    book: ReceiptBook
+    book: ReceiptStore
     path: Path
     signer: ReceiptSigner
     models: tuple[str, str]
+    pg: PgConnections | None = None
+
+    def reopen(self) -> None:
+        """Close the book and open it again on the same storage, as after a restart."""
+        self.book.close()
+        self.book = ReceiptBook(self.path) if self.pg is None else PgReceiptBook(self.pg)
 
     @property
     def client(self) -> LedgerClient:
@@ -73,7 +85,7 @@ class Setup:
         *,
         batch_size: int = 1000,
         interval: float = 3600,
-        book: ReceiptBook | None = None,
+        book: ReceiptStore | None = None,
         client: LedgerClient | None = None,
     ) -> Anchorer:
         return Anchorer(
@@ -89,8 +101,13 @@ class Setup:
         return stored.status
 
 
-@pytest.fixture
-def setup(deployed: Deployed, tmp_path: Path) -> Iterator[Setup]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def setup(request: pytest.FixtureRequest, deployed: Deployed, tmp_path: Path) -> Iterator[Setup]:
+    pg: PgConnections | None = None
+    if request.param == "postgres":
+        if "anvil" in request.node.callspec.params.values():
+            pytest.skip("the engine is what varies: PostgreSQL runs on the embedded chain only")
+        pg = request.getfixturevalue("empty_pg")
     client = deployed.registrar
     rng = random.Random(1)
     dataset = to_hex(rng.randbytes(32))
@@ -101,10 +118,15 @@ def setup(deployed: Deployed, tmp_path: Path) -> Iterator[Setup]:
     for model in models:
         client.register_model(model, datasets=[dataset], metadata_hash=rng.randbytes(32))
     path = tmp_path / "receipts.sqlite3"
-    book = ReceiptBook(path)
     signer = ReceiptSigner(client.account.key, ReceiptDomain(client.chain_id(), client.address))
-    yield Setup(deployed, book, path, signer, models)
-    book.close()
+    made = Setup(
+        deployed, ReceiptBook(path) if pg is None else PgReceiptBook(pg), path, signer, models, pg
+    )
+    yield made
+    made.book.close()
+
+
+sqlite_only = pytest.mark.parametrize("setup", ["sqlite"], indirect=True)
 
 
 def _assert_anchored_and_provable(setup: Setup, receipts: list[Receipt]) -> None:
@@ -126,8 +148,7 @@ def _assert_anchored_and_provable(setup: Setup, receipts: list[Receipt]) -> None
 
 def test_receipts_are_durable_and_pending_until_anchored(setup: Setup) -> None:
     receipts = setup.issue(3)
-    setup.book.close()
-    setup.book = ReceiptBook(setup.path)  # as after a restart
+    setup.reopen()  # as after a restart
     assert setup.book.counts() == {"pending": 3, "anchored": 0, "failed": 0}
     stored = setup.book.get("0x" + receipts[0].receipt_id.hex().upper())
     assert stored is not None and stored.receipt == receipts[0]
@@ -148,10 +169,12 @@ def test_a_planned_batch_still_reads_pending(setup: Setup) -> None:
     assert stored.to_json()["proof"] is None  # ...so no proof is shown
 
 
+@sqlite_only
 def test_the_book_keeps_its_on_disk_format_and_durability(setup: Setup) -> None:
     row = {"x": 0.5, "é": "ü", "i": 1}
     receipt = setup.signer.sign(model_hash=setup.models[0], input_hash=input_hash(row), output=2)
     setup.book.add([receipt], [row])
+    assert isinstance(setup.book, ReceiptBook)
     assert setup.book._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
     with closing(sqlite3.connect(setup.path)) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -205,7 +228,7 @@ _PROTOCOL_MEMBERS = frozenset(
 class _OnlyTheProtocol:
     """A receipt book that lets through the ReceiptStore members and nothing else."""
 
-    def __init__(self, book: ReceiptBook) -> None:
+    def __init__(self, book: ReceiptStore) -> None:
         self._book = book
         self.used: set[str] = set()
 
@@ -332,8 +355,7 @@ def test_a_batch_whose_model_was_revoked_before_anchoring_fails(setup: Setup) ->
 def test_a_crash_between_plan_and_send_still_anchors_once(setup: Setup) -> None:
     receipts = setup.issue(5)
     [root] = setup.book.plan(1000)
-    setup.book.close()  # the process dies here
-    setup.book = ReceiptBook(setup.path)
+    setup.reopen()  # the process dies here
     assert setup.book.planned() == [(root, setup.models[0], 5)]
 
     [result] = setup.anchorer().flush()
@@ -518,6 +540,26 @@ def test_the_thread_anchors_after_the_interval(setup: Setup) -> None:
     _assert_anchored_and_provable(setup, receipts)
 
 
+def test_the_thread_plans_and_anchors_only_while_this_replica_may(setup: Setup) -> None:
+    """With a shared book only the sender replica's thread anchors (``may_anchor``): another
+    replica's thread leaves every receipt pending, unplanned, until the role comes to it."""
+    may = threading.Event()
+    anchorer = Anchorer(
+        setup.book, setup.client, batch_size=1, interval=0.05, may_anchor=may.is_set
+    )
+    anchorer.start()
+    try:
+        receipts = setup.issue(2)
+        anchorer.notify()
+        time.sleep(0.3)  # several rounds of the thread, due by size and by age
+        assert setup.book.planned() == [] and setup.book.pending_count() == 2
+        may.set()  # the role came to this replica
+        _wait_until(lambda: setup.book.counts()["anchored"] == 2, "the receipts are anchored")
+    finally:
+        anchorer.stop()
+    _assert_anchored_and_provable(setup, receipts)
+
+
 def test_the_thread_backs_off_while_the_chain_refuses_and_anchors_once_it_accepts(
     setup: Setup,
 ) -> None:
@@ -573,11 +615,8 @@ def test_concurrent_writers_and_the_thread_anchor_every_receipt_exactly_once(
     assert sum(e.count for e in events) == 120
     assert len({e.root for e in events}) == len(events)
     _assert_anchored_and_provable(setup, issued)
+    batch_of = {r.receipt_id: setup.book.get(to_hex(r.receipt_id)) for r in issued}
     for event in events:
-        members = [
-            r
-            for r in issued
-            if setup.book.get(to_hex(r.receipt_id)).batch_id == event.root  # type: ignore[union-attr]
-        ]
+        members = [r for r in issued if batch_of[r.receipt_id].batch_id == event.root]  # type: ignore[union-attr]
         assert len(members) == event.count
         assert {to_hex(r.model_hash) for r in members} == {event.model_hash}
