@@ -262,7 +262,9 @@ def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_pat
     ``python -m api demo --data-dir data --json > demo.json`` run from it): its embedded chain,
     index, receipt book, keys and artifacts as that release wrote them, and the demo's answers.
     Opened by this release it is refused with the command, upgraded, then used as in the 1.1.0
-    test above (in process: the 1.1.0 test covers the CLI and the browser)."""
+    test above: new work in process, then its receipts checked by the CLI straight against the
+    node (the service's /rpc: ``verify`` and ``audit``) before and after a revocation through
+    generation 2 (the 1.1.0 test covers the browser)."""
     with tarfile.open(LEDGERS / "contract-1.0.0.tar.gz") as archive:
         archive.extractall(tmp_path, filter="data")
     demo = json.loads((tmp_path / "demo.json").read_text())
@@ -288,16 +290,36 @@ def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_pat
         receipts = [demo["receipt"], predict_and_anchor(client, new_model)]
         receipts.append(predict_and_anchor(client, old_model))
         assert [verify(client, r)["verdict"] for r in receipts] == ["valid"] * 3
-        revoked = client.post(f"/v1/records/{raw}/revoke", json={"reason": "no consent"})
+    newest = Deployment.load(settings.data_dir / "deployment.json").address
+    with ServiceProcess(settings.data_dir, env=SERVICE_ENV) as server:
+        api = httpx.Client(base_url=server.url, headers=server.headers, timeout=120)
+        # the 1.0.0 receipt, signed under generation 1's domain, through generation 2
+        assert cli_verdict(tmp_path, server.url, demo["receipt"], newest) == "valid"
+        assert audit_verdicts(tmp_path, server.url, receipts, newest) == (0, ["valid"] * 3)
+        revoked = api.post(f"/v1/records/{raw}/revoke", json={"reason": "no consent"})
         assert revoked.status_code == 200, revoked.text
-        assert client.get(f"/v1/models/{old_model}").json()["tainted"] is True
-        assert client.get(f"/v1/models/{new_model}").json()["tainted"] is True
-        assert [verify(client, r)["verdict"] for r in receipts] == ["invalid"] * 3
-        assert client.get("/v1/admin/fsck").json() == {"ok": True, "findings": []}
+        assert api.get(f"/v1/models/{old_model}").json()["tainted"] is True
+        assert api.get(f"/v1/models/{new_model}").json()["tainted"] is True
+        assert [verify(api, r)["verdict"] for r in receipts] == ["invalid"] * 3
+        assert cli_verdict(tmp_path, server.url, demo["receipt"], newest) == "invalid"
+        assert audit_verdicts(tmp_path, server.url, receipts, newest) == (1, ["invalid"] * 3)
+        assert api.get("/v1/admin/fsck").json() == {"ok": True, "findings": []}
     live = _index_rows(settings.data_dir)
     rebuilt = CliRunner().invoke(cli, ["index", "rebuild", "--data-dir", str(settings.data_dir)])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert _index_rows(settings.data_dir) == live
+
+
+def audit_verdicts(
+    tmp_path: Path, url: str, receipts: list[dict[str, Any]], contract: str
+) -> tuple[int, list[str]]:
+    """``provenance audit`` of ``receipts`` straight against the node: exit status, verdicts."""
+    path = tmp_path / "receipts.json"
+    path.write_text(json.dumps(receipts))
+    args = ["audit", str(path), "--rpc-url", f"{url}/rpc", "--contract", contract, "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, [r["verdict"] for r in json.loads(result.stdout)["reports"]]
 
 
 def _index_rows(data_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
