@@ -341,10 +341,11 @@ class LedgerClient:
     def logged_events(self, from_block: int, to_block: int) -> list[tuple[str, Any]]:
         """Every ledger event in the block range, in chain order, each with the address of the
         generation that logged it: the index needs it to tell a write to a superseded
-        generation (which the newest may not count) from one the newest generation sees."""
+        generation (which the newest may not count) from one the newest generation sees. The
+        address is as the node spelt it (no checksum: a keccak a log); compare it in lower case."""
         query = {"address": self._log_address, "fromBlock": from_block, "toBlock": to_block}
         logs = guard(lambda: self._w3.eth.get_logs(query))
-        return [(to_checksum_address(log["address"]), self._decode(log)) for log in logs]
+        return [(log["address"], self._decode(log)) for log in logs]  # as the node spelt it
 
     def log_address(self, tx_hash: str, log_index: int) -> str | None:
         """The address that logged event ``log_index`` of transaction ``tx_hash`` (None if the

@@ -33,8 +33,8 @@ from ledger.records import (
     DatasetRegistered,
     LedgerEvent,
     ModelRegistered,
+    PredictionsAnchored,
     RecordRevoked,
-    RoleChanged,
 )
 
 __all__ = ["Generations", "logged_events", "skip_reason"]
@@ -98,16 +98,16 @@ def skip_reason(conn: Any, event: LedgerEvent, generations: Generations) -> str 
     """Why the newest generation does not count ``event``, a superseded write (see the module
     docstring), or None to apply it. Reads the index inside the caller's transaction."""
     position = generations.superseded[(event.tx_hash, event.log_index)]
-    if isinstance(event, RoleChanged):
-        return None  # each generation's roles are its own facts: nothing to shadow
     if isinstance(event, RecordRevoked):
         record_hash, table = event.record_hash, "revocations"
     elif isinstance(event, DatasetRegistered):
         record_hash, table = event.content_hash, "records"
     elif isinstance(event, ModelRegistered):
         record_hash, table = event.model_hash, "records"
+    elif isinstance(event, PredictionsAnchored):
+        record_hash, table = event.root, "records"
     else:
-        record_hash, table = event.root, "records"  # type: ignore[attr-defined]
+        return None  # a role change: each generation's roles are its own facts
     stored = _stored(conn, table, record_hash)
     if stored is not None:
         if (stored["tx_hash"], stored["log_index"]) == (event.tx_hash, event.log_index):
