@@ -19,11 +19,9 @@ the events of the blocks above it and reads the chain again from there, all in t
 transaction as the new events. The blocks that left are reported to the caller
 (:class:`Rewind`), which re-sends its own writes and tells the operator.
 
-A ledger of several generations (contract upgrades) is read from every generation, in chain
-order. An older generation still accepts its own registrars' writes after an upgrade; the
-index counts such a *superseded* write only where the newest generation does (a registration
-of a hash nobody newer holds; the first revocation, of a record no newer generation holds), and
-skips the others with a warning naming both events: :mod:`ledger.index._superseded` decides.
+A ledger of several generations is read from all of them, in chain order; a write an older
+generation took after its successor's deployment counts only where the newest generation counts
+it, else it is skipped with a warning (:mod:`ledger.index._superseded` decides).
 
 Table layout, schema version 2 (values are 0x-lowercase-hex hashes unless said otherwise). It is
 the layout index files have had since REGISTRAR_ROLE changes were added, so existing files keep
@@ -43,7 +41,8 @@ working; a file of another version is dropped and re-read from the chain on open
   a rewind on such a file finds no fork point and re-reads from the deploy block.
 
 Over 400 lines because the schema, the event-to-row mapping and the sync transaction that uses
-both are read together; the rewind's helpers live in :mod:`ledger.index._rewind`.
+both are read together; the rewind's helpers live in :mod:`ledger.index._rewind`, the
+superseded generations' in :mod:`ledger.index._superseded`.
 """
 
 from __future__ import annotations
@@ -333,9 +332,8 @@ def apply_events(
     generations: Generations | None = None,
 ) -> int:
     """Write ``events`` (in chain order) inside the caller's transaction; ``timestamps`` maps
-    each event's block to its time. Returns how many record events (not role changes) were
-    applied. ``generations`` (a ledger of several) names the superseded generations' writes,
-    which are applied only if the newest generation counts them (:mod:`._superseded`)."""
+    each event's block to its time; ``generations`` (a ledger of several) names the superseded
+    writes. Returns how many record events (not role changes) were applied."""
     applied = 0
     for event in events:
         if (
