@@ -338,6 +338,24 @@ class LedgerClient:
         """Every ledger event in the block range, decoded and in chain order."""
         return self._logs([], from_block, to_block)
 
+    def logged_events(self, from_block: int, to_block: int) -> list[tuple[str, Any]]:
+        """Every ledger event in the block range, in chain order, each with the address of the
+        generation that logged it: the index needs it to tell a write to a superseded
+        generation (which the newest may not count) from one the newest generation sees. The
+        address is as the node spelt it (no checksum: a keccak a log); compare it in lower case."""
+        query = {"address": self._log_address, "fromBlock": from_block, "toBlock": to_block}
+        logs = guard(lambda: self._w3.eth.get_logs(query))
+        return [(log["address"], self._decode(log)) for log in logs]  # as the node spelt it
+
+    def log_address(self, tx_hash: str, log_index: int) -> str | None:
+        """The address that logged event ``log_index`` of transaction ``tx_hash`` (None if the
+        chain holds no such log): which generation logged an event the index stored earlier."""
+        receipt = guard(lambda: self._w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
+        for log in receipt["logs"]:
+            if log["logIndex"] == log_index:
+                return to_checksum_address(log["address"])
+        return None
+
     def dataset_registration(self, content_hash: bytes | str) -> DatasetRegistered:
         """The event that registered a dataset: all its fields, straight from the chain."""
         return self._first(DatasetRegistered, content_hash, UnknownDataset, "dataset")

@@ -19,6 +19,10 @@ the events of the blocks above it and reads the chain again from there, all in t
 transaction as the new events. The blocks that left are reported to the caller
 (:class:`Rewind`), which re-sends its own writes and tells the operator.
 
+A ledger of several generations is read from all of them, in chain order; a write an older
+generation took after its successor's deployment counts only where the newest generation counts
+it, else it is skipped with a warning (:mod:`ledger.index._superseded` decides).
+
 Table layout, schema version 2 (values are 0x-lowercase-hex hashes unless said otherwise). It is
 the layout index files have had since REGISTRAR_ROLE changes were added, so existing files keep
 working; a file of another version is dropped and re-read from the chain on open.
@@ -37,7 +41,8 @@ working; a file of another version is dropped and re-read from the chain on open
   a rewind on such a file finds no fork point and re-reads from the deploy block.
 
 Over 400 lines because the schema, the event-to-row mapping and the sync transaction that uses
-both are read together; the rewind's helpers live in :mod:`ledger.index._rewind`.
+both are read together; the rewind's helpers live in :mod:`ledger.index._rewind`, the
+superseded generations' in :mod:`ledger.index._superseded`.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from ledger.index._rewind import (
     forget_quiet_block,
     insert_block,
 )
+from ledger.index._superseded import Generations, logged_events, skip_reason
 from ledger.index.base import IndexMismatch
 from ledger.records import (
     DatasetRegistered,
@@ -256,7 +262,8 @@ def sync(
     #    SQLite transaction, in chunks a real node accepts.
     head = final_head(client)
     head_hash = block_hash(client, head) if head >= start else None
-    events = _record_events(client, start, head, chunk_blocks)
+    generations = Generations(client) if len(client.generations) > 1 else None
+    events = _record_events(client, start, head, chunk_blocks, generations)
     timestamps: dict[int, int] = {}
     hashes: dict[int, str] = {}
     for event in events:
@@ -296,7 +303,7 @@ def sync(
                 delete_after(conn, rewind.fork_block)
                 floor = rewind.fork_block
         fresh_events = [e for e in events if e.block_number > floor]
-        applied = apply_events(conn, fresh_events, timestamps)
+        applied = apply_events(conn, fresh_events, timestamps, generations=generations)
         for number in sorted({e.block_number for e in fresh_events}):
             insert_block(conn, number, hashes[number])
         if head > floor and head_hash is not None:
@@ -317,16 +324,32 @@ def sync(
     return applied
 
 
-def apply_events(conn: Any, events: Sequence[RecordEvent], timestamps: Mapping[int, int]) -> int:
+def apply_events(
+    conn: Any,
+    events: Sequence[RecordEvent],
+    timestamps: Mapping[int, int],
+    *,
+    generations: Generations | None = None,
+) -> int:
     """Write ``events`` (in chain order) inside the caller's transaction; ``timestamps`` maps
-    each event's block to its time. Returns how many were record events (not role changes)."""
+    each event's block to its time; ``generations`` (a ledger of several) names the superseded
+    writes. Returns how many record events (not role changes) were applied."""
+    applied = 0
     for event in events:
+        if (
+            generations is not None
+            and (event.tx_hash, event.log_index) in generations.superseded
+            and skip_reason(conn, event, generations) is not None
+        ):
+            continue
         apply_event(conn, event, timestamps[event.block_number])
-    return sum(not isinstance(event, RoleChanged) for event in events)
+        applied += not isinstance(event, RoleChanged)
+    return applied
 
 
 def apply_event(conn: Any, event: RecordEvent, timestamp: int) -> None:
-    """Write one event. Plain INSERTs: an event applied twice is a bug, and fails loudly."""
+    """Write one event. Plain INSERTs: an event applied twice is a bug, and fails loudly
+    (a superseded generation's write the newest does not count is filtered out before)."""
     where = {
         "tx_hash": event.tx_hash,
         "block_number": event.block_number,
@@ -445,12 +468,20 @@ def _set_fork_meta(conn: Any, client: LedgerClient, fork_block: int) -> None:
 
 
 def _record_events(
-    client: LedgerClient, start: int, head: int, chunk_blocks: int
+    client: LedgerClient,
+    start: int,
+    head: int,
+    chunk_blocks: int,
+    generations: Generations | None,
 ) -> list[RecordEvent]:
-    """The record events of blocks ``start..head``, in chain order, fetched in chunks."""
+    """The record events of blocks ``start..head``, in chain order, fetched in chunks (noting
+    in ``generations``, if given, where each was logged)."""
     found: list[RecordEvent] = []
     for low in range(start, head + 1, chunk_blocks):
         high = min(head, low + chunk_blocks - 1)
+        if generations is not None:
+            found.extend(logged_events(client, low, high, _RECORD_EVENTS, generations))
+            continue
         events: list[LedgerEvent] = client.events(low, high)
         found.extend(e for e in events if isinstance(e, _RECORD_EVENTS))
     return found

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from ledger.chain.contract_artifact import load_artifact
 from ledger.chain.deployment import Deployment
 from ledger.chain.devnode import AnvilNode, anvil_binary
 from ledger.chain.keys import create_keystore
+from tests._servers import free_port
 from tests.api.conftest import authorized_client, train, upload
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "contracts"
@@ -262,7 +267,9 @@ def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_pat
     ``python -m api demo --data-dir data --json > demo.json`` run from it): its embedded chain,
     index, receipt book, keys and artifacts as that release wrote them, and the demo's answers.
     Opened by this release it is refused with the command, upgraded, then used as in the 1.1.0
-    test above (in process: the 1.1.0 test covers the CLI and the browser)."""
+    test above, in process, with its receipts also checked by the CLI straight against the node
+    (the app's /rpc on a port: ``verify`` and ``audit``) before and after a revocation through
+    generation 2 (the 1.1.0 test covers the service process and the browser)."""
     with tarfile.open(LEDGERS / "contract-1.0.0.tar.gz") as archive:
         archive.extractall(tmp_path, filter="data")
     demo = json.loads((tmp_path / "demo.json").read_text())
@@ -288,16 +295,56 @@ def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_pat
         receipts = [demo["receipt"], predict_and_anchor(client, new_model)]
         receipts.append(predict_and_anchor(client, old_model))
         assert [verify(client, r)["verdict"] for r in receipts] == ["valid"] * 3
-        revoked = client.post(f"/v1/records/{raw}/revoke", json={"reason": "no consent"})
-        assert revoked.status_code == 200, revoked.text
-        assert client.get(f"/v1/models/{old_model}").json()["tainted"] is True
-        assert client.get(f"/v1/models/{new_model}").json()["tainted"] is True
-        assert [verify(client, r)["verdict"] for r in receipts] == ["invalid"] * 3
+        newest = Deployment.load(settings.data_dir / "deployment.json").address
+        with served(client.app) as url:
+            # the 1.0.0 receipt, signed under generation 1's domain, through generation 2
+            assert cli_verdict(tmp_path, url, demo["receipt"], newest) == "valid"
+            assert audit_verdicts(tmp_path, url, receipts, newest) == (0, ["valid"] * 3)
+            revoked = client.post(f"/v1/records/{raw}/revoke", json={"reason": "no consent"})
+            assert revoked.status_code == 200, revoked.text
+            assert client.get(f"/v1/models/{old_model}").json()["tainted"] is True
+            assert client.get(f"/v1/models/{new_model}").json()["tainted"] is True
+            assert [verify(client, r)["verdict"] for r in receipts] == ["invalid"] * 3
+            assert cli_verdict(tmp_path, url, demo["receipt"], newest) == "invalid"
+            assert audit_verdicts(tmp_path, url, receipts, newest) == (1, ["invalid"] * 3)
         assert client.get("/v1/admin/fsck").json() == {"ok": True, "findings": []}
     live = _index_rows(settings.data_dir)
     rebuilt = CliRunner().invoke(cli, ["index", "rebuild", "--data-dir", str(settings.data_dir)])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert _index_rows(settings.data_dir) == live
+
+
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """An app its TestClient started, served on a real port too (its lifespan is the
+    TestClient's), so the CLI can reach its /rpc as a node: no second process to start."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def audit_verdicts(
+    tmp_path: Path, url: str, receipts: list[dict[str, Any]], contract: str
+) -> tuple[int, list[str]]:
+    """``provenance audit`` of ``receipts`` straight against the node: exit status, verdicts."""
+    path = tmp_path / "receipts.json"
+    path.write_text(json.dumps(receipts))
+    args = ["audit", str(path), "--rpc-url", f"{url}/rpc", "--contract", contract, "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, [r["verdict"] for r in json.loads(result.stdout)["reports"]]
 
 
 def _index_rows(data_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
