@@ -268,8 +268,8 @@ def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_pat
     index, receipt book, keys and artifacts as that release wrote them, and the demo's answers.
     Opened by this release it is refused with the command, upgraded, then used as in the 1.1.0
     test above, in process, with its receipts also checked by the CLI straight against the node
-    (the app's /rpc on a port: ``verify`` and ``audit``) before and after a revocation through
-    generation 2 (the 1.1.0 test covers the service process and the browser)."""
+    (the app's /rpc on a port: ``verify`` and ``audit``) and by the browser's verifier against
+    the same node, before and after a revocation through generation 2."""
     with tarfile.open(LEDGERS / "contract-1.0.0.tar.gz") as archive:
         archive.extractall(tmp_path, filter="data")
     demo = json.loads((tmp_path / "demo.json").read_text())
@@ -300,6 +300,7 @@ def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_pat
             # the 1.0.0 receipt, signed under generation 1's domain, through generation 2
             assert cli_verdict(tmp_path, url, demo["receipt"], newest) == "valid"
             assert audit_verdicts(tmp_path, url, receipts, newest) == (0, ["valid"] * 3)
+            assert browser_verdicts(url, receipts, newest) == ["valid"] * 3
             revoked = client.post(f"/v1/records/{raw}/revoke", json={"reason": "no consent"})
             assert revoked.status_code == 200, revoked.text
             assert client.get(f"/v1/models/{old_model}").json()["tainted"] is True
@@ -307,6 +308,7 @@ def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_pat
             assert [verify(client, r)["verdict"] for r in receipts] == ["invalid"] * 3
             assert cli_verdict(tmp_path, url, demo["receipt"], newest) == "invalid"
             assert audit_verdicts(tmp_path, url, receipts, newest) == (1, ["invalid"] * 3)
+            assert browser_verdicts(url, receipts, newest) == ["invalid"] * 3
         assert client.get("/v1/admin/fsck").json() == {"ok": True, "findings": []}
     live = _index_rows(settings.data_dir)
     rebuilt = CliRunner().invoke(cli, ["index", "rebuild", "--data-dir", str(settings.data_dir)])
