@@ -46,7 +46,10 @@ def _setup(base_url: str, headers: dict[str, str]) -> tuple[str, str, list[dict[
 
 def test_audit_a_batch_by_the_service_and_against_the_node(tmp_path: Path) -> None:
     data_dir = tmp_path / "served"
-    with serve(data_dir, env={"PROVENANCE_ANCHOR_INTERVAL": "3600"}) as base_url:
+    # the node's per-call EVM budget (1 s by default) raised: this test is about audit, and
+    # on a loaded machine one eth_call over the batch can take longer than a second
+    env = {"PROVENANCE_ANCHOR_INTERVAL": "3600", "PROVENANCE_RPC_EVM_TIMEOUT": "20"}
+    with serve(data_dir, env=env) as base_url:
         headers = admin_headers(data_dir)
         key = ("--api-key", headers["Authorization"].split()[1]) if headers else ()
         batch_id, contract, receipts = _setup(base_url, headers)
