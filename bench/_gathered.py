@@ -150,7 +150,32 @@ def run_clients(
                     return
                 blocks[position].update(a["block_number"] for a in answers)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    return _time_clients(
+        client, barrier, failures, view, make_client, urls, blocks, start_head, start_nonce,
+        records=clients * requests * files_per_request, accepted=accepted,
+        service_pid=service_pid,
+    )  # fmt: skip
+
+
+def _time_clients(
+    client: Any,
+    barrier: threading.Barrier,
+    failures: list[str],
+    view: ChainView,
+    make_client: Any,
+    urls: list[list[str]],
+    blocks: list[set[int]],
+    start_head: int,
+    start_nonce: int,
+    *,
+    records: int,
+    accepted: bool,
+    service_pid: int | None,
+) -> LoadResult:
+    """Start one thread per client (``barrier`` has a party for each, plus this one), release
+    them together, time them until the last one ends (wall clock, and client and service CPU),
+    then :func:`_finish`; raises if any client failed."""
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(barrier.parties - 1)]
     for thread in threads:
         thread.start()
     barrier.wait()
@@ -163,8 +188,7 @@ def run_clients(
         raise RuntimeError(f"{len(failures)} client(s) failed; first: {failures[0]}")
     return _finish(
         view, make_client, urls, blocks, started, seconds, start_head, start_nonce,
-        records=clients * requests * files_per_request,
-        accepted=accepted, client_cpu=client_cpu, service_cpu=service_cpu,
+        records=records, accepted=accepted, client_cpu=client_cpu, service_cpu=service_cpu,
     )  # fmt: skip
 
 
@@ -230,21 +254,10 @@ def _run_lean(
                     return
                 blocks[position].update(a["block_number"] for a in answers)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    started, cpu = time.perf_counter(), _cpu_now(service_pid)
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    client_cpu, service_cpu = _cpu_since(cpu, service_pid)
-    if failures:
-        raise RuntimeError(f"{len(failures)} client(s) failed; first: {failures[0]}")
-    return _finish(
-        view, make_client, urls, blocks, started, seconds, start_head, start_nonce,
-        records=clients * requests * files_per_request,
-        accepted=accepted, client_cpu=client_cpu, service_cpu=service_cpu,
+    return _time_clients(
+        client, barrier, failures, view, make_client, urls, blocks, start_head, start_nonce,
+        records=clients * requests * files_per_request, accepted=accepted,
+        service_pid=service_pid,
     )  # fmt: skip
 
 
