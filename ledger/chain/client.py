@@ -1,5 +1,9 @@
 """A typed Python client for the ProvenanceLedger contract.
 
+Its length is the contract's surface: one typed method per contract function and event, all
+with the same simulate-sign-send shape; the transport, paths and call encoding already live
+apart (``_transactor.py``, ``_paths.py``, ``_calls.py``).
+
 Every write method here is simulated first with one ``eth_call`` (so a revert becomes a typed
 :class:`~ledger.errors.LedgerError` before anything is sent), then signed with the service key
 and sent raw with an explicit gas limit, and waits for its receipt. web3's automatic gas

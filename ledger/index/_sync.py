@@ -1,5 +1,9 @@
 """The event index's tables and how events get into them: schema, binding and sync.
 
+One file because all three run inside one transaction per sync, and the index's only writer
+is easiest to trust read in one place; the rewind after a reorganisation (``_rewind.py``) and
+an older generation's superseded writes (``_superseded.py``) are apart.
+
 Queries live in :mod:`ledger.index.sqlite`; this module is the only writer. Every row is derived
 from a decoded event plus the timestamp of the event's block, so the file can be deleted and rebuilt
 at any time and gives identical query results. Each sync is one SQLite transaction: a crash
