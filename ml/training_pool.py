@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,7 @@ class TrainingPool:
         self._busy: set[_Worker] = set()
         self._starting = 0
         self._closed = False
+        self._stopped_owners: list[weakref.ref[object]] = []  # owners need not be hashable
         self._changed = threading.Condition()
 
     # ------------------------------------------------------------------ jobs
@@ -213,8 +215,13 @@ class TrainingPool:
         threading.Thread(target=start_all, name="training-warm", daemon=True).start()
 
     def cancel(self, owner: object) -> None:
-        """Stop every running job of ``owner`` (its callers get TrainingInterrupted)."""
+        """Stop every running job of ``owner`` and refuse its later ones (their callers get
+        TrainingInterrupted; ``owner`` is held by weak reference): a request that reaches the
+        pool after its service was asked to stop must not start a training that the shutdown
+        would then cut off without an answer."""
         with self._changed:
+            self._stopped_owners = [r for r in self._stopped_owners if r() is not None]
+            self._stopped_owners.append(weakref.ref(owner))
             doomed = [w for w in self._busy if w.owner is owner]
             for worker in doomed:
                 worker.owner = _CANCELLED
@@ -246,7 +253,7 @@ class TrainingPool:
     def _acquire(self, owner: object | None) -> _Worker:
         with self._changed:
             while True:
-                if self._closed:
+                if self._closed or self._stopped(owner):
                     raise TrainingInterrupted("the service is stopping; send the request again")
                 if self._idle:
                     worker = self._idle.pop()
@@ -264,12 +271,19 @@ class TrainingPool:
                     self._starting -= 1
                     self._changed.notify_all()
         with self._changed:
-            if self._closed:
-                worker.kill()
+            if self._closed or self._stopped(owner):
+                if self._closed:
+                    worker.kill()
+                else:  # the pool serves other owners still
+                    self._idle.append(worker)
+                    self._changed.notify_all()
                 raise TrainingInterrupted("the service is stopping; send the request again")
             worker.owner = owner
             self._busy.add(worker)
         return worker
+
+    def _stopped(self, owner: object | None) -> bool:
+        return owner is not None and any(r() is owner for r in self._stopped_owners)
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         with self._changed:

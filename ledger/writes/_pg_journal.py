@@ -83,13 +83,17 @@ class OutcomeBuffer:
 
     @staticmethod
     def write(conn: PgConnection, items: list[tuple[int, int, str, str]]) -> None:
-        """Each row's outcome, if it is still this epoch's and being sent; then a notice to
-        the replicas waiting for them (``provenance_writes_done``)."""
+        """Each row's outcome, if it is still this epoch's and being sent and the epoch still
+        holds the sender role; then a notice to the replicas waiting for them
+        (``provenance_writes_done``). The last condition is the fence: a replica that lost the
+        role sees its writes refused (:class:`NotSender`) before the next holder claims its rows,
+        and that refusal must not become their outcome (the next holder sends them)."""
         now = time.time()
         for row_id, epoch, state, outcome in items:
             conn.execute(
                 "UPDATE write_queue SET state = ?, outcome = ?, updated_at = ? "
-                "WHERE id = ? AND epoch = ? AND state = 'sending'",
+                "WHERE id = ? AND epoch = ? AND state = 'sending' "
+                "AND epoch = (SELECT epoch FROM sender WHERE id = 1)",
                 (state, outcome, now, row_id, epoch),
             )
         conn.execute("NOTIFY provenance_writes_done")

@@ -127,10 +127,14 @@ def test_a_worker_that_dies_mid_job_answers_interrupted(pool, dataset) -> None:
     assert pool.train(dataset, RIDGE, time_limit=60, memory_limit=GiB).model_hash
 
 
+class Owner:
+    """A job's owner, as a service is (the pool holds owners by weak reference)."""
+
+
 def test_cancel_stops_one_owners_jobs_only(dataset) -> None:
     pool = TrainingPool(size=2)
     try:
-        mine, theirs = object(), object()
+        mine, theirs = Owner(), Owner()
         outcomes: dict[str, object] = {}
 
         def run(name: str, owner: object, request: dict) -> None:
@@ -159,6 +163,14 @@ def test_cancel_stops_one_owners_jobs_only(dataset) -> None:
         assert not isinstance(outcomes["theirs"], Exception), outcomes["theirs"]
     finally:
         pool.close()
+
+
+def test_a_cancelled_owner_starts_nothing_more_while_others_train(pool, dataset) -> None:
+    stopped, other = Owner(), Owner()
+    pool.cancel(stopped)  # as at SIGTERM, before its request reached the pool
+    with pytest.raises(TrainingInterrupted, match="stopping"):
+        pool.train(dataset, RIDGE, time_limit=60, memory_limit=GiB, owner=stopped)
+    assert pool.train(dataset, RIDGE, time_limit=60, memory_limit=GiB, owner=other).model_hash
 
 
 def test_close_refuses_new_jobs(dataset) -> None:
