@@ -212,7 +212,12 @@ class Datasets:
         return wait == "accepted" and self._core.writes.journal is not None
 
     def _accept(self, item: DatasetInput) -> DatasetAcceptedPublic:
-        self._core.writes.accept_many([item])
+        core = self._core
+        [accepted] = core.writes.accept_many([item])
+        if item.parents:  # a derivation: its OpenLineage run is told once it is on chain
+            core.events.when_final(
+                accepted, lambda i: core.events.derived(dataset_view(core, indexed_dataset(i)))
+            )
         digest = item.content_hash
         return DatasetAcceptedPublic(content_hash=digest, url=f"/v1/datasets/{digest}")
 
@@ -267,8 +272,8 @@ class Datasets:
         self, parent_hash: str, steps: list[dict[str, Any]], *, wait: str = "final"
     ) -> Written[DatasetPublic] | DatasetAcceptedPublic:
         """Clean a registered dataset with a transform spec (flow 2) and register the result
-        (``wait`` as for :meth:`register`; the OpenLineage run is told only of an answer
-        with the record)."""
+        (``wait`` as for :meth:`register`; the OpenLineage run is told once the record is on
+        chain: at the answer, or later for ``accepted``)."""
         settings = self._core.settings
         spec = TransformSpec.from_json({"steps": steps}, max_steps=settings.max_transform_steps)
         parent = self.live(parent_hash)

@@ -27,6 +27,8 @@ import os
 import queue
 import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -35,6 +37,7 @@ import attr
 
 from api.schemas import DatasetPublic, ModelPublic
 from ledger.formats.receipts import ReceiptDomain
+from ledger.writes.pipeline import Included
 
 __all__ = ["LineageEvents", "facet_class"]
 
@@ -134,6 +137,28 @@ class LineageEvents:
         """A batch of prediction receipts was anchored."""
         self._emit(_Run("anchor", root, tx_hash, block, None, [(model_hash, None)], [(root, None)]))
 
+    def when_final(self, write: Future[Included], tell: Callable[[Included], None]) -> None:
+        """For a write answered on acceptance (202), whose record exists only later: ``tell``
+        (a call of :meth:`derived` or :meth:`trained` with the record's view) once the record
+        is on chain, in the sending thread; nothing if it was refused or registered before.
+        Events of writes still queued when the process stops are not sent (the record is
+        written after the restart, its event is not: the chain is the record)."""
+        if self._client is None:
+            return
+
+        def done(future: Future[Included]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                return
+            included = future.result()
+            if not included.created:
+                return
+            try:
+                self._queue.put_nowait(functools.partial(tell, included))
+            except queue.Full:
+                log.warning("OpenLineage queue full: the event of %s was dropped", included.tx_hash)
+
+        write.add_done_callback(done)
+
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
@@ -216,6 +241,12 @@ class LineageEvents:
 
     def _send(self) -> None:
         while (event := self._queue.get()) is not None:
+            if callable(event):  # a write answered on acceptance, now final: build its event
+                try:
+                    event()
+                except Exception:
+                    log.exception("OpenLineage: the event of an accepted write was not built")
+                continue
             try:
                 self._client.emit(event)
             except Exception as exc:  # the lineage server is a reader, never a gate

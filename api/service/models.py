@@ -64,7 +64,7 @@ class Models:
         """Train deterministically on a registered dataset (flow 3) and register the model.
         ``wait`` as for :meth:`api.service.datasets.Datasets.register`: the training itself is
         always done before the answer (its result is what is queued); the OpenLineage run is
-        told only of an answer with the record.
+        told once the record is on chain (at the answer, or later for ``accepted``).
 
         Training runs in a training process, bounded by ``training_time_limit`` and
         ``max_memory_bytes`` (:mod:`ml.training_pool`). A model file registered already is
@@ -106,7 +106,10 @@ class Models:
         metadata_hash = core.store.put_bytes(metadata_bytes)
         item = ModelInput(model_hash, datasets=(dataset_hash,), metadata_hash=metadata_hash)
         if wait == "accepted" and core.writes.journal is not None:
-            core.writes.accept_many([item])
+            [accepted] = core.writes.accept_many([item])
+            core.events.when_final(
+                accepted, lambda i: core.events.trained(model_view(core, indexed_model(i)))
+            )
             return ModelAcceptedPublic(model_hash=model_hash, url=f"/v1/models/{model_hash}")
         # gathered with other requests' writes
         outcome = core.writes.write_many([item], early=wait == "included")[0]
