@@ -4,11 +4,16 @@ what a registration answers with at once."""
 
 from __future__ import annotations
 
-from ledger.index.sqlite import IndexedDataset, IndexedModel, Registration
-from ledger.records import DatasetRegistered, ModelRegistered
+import dataclasses
+
+from ledger.index.base import Revocation
+from ledger.index.sqlite import IndexedBatch, IndexedDataset, IndexedModel, Registration
+from ledger.records import DatasetRegistered, ModelRegistered, RecordRevoked
 from ledger.writes.pipeline import Included
 
-__all__ = ["indexed_dataset", "indexed_model"]
+__all__ = ["indexed_dataset", "indexed_model", "with_revocation"]
+
+Indexed = IndexedDataset | IndexedModel | IndexedBatch
 
 
 def indexed_dataset(included: Included) -> IndexedDataset:
@@ -49,3 +54,20 @@ def _registration(event: DatasetRegistered | ModelRegistered, timestamp: int) ->
         registered_at=timestamp,
         log_index=event.log_index,
     )
+
+
+def with_revocation(indexed: Indexed, included: Included) -> Indexed:
+    """``indexed`` with the revocation the node just included, when the index does not show it
+    yet (it indexes a block once it has the confirmations the settings ask for)."""
+    event = included.event
+    if indexed.revocation is not None or not isinstance(event, RecordRevoked):
+        return indexed
+    revocation = Revocation(
+        reason=event.reason,
+        revoker=event.revoker,
+        tx_hash=event.tx_hash,
+        block_number=event.block_number,
+        revoked_at=included.timestamp,
+        log_index=event.log_index,
+    )
+    return dataclasses.replace(indexed, revocation=revocation)

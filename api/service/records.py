@@ -5,6 +5,7 @@ from __future__ import annotations
 from api.schemas import LineagePublic, ProvDocument, RecordPublic
 from api.schemas.accepted import RevocationAcceptedPublic
 from api.service._core import Core
+from api.service._included import with_revocation
 from api.service.views import record_view
 from ledger.errors import UnknownRecord
 from ledger.index.lineage import Direction, LineageGraph, lineage, to_prov
@@ -63,7 +64,12 @@ class Records:
             outcome = core.writes.write_many([item], early=wait == "included")[0]
         if isinstance(outcome, Exception):
             raise outcome
-        return self.get(record_hash)  # the index catches up with the revocation first
+        kind = self.kind_of(record_hash)  # the index catches up with the revocation first
+        indexed = None if kind is None else core.record(kind, record_hash)
+        if indexed is None:
+            return self.get(record_hash)
+        # ... unless it waits for confirmations (wait=included): then the node's answer says it
+        return record_view(core, with_revocation(indexed, outcome))
 
     def graph(self, record_hash: str, direction: Direction) -> LineageGraph:
         """Where a record came from (up), what was built on it (down), or both."""

@@ -208,3 +208,24 @@ def _grant(address: str) -> dict[str, str]:
 
 def _head_fee(node: AnvilNode) -> int:
     return int(node.rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
+
+
+def test_a_revocation_answered_at_inclusion_says_revoked_before_it_is_final(
+    tmp_path: Path, node: AnvilNode
+) -> None:
+    env = {**rpc_service_env(node, tmp_path), "anchor_interval": "3600", "confirmations": "3"}
+    with serve(tmp_path / "data", **env) as server, server.client(timeout=60) as client:
+        dataset = _register(client, 7)["content_hash"]
+        revoked = _ok(
+            client.post(f"/v1/records/{dataset}/revoke?wait=included", json={"reason": "bad"})
+        )
+        # the index shows the revocation only 3 blocks later; the answer says it at once
+        assert revoked["revoked"] is True, revoked
+        revocation = revoked["revocation"]
+        assert revocation["reason"] == "bad" and revocation["tx_hash"].startswith("0x")
+        _wait_until(
+            lambda: client.get(f"/v1/records/{dataset}").json()["revoked"] is True,
+            "the index shows the revocation",
+            server,
+        )
+        assert client.get(f"/v1/records/{dataset}").json()["revocation"] == revocation
