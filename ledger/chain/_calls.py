@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
 
 from ledger.formats.events import REGISTRAR_ROLE
 from ledger.records import AnchorInput, DatasetInput, ModelInput, hash_hex
 
 __all__ = [
     "GAS_BASE",
+    "CallEncoder",
     "ContractCall",
     "anchors_call",
     "b32",
@@ -100,3 +102,40 @@ def batch_record_gas(refs: int) -> int:
 def _batch_gas(refs_per_record: Any) -> int:
     """The gas limit of a batch write: it grows with the records and the hashes they name."""
     return GAS_BASE + sum(batch_record_gas(refs) for refs in refs_per_record)
+
+
+class CallEncoder:
+    """Calldata of the contract's functions (selector and ABI-encoded arguments) straight
+    through ``eth_abi``: the arguments :mod:`ledger.chain._calls` makes are ABI values already
+    (bytes for hashes, ints, strings, checksummed addresses), so web3's ``encode_abi``, which
+    walks every argument through its normalizers first, is not needed; it cost 12% of the
+    service's time under a burst of accepted writes (issue 21, BENCHMARKS.md).
+    ``tests/contracts/test_call_encoder.py`` holds the two to the same bytes."""
+
+    def __init__(self, abi: Sequence[dict[str, Any]]) -> None:
+        self._functions: dict[str, tuple[bytes, list[str]] | None] = {}
+        for item in abi:
+            if item.get("type") == "function":
+                types = [_abi_type(i) for i in item["inputs"]]
+                signature = f"{item['name']}({','.join(types)})"
+                overloaded = item["name"] in self._functions  # a name alone does not say which
+                self._functions[item["name"]] = (
+                    None if overloaded else (keccak(text=signature)[:4], types)
+                )
+
+    def encode(self, fn_name: str, args: Sequence[Any]) -> str:
+        """The ``data`` of a transaction calling ``fn_name(*args)``, as 0x-hex."""
+        function = self._functions[fn_name]
+        if function is None:
+            raise ValueError(f"{fn_name} is overloaded in this ABI: name it by its signature")
+        selector, types = function
+        return "0x" + (selector + abi_encode(types, list(args))).hex()
+
+
+def _abi_type(parameter: dict[str, Any]) -> str:
+    """A parameter's canonical type, tuples spelled out (``(bytes32,uint64)[]``)."""
+    kind = parameter["type"]
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in parameter["components"])
+        return f"({inner}){kind[len('tuple') :]}"
+    return kind

@@ -34,6 +34,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from ledger.chain._calls import (
     GAS_BASE,
     GAS_PER_ITEM,
+    CallEncoder,
     ContractCall,
     anchors_call,
     b32,
@@ -126,6 +127,7 @@ class LedgerClient:
         self._artifact = artifact or load_artifact()
         self._w3 = backend.w3
         self._contract = self._w3.eth.contract(address=self.address, abi=self._artifact.abi)
+        self._encoder = CallEncoder(self._artifact.abi)
         self._transactor = transactor or Transactor(backend, account)
         self.block_hints = block_hints
         self.role_history: RoleHistory | None = None
@@ -270,7 +272,7 @@ class LedgerClient:
 
     def transaction(self, call: ContractCall) -> dict[str, Any]:
         """The unsigned transaction (``to`` and ``data``) that makes ``call``."""
-        return {"to": self.address, "data": self._contract.encode_abi(call.fn_name, call.args)}
+        return {"to": self.address, "data": self._encoder.encode(call.fn_name, call.args)}
 
     def simulate(self, call: ContractCall) -> None:
         """Run ``call`` as an ``eth_call``; a revert raises its typed error, nothing is sent."""
