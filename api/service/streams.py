@@ -3,9 +3,9 @@ stored durably on arrival, sealed into chunks and versions (:mod:`api.service._s
 with a proof for every sealed reading.
 
 Ingest never blocks on the chain: a reading is acknowledged once it is committed to
-``streams.sqlite3`` (:mod:`api.service._stream_store`); sealing runs on its own thread (every
-``seal_readings`` readings or when the oldest waiting reading is ``seal_seconds`` old, whichever
-comes first) or when asked (``seal``), one stream at a time under that stream's lock.
+``streams.sqlite3`` (:mod:`api.service._stream_store`); sealing runs on its own thread or when
+asked (``seal``), one stream at a time under that stream's lock
+(:mod:`api.service._stream_sealer`).
 A reading that is not one (not JSON, wrong type, missing or unknown column) goes to the stream's
 dead letters with its reason and never keeps the others of its request from being stored.
 """
@@ -51,14 +51,14 @@ from api.service._stream_rows import (
     split_body,
     stream_schema_hash,
 )
-from api.service._stream_seal import register_seal, stream_columns
+from api.service._stream_seal import stream_columns
+from api.service._stream_sealer import StreamSealer
 from api.service._stream_store import ChunkRow, StreamRow, StreamStore, now_ms
 from api.service.datasets import Datasets
 
 __all__ = ["Streams"]
 
 log = logging.getLogger("provenance.streams")
-_TICK = 0.2  # seconds between the sealer's looks at the streams' rules
 
 
 class _Rates:
@@ -94,22 +94,10 @@ class Streams:
         self._core = core
         self._datasets = datasets
         self.store = StreamStore(core.settings.data_dir / "streams.sqlite3")
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._sealer: threading.Thread | None = None
         self._defs: dict[str, StreamRow] = {}
-        self._arrived: dict[str, int] = {}  # readings since the last seal, roughly
-        # Readings stored by this run and not sealed yet, per stream (those a previous run
-        # left are not counted: a low count only makes ingest wait less); its condition is
-        # notified after every seal (wait_for_seals).
-        self._unsealed: dict[str, int] = {}
-        self._sealed = threading.Condition(self._guard)
         self._rates = _Rates()
         self._encoders: dict[str, RowEncoder] = {}
-        self._asked: dict[str, int] = {}  # seals asked for on acceptance, per stream (a count)
-        self.seal_errors: dict[str, str] = {}  # why a stream's last seal failed, until one works
+        self.sealer = StreamSealer(self.store, datasets, core.store, self._defs.get)
 
     # -- definitions ---------------------------------------------------------------------------
 
@@ -170,7 +158,7 @@ class Streams:
             rate=self._rates.rate(name),
             schema_hash=stream_schema_hash(stream_columns(row)),
             topic=f"{settings.mqtt_topic_prefix}/{name}" if settings.mqtt_url else None,
-            seal_error=self.seal_errors.get(name),
+            seal_error=self.sealer.errors.get(name),
         )
 
     def list(self, *, offset: int, limit: int) -> StreamsPublic:
@@ -259,14 +247,8 @@ class Streams:
         return good, dead, refused
 
     def _wake_if_due(self, stream: StreamRow, added: int) -> None:
-        """Count what arrived; wake the sealer when about a chunk's worth has (its own look
-        at the store, every tick, decides)."""
         self._rates.add(stream.name, added)
-        with self._guard:
-            waiting = self._arrived[stream.name] = self._arrived.get(stream.name, 0) + added
-            self._unsealed[stream.name] = self._unsealed.get(stream.name, 0) + added
-        if waiting >= stream.seal_readings:
-            self._wake.set()
+        self.sealer.arrived(stream, added)
 
     def dead_letters(self, name: str, *, offset: int, limit: int) -> DeadLettersPublic:
         self.definition(name)
@@ -291,12 +273,20 @@ class Streams:
         ``wait`` as for any write: ``final`` (each chunk and version final), ``included``
         (each in a block), or ``accepted`` (RPC chains, where writes are journaled): the first
         chunk is planned durably and the sealer thread seals everything waiting, answered at
-        once (:meth:`_accept_seal`)."""
+        once (:meth:`StreamSealer.ask`)."""
         stream = self.definition(name)
         if wait == "accepted" and self._core.writes.journal is not None:
-            return self._accept_seal(stream)
+            asked = self.sealer.ask(stream)
+            if asked is None:  # nothing waiting: the empty answer of a final seal
+                return VersionsPublic(data=[], count=0)
+            planned, waiting = asked
+            return SealAcceptedPublic(
+                stream=stream.name,
+                readings=planned + waiting,
+                url=f"/v1/streams/{stream.name}/versions",
+            )
         made: list[ChunkRow] = []
-        while (chunk := self._seal_one(stream, early=wait == "included")) is not None:
+        while (chunk := self.sealer.seal_one(stream, early=wait == "included")) is not None:
             made.append(chunk)
         views = [self._version_view(c) for c in made]
         return VersionsPublic(data=views, count=len(views))
@@ -329,134 +319,14 @@ class Streams:
         )
 
     def wait_for_seals(self, bound: int, stop: threading.Event) -> None:
-        """Return once no stream has more than ``bound`` readings (or two chunks' worth, if
-        that is more) waiting for a seal, or at once if the sealer is not sealing (not running,
-        or a seal failing: the chain away, say), or when ``stop`` is set.
-
-        The MQTT writer calls it before each batch, so that ingest cannot outrun sealing while
-        both want the CPU: the messages then wait on the broker, unacknowledged, rather than
-        unsealed readings here (issue 27: up to 870,000 did)."""
-        with self._sealed:
-            while not stop.is_set() and self._behind(bound):
-                self._wake.set()
-                self._sealed.wait(0.5)
-
-    def _behind(self, bound: int) -> bool:
-        """Whether the sealer is working and some stream is more than ``bound`` behind it
-        (called holding ``_guard``)."""
-        if self._sealer is None or not self._sealer.is_alive() or self.seal_errors:
-            return False
-        return any(
-            count > max(bound, 2 * self._defs[name].seal_readings)
-            for name, count in self._unsealed.items()
-            if name in self._defs
-        )
-
-    def _lock(self, name: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(name, threading.Lock())
-
-    def _accept_seal(self, stream: StreamRow) -> VersionsPublic | SealAcceptedPublic:
-        """Plan the stream's next chunk (durable: the sealer finishes planned chunks at start-up)
-        and ask the sealer thread to seal everything waiting; the readings are stored already,
-        so a crash after the answer loses none (the rest are sealed by the stream's rule).
-        Nothing waiting: the empty answer of a final seal."""
-        with self._lock(stream.name):
-            planned = self.store.plan(stream.name, stream.seal_readings)
-            if planned is None:
-                return VersionsPublic(data=[], count=0)
-            waiting, _ = self.store.pending(stream.name, upto=2**62)
-            with self._guard:  # a new request: the sealer must not drop it (see _seal_loop)
-                self._asked[stream.name] = self._asked.get(stream.name, 0) + 1
-        self._wake.set()
-        return SealAcceptedPublic(
-            stream=stream.name,
-            readings=planned.count + waiting,
-            url=f"/v1/streams/{stream.name}/versions",
-        )
-
-    def _seal_one(self, stream: StreamRow, *, early: bool = False) -> ChunkRow | None:
-        """Plan, register and mark one chunk (a planned one left by a crash first); ``early``:
-        its records answered once in a block, not once final."""
-        with self._lock(stream.name):
-            with self._guard:
-                self._arrived[stream.name] = 0
-            planned = self.store.plan(stream.name, stream.seal_readings)
-            if planned is None:
-                return None
-            rows = self.store.chunk_rows(stream.name, planned.number)
-            earlier = self.store.chunks(stream.name, upto=planned.number - 1)
-            sealed = register_seal(
-                self._datasets, self._core.store, stream, planned, rows, earlier, early=early
-            )
-            self.store.mark_sealed(
-                planned,
-                content_hash=sealed.content_hash,
-                rows_root=sealed.rows_root,
-                version=sealed.version_hash,
-                root=sealed.version_root,
-            )
-            log.info("sealed %s chunk %d (%d readings)", stream.name, planned.number, planned.count)
-            with self._sealed:
-                left = self._unsealed.get(stream.name, 0) - planned.count
-                self._unsealed[stream.name] = max(left, 0)
-                self._sealed.notify_all()
-            return self.store.chunks(stream.name, upto=planned.number)[-1]
-
-    def _answered(self, name: str, asked: int | None) -> None:
-        """A seal asked for (``wait=accepted``) is done: nothing was left to seal. A request
-        that came in after ``asked`` was read planned a chunk this pass may have missed, so
-        it is kept for the next pass."""
-        with self._guard:
-            if self._asked.get(name) == asked:
-                self._asked.pop(name, None)
-
-    def _pending_past_rule(self, stream: StreamRow) -> bool:
-        count, oldest = self.store.pending(stream.name, upto=stream.seal_readings)
-        if count >= stream.seal_readings:
-            return True
-        return count > 0 and oldest is not None and now_ms() - oldest >= stream.seal_seconds * 1000
+        """See :meth:`StreamSealer.wait_for_seals` (the MQTT writer's back-pressure)."""
+        self.sealer.wait_for_seals(bound, stop)
 
     def start(self) -> None:
-        """Start the sealer: it first finishes any seal a previous run left planned."""
-        self._sealer = threading.Thread(target=self._seal_loop, name="sealer", daemon=True)
-        self._sealer.start()
-
-    def _seal_loop(self) -> None:
-        """Each stream on its own: one that cannot seal (the chain away, its latest version
-        revoked) keeps its readings, durable, and says why on its page; the others go on."""
-        first, delay = True, _TICK
-        while not self._stop.is_set():
-            failed = False
-            for stream in self.store.all_streams():
-                try:
-                    while not self._stop.is_set() and (
-                        first or stream.name in self._asked or self._pending_past_rule(stream)
-                    ):
-                        with self._guard:
-                            asked = self._asked.get(stream.name)
-                        if self._seal_one(stream) is None:
-                            self._answered(stream.name, asked)
-                            break
-                except Exception as exc:
-                    failed = True
-                    if self.seal_errors.get(stream.name) != str(exc):
-                        log.exception("sealing %s failed; retrying", stream.name)
-                    self.seal_errors[stream.name] = str(exc)
-                else:
-                    self.seal_errors.pop(stream.name, None)
-                if self._stop.is_set():
-                    return
-            first = False
-            delay = min(delay * 2, 10.0) if failed else _TICK
-            self._wake.wait(delay)
-            self._wake.clear()
+        self.sealer.start()
 
     def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._sealer is not None:
-            self._sealer.join(timeout=30)
+        self.sealer.close()
         self.store.close()
 
     # -- proofs --------------------------------------------------------------------------------
