@@ -10,7 +10,7 @@ schema revision first and refuses a database of another revision
 (:class:`~ledger.storage.schema.SchemaMismatch`): migrating is ``provenance db upgrade``'s job.
 
 With a database and an RPC chain the write journal and its queue are shared too
-(:mod:`ledger.writes.shared`, chosen in ``api.service._core.open_writes``: one sender per key).
+(:mod:`ledger.writes.shared`, chosen in ``api.service._opening.open_writes``: one sender per key).
 With a database the receipt book is shared too
 (:class:`~ledger.storage.pg_receipt_book.PgReceiptBook`): a receipt issued by one replica is
 read through any, and anchored by the replica holding the sender role. Jobs of expensive work

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from api.service._core import open_core
+from api.service._opening import open_core
 from api.settings import Settings
 from bench import _registry
 from bench._common import (

@@ -143,7 +143,7 @@ def _chain_and_key(
 ) -> tuple[ChainBackend, LocalAccount]:
     """The node and key given on the command line, else the data directory's own."""
     if rpc_url is None and keystore is None:
-        from api.service._core import open_backend
+        from api.service._opening import open_backend
 
         try:
             return open_backend(settings)

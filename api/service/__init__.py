@@ -22,7 +22,8 @@ never the chain client, store or index behind them. :func:`open_service` opens e
 from __future__ import annotations
 
 from api.keys import ApiKeys
-from api.service._core import Core, Written, open_backend, open_core
+from api.service._core import Core, Written
+from api.service._opening import open_backend, open_core
 from api.service.admin import Admin
 from api.service.attestations import Attestations
 from api.service.browse import Browse
