@@ -264,7 +264,27 @@ class ChainFacts:
             if found is not None:
                 return found, hint_ok
         matches = reader.find(name, key, reader.deploy_block, head.number)
+        if name == "RecordRevoked" and len(matches) > 1:
+            return self._counted_revocation(key, matches, head), hint_ok
         return (matches[0] if matches else None), hint_ok
+
+    def _counted_revocation(self, key: str, matches: list[Found], head: BlockHead) -> Found:
+        """Of several revocations of one record (``matches``, in chain order), the one the
+        newest generation counts: an older generation knows nothing of its successors and may
+        revoke a record again, or revoke its own later copy of a hash a newer generation
+        registered first. The first revocation stands, among those logged by the generation
+        that holds the registration the newest one reads (the first in chain order) or by a
+        newer one, as the index decides (:mod:`ledger.index._superseded`)."""
+        newest_first = [a.lower() for a in self.reader.generations()]
+        age = {address: len(newest_first) - i for i, address in enumerate(newest_first)}
+        kind = matches[0].event.kind
+        registration = next(name for name, k in _KINDS.items() if k is kind)
+        registered = self.reader.find(registration, key, self.reader.deploy_block, head.number)
+        holder = age.get(registered[0].contract.lower(), 0) if registered else 0
+        for found in matches:
+            if age.get(found.contract.lower(), 0) >= holder:
+                return found
+        return matches[0]
 
     def _at(self, name: str, key: str, block: int, head: BlockHead) -> Found | None:
         if not self.reader.deploy_block <= block <= head.number:
