@@ -331,7 +331,7 @@ def sync(
             if rewind is not None:
                 delete_after(conn, rewind.fork_block)
                 floor = rewind.fork_block
-        if read_binding(conn).backfill and not reset:
+        if backfill is not None and read_binding(conn).backfill:  # not done by another sync
             backfill_contracts(conn, backfill)
         fresh_events = [e for e in events if e.block_number > floor]
         applied = apply_events(
