@@ -282,6 +282,9 @@ def ledger_1_0_0(
     dump (``--state``), so the records, their events and their blocks are the ones the 1.0.0
     code wrote, not a replay of them by today's code; the data directory and keystore are that
     code's too.
+
+    Both index files are of schema version 2: the upgraded service migrates them and backfills
+    each row's generation, so the test's rebuilt index equal to the live one checks that too.
     """
     name = "contract-1.0.0.tar.gz" if request.param == "embedded" else "contract-1.0.0-anvil.tar.gz"
     with tarfile.open(LEDGERS / name) as archive:
@@ -310,6 +313,9 @@ def test_a_ledger_made_by_the_1_0_0_service_is_upgraded_and_used(ledger_1_0_0, t
     ``verify`` and ``audit``) and by the browser's verifier against the same node, before and
     after a revocation through generation 2."""
     settings, demo = ledger_1_0_0
+    index = sqlite3.connect(settings.data_dir / "index.sqlite3")
+    assert index.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    index.close()
 
     def nodes(url: str) -> list[str]:
         """The nodes the CLI checks against: the app's /rpc, and anvil itself when it is one."""
