@@ -75,7 +75,7 @@ __all__ = [
 
 BlockHints = Callable[[str, str], int | None]
 """(event name, record hash) → the block that holds the event, if known."""
-RoleHistory = Callable[[str], tuple[list[tuple[int, int, bool]], int | None]]
+RoleHistory = Callable[[str, str], tuple[list[tuple[int, int, bool]], int | None]]
 """account → its REGISTRAR_ROLE changes known so far, and the last block they cover."""
 
 T = TypeVar("T")
@@ -380,7 +380,8 @@ class LedgerClient:
         return found[0] if found else None
 
     def registrar_history(self, address: str) -> list[tuple[int, int, bool]]:
-        """When ``address`` gained (True) or lost (False) ``REGISTRAR_ROLE``, as
+        """When ``address`` gained (True) or lost (False) ``REGISTRAR_ROLE`` in the newest
+        generation (the one :meth:`is_registrar` asks; each generation has its own roles), as
         ``(block_number, log_index, granted)`` in chain order.
 
         Verification uses it to accept receipts signed and anchored before a key lost its role,
@@ -390,7 +391,7 @@ class LedgerClient:
         with self._roles_lock:  # the chain only grows: scan each block once per address
             if address not in self._roles and self.role_history is not None:
                 # the index's copy of the role events: only the blocks after it are scanned
-                known, indexed_to = self.role_history(address)
+                known, indexed_to = self.role_history(address, self.address)
                 if indexed_to is not None:
                     self._roles[address] = (indexed_to, known)
             scanned, known = self._roles.get(address, (self.deploy_block - 1, []))
@@ -408,7 +409,7 @@ class LedgerClient:
             for log in guard(
                 lambda topic=topic: self._w3.eth.get_logs(
                     {
-                        "address": self._log_address,
+                        "address": self.address,  # the newest generation's roles only
                         "fromBlock": start,
                         "toBlock": end,
                         "topics": [

@@ -169,27 +169,42 @@ class SqlIndex:
             row = conn.execute(query, (hash_hex(record_hash),)).fetchone()
         return None if row is None else row["kind"]
 
-    def block_of(self, event_name: str, record_hash: str) -> int | None:
+    def block_of(
+        self, event_name: str, record_hash: str, contract: str | None = None
+    ) -> int | None:
         """The block of a record's registration (or revocation) event: a hint that lets the
-        client read that event from the chain without scanning every block (``BlockHints``)."""
+        client read that event from the chain without scanning every block (``BlockHints``).
+        With ``contract``, only an event that generation logged (a generation-1 record revoked
+        through generation 2 has its revocation in generation 2)."""
         table = "revocations" if event_name == "RecordRevoked" else "records"
+        query = f"SELECT block_number, contract FROM {table} WHERE hash = ?"
         with self._db.read() as conn:
-            query = f"SELECT block_number FROM {table} WHERE hash = ?"
             row = conn.execute(query, (record_hash,)).fetchone()
-        return None if row is None else row["block_number"]
+        if row is None:
+            return None
+        if contract is not None and row["contract"] != contract.lower():
+            return None  # another generation's event (or a migrated row not yet backfilled)
+        return row["block_number"]
 
-    def registrar_changes(self, account: str) -> tuple[list[tuple[int, int, bool]], int | None]:
-        """``account``'s REGISTRAR_ROLE changes as ``(block, log_index, granted)``, and the last
-        block the index covers (the client's ``RoleHistory``)."""
+    def registrar_changes(
+        self, account: str, contract: str
+    ) -> tuple[list[tuple[int, int, bool]], int | None]:
+        """``account``'s REGISTRAR_ROLE changes in the generation at ``contract`` (each
+        generation has its own AccessControl) as ``(block, log_index, granted)``, and the last
+        block the index covers (the client's ``RoleHistory``). An index migrated from schema
+        version 2 and not yet synced since covers nothing (None): it cannot tell generations
+        apart yet, so the caller reads the chain."""
         with self._db.read() as conn:
+            binding = _sync.read_binding(conn)
+            if binding.backfill:
+                return [], None
             rows = conn.execute(
                 "SELECT block_number, log_index, granted FROM registrar_roles "
-                "WHERE account = ? ORDER BY block_number, log_index",
-                (account,),
+                "WHERE account = ? AND contract = ? ORDER BY block_number, log_index",
+                (account, contract.lower()),
             ).fetchall()
-            covered = _sync.read_binding(conn).last_block
         changes = [(row["block_number"], row["log_index"], bool(row["granted"])) for row in rows]
-        return changes, covered
+        return changes, binding.last_block
 
     def dataset(self, content_hash: bytes | str) -> IndexedDataset | None:
         """The dataset registered under ``content_hash``, or None."""

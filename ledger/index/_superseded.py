@@ -61,6 +61,11 @@ class Generations:
                 return position
         return None
 
+    def address_of(self, event: LedgerEvent) -> str | None:
+        """The address of the generation that logged ``event`` in this sync, if it did."""
+        position = self.logged.get((event.tx_hash, event.log_index))
+        return None if position is None else self.client.generations[position].address
+
     def generation_of(self, tx_hash: str, log_index: int) -> int | None:
         """Which generation logged an event: this sync's from memory, an earlier sync's from
         its transaction's receipt (one read, only for a superseded revocation)."""
@@ -116,7 +121,11 @@ def skip_reason(conn: Any, event: LedgerEvent, generations: Generations) -> str 
     if isinstance(event, RecordRevoked):
         registered = _stored(conn, "records", record_hash)
         if registered is not None:
-            holder = generations.generation_of(registered["tx_hash"], registered["log_index"])
+            holder = (
+                generations.position(registered["contract"])
+                if registered["contract"]  # NULL only in a migrated file not yet backfilled
+                else generations.generation_of(registered["tx_hash"], registered["log_index"])
+            )
             if holder is not None and holder > position:
                 return _skip(
                     event,
@@ -129,7 +138,7 @@ def skip_reason(conn: Any, event: LedgerEvent, generations: Generations) -> str 
 
 
 def _stored(conn: Any, table: str, record_hash: str) -> Any:
-    query = f"SELECT tx_hash, block_number, log_index FROM {table} WHERE hash = ?"
+    query = f"SELECT tx_hash, block_number, log_index, contract FROM {table} WHERE hash = ?"
     return conn.execute(query, (record_hash,)).fetchone()
 
 

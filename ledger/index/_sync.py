@@ -27,26 +27,32 @@ A ledger of several generations is read from all of them, in chain order; a writ
 generation took after its successor's deployment counts only where the newest generation counts
 it, else it is skipped with a warning (:mod:`ledger.index._superseded` decides).
 
-Table layout, schema version 2 (values are 0x-lowercase-hex hashes unless said otherwise). It is
-the layout index files have had since REGISTRAR_ROLE changes were added, so existing files keep
-working; a file of another version is dropped and re-read from the chain on open.
+Table layout, schema version 3 (values are 0x-lowercase-hex hashes and addresses unless said
+otherwise). Version 3 added ``contract`` (the generation that logged the event) to ``records``,
+``revocations`` and ``registrar_roles``: each generation has its own AccessControl, so a role
+change is a fact of one generation only. A version-2 file is migrated on open (the columns are
+added, empty, and ``meta`` notes ``backfill_contracts``); its next sync fills them from the
+chain's logs before it applies anything new, and until then the index answers no role history
+(the reader scans the chain instead). A file of any other version is dropped and re-read from
+the chain on open. PostgreSQL takes the same step through Alembic revision r0005.
 
 - ``meta(key, value)``: schema version, chain id, contract address, last indexed block + hash.
-- ``records(hash, kind, registrant, tx_hash, block_number, log_index, registered_at)``: one row
-  per registered dataset, model or batch.
+- ``records(hash, kind, registrant, tx_hash, block_number, log_index, registered_at, contract)``:
+  one row per registered dataset, model or batch.
 - ``datasets(hash, rows_root, row_count, schema_hash, metadata_hash, transform_hash)``,
   ``models(hash, metadata_hash)``, ``batches(root, model_hash, count)``: per-kind fields.
 - ``inputs(record_hash, position, input_hash)``: a derived dataset's parents, a model's training
   datasets, in the order the event listed them.
-- ``revocations(hash, revoker, reason, tx_hash, block_number, log_index, revoked_at)``.
-- ``registrar_roles(account, block_number, log_index, granted)``: REGISTRAR_ROLE changes.
+- ``revocations(hash, revoker, reason, tx_hash, block_number, log_index, revoked_at, contract)``.
+- ``registrar_roles(account, block_number, log_index, granted, contract)``: REGISTRAR_ROLE changes.
 - ``blocks(number, hash)``: the hash of every indexed block that holds an event, so a rewind
   finds its fork point. Added without a version change: a file that lacks it gets it empty, and
   a rewind on such a file finds no fork point and re-reads from the deploy block.
 
 Over 400 lines because the schema, the event-to-row mapping and the sync transaction that uses
 both are read together; the rewind's helpers live in :mod:`ledger.index._rewind`, the
-superseded generations' in :mod:`ledger.index._superseded`.
+superseded generations' in :mod:`ledger.index._superseded`, a migrated file's backfill in
+:mod:`ledger.index._backfill`.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from typing import Any
 
 from ledger.chain.client import LedgerClient
 from ledger.formats.events import REGISTRAR_ROLE
+from ledger.index._backfill import BACKFILL, CONTRACT_TABLES, backfill_contracts, logged_contracts
 from ledger.index._rewind import (
     Rewind,
     block_hash,
@@ -98,7 +105,7 @@ __all__ = [
 # The advisory lock a PostgreSQL sync takes, so the replicas' syncs take turns (SQLite's write
 # lock does it for a file); any constant of our own, this one spells "ledgidx" in ASCII.
 SYNC_LOCK = 0x6C6564676964_78
-SCHEMA_VERSION = "2"  # 2: REGISTRAR_ROLE changes, so verification need not scan for them
+SCHEMA_VERSION = "3"  # 2: REGISTRAR_ROLE changes; 3: the generation (contract) of each event
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -112,7 +119,8 @@ CREATE TABLE IF NOT EXISTS records (
     tx_hash TEXT NOT NULL,
     block_number INTEGER NOT NULL,
     log_index INTEGER NOT NULL,
-    registered_at INTEGER NOT NULL
+    registered_at INTEGER NOT NULL,
+    contract TEXT  -- the generation that logged it (NULL only until a migrated file's backfill)
 );
 CREATE INDEX IF NOT EXISTS records_by_kind ON records (kind, block_number, log_index);
 CREATE TABLE IF NOT EXISTS datasets (
@@ -147,13 +155,15 @@ CREATE TABLE IF NOT EXISTS revocations (
     tx_hash TEXT NOT NULL,
     block_number INTEGER NOT NULL,
     log_index INTEGER NOT NULL,
-    revoked_at INTEGER NOT NULL
+    revoked_at INTEGER NOT NULL,
+    contract TEXT
 );
 CREATE TABLE IF NOT EXISTS registrar_roles (
     account TEXT NOT NULL,
     block_number INTEGER NOT NULL,
     log_index INTEGER NOT NULL,
     granted INTEGER NOT NULL,
+    contract TEXT,
     PRIMARY KEY (block_number, log_index)
 );
 CREATE INDEX IF NOT EXISTS registrar_roles_account ON registrar_roles (account);
@@ -196,13 +206,16 @@ class Binding:
     chain_id: int | None
     last_block: int | None
     last_block_hash: str | None
+    backfill: bool = False
+    """Rows migrated from schema version 2 still lack their ``contract``."""
 
 
 def create_schema(db: Connections) -> None:
     """Create the tables of :data:`SCHEMA_VERSION`, or keep a file that already has them.
 
-    A file written by another schema version is only a cache: its tables are dropped, and the
-    next sync re-reads everything from the chain.
+    A version-2 file is migrated in place (its rows kept, their ``contract`` filled by the next
+    sync); a file written by another schema version is only a cache: its tables are dropped,
+    and the next sync re-reads everything from the chain.
     """
     conn = db.get()
     conn.execute("PRAGMA journal_mode = WAL")
@@ -212,7 +225,11 @@ def create_schema(db: Connections) -> None:
         if "meta" in tables:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             version = None if row is None else row["value"]
-        if version not in (None, SCHEMA_VERSION) or (version is None and "records" in tables):
+        if version == "2":
+            for table in CONTRACT_TABLES:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN contract TEXT")
+            _set_meta(conn, **{BACKFILL: "1"})
+        elif version not in (None, SCHEMA_VERSION) or (version is None and "records" in tables):
             for table in (*_DATA_TABLES, "meta"):
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
         # executescript() would commit the transaction: run the statements one by one.
@@ -229,6 +246,7 @@ def read_binding(conn: Any) -> Binding:
         chain_id=int(meta["chain_id"]) if "chain_id" in meta else None,
         last_block=int(meta["last_block"]) if "last_block" in meta else None,
         last_block_hash=meta.get("last_block_hash"),
+        backfill=BACKFILL in meta,
     )
 
 
@@ -268,6 +286,13 @@ def sync(
     head_hash = block_hash(client, head) if head >= start else None
     generations = Generations(client) if len(client.generations) > 1 else None
     events = _record_events(client, start, head, chunk_blocks, generations)
+    backfill: dict[tuple[int, int], str] | str | None = None
+    if before.backfill and not reset:  # a migrated file: its rows' generations, read once
+        backfill = (
+            {}
+            if before.last_block is None
+            else logged_contracts(client, before.last_block, chunk_blocks)
+        )
     timestamps: dict[int, int] = {}
     hashes: dict[int, str] = {}
     for event in events:
@@ -306,8 +331,12 @@ def sync(
             if rewind is not None:
                 delete_after(conn, rewind.fork_block)
                 floor = rewind.fork_block
+        if backfill is not None and read_binding(conn).backfill:  # not done by another sync
+            backfill_contracts(conn, backfill)
         fresh_events = [e for e in events if e.block_number > floor]
-        applied = apply_events(conn, fresh_events, timestamps, generations=generations)
+        applied = apply_events(
+            conn, fresh_events, timestamps, contract=client.address, generations=generations
+        )
         for number in sorted({e.block_number for e in fresh_events}):
             insert_block(conn, number, hashes[number])
         if head > floor and head_hash is not None:
@@ -333,11 +362,13 @@ def apply_events(
     events: Sequence[RecordEvent],
     timestamps: Mapping[int, int],
     *,
+    contract: str,
     generations: Generations | None = None,
 ) -> int:
     """Write ``events`` (in chain order) inside the caller's transaction; ``timestamps`` maps
-    each event's block to its time; ``generations`` (a ledger of several) names the superseded
-    writes. Returns how many record events (not role changes) were applied."""
+    each event's block to its time; ``contract`` logged them, unless ``generations`` (a ledger
+    of several) says which generation did, and names the superseded writes. Returns how many
+    record events (not role changes) were applied."""
     applied = 0
     for event in events:
         if (
@@ -346,14 +377,17 @@ def apply_events(
             and skip_reason(conn, event, generations) is not None
         ):
             continue
-        apply_event(conn, event, timestamps[event.block_number])
+        logger = generations.address_of(event) if generations is not None else None
+        apply_event(conn, event, timestamps[event.block_number], logger or contract)
         applied += not isinstance(event, RoleChanged)
     return applied
 
 
-def apply_event(conn: Any, event: RecordEvent, timestamp: int) -> None:
-    """Write one event. Plain INSERTs: an event applied twice is a bug, and fails loudly
-    (a superseded generation's write the newest does not count is filtered out before)."""
+def apply_event(conn: Any, event: RecordEvent, timestamp: int, contract: str) -> None:
+    """Write one event, logged by the generation at ``contract``. Plain INSERTs: an event
+    applied twice is a bug, and fails loudly (a superseded generation's write the newest does
+    not count is filtered out before)."""
+    contract = contract.lower()
     where = {
         "tx_hash": event.tx_hash,
         "block_number": event.block_number,
@@ -368,6 +402,7 @@ def apply_event(conn: Any, event: RecordEvent, timestamp: int) -> None:
                 block_number=event.block_number,
                 log_index=event.log_index,
                 granted=int(event.granted),
+                contract=contract,
             )
         return
     if isinstance(event, RecordRevoked):
@@ -379,6 +414,7 @@ def apply_event(conn: Any, event: RecordEvent, timestamp: int) -> None:
             reason=event.reason,
             **where,
             revoked_at=timestamp,
+            contract=contract,
         )
         return
     if isinstance(event, DatasetRegistered):
@@ -395,6 +431,7 @@ def apply_event(conn: Any, event: RecordEvent, timestamp: int) -> None:
         registrant=event.registrant,
         **where,
         registered_at=timestamp,
+        contract=contract,
     )
     if isinstance(event, DatasetRegistered):
         _insert(

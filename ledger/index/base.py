@@ -211,14 +211,20 @@ class EventIndex(Protocol):
         """The models trained on this dataset."""
         ...
 
-    def block_of(self, event_name: str, record_hash: str) -> int | None:
+    def block_of(
+        self, event_name: str, record_hash: str, contract: str | None = None
+    ) -> int | None:
         """The block of a record's registration (or, for ``"RecordRevoked"``, revocation)
-        event: the client's ``BlockHints``."""
+        event, optionally only if the generation at ``contract`` logged it: the client's
+        ``BlockHints``."""
         ...
 
-    def registrar_changes(self, account: str) -> tuple[list[tuple[int, int, bool]], int | None]:
-        """``account``'s REGISTRAR_ROLE changes as ``(block, log_index, granted)`` and the last
-        block the index covers: the client's ``RoleHistory``."""
+    def registrar_changes(
+        self, account: str, contract: str
+    ) -> tuple[list[tuple[int, int, bool]], int | None]:
+        """``account``'s REGISTRAR_ROLE changes in the generation at ``contract`` as
+        ``(block, log_index, granted)`` and the last block the index covers (None: it cannot
+        answer): the client's ``RoleHistory``."""
         ...
 
     def close(self) -> None:

@@ -56,8 +56,9 @@ __all__ = [
 EventName = Literal["DatasetRegistered", "ModelRegistered", "PredictionsAnchored", "RecordRevoked"]
 BlockHints = Callable[[str, str], int | None]
 """(event name, record hash) → the block that holds the event, if known (the service's index)."""
-RoleHistory = Callable[[str], tuple[list[tuple[int, int, bool]], int | None]]
-"""account → its REGISTRAR_ROLE changes known so far, and the last block they cover."""
+RoleHistory = Callable[[str, str], tuple[list[tuple[int, int, bool]], int | None]]
+"""(account, generation's address) → the account's REGISTRAR_ROLE changes in that generation
+known so far, and the last block they cover (None: nothing known)."""
 
 _MAX_FACTS = 100_000
 _KINDS = {
@@ -148,7 +149,7 @@ class ChainFacts:
         self._max_facts = max_facts
         self._facts: OrderedDict[tuple[str, str], _Fact] = OrderedDict()
         self._roles_at: OrderedDict[tuple[str, str, int], bool] = OrderedDict()
-        self._histories: dict[str, tuple[int, list[RoleChange]]] = {}
+        self._histories: dict[tuple[str, str], tuple[int, list[RoleChange]]] = {}
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
 
@@ -263,7 +264,27 @@ class ChainFacts:
             if found is not None:
                 return found, hint_ok
         matches = reader.find(name, key, reader.deploy_block, head.number)
+        if name == "RecordRevoked" and len(matches) > 1:
+            return self._counted_revocation(key, matches, head), hint_ok
         return (matches[0] if matches else None), hint_ok
+
+    def _counted_revocation(self, key: str, matches: list[Found], head: BlockHead) -> Found:
+        """Of several revocations of one record (``matches``, in chain order), the one the
+        newest generation counts: an older generation knows nothing of its successors and may
+        revoke a record again, or revoke its own later copy of a hash a newer generation
+        registered first. The first revocation stands, among those logged by the generation
+        that holds the registration the newest one reads (the first in chain order) or by a
+        newer one, as the index decides (:mod:`ledger.index._superseded`)."""
+        newest_first = [a.lower() for a in self.reader.generations()]
+        age = {address: len(newest_first) - i for i, address in enumerate(newest_first)}
+        kind = matches[0].event.kind
+        registration = next(name for name, k in _KINDS.items() if k is kind)
+        registered = self.reader.find(registration, key, self.reader.deploy_block, head.number)
+        holder = age.get(registered[0].contract.lower(), 0) if registered else 0
+        for found in matches:
+            if age.get(found.contract.lower(), 0) >= holder:
+                return found
+        return matches[0]
 
     def _at(self, name: str, key: str, block: int, head: BlockHead) -> Found | None:
         if not self.reader.deploy_block <= block <= head.number:
@@ -301,7 +322,7 @@ class ChainFacts:
                     held = change.granted
         else:
             held = False
-            for change in self.history(account, head, up_to=block):
+            for change in self.history(account, head, up_to=block, **where):
                 if (change.block_number, change.log_index) > position:
                     break
                 held = change.granted
@@ -317,7 +338,8 @@ class ChainFacts:
         few new blocks at a time) rather than from the state at each head: so once there is a
         history to extend (the index's, or one read before), or when ``follow_roles`` asks for
         it (a long-lived verifier, for which one scan pays off)."""
-        return self.follow_roles or self.role_history is not None or account in self._histories
+        known = (account, self.reader.address) in self._histories
+        return self.follow_roles or self.role_history is not None or known
 
     def holds_role(self, account: str, snapshot: Snapshot) -> bool:
         """Whether ``account`` holds ``REGISTRAR_ROLE`` at the snapshot's head (or later)."""
@@ -327,26 +349,35 @@ class ChainFacts:
         return bool(history) and history[-1].granted
 
     def history(
-        self, account: str, head: BlockHead, *, up_to: int | None = None
+        self,
+        account: str,
+        head: BlockHead,
+        *,
+        up_to: int | None = None,
+        contract: str | None = None,
     ) -> list[RoleChange]:
-        """``account``'s role changes up to block ``up_to`` (default: the head), or a little
-        further: scanned once, then only for blocks not seen yet, and seeded by the index's copy
-        when there is one. Only final blocks' changes are kept for next time."""
+        """``account``'s role changes in the newest generation (or in the generation
+        ``contract``: each has its own roles) up to block ``up_to`` (default: the head), or a
+        little further: scanned once, then only for blocks not seen yet, and seeded by the
+        index's copy when there is one. Only final blocks' changes are kept for next time."""
         up_to = head.number if up_to is None else up_to
         final = head.number - self.confirmations
+        generation = contract or self.reader.address
+        key = (account, generation)
         with self._lock:
-            covered, known = self._histories.get(account, (self.reader.deploy_block - 1, []))
-        if account not in self._histories and self.role_history is not None:
-            changes, indexed_to = self.role_history(account)
+            covered, known = self._histories.get(key, (self.reader.deploy_block - 1, []))
+        if key not in self._histories and self.role_history is not None:
+            changes, indexed_to = self.role_history(account, generation)
             if indexed_to is not None:
                 covered = min(indexed_to, final)
                 known = [RoleChange(b, i, g, "") for b, i, g in changes if b <= covered]
         if up_to > covered:
-            known = sorted(known + self.reader.role_changes(account, covered + 1, up_to))
+            found = self.reader.role_changes(account, covered + 1, up_to, contract=generation)
+            known = sorted(known + found)
         keep = min(max(covered, up_to), final)
         with self._lock:
-            if keep > self._histories.get(account, (-1, []))[0]:
-                self._histories[account] = (keep, [c for c in known if c.block_number <= keep])
+            if keep > self._histories.get(key, (-1, []))[0]:
+                self._histories[key] = (keep, [c for c in known if c.block_number <= keep])
         return list(known)
 
     # -- lineage -------------------------------------------------------------------------------

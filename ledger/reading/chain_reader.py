@@ -258,9 +258,12 @@ class LedgerReader:
     # -- events --------------------------------------------------------------------------------
 
     def find(self, event: str, key: str, from_block: int, to_block: BlockRef) -> list[Found]:
-        """The ``event`` logs whose first indexed argument is ``key``, in chain order."""
+        """The ``event`` logs whose first indexed argument is ``key``, in chain order (block,
+        log index): sorted here, as a filter over several generations' addresses is not
+        required to answer in any order."""
         topics = [TOPICS[event], bytes.fromhex(hash_hex(key)[2:])]
         logs = self.transport.logs(self._log_address(), topics, from_block, to_block)
+        logs = sorted(logs, key=lambda log: (log.block_number, log.log_index))
         return [
             Found(self._event(log), log.block_hash, to_checksum_address(log.address))
             for log in logs

@@ -131,7 +131,7 @@ class SharedChecks:
             )
         anchored_in = located.event.block_number
         if not facts.role_at(signer, located, snapshot.head):
-            history = facts.history(signer, snapshot.head)
+            history = facts.history(signer, snapshot.head, contract=located.contract)
             if not history:
                 return Check("signer_authorized", False, f"{signer} never held REGISTRAR_ROLE")
             changes = ", ".join(

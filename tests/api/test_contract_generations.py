@@ -1,6 +1,7 @@
-"""Issue 25's acceptance on the embedded chain: a ledger made by the service of contract 1.1.0
-(today's code, before generations) is refused at start with the command that upgrades it;
-``provenance upgrade-contract`` deploys 1.2.0 as its successor; then the upgraded service
+"""Issue 25's acceptance, each test on the embedded chain and on anvil: a ledger made by the
+service of contract 1.1.0 (deployed first with that release's artifact), and one made by the code
+of contract 1.0.0 itself (committed fixtures), is refused at start with the command that upgrades
+it; ``provenance upgrade-contract`` deploys 1.2.0 as its successor; then the upgraded service
 derives from a generation-1 parent, trains on it, issues receipts in both generations, revokes
 a generation-1 record through generation 2, and every old and new receipt verifies, taint
 crosses generations, fsck is clean and an index rebuilt from the chain equals the live one."""
@@ -164,13 +165,13 @@ def test_an_old_ledger_is_upgraded_and_keeps_working(ledger_settings, old_ledger
         #    the old one under generation 1's domain, which generation 2 reaches.
         for name, receipt in receipts.items():
             assert verify(api, receipt)["verdict"] == "valid", name
-            assert cli_verdict(tmp_path, server.url, receipt, newest) == "valid", name
+            assert cli_verdict(tmp_path, f"{server.url}/rpc", receipt, newest) == "valid", name
             document = bundle(api, receipt)
             assert document["ledger"]["contract"] == newest
             assert document["eip712_domain"]["verifyingContract"] == (
                 first.address if name == "generation 1" else newest
             )
-            assert cli_verdict(tmp_path, server.url, document) == "valid", name
+            assert cli_verdict(tmp_path, f"{server.url}/rpc", document) == "valid", name
         assert browser_verdicts(server.url, receipts.values(), newest) == ["valid"] * 3
         audit_file = tmp_path / "receipts.json"
         audit_file.write_text(json.dumps(list(receipts.values())))
@@ -203,7 +204,7 @@ def test_an_old_ledger_is_upgraded_and_keeps_working(ledger_settings, old_ledger
         assert api.get(f"/v1/models/{new_model}").json()["tainted"] is True
         for name, receipt in receipts.items():
             assert verify(api, receipt)["verdict"] == "invalid", name
-            assert cli_verdict(tmp_path, server.url, receipt, newest) == "invalid", name
+            assert cli_verdict(tmp_path, f"{server.url}/rpc", receipt, newest) == "invalid", name
         lineage = api.get(f"/v1/lineage/{new_model}", params={"direction": "up"}).json()
         assert {n["id"] for n in lineage["nodes"] if n["revoked"]} == {f"dataset:{raw}"}
         # 6. fsck is clean.
@@ -225,12 +226,12 @@ def bundle(api: httpx.Client, receipt: dict[str, Any]) -> dict[str, Any]:
 
 
 def cli_verdict(
-    tmp_path: Path, url: str, document: dict[str, Any], contract: str | None = None
+    tmp_path: Path, rpc_url: str, document: dict[str, Any], contract: str | None = None
 ) -> str:
-    """``provenance verify`` straight against the node (the service's /rpc)."""
+    """``provenance verify`` straight against a node (the service's /rpc, or anvil itself)."""
     path = tmp_path / "receipt.json"
     path.write_text(json.dumps(document))
-    args = ["verify", str(path), "--rpc-url", f"{url}/rpc", "--json"]
+    args = ["verify", str(path), "--rpc-url", rpc_url, "--json"]
     if contract:
         args += ["--contract", contract]
     result = CliRunner().invoke(cli, args)
@@ -261,19 +262,65 @@ def browser_verdicts(url: str, documents: Any, contract: str) -> list[str]:
     return verdicts
 
 
-def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_path):
-    """``tests/fixtures/ledgers/contract-1.0.0.tar.gz`` is a data directory made by the code of
-    contract 1.0.0 itself (commit 3c1810d: ``git archive 3c1810d``, then
-    ``python -m api demo --data-dir data --json > demo.json`` run from it): its embedded chain,
-    index, receipt book, keys and artifacts as that release wrote them, and the demo's answers.
-    Opened by this release it is refused with the command, upgraded, then used as in the 1.1.0
-    test above, in process, with its receipts also checked by the CLI straight against the node
-    (the app's /rpc on a port: ``verify`` and ``audit``) and by the browser's verifier against
-    the same node, before and after a revocation through generation 2."""
-    with tarfile.open(LEDGERS / "contract-1.0.0.tar.gz") as archive:
+@pytest.fixture(params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
+def ledger_1_0_0(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Settings, dict[str, Any]]:
+    """A ledger built by the code of contract 1.0.0 itself (commit 3c1810d), its settings and
+    the answers of that code's ``demo`` (a raw dataset, a cleaned one, a model, an anchored
+    receipt), in a fresh copy of a committed fixture.
+
+    embedded: ``tests/fixtures/ledgers/contract-1.0.0.tar.gz``, a data directory made by
+    ``git archive 3c1810d``, then ``python -m api demo --data-dir data --json > demo.json`` run
+    from it: its embedded chain, index, receipt book, keys and artifacts as that release wrote
+    them.
+
+    anvil: ``tests/fixtures/ledgers/contract-1.0.0-anvil.tar.gz``, made by
+    ``make-contract-1.0.0-anvil.sh`` beside it: the same code, deployed with its own
+    ``provenance deploy`` on an anvil run with ``--state`` (dumped on exit, historical states
+    kept), then its ``demo`` with ``PROVENANCE_CHAIN=rpc``. The node is started here from that
+    dump (``--state``), so the records, their events and their blocks are the ones the 1.0.0
+    code wrote, not a replay of them by today's code; the data directory and keystore are that
+    code's too.
+
+    Both index files are of schema version 2: the upgraded service migrates them and backfills
+    each row's generation, so the test's rebuilt index equal to the live one checks that too.
+    """
+    name = "contract-1.0.0.tar.gz" if request.param == "embedded" else "contract-1.0.0-anvil.tar.gz"
+    with tarfile.open(LEDGERS / name) as archive:
         archive.extractall(tmp_path, filter="data")
+    if request.param == "anvil":
+        if anvil_binary() is None:
+            pytest.skip("anvil is not installed: run `npm ci --prefix contracts`")
+        node = AnvilNode(tmp_path / "anvil", state=tmp_path / "anvil-state.json")
+        request.addfinalizer(node.stop)
+        for variable, value in {
+            "PROVENANCE_CHAIN": "rpc",
+            "PROVENANCE_RPC_URL": node.url,
+            "PROVENANCE_KEYSTORE": str(tmp_path / "key.json"),
+            "PROVENANCE_KEYSTORE_PASSWORD": "correct horse battery staple",  # the script's
+        }.items():
+            monkeypatch.setenv(variable, value)
     demo = json.loads((tmp_path / "demo.json").read_text())
     settings = Settings(data_dir=tmp_path / "data", anchor_interval=3600, anchor_batch_size=10_000)
+    return settings, demo
+
+
+def test_a_ledger_made_by_the_1_0_0_service_is_upgraded_and_used(ledger_1_0_0, tmp_path):
+    """The ledger of :func:`ledger_1_0_0` (embedded, or on anvil), opened by this release, is
+    refused with the command, upgraded, then used as in the 1.1.0 test above, in process, with
+    its receipts also checked by the CLI straight against the node (the app's /rpc on a port:
+    ``verify`` and ``audit``) and by the browser's verifier against the same node, before and
+    after a revocation through generation 2."""
+    settings, demo = ledger_1_0_0
+    index = sqlite3.connect(settings.data_dir / "index.sqlite3")
+    assert index.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    index.close()
+
+    def nodes(url: str) -> list[str]:
+        """The nodes the CLI checks against: the app's /rpc, and anvil itself when it is one."""
+        return [f"{url}/rpc", *([settings.rpc_url] if settings.chain == "rpc" else [])]
+
     with (
         pytest.raises(Exception, match=r"released ProvenanceLedger 1\.0\.0") as refused,
         TestClient(create_app(settings)),
@@ -282,6 +329,8 @@ def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_pat
     assert "provenance upgrade-contract" in str(refused.value)
     result = CliRunner().invoke(cli, ["upgrade-contract", "--data-dir", str(settings.data_dir)])
     assert result.exit_code == 0, result.output
+    upgraded = Deployment.load(settings.data_dir / "deployment.json")
+    assert [g.version for g in upgraded.generations] == ["1.0.0", "1.2.0"]
     raw, old_model = demo["raw"]["content_hash"], demo["model"]["model_hash"]
     with authorized_client(settings) as client:
         assert verify(client, demo["receipt"])["verdict"] == "valid"
@@ -298,16 +347,18 @@ def test_a_data_directory_made_by_the_1_0_0_service_is_upgraded_and_used(tmp_pat
         newest = Deployment.load(settings.data_dir / "deployment.json").address
         with served(client.app) as url:
             # the 1.0.0 receipt, signed under generation 1's domain, through generation 2
-            assert cli_verdict(tmp_path, url, demo["receipt"], newest) == "valid"
-            assert audit_verdicts(tmp_path, url, receipts, newest) == (0, ["valid"] * 3)
+            for node in nodes(url):
+                assert cli_verdict(tmp_path, node, demo["receipt"], newest) == "valid", node
+                assert audit_verdicts(tmp_path, node, receipts, newest) == (0, ["valid"] * 3)
             assert browser_verdicts(url, receipts, newest) == ["valid"] * 3
             revoked = client.post(f"/v1/records/{raw}/revoke", json={"reason": "no consent"})
             assert revoked.status_code == 200, revoked.text
             assert client.get(f"/v1/models/{old_model}").json()["tainted"] is True
             assert client.get(f"/v1/models/{new_model}").json()["tainted"] is True
             assert [verify(client, r)["verdict"] for r in receipts] == ["invalid"] * 3
-            assert cli_verdict(tmp_path, url, demo["receipt"], newest) == "invalid"
-            assert audit_verdicts(tmp_path, url, receipts, newest) == (1, ["invalid"] * 3)
+            for node in nodes(url):
+                assert cli_verdict(tmp_path, node, demo["receipt"], newest) == "invalid", node
+                assert audit_verdicts(tmp_path, node, receipts, newest) == (1, ["invalid"] * 3)
             assert browser_verdicts(url, receipts, newest) == ["invalid"] * 3
         assert client.get("/v1/admin/fsck").json() == {"ok": True, "findings": []}
     live = _index_rows(settings.data_dir)
@@ -338,12 +389,12 @@ def served(app: Any) -> Iterator[str]:
 
 
 def audit_verdicts(
-    tmp_path: Path, url: str, receipts: list[dict[str, Any]], contract: str
+    tmp_path: Path, rpc_url: str, receipts: list[dict[str, Any]], contract: str
 ) -> tuple[int, list[str]]:
-    """``provenance audit`` of ``receipts`` straight against the node: exit status, verdicts."""
+    """``provenance audit`` of ``receipts`` straight against a node: exit status, verdicts."""
     path = tmp_path / "receipts.json"
     path.write_text(json.dumps(receipts))
-    args = ["audit", str(path), "--rpc-url", f"{url}/rpc", "--contract", contract, "--json"]
+    args = ["audit", str(path), "--rpc-url", rpc_url, "--contract", contract, "--json"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, [r["verdict"] for r in json.loads(result.stdout)["reports"]]

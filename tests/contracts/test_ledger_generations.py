@@ -236,3 +236,55 @@ def test_a_reader_follows_every_generation(generations, chain, monkeypatch):
         third.address,
         third.address,
     )
+
+
+def test_without_an_index_the_revocation_that_counts_is_quoted(generations, chain):
+    """A record revoked in both generations (an older generation knows nothing of its
+    successor, so it still takes its own registrars' revocations): a verifier with no index
+    (the CLI's: it scans the node from the newest generation) quotes the revocation the newest
+    generation counts, the first in chain order, whichever order the node lists them in, and
+    never an older generation's revocation of its own later copy of a hash the newer
+    generation registered first."""
+    from ledger.reading.chain_facts import ChainFacts
+    from ledger.reading.chain_reader import LedgerReader
+    from ledger.verification.lineage_checks import revocation_check
+
+    old, second, _, _, version = generations
+    first = LedgerClient(  # the same admin, its nonces owned by one transactor
+        chain.backend,
+        old.account,
+        old.address,
+        artifact=old_artifact(version),
+        transactor=second.transactor,
+    )
+    second.revoke(h(1), "revoked through generation 2")  # the first: it stands...
+    first.revoke(h(1), "revoked again in generation 1")  # ...not this one
+    register(second, h(40))  # generation 2 registers a hash...
+    register(first, h(40))  # ...which generation 1, knowing nothing of it, registers too
+    first.revoke(h(40), "generation 1 revokes its own copy")  # earlier, but not counted
+    second.revoke(h(40), "revoked through generation 2")
+
+    def facts() -> ChainFacts:
+        if chain.node is not None:  # exactly the CLI's reader, over HTTP
+            from api.cli.verify import chain_facts
+
+            return chain_facts(chain.node.url, second.address)
+        return ChainFacts(LedgerReader(chain.backend.transport(), second.address))
+
+    for listed in ("in chain order", "oldest generation first"):
+        verifier = facts()
+        if listed != "in chain order":  # a node may list a filter's logs in any order
+            transport = verifier.reader.transport
+
+            def oldest_first(*args, _logs=transport.logs, **kwargs):
+                newest = second.address.lower()
+                return sorted(_logs(*args, **kwargs), key=lambda log: log.address.lower() == newest)
+
+            transport.logs = oldest_first  # type: ignore[method-assign]
+        snapshot = verifier.snapshot()
+        for record in (h(1), h(40)):
+            located = verifier.event("RecordRevoked", record, snapshot)
+            assert located.contract == second.address, (listed, record)
+            assert located.event.reason == "revoked through generation 2", (listed, record)
+            check = revocation_check(verifier, snapshot, "dataset_not_revoked", record, "dataset")
+            assert check.ok is False and "(revoked through generation 2, block" in check.detail

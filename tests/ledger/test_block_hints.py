@@ -79,7 +79,7 @@ def test_the_index_keeps_role_changes_so_only_newer_blocks_are_scanned(
     admin.revoke_registrar(newcomer)
     index = LedgerIndex(tmp_path / "index.sqlite3")
     index.sync(admin)
-    changes, covered = index.registrar_changes(newcomer)
+    changes, covered = index.registrar_changes(newcomer, admin.address)
     assert [granted for _, _, granted in changes] == [True, False]
     assert covered == admin.latest_block()
     reader = deployed.as_account(deployed.chain.account())  # a fresh client: empty cache

@@ -326,11 +326,11 @@ def test_a_failed_sync_leaves_the_index_as_it_was(deployed, index, monkeypatch):
     calls = []
     real_apply = _index_sync.apply_event
 
-    def apply_then_crash(conn, event, timestamp):
+    def apply_then_crash(conn, event, timestamp, contract):
         calls.append(event)
         if len(calls) == 2:
             raise RuntimeError("power cut")
-        real_apply(conn, event, timestamp)
+        real_apply(conn, event, timestamp, contract)
 
     monkeypatch.setattr(_index_sync, "apply_event", apply_then_crash)
     with pytest.raises(RuntimeError, match="power cut"):
@@ -582,6 +582,11 @@ V2_COLUMNS = {
     ],
     "registrar_roles": ["account", "block_number", "log_index", "granted"],
 }
+# Version 3 adds the generation that logged each event (each generation has its own roles).
+V3_COLUMNS = V2_COLUMNS | {
+    table: [*V2_COLUMNS[table], "contract"]
+    for table in ("records", "revocations", "registrar_roles")
+}
 # Added to version 2 without a bump, because it only adds: an older build ignores the table, and
 # a file without it (or with rows an older build did not add) rewinds to an older fork point.
 ADDED_TABLES = {"blocks": ["number", "hash"]}
@@ -592,21 +597,21 @@ def _columns(db: sqlite3.Connection, table: str) -> list[str]:
 
 
 @sqlite_only
-def test_the_file_keeps_the_schema_version_2_layout(index):
-    assert _index_sync.SCHEMA_VERSION == "2"
+def test_the_file_keeps_the_schema_version_3_layout(index):
+    assert _index_sync.SCHEMA_VERSION == "3"
     with sqlite3.connect(index.path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert tables == set(V2_COLUMNS) | set(ADDED_TABLES)
-        assert {t: _columns(db, t) for t in V2_COLUMNS} == V2_COLUMNS
+        assert tables == set(V3_COLUMNS) | set(ADDED_TABLES)
+        assert {t: _columns(db, t) for t in V3_COLUMNS} == V3_COLUMNS
         assert {t: _columns(db, t) for t in ADDED_TABLES} == ADDED_TABLES
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
 
 
 def _reorder_columns(path: Path) -> None:
     """Rewrite every data table with its columns in reverse order, keeping the rows: a file
     that holds the same data under another column order (as a hand-migrated one might)."""
     with sqlite3.connect(path) as db:
-        for table in V2_COLUMNS:
+        for table in V3_COLUMNS:
             if table == "meta":
                 continue
             columns = list(reversed(_columns(db, table)))
@@ -627,7 +632,7 @@ def test_rows_are_read_and_written_by_column_name(deployed, tmp_path):
         before = snapshot(first)
     _reorder_columns(path)
     with sqlite3.connect(path) as db:
-        assert _columns(db, "records")[0] == "registered_at"  # really reordered
+        assert _columns(db, "records")[0] == "contract"  # really reordered
     with LedgerIndex(path) as reordered:
         assert snapshot(reordered) == before
         register(client, h(5), parents=[CLEAN], transform=h(52))

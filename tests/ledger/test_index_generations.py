@@ -167,7 +167,9 @@ def test_the_same_event_applied_twice_still_fails_loudly(ledger, index):
     )
     times = {e.block_number: 0 for e in counted}
     with pytest.raises(Exception) as failed, index._db.write() as conn:
-        _index_sync.apply_events(conn, counted, times, generations=generations)
+        _index_sync.apply_events(
+            conn, counted, times, contract=newest.address, generations=generations
+        )
     assert _is_integrity_error(failed.value), failed.value
 
 
@@ -190,3 +192,171 @@ def _is_integrity_error(error: BaseException) -> bool:
     import psycopg
 
     return isinstance(error, psycopg.errors.IntegrityError)
+
+
+# -- each generation's roles are its own ----------------------------------------------------------
+
+
+def test_a_registrar_of_generation_2_only_is_no_registrar_of_generation_1(chain, ledger, index):
+    """Each generation has its own AccessControl: a REGISTRAR_ROLE grant in generation 2 says
+    nothing of generation 1. The index keeps the generation of each change, and a verifier that
+    falls back on the role's history (a node keeping no old state) asks for the generation that
+    logged the event it checks, with the index's copy or without it."""
+    from ledger.reading._jsonrpc import NodeError
+    from ledger.reading.chain_facts import ChainFacts, Located
+    from ledger.records import PredictionsAnchored
+
+    first, newest = ledger
+    signer = chain.account().address
+    granted = newest.grant_registrar(signer)  # in generation 2 only
+    index.sync(newest)
+    changes, covered = index.registrar_changes(signer, first.address)
+    assert (changes, covered) == ([], newest.latest_block())
+    changes, _ = index.registrar_changes(signer, newest.address)
+    assert [(block, on) for block, _, on in changes] == [(granted.block_number, True)]
+    assert index.block_of("DatasetRegistered", A, first.address) == (
+        index.dataset(A).registration.block_number
+    )
+    assert index.block_of("DatasetRegistered", A, newest.address) is None
+
+    # an anchoring after the grant, logged by generation 1 or by generation 2
+    register(newest, X)
+    anchoring = PredictionsAnchored(
+        tx_hash="0x" + "00" * 32,
+        block_number=newest.latest_block(),
+        log_index=0,
+        root="0x" + "11" * 32,
+        model_hash=MODEL,
+        registrant=signer,
+        count=1,
+    )
+    for role_history in (index.registrar_changes, None):
+        newest.role_history = role_history
+        facts = ChainFacts.for_client(newest)
+
+        def no_old_state(account, block="latest", **where):
+            raise NodeError("missing trie node")  # a pruned node: the history answers
+
+        facts.reader.has_role = no_old_state  # type: ignore[method-assign]
+        head = facts.snapshot().head
+        assert facts.role_at(signer, Located(anchoring, contract=first.address), head) is False
+        assert facts.role_at(signer, Located(anchoring), head) is True
+        assert facts.role_at(signer, Located(anchoring, contract=newest.address), head) is True
+    newest.role_history = None
+    assert [on for _, _, on in newest.registrar_history(signer)] == [True]
+    first.grant_registrar(signer)  # generation 1's own grant is not generation 2's
+    assert [on for _, _, on in newest.registrar_history(signer)] == [True]
+
+
+# -- an index of the previous schema ------------------------------------------------------------
+
+
+def _contract_rows(db) -> dict:
+    """The rows that say which generation logged them, and the backfill's mark."""
+    with db.read() as conn:
+        rows = {
+            table: sorted(
+                tuple(row[c] for c in ("block_number", "log_index", "contract"))
+                for row in conn.execute(f"SELECT block_number, log_index, contract FROM {table}")
+            )
+            for table in ("records", "revocations", "registrar_roles")
+        }
+        marks = conn.execute("SELECT key FROM meta WHERE key = 'backfill_contracts'").fetchall()
+    return rows | {"marked": bool(marks)}
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_an_index_of_schema_version_2_is_migrated_and_backfilled(
+    chain, ledger, engine, tmp_path, request
+):
+    """A file of schema version 2 (SQLite), or a database at Alembic revision r0004
+    (PostgreSQL), holding a ledger of two generations with writes and roles in both, opens
+    after the upgrade with its rows kept: the migration adds the ``contract`` columns empty and
+    marks them; until the next sync the index answers no role history (it cannot tell the
+    generations apart); that sync fills every row from the chain's logs and applies the new
+    events, and the result equals an index rebuilt from the chain."""
+    first, newest = ledger
+    superseded_writes(first, newest)
+    signer = chain.account().address
+    newest.grant_registrar(signer)
+    first.grant_registrar(signer)
+    if engine == "sqlite":
+        path = tmp_path / "index.sqlite"
+        with LedgerIndex(path) as index:
+            index.sync(newest)
+            before = _contract_rows(index._db)
+        with sqlite3.connect(path) as db:  # the version-2 layout, rows kept
+            for table in ("records", "revocations", "registrar_roles"):
+                db.execute(f"ALTER TABLE {table} DROP COLUMN contract")
+            db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+        reopen = lambda: LedgerIndex(path)  # noqa: E731 - the migration runs on open
+    else:
+        if chain.name != "embedded":
+            pytest.skip("the engine is what varies: PostgreSQL runs on the embedded chain only")
+        from ledger.index.postgres import PostgresIndex
+        from ledger.storage.postgres import PgConnections
+        from ledger.storage.schema import current_revision, upgrade
+        from tests._servers import scratch_database
+
+        url = _scratch(request, scratch_database)
+        upgrade(url)
+        pool = PgConnections(url, max_size=2)
+        request.addfinalizer(pool.close)
+        PostgresIndex(pool).sync(newest)
+        before = _contract_rows(pool)
+        _downgrade(url, "r0004")  # the version-2 layout, rows kept
+        assert current_revision(pool) == "r0004"
+        upgrade(url)  # r0005: what `provenance db upgrade` runs
+        reopen = lambda: PostgresIndex(pool)  # noqa: E731
+    assert all(contract for rows in before.values() if rows for *_, contract in rows)
+    with reopen() as index:
+        migrated = _contract_rows(index._db)
+        assert migrated["marked"] is True
+        assert migrated["registrar_roles"] == [
+            (b, i, None) for b, i, _ in before["registrar_roles"]
+        ]
+        assert index.registrar_changes(signer, newest.address) == ([], None)
+        register(newest, h(5))
+        assert index.sync(newest) == 1
+        after = _contract_rows(index._db)
+        assert after["marked"] is False
+        new = index.dataset(h(5)).registration
+        assert [r for r in after["records"] if r not in before["records"]] == [
+            (new.block_number, new.log_index, newest.address.lower())
+        ]
+        assert {t: after[t] for t in ("revocations", "registrar_roles")} == {
+            t: before[t] for t in ("revocations", "registrar_roles")
+        }
+        changes, covered = index.registrar_changes(signer, first.address)
+        assert len(changes) == 1 and covered == index.last_block
+        live = answers(index)
+    with LedgerIndex(tmp_path / "rebuilt.sqlite") as rebuilt:
+        rebuilt.rebuild(newest)
+        assert _contract_rows(rebuilt._db) == after
+        assert answers(rebuilt) == live
+
+
+def _scratch(request: pytest.FixtureRequest, scratch_database) -> str:
+    """A database of its own for this test (it migrates the schema down and up again)."""
+    context = scratch_database()
+    url = context.__enter__()
+    request.addfinalizer(lambda: context.__exit__(None, None, None))
+    return url
+
+
+def _downgrade(url: str, target: str) -> None:
+    """Alembic's downgrade to ``target`` on the database at ``url``: the schema an older
+    release left (what `provenance db upgrade` then migrates)."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from ledger.storage import schema
+
+    engine = create_engine(schema._sqlalchemy_url(url))
+    try:
+        with engine.begin() as connection:
+            config = schema._config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, target)
+    finally:
+        engine.dispose()
