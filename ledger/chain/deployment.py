@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from web3.exceptions import Web3Exception
 
 from ledger.chain._releases import CURRENT_VERSION, RELEASED_CODE
@@ -29,6 +30,7 @@ from ledger.chain.backends.base import ChainBackend
 from ledger.chain.client import Generation, LedgerClient
 from ledger.chain.contract_artifact import load_artifact, masked_code_hash
 from ledger.errors import DeploymentMismatch, LedgerError
+from ledger.formats.events import REGISTRAR_ROLE, TOPICS
 from ledger.storage._files import write_atomic
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "GenerationRecord",
     "RecordPlace",
     "connect_ledger",
+    "current_registrars",
     "deploy_ledger",
     "upgrade_ledger",
 ]
@@ -162,7 +165,10 @@ def upgrade_ledger(
     backend: ChainBackend, account: LocalAccount, record_path: Path | RecordPlace
 ) -> LedgerClient:
     """Deploy the committed artifact as the successor of the recorded newest generation and
-    record it; every earlier generation stays in the record, and is checked first."""
+    record it; every earlier generation stays in the record, and is checked first. Whoever
+    holds ``REGISTRAR_ROLE`` in the newest generation is granted it in the new one (roles are
+    per contract), so registrars keep writing after the upgrade; the deployer is admin and
+    registrar of the new generation, as of every first one."""
     deployment = Deployment.load(record_path)
     if deployment is None:
         raise DeploymentMissing(f"no deployment record at {record_path}: nothing to upgrade")
@@ -173,7 +179,11 @@ def upgrade_ledger(
             f"{newest.address} already runs this contract ({newest.version}): nothing to upgrade",
             address=newest.address,
         )
+    registrars = current_registrars(backend, newest.address, newest.block_number)
     client, tx = LedgerClient.deploy(backend, account, predecessor=newest.address)
+    for registrar in registrars:  # each generation has its own roles: the holders carry over
+        if registrar != account.address:
+            client.grant_registrar(registrar)
     code_hash = load_artifact().code_hash
     upgraded = (
         *generations[:-1],
@@ -287,3 +297,31 @@ def _version_of(client: LedgerClient) -> str:
         return f"version {client.version()}"
     except (LedgerError, Web3Exception):  # no code there, or code without version()
         return "no version()"
+
+
+_HAS_ROLE_ABI = [
+    {
+        "type": "function",
+        "name": "hasRole",
+        "stateMutability": "view",
+        "inputs": [{"name": "role", "type": "bytes32"}, {"name": "account", "type": "address"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    }
+]
+
+
+def current_registrars(backend: ChainBackend, address: str, from_block: int) -> list[str]:
+    """The accounts holding ``REGISTRAR_ROLE`` in the contract at ``address`` now: every account
+    its ``RoleGranted`` events named since ``from_block`` (its deployment), kept if ``hasRole``
+    still says so. OpenZeppelin AccessControl's own interface, the same in every release."""
+    w3 = backend.w3
+    topics = ["0x" + TOPICS["RoleGranted"].hex(), "0x" + REGISTRAR_ROLE.hex()]
+    try:
+        logs = w3.eth.get_logs(
+            {"address": address, "fromBlock": from_block, "toBlock": "latest", "topics": topics}
+        )
+        named = sorted({to_checksum_address(bytes(log["topics"][2])[12:]) for log in logs})
+        roles = w3.eth.contract(address=to_checksum_address(address), abi=_HAS_ROLE_ABI)
+        return [a for a in named if roles.functions.hasRole(REGISTRAR_ROLE, a).call()]
+    except (Web3Exception, OSError) as exc:
+        raise LedgerError(f"reading the registrars of {address}: {exc}") from exc

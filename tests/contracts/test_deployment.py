@@ -87,6 +87,10 @@ def test_an_older_release_is_refused_naming_the_upgrade_then_upgraded(deployed, 
     old, tx = LedgerClient.deploy(backend, account, artifact=released)
     old.register_dataset("0x" + "01" * 32, rows_root="0x" + "02" * 32, row_count=1,
                          schema_hash="0x" + "03" * 32)  # fmt: skip
+    kept, dropped = "0x" + "a1" * 20, "0x" + "b2" * 20
+    old.grant_registrar(kept)
+    old.grant_registrar(dropped)
+    old.revoke_registrar(dropped)
     record = tmp_path / "deployment.json"
     Deployment(
         chain_id=old.chain_id(), address=old.address, tx_hash=tx.tx_hash,
@@ -99,6 +103,9 @@ def test_an_older_release_is_refused_naming_the_upgrade_then_upgraded(deployed, 
     client = upgrade_ledger(backend, account, record)
     assert [g.address for g in client.generations] == [old.address, client.address]
     assert client.predecessor() == old.address
+    # the roles are the new generation's own: the registrars of the old one are granted there
+    assert client.is_registrar(kept) and not client.is_registrar(dropped)
+    assert client.is_registrar(account.address)
     assert client.deploy_block == tx.block_number  # history starts at generation 1
     again = connect_ledger(backend, account, record, deploy_if_missing=False)
     assert again.address == client.address and again.generations == client.generations
