@@ -695,6 +695,7 @@ def test_ledger_index_implements_the_event_index_interface(index):
     assert protocol_members == {
         "sync",
         "rebuild",
+        "index_block",
         "last_block",
         "kind_of",
         "dataset",
