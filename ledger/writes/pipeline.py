@@ -184,7 +184,7 @@ class WritePipeline(Recovery, Waiter):
         self._waiter: threading.Thread | None = None
         # told of each final successful transaction, with its block, before its requests are
         # answered (the service indexes the block from it: ledger.index._receipts)
-        self.on_included: Callable[[Any, Sequence[Any]], None] | None = None
+        self.on_included: Callable[[Any, Sequence[Any]], object] | None = None
 
     # -- the requests' side -------------------------------------------------------------------
 
