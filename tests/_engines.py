@@ -17,7 +17,7 @@ from ledger.storage.schema import upgrade
 from tests._servers import Seaweed, postgres_available, scratch_database, seaweed_server
 
 SHARED_TABLES = (
-    "meta, records, datasets, models, batches, inputs, revocations, registrar_roles, "
+    "meta, records, datasets, models, batches, inputs, revocations, registrar_roles, blocks, "
     "api_keys, deployment, jobs, write_queue, sender, tx_sent, tx_marks, "
     "receipts, receipt_batches, receipt_models"
 )

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ledger.chain.client import LedgerClient
-from ledger.index import _sync
+from ledger.index import _receipts, _sync
 from ledger.index.base import (
     IndexedBatch,
     IndexedDataset,
@@ -135,6 +135,18 @@ class SqlIndex:
                 reset=False,
                 on_rewind=self.on_rewind,
             )
+
+    def index_block(self, client: LedgerClient, block: Any, receipts: Sequence[Any]) -> bool:
+        """Index a block this process just wrote from its receipts, if it directly extends the
+        indexed head (:mod:`ledger.index._receipts` says when, and why the sync still confirms
+        it); False when it did not, and the next sync reads the block from the chain. Never
+        waits for a sync in progress: that sync, or the next, reads the block anyway."""
+        if not self._sync_lock.acquire(blocking=False):
+            return False
+        try:
+            return _receipts.index_block(self._db, client, block, receipts)
+        finally:
+            self._sync_lock.release()
 
     def rebuild(self, client: LedgerClient) -> int:
         """Drop everything and index ``client``'s contract from its deploy block.

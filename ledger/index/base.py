@@ -12,8 +12,9 @@ SQLite :class:`ledger.index.sqlite.LedgerIndex` without touching them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from ledger.chain.client import LedgerClient
 from ledger.errors import LedgerError
@@ -168,6 +169,12 @@ class EventIndex(Protocol):
 
     def rebuild(self, client: LedgerClient) -> int:
         """Drop everything and index ``client``'s contract from its deploy block, atomically."""
+        ...
+
+    def index_block(self, client: LedgerClient, block: Any, receipts: Sequence[Any]) -> bool:
+        """Index a block just written from the receipts of all its transactions, where it
+        directly extends the indexed head (else nothing, and False: the next :meth:`sync` reads
+        it); the sync stays the authority, and confirms the block's hash when it next runs."""
         ...
 
     @property

@@ -2,9 +2,15 @@
 
 Kept apart from the index's queries and its event application, so both read the same way:
 every connection is in autocommit mode (each transaction is opened visibly, with
-:meth:`Connections.write` or :meth:`Connections.read`), in WAL mode with ``synchronous = FULL``
-(readers run while a sync writes, and a committed sync survives a power cut), and returns
-:class:`sqlite3.Row` rows, so columns are read by name, never by position.
+:meth:`Connections.write` or :meth:`Connections.read`), in WAL mode (readers run while a sync
+writes), and returns :class:`sqlite3.Row` rows, so columns are read by name, never by position.
+
+The file is ``synchronous = NORMAL``: a commit is atomic and survives a crash of the process,
+and a power cut can at worst take the last commits away, never the file's consistency. That is
+what a cache of the chain needs: the commits a power cut takes are read again from the chain
+(whose own file is ``synchronous = FULL``) by the next sync, which every start runs before
+serving. It saves the disk flush that FULL costs every write (each block a write indexes from
+its receipts is one commit), which a disk shared with other work makes slow.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ class Connections:
                     self.path, isolation_level=None, check_same_thread=False, timeout=30.0
                 )
                 conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA synchronous = NORMAL")  # a cache: see the module
                 conn.execute("PRAGMA foreign_keys = ON")
                 self._all.append(conn)
             self._local.conn = conn

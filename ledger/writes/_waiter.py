@@ -320,6 +320,7 @@ class Waiter:
         """5-6. Answer every request of a mined transaction, then forget the nonce."""
         if receipt["status"] == 1:
             tx = tx_result(receipt)
+            self._tell_included(receipt)  # before the answers: a request that follows reads it
             for write, included in self._inclusions(flight, receipt):
                 if included is None:
                     self._fail(
@@ -354,6 +355,20 @@ class Waiter:
             self._requeue([w for w in flight.writes if w is not named], alone=False)
         else:
             self._requeue(flight.writes, alone=True)
+
+    def _tell_included(self, receipt: Any) -> None:
+        """Hand a final successful receipt and its block to ``on_included`` (the service's
+        index, which records the block from them instead of reading it again). Whatever it
+        raises is only logged: the write is on chain either way, and the index's sync reads the
+        block from the chain when this did not."""
+        hook = self.on_included
+        if hook is None:
+            return
+        try:
+            hook(self._block(bytes(receipt["blockHash"])), [receipt])
+        except Exception:
+            log.warning("indexing block %s from its receipt failed", receipt["blockNumber"],
+                        exc_info=True)  # fmt: skip
 
     def _inclusions(self, flight: _InFlight, receipt: Any) -> list[tuple[_Write, Included | None]]:
         """Each write of a successful transaction with its inclusion (None: its event is

@@ -84,7 +84,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace as dc_replace
@@ -182,6 +182,9 @@ class WritePipeline(Recovery, Waiter):
         self._accepted: set[str] = set()  # keys answered on acceptance, not settled yet
         self._sender: threading.Thread | None = None
         self._waiter: threading.Thread | None = None
+        # told of each final successful transaction, with its block, before its requests are
+        # answered (the service indexes the block from it: ledger.index._receipts)
+        self.on_included: Callable[[Any, Sequence[Any]], object] | None = None
 
     # -- the requests' side -------------------------------------------------------------------
 

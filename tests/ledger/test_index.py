@@ -532,10 +532,12 @@ def test_two_replicas_syncing_at_once_apply_each_event_once(deployed, index):
 
 
 @sqlite_only
-def test_the_file_is_in_wal_mode_with_full_sync(index):
+def test_the_file_is_in_wal_mode_with_normal_sync(index):
+    # a cache of the chain: a power cut may take its last commits, which the next sync reads
+    # again (test_index_receipts.py: an index that lost its last commits)
     conn = index._db.get()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
 def test_a_block_the_chain_does_not_have_has_no_hash(deployed):
@@ -700,6 +702,7 @@ def test_ledger_index_implements_the_event_index_interface(index):
     assert protocol_members == {
         "sync",
         "rebuild",
+        "index_block",
         "last_block",
         "kind_of",
         "dataset",
