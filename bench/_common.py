@@ -13,6 +13,7 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -37,6 +38,7 @@ __all__ = [
     "Config",
     "RawSender",
     "anvil_available",
+    "cpu_seconds",
     "fmt",
     "fmt_int",
     "machine",
@@ -44,6 +46,7 @@ __all__ = [
     "paired_ratio",
     "percentile",
     "print_table",
+    "py_spy_sampling",
     "summarize",
     "write_results",
 ]
@@ -329,3 +332,26 @@ class RawSender:
     def deploy(self, bytecode: str, gas: int = 8_000_000) -> str:
         """Deploy creation code; return the contract address."""
         return self.send(None, bytecode, gas)["contractAddress"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) process ``pid`` has used so far: a service's cost
+    per operation, a figure other load on the machine does not inflate as it does wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def py_spy_sampling(pid: int, out: Path, *, gil: bool = False) -> Iterator[None]:
+    """py-spy (from this venv) samples process ``pid`` at 200 Hz into ``out`` (raw, for
+    flame graphs) while the block runs (``gil``: only samples holding the GIL)."""
+    py_spy = str(Path(sys.executable).with_name("py-spy"))
+    spy = [py_spy, "record", "-p", str(pid), "-o", str(out), "-f", "raw",
+           "-r", "200", "--nonblocking", *(["--gil"] if gil else [])]  # fmt: skip
+    sampler = subprocess.Popen(spy)
+    time.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        sampler.send_signal(2)
+        sampler.wait()

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from bench import _registry
-from bench._common import Chain, Config, RawSender, fmt, open_chain
-from bench._lean_client import LeanClient, cpu_seconds, multipart_body, own_cpu_seconds
+from bench._common import Chain, Config, RawSender, cpu_seconds, fmt, open_chain
+from bench._lean_client import LeanClient, multipart_body, own_cpu_seconds
 from bench._server import api_server, rpc_service_env
 from ledger.chain.backends.rpc import RpcBackend
 from ledger.chain.devnode import AnvilNode

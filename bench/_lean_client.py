@@ -7,8 +7,8 @@ own work per accepted record, so a run measured the two together. This client se
 bytes (``multipart/form-data`` bodies built before the clock starts) over keep-alive
 ``http.client`` connections, about 0.3 ms per request, so that a figure is the service's.
 
-:func:`cpu_seconds` reads a process's user + system CPU time from ``/proc``, so that a run can
-say how much CPU each record cost the client and the service.
+:func:`own_cpu_seconds`, with :func:`bench._common.cpu_seconds` for the service's process, says
+how much CPU each record cost the client and the service.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from __future__ import annotations
 import http.client
 import json
 import os
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["LeanClient", "cpu_seconds", "multipart_body", "own_cpu_seconds"]
+__all__ = ["LeanClient", "multipart_body", "own_cpu_seconds"]
 
-_TICK = os.sysconf("SC_CLK_TCK")
 _BOUNDARY = "provenance-bench-7d1c"
 
 
@@ -64,12 +62,6 @@ class LeanClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds process ``pid`` has used (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def own_cpu_seconds() -> float:

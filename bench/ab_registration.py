@@ -25,9 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench._common import open_chain
+from bench._common import cpu_seconds, open_chain
 from bench._server import api_server
-from bench.bench_receipts import _cpu_seconds
 from bench.bench_registration import _api_op, _Baselines, _rate
 
 
@@ -76,10 +75,10 @@ def main() -> None:
         for run in range(args.runs):
             order = list(ops) if run % 2 == 0 else list(reversed(ops))
             for name in order:
-                before = _cpu_seconds(pids[name]) if name in pids else 0.0
+                before = cpu_seconds(pids[name]) if name in pids else 0.0
                 rates[name].append(_rate(ops[name], args.n))
                 if name in pids:
-                    cpu[name].append((_cpu_seconds(pids[name]) - before) / args.n * 1e3)
+                    cpu[name].append((cpu_seconds(pids[name]) - before) / args.n * 1e3)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in rates.items()))
     median = {name: statistics.median(r) for name, r in rates.items()}
 

@@ -27,7 +27,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,6 +35,7 @@ from bench import _registry
 from bench._common import (
     Config,
     RawSender,
+    cpu_seconds,
     fmt,
     open_chain,
     paired_ratio,
@@ -158,13 +158,6 @@ class _PerPredictionTx:
         )
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far: the service's cost per receipt, a
-    figure other load on the machine does not inflate as it does wall time."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _rate(op: Callable[[], Any], n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -191,10 +184,10 @@ def run(config: Config) -> list[dict[str, Any]]:
                 load(server, path, lambda i, s=size: rows_body(s, i), 2, clients=1)
             for _ in range(config.runs):
                 for size, per_client in sizes.items():
-                    cpu_before = _cpu_seconds(server.pid)
+                    cpu_before = cpu_seconds(server.pid)
                     figures = load(server, path, lambda i, s=size: rows_body(s, i), per_client,
                                    check=lambda r: len(r.json()["receipts"]))  # fmt: skip
-                    cpu = _cpu_seconds(server.pid) - cpu_before
+                    cpu = cpu_seconds(server.pid) - cpu_before
                     figures["server_cpu_us_per_receipt"] = cpu / figures["items"] * 1e6
                     results[size].append(figures)
                 baselines["anchor_one"].append(_rate(base.anchor_one, baseline_n))

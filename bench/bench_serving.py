@@ -35,6 +35,7 @@ import httpx
 
 from bench._common import (
     Config,
+    cpu_seconds,
     fmt,
     paired_ratio,
     print_table,
@@ -43,7 +44,7 @@ from bench._common import (
     write_results,
 )
 from bench._server import service
-from bench.bench_receipts import CLIENTS, _cpu_seconds, load
+from bench.bench_receipts import CLIENTS, load
 from ledger.chain.devnode import free_port
 from ledger.storage.artifacts import ArtifactStore
 
@@ -175,12 +176,12 @@ def run(config: Config) -> list[dict[str, Any]]:
             for _ in range(config.runs):
                 for size, n in per_client.items():
                     for who in ("service", "plain"):
-                        before = _cpu_seconds(servers[who].pid)
+                        before = cpu_seconds(servers[who].pid)
                         result = load(
                             servers[who], paths[who], body(size), n,
                             check=_counted(keys[who], size),
                         )  # fmt: skip
-                        cpu = _cpu_seconds(servers[who].pid) - before
+                        cpu = cpu_seconds(servers[who].pid) - before
                         result["cpu_us_per_row"] = cpu / result["items"] * 1e6
                         figures[f"{who}_{size}"].append(result)
         counts = http.post("/v1/anchor").json()["receipts"]

@@ -14,14 +14,12 @@ the thread holding the GIL.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench._common import cpu_seconds, py_spy_sampling
 from bench._server import api_server
-from bench.bench_receipts import _cpu_seconds
 from bench.bench_registration import _api_op
 
 
@@ -39,19 +37,13 @@ def main() -> None:
         upload = _api_op(http)
         for _ in range(5):  # warm-up: imports, caches, the first blocks
             upload()
-        py_spy = str(Path(sys.executable).with_name("py-spy"))
-        spy = [py_spy, "record", "-p", str(server.pid), "-o", str(args.out), "-f", "raw",
-               "-r", "200", "--nonblocking", *(["--gil"] if args.gil else [])]  # fmt: skip
-        sampler = subprocess.Popen(spy)
-        time.sleep(1)
-        before = _cpu_seconds(server.pid)
-        start = time.perf_counter()
-        for _ in range(args.uploads):
-            upload()
-        wall = time.perf_counter() - start
-        cpu = _cpu_seconds(server.pid) - before
-        sampler.send_signal(2)
-        sampler.wait()
+        with py_spy_sampling(server.pid, args.out, gil=args.gil):
+            before = cpu_seconds(server.pid)
+            start = time.perf_counter()
+            for _ in range(args.uploads):
+                upload()
+            wall = time.perf_counter() - start
+            cpu = cpu_seconds(server.pid) - before
     print(
         f"{args.uploads / wall:.1f} uploads/s; service CPU {cpu / args.uploads * 1e3:.2f} ms/upload"
     )

@@ -13,14 +13,12 @@ waits on the disk or on locks).
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench._common import cpu_seconds, py_spy_sampling
 from bench._server import api_server
-from bench.bench_receipts import _cpu_seconds, load
+from bench.bench_receipts import load
 from bench.bench_serving import _NO_RATE_LIMITS, _setup, diabetes
 
 
@@ -43,16 +41,10 @@ def main() -> None:
     ):
         path = f"/v1/models/{_setup(http, csv)}/predict"
         load(server, path, body, 3)  # warm-up
-        py_spy = str(Path(sys.executable).with_name("py-spy"))
-        spy = [py_spy, "record", "-p", str(server.pid), "-o", str(args.out), "-f", "raw",
-               "-r", "200", "--nonblocking", *(["--gil"] if args.gil else [])]  # fmt: skip
-        sampler = subprocess.Popen(spy)
-        time.sleep(1)
-        before = _cpu_seconds(server.pid)
-        result = load(server, path, body, args.requests)
-        cpu = _cpu_seconds(server.pid) - before
-        sampler.send_signal(2)
-        sampler.wait()
+        with py_spy_sampling(server.pid, args.out, gil=args.gil):
+            before = cpu_seconds(server.pid)
+            result = load(server, path, body, args.requests)
+            cpu = cpu_seconds(server.pid) - before
     rows_done = result["requests"] * args.rows
     print(
         f"{rows_done / result['wall_s']:.0f} rows/s; service CPU {cpu / rows_done * 1e6:.1f} us/row"
