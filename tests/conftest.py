@@ -30,6 +30,23 @@ ETHER = 10**18
 pytest_plugins = ["tests._engines"]
 
 
+# The longest test of all (about ten minutes on a loaded 2-core machine): it starts first.
+LONGEST = Path(__file__).parent / "test_bench_quick.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The benchmarks' run first, then every module holding a ``slow`` test, then the rest;
+    each module kept whole and in its own order.
+
+    Why: collected alphabetically, the longest test came last, and one xdist worker ran it
+    alone for minutes while the other sat idle. Started first, the long ones overlap the short
+    ones, and ``--dist worksteal`` (``scripts/test``) evens out the end with short tests. Every
+    worker gets the same order, as xdist requires: a stable sort of the same collection.
+    """
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path != LONGEST, item.path not in slow))
+
+
 @dataclass
 class Chain:
     """A backend plus a way to fund fresh accounts on it."""
