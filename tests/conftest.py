@@ -30,6 +30,24 @@ ETHER = 10**18
 pytest_plugins = ["tests._engines"]
 
 
+# The longest test of all (six to ten minutes on a loaded 2-core machine): it starts first.
+LONGEST = Path(__file__).parent / "test_bench_quick.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The benchmarks' run first; everything else in its collected order.
+
+    Why: collected alphabetically, the longest test came last, and one xdist worker ran it
+    alone for minutes while the other sat idle. Started first, it overlaps the rest, and
+    ``--dist worksteal`` (``scripts/test``) evens out the end with short tests. Only this one
+    moves: tests/console's session-wide browser must start after the tests in tests/api that
+    drive a browser of their own (Playwright's sync API refuses to start inside another's
+    loop), which the collected order gives. Every worker gets the same order, as xdist
+    requires: a stable sort of the same collection.
+    """
+    items.sort(key=lambda item: item.path != LONGEST)
+
+
 @dataclass
 class Chain:
     """A backend plus a way to fund fresh accounts on it."""

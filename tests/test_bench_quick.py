@@ -17,6 +17,7 @@ from ledger.chain._paths import REPO_ROOT
 EAS = REPO_ROOT / "bench" / "node_modules" / "@ethereum-attestation-service" / "eas-contracts"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not EAS.is_dir(), reason="EAS artifacts missing: npm ci --prefix bench")
 def test_quick_benchmarks_run_to_the_end(tmp_path: Path) -> None:
     results = REPO_ROOT / "bench" / "results" / "summary.json"

@@ -3,7 +3,8 @@ lineage, predictions from tainted models, streamed bodies past their limit."""
 
 from __future__ import annotations
 
-from tests.api.conftest import SALES_CSV, assert_problem, train, upload
+from api.settings import MiB, Settings
+from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, train, upload
 
 
 def derive(client, parent, steps):
@@ -44,7 +45,9 @@ def test_a_model_trained_on_revoked_data_no_longer_predicts(client):
     assert client.app.state.service.core.receipts.counts() == before
 
 
-def test_a_streamed_upload_past_the_limit_names_the_limit(client, settings):
+def test_a_streamed_upload_past_the_limit_names_the_limit(tmp_path):
+    # A limit of its own, so the stream is 3 MiB: past the 4 GiB default it took a CPU minute.
+    settings = Settings(data_dir=tmp_path / "data", anchor_interval=3600, max_upload_bytes=MiB)
     limit = settings.max_upload_bytes
 
     def chunks():
@@ -53,11 +56,12 @@ def test_a_streamed_upload_past_the_limit_names_the_limit(client, settings):
         for _ in range(limit // 65536 + 32):
             yield b"1" * 65536
 
-    response = client.post(
-        "/v1/datasets",
-        content=chunks(),
-        headers={"content-type": "multipart/form-data; boundary=b"},
-    )
+    with authorized_client(settings) as client:
+        response = client.post(
+            "/v1/datasets",
+            content=chunks(),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
     body = assert_problem(response, 413, "too-large")
     assert body["limit"] == "max_upload_bytes"
     assert str(limit) in body["detail"]

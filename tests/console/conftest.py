@@ -22,8 +22,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One Chromium for this folder's tests, closed when a worker leaves the folder: a
+    session-wide one kept Playwright's loop running on the main thread, and a browser test of
+    tests/api that a worker ran afterwards (``--dist worksteal`` lets a worker go back in the
+    collected order) failed with "Sync API inside the asyncio loop"."""
     if chromium_path() is None:
         pytest.skip("chromium is not installed: apt-get install -y chromium (scripts/test does)")
     if not AXE_JS.is_file():
