@@ -21,6 +21,7 @@ def test_a_page_answers_where_the_api_answers_with_the_index_behind(
         raise ChainUnavailable("the node is away")
 
     monkeypatch.setattr(core, "sync", away)  # the index stops following; writes still land
+    monkeypatch.setattr(core.writes, "on_included", None)  # nor is it fed their receipts
     dataset = upload(client)
     assert dataset.status_code == 201, dataset.text
     content_hash = dataset.json()["content_hash"]

@@ -21,11 +21,11 @@ down_revision = "r0004"
 branch_labels = None
 depends_on = None
 
-_TABLES = ("records", "revocations", "registrar_roles")
+_EVENT_TABLES = ("records", "revocations", "registrar_roles")
 
 
 def upgrade() -> None:
-    for table in _TABLES:
+    for table in _EVENT_TABLES:
         op.execute(f"ALTER TABLE {table} ADD COLUMN contract TEXT")
     op.execute(
         "INSERT INTO meta (key, value) SELECT 'backfill_contracts', '1' "
@@ -35,5 +35,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM meta WHERE key = 'backfill_contracts'")
-    for table in _TABLES:
+    for table in _EVENT_TABLES:
         op.execute(f"ALTER TABLE {table} DROP COLUMN contract")
