@@ -135,4 +135,7 @@ def _watch_parent(parent: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:  # the service stopped (or closed the pool) while this one spoke
+        os._exit(0)  # quietly: no traceback on the service's terminal, nothing left to flush

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -240,3 +242,16 @@ def test_a_process_holding_many_descriptors_still_trains(dataset) -> None:
         pool.close()
         for fd in held:
             os.close(fd)
+
+
+def test_a_worker_whose_service_went_away_exits_quietly() -> None:
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "ml._worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert worker.stdout is not None
+    worker.stdout.close()  # the service stopped before the worker said it was ready
+    _, errors = worker.communicate(timeout=120)
+    assert worker.returncode == 0 and b"Traceback" not in errors, errors.decode()
