@@ -135,3 +135,13 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty directory: the CLI's default data directory is ``./.provenance``, and a
+    command given ``--url`` sends that directory's ``admin.key`` if there is one. A checkout
+    where ``./scripts/serve`` ran has one (of that service), which another test server refuses
+    (401): the README's two commands, run in order, must not fail the suite."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -18,6 +18,8 @@ from tests.api.conftest import (
     upload,
 )
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 
 @pytest.fixture
 def world(client):

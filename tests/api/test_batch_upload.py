@@ -27,6 +27,8 @@ from ledger.chain.devnode import AnvilNode
 from ledger.chain.keys import create_keystore
 from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, upload
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 MAX_UPLOAD = 4_000  # bytes: small enough that one test file can be over it
 PASSWORD = "batch test password"
 runner = CliRunner(

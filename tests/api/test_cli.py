@@ -22,6 +22,8 @@ from api.cli import app
 from tests.api.test_cli_imports import NOT_FOR_VERIFY, imported, run_in_fresh_interpreter
 from tests.api.test_server_e2e import serve
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 RAW_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
 STEPS = [{"step": "drop_duplicates"}, {"step": "drop_missing"}]
 # the environment must not point these commands at some other service

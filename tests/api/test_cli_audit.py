@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
 from tests.api.conftest import SALES_CSV
 from tests.api.test_server_e2e import admin_headers, serve
+
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
 
 runner = CliRunner(
     env={"PROVENANCE_URL": None, "PROVENANCE_API_KEY": None, "PROVENANCE_DATA_DIR": None}

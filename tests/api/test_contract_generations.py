@@ -36,6 +36,8 @@ from ledger.chain.keys import create_keystore
 from tests._servers import free_port
 from tests.api.conftest import authorized_client, train, upload
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "contracts"
 LEDGERS = Path(__file__).parents[1] / "fixtures" / "ledgers"
 RAW_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"

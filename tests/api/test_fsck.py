@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app as cli
 from tests.api.conftest import train, upload
+
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
 
 
 def fsck(client):

@@ -28,6 +28,7 @@ from tests.api.test_reorgs import _reorg_back_to
 from tests.console._browser import chromium_path, launch
 
 pytestmark = [
+    pytest.mark.usefixtures("isolated_cwd"),
     pytest.mark.anvil,
     pytest.mark.skipif(anvil_binary() is None, reason="anvil not installed"),
 ]

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app as cli
 from tests.api.conftest import SALES_CSV, authorized_client, train, upload
+
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
 
 READS = ("/v1/datasets", "/v1/models", "/v1/chain")
 

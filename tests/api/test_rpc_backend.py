@@ -20,6 +20,7 @@ from ledger.chain.keys import create_keystore
 from tests.api.conftest import SALES_CSV, assert_problem, authorized_client, train, upload
 
 pytestmark = [
+    pytest.mark.usefixtures("isolated_cwd"),
     pytest.mark.anvil,
     pytest.mark.skipif(anvil_binary() is None, reason="anvil not installed"),
 ]

@@ -22,7 +22,7 @@ from tests.console._browser import axe_violations
 from tests.console._cases import CASE_NAMES, Case, cases
 from tests.console._server import Served
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("isolated_cwd")]
 
 runner = CliRunner(
     env={"PROVENANCE_URL": None, "PROVENANCE_API_KEY": None, "PROVENANCE_DATA_DIR": None}

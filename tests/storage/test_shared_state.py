@@ -14,6 +14,8 @@ import pytest
 from api.keys import ApiKeys, KeyStore
 from ledger.chain.deployment import Deployment, GenerationRecord
 
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
+
 ENGINES = ["sqlite", "postgres"]
 
 
