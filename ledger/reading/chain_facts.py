@@ -30,6 +30,9 @@ answered from the key's full role history instead, scanned once and extended inc
 (seeded by ``role_history``, the service's index). A key's role now is read from that history
 too where there is one (a few new blocks of logs per head instead of an ``eth_call``), else
 from the snapshot's state.
+
+One module (just over 400 lines) because the cache's safety argument is one argument: the keys
+(block hashes), the snapshot and the reorg check that invalidates a fact are read together.
 """
 
 from __future__ import annotations
