@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ledger.index.base import Revocation
-from ledger.index.sqlite import IndexedBatch, IndexedDataset, IndexedModel, Registration
+from ledger.index.base import IndexedRecord, Revocation
+from ledger.index.sqlite import IndexedDataset, IndexedModel, Registration
 from ledger.records import DatasetRegistered, ModelRegistered, RecordRevoked
 from ledger.writes.pipeline import Included
 
 __all__ = ["indexed_dataset", "indexed_model", "with_revocation"]
-
-Indexed = IndexedDataset | IndexedModel | IndexedBatch
 
 
 def indexed_dataset(included: Included) -> IndexedDataset:
@@ -56,7 +54,7 @@ def _registration(event: DatasetRegistered | ModelRegistered, timestamp: int) ->
     )
 
 
-def with_revocation(indexed: Indexed, included: Included) -> Indexed:
+def with_revocation(indexed: IndexedRecord, included: Included) -> IndexedRecord:
     """``indexed`` with the revocation the node just included, when the index does not show it
     yet (it indexes a block once it has the confirmations the settings ask for)."""
     event = included.event

@@ -8,6 +8,7 @@ from api.service._core import Core
 from api.service._included import with_revocation
 from api.service.views import record_view
 from ledger.errors import UnknownRecord
+from ledger.index.base import IndexedRecord
 from ledger.index.lineage import Direction, LineageGraph, lineage, to_prov
 from ledger.writes.pipeline import RevokeInput
 
@@ -33,12 +34,15 @@ class Records:
         return kind
 
     def get(self, record_hash: str) -> RecordPublic:
+        return record_view(self._core, self._indexed(record_hash))
+
+    def _indexed(self, record_hash: str) -> IndexedRecord:
         kind = self.kind_of(record_hash)
         indexed = None if kind is None else self._core.record(kind, record_hash)
         if indexed is None:
             exc = UnknownRecord(f"no record is registered under {record_hash}")
             raise self._core.not_found(exc, record_hash)
-        return record_view(self._core, indexed)
+        return indexed
 
     def revoke(
         self, record_hash: str, reason: str, *, wait: str = "final"
@@ -64,12 +68,9 @@ class Records:
             outcome = core.writes.write_many([item], early=wait == "included")[0]
         if isinstance(outcome, Exception):
             raise outcome
-        kind = self.kind_of(record_hash)  # the index catches up with the revocation first
-        indexed = None if kind is None else core.record(kind, record_hash)
-        if indexed is None:
-            return self.get(record_hash)
-        # ... unless it waits for confirmations (wait=included): then the node's answer says it
-        return record_view(core, with_revocation(indexed, outcome))
+        # the index catches up with the revocation first, unless it waits for confirmations
+        # (wait=included): then the node's answer says it
+        return record_view(core, with_revocation(self._indexed(record_hash), outcome))
 
     def graph(self, record_hash: str, direction: Direction) -> LineageGraph:
         """Where a record came from (up), what was built on it (down), or both."""
