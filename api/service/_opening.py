@@ -136,7 +136,8 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
     )
     core.training.warm()
     index.on_rewind = core.on_rewind
-    if isinstance(writes, WritePipeline):  # this process's own blocks, indexed from receipts
+    # this process's own blocks, indexed from their receipts (a replica's: while it sends)
+    if isinstance(writes, WritePipeline | SharedWrites):
         writes.on_included = lambda block, receipts: index.index_block(client, block, receipts)
     core.sync()
     core.start()

@@ -59,6 +59,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 
 from ledger.chain.client import LedgerClient
 from ledger.errors import ChainUnavailable, LedgerError, TransactionFailed
@@ -130,6 +131,10 @@ class SharedWrites:
         self._waiting: dict[int, list[_Waiting]] = {}
         self._last_block: int | None = None
         self._pipeline: WritePipeline | None = None
+        # told of each final successful transaction this replica sends, with its block, as a
+        # single process's pipeline tells it (the index records the block from them, so the
+        # replicas find it indexed instead of each reading it from the node)
+        self.on_included: Callable[[Any, Sequence[Any]], object] | None = None
         self._outcomes = OutcomeBuffer()
         self._epoch: int | None = None
         self._closed = threading.Event()
@@ -359,6 +364,7 @@ class SharedWrites:
         epoch = take_epoch(self._db, self.holder)
         self.client.transactor.forget_nonces()
         pipeline = self._make_pipeline(PgTxJournal(self._db, epoch, self._outcomes))
+        pipeline.on_included = self._included  # read when called: set after the role is taken too
         self._epoch, self._pipeline = epoch, pipeline
         log.warning("this replica (%s) holds the sender role, epoch %d", self.holder, epoch)
         recovered = pipeline.recover()
@@ -375,6 +381,10 @@ class SharedWrites:
             self._outcomes.flush(self._db)
             listener.wait(self.poll_interval)
             self._outcomes.flush(self._db)
+
+    def _included(self, block: Any, receipts: Sequence[Any]) -> object:
+        hook = self.on_included
+        return None if hook is None else hook(block, receipts)
 
     def _claim(self, epoch: int, state: str) -> int:
         """Take the rows in ``state`` for this epoch and hand them to the pipeline."""

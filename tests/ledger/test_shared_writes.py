@@ -151,6 +151,29 @@ def test_writes_through_every_replica_are_sent_by_one_and_answered_by_their_own(
     assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))
 
 
+def test_the_sender_tells_its_blocks_to_on_included_before_the_answers(cluster: Cluster) -> None:
+    """As a single process's pipeline does (the service indexes the block from them): each
+    final transaction's block and receipts, before the write is answered, by the replica that
+    sent it only; the hook is read when called, so one set after the role was taken counts."""
+    a, b = cluster.replica(), cluster.replica()
+    sender = cluster.sender()
+    told: dict[str, list[tuple[Any, list[Any]]]] = {"a": [], "b": []}
+    a.on_included = lambda block, receipts: told["a"].append((block, list(receipts)))
+    b.on_included = lambda block, receipts: told["b"].append((block, list(receipts)))
+    other = b if sender is a else a
+    done = other.write(dataset(30))  # answered after the sender told its hook
+    assert told["b" if sender is a else "a"] == []  # the replica that did not send
+    told_blocks = [
+        (block, receipt)
+        for block, receipts in told["a" if sender is a else "b"]
+        for receipt in receipts
+        if hash_hex(bytes(receipt["transactionHash"])) == done.tx_hash
+    ]
+    [(block, receipt)] = told_blocks
+    assert block["number"] == receipt["blockNumber"] == done.block_number
+    assert bytes(block["hash"]) == bytes(receipt["blockHash"])
+
+
 def test_the_sender_cut_mid_burst_passes_the_role_and_sends_nothing_twice(
     cluster: Cluster,
 ) -> None:
