@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -149,7 +148,6 @@ class Core:
     # index, a bug): while it stands, reads re-try the sync themselves rather than answer
     # from an index that has stopped following the chain.
     _sync_failure: BaseException | None = None
-    _head: tuple[float, int] | None = None  # (monotonic time read, latest block number)
 
     @property
     def domain(self) -> ReceiptDomain:
@@ -224,16 +222,14 @@ class Core:
         """The status (``included`` or ``final``) and confirmations of a record this service
         reads as registered in ``block_number`` (None while the chain is away). The head is
         read at most once per :data:`_HEAD_TTL` seconds (or again for a record newer than the
-        head last read), so a list of records costs one read."""
-        now = time.monotonic()
-        cached = self._head
-        if cached is None or now - cached[0] > _HEAD_TTL or cached[1] < block_number:
+        head last read), so a list of records costs one read; the write pipeline's reads of
+        the head count too, so a write's answer reads none."""
+        head = self.client.recent_head(_HEAD_TTL)  # this process's last read, or its writer's
+        if head is None or head < block_number:
             try:
-                cached = (now, self.client.latest_block())
+                head = self.client.latest_block()
             except ChainUnavailable:
                 return "final", None  # the index holds final blocks only; the rest is recent
-            self._head = cached
-        head = cached[1]
         status = "final" if block_number <= head - self.backend.confirmations else "included"
         return status, max(0, head - block_number + 1)
 

@@ -24,6 +24,7 @@ simulate-then-send rule and the ABI conversions that every method shares.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -126,6 +127,7 @@ class LedgerClient:
         )
         self._artifact = artifact or load_artifact()
         self._w3 = backend.w3
+        self._head_seen: tuple[float, int] | None = None  # (monotonic time, head) last read
         self._contract = self._w3.eth.contract(address=self.address, abi=self._artifact.abi)
         self._encoder = CallEncoder(self._artifact.abi)
         self._transactor = transactor or Transactor(backend, account)
@@ -330,7 +332,22 @@ class LedgerClient:
         return self._call("verifyPrediction", b32(batch_id), b32(leaf), [b32(p) for p in proof])
 
     def latest_block(self) -> int:
-        return guard(lambda: self._w3.eth.block_number)
+        number = guard(lambda: self._w3.eth.block_number)
+        self.note_head(number)
+        return number
+
+    def note_head(self, number: int) -> None:
+        """Remember the chain's head as just read (by :meth:`latest_block`, or by the write
+        pipeline, which reads the latest block for every new head)."""
+        self._head_seen = (time.monotonic(), number)  # lower too: a reorganisation may shorten
+
+    def recent_head(self, max_age: float) -> int | None:
+        """The head read within the last ``max_age`` seconds, if any: a read that a caller
+        content with a head that recent need not repeat."""
+        seen = self._head_seen
+        if seen is None or time.monotonic() - seen[0] > max_age:
+            return None
+        return seen[1]
 
     def block_timestamp(self, block_number: int) -> int:
         return guard(lambda: self._w3.eth.get_block(block_number)["timestamp"])

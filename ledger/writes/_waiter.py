@@ -170,6 +170,8 @@ class Waiter:
         latest = self.client.get_block("latest")
         self._transactor.note_block(latest)
         head, head_hash = latest["number"], bytes(latest["hash"])
+        self._remember(head_hash, latest)  # the block a receipt just found is usually this one
+        self.client.note_head(head)  # the answers' confirmations need not read it again
         final = head - self.client.backend.confirmations
         for flight in flights:
             if flight.checked_at == head_hash:
@@ -404,11 +406,14 @@ class Waiter:
         if block is None:
             block = self.client.get_block("0x" + block_hash.hex())  # not under the lock: I/O
             self._transactor.note_block(block)
-            with self._lock:
-                self._blocks[block_hash] = block
-                while len(self._blocks) > 8:
-                    self._blocks.popitem(last=False)
+            self._remember(block_hash, block)
         return block
+
+    def _remember(self, block_hash: bytes, block: Any) -> None:
+        with self._lock:
+            self._blocks[block_hash] = block
+            while len(self._blocks) > 8:
+                self._blocks.popitem(last=False)
 
     def _forget(self, flight: _InFlight) -> None:
         with self._lock:

@@ -164,6 +164,22 @@ def test_concurrent_writes_are_gathered_and_one_bad_record_fails_alone(
     assert [r is not None for r in registered] == [n != 3 for n in range(len(items))]
 
 
+def test_a_write_leaves_the_head_it_read_for_the_answer(
+    writes: WritePipeline, ledger: LedgerClient
+) -> None:
+    """The service answers a write with its confirmations from the head: where the pipeline
+    watched for the receipt (RPC nodes) it read the head, which the answer then reuses; a read
+    of the head is remembered either way, and only for ``max_age`` seconds."""
+    done = writes.write(dataset(1))
+    if not isinstance(ledger.backend, EmbeddedBackend):  # the waiter's own read of the head
+        seen = ledger.recent_head(60)
+        assert seen is not None and seen >= done.block_number
+    head = ledger.latest_block()
+    assert ledger.recent_head(60) == head
+    time.sleep(0.05)
+    assert ledger.recent_head(0.01) is None
+
+
 def test_a_write_repeated_in_flight_or_just_after_sends_nothing_more(
     ledger: LedgerClient, writes: WritePipeline
 ) -> None:
