@@ -188,7 +188,9 @@ def _service(
         "PROVENANCE_ANCHOR_INTERVAL": "3600",
     }
     if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
+        # and not the current folder, which ``python -m`` would put first (a checkout there
+        # would be run instead)
+        env.update(PYTHONPATH=str(pythonpath), PYTHONSAFEPATH="1")
     with ServiceProcess(data, env=env) as server, server.client() as http:
         body = {
             "name": STREAM,
