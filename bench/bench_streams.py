@@ -15,13 +15,22 @@ How (the same for both sides, so the ratio compares consumers, not publishers):
    10,000 readings) acknowledges each only after its transaction committed, checks, stores and
    seals. Its times are the readings' own arrival stamps in ``streams.sqlite3``.
 
-The service's RSS (``/proc/PID/status`` VmRSS) is sampled every 0.5 s while it drains; the seal
-latency is each chunk's registration time (planned → chunk and version on chain).
+The plain subscriber runs twice, as MQTT 3.1.1 and as MQTT 5 with a Receive Maximum of 65,535
+(the broker then sends it up to that many unacknowledged messages instead of its
+``max_inflight_messages``); the faster of the two is the baseline, whichever protocol the
+service speaks.
+
+The service's RSS (``/proc/PID/status`` VmRSS) is sampled every 0.5 s while it drains, and its
+CPU time (user + system, ``/proc/PID/stat``) from the moment it answers until the drain ends and
+until every reading is sealed: CPU per reading is less sensitive to a loaded machine than a
+rate. The seal latency is each chunk's registration time (planned → chunk and version on chain).
 
 Run: ``python -m bench --only streams`` (N = 200,000, one and ten readings a message;
 ``--quick``: 5,000, one a message, only to show it runs), or
 ``python -m bench.bench_streams --readings 10000000`` for the long memory run (about N/20,000 s,
 and the broker holds the N queued messages in memory: ~300 bytes each).
+``--service-pythonpath DIR`` runs the service from another tree (``git archive`` of a base
+commit) with this harness: paired runs, base against branch.
 """
 
 from __future__ import annotations
@@ -99,22 +108,40 @@ def _acknowledged(infos: list[Any]) -> None:
     infos.clear()
 
 
-def _plain(broker: MosquittoBroker, lines: Path, n: int) -> float:
-    """Messages/s (``n`` messages)."""
-    # a paho subscriber that only counts (see the module docstring)
+def _plain(broker: MosquittoBroker, lines: Path, n: int, protocol: int = mqtt.MQTTv311) -> float:
+    """Messages/s (``n`` messages) of a paho subscriber that only counts (see the module
+    docstring), as MQTT 3.1.1 or as MQTT 5 with a Receive Maximum of 65,535."""
     client_id = f"plain-{uuid.uuid4().hex[:8]}"
     subscribed = threading.Event()
+    v5 = protocol == mqtt.MQTTv5
+    properties = None
+    if v5:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3600
+        properties.ReceiveMaximum = 65_535
 
     def session() -> mqtt.Client:
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=protocol,
+            **({} if v5 else {"clean_session": False}),
         )
         client.on_connect = lambda c, *_: c.subscribe(f"{TOPIC_PREFIX}/{STREAM}", qos=1)
         client.on_subscribe = lambda *_: subscribed.set()
         return client
 
+    def connect(client: mqtt.Client) -> None:
+        if v5:
+            client.connect("127.0.0.1", broker.port, clean_start=False, properties=properties)
+        else:
+            client.connect("127.0.0.1", broker.port)
+
     first = session()
-    first.connect("127.0.0.1", broker.port)
+    connect(first)
     first.loop_start()
     assert subscribed.wait(30)
     first.disconnect()
@@ -130,7 +157,7 @@ def _plain(broker: MosquittoBroker, lines: Path, n: int) -> float:
 
     second = session()
     second.on_message = on_message
-    second.connect("127.0.0.1", broker.port)
+    connect(second)
     second.loop_start()
     assert done.wait(max(120, n / 1000)), f"{len(times)} of {n} messages"
     second.disconnect()
@@ -145,13 +172,25 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _service(
+    broker: MosquittoBroker, lines: Path, n: int, work: Path, pythonpath: Path | None = None
+) -> dict[str, Any]:
     data = work / f"service-{uuid.uuid4().hex[:8]}"
     env = {
         "PROVENANCE_MQTT_URL": broker.url,
         "PROVENANCE_MQTT_TOPIC_PREFIX": TOPIC_PREFIX,
         "PROVENANCE_ANCHOR_INTERVAL": "3600",
     }
+    if pythonpath is not None:
+        # and not the current folder, which ``python -m`` would put first (a checkout there
+        # would be run instead)
+        env.update(PYTHONPATH=str(pythonpath), PYTHONSAFEPATH="1")
     with ServiceProcess(data, env=env) as server, server.client() as http:
         body = {
             "name": STREAM,
@@ -166,6 +205,7 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
     curve: list[tuple[int, float]] = []  # (readings stored, RSS MB)
     waiting: list[tuple[int, int]] = []  # (readings stored, readings not sealed yet)
     with ServiceProcess(data, env=env) as server, server.client() as http:
+        cpu_start = _cpu_seconds(server.pid)
         deadline = time.monotonic() + max(300, n / 500)
         while time.monotonic() < deadline:
             samples.append(_rss_mb(server.pid))
@@ -176,7 +216,9 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
                 break
             time.sleep(0.5)
         assert figures["readings"] == n, figures
+        cpu_drained = _cpu_seconds(server.pid)
         sealed = http.post(f"/v1/streams/{STREAM}/seal").json()["count"]
+        cpu_sealed = _cpu_seconds(server.pid)
         samples.append(_rss_mb(server.pid))
     with sqlite3.connect(data / "streams.sqlite3") as db:
         first, last = db.execute(
@@ -195,6 +237,8 @@ def _service(broker: MosquittoBroker, lines: Path, n: int, work: Path) -> dict[s
         "unsealed_by_readings": waiting,
         "seal_seconds": seals,
         "sealed_at_end": sealed,
+        "cpu_us_per_reading_drain": (cpu_drained - cpu_start) / n * 1e6,
+        "cpu_us_per_reading_sealed": (cpu_sealed - cpu_start) / n * 1e6,
     }
 
 
@@ -206,20 +250,28 @@ def measure(
     *,
     publisher: bool = True,
     baseline: bool = True,
+    pythonpath: Path | None = None,
 ) -> dict[str, Any]:
     lines = _lines(work / f"lines-{per_message}.jsonl", n, per_message)
     messages = -(-n // per_message)
     with MosquittoBroker(work / f"broker-{per_message}", inflight=inflight) as broker:
         # no subscriber: the publisher's own speed (skipped by --quick)
         publish_s = _publish(broker, lines) if publisher else float("nan")
-        plain = _plain(broker, lines, messages) * per_message if baseline else float("nan")
-        service = _service(broker, lines, n, work)
+        plain = {
+            name: _plain(broker, lines, messages, protocol) * per_message
+            if baseline
+            else float("nan")
+            for name, protocol in (("3.1.1", mqtt.MQTTv311), ("5", mqtt.MQTTv5))
+        }
+        service = _service(broker, lines, n, work, pythonpath)
     return {
         "readings": n,
         "per_message": per_message,
         "max_inflight_messages": inflight,
         "publisher_rate": n / publish_s,
-        "plain_rate": plain,
+        "plain_rate": max(plain.values()),
+        "plain_rates": plain,
+        "service_pythonpath": str(pythonpath) if pythonpath else None,
         **service,
     }
 
@@ -228,12 +280,20 @@ def _tables(result: dict[str, Any]) -> list[str]:
     rss = result["rss_mb"]
     seals = sorted(result["seal_seconds"])
     ratio = result["rate"] / result["plain_rate"]
+    service = "service: stored, acknowledged after commit, sealed every 10,000"
+    if result.get("service_pythonpath"):
+        service += f" (code from {result['service_pythonpath']})"
     rows = [
-        ["service: stored, acknowledged after commit, sealed every 10,000",
-         fmt(result["rate"]), f"{ratio:.2f}x"],
-        ["plain paho subscriber that only counts (baseline)", fmt(result["plain_rate"]), "1x"],
+        [service, fmt(result["rate"]), f"{ratio:.2f}x"],
+        *[[f"plain paho subscriber that only counts, MQTT {version}",
+           fmt(rate), f"{rate / result['plain_rate']:.2f}x"]
+          for version, rate in result["plain_rates"].items()],
         ["the paho publisher alone, to the broker (its own pace)",
          fmt(result["publisher_rate"]), ""],
+        ["service CPU per reading, from its start to the end of the drain (us)",
+         fmt(result["cpu_us_per_reading_drain"]), ""],
+        ["service CPU per reading, to every reading sealed (us)",
+         fmt(result["cpu_us_per_reading_sealed"]), ""],
     ]  # fmt: skip
     quarter = max(len(rss) // 4, 1)
     curve = result.get("rss_by_readings") or []
@@ -302,6 +362,12 @@ def main() -> None:
         "--service-only", action="store_true", help="no baseline (the long memory run)"
     )
     parser.add_argument("--tmp", type=Path, default=None)
+    parser.add_argument(
+        "--service-pythonpath",
+        type=Path,
+        default=None,
+        help="run the service from this tree (PYTHONPATH), e.g. a git archive of the base",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         result = measure(
@@ -311,6 +377,7 @@ def main() -> None:
             args.inflight,
             publisher=not args.service_only,
             baseline=not args.service_only,
+            pythonpath=args.service_pythonpath,
         )
     write_results(f"streams-{args.readings}-{args.per_message}", result, _tables(result))
 

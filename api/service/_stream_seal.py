@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from api.schemas.records import DatasetAcceptedPublic
 from api.service._stream_rows import (
     CHUNK_LEAF_ENCODING,
-    chunk_csv,
+    chunk_csv_stored,
     file_columns,
     stream_schema_hash,
 )
@@ -83,20 +83,21 @@ def register_seal(
     store: ArtifactStore,
     stream: StreamRow,
     chunk: ChunkRow,
-    rows: Sequence[tuple[int, Sequence[object]]],
+    rows: Sequence[tuple[int, str]],
     earlier: Sequence[ChunkRow],
     *,
     early: bool = False,
 ) -> SealedChunk:
-    """Register chunk ``chunk`` (its ``rows``) and the version it makes after ``earlier``
-    (the stream's sealed chunks before it, in order). Both registrations answer the existing
-    record when redone after a crash: the same rows give the same bytes. ``early``: each is
-    answered once in a block (``wait=included``), not once final; the version names the chunk
-    as a parent, which the contract finds once the chunk is in a block."""
+    """Register chunk ``chunk`` (its ``rows`` as stored: arrival, values' JSON) and the version
+    it makes after ``earlier`` (the stream's sealed chunks before it, in order). Both
+    registrations answer the existing record when redone after a crash: the same rows give the
+    same bytes. ``early``: each is answered once in a block (``wait=included``), not once
+    final; the version names the chunk as a parent, which the contract finds once the chunk is
+    in a block."""
     if len(earlier) != chunk.number - 1:
         raise RuntimeError(f"chunk {chunk.number} follows {len(earlier)} sealed chunks")
     columns = stream_columns(stream)
-    data = chunk_csv(columns, rows)
+    data = chunk_csv_stored(columns, rows)
     written = datasets.register(
         io.BytesIO(data),
         name=f"{stream.name} chunk {chunk.number}",

@@ -18,18 +18,26 @@ Why it is built this way:
   messages for the service while it is down or reconnecting (within the broker's own
   ``max_queued_messages``, which operators should raise for bursts). paho reconnects by itself
   (backing off from 0.1 s to 5 s) and :meth:`_on_connect` subscribes again on every connection.
+* **MQTT 3.1.1, not 5** (measured for issue 27). An MQTT 5 client may state its own window of
+  unacknowledged messages in CONNECT (Receive Maximum), and Mosquitto 2.0 honours it whatever
+  its ``max_inflight_messages`` (``src/property_broker.c``, ``property__process_connect``). But
+  paho builds a ``Properties`` object for every PUBLISH it receives over MQTT 5 (~20 us here),
+  and in paired runs (BENCHMARKS.md, issue 27 fourth session) the service spent 3x the CPU
+  per reading over MQTT 5 with one reading a message and 1.3x with ten, while the window of
+  4 x 20 messages was not what bounded the rate (the seals were, with ten a message; paho
+  itself, with one).
 * **Several connections, one shared subscription** (``mqtt_connections``, 4 by default). The
   broker lets each connection hold only so many unacknowledged QoS 1 messages (Mosquitto's
   ``max_inflight_messages``, 20), and the service acknowledges a message only after the commit
   that holds it, so with one connection a commit carried at most 20 messages and the commits
-  bounded the rate (issue 27). Each connection subscribes to
-  ``$share/<client id>/<prefix>/+`` (an MQTT shared subscription, which Mosquitto serves to
-  3.1.1 clients too): the broker hands each message to one of them, each with its own window,
-  and the one writer stores what all of them received in one commit, then acknowledges each
-  message on the connection it came from. Connection 0 keeps the single-connection client id
-  and drops the plain subscription an earlier run made, so what that session held is
-  delivered, not left on the broker. (Going back to fewer connections leaves the other
-  connections' sessions, and what the broker queues for them, on the broker.)
+  bounded the rate (issue 27). Each connection subscribes to ``$share/<client id>/<prefix>/+``
+  (an MQTT shared subscription, which Mosquitto serves to 3.1.1 clients too): the broker hands
+  each message to one of them, each with its own window, and the one writer stores what all of
+  them received in one commit, then acknowledges each message on the connection it came from.
+  Connection 0 keeps the single-connection client id and drops the plain subscription an
+  earlier run made, so what that session held is delivered, not left on the broker. (Going
+  back to fewer connections leaves the other connections' sessions, and what the broker
+  queues for them, on the broker.)
 * Nothing is dropped silently: a message on an unknown stream's topic, a payload that is not
   JSON or not readings, goes to that stream name's dead letters with its reason.
 * **Seals before ingest.** While more than ``_UNSEALED`` readings wait for a seal and the
@@ -40,7 +48,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import queue
 import ssl
@@ -50,7 +57,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from api.errors import Misconfigured
-from api.service._stream_rows import ReadingRefused
+from api.service._stream_rows import MessageReadings, message_readings
 from api.service.streams import Streams
 from api.settings import Settings
 
@@ -58,6 +65,9 @@ __all__ = ["MqttIngest", "broker_address"]
 
 log = logging.getLogger("provenance.mqtt")
 _BATCH = 5_000  # messages stored in one transaction at most
+# Readings stored in one transaction at most (give or take a message): the transaction holds
+# the store's write lock, which the sealer waits for (50,000 readings held it ~0.2 s).
+_BATCH_READINGS = 5_000
 # Messages received and not yet stored, at most: past it paho's network thread waits, so TCP
 # pushes back on the broker. (Mosquitto may send a client more than its max_inflight_messages;
 # without this bound a slow disk turned a backlog on the broker into gigabytes here.)
@@ -206,16 +216,19 @@ class MqttIngest:
                 first = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            batch = [first]
-            while len(batch) < _BATCH:
+            batch, groups = [first], {}
+            readings = self._decode(first, groups)
+            while len(batch) < _BATCH and readings < _BATCH_READINGS:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    taken = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                batch.append(taken)
+                readings += self._decode(taken, groups)
             delay = 0.5
             while True:
                 try:
-                    self._store(batch)
+                    self._streams.ingest_messages(groups, source="mqtt")
                     break
                 except Exception:  # a full disk, say: kept, unacknowledged, and tried again
                     # (the broker would only send them again after a reconnect, and meanwhile
@@ -227,20 +240,10 @@ class MqttIngest:
             for client, message in batch:
                 client.ack(message.mid, message.qos)
 
-    def _store(self, batch: list[tuple[Any, Any]]) -> None:
-        groups: dict[str, list[tuple[str, str | None, Any]]] = {}
-        for _, message in batch:
-            topic = message.topic
-            name = topic[len(self._prefix) + 1 :]
-            items = groups.setdefault(name, [])
-            payload: bytes = message.payload
-            seed = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
-            try:
-                parsed = json.loads(payload)
-            except (ValueError, RecursionError) as exc:
-                text = payload[:1000].decode("utf-8", "replace")
-                items.append((f"mqtt:{seed}:0", text, ReadingRefused(f"not JSON: {exc}")))
-                continue
-            readings = parsed if isinstance(parsed, list) else [parsed]
-            items.extend((f"mqtt:{seed}:{i}", None, r) for i, r in enumerate(readings))
-        self._streams.ingest_messages(groups, source="mqtt")
+    def _decode(self, taken: tuple[Any, Any], groups: dict[str, list[MessageReadings]]) -> int:
+        """Parse a message into its stream's group; answers how many readings it holds."""
+        message = taken[1]
+        topic = message.topic
+        decoded = message_readings(topic, message.payload)
+        groups.setdefault(topic[len(self._prefix) + 1 :], []).append(decoded)
+        return len(decoded.readings)

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from api.errors import (
@@ -45,6 +45,7 @@ from api.schemas.streams import (
 from api.service._core import Core, Written
 from api.service._stream_proof import reading_proof
 from api.service._stream_rows import (
+    MessageReadings,
     ReadingRefused,
     RowEncoder,
     column_name_problem,
@@ -184,23 +185,26 @@ class Streams:
         in one transaction: good readings, and the bad ones as dead letters. A reading without
         an id is given a random one."""
         stream = self.definition(name)
-        named = [(uuid.uuid4().hex, text, parsed) for text, parsed in items]
-        good, dead, refused = self._check(stream, named, source=source)
+        good, dead, refused = self._check(
+            stream, ((None, 0, text, parsed) for text, parsed in items), source=source
+        )
         [added] = self.store.add_many([(name, good, dead)])
         self._wake_if_due(stream, added)
         return IngestPublic(
             accepted=added, duplicates=len(good) - added, dead_letters=len(dead), refused=refused
         )
 
-    def ingest_messages(
-        self, groups: dict[str, list[tuple[str, str | None, Any]]], *, source: str
-    ) -> None:
-        """Store readings of several streams in one transaction, each item ``(id if it has
-        none, text as received (None: the parsed value's JSON), parsed JSON or the reason it is
-        not)``; items for a stream that does not exist are kept as dead letters under that
-        name."""
+    def ingest_messages(self, groups: dict[str, list[MessageReadings]], *, source: str) -> None:
+        """Store the readings of MQTT messages of several streams (by stream name) in one
+        transaction; the readings of a stream that does not exist are kept as dead letters
+        under that name."""
         batches = []
-        for name, items in groups.items():
+        for name, messages in groups.items():
+            items = (
+                (message.key, index, message.text, parsed)
+                for message in messages
+                for index, parsed in enumerate(message.readings)
+            )
             try:
                 stream = self.definition(name)
             except UnknownStream:
@@ -208,7 +212,7 @@ class Streams:
                 received = now_ms()
                 dead = [
                     (received, source, text if text is not None else json.dumps(p)[:1000], reason)
-                    for _, text, p in items
+                    for _, _, text, p in items
                 ]
                 log.warning("%d reading(s) for unknown stream %r kept as dead letters",
                             len(dead), name)  # fmt: skip
@@ -222,28 +226,38 @@ class Streams:
                 self._wake_if_due(self._defs[name], count)
 
     def _check(
-        self, stream: StreamRow, items: Sequence[tuple[str, str | None, Any]], *, source: str
+        self,
+        stream: StreamRow,
+        items: Iterable[tuple[str | None, int, str | None, Any]],
+        *,
+        source: str,
     ) -> tuple[list[tuple[str, int, str]], list[tuple[int, str, str, str]], list[Any]]:
+        """Each item is ``(key, index, text as received (None: the parsed value's JSON), parsed
+        JSON or the reason it is not)``; a reading without an id is named ``<key>:<index>``, or
+        given a random id when ``key`` is None."""
         encoder = self._encoders.get(stream.name)
         if encoder is None:
             encoder = self._encoders[stream.name] = RowEncoder(
                 stream_columns(stream), max_chars=self._core.settings.max_field_chars
             )
+        encode = encoder.encode
         received = now_ms()
         good: list[tuple[str, int, str]] = []
         dead: list[tuple[int, str, str, str]] = []
         refused: list[RefusedReadingPublic] = []
-        for index, (default_id, text, parsed) in enumerate(items):
+        for position, (key, index, text, parsed) in enumerate(items):
             try:
                 if isinstance(parsed, ReadingRefused):
                     raise parsed
-                reading_id, row = encoder.encode(parsed)
+                reading_id, row = encode(parsed)
             except ReadingRefused as exc:
                 shown = text if text is not None else json.dumps(parsed)[:1000]
                 dead.append((received, source, shown, str(exc)))
-                refused.append(RefusedReadingPublic(index=index, reason=str(exc)))
+                refused.append(RefusedReadingPublic(index=position, reason=str(exc)))
                 continue
-            good.append((reading_id if reading_id is not None else default_id, received, row))
+            if reading_id is None:
+                reading_id = f"{key}:{index}" if key is not None else uuid.uuid4().hex
+            good.append((reading_id, received, row))
         return good, dead, refused
 
     def _wake_if_due(self, stream: StreamRow, added: int) -> None:

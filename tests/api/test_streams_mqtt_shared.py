@@ -7,6 +7,8 @@
   dropped, after what its session held was delivered.
 * ``Streams.wait_for_seals``, which the MQTT writer calls before each batch, returns only once
   the sealer has caught up to the bound, and at once when asked to stop.
+* A reading SQLite cannot store (a lone surrogate) is a dead letter; the readings after it
+  arrive.
 """
 
 from __future__ import annotations
@@ -90,3 +92,28 @@ def test_ingest_waits_for_the_sealer_past_the_bound(tmp_path: Path) -> None:
         assert stream(api, "line")["pending"] <= 20
         wait_for(lambda: stream(api, "line")["pending"] == 0, "every reading sealed")
         assert stream(api, "line")["versions"] == 10
+
+
+def test_a_reading_sqlite_cannot_store_is_a_dead_letter_not_a_stuck_writer(
+    tmp_path: Path, private_broker: MosquittoBroker
+) -> None:
+    """A lone surrogate passes JSON (``"\\ud800"``) but is not text SQLite can store: it failed
+    the writer's whole transaction, which was retried forever, so no later reading arrived."""
+    settings = Settings(
+        data_dir=tmp_path / "data", anchor_interval=3600, mqtt_url=private_broker.url
+    )
+    with authorized_client(settings) as api:
+        create(api, "line")
+        ingest = api.app.state.service.mqtt  # type: ignore[attr-defined]
+        assert ingest.connected.wait(TIMEOUT)
+        topic = f"{settings.mqtt_topic_prefix}/line"
+        sender = publisher(private_broker.port)
+        try:
+            poison = json.dumps({"id": "\ud800", "seq": 0, "value": 0.0})
+            publish_all(sender, topic, [poison, *(_reading(i) for i in range(1, 30))])
+        finally:
+            sender.disconnect()
+            sender.loop_stop()
+        wait_for(lambda: stream(api, "line")["readings"] == 29, "the 29 good readings")
+        [dead] = api.get("/v1/streams/line/dead-letters").json()["data"]
+        assert "lone surrogate" in dead["reason"] and dead["source"] == "mqtt"

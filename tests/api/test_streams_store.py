@@ -1,0 +1,84 @@
+"""The streams' SQLite store (``api/service/_stream_store.py``) on its own, for what issue 27
+changed in it:
+
+* reads take a connection of their own and never wait for the write lock: a read answers while
+  a write transaction is open, and sees only what is committed;
+* a seal's plan numbers the chunk's readings in one statement: the oldest unsealed readings of
+  that stream only, rows 0..n-1 in arrival order, the next chunk after them.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from api.service._stream_store import StreamRow, StreamStore
+
+TIMEOUT = 30.0
+
+
+def _store(tmp_path: Path) -> StreamStore:
+    store = StreamStore(tmp_path / "streams.sqlite3")
+    for name in ("a", "b"):
+        store.create(StreamRow(name, [{"name": "v", "type": "integer"}], 3, 3600.0, 0.0))
+    return store
+
+
+def test_a_read_answers_during_a_write_and_sees_only_what_is_committed(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.add("a", [("r1", 1_000, "[1]")])
+    opened, release = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with store._write() as conn:  # the write lock held, a reading added, not committed
+            conn.execute(
+                "INSERT INTO readings (stream, id, received_at, row) VALUES ('a', 'r2', 2, '[2]')"
+            )
+            opened.set()
+            release.wait(TIMEOUT)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert opened.wait(TIMEOUT)
+        seen: list[object] = []
+        reader = threading.Thread(
+            target=lambda: seen.extend([store.reading("a", "r1"), store.reading("a", "r2")])
+        )
+        reader.start()
+        reader.join(TIMEOUT)
+        assert not reader.is_alive(), "a read waited for the write lock"
+        assert writer.is_alive()  # the write was still open while the read answered
+        assert seen == [(1_000, None, None), None]
+    finally:
+        release.set()
+        writer.join(TIMEOUT)
+    assert store.reading("a", "r2") == (2, None, None)  # committed now
+    store.close()
+
+
+def test_a_plan_numbers_the_oldest_readings_of_its_stream_in_order(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    # interleaved arrivals of two streams; "a" out of id order, so seq decides
+    for i in range(4):
+        store.add("a", [(f"a{9 - i}", 100 + i, f"[{i}]")])
+        store.add("b", [(f"b{i}", 200 + i, f"[{10 + i}]")])
+    first = store.plan("a", 3)
+    assert first is not None
+    assert (first.number, first.count, first.first_row) == (1, 3, 0)
+    assert (first.first_received, first.last_received) == (100, 102)
+    assert store.chunk_rows("a", 1) == [(100, "[0]"), (101, "[1]"), (102, "[2]")]
+    assert [store.reading("a", f"a{9 - i}")[1:] for i in range(4)] == [  # type: ignore[index]
+        (1, 0), (1, 1), (1, 2), (None, None),
+    ]  # fmt: skip
+    assert store.reading("b", "b0") == (200, None, None)  # the other stream is untouched
+    assert store.plan("a", 3) == first  # planned, not sealed: answered again
+    store.mark_sealed(first, content_hash="c", rows_root="r", version="v", root="o")
+    second = store.plan("a", 3)
+    assert second is not None
+    assert (second.number, second.count, second.first_row) == (2, 1, 3)
+    assert store.chunk_rows("a", 2) == [(103, "[3]")]
+    store.mark_sealed(second, content_hash="c2", rows_root="r2", version="v2", root="o2")
+    assert store.plan("a", 3) is None  # nothing waiting
+    assert store.counts("a")["pending"] == 0 and store.counts("b")["pending"] == 4
+    store.close()
