@@ -15,6 +15,7 @@ from web3.exceptions import BlockNotFound
 
 from ledger.chain._transactor import guard
 from ledger.chain.client import LedgerClient
+from ledger.index._raw import UNREAD, block_header
 from ledger.records import hash_hex
 
 __all__ = [
@@ -47,6 +48,9 @@ def block_hash(client: LedgerClient, number: int) -> str | None:
     """The hash of block ``number`` on the client's chain, or None if the chain is shorter."""
     if number < 0:
         return None
+    header = block_header(client, number)  # as the node sent it, on RPC nodes (see _raw.py)
+    if header is not UNREAD:
+        return None if header is None else header[0]  # type: ignore[index]
     try:
         block = guard(lambda: client.backend.w3.eth.get_block(number))
     except BlockNotFound:  # a node that was reset holds fewer blocks than the index saw

@@ -66,6 +66,7 @@ from typing import Any
 from ledger.chain.client import LedgerClient
 from ledger.formats.events import REGISTRAR_ROLE
 from ledger.index._backfill import BACKFILL, CONTRACT_TABLES, backfill_contracts, logged_contracts
+from ledger.index._raw import UNREAD, block_header, ledger_logs
 from ledger.index._rewind import (
     Rewind,
     block_hash,
@@ -297,9 +298,11 @@ def sync(
     hashes: dict[int, str] = {}
     for event in events:
         if event.block_number not in timestamps:
-            block = client.get_block(event.block_number)
-            timestamps[event.block_number] = block["timestamp"]
-            hashes[event.block_number] = hash_hex(bytes(block["hash"]))
+            header = block_header(client, event.block_number)
+            if header is UNREAD or header is None:  # None: a web3 read raises BlockNotFound
+                block = client.get_block(event.block_number)
+                header = hash_hex(bytes(block["hash"])), block["timestamp"]
+            hashes[event.block_number], timestamps[event.block_number] = header  # type: ignore[misc]
     moved = head_hash is not None and client.backend.kind != "embedded"
     if moved and block_hash(client, head) != head_hash:  # reorganised while read: read again
         return 0
@@ -523,7 +526,8 @@ def _record_events(
         if generations is not None:
             found.extend(logged_events(client, low, high, _RECORD_EVENTS, generations))
             continue
-        events: list[LedgerEvent] = client.events(low, high)
+        raw = ledger_logs(client, low, high)  # as the node sent them, on RPC nodes
+        events: list[LedgerEvent] = client.events(low, high) if raw is UNREAD else raw  # type: ignore[assignment]
         found.extend(e for e in events if isinstance(e, _RECORD_EVENTS))
     return found
 
