@@ -218,8 +218,10 @@ class Datasets:
             core.events.when_final(
                 accepted, lambda i: core.events.derived(dataset_view(core, indexed_dataset(i)))
             )
-        digest = item.content_hash
-        return DatasetAcceptedPublic(content_hash=digest, url=f"/v1/datasets/{digest}")
+        digest = item.content_hash  # our own SHA-256, 0x-hex: built without re-validation
+        return DatasetAcceptedPublic.model_construct(
+            content_hash=digest, url=f"/v1/datasets/{digest}"
+        )
 
     def register_many(
         self, files: Sequence[tuple[str, BinaryIO]], *, wait: str = "final"
