@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from functools import lru_cache
@@ -33,6 +32,7 @@ from ledger.formats.receipts import (
     ReceiptFormatError,
     _digest,
     new_receipt_id,
+    new_receipt_ids,
     receipt_digest,
     root_digest,
     signed_root_of,
@@ -145,8 +145,7 @@ class ReceiptSigner:
         for digest in input_hashes:
             _to_bytes(digest, 32, "input_hash")
         when = _to_uint64(int(time.time()) if issued_at is None else issued_at, "issued_at")
-        randomness = os.urandom(32 * n)
-        receipt_ids = [randomness[k : k + 32] for k in range(0, 32 * n, 32)]
+        receipt_ids = new_receipt_ids(n)
         texts = [canonical_json(output) for output in outputs]
         # A receipt keeps a detached copy of exactly what was hashed, not the caller's object.
         kept = [
