@@ -37,7 +37,7 @@ from ledger.formats.receipts import (
     root_digest,
     signed_root_of,
 )
-from ml.hashing import canonical_json, to_hex
+from ml.hashing import canonical_json, canonical_json_values, to_hex
 
 __all__ = ["ReceiptSigner", "recover_root_signer", "recover_signer", "signing_domain"]
 
@@ -142,11 +142,12 @@ class ReceiptSigner:
         n = len(outputs)
         if n == 0 or len(input_hashes) != n:
             raise ReceiptFormatError(f"{len(input_hashes)} input hash(es) for {n} output(s)")
-        for digest in input_hashes:
-            _to_bytes(digest, 32, "input_hash")
+        if set(map(type, input_hashes)) != _BYTES or set(map(len, input_hashes)) != _LENGTH_32:
+            for digest in input_hashes:  # says which one is wrong
+                _to_bytes(digest, 32, "input_hash")
         when = _to_uint64(int(time.time()) if issued_at is None else issued_at, "issued_at")
         receipt_ids = new_receipt_ids(n)
-        texts = [canonical_json(output) for output in outputs]
+        texts = canonical_json_values(outputs)
         # A receipt keeps a detached copy of exactly what was hashed, not the caller's object.
         kept = [
             o if type(o) in _IMMUTABLE else json.loads(t)
@@ -181,6 +182,8 @@ class ReceiptSigner:
 
 
 _IMMUTABLE = frozenset({float, int, str, bool, type(None)})
+_BYTES = {bytes}
+_LENGTH_32 = {32}
 
 
 def _recover(digest: bytes, signature: bytes) -> str:

@@ -24,6 +24,7 @@ from ml.hashing import (
     MAX_DEPTH,
     canonical_json,
     canonical_json_rows,
+    canonical_json_values,
     from_hex,
     normalize_hex,
     sha256_bytes,
@@ -404,6 +405,20 @@ def test_canonical_json_rows_writes_floats_of_every_scale_as_canonical_json() ->
     assert canonical_json_rows(rows) == [canonical_json(row) for row in rows]
     wide = [{f"f{k}": values[(i + k) % len(values)] for k in range(10)} for i in range(len(values))]
     assert canonical_json_rows(wide) == [canonical_json(row) for row in wide]
+
+
+def test_canonical_json_values_writes_every_scale_as_canonical_json() -> None:
+    """A request's outputs: lists of floats of every scale (one orjson call where all are
+    from 1e-4 up, value by value otherwise), and lists of other values."""
+    values = _scales()
+    large = [v for v in values if v == 0.0 or abs(v) >= 1e-4]
+    for chunk in (values, large, [v for v in large if v != 0.0], [1.5], [1e-05, 2.0]):
+        assert canonical_json_values(chunk) == [canonical_json(v) for v in chunk]
+    mixed = [1.0, 2, True, None, "a", {"label": 1, "probabilities": {"0": 0.25}}]
+    assert canonical_json_values(mixed) == [canonical_json(v) for v in mixed]
+    assert canonical_json_values([]) == []
+    with pytest.raises(CanonicalJsonError):
+        canonical_json_values([1.0, math.nan])
 
 
 @settings(max_examples=500, deadline=None, database=None)
