@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Sequence
 from functools import lru_cache
@@ -155,8 +156,7 @@ class ReceiptSigner:
         ]
         output_hashes = [hashlib.sha256(text).digest() for text in texts]
         tail = when.to_bytes(32, "big") + bytes(12) + bytes.fromhex(self.address[2:])
-        # a native state pays off from a few rows on; one-off hashes go through eth_hash
-        leaf = (_keccak.bulk_hashers() if n > 4 else _keccak.FALLBACK).leaf
+        leaf = _thread_hashers().leaf
         leaves = [
             leaf(receipt_id + model_hash + input_hash + output_hash + tail)
             for receipt_id, input_hash, output_hash in zip(
@@ -182,6 +182,19 @@ class ReceiptSigner:
 
 
 _IMMUTABLE = frozenset({float, int, str, bool, type(None)})
+_local = threading.local()
+
+
+def _thread_hashers() -> _keccak.Hashers:
+    """This thread's native keccak state (:func:`~ledger.formats._keccak.bulk_hashers`), made
+    and checked once per thread instead of once per request: a state is not thread-safe, so
+    it is never shared, and each hash resets it, so requests in turn may reuse it."""
+    hashers: _keccak.Hashers | None = getattr(_local, "hashers", None)
+    if hashers is None:
+        hashers = _local.hashers = _keccak.bulk_hashers()
+    return hashers
+
+
 _BYTES = {bytes}
 _LENGTH_32 = {32}
 
