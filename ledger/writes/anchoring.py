@@ -13,10 +13,10 @@ service's other writes may share its block; each batch is still answered, and re
 Under a steady stream of receipts the size trigger would send a transaction every ``batch_size``
 receipts; instead two rounds started by size are at least ``ROUND_GAP`` seconds apart (a fifth
 of ``interval`` if that is shorter), and a round plans every batch due at once, so one
-``anchorPredictionBatches`` transaction carries them all: a busy service pays for a chain
-transaction (its simulation, execution, block and receipt, most of the thread's time) once a
-round, not once a batch. Batches are still at most ``batch_size`` receipts, and no receipt
-waits longer than ``interval`` plus one round.
+``anchorPredictionBatches`` transaction carries them all (or as few as the gas limit allows):
+a busy service pays for a chain transaction (its simulation, execution, block and receipt, most
+of the thread's time) once a round, not once a batch. Batches are still at most ``batch_size``
+receipts, and no receipt waits longer than ``interval`` plus one round.
 
 A batch is first *planned* (its root, and each receipt's leaf and proof, written in one
 transaction), then sent, then marked *anchored*. After a crash between the two, start-up asks the
