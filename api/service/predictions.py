@@ -33,6 +33,7 @@ _PENDING = (
     '"tx_hash":null,"block_number":null,"error":null}'
 )
 _FORMAT_1 = ',"format":1,"signed_root":null,"signed_proof":null'
+_FLOATS = {float}
 
 
 class Predictions:
@@ -74,12 +75,16 @@ class Predictions:
         model_hash = to_hex(model.model_hash)  # normalised: the index lookup is done once
         result = model.predict(rows)  # every row checked: a JSON object of numbers
         outputs = result.receipt_outputs()
-        issued = self._issue(model.model_hash, rows, outputs)
+        issued, output_texts = self._issue(model.model_hash, rows, outputs)
         core.receipts.add_issued(issued)  # durable before anyone sees them
         core.anchorer.notify(len(issued))
         extra = _PENDING if core.settings.receipt_format == 2 else _FORMAT_1 + _PENDING
         receipts = ",".join(item.body[:-1] + extra for item in issued)
-        values = json.dumps(list(result.values), allow_nan=False, separators=(",", ":"))
+        if output_texts is not None and set(map(type, result.values)) == _FLOATS:
+            # a regressor's outputs are its values; json.dumps writes a float as they do
+            values = "[" + ",".join(output_texts) + "]"
+        else:
+            values = json.dumps(list(result.values), allow_nan=False, separators=(",", ":"))
         probabilities = json.dumps(
             result.class_probabilities(), allow_nan=False, separators=(",", ":")
         )
@@ -90,9 +95,10 @@ class Predictions:
 
     def _issue(
         self, model_hash: bytes, rows: list[dict[str, Any]], outputs: list[Any]
-    ) -> list[IssuedReceipt]:
+    ) -> tuple[list[IssuedReceipt], list[str] | None]:
         """Sign the rows' receipts: one signature over the request (format 2, the default) or
-        one per row (format 1, ``receipt_format = 1``)."""
+        one per row (format 1, ``receipt_format = 1``). Also returns the outputs' canonical
+        JSON texts, when they were made (format 2)."""
         signer = self._core.signer
         if self._core.settings.receipt_format == 1:
             receipts = [
@@ -103,14 +109,14 @@ class Predictions:
                 )
                 for row, output in zip(rows, outputs, strict=True)
             ]
-            return issued_receipts(receipts, rows)
+            return issued_receipts(receipts, rows), None
         texts = canonical_json_rows(rows)
         signed = signer.sign_request(
             model_hash=model_hash,
             input_hashes=[hashlib.sha256(text).digest() for text in texts],
             outputs=outputs,
         )
-        return signed.issued([text.decode("utf-8") for text in texts])
+        return signed.issued([text.decode("utf-8") for text in texts]), list(signed.output_texts)
 
     def reproduce_output(self, model_hash: str, row: dict[str, Any]) -> Any:
         """What the stored model outputs for ``row``, in a receipt's ``output`` form.

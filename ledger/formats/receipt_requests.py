@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import chain
+from typing import Any, NamedTuple
 
 from ledger.formats.receipts import Receipt
 from ml.hashing import to_hex
@@ -24,11 +25,11 @@ from ml.hashing import to_hex
 __all__ = ["IssuedReceipt", "SignedRequest"]
 
 
-@dataclass(frozen=True, slots=True)
-class IssuedReceipt:
+class IssuedReceipt(NamedTuple):
     """What the receipt book keeps of one receipt, as the issuing path computed it: ids as
     ``0x`` lowercase hex, the leaf hash the anchorer's tree is built from, the receipt's
-    canonical JSON and the input row's canonical JSON."""
+    canonical JSON and the input row's canonical JSON. (A named tuple: a request makes one per
+    row, and a tuple is made several times faster than a frozen dataclass.)"""
 
     receipt_id: str
     model_hash: str
@@ -80,7 +81,10 @@ class SignedRequest:
 
     def bodies(self) -> list[str]:
         """Each receipt's canonical JSON, exactly ``Receipt.to_json()``, written out with the
-        request's shared parts formatted once."""
+        request's shared parts formatted once (and each tree node's hex once: the rows' proofs
+        share most of their nodes)."""
+        nodes = set(chain.from_iterable(self.proofs))
+        shown = {node: f'"0x{node.hex()}"' for node in nodes}.__getitem__
         shared_head = '{"format":2,"input_hash":"0x'
         issued = f'","issued_at":{self.issued_at},"model_hash":"{to_hex(self.model_hash)}"'
         tail = (
@@ -90,8 +94,7 @@ class SignedRequest:
         return [
             f'{shared_head}{input_hash.hex()}{issued},"output":{text},"output_hash":"0x'
             f'{output_hash.hex()}","receipt_id":"0x{receipt_id.hex()}{tail}'
-            + ",".join(f'"0x{node.hex()}"' for node in proof)
-            + root
+            f"{','.join(map(shown, proof))}{root}"
             for input_hash, text, output_hash, receipt_id, proof in zip(
                 self.input_hashes,
                 self.output_texts,

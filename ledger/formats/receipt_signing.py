@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import threading
 import time
 from collections.abc import Sequence
 from functools import lru_cache
@@ -33,11 +33,12 @@ from ledger.formats.receipts import (
     ReceiptFormatError,
     _digest,
     new_receipt_id,
+    new_receipt_ids,
     receipt_digest,
     root_digest,
     signed_root_of,
 )
-from ml.hashing import canonical_json, to_hex
+from ml.hashing import canonical_json, canonical_json_values, to_hex
 
 __all__ = ["ReceiptSigner", "recover_root_signer", "recover_signer", "signing_domain"]
 
@@ -142,12 +143,12 @@ class ReceiptSigner:
         n = len(outputs)
         if n == 0 or len(input_hashes) != n:
             raise ReceiptFormatError(f"{len(input_hashes)} input hash(es) for {n} output(s)")
-        for digest in input_hashes:
-            _to_bytes(digest, 32, "input_hash")
+        if set(map(type, input_hashes)) != _BYTES or set(map(len, input_hashes)) != _LENGTH_32:
+            for digest in input_hashes:  # says which one is wrong
+                _to_bytes(digest, 32, "input_hash")
         when = _to_uint64(int(time.time()) if issued_at is None else issued_at, "issued_at")
-        randomness = os.urandom(32 * n)
-        receipt_ids = [randomness[k : k + 32] for k in range(0, 32 * n, 32)]
-        texts = [canonical_json(output) for output in outputs]
+        receipt_ids = new_receipt_ids(n)
+        texts = canonical_json_values(outputs)
         # A receipt keeps a detached copy of exactly what was hashed, not the caller's object.
         kept = [
             o if type(o) in _IMMUTABLE else json.loads(t)
@@ -155,8 +156,7 @@ class ReceiptSigner:
         ]
         output_hashes = [hashlib.sha256(text).digest() for text in texts]
         tail = when.to_bytes(32, "big") + bytes(12) + bytes.fromhex(self.address[2:])
-        # a native state pays off from a few rows on; one-off hashes go through eth_hash
-        leaf = (_keccak.bulk_hashers() if n > 4 else _keccak.FALLBACK).leaf
+        leaf = _thread_hashers().leaf
         leaves = [
             leaf(receipt_id + model_hash + input_hash + output_hash + tail)
             for receipt_id, input_hash, output_hash in zip(
@@ -182,6 +182,21 @@ class ReceiptSigner:
 
 
 _IMMUTABLE = frozenset({float, int, str, bool, type(None)})
+_local = threading.local()
+
+
+def _thread_hashers() -> _keccak.Hashers:
+    """This thread's native keccak state (:func:`~ledger.formats._keccak.bulk_hashers`), made
+    and checked once per thread instead of once per request: a state is not thread-safe, so
+    it is never shared, and each hash resets it, so requests in turn may reuse it."""
+    hashers: _keccak.Hashers | None = getattr(_local, "hashers", None)
+    if hashers is None:
+        hashers = _local.hashers = _keccak.bulk_hashers()
+    return hashers
+
+
+_BYTES = {bytes}
+_LENGTH_32 = {32}
 
 
 def _recover(digest: bytes, signature: bytes) -> str:

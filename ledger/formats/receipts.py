@@ -46,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -91,6 +92,7 @@ __all__ = [
     "ReceiptFormatError",
     "input_hash",
     "new_receipt_id",
+    "new_receipt_ids",
     "output_hash",
     "receipt_digest",
     "receipt_leaf",
@@ -147,8 +149,24 @@ def output_hash(output: Any) -> bytes:
 
 
 def new_receipt_id() -> bytes:
-    """32 random bytes: unguessable and, in practice, unique without coordination."""
-    return secrets.token_bytes(32)
+    """A fresh receipt id: :func:`new_receipt_ids` of one."""
+    return new_receipt_ids(1)[0]
+
+
+def new_receipt_ids(n: int) -> list[bytes]:
+    """``n`` fresh receipt ids: each the issuing time in microseconds (8 bytes, big-endian)
+    followed by 24 random bytes, as UUIDv7 and ULID are made.
+
+    The 192 random bits keep an id unguessable and, in practice, unique without coordination
+    (several replicas issue into one book). The time in front is why: a receipt book keeps an
+    index on ids, and random ids put each new receipt on a random page of it, so that a commit
+    of a hundred receipts rewrote a hundred index pages (twice SQLite's CPU per receipt, and
+    more as the book grows); time-ordered ids are appended at the index's end. The time is
+    no secret: the receipt says when it was issued.
+    """
+    prefix = (time.time_ns() // 1000).to_bytes(8, "big")
+    randomness = secrets.token_bytes(24 * n)
+    return [prefix + randomness[k : k + 24] for k in range(0, 24 * n, 24)]
 
 
 # --------------------------------------------------------------------------------------------

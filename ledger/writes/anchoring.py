@@ -10,6 +10,14 @@ states will do. Every batch due goes to the write pipeline (:mod:`ledger.writes.
 so the batches of several models share one ``anchorPredictionBatches`` transaction, and the
 service's other writes may share its block; each batch is still answered, and refused, alone.
 
+Under a steady stream of receipts the size trigger would send a transaction every ``batch_size``
+receipts; instead two rounds started by size are at least ``ROUND_GAP`` seconds apart (a fifth
+of ``interval`` if that is shorter), and a round plans every batch due at once, so one
+``anchorPredictionBatches`` transaction carries them all (or as few as the gas limit allows):
+a busy service pays for a chain transaction (its simulation, execution, block and receipt, most
+of the thread's time) once a round, not once a batch. Batches are still at most ``batch_size``
+receipts, and no receipt waits longer than ``interval`` plus one round.
+
 A batch is first *planned* (its root, and each receipt's leaf and proof, written in one
 transaction), then sent, then marked *anchored*. After a crash between the two, start-up asks the
 chain whether the planned root is anchored, and either records it or sends it again: nothing is
@@ -65,6 +73,7 @@ __all__ = ["AnchorResult", "Anchorer", "ReceiptBook", "StoredReceipt"]
 log = logging.getLogger("provenance.anchoring")
 
 ROLE_CHECK = 1.0  # seconds between checks of whether this replica may anchor (``may_anchor``)
+ROUND_GAP = 1.0  # least seconds between two rounds started by size (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,9 @@ class Anchorer:
         # What the thread last counted pending, and receipts announced since (under _wake).
         self._known_pending = 0
         self._added = 0
+        # Before this time.monotonic() a round is not started by size (under _wake).
+        self._gap = min(ROUND_GAP, interval / 5)
+        self._quiet_until = 0.0
         self._thread: threading.Thread | None = None
         self._on_anchored = on_anchored
         self._may_anchor = may_anchor
@@ -135,7 +147,10 @@ class Anchorer:
         book. ``added`` 0 (not known) always wakes it."""
         with self._wake:
             self._added += added
-            if added == 0 or self._known_pending + self._added >= self.batch_size:
+            if added == 0 or (
+                self._known_pending + self._added >= self.batch_size
+                and time.monotonic() >= self._quiet_until
+            ):
                 self._wake.notify_all()
 
     def _due_in(self) -> float:
@@ -146,12 +161,15 @@ class Anchorer:
         if self._may_anchor is not None and not self._may_anchor():
             return min(self.interval, ROLE_CHECK)  # another replica anchors the shared book
         self._known_pending, self._added = self.book.pending_count(), 0
-        if self._known_pending >= self.batch_size or self.book.planned():
+        if self.book.planned():
             return 0.0
         oldest = self.book.oldest_pending_at()
         if oldest is None:
             return self.interval
-        return max(0.0, oldest + self.interval - time.time())
+        by_age = max(0.0, oldest + self.interval - time.time())
+        if self._known_pending >= self.batch_size:  # due by size, once the gap has passed
+            return min(by_age, max(0.0, self._quiet_until - time.monotonic()))
+        return by_age
 
     def _run(self) -> None:
         while True:
@@ -162,6 +180,7 @@ class Anchorer:
                 if delay > 0:
                     self._wake.wait(timeout=delay)
                     continue
+            self._quiet_until = time.monotonic() + self._gap
             try:
                 results = self.flush()
             except ChainUnavailable as exc:

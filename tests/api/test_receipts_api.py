@@ -98,9 +98,13 @@ def _assert_anchored(client: TestClient, doc: dict[str, Any]) -> None:
 
 def test_predict_hands_out_one_signed_receipt_per_row(client: TestClient) -> None:
     model = _model(client)
-    body = _ok(client.post(f"/v1/models/{model}/predict", json={"rows": ROWS}))
+    response = client.post(f"/v1/models/{model}/predict", json={"rows": ROWS})
+    body = _ok(response)
     receipts = body["receipts"]
     assert len(receipts) == len(ROWS) == len({r["receipt_id"] for r in receipts})
+    # The predictions are written as json.dumps writes them (from the outputs' texts).
+    values = json.dumps(body["predictions"], separators=(",", ":"))
+    assert f'"predictions":{values},"probabilities":null,' in response.text
     chain = _ok(client.get("/v1/chain"))
     core = _core(client)
     for receipt, row, prediction in zip(receipts, ROWS, body["predictions"], strict=True):

@@ -529,6 +529,35 @@ def test_announced_receipts_wake_the_thread_only_once_a_batch_is_due(setup: Setu
     assert event.count == 5
 
 
+def test_rounds_started_by_size_wait_for_the_gap_and_then_share_one_transaction(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy service: the first full batch goes at once; batches that fill before the gap
+    since that round has passed wait (no transaction per batch), and one round then anchors
+    them all in one transaction."""
+    monkeypatch.setattr(anchoring, "ROUND_GAP", 1000.0)  # longer than the test
+    anchorer = setup.anchorer(batch_size=2, interval=3600)
+    anchorer.start()
+    try:
+        first = setup.issue(2)
+        anchorer.notify(2)
+        _wait_until(lambda: setup.book.counts()["anchored"] == 2, "the first batch is anchored")
+        rest = setup.issue(2)
+        anchorer.notify(2)
+        rest += setup.issue(2)
+        anchorer.notify(2)
+        time.sleep(0.3)
+        assert setup.book.counts() == {"pending": 4, "anchored": 2, "failed": 0}  # the gap
+        results = anchorer.flush()  # what the thread does once the gap has passed
+    finally:
+        anchorer.stop()
+    assert [r.count for r in results] == [2, 2] and results[0].tx_hash == results[1].tx_hash
+    events = setup.anchored_on_chain()
+    assert [e.count for e in events] == [2, 2, 2]
+    assert events[0].tx_hash != events[1].tx_hash == events[2].tx_hash
+    _assert_anchored_and_provable(setup, first + rest)
+
+
 def test_the_thread_anchors_after_the_interval(setup: Setup) -> None:
     anchorer = setup.anchorer(batch_size=1000, interval=0.2)
     anchorer.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -227,3 +228,23 @@ def test_outputs_are_kept_as_detached_copies() -> None:
     signed = _request([output])
     output["label"] = 2
     assert signed.receipt(0).output == {"label": 1, "probabilities": {"1": 0.5}}
+
+
+def test_requests_signed_in_several_threads_at_once_all_verify() -> None:
+    """Each thread keeps its own native keccak state across requests: requests signed in four
+    threads at once give leaves and proofs that are each receipt's own."""
+
+    def sign_many(thread: int) -> list[Receipt]:
+        receipts = []
+        for k in range(30):
+            outputs = [float(thread * 1000 + k * 10 + i) for i in range(1 + k % 7)]
+            receipts += _request(outputs, issued_at=1_800_000_000 + k).receipts()
+        return receipts
+
+    with ThreadPoolExecutor(4) as pool:
+        signed = [r for batch in pool.map(sign_many, range(4)) for r in batch]
+    assert len(signed) == 4 * sum(1 + k % 7 for k in range(30))
+    for receipt in signed:
+        leaf = receipt_leaf_hash(receipt)
+        assert verify_proof(receipt.signed_root, leaf, receipt.signed_proof)
+        assert recover_signer(receipt, DOMAIN) == SIGNER.address

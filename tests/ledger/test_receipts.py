@@ -10,6 +10,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from ledger.formats.receipts import (
     ReceiptFormatError,
     input_hash,
     new_receipt_id,
+    new_receipt_ids,
     output_hash,
     receipt_digest,
     receipt_leaf,
@@ -104,6 +106,21 @@ def test_defaults_are_a_fresh_id_and_the_current_time() -> None:
     assert a.receipt_id != b.receipt_id
     assert abs(a.issued_at - b.issued_at) <= 1
     assert len(new_receipt_id()) == 32
+
+
+def test_receipt_ids_are_time_ordered_and_random_after_the_time() -> None:
+    """The issuing time in microseconds, then 24 random bytes: a later batch sorts after an
+    earlier one (the book's id index grows at its end), and no two ids are equal."""
+    before = time.time_ns() // 1000
+    first = new_receipt_ids(50)
+    time.sleep(0.002)
+    second = new_receipt_ids(50)
+    after = time.time_ns() // 1000
+    ids = first + second
+    assert len(set(ids)) == 100 and all(len(i) == 32 for i in ids)
+    assert len({i[8:] for i in ids}) == 100  # the random parts differ too
+    assert all(before <= int.from_bytes(i[:8], "big") <= after for i in ids)
+    assert max(first) < min(second)
 
 
 @settings(max_examples=60, deadline=None)

@@ -10,6 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 import skops.io
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ml.artifacts
 from ml import errors
@@ -303,3 +305,54 @@ def test_an_input_beyond_float32_is_refused_not_a_crash(value):
     with pytest.raises(InvalidInput, match="float32"):
         model.predict([{"x1": value, "x2": 1}])
     assert model.predict([{"x1": 3.0e38, "x2": 1}]).values  # just inside the range
+
+
+# --------------------------------------------------------------------------- the input matrix
+
+_cells = st.one_of(
+    st.floats(width=64),  # NaN, infinities and past float32's range included
+    st.floats(min_value=-1e6, max_value=1e6),
+    st.integers(-(10**40), 10**40),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["1.5", b"1"]),
+)
+_input_rows = st.lists(
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), _cells, min_size=1, max_size=3)
+    | st.fixed_dictionaries({"a": st.floats(width=64), "b": st.floats(width=64)}),
+    min_size=1,
+    max_size=6,
+)
+
+
+def _slow_matrix(model: ml.artifacts.LoadedModel, rows: list[dict[str, object]]) -> object:
+    """The value-by-value path alone, as before the float fast path: its matrix or error."""
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ml.artifacts.LoadedModel, "_float_matrix", lambda self, rows: None)
+            return model._matrix(rows).tobytes()
+    except errors.PredictionError as exc:
+        return (type(exc), str(exc))
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(rows=_input_rows)
+def test_the_float_matrix_is_the_value_by_value_matrix(
+    trained: TrainedModel, rows: list[dict[str, object]]
+) -> None:
+    """Every input gives the same matrix, or the same error, with the fast path as without."""
+    model = load_model(trained.model_bytes, trained.model_hash)
+    try:
+        fast: object = model._matrix(rows).tobytes()
+    except errors.PredictionError as exc:
+        fast = (type(exc), str(exc))
+    assert fast == _slow_matrix(model, rows)
+
+
+def test_the_usual_rows_take_the_float_matrix(trained: TrainedModel) -> None:
+    model = load_model(trained.model_bytes, trained.model_hash)
+    rows = [{"b": 2.5, "a": -1e-300}, {"a": 3.4e38, "b": -0.0}]
+    X = model._float_matrix(rows)
+    assert X is not None and X.tolist() == [[-1e-300, 2.5], [3.4e38, -0.0]]
+    for other in ([{"a": 1, "b": 2.0}], [{"a": 1.0}], [{"a": 1.0, "b": 2.0, "c": 3.0}]):
+        assert model._float_matrix(other) is None

@@ -24,6 +24,7 @@ from ml.hashing import (
     MAX_DEPTH,
     canonical_json,
     canonical_json_rows,
+    canonical_json_values,
     from_hex,
     normalize_hex,
     sha256_bytes,
@@ -350,7 +351,7 @@ def test_normalize_hex_gives_one_spelling() -> None:
             normalize_hex(bad)
 
 
-# -- canonical_json_rows: a request's rows in one encoder call, each exactly canonical_json --
+# -- canonical_json_rows: a request's flat rows through orjson, each exactly canonical_json --
 
 _row_keys = st.text(alphabet=st.sampled_from(list('ab}{,":\\é\n')), max_size=4)
 _row_values = st.one_of(
@@ -373,15 +374,92 @@ def test_canonical_json_rows_equals_canonical_json_of_each(rows: list[dict[str, 
     [
         [{"a": 1.0, "b": 2}, {"b": True, "a": None}],  # flat: one encoder call
         [{}, {}, {"x": -0.0}],
-        [{"a},{": 1}, {"b": 2}],  # a brace in a key: row by row
+        [{"a},{": 1}, {"b": 2}],  # a brace in a key
         [{"a": 1}, {"b": {"c": 2}}],  # not flat: row by row
+        [{"a": 9.99e-05, "b": 0.5}, {"a": 0.0, "b": -0.0}],  # below 1e-4: json's form
+        [{"a": 1e-07}, {"a": 2**64}, {"a": -(2**63) - 1}],  # past orjson's integers
+        [{"a": 2**64 - 1, "b": -(2**63)}, {"x": 1e16, "y": 123456789012345.0}],
+        [{"a": 1.0, "b": "text"}],  # a string value: canonical_json
     ],
 )
 def test_canonical_json_rows_known_rows(rows: list[dict[str, object]]) -> None:
     assert canonical_json_rows(rows) == [canonical_json(row) for row in rows]
 
 
-@pytest.mark.parametrize("bad", [[{"a": 1.0}, {"a": math.nan}], [{"\ud800": 1}], [{1: 2}]])
+def _scales() -> list[float]:
+    """Floats at every power of ten a double has, with their neighbours, both signs."""
+    values = [0.0, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308]
+    for exponent in range(-323, 309):
+        for mantissa in ("1", "2.5", "9.999999999999998", "1.0000000000000002", "3.14159"):
+            value = float(f"{mantissa}e{exponent}")
+            if math.isfinite(value):
+                values += [value, math.nextafter(value, 0.0), math.nextafter(value, math.inf)]
+    return values + [-v for v in values]
+
+
+def test_canonical_json_rows_writes_floats_of_every_scale_as_canonical_json() -> None:
+    """orjson's float text is json's from 1e-4 up; every scale, around every boundary (1e-4,
+    1e16 where ``repr`` turns to exponents), in rows of one value and of ten."""
+    values = _scales()
+    rows = [{"v": v} for v in values]
+    assert canonical_json_rows(rows) == [canonical_json(row) for row in rows]
+    wide = [{f"f{k}": values[(i + k) % len(values)] for k in range(10)} for i in range(len(values))]
+    assert canonical_json_rows(wide) == [canonical_json(row) for row in wide]
+
+
+def test_canonical_json_values_writes_every_scale_as_canonical_json() -> None:
+    """A request's outputs: lists of floats of every scale (one orjson call where all are
+    from 1e-4 up, value by value otherwise), and lists of other values."""
+    values = _scales()
+    large = [v for v in values if v == 0.0 or abs(v) >= 1e-4]
+    for chunk in (values, large, [v for v in large if v != 0.0], [1.5], [1e-05, 2.0]):
+        assert canonical_json_values(chunk) == [canonical_json(v) for v in chunk]
+    mixed = [1.0, 2, True, None, "a", {"label": 1, "probabilities": {"0": 0.25}}]
+    assert canonical_json_values(mixed) == [canonical_json(v) for v in mixed]
+    assert canonical_json_values([]) == []
+    with pytest.raises(CanonicalJsonError):
+        canonical_json_values([1.0, math.nan])
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(
+    rows=st.lists(
+        st.dictionaries(
+            st.text(max_size=6),  # any code point but lone surrogates: escaping and key order
+            st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**64), 2**64),
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_canonical_json_rows_equals_canonical_json_on_any_keys_and_numbers(
+    rows: list[dict[str, object]],
+) -> None:
+    assert canonical_json_rows(rows) == [canonical_json(row) for row in rows]
+
+
+def test_canonical_json_rows_escapes_keys_as_canonical_json() -> None:
+    """Every character class a key may hold: controls, quote, backslash, DEL, line separators,
+    the last BMP and the first and last astral code points."""
+    keys = [chr(c) for c in [*range(0x20), 0x22, 0x2F, 0x5C, 0x7F, 0x80, 0xFF, 0x2028, 0x2029]]
+    keys += ["\ufffd", "\uffff", "\U00010000", "\U0010ffff", "é", "a\u0000b", ""]
+    rows = [{key: 1.5, key + "x": 2} for key in keys]
+    rows.append({key: 0.25 for key in keys})  # one row: sorted by code point
+    assert canonical_json_rows(rows) == [canonical_json(row) for row in rows]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [{"a": 1.0}, {"a": math.nan}],
+        [{"a": 1.0, "b": math.inf}],
+        [{"a": 1, "b": -math.inf}],
+        [{"\ud800": 1}],
+        [{1: 2}],
+        [{"a": 1.0}, {2.5: 1.0}],
+    ],
+)
 def test_canonical_json_rows_refuses_as_canonical_json_does(
     bad: list[dict[object, object]],
 ) -> None:
