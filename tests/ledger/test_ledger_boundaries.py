@@ -211,15 +211,21 @@ def test_each_constant_is_defined_once() -> None:
 
 
 def test_one_event_decoder() -> None:
-    """The typed client and the web3-free reader decode events through
-    ``ledger.formats.events.decode_event``, and nothing else in ``ledger`` decodes a log."""
+    """The typed client, the web3-free reader and the index's raw reads of the node decode
+    events through ``ledger.formats.events.decode_event``, and nothing else in ``ledger``
+    decodes a log."""
     users = {
         _module_name(p)
         for p in SOURCES
         if "decode_event(" in p.read_text(encoding="utf-8")
         or "process_log(" in p.read_text(encoding="utf-8")
     }
-    assert users == {"ledger.formats.events", "ledger.chain.client", "ledger.reading.chain_reader"}
+    assert users == {
+        "ledger.formats.events",
+        "ledger.chain.client",
+        "ledger.reading.chain_reader",
+        "ledger.index._raw",
+    }
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/architecture.md"])
