@@ -4,26 +4,9 @@ and on an error answer, they read nothing and the sync reads through web3 as bef
 
 from __future__ import annotations
 
-from eth_utils import keccak
-
 from ledger.index._raw import UNREAD, _result, block_header, ledger_logs
-from ledger.records import DatasetInput, hash_hex
-
-
-def h(n: int) -> str:
-    return hash_hex(keccak(n.to_bytes(32, "big")))
-
-
-def dataset(n: int, parents: tuple[str, ...] = ()) -> DatasetInput:
-    return DatasetInput(
-        h(n),
-        rows_root=h(1000 + n),
-        row_count=n,
-        schema_hash=h(2000),
-        metadata_hash=h(3000 + n),
-        parents=parents,
-        transform_hash=h(4000) if parents else "0x" + "00" * 32,
-    )
+from ledger.records import hash_hex
+from tests.ledger.test_index_receipts import dataset, h
 
 
 def test_raw_reads_equal_web3_reads(chain, deployed):
