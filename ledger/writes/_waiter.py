@@ -173,6 +173,7 @@ class Waiter:
         self._remember(head_hash, latest)  # the block a receipt just found is usually this one
         self.client.note_head(head)  # the answers' confirmations need not read it again
         final = head - self.client.backend.confirmations
+        final_now: list[tuple[_InFlight, Any]] = []  # answered below, their blocks told first
         for flight in flights:
             if flight.checked_at == head_hash:
                 continue  # no new head since the last look: nothing can have changed
@@ -182,7 +183,7 @@ class Waiter:
             receipt = self._first_receipt(flight.variants)
             if receipt is not None:
                 if receipt["blockNumber"] <= final:
-                    self._included(flight, receipt)
+                    final_now.append((flight, receipt))
                 else:
                     self._mined(flight, receipt)
                 continue
@@ -192,6 +193,11 @@ class Waiter:
                 self._missing(flight, head)
             elif head - flight.sent_at_block >= self.resend_after_blocks:
                 self._resend(flight, head)
+        # a block holding several of these transactions is told once, with all their receipts
+        # (the index applies a block from receipts only when it has every transaction's)
+        self._tell_included([r for _, r in final_now if r["status"] == 1])
+        for flight, receipt in final_now:
+            self._included(flight, receipt, told=True)
         if any(f.mined_in is None and head > f.sent_at_block >= 0 for f in flights):
             self._fill_gap(head)
 
@@ -318,11 +324,13 @@ class Waiter:
             "accepted" if accepted else "refused",
         )
 
-    def _included(self, flight: _InFlight, receipt: Any) -> None:
-        """5-6. Answer every request of a mined transaction, then forget the nonce."""
+    def _included(self, flight: _InFlight, receipt: Any, *, told: bool = False) -> None:
+        """5-6. Answer every request of a mined transaction, then forget the nonce (``told``:
+        its block was handed to ``on_included`` already)."""
         if receipt["status"] == 1:
             tx = tx_result(receipt)
-            self._tell_included(receipt)  # before the answers: a request that follows reads it
+            if not told:  # before the answers: a request that follows reads it
+                self._tell_included([receipt])
             for write, included in self._inclusions(flight, receipt):
                 if included is None:
                     self._fail(
@@ -358,19 +366,23 @@ class Waiter:
         else:
             self._requeue(flight.writes, alone=True)
 
-    def _tell_included(self, receipt: Any) -> None:
-        """Hand a final successful receipt and its block to ``on_included`` (the service's
-        index, which records the block from them instead of reading it again). Whatever it
-        raises is only logged: the write is on chain either way, and the index's sync reads the
-        block from the chain when this did not."""
+    def _tell_included(self, receipts: list[Any]) -> None:
+        """Hand final successful receipts, with their blocks, to ``on_included`` (the service's
+        index, which records a block from them instead of reading it again), one call per
+        block. Whatever it raises is only logged: the writes are on chain either way, and the
+        index's sync reads the block from the chain when this did not."""
         hook = self.on_included
-        if hook is None:
+        if hook is None or not receipts:
             return
-        try:
-            hook(self._block(bytes(receipt["blockHash"])), [receipt])
-        except Exception:
-            log.warning("indexing block %s from its receipt failed", receipt["blockNumber"],
-                        exc_info=True)  # fmt: skip
+        by_block: dict[bytes, list[Any]] = {}
+        for receipt in receipts:
+            by_block.setdefault(bytes(receipt["blockHash"]), []).append(receipt)
+        for block_hash, in_block in by_block.items():
+            try:
+                hook(self._block(block_hash), in_block)
+            except Exception:
+                log.warning("indexing block %s from its receipts failed",
+                            in_block[0]["blockNumber"], exc_info=True)  # fmt: skip
 
     def _inclusions(self, flight: _InFlight, receipt: Any) -> list[tuple[_Write, Included | None]]:
         """Each write of a successful transaction with its inclusion (None: its event is

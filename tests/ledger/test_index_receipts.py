@@ -5,6 +5,7 @@ receipt-fed block that left the canonical chain."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -18,6 +19,7 @@ from ledger.chain.client import LedgerClient
 from ledger.index import _sync as index_sync
 from ledger.index.sqlite import LedgerIndex
 from ledger.records import DatasetInput, hash_hex
+from ledger.writes._items import RevokeInput
 from ledger.writes.pipeline import WritePipeline
 
 
@@ -111,6 +113,41 @@ def test_blocks_written_through_the_pipeline_are_indexed_from_their_receipts(
     assert index.dataset(h(3)).parents == (h(1),)
     assert index.sync(client) == 0  # the sync confirms: nothing left to read
     assert dump(index) == rebuilt(index, client)
+
+
+def test_a_block_holding_several_of_the_pipelines_transactions_is_indexed_from_them(
+    chain, client, index, fed
+):
+    """Revocations go one transaction each; held in the node's pool, they are mined in one
+    block, which the waiter hands over once with all their receipts (one at a time, the index
+    would see a block with transactions it has no receipt for, and leave it to the sync)."""
+    if chain.node is None:
+        pytest.skip("the embedded chain mines every transaction in a block of its own")
+    writes, answers = fed
+    for n in (1, 2, 3):
+        writes.write(dataset(n))
+    index.sync(client)
+    answers.clear()
+    chain.node.rpc("evm_setAutomine", False)
+    try:
+        futures = writes.submit_many([RevokeInput(h(n), "bad rows") for n in (1, 2, 3)])
+        _wait_for_pool(chain.node, 3)
+        chain.node.rpc("evm_mine")
+        done = [future.result(timeout=60) for future in futures]
+    finally:
+        chain.node.rpc("evm_setAutomine", True)
+    assert len({d.tx_hash for d in done}) == 3 and len({d.block_number for d in done}) == 1
+    assert answers == [True]  # one block, told once, indexed from its receipts
+    assert index.last_block == done[0].block_number
+    assert all(index.dataset(h(n)).revocation is not None for n in (1, 2, 3))
+    assert dump(index) == rebuilt(index, client)
+
+
+def _wait_for_pool(node: Any, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(node.rpc("eth_getBlockByNumber", "pending", False)["transactions"]) < count:
+        assert time.monotonic() < deadline, f"{count} transactions never reached the pool"
+        time.sleep(0.05)
 
 
 def test_a_block_after_one_the_index_has_not_read_is_left_to_the_sync(client, index, fed):
