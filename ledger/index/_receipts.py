@@ -29,8 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger.chain.client import LedgerClient
-from ledger.index._rewind import forget_quiet_block, insert_block
-from ledger.index._sync import SYNC_LOCK, RecordEvent, _set_meta, apply_events, read_binding
+from ledger.index._sync import SYNC_LOCK, RecordEvent, apply_events, read_binding, set_head
 from ledger.records import hash_hex
 
 __all__ = ["index_block"]
@@ -70,14 +69,5 @@ def index_block(db: Any, client: LedgerClient, block: Any, receipts: Sequence[An
         ):
             return False  # 3. the sync reads this block from the chain
         apply_events(conn, events, {number: block["timestamp"]}, contract=client.address)
-        forget_quiet_block(conn, now.last_block)  # the previous head, unless it holds events
-        insert_block(conn, number, block_hash)
-        _set_meta(
-            conn,
-            address=client.address,
-            chain_id=str(chain_id),
-            deploy_block=str(client.deploy_block),
-            last_block=str(number),
-            last_block_hash=block_hash,
-        )
+        set_head(conn, client, chain_id, now.last_block, number, block_hash)
     return True

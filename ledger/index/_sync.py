@@ -100,6 +100,7 @@ __all__ = [
     "create_schema",
     "final_head",
     "read_binding",
+    "set_head",
     "sync",
 ]
 
@@ -343,16 +344,7 @@ def sync(
         for number in sorted({e.block_number for e in fresh_events}):
             insert_block(conn, number, hashes[number])
         if head > floor and head_hash is not None:
-            forget_quiet_block(conn, floor)  # the previous head, unless it holds events
-            insert_block(conn, head, head_hash)
-            _set_meta(
-                conn,
-                address=client.address,
-                chain_id=str(chain_id),
-                deploy_block=str(client.deploy_block),
-                last_block=str(head),
-                last_block_hash=head_hash,
-            )
+            set_head(conn, client, chain_id, floor, head, head_hash)
         elif rewind is not None:
             _set_fork_meta(conn, client, rewind.fork_block)
         elif reset or before.address is None:
@@ -538,6 +530,24 @@ def _insert(conn: Any, table: str, **columns: object) -> None:
     names = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
     conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(columns.values()))
+
+
+def set_head(
+    conn: Any, client: LedgerClient, chain_id: int, previous: int, head: int, head_hash: str
+) -> None:
+    """Move the indexed head from ``previous`` to ``head`` (the sync's, or a block indexed from
+    its receipts): the previous head's row goes unless it holds events, the new one is kept
+    with its hash, and ``meta`` names the ledger and the head."""
+    forget_quiet_block(conn, previous)
+    insert_block(conn, head, head_hash)
+    _set_meta(
+        conn,
+        address=client.address,
+        chain_id=str(chain_id),
+        deploy_block=str(client.deploy_block),
+        last_block=str(head),
+        last_block_hash=head_hash,
+    )
 
 
 def _set_meta(conn: Any, **values: str | None) -> None:
