@@ -141,7 +141,7 @@ class RowIndexBuilder:
         # second chunk comes: a file of one chunk (most uploads) is hashed in ``finish``,
         # without a thread's start and join (7% of a small upload's wall time under load).
         self._pool: ThreadPoolExecutor | None = None
-        self._first: tuple[bytes, int] | None = None  # the first chunk, not yet hashed
+        self._first: bytes | None = None  # the first chunk (rows from 0), not yet hashed
         self._pending: list[Future[None]] = []
         self._closed = False
 
@@ -165,12 +165,12 @@ class RowIndexBuilder:
         first = self._rows
         self._rows += len(digests) // 32
         if first == 0:
-            self._first = (bytes(digests), first)
+            self._first = bytes(digests)
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="row-leaves")
         if self._first is not None:
-            self._pending.append(self._pool.submit(self._leaves, *self._first))
+            self._pending.append(self._pool.submit(self._leaves, self._first, 0))
             self._first = None
         while len(self._pending) >= 2:  # at most two chunks in flight
             self._pending.pop(0).result()
@@ -242,7 +242,7 @@ class RowIndexBuilder:
                 future.result()
             self._pending.clear()
             if self._first is not None:  # the file's only chunk
-                self._leaves(*self._first)
+                self._leaves(self._first, 0)
                 self._first = None
             shape = _Shape.of(self._rows)
             if len(content) != 32:
