@@ -68,11 +68,16 @@ def scratch_database() -> Iterator[str]:
 
 
 @contextmanager
-def replicas(work: Path, count: int | None, block_time: float | None) -> Iterator[list[Any]]:
+def replicas(
+    work: Path, count: int | None, block_time: float | None, nodes: list[AnvilNode] | None = None
+) -> Iterator[list[Any]]:
     """``count`` replicas on PostgreSQL (None: the single SQLite process), started in order;
-    yields their :class:`ServiceProcess` es, the first one's admin key shared by all."""
+    yields their :class:`ServiceProcess` es, the first one's admin key shared by all (and
+    appends their node to ``nodes``, for a caller that reads the chain too)."""
     with ExitStack() as stack:
         node = stack.enter_context(AnvilNode(work / "anvil", block_time=block_time))
+        if nodes is not None:
+            nodes.append(node)
         keystore = work / "key.json"
         account = create_keystore(keystore, PASSWORD)
         node.set_balance(account.address, 10**24)
