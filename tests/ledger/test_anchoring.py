@@ -507,8 +507,9 @@ def test_announced_receipts_wake_the_thread_only_once_a_batch_is_due(setup: Setu
     pending_count = setup.book.pending_count
 
     def counting() -> int:
-        counted.append(1)
-        return pending_count()
+        pending = pending_count()
+        counted.append(1)  # after the count: a receipt issued once this is seen is not in it
+        return pending
 
     setup.book.pending_count = counting  # type: ignore[method-assign]
     anchorer.start()
