@@ -1,5 +1,6 @@
 """Run every benchmark: ``python -m bench`` (9-15 minutes on 2 cores) or
-``python -m bench --quick`` (under 2 minutes, for CI).
+``python -m bench --quick`` (about 4 minutes), or ``python -m bench --smoke`` (the test suite's
+run: every benchmark once, at sizes too small for its figures to mean anything).
 
 Set-up, once per clone::
 
@@ -70,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 runs (CI)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the test suite's run: quick, one run, smaller sizes; its figures mean nothing",
+    )
     parser.add_argument("--runs", type=int, help="runs per figure (default 3 quick, 5 full)")
     parser.add_argument(
         "--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}", default=""
@@ -77,15 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-anvil", action="store_true", help="skip the anvil rows")
     parser.add_argument("--tmp", type=Path, help="where temporary chains and files go")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.quick, args.runs = True, 1
     chosen = [b.strip() for b in args.only.split(",") if b.strip()] or list(BENCHMARKS)
     unknown = [b for b in chosen if b not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
 
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     started = time.perf_counter()
     info = machine()
     print(
-        f"python -m bench{' --quick' if args.quick else ''}: {info['cpus']} CPUs "
+        f"python -m bench{'' if mode == 'full' else ' --' + mode}: {info['cpus']} CPUs "
         f"({info['cpu_model']}), {info['mem_total_gib']} GiB, Python {info['python']}\n",
         flush=True,
     )
@@ -100,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp=Path(tmp),
             anvil=not args.no_anvil,
             shared=shared,
+            smoke=args.smoke,
         )
         try:
             _run_all(chosen, config, headline, failed, durations)
@@ -109,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.perf_counter() - started
     table = print_table(
-        f"Headline figures against the targets ({'quick' if args.quick else 'full'} run, "
-        f"{elapsed:.0f} s)",
+        f"Headline figures against the targets ({mode} run, {elapsed:.0f} s)",
         ["benchmark", "figure", "measured", "baseline (same run)", "ratio", "target", "met"],
         [
             [
@@ -127,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     summary = {
-        "command": "python -m bench" + (" --quick" if args.quick else ""),
+        "command": "python -m bench" + ("" if mode == "full" else f" --{mode}"),
         "argv": sys.argv[1:] if argv is None else argv,
         "elapsed_seconds": round(elapsed, 1),
         "durations_seconds": durations,

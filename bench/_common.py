@@ -63,7 +63,9 @@ PRIORITY_FEE = 10**9
 
 @dataclass(frozen=True)
 class Config:
-    """How much work a run does: ``quick`` for CI (under 2 minutes), full otherwise."""
+    """How much work a run does: ``quick`` for a short run, full otherwise; ``smoke`` (the
+    test suite's: every benchmark's code runs once, at sizes too small for its figures to mean
+    anything) is a quick run with smaller sizes where a benchmark names them."""
 
     quick: bool
     runs: int
@@ -71,8 +73,11 @@ class Config:
     anvil: bool = True
     # Quick runs share one default-settings service (bench._server.service); None: never.
     shared: Any = None
+    smoke: bool = False
 
-    def pick(self, quick: Any, full: Any) -> Any:
+    def pick(self, quick: Any, full: Any, *, smoke: Any = None) -> Any:
+        if self.smoke and smoke is not None:
+            return smoke
         return quick if self.quick else full
 
 

@@ -301,6 +301,7 @@ def _finish(
 # (clients, requests per client, files per request)
 _LOADS_QUICK = [(1, 4, 1), (8, 1, 1), (32, 1, 1), (8, 1, 10), (32, 1, 10)]
 _LOADS_FULL = [(1, 20, 1), (8, 4, 1), (32, 3, 1), (8, 3, 10), (32, 3, 10)]
+_LOADS_SMOKE = [(1, 1, 1), (8, 1, 10)]
 
 
 def _baseline_threads(chain: Chain, address: str, threads: int, each: int) -> float:
@@ -367,8 +368,8 @@ def _batch_run(http: Any, view: ChainView, files: int) -> LoadResult:
 
 def _gathered_on(config: Config, name: str, server: Any, chain: Chain) -> list[dict[str, Any]]:
     rows = []
-    loads = config.pick(_LOADS_QUICK, _LOADS_FULL)
-    baseline_each = config.pick(2, 5)
+    loads = config.pick(_LOADS_QUICK, _LOADS_FULL, smoke=_LOADS_SMOKE)
+    baseline_each = config.pick(2, 5, smoke=1)
     address = RawSender(chain.backend, chain.account()).deploy(_registry.BYTECODE)
     one = _baseline_threads(chain, address, 1, baseline_each)
     many = {n: _baseline_threads(chain, address, n, baseline_each) for n in (8, 32)}
@@ -386,7 +387,7 @@ def _gathered_on(config: Config, name: str, server: Any, chain: Chain) -> list[d
             baseline = f"{fmt(one if clients == 1 else many[clients])}/s"
             rows.append(_load_row(name, what, result, baseline))
         if chain.node is not None:  # answered on acceptance: RPC nodes only
-            requests = config.pick(2, 10)
+            requests = config.pick(2, 10, smoke=1)
             result = run_clients(
                 lambda: server.client(timeout=600),
                 view,
@@ -405,7 +406,7 @@ def _gathered_on(config: Config, name: str, server: Any, chain: Chain) -> list[d
                     f"{fmt(many[32])}/s",
                 )
             )
-        files = config.pick(100, 1000)
+        files = config.pick(100, 1000, smoke=20)
         result = _batch_run(http, view, files)
         rows.append(_load_row(name, f"one batch of {files} files", result, "-"))
     return rows

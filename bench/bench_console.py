@@ -46,6 +46,7 @@ __all__ = ["run"]
 
 DERIVED = 500  # → a 1,001-node lineage
 RAW = 9_600  # → 10,102 datasets in all
+SMOKE_DERIVED, SMOKE_RAW = 20, 100  # --smoke: the same pages over a small ledger
 BATCH = 100  # datasets per registerDatasets transaction
 SALES_CSV = "x1,x2,y\n100,200,5000\n200,300,6000\n300,400,7000\n300,400,7000\n250,,6500\n"
 _TIMING = re.compile(r"app;dur=([0-9.]+)")
@@ -56,9 +57,9 @@ def _ok(response: Any) -> Any:
     return response.json()
 
 
-def _prepare(data_dir: Path) -> dict[str, str]:
-    """The demo flow through the API in process, then ``DERIVED`` derived datasets of the raw
-    data in batch writes; returns the hashes the pages are about."""
+def _prepare(data_dir: Path, derived_count: int, raw_count: int) -> dict[str, str]:
+    """The demo flow through the API in process, then ``derived_count`` derived datasets of the
+    raw data and ``raw_count`` raw ones in batch writes; returns the hashes the pages are about."""
     settings = Settings(data_dir=data_dir, anchor_interval=3600)
     with TestClient(create_app(settings)) as api:
         api.headers["Authorization"] = f"Bearer {(data_dir / 'admin.key').read_text().strip()}"
@@ -80,7 +81,7 @@ def _prepare(data_dir: Path) -> dict[str, str]:
                 parents=(raw["content_hash"],),
                 transform_hash=os.urandom(32).hex(),
             )
-            for _ in range(DERIVED)
+            for _ in range(derived_count)
         ]
         store = api.app.state.service.core.store  # type: ignore[attr-defined]
         plain = [
@@ -93,7 +94,7 @@ def _prepare(data_dir: Path) -> dict[str, str]:
                     canonical_json({"name": f"bench-{n}.csv", "columns": [], "size": 100})
                 ),
             )
-            for n in range(RAW)
+            for n in range(raw_count)
         ]
         for many in (derived, plain):
             for start in range(0, len(many), BATCH):
@@ -140,7 +141,11 @@ def run(config: Config) -> list[dict[str, Any]]:
     runs = config.runs
     requests = config.pick(5, 20)
     with scratch_dir(config, "bench-console-") as work:
-        hashes = _prepare(work / "data")
+        hashes = _prepare(
+            work / "data",
+            config.pick(DERIVED, DERIVED, smoke=SMOKE_DERIVED),
+            config.pick(RAW, RAW, smoke=SMOKE_RAW),
+        )
         with api_server(work) as server, server.client(timeout=120) as client:
             lineage = client.get(f"/v1/lineage/{hashes['raw']}?direction=down").json()
             nodes = len(lineage["nodes"])

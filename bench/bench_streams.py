@@ -329,7 +329,7 @@ def _tables(result: dict[str, Any]) -> list[str]:
 
 
 def run(config: Config) -> list[dict[str, Any]]:
-    n = config.pick(5_000, 200_000)
+    n = config.pick(5_000, 200_000, smoke=1_000)
     results, tables, headline = [], [], []
     for per_message in config.pick((1,), (1, 10)):
         with tempfile.TemporaryDirectory(dir=config.tmp) as tmp:

@@ -69,7 +69,7 @@ def _upload(server: Server, csv: bytes) -> str:
 
 
 def run(config: Config) -> list[dict[str, Any]]:
-    per_round = config.pick(30, 100)
+    per_round = config.pick(30, 100, smoke=5)
     csv = diabetes_csv()
     subject, baseline = [], []
     with (

@@ -1,4 +1,5 @@
-"""The benchmarks never rot: ``python -m bench --quick`` runs to the end in the test suite.
+"""The benchmarks never rot: ``python -m bench --smoke`` (every benchmark's code, at small
+sizes) runs to the end in the test suite.
 
 This asserts that every benchmark ran and wrote its figures, never what the figures are.
 """
@@ -22,7 +23,7 @@ EAS = REPO_ROOT / "bench" / "node_modules" / "@ethereum-attestation-service" / "
 def test_quick_benchmarks_run_to_the_end(tmp_path: Path) -> None:
     results = REPO_ROOT / "bench" / "results" / "summary.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--tmp", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--smoke", "--tmp", str(tmp_path)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
