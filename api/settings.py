@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     # Training and retraining run in worker processes, each job bounded; ml/training_pool.py.
     # max_memory_bytes above also caps a job's heap while it runs.
     training_workers: int = Field(2, ge=1, le=64, description="training processes (jobs at once)")
+    training_warm: bool = Field(
+        True,
+        description="start the training processes with the service, so the first training "
+        "does not wait for one; false starts each when a training first needs it (a replica "
+        "that only serves predictions then holds none)",
+    )
     training_time_limit: float = Field(
         300.0, gt=0, le=86_400, description="seconds one training or retraining may run"
     )

@@ -11,6 +11,7 @@ that use it few and short.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,10 @@ from ledger.chain.client import LedgerClient
 from ledger.chain.devnode import AnvilNode, anvil_binary
 
 ETHER = 10**18
+# The services the tests start, in process and as child processes, start no training process
+# until a training needs one: most never train, and each training process imports scikit-learn
+# (1-2 s of CPU for every service started). tests/api/test_training_warm.py holds both ways.
+os.environ.setdefault("PROVENANCE_TRAINING_WARM", "false")
 # PostgreSQL and SeaweedFS for the conformance tests of the shared engines
 pytest_plugins = ["tests._engines"]
 

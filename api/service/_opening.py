@@ -134,7 +134,8 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
         training=shared_pool(size=settings.training_workers, coretype=settings.training_coretype),
         events=events,
     )
-    core.training.warm()
+    if settings.training_warm:
+        core.training.warm()
     index.on_rewind = core.on_rewind
     # this process's own blocks, indexed from their receipts (a replica's: while it sends)
     if isinstance(writes, WritePipeline | SharedWrites):
