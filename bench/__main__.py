@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes, 3 runs (CI)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, 3 runs")
     parser.add_argument(
         "--smoke",
         action="store_true",

@@ -77,6 +77,7 @@ def test_a_read_never_waits_for_the_writers_lock(chain: EmbeddedBackend) -> None
     writer = threading.Thread(target=long_write, daemon=True)
     writer.start()
     held.wait(THREAD_TIMEOUT)
+    blocked = None
     try:
         done, answer = in_thread(lambda: reads.eth.call({"data": RETURNS_42}))
         assert not done.is_alive() and int.from_bytes(answer[0], "big") == 42
@@ -85,6 +86,8 @@ def test_a_read_never_waits_for_the_writers_lock(chain: EmbeddedBackend) -> None
     finally:
         release.set()
     writer.join(THREAD_TIMEOUT)
+    if blocked is not None:  # its read ends before the chain closes, not after
+        blocked.join(THREAD_TIMEOUT)
 
 
 def test_calls_agree_with_the_writers_chain(chain: EmbeddedBackend) -> None:
