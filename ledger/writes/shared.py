@@ -1,7 +1,8 @@
 """Several replicas, one sender: the write queue in PostgreSQL (the transactional outbox).
 
 One protocol, kept in one file so its crash-safety argument reads top to bottom (as
-``pipeline.py`` does for one process); the journal's SQL is apart, in ``_pg_journal.py``.
+``pipeline.py`` does for one process), which is why it runs past 400 lines; the journal's SQL
+is apart, in ``_pg_journal.py``.
 
 Every replica takes writes from its clients; one replica at a time sends them, because one key
 has one sequence of nonces. The states of a write, and what a crash at each leaves:
