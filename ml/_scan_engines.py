@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import csv
 import io
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Literal
@@ -208,8 +209,12 @@ def _chunks(
     at_start: bool,
     size: int | None = None,
 ) -> Iterator[tuple[memoryview, int]]:
-    """The stream in chunks, each with the number of BOM bytes to skip (3 once, or 0)."""
-    buffer = bytearray(max(size or CHUNK, len(BOM)))
+    """The stream in chunks, each with the number of BOM bytes to skip (3 once, or 0).
+
+    The buffer is no larger than what is left of a file: a fresh megabyte for a file of a few
+    hundred bytes cost more than scanning it (an ``mmap`` and its page faults, twice per
+    upload: 6% of the service's CPU on issue 21's acceptance row)."""
+    buffer = bytearray(max(min(size or CHUNK, _left(source)), len(BOM)))
     view = memoryview(buffer)
     first = True
     while True:
@@ -229,6 +234,19 @@ def _chunks(
         skip = len(BOM) if first and at_start and chunk[: len(BOM)] == BOM else 0
         first = False
         yield chunk[skip:], skip
+
+
+_SMALL_READ = 1 << 16  # a buffer this small comes from the heap (below glibc's mmap threshold)
+
+
+def _left(source: BinaryIO) -> int:
+    """Bytes left in a file from where it stands (at least :data:`_SMALL_READ`, in case it
+    grows), or :data:`CHUNK` for a stream that is not a file."""
+    try:
+        left = os.fstat(source.fileno()).st_size - source.tell()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return CHUNK
+    return max(left + 1, _SMALL_READ)
 
 
 class _Watched(io.RawIOBase):

@@ -95,6 +95,18 @@ def test_sorting_settles_ties_in_the_leading_bytes() -> None:
     assert bytes(sort_hashes(data)) == expected
 
 
+@pytest.mark.parametrize("count", [0, 1, 2, 63, 64, 65, 200])
+def test_sorting_agrees_with_bytes_order_on_both_sides_of_the_few_threshold(count: int) -> None:
+    """A few hashes are sorted as bytes objects, more by numpy: the same order either way."""
+    rng = np.random.default_rng(count)
+    rows = rng.integers(0, 256, size=(count, 32), dtype=np.uint8)
+    rows[: count // 2, :8] = 1  # ties in the leading bytes on both paths
+    data = rows.tobytes()
+    expected = b"".join(sorted(data[32 * k : 32 * k + 32] for k in range(count)))
+    assert bytes(sort_hashes(data)) == expected
+    assert bytes(sort_hashes(bytearray(data))) == expected
+
+
 def test_an_oversized_bucket_is_sorted_on_disk_by_the_next_bytes(tmp_path: Path) -> None:
     """Leaves an adversary ground to share leading bytes still sort, in bounded memory."""
     rng = np.random.default_rng(9)
