@@ -136,7 +136,7 @@ class RowIndexBuilder:
         self._rows = 0
         self._held = bytearray()
         self._buckets: list[int] | None = None  # file descriptors, once spilled
-        self._buffers = [bytearray() for _ in range(256)]
+        self._buffers: list[bytearray] = []  # one per bucket, made when the leaves spill
         # Leaves are hashed in a worker thread while the caller reads on, started only once a
         # second chunk comes: a file of one chunk (most uploads) is hashed in ``finish``,
         # without a thread's start and join (7% of a small upload's wall time under load).
@@ -185,6 +185,7 @@ class RowIndexBuilder:
         try:
             if self._buckets is None:
                 self._buckets = [self._bucket_file(b) for b in range(256)]
+                self._buffers = [bytearray() for _ in range(256)]
                 self._spill(bytes(self._held))
                 self._held = bytearray()
             self._spill(hashes)
