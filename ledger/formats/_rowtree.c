@@ -10,9 +10,12 @@
  *                            the StandardMerkleTree leaf of the row leaf [i, digest] typed
  *                            ["uint256", "bytes32"] (ledger/formats/rows.py);
  *   parents(children):       for each pair (a, b), keccak256(min(a, b) || max(a, b)), the inner
- *                            node (pairs sorted bytewise, as MerkleProof.verify expects).
- * Every message is at most 64 bytes, so each hash is one permutation of one block, built directly
- * in the state. Keccak-f[1600] is written out round by round (generated code, below); where the
+ *                            node (pairs sorted bytewise, as MerkleProof.verify expects);
+ *   encoded_leaves(m, size): keccak256(keccak256(message)) of each size-byte message, the
+ *                            StandardMerkleTree leaf of an already encoded leaf (a prediction
+ *                            receipt's 192 bytes, ledger/formats/receipt_signing.py).
+ * Rows' and nodes' messages are at most 64 bytes, so each hash is one permutation of one block,
+ * built directly in the state; encoded leaves go through the sponge (keccak_any). Keccak-f[1600] is written out round by round (generated code, below); where the
  * CPU has AVX-512 (checked at run time) eight messages go through one permutation side by side.
  */
 #define PY_SSIZE_T_CLEAN
@@ -191,6 +194,45 @@ static void keccak_small(const unsigned char *msg, int words, unsigned char *out
 
 static inline uint64_t bswap64(uint64_t v) { return __builtin_bswap64(v); }
 
+/* keccak-f[1600] on a state held as 25 lanes, lane (x, y) at st[x + 5y]. */
+static void keccak_f(uint64_t *st) {
+    LANES(uint64_t);
+    a00 = st[0]; a10 = st[1]; a20 = st[2]; a30 = st[3]; a40 = st[4];
+    a01 = st[5]; a11 = st[6]; a21 = st[7]; a31 = st[8]; a41 = st[9];
+    a02 = st[10]; a12 = st[11]; a22 = st[12]; a32 = st[13]; a42 = st[14];
+    a03 = st[15]; a13 = st[16]; a23 = st[17]; a33 = st[18]; a43 = st[19];
+    a04 = st[20]; a14 = st[21]; a24 = st[22]; a34 = st[23]; a44 = st[24];
+    for (int r = 0; r < 24; r++) {
+        ROUND_SCALAR
+        a00 ^= RC[r];
+    }
+    (void)b00; (void)c0; (void)d0;
+    st[0] = a00; st[1] = a10; st[2] = a20; st[3] = a30; st[4] = a40;
+    st[5] = a01; st[6] = a11; st[7] = a21; st[8] = a31; st[9] = a41;
+    st[10] = a02; st[11] = a12; st[12] = a22; st[13] = a32; st[14] = a42;
+    st[15] = a03; st[16] = a13; st[17] = a23; st[18] = a33; st[19] = a43;
+    st[20] = a04; st[21] = a14; st[22] = a24; st[23] = a34; st[24] = a44;
+}
+
+#define RATE 136 /* keccak256's rate in bytes: 17 lanes */
+
+/* keccak256 of a message of any length, written to out. */
+static void keccak_any(const unsigned char *msg, size_t len, unsigned char *out) {
+    uint64_t st[25] = {0};
+    for (; len >= RATE; msg += RATE, len -= RATE) {
+        for (int w = 0; w < RATE / 8; w++) st[w] ^= load64(msg + 8 * w);
+        keccak_f(st);
+    }
+    unsigned char last[RATE] = {0};
+    memcpy(last, msg, len);
+    last[len] ^= 0x01;
+    last[RATE - 1] ^= 0x80;
+    for (int w = 0; w < RATE / 8; w++) st[w] ^= load64(last + 8 * w);
+    keccak_f(st);
+    for (int w = 0; w < 4; w++) store64(out + 8 * w, st[w]);
+}
+
+
 static void leaf_scalar(const unsigned char *digest, uint64_t index, unsigned char *out) {
     unsigned char msg[64];
     memset(msg, 0, 24);
@@ -329,6 +371,31 @@ static PyObject *py_parents(PyObject *self, PyObject *args) {
     return result;
 }
 
+static PyObject *py_encoded_leaves(PyObject *self, PyObject *args) {
+    Py_buffer in;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "y*n", &in, &size)) return NULL;
+    if (size <= 0 || in.len % size) {
+        PyBuffer_Release(&in);
+        PyErr_SetString(PyExc_ValueError, "messages must be a whole number of size-byte messages");
+        return NULL;
+    }
+    Py_ssize_t n = in.len / size;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, n * 32);
+    if (!result) { PyBuffer_Release(&in); return NULL; }
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+    const unsigned char *messages = in.buf;
+    Py_BEGIN_ALLOW_THREADS
+    unsigned char inner[32];
+    for (Py_ssize_t k = 0; k < n; k++) {
+        keccak_any(messages + size * k, (size_t)size, inner);
+        keccak_small(inner, 4, out + 32 * k);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&in);
+    return result;
+}
+
 static PyObject *py_keccak256(PyObject *self, PyObject *args) {
     Py_buffer in;
     if (!PyArg_ParseTuple(args, "y*", &in)) return NULL;
@@ -348,6 +415,8 @@ static PyMethodDef methods[] = {
      "leaves(digests, first_index[, simd]) -> the row leaves' hashes, 32 bytes each"},
     {"parents", py_parents, METH_VARARGS,
      "parents(children[, simd]) -> the inner node of each 64-byte pair, 32 bytes each"},
+    {"encoded_leaves", py_encoded_leaves, METH_VARARGS,
+     "encoded_leaves(messages, size) -> keccak256(keccak256(m)) of each size-byte message m"},
     {"keccak256", py_keccak256, METH_VARARGS, "keccak256 of a 32- or 64-byte message"},
     {NULL, NULL, 0, NULL},
 };

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Sequence
 from functools import lru_cache
@@ -21,7 +20,7 @@ from coincurve import PrivateKey, PublicKey
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
-from ledger.formats import _keccak
+from ledger.formats import _treehash
 from ledger.formats._receipt_fields import to_bytes as _to_bytes
 from ledger.formats._receipt_fields import to_uint64 as _to_uint64
 from ledger.formats.merkle import LeafHashTree
@@ -156,13 +155,16 @@ class ReceiptSigner:
         ]
         output_hashes = [hashlib.sha256(text).digest() for text in texts]
         tail = when.to_bytes(32, "big") + bytes(12) + bytes.fromhex(self.address[2:])
-        leaf = _thread_hashers().leaf
-        leaves = [
-            leaf(receipt_id + model_hash + input_hash + output_hash + tail)
-            for receipt_id, input_hash, output_hash in zip(
-                receipt_ids, input_hashes, output_hashes, strict=True
-            )
-        ]
+        hashed = _treehash.encoded_leaves(
+            b"".join(
+                receipt_id + model_hash + input_hash + output_hash + tail
+                for receipt_id, input_hash, output_hash in zip(
+                    receipt_ids, input_hashes, output_hashes, strict=True
+                )
+            ),
+            _LEAF_SIZE,
+        )
+        leaves = [hashed[k : k + 32] for k in range(0, 32 * n, 32)]
         tree = LeafHashTree(leaves)
         rsv = self._key.sign_recoverable(root_digest(self.domain, tree.root), hasher=None)
         return SignedRequest(
@@ -182,17 +184,7 @@ class ReceiptSigner:
 
 
 _IMMUTABLE = frozenset({float, int, str, bool, type(None)})
-_local = threading.local()
-
-
-def _thread_hashers() -> _keccak.Hashers:
-    """This thread's native keccak state (:func:`~ledger.formats._keccak.bulk_hashers`), made
-    and checked once per thread instead of once per request: a state is not thread-safe, so
-    it is never shared, and each hash resets it, so requests in turn may reuse it."""
-    hashers: _keccak.Hashers | None = getattr(_local, "hashers", None)
-    if hashers is None:
-        hashers = _local.hashers = _keccak.bulk_hashers()
-    return hashers
+_LEAF_SIZE = 192  # a format 2 receipt leaf: id, model, input, output, time, service
 
 
 _BYTES = {bytes}

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from eth_hash.auto import keccak
 
 from ledger.formats import _treehash
 from ledger.formats._keccak import FALLBACK
@@ -79,6 +80,23 @@ def test_the_fallback_hashing_gives_the_same_bytes() -> None:
     assert _treehash.leaves(digests[:32], 2**200) == FALLBACK.leaf(
         (2**200).to_bytes(32, "big") + digests[:32]
     )
+
+
+@pytest.mark.parametrize("size", [1, 32, 135, 136, 137, 192, 271, 272, 273])
+def test_encoded_leaves_hash_alike_natively_and_in_the_fallback(size: int) -> None:
+    """Every message length around keccak's 136-byte block, a receipt's 192 among them."""
+    messages = np.random.default_rng(size).integers(0, 256, 5 * size, dtype=np.uint8).tobytes()
+    native = _treehash.encoded_leaves(messages, size)
+    assert native == _treehash.encoded_leaves(messages, size, native=False)
+    assert native[32:64] == keccak(keccak(messages[size : 2 * size]))
+
+
+def test_encoded_leaves_refuse_a_ragged_buffer() -> None:
+    for native in (True, False):
+        with pytest.raises(ValueError, match="size-byte"):
+            _treehash.encoded_leaves(bytes(100), 192, native=native)
+        with pytest.raises(ValueError, match="size-byte"):
+            _treehash.encoded_leaves(b"", 0, native=native)
 
 
 def test_the_native_hashing_is_built() -> None:
