@@ -9,13 +9,16 @@ first.
 from __future__ import annotations
 
 import re
+from itertools import accumulate, repeat
+from operator import sub
 
 __all__ = ["depth_past", "json_depth"]
 
 _JSON_TOKENS = re.compile(rb'"(?:\\.|[^"\\])*"|[\[\]{}]')
 
 
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
 
 
 def json_depth(body: bytes) -> int:
@@ -25,17 +28,14 @@ def json_depth(body: bytes) -> int:
     quote-separated piece is outside the strings: its brackets are all that count, found by a
     few C calls (a 100-row prediction has a thousand strings, and the body of every request is
     measured). Anything else is scanned token by token; both give the same answer."""
-    if b"\\" not in body and body.count(b'"') % 2 == 0:
-        brackets = b"".join(body.split(b'"')[::2]).translate(None, _NOT_BRACKETS)
-        depth = deepest = 0
-        for bracket in brackets:
-            if bracket in (91, 123):  # [ {
-                depth += 1
-                if depth > deepest:
-                    deepest = depth
-            else:
-                depth -= 1
-        return deepest
+    if b"\\" not in body:
+        kept = body.translate(None, _NOT_BRACKETS_OR_QUOTES)  # quotes and brackets only
+        if kept.count(b'"') % 2 == 0:
+            # Two quotes side by side have no bracket between them: dropping them keeps every
+            # other quote an opening one (and a flat request's strings, keys and all, go at once).
+            kept = kept.replace(b'""', b"")
+            steps = b"".join(kept.split(b'"')[::2]).translate(_STEPS)  # [ { -> 2, ] } -> 0
+            return max(0, max(accumulate(map(sub, steps, repeat(1))), default=0))
     return _scanned_depth(body)
 
 

@@ -46,6 +46,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -196,6 +197,7 @@ def canonical_json(obj: Any) -> bytes:
 
 _FLAT_VALUES = frozenset({int, float, bool, type(None)})
 _FLOATS = {float}
+_DICTS = {dict}
 _ORJSON_SORTED = orjson.OPT_SORT_KEYS
 # Below this magnitude orjson writes a float in another form than ``repr`` (``0.0000999`` or
 # ``1e-7`` where Python writes ``9.99e-05`` and ``1e-07``); zero is written ``0.0`` by both.
@@ -236,7 +238,10 @@ def canonical_json_rows(rows: Sequence[Any]) -> list[bytes]:
 
     Any other row takes :func:`canonical_json`, with its errors.
     """
-    if not all(type(row) is dict and _orjson_safe(row.values()) for row in rows):
+    every_value = (  # the whole request checked in a few C passes, not row by row
+        chain.from_iterable(map(dict.values, rows)) if set(map(type, rows)) == _DICTS else None
+    )
+    if every_value is None or not _orjson_safe(list(every_value)):
         return [
             _orjson_row(row)
             if type(row) is dict and _orjson_safe(row.values())

@@ -304,6 +304,17 @@ class LeafHashTree:
             position = (position - 1) // 2
         return proof
 
+    def proofs(self) -> list[list[bytes]]:
+        """Every leaf's :meth:`proof`, in the order given: built from the root down, each
+        node's proof its sibling then its parent's, so the shared upper levels are walked once
+        (a request's receipts take all of them)."""
+        tree = self._tree
+        above: list[list[bytes]] = [[]]
+        for position in range(1, len(tree)):
+            sibling = tree[position + 1 if position % 2 else position - 1]
+            above.append([sibling, *above[(position - 1) // 2]])
+        return [above[position] for position in self._tree_index]
+
 
 class StandardMerkleTree:
     """A Merkle tree in OpenZeppelin's standard format. Build it with :meth:`of`.

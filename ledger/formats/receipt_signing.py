@@ -179,7 +179,7 @@ class ReceiptSigner:
             output_texts=[text.decode("utf-8") for text in texts],
             output_hashes=output_hashes,
             leaves=leaves,
-            proofs=[tree.proof(i) for i in range(n)],
+            proofs=tree.proofs(),
         )
 
 

@@ -210,6 +210,7 @@ def test_the_hash_only_tree_is_the_standard_tree(n: int) -> None:
     for i in range(n):
         assert tree.proof(i) == standard.proof(i)
         assert verify_proof(tree.root, hashes[i], tree.proof(i))
+    assert tree.proofs() == [standard.proof(i) for i in range(n)]
 
 
 def test_sign_request_refuses_what_it_cannot_sign() -> None:
