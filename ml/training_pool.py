@@ -35,13 +35,15 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml import _wire
 from ml.datasets import Limits
 from ml.errors import TrainingInterrupted, TrainingLimitExceeded
 from ml.hashing import from_hex, sha256_bytes
-from ml.training import TrainedModel
+
+if TYPE_CHECKING:  # ml.training brings scikit-learn, which a serving process need not load
+    from ml.training import TrainedModel
 
 __all__ = ["DatasetFile", "Retrained", "TrainingPool", "shared_pool"]
 
@@ -361,6 +363,8 @@ def _close_shared() -> None:
 
 def _trained(model_bytes: bytes, metadata_bytes: bytes) -> TrainedModel:
     """A :class:`TrainedModel` rebuilt from the files a worker sent (no fitted estimator)."""
+    from ml.training import TrainedModel
+
     metadata = json.loads(metadata_bytes)
     return TrainedModel(
         algorithm=metadata["algorithm"],

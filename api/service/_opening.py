@@ -7,6 +7,9 @@ touches no chain.
 
 from __future__ import annotations
 
+import importlib
+import threading
+
 from eth_account.signers.local import LocalAccount
 
 from api.engines import deployment_place, open_index, open_receipts, open_store
@@ -136,6 +139,7 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
     )
     if settings.training_warm:
         core.training.warm()
+        _load_model_libraries()
     index.on_rewind = core.on_rewind
     # this process's own blocks, indexed from their receipts (a replica's: while it sends)
     if isinstance(writes, WritePipeline | SharedWrites):
@@ -143,3 +147,12 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
     core.sync()
     core.start()
     return core
+
+
+def _load_model_libraries() -> None:
+    """Import what loading a model takes (scikit-learn and skops, about a second of CPU) in
+    the background, so that the first prediction does not wait for it; a service that is not
+    warm imports them with the first model it loads (``api.service.predictions``)."""
+    threading.Thread(
+        target=importlib.import_module, args=("ml.artifacts",), name="model-libraries", daemon=True
+    ).start()

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.errors import TrainedFromOtherInputs
 from api.schemas import ModelCreate, ModelPublic, ModelsPublic
@@ -24,8 +24,10 @@ from ledger.storage.artifacts import ArtifactCorrupted
 from ledger.writes.pipeline import Included
 from ml.errors import DatasetChanged
 from ml.hashing import canonical_json, to_hex
-from ml.training import TrainedModel, training_request
 from ml.training_pool import DatasetFile
+
+if TYPE_CHECKING:  # ml.training brings scikit-learn: a service imports it at its first training
+    from ml.training import TrainedModel
 
 __all__ = ["Models"]
 
@@ -150,6 +152,8 @@ class Models:
 
     def _same_training(self, existing: IndexedModel, trained: TrainedModel) -> None:
         """Refuse to answer with a registered model that another training produced."""
+        from ml.training import training_request
+
         registered = self._core.json_artifact(existing.metadata_hash) or {}
         asked = training_request(trained.metadata)
         if training_request(registered) != asked:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.errors import LimitExceeded, RecordTainted
 from api.service._core import Core
@@ -22,8 +22,10 @@ from ledger.errors import RecordIsRevoked
 from ledger.formats.receipt_requests import IssuedReceipt
 from ledger.index.lineage import first_revoked_ancestor
 from ledger.storage.receipt_book import issued_receipts
-from ml.artifacts import LoadedModel, load_model
 from ml.hashing import canonical_json, canonical_json_rows, to_hex
+
+if TYPE_CHECKING:
+    from ml.artifacts import LoadedModel
 
 __all__ = ["Predictions"]
 
@@ -56,7 +58,7 @@ class Predictions:
             )
         return core.models_cache.get_or_make(
             indexed.model_hash,
-            lambda: load_model(
+            lambda: _load_model(
                 core.store.read_bytes(indexed.model_hash), bytes.fromhex(indexed.model_hash[2:])
             ),
         )
@@ -126,5 +128,14 @@ class Predictions:
         re-read (no cache): a re-run reproduces what the store holds now.
         """
         indexed = self._models.indexed(model_hash)
-        model = load_model(self._core.store.read_bytes(indexed.model_hash), indexed.model_hash)
+        model = _load_model(self._core.store.read_bytes(indexed.model_hash), indexed.model_hash)
         return model.predict([row]).receipt_outputs()[0]
+
+
+def _load_model(model_bytes: bytes, model_hash: bytes | str) -> LoadedModel:
+    """:func:`ml.artifacts.load_model`, imported with the first model a process loads: it
+    brings scikit-learn and skops, over a second of a service's start-up, which a replica that
+    never serves a prediction need not pay."""
+    from ml.artifacts import load_model
+
+    return load_model(model_bytes, model_hash)
