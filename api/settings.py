@@ -129,9 +129,9 @@ class Settings(BaseSettings):
     training_workers: int = Field(2, ge=1, le=64, description="training processes (jobs at once)")
     training_warm: bool = Field(
         True,
-        description="start the training processes with the service and load the model "
-        "libraries (scikit-learn) in the background, so the first training or prediction does "
-        "not wait for them; false starts each when first needed (a replica that only serves "
+        description="start the training processes and load the model libraries "
+        "(scikit-learn) with the service, so the first training or prediction does not wait "
+        "for them; false starts each when first needed (a replica that only serves "
         "predictions then holds no training process)",
     )
     training_time_limit: float = Field(

@@ -8,7 +8,6 @@ touches no chain.
 from __future__ import annotations
 
 import importlib
-import threading
 
 from eth_account.signers.local import LocalAccount
 
@@ -94,6 +93,8 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
     """Open the data directory (and, with ``db``, the shared database; see
     :mod:`api.engines`): chain and key, deployment, store, index, receipt book; sync the index
     and start the background threads."""
+    if settings.training_warm:
+        _load_model_libraries()  # first: nothing else runs yet to share the cores with it
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     backend, account = open_backend(settings)
@@ -139,7 +140,6 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
     )
     if settings.training_warm:
         core.training.warm()
-        _load_model_libraries()
     index.on_rewind = core.on_rewind
     # this process's own blocks, indexed from their receipts (a replica's: while it sends)
     if isinstance(writes, WritePipeline | SharedWrites):
@@ -150,9 +150,8 @@ def open_core(settings: Settings, db: PgConnections | None = None) -> Core:
 
 
 def _load_model_libraries() -> None:
-    """Import what loading a model takes (scikit-learn and skops, about a second of CPU) in
-    the background, so that the first prediction does not wait for it; a service that is not
-    warm imports them with the first model it loads (``api.service.predictions``)."""
-    threading.Thread(
-        target=importlib.import_module, args=("ml.artifacts",), name="model-libraries", daemon=True
-    ).start()
+    """Import what loading a model takes (scikit-learn and skops, about a second of CPU) before
+    the service answers, so that the first prediction does not wait for it, nor requests in the
+    service's first seconds share the CPU with it; a service that is not warm imports them with
+    the first model it loads (``api.service.predictions``)."""
+    importlib.import_module("ml.artifacts")
