@@ -25,13 +25,12 @@ import argparse
 import os
 import statistics
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 from bench._common import fmt
 from bench._gathered import ChainView, LoadResult, run_clients
-from bench._server import Server, api_server, rpc_service_env
+from bench._server import rpc_service_env, served_from
 from ledger.chain.devnode import AnvilNode
 
 # (files per request, answered on acceptance, lean client)
@@ -52,24 +51,6 @@ def _line(label: str, reqs: int, files: int, accepted: bool, lean: bool, r: Load
     )
 
 
-@contextmanager
-def _served(work: Path, env: dict[str, str], source: Path | None) -> Iterator[Server]:
-    """The service; from ``source`` if given (``python -m api`` puts its working directory
-    first on its path, so the child starts there)."""
-    here = Path.cwd()
-    if source:
-        os.chdir(source)
-    try:
-        starting = api_server(work, env)
-        server = starting.__enter__()
-    finally:
-        os.chdir(here)
-    try:
-        yield server
-    finally:
-        starting.__exit__(None, None, None)  # stops the service
-
-
 def run(label: str, requests: int, source: Path | None, rows: int = len(ROWS)) -> None:
     # the baseline's packages first on the service's path (before the editable install)
     env_extra = {"PYTHONPATH": str(source)} if source else {}
@@ -78,7 +59,7 @@ def run(label: str, requests: int, source: Path | None, rows: int = len(ROWS)) -
         with AnvilNode(work / "anvil-1s", block_time=1) as node:
             env = {**rpc_service_env(node, work / "svc"), **env_extra}
             with ExitStack() as stack:
-                server = stack.enter_context(_served(work / "svc", env, source))
+                server = stack.enter_context(served_from(work / "svc", env, source))
                 http = stack.enter_context(server.client(timeout=600))
                 view = ChainView(http)
                 for files, accepted, lean in ROWS[:rows]:
@@ -109,7 +90,7 @@ def interleaved(requests: int, source: Path, rounds: int) -> None:
             env = rpc_service_env(node, work / "svc")
             if tree is not None:
                 env["PYTHONPATH"] = str(tree)
-            server = stack.enter_context(_served(work / "svc", env, tree))
+            server = stack.enter_context(served_from(work / "svc", env, tree))
             view = ChainView(stack.enter_context(server.client(timeout=600)))
             served.append((label, server, view))
         for turn in range(rounds + 1):

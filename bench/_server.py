@@ -6,6 +6,7 @@ Every server a benchmark starts listens on 127.0.0.1 and is stopped (SIGTERM, th
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +19,15 @@ import httpx
 
 from api.devserver import ServiceProcess
 
-__all__ = ["Server", "SharedService", "api_server", "rpc_service_env", "rss_mb", "service"]
+__all__ = [
+    "Server",
+    "SharedService",
+    "api_server",
+    "rpc_service_env",
+    "rss_mb",
+    "served_from",
+    "service",
+]
 
 _START_TIMEOUT = 120.0
 
@@ -78,6 +87,25 @@ def api_server(
             process.log_path,
             time.perf_counter() - started,
         )
+
+
+@contextmanager
+def served_from(work: Path, env: dict[str, str], source: Path | None) -> Iterator[Server]:
+    """:func:`api_server`, running the service's code in ``source`` if given (a baseline
+    unpacked with ``git archive``; ``python -m api`` puts its working directory first on its
+    path, so the child starts there, and ``env`` should put ``source`` on ``PYTHONPATH``)."""
+    here = Path.cwd()
+    if source:
+        os.chdir(source)
+    try:
+        starting = api_server(work, env)
+        server = starting.__enter__()
+    finally:
+        os.chdir(here)
+    try:
+        yield server
+    finally:
+        starting.__exit__(None, None, None)  # stops the service
 
 
 class SharedService:
