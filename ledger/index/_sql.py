@@ -113,6 +113,10 @@ class SqlIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def change_token(self) -> Any | None:
+        """None: the engine cannot say cheaply whether anything changed (see EventIndex)."""
+        return None
+
     # -- writing ------------------------------------------------------------------------------
 
     def sync(self, client: LedgerClient) -> int:

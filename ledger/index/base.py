@@ -182,6 +182,12 @@ class EventIndex(Protocol):
         """The last block indexed, or None before the first sync."""
         ...
 
+    def change_token(self) -> Any | None:
+        """A value that is equal between two calls in one thread only if nothing changed in
+        the index meanwhile, or None where the engine cannot tell cheaply (PostgreSQL, which
+        other replicas write): what a cache of answers read from the index is keyed by."""
+        ...
+
     def kind_of(self, record_hash: bytes | str) -> RecordKindName | None:
         """What a hash is registered as, or None if the index has no record of it."""
         ...

@@ -11,6 +11,7 @@ mode, one connection per thread, see :mod:`ledger.storage._sqlite`) and creates 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ledger.index import _sync
 from ledger.index._sql import DEFAULT_CHUNK_BLOCKS, SqlIndex
@@ -54,9 +55,14 @@ class LedgerIndex(SqlIndex):
 
     def __init__(self, path: Path, *, chunk_blocks: int = DEFAULT_CHUNK_BLOCKS) -> None:
         self.path = Path(path)
-        db = Connections(self.path)
+        db = self._connections = Connections(self.path)
         super().__init__(db, chunk_blocks=chunk_blocks)
         _sync.create_schema(db)
 
     def __enter__(self) -> LedgerIndex:
         return self
+
+    def change_token(self) -> Any | None:
+        """Changes with every commit to the file, this process's or another's (see
+        :meth:`~ledger.storage._sqlite.Connections.version`)."""
+        return self._connections.version()

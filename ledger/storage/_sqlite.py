@@ -33,6 +33,7 @@ class Connections:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._commits = 0  # write transactions committed through these connections
 
     def get(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
@@ -76,6 +77,16 @@ class Connections:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        with self._lock:  # after the commit: see ``version``
+            self._commits += 1
+
+    def version(self) -> tuple[int, int]:
+        """A value that changes whenever anything commits to the file: this process's commits
+        through these connections, and SQLite's ``data_version`` on this thread's connection
+        (commits by any other connection, another process's included). Read it before the
+        reads it vouches for: a commit in between then changes it for the next reader."""
+        data_version = self.get().execute("PRAGMA data_version").fetchone()[0]
+        return self._commits, data_version
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -306,6 +306,32 @@ def test_predict_with_a_revoked_model_is_409(client: TestClient) -> None:
     assert model_hash in body["detail"]
 
 
+def test_a_model_found_live_is_refused_once_revoked_in_the_same_thread(
+    client: TestClient,
+) -> None:
+    """The liveness kept per thread while the index is unchanged: a revocation changes the
+    index, so the next look in the very thread that kept it refuses the model; so does one
+    of its dataset (taint)."""
+    from api.errors import RecordTainted
+    from ledger.errors import RecordIsRevoked
+
+    predictions = client.app.state.service.predictions
+    data = dataset(client)
+    first = model(client, data)["model_hash"]
+    second = model(client, data, algorithm="ridge")
+    predictions.live(first)
+    predictions.live(first)  # kept: the index did not change
+    revoked = client.post(f"/v1/records/{first}/revoke", json={"reason": "biased"})
+    assert revoked.status_code == 200, revoked.text
+    with pytest.raises(RecordIsRevoked):
+        predictions.live(first)
+    predictions.live(second["model_hash"])
+    tainting = client.post(f"/v1/records/{data}/revoke", json={"reason": "consent withdrawn"})
+    assert tainting.status_code == 200, tainting.text
+    with pytest.raises(RecordTainted):
+        predictions.live(second["model_hash"])
+
+
 class TestLimits:
     """A service with small prediction and JSON limits."""
 
