@@ -15,8 +15,10 @@
  *                            StandardMerkleTree leaf of an already encoded leaf (a prediction
  *                            receipt's 192 bytes, ledger/formats/receipt_signing.py).
  * Rows' and nodes' messages are at most 64 bytes, so each hash is one permutation of one block,
- * built directly in the state; encoded leaves go through the sponge (keccak_any). Keccak-f[1600] is written out round by round (generated code, below); where the
- * CPU has AVX-512 (checked at run time) eight messages go through one permutation side by side.
+ * built directly in the state (keccak_small); encoded leaves go through the sponge (keccak_any,
+ * whose state lives in an array: its lane loads mirror keccak8's, for another lane type).
+ * Keccak-f[1600] is written out round by round (generated code, below); where the CPU has
+ * AVX-512 (checked at run time) eight messages go through one permutation side by side.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

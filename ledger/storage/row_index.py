@@ -2,7 +2,8 @@
 
 Why it is one module of over 400 lines: the builder and the reader share one on-disk layout
 (header, sorted leaves, tree top, locators) and must change together, byte for byte; the tree's
-shape, which both compute, is in :mod:`ledger.storage._rowshape`.
+shape, which both compute, is in :mod:`ledger.storage._rowshape`, and the sort they rely on in
+:mod:`ledger.storage._rowsort`.
 
 Why: the rows root (:mod:`ledger.formats.rows`) is an OpenZeppelin ``StandardMerkleTree`` whose
 leaves are sorted by hash, so its shape depends on every row at once. Building it in memory takes 2n
@@ -13,8 +14,8 @@ with flat memory, and keeps on disk just enough to answer a proof with a few rea
 **Building** (:class:`RowIndexBuilder`), given the row digests in row order:
 
 1. each row's leaf hash ``keccak256(keccak256(uint256(i) || digest_i))`` is computed in bulk
-   (:mod:`ledger.formats._treehash`, in a worker thread) and appended to a scratch file, 32 bytes a
-   row;
+   (:mod:`ledger.formats._treehash`, in a worker thread once a second chunk comes; a file of one
+   chunk is hashed in ``finish``) and appended to a scratch file, 32 bytes a row;
 2. the leaf hashes are sorted (in memory when they fit in ``memory`` bytes, else bucketed on
    disk by their leading bytes and each bucket sorted in memory): the tree's leaf order;
 3. the tree's array layout (root first, node ``j``'s children at ``2j+1`` and ``2j+2``, leaves
@@ -37,10 +38,6 @@ the row is not the registered row), then its siblings come from its group (at mo
 leaves read at once and hashed) and from the top. The proof is checked against the root before
 it is returned. A group has at most 2^(h+1) leaves with ``h`` chosen so that the top stays under
 8 MiB: 512 leaves for 30 million rows.
-
-The builder and the reader are the two sides of one file format and one tree shape, which is
-why they share this module (past 400 lines); the sort they rely on is
-:mod:`ledger.storage._rowsort`.
 """
 
 from __future__ import annotations
