@@ -31,7 +31,7 @@ import skops.io
 
 from ml._algorithms import ALGORITHMS, Task
 from ml._modelfile import read_model_file
-from ml._threads import single_thread
+from ml._threads import pin_one_thread
 from ml.datasets import Value
 from ml.errors import (
     InvalidInput,
@@ -131,17 +131,17 @@ class LoadedModel:
         as 0/1, like boolean dataset columns.
         """
         X = self._matrix(rows)
-        with single_thread():
-            raw = self.estimator.predict(X)
-            # a float array's tolist() gives the Python floats _plain would, in one C call
-            values = (
-                tuple(raw.tolist())
-                if isinstance(raw, np.ndarray) and raw.dtype.kind == "f"
-                else tuple(_plain(v) for v in raw)
-            )
-            if self.task == "regression":
-                return Predictions(values=values)
-            probabilities = self.estimator.predict_proba(X)
+        pin_one_thread()
+        raw = self.estimator.predict(X)
+        # a float array's tolist() gives the Python floats _plain would, in one C call
+        values = (
+            tuple(raw.tolist())
+            if isinstance(raw, np.ndarray) and raw.dtype.kind == "f"
+            else tuple(_plain(v) for v in raw)
+        )
+        if self.task == "regression":
+            return Predictions(values=values)
+        probabilities = self.estimator.predict_proba(X)
         return Predictions(
             values=values,
             classes=self.classes,

@@ -10,8 +10,9 @@ model hash, so an auditor can retrain and compare. Concretely:
 * **Randomness** comes only from ``seed``: it is the ``random_state`` of the split
   (:func:`sklearn.model_selection.train_test_split`, shuffled, not stratified) and of every
   estimator that takes one. Callers cannot set ``random_state``, ``n_jobs`` or ``verbose``.
-* **Threads**: fitting runs with BLAS/OpenMP limited to one thread (threadpoolctl), so the
-  floating-point summation order does not depend on the machine's core count.
+* **Threads**: fitting runs with BLAS/OpenMP pinned to one thread (threadpoolctl, for the
+  rest of the process: :mod:`ml._threads` says why), so the floating-point summation order
+  does not depend on the machine's core count.
 * **Hyperparameters** are JSON values (numbers, strings, booleans, null, arrays; arrays
   become tuples). Unknown names raise :class:`~ml.errors.UnknownParameter`; values that
   scikit-learn's own constraint check (``_validate_params``) or ``fit`` rejects raise
@@ -56,7 +57,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from ml._algorithms import ALGORITHMS, Algorithm, Task
 from ml._metrics import evaluate
 from ml._modelfile import ModelHeader, write_model_file
-from ml._threads import single_thread
+from ml._threads import pin_one_thread
 from ml.datasets import Dataset, Value, validate_columns
 from ml.environment import library_versions, numeric_environment
 from ml.errors import (
@@ -200,7 +201,8 @@ def train(
         )
 
     # 3. Fit, single-threaded, recording warnings (they are part of the metadata).
-    with warnings.catch_warnings(record=True) as caught, single_thread():
+    pin_one_thread()
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             estimator.fit(X_train, y_train)
@@ -212,7 +214,7 @@ def train(
     fit_warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
 
     # 4. Metrics on the held-out rows (or the training rows when test_size is 0).
-    with warnings.catch_warnings(), single_thread():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metrics, f1_average = evaluate(estimator, algo.task, X_test, y_test)
 

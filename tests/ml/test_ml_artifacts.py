@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -356,3 +360,35 @@ def test_the_usual_rows_take_the_float_matrix(trained: TrainedModel) -> None:
     assert X is not None and X.tolist() == [[-1e-300, 2.5], [3.4e38, -0.0]]
     for other in ([{"a": 1, "b": 2.0}], [{"a": 1.0}], [{"a": 1.0, "b": 2.0, "c": 3.0}]):
         assert model._float_matrix(other) is None
+
+
+_PINNED_PROBE = """
+import json, sys
+from pathlib import Path
+from threadpoolctl import threadpool_info
+from ml.artifacts import load_model
+model = load_model(Path(sys.argv[1]).read_bytes(), sys.argv[2])
+before = [pool["num_threads"] for pool in threadpool_info()]
+model.predict([{"a": 1, "b": 2.5}])
+after = [pool["num_threads"] for pool in threadpool_info()]
+print(json.dumps({"before": before, "after": after}))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: a pool has one thread anyway")
+def test_a_prediction_leaves_the_native_pools_pinned_to_one_thread(
+    trained: TrainedModel, tmp_path: Path
+) -> None:
+    """Pinned for good, not limited and lifted around each prediction: a lifted limit gave the
+    pools their threads back while another request thread was still predicting (the limit is
+    process-wide), and cost ~80 us of GIL hand-offs a prediction (``ml/_threads.py``)."""
+    model_file = tmp_path / "model.bin"
+    model_file.write_bytes(trained.model_bytes)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    probe = subprocess.run(
+        [sys.executable, "-c", _PINNED_PROBE, str(model_file), trained.model_hash.hex()],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    pools = json.loads(probe.stdout)
+    assert max(pools["before"]) > 1  # the process starts with its pools' own threads
+    assert pools["after"] and set(pools["after"]) == {1}
