@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +153,32 @@ def test_the_tree_cache_is_bounded_by_leaves_and_keeps_the_newest() -> None:
     assert cache.get("b") is None and cache.get("a") is not None
     cache.put("d", tree(20))  # larger than the bound alone: kept, all others go
     assert cache.get("d") is not None and cache.get("a") is None and cache.get("c") is None
+
+
+def test_a_write_longer_than_one_statement_keeps_every_row_in_order_all_or_none(
+    tmp_path: Path,
+) -> None:
+    """The book inserts up to 128 rows a statement: 300 receipts span three statements, keep
+    their order (a batch is a range of issue order), and a duplicate id in the last statement
+    leaves nothing of the write behind."""
+    book = ReceiptBook(tmp_path / "book.sqlite3")
+
+    def request(n: int, k: int) -> Any:
+        hashes = [(k * 1000 + i).to_bytes(32, "big") for i in range(n)]
+        return SIGNER.sign_request(model_hash=MODEL, input_hashes=hashes, outputs=[1.0] * n)
+
+    signed = request(300, 0)
+    items = signed.issued([f'{{"row":{i}}}' for i in range(300)])
+    book.add_issued(items)
+    with sqlite3.connect(book.path) as db:
+        stored = db.execute("SELECT receipt_id, input, leaf FROM receipts ORDER BY seq").fetchall()
+    assert stored == [(i.receipt_id, i.input, to_hex(i.leaf)) for i in items]
+    [root] = book.plan(1000)
+    leaves = [receipt_leaf(r) for r in signed.receipts()]
+    assert root == to_hex(StandardMerkleTree.of(leaves, RECEIPT_LEAF_ENCODING).root)
+
+    again = request(200, 1).issued(["{}"] * 200)
+    with pytest.raises(sqlite3.IntegrityError):
+        book.add_issued([*again[:199], items[0]])  # the 200th repeats a stored id
+    assert book.counts() == {"pending": 300, "anchored": 0, "failed": 0}
+    book.close()
