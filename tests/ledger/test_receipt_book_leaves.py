@@ -182,3 +182,37 @@ def test_a_write_longer_than_one_statement_keeps_every_row_in_order_all_or_none(
         book.add_issued([*again[:199], items[0]])  # the 200th repeats a stored id
     assert book.counts() == {"pending": 300, "anchored": 0, "failed": 0}
     book.close()
+
+
+def test_planning_reads_a_batch_in_one_step_and_falls_back_on_any_other_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's leaves come in one row of SQLite (no GIL hand-off a receipt); should they
+    ever come out of issue order, the row-by-row read plans the batch instead."""
+    book = ReceiptBook(tmp_path / "book.sqlite3")
+
+    def add(ks: range) -> list[bytes]:
+        requests = [_request(7, k) for k in ks]
+        for signed in requests:
+            book.add_issued(signed.issued(["{}"] * 7))  # type: ignore[attr-defined]
+        return [receipt_leaf(r) for signed in requests for r in signed.receipts()]  # type: ignore[attr-defined]
+
+    def roots_of(leaves: list[bytes], size: int) -> list[str]:
+        return [
+            to_hex(StandardMerkleTree.of(leaves[k : k + size], RECEIPT_LEAF_ENCODING).root)
+            for k in range(0, len(leaves), size)
+        ]
+
+    def row_by_row(*args: object) -> None:
+        raise AssertionError("read row by row")
+
+    leaves = add(range(3))
+    with monkeypatch.context() as patch:
+        patch.setattr(receipt_book, "_leaves_row_by_row", row_by_row)
+        assert book.plan(10) == roots_of(leaves, 10)
+
+    leaves = add(range(3, 5))
+    reversed_order = receipt_book._NEXT_BATCH.replace("ORDER BY seq", "ORDER BY seq DESC")
+    monkeypatch.setattr(receipt_book, "_NEXT_BATCH", reversed_order)
+    assert book.plan(10) == roots_of(leaves, 10)
+    book.close()
