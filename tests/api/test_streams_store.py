@@ -82,3 +82,34 @@ def test_a_plan_numbers_the_oldest_readings_of_its_stream_in_order(tmp_path: Pat
     assert store.plan("a", 3) is None  # nothing waiting
     assert store.counts("a")["pending"] == 0 and store.counts("b")["pending"] == 4
     store.close()
+
+
+def test_a_write_longer_than_one_statement_stores_each_reading_once_in_arrival_order(
+    tmp_path: Path,
+) -> None:
+    """Readings go in by statements of up to 128 rows: 300 span three, keep their order, and
+    an id seen before (in an earlier write or the same one) is stored once."""
+    store = _store(tmp_path)
+    assert store.add("a", [(f"r{i}", 1_000 + i, f"[{i}]") for i in range(300)]) == 300
+    again = [(f"r{i}", 5_000 + i, "[-1]") for i in range(290, 300)]  # seen before
+    fresh = [(f"n{i}", 6_000 + i, f"[{300 + i}]") for i in range(5)]
+    assert store.add("a", [*again, *fresh, fresh[0]]) == 5
+    planned = store.plan("a", 1_000)
+    assert planned is not None and planned.count == 305
+    assert store.chunk_rows("a", planned.number) == [
+        *((1_000 + i, f"[{i}]") for i in range(300)),
+        *((6_000 + i, f"[{300 + i}]") for i in range(5)),
+    ]
+    store.close()
+
+
+def test_a_chunk_with_a_line_feed_in_a_stored_row_is_read_row_by_row(tmp_path: Path) -> None:
+    """A chunk's rows are read in one step, joined by line feeds; should a stored row ever hold
+    one (JSON allows it between tokens), the count no longer matches and the rows are read
+    one by one, the same."""
+    store = _store(tmp_path)
+    store.add("a", [("r0", 100, "[0]"), ("r1", 101, "[\n1]"), ("r2", 102, "[2]")])
+    planned = store.plan("a", 3)
+    assert planned is not None
+    assert store.chunk_rows("a", planned.number) == [(100, "[0]"), (101, "[\n1]"), (102, "[2]")]
+    store.close()
