@@ -390,9 +390,12 @@ class StreamStore:
         JSON: no raw line feed), not a step a reading: each step gives up the GIL, and a
         chunk of 10,000 readings read row by row handed it over 10,000 times to the MQTT
         connections' threads. The positions come along to check the order (a subquery's
-        ORDER BY is kept under an aggregate, but the check costs little); anything amiss, and
-        the rows are read one by one."""
-        count, positions, times, texts = self._read(_CHUNK_AT_ONCE, (stream, number))[0]
+        ORDER BY is kept under an aggregate, but the check costs little); anything amiss, or
+        a chunk longer than SQLite's longest string, and the rows are read one by one."""
+        try:
+            count, positions, times, texts = self._read(_CHUNK_AT_ONCE, (stream, number))[0]
+        except sqlite3.DataError:  # longer than SQLite's longest string (1,000,000 wide rows)
+            count = 0
         if count:
             numbers = list(map(int, positions.split(",")))
             rows = texts.split("\n")

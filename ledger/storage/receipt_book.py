@@ -478,16 +478,19 @@ def _next_batch(
     db: sqlite3.Connection, model_hash: str, through: int, batch_size: int
 ) -> tuple[int, int, list[bytes]] | None:
     """The next batch's ``(first seq, last seq, leaves)``, or None if no receipt is pending;
-    read in one step of SQLite, else (a receipt of an older book that kept no leaf, or rows
-    not in issue order) row by row.
+    read in one step of SQLite, else (a receipt of an older book that kept no leaf, rows not
+    in issue order, or more than SQLite's longest string) row by row.
 
     Why one step: a query gives up the GIL at every row it steps over, and under a serving
     load each hand-off to a request thread costs more than reading the row; planning a round
     of 17 batches of 1,024 receipts stepped 17,408 times, holding the book's lock throughout
     (which the request threads' writes wait for)."""
-    count, with_leaf, seqs, hexes = db.execute(
-        _NEXT_BATCH, (model_hash, through, batch_size)
-    ).fetchone()
+    try:
+        count, with_leaf, seqs, hexes = db.execute(
+            _NEXT_BATCH, (model_hash, through, batch_size)
+        ).fetchone()
+    except sqlite3.DataError:  # longer than SQLite's longest string (a batch of millions)
+        return _leaves_row_by_row(db, model_hash, through, batch_size)
     if count == 0:
         return None
     if with_leaf != count:

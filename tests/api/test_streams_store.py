@@ -9,6 +9,7 @@ changed in it:
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -112,4 +113,18 @@ def test_a_chunk_with_a_line_feed_in_a_stored_row_is_read_row_by_row(tmp_path: P
     planned = store.plan("a", 3)
     assert planned is not None
     assert store.chunk_rows("a", planned.number) == [(100, "[0]"), (101, "[\n1]"), (102, "[2]")]
+    store.close()
+
+
+def test_a_chunk_longer_than_sqlites_longest_string_is_read_row_by_row(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    rows = [(100 + i, f"[{str(i) * 1_500}]") for i in range(3)]  # 1,502 characters each
+    store.add("a", [(f"r{i}", at, row) for i, (at, row) in enumerate(rows)])
+    planned = store.plan("a", 3)
+    assert planned is not None
+    reader = sqlite3.connect(store._path, isolation_level=None, check_same_thread=False)
+    # a row fits, and so does the schema's longest statement; the three rows joined do not
+    reader.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 4_000)
+    store._idle[:] = [reader]
+    assert store.chunk_rows("a", planned.number) == rows
     store.close()

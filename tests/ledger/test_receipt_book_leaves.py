@@ -216,3 +216,13 @@ def test_planning_reads_a_batch_in_one_step_and_falls_back_on_any_other_order(
     monkeypatch.setattr(receipt_book, "_NEXT_BATCH", reversed_order)
     assert book.plan(10) == roots_of(leaves, 10)
     book.close()
+
+
+def test_a_batch_longer_than_sqlites_longest_string_is_planned_row_by_row(tmp_path: Path) -> None:
+    book = ReceiptBook(tmp_path / "book.sqlite3")
+    signed = _request(7)
+    book.add_issued(signed.issued(["{}"] * 7))  # type: ignore[attr-defined]
+    book._db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 400)  # 7 leaves are 448 hex digits
+    leaves = [receipt_leaf(r) for r in signed.receipts()]  # type: ignore[attr-defined]
+    assert book.plan(10) == [to_hex(StandardMerkleTree.of(leaves, RECEIPT_LEAF_ENCODING).root)]
+    book.close()
