@@ -50,7 +50,6 @@ __all__ = [
     "MerkleError",
     "StandardMerkleTree",
     "leaf_hash",
-    "leaf_hash_root",
     "process_proof",
     "verify_proof",
 ]
@@ -273,28 +272,6 @@ def _layout(
         for i in range(n - 2, -1, -1):
             tree[i] = node(tree[2 * i + 1], tree[2 * i + 2])
     return tree, tree_index
-
-
-def leaf_hash_root(leaf_hashes: Sequence[bytes]) -> bytes:
-    """``LeafHashTree(leaf_hashes).root`` without the tree: the same node array, kept in one
-    buffer and hashed a level a call, with no object a node.
-
-    Why: planning a batch of receipts needs its root only (a proof is asked for later, of a
-    tree built from the stored leaves then), and making 2n - 1 node objects was most of the
-    cost of a 1,024-leaf tree."""
-    n = len(leaf_hashes)
-    if n < 3 or not _treehash.NATIVE:
-        return LeafHashTree(leaf_hashes).root
-    if any(type(h) is not bytes or len(h) != 32 for h in leaf_hashes):
-        raise InvalidTreeError("a leaf hash is 32 bytes")
-    # _layout's array: n - 1 inner nodes, then the leaves in reverse sorted order
-    tree = bytearray(32 * (n - 1)) + b"".join(sorted(leaf_hashes, reverse=True))
-    start = n - 1
-    while start > 0:
-        lo = start // 2
-        tree[32 * lo : 32 * start] = _treehash.parents(bytes(tree[64 * lo + 32 : 64 * start + 32]))
-        start = lo
-    return bytes(tree[:32])
 
 
 class LeafHashTree:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ledger.formats.merkle import LeafHashTree, leaf_hash_root
+from ledger.formats.merkle import LeafHashTree
 from ledger.formats.receipt_requests import IssuedReceipt
 from ledger.formats.receipts import Receipt
 from ledger.storage._group_commit import GroupCommit
@@ -231,7 +231,8 @@ class PgReceiptBook:
                 if not rows:
                     return roots
                 leaves = [bytes.fromhex(row["leaf"][2:]) for row in rows]
-                root = to_hex(leaf_hash_root(leaves))  # its tree: when a proof is asked for
+                tree = LeafHashTree(leaves)
+                root = to_hex(tree.root)
                 first, last = rows[0]["seq"], rows[-1]["seq"]
                 db.execute(
                     "INSERT INTO receipt_batches (root, model_hash, count, state, planned_at, "
@@ -242,6 +243,7 @@ class PgReceiptBook:
                     "UPDATE receipt_models SET planned_through = ? WHERE model_hash = ?",
                     (last, model_hash),
                 )
+            self._trees.put(root, tree)
             roots.append(root)
 
     def planned(self) -> list[tuple[str, str, int]]:

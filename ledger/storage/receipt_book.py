@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ledger.formats.merkle import LeafHashTree, leaf_hash_root
+from ledger.formats.merkle import LeafHashTree
 from ledger.formats.receipt_requests import IssuedReceipt
 from ledger.formats.receipts import Receipt, receipt_leaf_hash
 from ledger.storage._group_commit import GroupCommit
@@ -416,7 +416,8 @@ class ReceiptBook:
                 if planned is None:
                     return roots
                 first, last, leaves = planned
-                root = to_hex(leaf_hash_root(leaves))  # its tree: when a proof is asked for
+                tree = LeafHashTree(leaves)
+                root = to_hex(tree.root)
                 db.execute(
                     "INSERT INTO batches (root, model_hash, count, state, planned_at, first_seq, "
                     "last_seq, leaves) VALUES (?, ?, ?, 'planned', ?, ?, ?, ?)",
@@ -426,6 +427,7 @@ class ReceiptBook:
                     "UPDATE models SET planned_through = ? WHERE model_hash = ?",
                     (last, model_hash),
                 )
+                self._trees.put(root, tree)
             roots.append(root)
 
     def planned(self) -> list[tuple[str, str, int]]:

@@ -20,13 +20,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
-from ledger.formats.merkle import (
-    InvalidTreeError,
-    LeafHashTree,
-    StandardMerkleTree,
-    leaf_hash_root,
-    verify_proof,
-)
+from ledger.formats.merkle import LeafHashTree, StandardMerkleTree, verify_proof
 from ledger.formats.receipt_parsing import parse_receipt
 from ledger.formats.receipt_signing import ReceiptSigner, recover_signer
 from ledger.formats.receipts import (
@@ -255,21 +249,3 @@ def test_requests_signed_in_several_threads_at_once_all_verify() -> None:
         leaf = receipt_leaf_hash(receipt)
         assert verify_proof(receipt.signed_root, leaf, receipt.signed_proof)
         assert recover_signer(receipt, DOMAIN) == SIGNER.address
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 100, 1023, 1024, 1025])
-def test_the_root_alone_is_the_trees_root(n: int) -> None:
-    """What planning a batch computes (``leaf_hash_root``) against the tree (``LeafHashTree``)
-    that proofs come from, at every shape of the last level; repeated leaves included."""
-    leaves = [os.urandom(32) for _ in range(n)]
-    if n > 3:
-        leaves[3] = leaves[1]
-    assert leaf_hash_root(leaves) == LeafHashTree(leaves).root
-
-
-def test_the_root_alone_refuses_what_the_tree_refuses() -> None:
-    for leaves in ([], [b"\x01" * 31] * 4, ["0x" + "01" * 32] * 4):
-        with pytest.raises(InvalidTreeError):
-            LeafHashTree(leaves)  # type: ignore[arg-type]
-        with pytest.raises(InvalidTreeError):
-            leaf_hash_root(leaves)  # type: ignore[arg-type]
