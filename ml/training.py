@@ -1,8 +1,8 @@
 """Deterministic training: dataset + algorithm + hyperparameters → model file + metadata.
 
 Why it runs past 400 lines: training, the metadata document and retraining from it are one
-format (the metadata names exactly what retraining reads). The memory estimate lives in
-:mod:`ml.training_memory`, the metrics in :mod:`ml._metrics`.
+format (the metadata names exactly what retraining reads; see "Retraining" below). The memory
+estimate lives in :mod:`ml.training_memory`, the metrics in :mod:`ml._metrics`.
 
 Why everything here is pinned down: DESIGN.md promises that the same inputs give the same
 model hash, so an auditor can retrain and compare. Concretely:
@@ -37,8 +37,8 @@ undefined on the evaluation rows (R² of one row, AUC of one class) is ``null``.
 
 Retraining (:func:`retrain`) reads the request back out of a metadata document, with the keys
 written here and nowhere else, so an auditor's retrain and the service's cannot disagree on
-what the document means. That is also why this module runs past 400 lines: the document's
-writer, its reader and the helpers that define its values stay in one place.
+what the document means: the document's writer, its reader and the helpers that define its
+values stay in one place.
 """
 
 from __future__ import annotations
