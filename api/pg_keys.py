@@ -48,10 +48,10 @@ class PgKeyStore:
 
     def authenticate(self, key: str) -> KeyInfo | None:
         """The active key matching ``key``, or None."""
-        with self._db.read() as conn:
-            row = conn.execute(
-                f"SELECT {_COLUMNS}, digest FROM api_keys WHERE digest = ?", (digest(key),)
-            ).fetchone()
+        rows = self._db.query(
+            f"SELECT {_COLUMNS}, digest FROM api_keys WHERE digest = ?", (digest(key),)
+        )
+        row = rows[0] if rows else None
         if row is None or not hmac.compare_digest(row["digest"], digest(key)):
             return None
         info = _info(row)

@@ -69,13 +69,16 @@ _MAX_PARAMETERS = 500  # per IN (...) list: stay under SQLite's bound-parameter 
 
 
 class Transactions(Protocol):
-    """What the index needs of an engine's connections: snapshots to read in, transactions to
-    write in (``lock``: an engine that serves several processes makes them take turns on it),
-    a name for messages, and a way to let go."""
+    """What the index needs of an engine's connections: snapshots to read in, a single
+    statement's rows (``query``: on a server, one round trip), transactions to write in
+    (``lock``: an engine that serves several processes makes them take turns on it), a name
+    for messages, and a way to let go."""
 
     path: Any
 
     def read(self) -> AbstractContextManager[Any]: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
     def write(
         self, conn: Any = None, *, lock: int | None = None
@@ -173,17 +176,14 @@ class SqlIndex:
     def last_block(self) -> int | None:
         """The last block indexed, or None before the first sync (read from the database, so
         it reflects syncs made by other threads and processes)."""
-        with self._db.read() as conn:
-            return _sync.read_binding(conn).last_block
+        return _sync.binding_of(self._db.query(_sync.READ_META)).last_block
 
     # -- queries ------------------------------------------------------------------------------
 
     def kind_of(self, record_hash: bytes | str) -> RecordKindName | None:
         """What a hash is registered as, or None if the index has no record of it."""
-        with self._db.read() as conn:
-            query = "SELECT kind FROM records WHERE hash = ?"
-            row = conn.execute(query, (hash_hex(record_hash),)).fetchone()
-        return None if row is None else row["kind"]
+        rows = self._db.query("SELECT kind FROM records WHERE hash = ?", (hash_hex(record_hash),))
+        return rows[0]["kind"] if rows else None
 
     def block_of(
         self, event_name: str, record_hash: str, contract: str | None = None

@@ -58,8 +58,9 @@ superseded generations' in :mod:`ledger.index._superseded`, a migrated file's ba
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,7 @@ from ledger.records import (
 from ledger.storage._sqlite import Connections
 
 __all__ = [
+    "READ_META",
     "SCHEMA_VERSION",
     "SYNC_LOCK",
     "Binding",
@@ -96,6 +98,7 @@ __all__ = [
     "Rewind",
     "apply_event",
     "apply_events",
+    "binding_of",
     "block_hash",
     "create_schema",
     "final_head",
@@ -241,8 +244,16 @@ def create_schema(db: Connections) -> None:
         _set_meta(conn, schema=SCHEMA_VERSION)
 
 
+READ_META = "SELECT key, value FROM meta"
+
+
 def read_binding(conn: Any) -> Binding:
-    meta = {row["key"]: row["value"] for row in conn.execute("SELECT key, value FROM meta")}
+    return binding_of(conn.execute(READ_META))
+
+
+def binding_of(meta_rows: Iterable[Any]) -> Binding:
+    """The binding that the rows of :data:`READ_META` record."""
+    meta = {row["key"]: row["value"] for row in meta_rows}
     return Binding(
         address=meta.get("address"),
         chain_id=int(meta["chain_id"]) if "chain_id" in meta else None,
@@ -551,10 +562,12 @@ def set_head(
 
 
 def _set_meta(conn: Any, **values: str | None) -> None:
-    for key, value in values.items():
-        if value is not None:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+    """Upsert the ``meta`` rows given (None: left as they are) in one statement: on
+    PostgreSQL every statement is a round trip, and a block indexed sets five."""
+    pairs = [(key, value) for key, value in values.items() if value is not None]
+    if pairs:
+        conn.execute(
+            f"INSERT INTO meta (key, value) VALUES {', '.join(['(?, ?)'] * len(pairs))} "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            tuple(chain.from_iterable(pairs)),
+        )

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Connections"]
 
@@ -87,6 +88,12 @@ class Connections:
         reads it vouches for: a commit in between then changes it for the next reader."""
         data_version = self.get().execute("PRAGMA data_version").fetchone()[0]
         return self._commits, data_version
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """The rows of one read-only statement (its own snapshot, or the enclosing read's):
+        what a PostgreSQL store answers in one round trip (:meth:`PgConnections.query`)."""
+        with self.read() as conn:
+            return conn.execute(sql, params).fetchall()
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -2,15 +2,24 @@
 one bounded pool per process, explicit transactions, rows read by column name.
 
 It answers the same small interface as :class:`ledger.storage._sqlite.Connections`
-(``read()``, ``write()``, ``path``, ``close()``), so the index's queries run unchanged on either
-engine: they are written with ``?`` placeholders, which :class:`PgConnection` turns into
-psycopg's ``%s`` (no query of ours has a ``?`` or ``%`` of its own).
+(``read()``, ``query()``, ``write()``, ``path``, ``close()``), so the index's queries run
+unchanged on either engine: they are written with ``?`` placeholders, which
+:class:`PgConnection` turns into psycopg's ``%s`` (no query of ours has a ``?`` or ``%`` of its
+own).
 
 Why a pool and not one connection per thread as SQLite has: a service runs forty request threads
 and several replicas share one server, whose connection slots are few; the pool's size and
 wait are settings (``PROVENANCE_DATABASE_POOL_SIZE``, ``..._POOL_TIMEOUT``), as MLflow's are.
-A pooled connection is checked before it is handed out, so a server restarted or a session
-killed (``pg_terminate_backend``) costs no request a failure once the server answers again.
+A server restarted or a session killed (``pg_terminate_backend``) costs no request a failure
+once the server answers again: a pooled connection the server dropped fails at its first
+statement, before anything ran, and that statement runs again on a checked one
+(:meth:`PgConnections._live`).
+
+Round trips are what a replica pays for (issue 22: a single-client upload made 60, and the
+service's CPU for one is ~0.1 ms here), so: a connection is not checked with a round trip of its
+own each time it is taken; a transaction's fixed statements (its ``SET LOCAL``, its advisory
+lock) travel with its ``BEGIN`` in one simple query; a read of one statement goes without a
+transaction (:meth:`PgConnections.query`). An upload now makes 32.
 
 Whenever the server cannot be reached (refused, restarted, killed session, pool wait over),
 :class:`StoreUnavailable` is raised: the one "retry later" of every PostgreSQL-backed store,
@@ -21,9 +30,9 @@ lazily, so a SQLite-only service never loads it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ledger.errors import LedgerError
@@ -37,6 +46,7 @@ __all__ = [
     "redacted",
 ]
 
+T = TypeVar("T")
 STORE_RETRY_AFTER = 5  # seconds a client is told to wait while the database is away
 
 
@@ -93,19 +103,54 @@ class PgConnections:
                 "autocommit": True,
                 "connect_timeout": max(1, int(timeout)),
             },
-            check=ConnectionPool.check_connection,
             open=True,
             name="provenance",
         )
 
+    def _live(self, first: Callable[[Any], T]) -> tuple[Any, T]:
+        """A pooled connection, and what ``first(connection)`` returned; the caller puts the
+        connection back.
+
+        Connections are not checked when taken (a round trip every time): one the server
+        dropped while it sat in the pool (a restart, a killed session) breaks at ``first``,
+        before anything ran, so every idle connection is then checked (the dead replaced) and
+        ``first`` runs once more on another."""
+        import psycopg
+
+        for attempt in (1, 2):
+            conn = self._pool.getconn()
+            try:
+                return conn, first(conn)
+            except psycopg.OperationalError:
+                self._pool.putconn(conn)  # a broken one is discarded
+                if attempt == 2 or not conn.broken:
+                    raise
+                self._pool.check()
+            except BaseException:
+                self._pool.putconn(conn)
+                raise
+        raise AssertionError("unreachable")
+
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[PgConnection]:
+    def _unavailable_raised(self) -> Iterator[None]:
+        """The server out of reach (refused, restarted, killed session, pool wait over) as
+        :class:`StoreUnavailable`."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
         try:
-            with self._pool.connection() as conn:
-                conn.execute(begin)  # autocommit connections: each transaction opened visibly
+            yield
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(
+                f"the database {self.path} is unavailable: {exc}".strip(), database=self.path
+            ) from exc
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[PgConnection]:
+        with self._unavailable_raised():
+            # autocommit connections: each transaction opened visibly
+            conn, _ = self._live(lambda conn: conn.execute(begin))
+            try:
                 try:
                     yield PgConnection(conn)
                 except BaseException:
@@ -113,10 +158,21 @@ class PgConnections:
                         conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise StoreUnavailable(
-                f"the database {self.path} is unavailable: {exc}".strip(), database=self.path
-            ) from exc
+            finally:
+                self._pool.putconn(conn)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one read-only statement (``?`` placeholders), run on its own: one
+        statement sees one snapshot without a transaction, so it costs one round trip where a
+        :meth:`read` of it costs three. Inside a read on this thread, in the read's snapshot."""
+        outer: PgConnection | None = getattr(self._local, "conn", None)
+        if outer is not None:
+            return outer.execute(sql, params).fetchall()
+        statement, values = sql.replace("?", "%s"), tuple(params)
+        with self._unavailable_raised():
+            conn, rows = self._live(lambda conn: conn.execute(statement, values).fetchall())
+            self._pool.putconn(conn)
+        return rows
 
     @contextmanager
     def read(self) -> Iterator[PgConnection]:
@@ -134,16 +190,24 @@ class PgConnections:
                 self._local.conn = None
 
     @contextmanager
-    def write(self, conn: object = None, *, lock: int | None = None) -> Iterator[PgConnection]:
+    def write(
+        self, conn: object = None, *, lock: int | None = None, wait_for_flush: bool = True
+    ) -> Iterator[PgConnection]:
         """One write transaction, committed on success and rolled back on any exception.
 
         ``lock`` takes a transaction-scoped advisory lock first (released at commit or when
-        the session dies), so that writers of one kind in every replica take turns. ``conn``
-        is accepted for the SQLite interface's sake and ignored: a pooled connection is taken.
+        the session dies), so that writers of one kind in every replica take turns.
+        ``wait_for_flush=False`` commits without waiting for the WAL's flush
+        (``synchronous_commit = off``), for a transaction whose loss in a crash of the server
+        the caller has shown harmless. Both travel with the ``BEGIN``. ``conn`` is accepted
+        for the SQLite interface's sake and ignored: a pooled connection is taken.
         """
-        with self._transaction("BEGIN") as pg:
-            if lock is not None:
-                pg.execute("SELECT pg_advisory_xact_lock(?)", (lock,))
+        begin = "BEGIN"
+        if not wait_for_flush:
+            begin += "; SET LOCAL synchronous_commit = off"
+        if lock is not None:
+            begin += f"; SELECT pg_advisory_xact_lock({int(lock)})"
+        with self._transaction(begin) as pg:
             yield pg
 
     def close(self) -> None:

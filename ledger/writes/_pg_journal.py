@@ -127,12 +127,12 @@ class PgTxJournal:
         self.path = db.path
 
     @contextmanager
-    def _fenced(self) -> Iterator[PgConnection]:
+    def _fenced(self, *, wait_for_flush: bool = True) -> Iterator[PgConnection]:
         """A write transaction that goes ahead only while this journal's epoch is the
         sender's: every change of the journal is the holder's alone (a nonce marked done by a
         replica that lost the role would hide from the next holder a write whose outcome was
         not written)."""
-        with self._db.write() as conn:
+        with self._db.write(wait_for_flush=wait_for_flush) as conn:
             row = conn.execute("SELECT epoch FROM sender WHERE id = 1 FOR SHARE").fetchone()
             if row is None or row["epoch"] != self.epoch:
                 raise NotSender(
@@ -183,11 +183,10 @@ class PgTxJournal:
             raise
 
     def _done(self, nonce: int, items: list[tuple[int, int, str, str]]) -> None:
-        with self._fenced() as conn:
-            # Not waiting for the WAL flush: a crash of the server that loses this commit
-            # loses the outcomes and the mark together, so the next sender re-reads the
-            # nonce's receipt and writes the same outcomes again (facts of the chain).
-            conn.execute("SET LOCAL synchronous_commit = off")
+        # Not waiting for the WAL flush: a crash of the server that loses this commit loses
+        # the outcomes and the mark together, so the next sender re-reads the nonce's receipt
+        # and writes the same outcomes again (facts of the chain).
+        with self._fenced(wait_for_flush=False) as conn:
             if items:
                 OutcomeBuffer.write(conn, items)
             conn.execute(

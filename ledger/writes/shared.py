@@ -245,25 +245,23 @@ class SharedWrites:
 
     def recent(self, key: str) -> Included | None:
         """The inclusion of a write-once record written through the queue, by any replica."""
-        with self._db.read() as conn:
-            row = conn.execute(
-                "SELECT outcome FROM write_queue WHERE dedup = ? AND state = 'final'", (key,)
-            ).fetchone()
-        return None if row is None else included_from_json(row["outcome"], created=False)
+        rows = self._db.query(
+            "SELECT outcome FROM write_queue WHERE dedup = ? AND state = 'final'", (key,)
+        )
+        return included_from_json(rows[0]["outcome"], created=False) if rows else None
 
     def pending(self, key: str) -> str | None:
         """Where the write of ``key`` stands while it is queued or being sent, or None."""
         pipeline = self._pipeline
         if pipeline is not None and (state := pipeline.pending(key)) is not None:
             return state
-        with self._db.read() as conn:
-            row = conn.execute(
-                "SELECT state FROM write_queue WHERE dedup = ? AND state IN ('queued', 'sending')",
-                (key,),
-            ).fetchone()
-        if row is None:
+        rows = self._db.query(
+            "SELECT state FROM write_queue WHERE dedup = ? AND state IN ('queued', 'sending')",
+            (key,),
+        )
+        if not rows:
             return None
-        return "queued" if row["state"] == "queued" else "being sent by the sender replica"
+        return "queued" if rows[0]["state"] == "queued" else "being sent by the sender replica"
 
     @property
     def waiting(self) -> int:
@@ -317,12 +315,11 @@ class SharedWrites:
             self._answers.wait(self.poll_interval if ids else 1.0)
 
     def _read_outcomes(self, ids: list[int]) -> None:
-        with self._db.read() as conn:
-            rows = conn.execute(
-                "SELECT id, state, outcome FROM write_queue WHERE id = ANY(?) "
-                "AND state IN ('final', 'failed')",
-                (ids,),
-            ).fetchall()
+        rows = self._db.query(
+            "SELECT id, state, outcome FROM write_queue WHERE id = ANY(?) "
+            "AND state IN ('final', 'failed')",
+            (ids,),
+        )
         for row in rows:
             with self._lock:
                 waiting = self._waiting.pop(row["id"], [])
@@ -391,10 +388,9 @@ class SharedWrites:
         """Take the rows in ``state`` for this epoch and hand them to the pipeline."""
         pipeline = self._pipeline
         assert pipeline is not None
-        with self._db.write() as conn:
-            # a claim lost with a crash of the server is harmless (the rows are queued again
-            # and claimed by whoever sends next): no wait for the WAL flush
-            conn.execute("SET LOCAL synchronous_commit = off")
+        # a claim lost with a crash of the server is harmless (the rows are queued again and
+        # claimed by whoever sends next): no wait for the WAL flush
+        with self._db.write(wait_for_flush=False) as conn:
             rows = conn.execute(
                 "UPDATE write_queue SET state = 'sending', epoch = ?, updated_at = ? WHERE id IN "
                 "(SELECT id FROM write_queue WHERE state = ? ORDER BY id LIMIT ? "

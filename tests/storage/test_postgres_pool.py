@@ -19,6 +19,8 @@ def test_sessions_killed_on_the_server_cost_no_request(pg_url: str) -> None:
     db = PgConnections(pg_url, max_size=3)
     index = PostgresIndex(db)
     try:
+        with db.read(), db.write(), db.write():  # three connections, back in the pool after
+            pass
         assert index.datasets(0, 1)[1] >= 0  # the pool has live connections now
         with psycopg.connect(pg_url, autocommit=True) as admin:
             killed = admin.execute(
@@ -28,6 +30,26 @@ def test_sessions_killed_on_the_server_cost_no_request(pg_url: str) -> None:
         assert killed >= 1
         for _ in range(5):  # each checkout finds its connection dead and takes a new one
             assert index.kind_of("0x" + "11" * 32) is None
+    finally:
+        db.close()
+
+
+def test_a_write_takes_its_lock_and_its_commit_mode_with_its_begin(pg_url: str) -> None:
+    db = PgConnections(pg_url, max_size=2)
+    try:
+        with db.write(lock=424242, wait_for_flush=False) as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "off"
+            held = conn.execute(
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' "
+                "AND objid = 424242 AND pid = pg_backend_pid()"
+            ).fetchone()["n"]
+            assert held == 1
+        with db.write() as conn:  # the next transaction on a pooled connection: defaults again
+            assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
+            held = conn.execute(
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 424242"
+            ).fetchone()["n"]
+            assert held == 0
     finally:
         db.close()
 
