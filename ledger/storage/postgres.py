@@ -191,7 +191,12 @@ class PgConnections:
 
     @contextmanager
     def write(
-        self, conn: object = None, *, lock: int | None = None, wait_for_flush: bool = True
+        self,
+        conn: object = None,
+        *,
+        lock: int | None = None,
+        wait_for_flush: bool = True,
+        notify: str | None = None,
     ) -> Iterator[PgConnection]:
         """One write transaction, committed on success and rolled back on any exception.
 
@@ -199,14 +204,18 @@ class PgConnections:
         the session dies), so that writers of one kind in every replica take turns.
         ``wait_for_flush=False`` commits without waiting for the WAL's flush
         (``synchronous_commit = off``), for a transaction whose loss in a crash of the server
-        the caller has shown harmless. Both travel with the ``BEGIN``. ``conn`` is accepted
-        for the SQLite interface's sake and ignored: a pooled connection is taken.
+        the caller has shown harmless. ``notify`` names a channel notified at the commit (and
+        only if it commits). All three travel with the ``BEGIN``. ``conn`` is accepted for the
+        SQLite interface's sake and ignored: a pooled connection is taken.
         """
         begin = "BEGIN"
         if not wait_for_flush:
             begin += "; SET LOCAL synchronous_commit = off"
         if lock is not None:
             begin += f"; SELECT pg_advisory_xact_lock({int(lock)})"
+        if notify is not None:
+            assert notify.isidentifier(), notify  # a channel name of ours, never input
+            begin += f"; NOTIFY {notify}"
         with self._transaction(begin) as pg:
             yield pg
 

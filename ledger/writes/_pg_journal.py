@@ -24,13 +24,19 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 
 from ledger.chain._transactor import SignedTx
 from ledger.errors import ChainUnavailable
 from ledger.storage.postgres import PgConnection, PgConnections
 from ledger.writes._journal import KEEP_DONE, JournalEntry
 
-__all__ = ["NotSender", "OutcomeBuffer", "PgTxJournal", "take_epoch"]
+__all__ = ["DONE_CHANNEL", "NotSender", "OutcomeBuffer", "PgTxJournal", "take_epoch"]
+
+DONE_CHANNEL = "provenance_writes_done"  # the sender wrote outcomes: the replicas read them
+# Done nonces older than KEEP_DONE are deleted when a nonce that is a multiple of this is done:
+# two statements (round trips) a transaction saved, at most this many more rows kept.
+PRUNE_EVERY = 64
 
 
 class NotSender(ChainUnavailable):
@@ -83,20 +89,20 @@ class OutcomeBuffer:
 
     @staticmethod
     def write(conn: PgConnection, items: list[tuple[int, int, str, str]]) -> None:
-        """Each row's outcome, if it is still this epoch's and being sent and the epoch still
-        holds the sender role; then a notice to the replicas waiting for them
-        (``provenance_writes_done``). The last condition is the fence: a replica that lost the
-        role sees its writes refused (:class:`NotSender`) before the next holder claims its rows,
-        and that refusal must not become their outcome (the next holder sends them)."""
-        now = time.time()
-        for row_id, epoch, state, outcome in items:
-            conn.execute(
-                "UPDATE write_queue SET state = ?, outcome = ?, updated_at = ? "
-                "WHERE id = ? AND epoch = ? AND state = 'sending' "
-                "AND epoch = (SELECT epoch FROM sender WHERE id = 1)",
-                (state, outcome, now, row_id, epoch),
-            )
-        conn.execute("NOTIFY provenance_writes_done")
+        """Each row's outcome (one statement for them all), if it is still this epoch's and
+        being sent and the epoch still holds the sender role. The last condition is the fence:
+        a replica that lost the role sees its writes refused (:class:`NotSender`) before the
+        next holder claims its rows, and that refusal must not become their outcome (the next
+        holder sends them). The transaction notifies :data:`DONE_CHANNEL` (its ``notify``), so
+        the replicas waiting for the rows read them."""
+        rows = ", ".join(["(?::bigint, ?::bigint, ?, ?)"] * len(items))
+        conn.execute(
+            "UPDATE write_queue AS q SET state = v.state, outcome = v.outcome, updated_at = ? "
+            f"FROM (VALUES {rows}) AS v (id, epoch, state, outcome) "
+            "WHERE q.id = v.id AND q.epoch = v.epoch AND q.state = 'sending' "
+            "AND q.epoch = (SELECT epoch FROM sender WHERE id = 1)",
+            (time.time(), *chain.from_iterable(items)),
+        )
 
     def flush(self, db: PgConnections) -> bool:
         """Write what is buffered now; False (and kept) while the database is away."""
@@ -106,7 +112,7 @@ class OutcomeBuffer:
         if not items:
             return True
         try:
-            with db.write() as conn:
+            with db.write(notify=DONE_CHANNEL) as conn:
                 self.write(conn, items)
         except StoreUnavailable:
             self.put_back(items)
@@ -127,12 +133,14 @@ class PgTxJournal:
         self.path = db.path
 
     @contextmanager
-    def _fenced(self, *, wait_for_flush: bool = True) -> Iterator[PgConnection]:
+    def _fenced(
+        self, *, wait_for_flush: bool = True, notify: str | None = None
+    ) -> Iterator[PgConnection]:
         """A write transaction that goes ahead only while this journal's epoch is the
         sender's: every change of the journal is the holder's alone (a nonce marked done by a
         replica that lost the role would hide from the next holder a write whose outcome was
         not written)."""
-        with self._db.write(wait_for_flush=wait_for_flush) as conn:
+        with self._db.write(wait_for_flush=wait_for_flush, notify=notify) as conn:
             row = conn.execute("SELECT epoch FROM sender WHERE id = 1 FOR SHARE").fetchone()
             if row is None or row["epoch"] != self.epoch:
                 raise NotSender(
@@ -186,7 +194,7 @@ class PgTxJournal:
         # Not waiting for the WAL flush: a crash of the server that loses this commit loses
         # the outcomes and the mark together, so the next sender re-reads the nonce's receipt
         # and writes the same outcomes again (facts of the chain).
-        with self._fenced(wait_for_flush=False) as conn:
+        with self._fenced(wait_for_flush=False, notify=DONE_CHANNEL if items else None) as conn:
             if items:
                 OutcomeBuffer.write(conn, items)
             conn.execute(
@@ -194,6 +202,8 @@ class PgTxJournal:
                 "DO UPDATE SET done = TRUE, block_number = NULL, block_hash = NULL",
                 (nonce,),
             )
+            if nonce % PRUNE_EVERY:
+                return
             old = nonce - KEEP_DONE
             conn.execute(
                 "DELETE FROM tx_sent WHERE nonce < ? AND nonce IN "

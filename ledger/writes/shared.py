@@ -75,7 +75,7 @@ from ledger.writes._codec import (
 )
 from ledger.writes._items import DEDUPED, Included, WriteInput, key_of, kind_of
 from ledger.writes._listener import Listener
-from ledger.writes._pg_journal import OutcomeBuffer, PgTxJournal, take_epoch
+from ledger.writes._pg_journal import DONE_CHANNEL, OutcomeBuffer, PgTxJournal, take_epoch
 from ledger.writes.pipeline import WritePipeline
 
 __all__ = ["QUEUED_CHANNEL", "SharedWrites", "sender_lock_key"]
@@ -83,7 +83,6 @@ __all__ = ["QUEUED_CHANNEL", "SharedWrites", "sender_lock_key"]
 log = logging.getLogger("provenance.writes")
 
 QUEUED_CHANNEL = "provenance_writes_queued"  # a replica queued writes: the sender claims them
-DONE_CHANNEL = "provenance_writes_done"  # the sender wrote outcomes: the replicas read them
 CLAIM_LIMIT = 1000  # rows claimed at once (a round may hold many)
 
 
@@ -164,7 +163,8 @@ class SharedWrites:
         rows: list[tuple[int, bool]] = []
         done: dict[int, str] = {}  # rows final already: their outcomes
         now = time.time()
-        with self._db.write() as conn:
+        # the notice to the sender travels with the BEGIN; it is delivered at the commit
+        with self._db.write(notify=QUEUED_CHANNEL) as conn:
             for item in items:
                 kind, key = kind_of(item), key_of(item)
                 text = item_to_json(item)
@@ -200,7 +200,6 @@ class SharedWrites:
                         (text, now, row["id"]),
                     )
                 rows.append((row["id"], again))
-            conn.execute(f"NOTIFY {QUEUED_CHANNEL}")
         futures: list[Future[Included]] = []
         with self._lock:
             for row_id, created in rows:

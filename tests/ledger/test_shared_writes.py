@@ -42,7 +42,14 @@ from ledger.writes._codec import (
     item_to_json,
 )
 from ledger.writes._items import Included, RevokeInput, RoleInput
-from ledger.writes._pg_journal import NotSender, PgTxJournal, take_epoch
+from ledger.writes._listener import Listener
+from ledger.writes._pg_journal import (
+    DONE_CHANNEL,
+    NotSender,
+    OutcomeBuffer,
+    PgTxJournal,
+    take_epoch,
+)
 from ledger.writes.pipeline import WritePipeline
 from ledger.writes.shared import SharedWrites
 from tests.conftest import ETHER
@@ -228,6 +235,65 @@ def test_a_replica_that_lost_the_role_can_journal_nothing(empty_pg: PgConnection
         with pytest.raises(NotSender):
             step(old)
         step(new)
+
+
+def _sending_rows(db: PgConnections, epoch: int, count: int) -> list[int]:
+    with db.write() as conn:
+        return [
+            conn.execute(
+                "INSERT INTO write_queue (key, kind, item, state, epoch, updated_at) "
+                "VALUES (?, 'dataset', '{}', 'sending', ?, 0) RETURNING id",
+                (f"k{n}", epoch),
+            ).fetchone()["id"]
+            for n in range(count)
+        ]
+
+
+def test_outcomes_are_written_together_fenced_and_announced(
+    empty_pg: PgConnections, pg_url: str
+) -> None:
+    old = take_epoch(empty_pg, "old")
+    stale = _sending_rows(empty_pg, old, 1)  # claimed by a sender that lost the role
+    epoch = take_epoch(empty_pg, "new")
+    rows = _sending_rows(empty_pg, epoch, 3)
+    listener = Listener(pg_url, DONE_CHANNEL)
+    try:
+        listener.wait(0.01)  # listening from here on
+        buffer = OutcomeBuffer()
+        buffer.add(rows[0], epoch, "final", '{"a":1}')
+        buffer.add(rows[1], epoch, "failed", '{"b":2}')
+        buffer.add(stale[0], old, "final", '{"stale":1}')
+        assert buffer.flush(empty_pg)
+        assert listener.wait(5)  # the replicas waiting are told, once committed
+    finally:
+        listener.close()
+    states = {
+        row["id"]: (row["state"], row["outcome"])
+        for row in empty_pg.query("SELECT id, state, outcome FROM write_queue")
+    }
+    assert states[rows[0]] == ("final", '{"a":1}')
+    assert states[rows[1]] == ("failed", '{"b":2}')
+    assert states[rows[2]] == ("sending", None)  # no outcome given
+    assert states[stale[0]] == ("sending", None)  # its epoch no longer sends: left to the next
+
+
+def test_done_nonces_are_pruned_past_keep_done_every_prune_every(
+    empty_pg: PgConnections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ledger.writes._pg_journal.KEEP_DONE", 2)
+    monkeypatch.setattr("ledger.writes._pg_journal.PRUNE_EVERY", 4)
+    journal = PgTxJournal(empty_pg, take_epoch(empty_pg, "test"))
+
+    def kept() -> list[int]:
+        return [row["nonce"] for row in empty_pg.query("SELECT nonce FROM tx_sent ORDER BY nonce")]
+
+    for nonce in range(1, 8):
+        journal.record(_signed(nonce, 100, nonce), [h(nonce)])
+        journal.done(nonce)
+        if nonce == 3:
+            assert kept() == [1, 2, 3]  # no multiple of 4 done yet: nothing pruned
+    assert kept() == [2, 3, 4, 5, 6, 7]  # at nonce 4, those below 4 - 2 went
+    journal.close()
 
 
 def test_writes_outcomes_and_errors_round_trip_as_json() -> None:
