@@ -73,10 +73,13 @@ def redacted(url: str) -> str:
 
 
 class PgConnection:
-    """One pooled connection inside a transaction, with SQLite's ``?`` placeholders."""
+    """One pooled connection inside a transaction, with SQLite's ``?`` placeholders;
+    ``opening_rows`` are the rows of the ``first`` statement its transaction was opened with
+    (:meth:`PgConnections.write`)."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, opening_rows: list[Any] | None = None) -> None:
         self.raw = conn
+        self.opening_rows = opening_rows or []
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> Any:
         """Run ``query`` (``?`` placeholders); the cursor, whose rows are dicts."""
@@ -149,10 +152,10 @@ class PgConnections:
     def _transaction(self, begin: str) -> Iterator[PgConnection]:
         with self._unavailable_raised():
             # autocommit connections: each transaction opened visibly
-            conn, _ = self._live(lambda conn: conn.execute(begin))
+            conn, opening = self._live(lambda conn: _last_rows(conn.execute(begin)))
             try:
                 try:
-                    yield PgConnection(conn)
+                    yield PgConnection(conn, opening)
                 except BaseException:
                     if not conn.broken:
                         conn.execute("ROLLBACK")
@@ -197,6 +200,7 @@ class PgConnections:
         lock: int | None = None,
         wait_for_flush: bool = True,
         notify: str | None = None,
+        first: str | None = None,
     ) -> Iterator[PgConnection]:
         """One write transaction, committed on success and rolled back on any exception.
 
@@ -205,8 +209,10 @@ class PgConnections:
         ``wait_for_flush=False`` commits without waiting for the WAL's flush
         (``synchronous_commit = off``), for a transaction whose loss in a crash of the server
         the caller has shown harmless. ``notify`` names a channel notified at the commit (and
-        only if it commits). All three travel with the ``BEGIN``. ``conn`` is accepted for the
-        SQLite interface's sake and ignored: a pooled connection is taken.
+        only if it commits). ``first``, a statement of ours without parameters, runs before
+        anything else; its rows are the connection's ``opening_rows``. All of them travel with
+        the ``BEGIN``. ``conn`` is accepted for the SQLite interface's sake and ignored: a
+        pooled connection is taken.
         """
         begin = "BEGIN"
         if not wait_for_flush:
@@ -216,12 +222,24 @@ class PgConnections:
         if notify is not None:
             assert notify.isidentifier(), notify  # a channel name of ours, never input
             begin += f"; NOTIFY {notify}"
+        if first is not None:
+            begin += f"; {first}"
         with self._transaction(begin) as pg:
             yield pg
 
     def close(self) -> None:
         """Close the pool. Idempotent."""
         self._pool.close()
+
+
+def _last_rows(cursor: Any) -> list[Any]:
+    """The rows of the last of the statements a cursor ran in one query (none if it returns
+    none)."""
+    rows: list[Any] = []
+    while True:
+        rows = cursor.fetchall() if cursor.description else []
+        if not cursor.nextset():
+            return rows
 
 
 class PgDeploymentRecord:

@@ -140,8 +140,12 @@ class PgTxJournal:
         sender's: every change of the journal is the holder's alone (a nonce marked done by a
         replica that lost the role would hide from the next holder a write whose outcome was
         not written)."""
-        with self._db.write(wait_for_flush=wait_for_flush, notify=notify) as conn:
-            row = conn.execute("SELECT epoch FROM sender WHERE id = 1 FOR SHARE").fetchone()
+        with self._db.write(
+            wait_for_flush=wait_for_flush,
+            notify=notify,
+            first="SELECT epoch FROM sender WHERE id = 1 FOR SHARE",  # held to the commit
+        ) as conn:
+            row = conn.opening_rows[0] if conn.opening_rows else None
             if row is None or row["epoch"] != self.epoch:
                 raise NotSender(
                     f"the sender role passed to epoch {None if row is None else row['epoch']}; "

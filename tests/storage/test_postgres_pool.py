@@ -37,7 +37,8 @@ def test_sessions_killed_on_the_server_cost_no_request(pg_url: str) -> None:
 def test_a_write_takes_its_lock_and_its_commit_mode_with_its_begin(pg_url: str) -> None:
     db = PgConnections(pg_url, max_size=2)
     try:
-        with db.write(lock=424242, wait_for_flush=False) as conn:
+        with db.write(lock=424242, wait_for_flush=False, first="SELECT 41 + 1 AS n") as conn:
+            assert conn.opening_rows == [{"n": 42}]
             assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "off"
             held = conn.execute(
                 "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' "
@@ -45,6 +46,7 @@ def test_a_write_takes_its_lock_and_its_commit_mode_with_its_begin(pg_url: str) 
             ).fetchone()["n"]
             assert held == 1
         with db.write() as conn:  # the next transaction on a pooled connection: defaults again
+            assert conn.opening_rows == []
             assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
             held = conn.execute(
                 "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 424242"
