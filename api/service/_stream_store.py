@@ -38,17 +38,15 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from ledger.storage.multirow import multi_row_inserts
+
 __all__ = ["ChunkRow", "DeadLetter", "StreamRow", "StreamStore"]
 
-# Readings go in by statements of up to 128 rows (``?1`` the stream, then three values a row:
-# under SQLite's oldest limit of 999), not by ``executemany``, which steps SQLite and gives up
-# the GIL once a row: with the MQTT connections' threads and the sealer waiting for it, each
-# hand-off cost more than the row.
-_ROWS_A_STATEMENT = 128
+# Readings go in by multi-row statements (ledger.storage.multirow): ``?1`` the stream, then
+# three values a row.
 _INSERT_READINGS = "INSERT OR IGNORE INTO readings (stream, id, received_at, row) VALUES "
 
 _CHUNK_AT_ONCE = (
@@ -269,12 +267,10 @@ class StreamStore:
         with self._write() as conn:
             for stream, readings, dead in batches:
                 before = conn.total_changes
-                for start in range(0, len(readings), _ROWS_A_STATEMENT):
-                    chunk = readings[start : start + _ROWS_A_STATEMENT]
-                    conn.execute(
-                        _INSERT_READINGS + ",".join(["(?1, ?, ?, ?)"] * len(chunk)),
-                        [stream, *chain.from_iterable(chunk)],
-                    )
+                for statement, values in multi_row_inserts(
+                    _INSERT_READINGS, "(?1, ?, ?, ?)", readings, shared=(stream,)
+                ):
+                    conn.execute(statement, values)
                 count = conn.total_changes - before
                 added.append(count)
                 if count:

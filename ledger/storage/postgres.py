@@ -172,9 +172,8 @@ class PgConnections:
         outer: PgConnection | None = getattr(self._local, "conn", None)
         if outer is not None:
             return outer.execute(sql, params).fetchall()
-        statement, values = sql.replace("?", "%s"), tuple(params)
         with self._unavailable_raised():
-            conn, rows = self._live(lambda conn: conn.execute(statement, values).fetchall())
+            conn, rows = self._live(lambda conn: PgConnection(conn).execute(sql, params).fetchall())
             self._pool.putconn(conn)
         return rows
 

@@ -46,6 +46,7 @@ from ledger.formats.receipt_requests import IssuedReceipt
 from ledger.formats.receipts import Receipt, receipt_leaf_hash
 from ledger.storage._group_commit import GroupCommit
 from ledger.storage._receipt_schema import SCHEMA, TreeCache, migrate, stored_leaf
+from ledger.storage.multirow import multi_row_inserts
 from ml.hashing import to_hex
 
 __all__ = ["BatchExport", "ReceiptBook", "ReceiptStore", "StoredReceipt", "issued_receipts"]
@@ -170,9 +171,6 @@ class BatchExport(Protocol):
         ...
 
 
-# 128 rows of 6 values: under SQLite's oldest limit of 999 values a statement; the statements of
-# every length up to it fit the sqlite3 module's statement cache (128 by default).
-_ROWS_A_STATEMENT = 128
 _INSERT_RECEIPTS = (
     "INSERT INTO receipts (receipt_id, model_hash, created_at, body, input, leaf) VALUES "
 )
@@ -227,19 +225,16 @@ class ReceiptBook:
         self._commits.submit(items)
 
     def _insert(self, items: Sequence[IssuedReceipt]) -> None:
-        """One transaction; the rows go in by statements of up to :data:`_ROWS_A_STATEMENT`
-        rows each, not by ``executemany``: that steps SQLite once a row and gives up the GIL
-        at every step, and with request threads and the event loop waiting for it each hand-off
-        costs more than the row (the serving benchmark's service CPU per receipt went from 54
-        and 57 to 52 and 52 us in two pairs, BENCHMARKS.md)."""
+        """One transaction; the rows go in by multi-row statements (:mod:`ledger.storage.multirow`:
+        the serving benchmark's service CPU per receipt went from 54 and 57 to 52 and 52 us in
+        two pairs, BENCHMARKS.md)."""
         now = time.time()
+        rows = [(i.receipt_id, i.model_hash, now, i.body, i.input, to_hex(i.leaf)) for i in items]
         with self._transaction() as db:
-            for start in range(0, len(items), _ROWS_A_STATEMENT):
-                chunk = items[start : start + _ROWS_A_STATEMENT]
-                values: list[Any] = []
-                for i in chunk:
-                    values += (i.receipt_id, i.model_hash, now, i.body, i.input, to_hex(i.leaf))
-                db.execute(_INSERT_RECEIPTS + ",".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk)), values)
+            for statement, values in multi_row_inserts(
+                _INSERT_RECEIPTS, "(?, ?, ?, ?, ?, ?)", rows
+            ):
+                db.execute(statement, values)
             db.executemany(
                 "INSERT OR IGNORE INTO models (model_hash, planned_through) VALUES (?, 0)",
                 [(model,) for model in {i.model_hash for i in items}],
