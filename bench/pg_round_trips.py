@@ -8,9 +8,9 @@ takes a few uploads to warm up, then ``--uploads`` more from one client, one at 
 the scratch database logs every statement (``ALTER DATABASE ... SET log_statement = 'all'``, so
 only its sessions are logged). The statements the server logged meanwhile are counted from its
 log file (``--log``, which this process must be able to read: run it as root or as postgres):
-statements per upload, and the most frequent ones. Then the client's CPU for one statement
-read on its own (:meth:`PgConnections.query`) against the same statement in a read
-transaction (:meth:`PgConnections.read`), 2,000 of each, in this process.
+statements per upload, and the most frequent ones. Then the client's CPU for one statement,
+2,000 times each way, in this process: by libpq alone, by psycopg's ``execute``, read on its
+own (:meth:`PgConnections.query`) and in a read transaction (:meth:`PgConnections.read`).
 """
 
 from __future__ import annotations
@@ -81,22 +81,36 @@ def count(uploads: int, log: Path) -> None:
 
 
 def micro(calls: int = 2000) -> None:
+    """One statement's round trip, CPU and wall a call in this process: by libpq alone, by a
+    psycopg ``execute``, and through the stores' ``read()`` and ``query()``."""
     db = PgConnections(replicas_bench.PG_ADMIN, max_size=2)
+    raw = psycopg.connect(replicas_bench.PG_ADMIN, autocommit=True)
     sql, params = "SELECT 1 AS x WHERE ? = 'a'", ("b",)
 
     def in_read() -> None:
         with db.read() as conn:
             conn.execute(sql, params).fetchall()
 
+    ways = (
+        ("libpq alone", lambda: raw.pgconn.exec_(b"SELECT 1")),
+        (
+            "psycopg's execute",
+            lambda: raw.execute("SELECT 1 AS x WHERE %s = 'a'", params).fetchall(),
+        ),
+        ("read()", in_read),
+        ("query()", lambda: db.query(sql, params)),
+    )
     try:
-        for name, one in (("read()", in_read), ("query()", lambda: db.query(sql, params))):
-            one()
+        for name, one in ways:
+            for _ in range(10):  # warm: psycopg prepares a statement on its fifth run
+                one()
             wall, cpu = time.perf_counter(), _cpu()
             for _ in range(calls):
                 one()
             print(f"one statement through {name}: {1e6 * (time.perf_counter() - wall) / calls:.0f} "
                   f"us wall, {1e6 * (_cpu() - cpu) / calls:.0f} us CPU a call")  # fmt: skip
     finally:
+        raw.close()
         db.close()
 
 
