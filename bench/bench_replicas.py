@@ -69,11 +69,16 @@ def scratch_database() -> Iterator[str]:
 
 @contextmanager
 def replicas(
-    work: Path, count: int | None, block_time: float | None, nodes: list[AnvilNode] | None = None
+    work: Path,
+    count: int | None,
+    block_time: float | None,
+    nodes: list[AnvilNode] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[list[Any]]:
-    """``count`` replicas on PostgreSQL (None: the single SQLite process), started in order;
-    yields their :class:`ServiceProcess` es, the first one's admin key shared by all (and
-    appends their node to ``nodes``, for a caller that reads the chain too)."""
+    """``count`` replicas on PostgreSQL (None: the single SQLite process), started in order,
+    with ``env`` added to theirs; yields their :class:`ServiceProcess` es, the first one's
+    admin key shared by all (and appends their node to ``nodes``, for a caller that reads the
+    chain too)."""
     with ExitStack() as stack:
         node = stack.enter_context(AnvilNode(work / "anvil", block_time=block_time))
         if nodes is not None:
@@ -81,7 +86,7 @@ def replicas(
         keystore = work / "key.json"
         account = create_keystore(keystore, PASSWORD)
         node.set_balance(account.address, 10**24)
-        env = {"PROVENANCE_CHAIN": "rpc", "PROVENANCE_RPC_URL": node.url,
+        env = {**(env or {}), "PROVENANCE_CHAIN": "rpc", "PROVENANCE_RPC_URL": node.url,
                "PROVENANCE_KEYSTORE": str(keystore), "PROVENANCE_KEYSTORE_PASSWORD": PASSWORD,
                "PROVENANCE_ANCHOR_INTERVAL": "3600"}  # fmt: skip
         if count is None:

@@ -76,7 +76,7 @@ def count(uploads: int, log: Path) -> None:
     statements = [re.sub(r"\s+", " ", s)[:100] for s in _LOGGED.findall(logged_text)]
     print(f"{len(statements)} statements for {uploads} uploads: {len(statements) / uploads:.1f} "
           "an upload (the pool's empty check queries included)")  # fmt: skip
-    for statement, times in collections.Counter(statements).most_common(12):
+    for statement, times in collections.Counter(statements).most_common(24):
         print(f"  {times / uploads:5.2f}  {statement or '(empty query: a pool check)'}")
 
 

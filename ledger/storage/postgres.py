@@ -19,8 +19,9 @@ Round trips are what a replica pays for (issue 22: a single-client upload made 6
 service's CPU for one is ~0.1 ms here), so: a connection is not checked with a round trip of its
 own each time it is taken; a transaction's fixed statements (its ``SET LOCAL``, advisory lock,
 ``NOTIFY`` and ``first`` statement) travel with its ``BEGIN`` in one simple query; a read of one
-statement goes without a transaction (:meth:`PgConnections.query`). An upload now makes 27
-(``python -m bench.pg_round_trips``).
+statement goes without a transaction (:meth:`PgConnections.query`); a transaction whose
+statements need nothing from each other's results is one query, ``BEGIN`` to ``COMMIT``
+(:meth:`PgConnections.script`). An upload now makes 17 (``python -m bench.pg_round_trips``).
 
 Whenever the server cannot be reached (refused, restarted, killed session, pool wait over),
 :class:`StoreUnavailable` is raised: the one "retry later" of every PostgreSQL-backed store,
@@ -214,22 +215,76 @@ class PgConnections:
         the ``BEGIN``. ``conn`` is accepted for the SQLite interface's sake and ignored: a
         pooled connection is taken.
         """
-        begin = "BEGIN"
-        if not wait_for_flush:
-            begin += "; SET LOCAL synchronous_commit = off"
-        if lock is not None:
-            begin += f"; SELECT pg_advisory_xact_lock({int(lock)})"
-        if notify is not None:
-            assert notify.isidentifier(), notify  # a channel name of ours, never input
-            begin += f"; NOTIFY {notify}"
-        if first is not None:
-            begin += f"; {first}"
+        begin = "; ".join(_opening(wait_for_flush, lock, notify, first))
         with self._transaction(begin) as pg:
             yield pg
+
+    def script(
+        self,
+        statements: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        lock: int | None = None,
+        wait_for_flush: bool = True,
+        notify: str | None = None,
+        first: str | None = None,
+    ) -> tuple[list[Any], list[list[Any]]]:
+        """One write transaction of ``statements`` (each ``(sql, params)``, ``?`` placeholders)
+        sent as one query, in one round trip where :meth:`write` takes two more than it has
+        statements; the options are :meth:`write`'s. Returns the ``first`` statement's rows and
+        each statement's rows. For statements that do not depend on each other's results in
+        Python: a condition (a fence) is written into the statements themselves.
+
+        The parameters are bound by psycopg on the client (``ClientCursor``: the simple query
+        protocol, the only one that carries several statements), quoted as literals."""
+        import psycopg
+
+        opening = _opening(wait_for_flush, lock, notify, first)
+        text = "; ".join([*opening, *(sql.replace("?", "%s") for sql, _ in statements), "COMMIT"])
+        params = [p for _, ps in statements for p in ps]
+        with self._unavailable_raised():
+            conn, sets = self._live(
+                lambda conn: _result_sets(psycopg.ClientCursor(conn), text, params)
+            )
+            self._pool.putconn(conn)
+        first_rows = sets[len(opening) - 1] if first is not None else []
+        return first_rows, sets[len(opening) : len(opening) + len(statements)]
 
     def close(self) -> None:
         """Close the pool. Idempotent."""
         self._pool.close()
+
+
+def _opening(
+    wait_for_flush: bool, lock: int | None, notify: str | None, first: str | None
+) -> list[str]:
+    """The statements a write transaction opens with (see :meth:`PgConnections.write`)."""
+    opening = ["BEGIN"]
+    if not wait_for_flush:
+        opening.append("SET LOCAL synchronous_commit = off")
+    if lock is not None:
+        opening.append(f"SELECT pg_advisory_xact_lock({int(lock)})")
+    if notify is not None:
+        assert notify.isidentifier(), notify  # a channel name of ours, never input
+        opening.append(f"NOTIFY {notify}")
+    if first is not None:
+        opening.append(first)
+    return opening
+
+
+def _result_sets(cursor: Any, text: str, params: Sequence[Any]) -> list[list[Any]]:
+    """Run a script of statements on ``cursor`` and return every statement's rows; a failed
+    statement rolls the script's transaction back before the error is raised."""
+    try:
+        cursor.execute(text, params)
+    except BaseException:
+        if not cursor.connection.broken:
+            cursor.connection.execute("ROLLBACK")
+        raise
+    sets: list[list[Any]] = []
+    while True:
+        sets.append(cursor.fetchall() if cursor.description else [])
+        if not cursor.nextset():
+            return sets
 
 
 def _last_rows(cursor: Any) -> list[Any]:

@@ -11,7 +11,10 @@ lock on that row: a replica that lost the role (its lock session died while it w
 running) has its next journal write refused with :class:`NotSender`, so its pipeline never
 hands the node a transaction the new holder does not know. The new holder bumps the epoch
 (waiting for any such write in progress to commit) *before* it reads the journal, so whatever
-an old holder journaled is read, and whatever it journals afterwards is refused.
+an old holder journaled is read, and whatever it journals afterwards is refused. The journal's
+hot writes (a transaction recorded, a nonce done with its outcomes) are one round trip each:
+their statements carry the fence as a condition (:data:`HOLDS_ROLE`), so a refused one changes
+nothing though it commits (:meth:`PgTxJournal._fenced_script`).
 
 The "accepted" part of the SQLite journal is not needed here: a write answered on acceptance is
 a row of the shared queue, durable before the answer (:meth:`SharedWrites.accept_many`).
@@ -22,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
 
@@ -33,6 +36,11 @@ from ledger.writes._journal import KEEP_DONE, JournalEntry
 
 __all__ = ["DONE_CHANNEL", "NotSender", "OutcomeBuffer", "PgTxJournal", "take_epoch"]
 
+# Read first in every fenced transaction, its share lock held to the commit: the epoch
+# cannot pass while the transaction runs, so a statement conditioned on HOLDS_ROLE (its one
+# parameter, the journal's epoch) changes nothing unless the fence holds.
+FENCE = "SELECT epoch FROM sender WHERE id = 1 FOR SHARE"
+HOLDS_ROLE = "(SELECT epoch FROM sender WHERE id = 1) = ?::bigint"
 DONE_CHANNEL = "provenance_writes_done"  # the sender wrote outcomes: the replicas read them
 # Done nonces older than KEEP_DONE are deleted when a nonce that is a multiple of this is done:
 # two statements (round trips) a transaction saved, at most this many more rows kept.
@@ -67,9 +75,12 @@ class OutcomeBuffer:
     open, and the next sender answers the row again), and otherwise by :meth:`flush` (a refusal
     names no nonce). One commit for a whole transaction's rows instead of one each."""
 
-    def __init__(self) -> None:
+    def __init__(self, answered: Callable[[list[dict]], object] | None = None) -> None:
         self._items: list[tuple[int, int, str, str]] = []
         self._lock = threading.Lock()
+        # told the rows (``id``, ``state``, ``outcome``) whose outcomes were just committed:
+        # the sender answers its own replica's requests without a round trip for them
+        self._answered = answered
 
     def add(self, row_id: int, epoch: int, state: str, outcome: str) -> None:
         with self._lock:
@@ -88,21 +99,27 @@ class OutcomeBuffer:
         self.take()
 
     @staticmethod
-    def write(conn: PgConnection, items: list[tuple[int, int, str, str]]) -> None:
+    def statement(items: list[tuple[int, int, str, str]]) -> tuple[str, tuple[object, ...]]:
         """Each row's outcome (one statement for them all), if it is still this epoch's and
         being sent and the epoch still holds the sender role. The last condition is the fence:
         a replica that lost the role sees its writes refused (:class:`NotSender`) before the
         next holder claims its rows, and that refusal must not become their outcome (the next
-        holder sends them). The transaction notifies :data:`DONE_CHANNEL` (its ``notify``), so
-        the replicas waiting for the rows read them."""
+        holder sends them). Its transaction notifies :data:`DONE_CHANNEL`, so the replicas
+        waiting for the rows read them; it returns the rows it wrote."""
         rows = ", ".join(["(?::bigint, ?::bigint, ?, ?)"] * len(items))
-        conn.execute(
+        return (
             "UPDATE write_queue AS q SET state = v.state, outcome = v.outcome, updated_at = ? "
             f"FROM (VALUES {rows}) AS v (id, epoch, state, outcome) "
             "WHERE q.id = v.id AND q.epoch = v.epoch AND q.state = 'sending' "
-            "AND q.epoch = (SELECT epoch FROM sender WHERE id = 1)",
+            "AND q.epoch = (SELECT epoch FROM sender WHERE id = 1) "
+            "RETURNING q.id, q.state, q.outcome",
             (time.time(), *chain.from_iterable(items)),
         )
+
+    def written(self, rows: list[dict]) -> None:
+        """``rows`` (``id``, ``state``, ``outcome``) were committed: tell whoever answers."""
+        if rows and self._answered is not None:
+            self._answered(rows)
 
     def flush(self, db: PgConnections) -> bool:
         """Write what is buffered now; False (and kept) while the database is away."""
@@ -112,11 +129,11 @@ class OutcomeBuffer:
         if not items:
             return True
         try:
-            with db.write(notify=DONE_CHANNEL) as conn:
-                self.write(conn, items)
+            _, (rows,) = db.script([self.statement(items)], notify=DONE_CHANNEL)
         except StoreUnavailable:
             self.put_back(items)
             return False
+        self.written(rows)
         return True
 
 
@@ -132,6 +149,31 @@ class PgTxJournal:
         self.outcomes = outcomes
         self.path = db.path
 
+    def _fenced_script(
+        self,
+        statements: list[tuple[str, Sequence[object]]],
+        *,
+        wait_for_flush: bool = True,
+        notify: str | None = None,
+    ) -> list[list[dict]]:
+        """:meth:`_fenced` in one round trip: the statements, each written to change nothing
+        unless the sender's epoch is this journal's (:data:`HOLDS_ROLE` with this epoch for
+        its parameter), run in one transaction under the same share lock; if the epoch had
+        passed, nothing changed and :class:`NotSender` is raised."""
+        opening, sets = self._db.script(
+            statements, wait_for_flush=wait_for_flush, notify=notify, first=FENCE
+        )
+        self._check_epoch(opening)
+        return sets
+
+    def _check_epoch(self, opening_rows: list[dict]) -> None:
+        row = opening_rows[0] if opening_rows else None
+        if row is None or row["epoch"] != self.epoch:
+            raise NotSender(
+                f"the sender role passed to epoch {None if row is None else row['epoch']}; "
+                f"this replica held epoch {self.epoch}"
+            )
+
     @contextmanager
     def _fenced(
         self, *, wait_for_flush: bool = True, notify: str | None = None
@@ -140,39 +182,31 @@ class PgTxJournal:
         sender's: every change of the journal is the holder's alone (a nonce marked done by a
         replica that lost the role would hide from the next holder a write whose outcome was
         not written)."""
-        with self._db.write(
-            wait_for_flush=wait_for_flush,
-            notify=notify,
-            first="SELECT epoch FROM sender WHERE id = 1 FOR SHARE",  # held to the commit
-        ) as conn:
-            row = conn.opening_rows[0] if conn.opening_rows else None
-            if row is None or row["epoch"] != self.epoch:
-                raise NotSender(
-                    f"the sender role passed to epoch {None if row is None else row['epoch']}; "
-                    f"this replica held epoch {self.epoch}"
-                )
+        with self._db.write(wait_for_flush=wait_for_flush, notify=notify, first=FENCE) as conn:
+            self._check_epoch(conn.opening_rows)
             yield conn
 
     def record(self, signed: SignedTx, keys: Sequence[str]) -> None:
         """Write one variant, durably, before it is broadcast; :class:`NotSender` when another
         replica has taken the sender role since this one did."""
-        with self._fenced() as conn:
-            conn.execute(
-                "INSERT INTO tx_sent (tx_hash, nonce, to_address, data, gas, max_fee, "
-                "priority_fee, raw, keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (tx_hash) DO NOTHING",
-                (
-                    signed.tx_hash,
-                    signed.nonce,
-                    signed.tx["to"],
-                    signed.tx["data"],
-                    signed.gas,
-                    signed.max_fee,
-                    signed.priority_fee,
-                    signed.raw,
-                    json.dumps(list(keys)),
-                ),
-            )
+        insert = (
+            "INSERT INTO tx_sent (tx_hash, nonce, to_address, data, gas, max_fee, priority_fee, "
+            "raw, keys) SELECT ?, ?::bigint, ?, ?, ?::bigint, ?::numeric, ?::numeric, "
+            f"?::bytea, ? WHERE {HOLDS_ROLE} ON CONFLICT (tx_hash) DO NOTHING"
+        )
+        params = (
+            signed.tx_hash,
+            signed.nonce,
+            signed.tx["to"],
+            signed.tx["data"],
+            signed.gas,
+            signed.max_fee,
+            signed.priority_fee,
+            signed.raw,
+            json.dumps(list(keys)),
+            self.epoch,
+        )
+        self._fenced_script([(insert, params)])
 
     def included(self, nonce: int, block_number: int, block_hash: str) -> None:
         with self._fenced() as conn:
@@ -198,23 +232,35 @@ class PgTxJournal:
         # Not waiting for the WAL flush: a crash of the server that loses this commit loses
         # the outcomes and the mark together, so the next sender re-reads the nonce's receipt
         # and writes the same outcomes again (facts of the chain).
-        with self._fenced(wait_for_flush=False, notify=DONE_CHANNEL if items else None) as conn:
-            if items:
-                OutcomeBuffer.write(conn, items)
-            conn.execute(
-                "INSERT INTO tx_marks (nonce, done) VALUES (?, TRUE) ON CONFLICT (nonce) "
+        statements: list[tuple[str, Sequence[object]]] = []
+        if items:
+            statements.append(OutcomeBuffer.statement(items))
+        statements.append(
+            (
+                "INSERT INTO tx_marks (nonce, done) SELECT ?::bigint, TRUE "
+                f"WHERE {HOLDS_ROLE} ON CONFLICT (nonce) "
                 "DO UPDATE SET done = TRUE, block_number = NULL, block_hash = NULL",
-                (nonce,),
+                (nonce, self.epoch),
             )
-            if nonce % PRUNE_EVERY:
-                return
+        )
+        if nonce % PRUNE_EVERY == 0:
             old = nonce - KEEP_DONE
-            conn.execute(
-                "DELETE FROM tx_sent WHERE nonce < ? AND nonce IN "
-                "(SELECT nonce FROM tx_marks WHERE done)",
-                (old,),
-            )
-            conn.execute("DELETE FROM tx_marks WHERE nonce < ? AND done", (old,))
+            statements += [
+                (
+                    "DELETE FROM tx_sent WHERE nonce < ? AND nonce IN "
+                    f"(SELECT nonce FROM tx_marks WHERE done) AND {HOLDS_ROLE}",
+                    (old, self.epoch),
+                ),
+                (
+                    f"DELETE FROM tx_marks WHERE nonce < ? AND done AND {HOLDS_ROLE}",
+                    (old, self.epoch),
+                ),
+            ]
+        sets = self._fenced_script(
+            statements, wait_for_flush=False, notify=DONE_CHANNEL if items else None
+        )
+        if items and self.outcomes is not None:
+            self.outcomes.written(sets[0])
 
     def reopen(self, tx_hash: str) -> JournalEntry | None:
         with self._fenced() as conn:

@@ -19,9 +19,11 @@ has one sequence of nonces. The states of a write, and what a crash at each leav
    same nonce, followed through reorganisations).
 3. *final* or *failed*: the sender writes the row's outcome (the inclusion, or the typed
    error) in the transaction that marks its nonce done in the journal, and notifies; the
-   replica whose client waits reads it and answers. A sender killed before that commit leaves
-   the nonce open: the next sender finds it in the journal, reads its receipt, and writes the
-   outcome (the same). A refusal (a simulated revert) names no nonce and is written at once.
+   replica whose client waits reads it and answers (the sender's own replica answers from
+   the rows that commit returned, without reading them again). A sender killed before that
+   commit leaves the nonce open: the next sender finds it in the journal, reads its receipt,
+   and writes the outcome (the same). A refusal (a simulated revert) names no nonce and is
+   written at once.
 
 **The sender role** is a session-level PostgreSQL advisory lock on a key derived from the
 signing address, held on a dedicated connection: it is released when that session ends, so a
@@ -64,7 +66,7 @@ from typing import Any
 
 from ledger.chain.client import LedgerClient
 from ledger.errors import ChainUnavailable, LedgerError, TransactionFailed
-from ledger.storage.postgres import PgConnections, StoreUnavailable
+from ledger.storage.postgres import PgConnection, PgConnections, StoreUnavailable
 from ledger.writes._codec import (
     error_from_json,
     error_to_json,
@@ -90,6 +92,45 @@ def _psycopg_error() -> type[Exception]:
     import psycopg
 
     return psycopg.OperationalError
+
+
+def _insert(item: WriteInput, text: str, now: float) -> tuple[str, tuple[object, ...]]:
+    """The statement queuing ``item`` (``text``, its JSON); it returns the row's id, or
+    nothing for a write-once record whose key has a row already."""
+    kind, key = kind_of(item), key_of(item)
+    if kind not in DEDUPED:
+        return (
+            "INSERT INTO write_queue (key, kind, item, state, updated_at) "
+            "VALUES (?, ?, ?, 'queued', ?) RETURNING id",
+            (key, kind, text, now),
+        )
+    return (
+        "INSERT INTO write_queue (key, kind, item, dedup, state, updated_at) "
+        "VALUES (?, ?, ?, ?, 'queued', ?) ON CONFLICT (dedup) DO NOTHING RETURNING id",
+        (key, kind, text, key, now),
+    )
+
+
+def _existing(
+    conn: PgConnection, key: str, text: str, now: float, done: dict[int, str]
+) -> tuple[int, bool]:
+    """The row of write-once ``key``, queued before: ``(id, whether this request made the
+    write)``. Written already, its outcome goes in ``done``; refused before, it is queued again
+    with ``text`` (this request tries again); queued or being sent, this request waits for it."""
+    row = conn.execute(
+        "SELECT id, state, outcome FROM write_queue WHERE dedup = ? FOR UPDATE", (key,)
+    ).fetchone()
+    if row["state"] == "final":
+        done[row["id"]] = row["outcome"]
+        return row["id"], False
+    again = row["state"] == "failed"
+    if again:
+        conn.execute(
+            "UPDATE write_queue SET state = 'queued', item = ?, epoch = NULL, outcome = NULL, "
+            "updated_at = ? WHERE id = ?",
+            (text, now, row["id"]),
+        )
+    return row["id"], again
 
 
 def sender_lock_key(address: str) -> int:
@@ -135,7 +176,7 @@ class SharedWrites:
         # single process's pipeline tells it (the index records the block from them, so the
         # replicas find it indexed instead of each reading it from the node)
         self.on_included: Callable[[Any, Sequence[Any]], object] | None = None
-        self._outcomes = OutcomeBuffer()
+        self._outcomes = OutcomeBuffer(answered=self._answer_rows)
         self._epoch: int | None = None
         self._closed = threading.Event()
         self._answers = Listener(db.url, DONE_CHANNEL)
@@ -160,49 +201,30 @@ class SharedWrites:
         outcome is written once, when the write is final."""
         if self._closed.is_set():
             raise ChainUnavailable("the write queue is closed (the service is stopping)")
-        rows: list[tuple[int, bool]] = []
+        if not items:
+            return []
         done: dict[int, str] = {}  # rows final already: their outcomes
         now = time.time()
-        # the notice to the sender travels with the BEGIN; it is delivered at the commit
-        with self._db.write(notify=QUEUED_CHANNEL) as conn:
-            for item in items:
-                kind, key = kind_of(item), key_of(item)
-                text = item_to_json(item)
-                if kind not in DEDUPED:
-                    row = conn.execute(
-                        "INSERT INTO write_queue (key, kind, item, state, updated_at) "
-                        "VALUES (?, ?, ?, 'queued', ?) RETURNING id",
-                        (key, kind, text, now),
-                    ).fetchone()
-                    rows.append((row["id"], True))
-                    continue
-                row = conn.execute(
-                    "INSERT INTO write_queue (key, kind, item, dedup, state, updated_at) "
-                    "VALUES (?, ?, ?, ?, 'queued', ?) ON CONFLICT (dedup) DO NOTHING RETURNING id",
-                    (key, kind, text, key, now),
-                ).fetchone()
-                if row is not None:
-                    rows.append((row["id"], True))
-                    continue
-                row = conn.execute(
-                    "SELECT id, state, outcome FROM write_queue WHERE dedup = ? FOR UPDATE",
-                    (key,),
-                ).fetchone()
-                if row["state"] == "final":  # written already: answered from its outcome
-                    rows.append((row["id"], False))
-                    done[row["id"]] = row["outcome"]
-                    continue
-                again = row["state"] == "failed"  # refused before: this request tries again
-                if again:
-                    conn.execute(
-                        "UPDATE write_queue SET state = 'queued', item = ?, epoch = NULL, "
-                        "outcome = NULL, updated_at = ? WHERE id = ?",
-                        (text, now, row["id"]),
-                    )
-                rows.append((row["id"], again))
+        texts = [item_to_json(item) for item in items]
+        # each item inserted (a new write-once record's row, unless its key is queued already)
+        # in one round trip; the notice to the sender is delivered at the commit
+        _, inserted = self._db.script(
+            [_insert(item, text, now) for item, text in zip(items, texts, strict=True)],
+            notify=QUEUED_CHANNEL,
+        )
+        rows: list[tuple[int, bool] | None] = [
+            (got[0]["id"], True) if got else None for got in inserted
+        ]
+        if None in rows:  # keys queued or written before: where each stands
+            with self._db.write(notify=QUEUED_CHANNEL) as conn:
+                for position, row in enumerate(rows):
+                    if row is None:
+                        rows[position] = _existing(
+                            conn, key_of(items[position]), texts[position], now, done
+                        )
         futures: list[Future[Included]] = []
         with self._lock:
-            for row_id, created in rows:
+            for row_id, created in rows:  # type: ignore[misc]  # every None was filled
                 future: Future[Included] = Future()
                 if row_id in done:
                     future.set_result(included_from_json(done[row_id], created=False))
@@ -314,11 +336,18 @@ class SharedWrites:
             self._answers.wait(self.poll_interval if ids else 1.0)
 
     def _read_outcomes(self, ids: list[int]) -> None:
-        rows = self._db.query(
-            "SELECT id, state, outcome FROM write_queue WHERE id = ANY(?) "
-            "AND state IN ('final', 'failed')",
-            (ids,),
+        self._answer_rows(
+            self._db.query(
+                "SELECT id, state, outcome FROM write_queue WHERE id = ANY(?) "
+                "AND state IN ('final', 'failed')",
+                (ids,),
+            )
         )
+
+    def _answer_rows(self, rows: Sequence[Any]) -> None:
+        """Answer this replica's requests waiting for ``rows`` (``id``, ``state``, ``outcome``
+        as committed), read by the answer loop or handed over by this replica's own sender
+        role as it commits them."""
         for row in rows:
             with self._lock:
                 waiting = self._waiting.pop(row["id"], [])
@@ -389,13 +418,17 @@ class SharedWrites:
         assert pipeline is not None
         # a claim lost with a crash of the server is harmless (the rows are queued again and
         # claimed by whoever sends next): no wait for the WAL flush
-        with self._db.write(wait_for_flush=False) as conn:
-            rows = conn.execute(
-                "UPDATE write_queue SET state = 'sending', epoch = ?, updated_at = ? WHERE id IN "
-                "(SELECT id FROM write_queue WHERE state = ? ORDER BY id LIMIT ? "
-                "FOR UPDATE SKIP LOCKED) RETURNING id, item",
-                (epoch, time.time(), state, CLAIM_LIMIT),
-            ).fetchall()
+        _, (rows,) = self._db.script(
+            [
+                (
+                    "UPDATE write_queue SET state = 'sending', epoch = ?, updated_at = ? "
+                    "WHERE id IN (SELECT id FROM write_queue WHERE state = ? ORDER BY id "
+                    "LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id, item",
+                    (epoch, time.time(), state, CLAIM_LIMIT),
+                )
+            ],
+            wait_for_flush=False,
+        )
         rows.sort(key=lambda r: r["id"])
         if not rows:
             return 0

@@ -5,6 +5,7 @@ receipt-fed block that left the canonical chain."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -16,6 +17,7 @@ from eth_utils import keccak
 
 from ledger.chain.backends.embedded import EmbeddedBackend
 from ledger.chain.client import LedgerClient
+from ledger.index import _sql as sql_index
 from ledger.index import _sync as index_sync
 from ledger.index.sqlite import LedgerIndex
 from ledger.records import DatasetInput, hash_hex
@@ -191,13 +193,25 @@ def test_blocks_not_final_at_once_are_left_to_the_sync(client, index, monkeypatc
     assert index.dataset(h(1)) is None
 
 
-def test_an_index_syncing_elsewhere_is_not_waited_for(client, index):
+def test_a_sync_in_progress_is_waited_for_briefly(client, index, monkeypatch):
     index.sync(client)
     written = client.register_dataset(h(1), rows_root=h(2), row_count=1, schema_hash=h(3))
     block, receipt = mined(client, written.tx_hash)
-    with index._sync_lock:  # a sync in progress: the block is its to read
+    monkeypatch.setattr(sql_index, "INDEX_BLOCK_WAIT", 0.01)
+    before = dump(index)
+    with index._sync_lock:  # a sync that lasts: the block is its to read
         assert index.index_block(client, block, [receipt]) is False
-    assert index.index_block(client, block, [receipt]) is True
+    assert dump(index) == before
+    # a sync that ends within the wait: the block is indexed from its receipts after it
+    monkeypatch.setattr(sql_index, "INDEX_BLOCK_WAIT", 30.0)
+    index._sync_lock.acquire()
+    ending = threading.Timer(0.2, index._sync_lock.release)
+    ending.start()
+    try:
+        assert index.index_block(client, block, [receipt]) is True
+    finally:
+        ending.join()
+    assert dump(index) == rebuilt(index, client)
 
 
 def test_a_receipt_fed_block_that_leaves_the_chain_is_rewound_by_the_sync_reorganisation(

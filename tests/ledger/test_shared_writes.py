@@ -231,10 +231,25 @@ def test_a_replica_that_lost_the_role_can_journal_nothing(empty_pg: PgConnection
     old = PgTxJournal(empty_pg, take_epoch(empty_pg, "old"))
     new = PgTxJournal(empty_pg, take_epoch(empty_pg, "new"))
     assert new.epoch == old.epoch + 1
-    for step in (lambda j: j.done(1), lambda j: j.included(1, 5, "0x" + "00" * 32)):
+
+    def journal() -> list[Any]:
+        return [
+            *empty_pg.query("SELECT tx_hash, nonce FROM tx_sent ORDER BY nonce"),
+            *empty_pg.query("SELECT nonce, done, block_hash FROM tx_marks ORDER BY nonce"),
+        ]
+
+    steps = (
+        lambda j: j.record(_signed(1, 100, 1), [h(1)]),
+        lambda j: j.included(1, 5, "0x" + "00" * 32),
+        lambda j: j.done(1),
+    )
+    for step in steps:
+        before = journal()
         with pytest.raises(NotSender):
             step(old)
+        assert journal() == before  # refused whole: nothing of it committed
         step(new)
+        assert journal() != before
 
 
 def _sending_rows(db: PgConnections, epoch: int, count: int) -> list[int]:
@@ -259,7 +274,8 @@ def test_outcomes_are_written_together_fenced_and_announced(
     listener = Listener(pg_url, DONE_CHANNEL)
     try:
         listener.wait(0.01)  # listening from here on
-        buffer = OutcomeBuffer()
+        told: list[Any] = []
+        buffer = OutcomeBuffer(answered=told.extend)
         buffer.add(rows[0], epoch, "final", '{"a":1}')
         buffer.add(rows[1], epoch, "failed", '{"b":2}')
         buffer.add(stale[0], old, "final", '{"stale":1}')
@@ -275,6 +291,36 @@ def test_outcomes_are_written_together_fenced_and_announced(
     assert states[rows[1]] == ("failed", '{"b":2}')
     assert states[rows[2]] == ("sending", None)  # no outcome given
     assert states[stale[0]] == ("sending", None)  # its epoch no longer sends: left to the next
+    # the sender's own replica is told just the rows committed, to answer them without a read
+    assert sorted((r["id"], r["state"], r["outcome"]) for r in told) == [
+        (rows[0], "final", '{"a":1}'),
+        (rows[1], "failed", '{"b":2}'),
+    ]
+
+
+def test_the_sender_answers_its_own_replicas_requests_without_reading_them(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replica holding the sender role answers its own waiting requests from the outcomes
+    it commits; the others read theirs (here they cannot: their reads are switched off, so
+    theirs wait until the end, when the reads come back)."""
+    monkeypatch.setattr(SharedWrites, "_read_outcomes", lambda self, ids: None)
+    a, b = cluster.replica(), cluster.replica()
+    sender = cluster.sender()
+    other = b if sender is a else a
+    waiting = other.submit(dataset(2))
+    assert isinstance(sender.write(dataset(1)).event, DatasetRegistered)
+    _wait_until(
+        lambda: (
+            cluster.db.query("SELECT state FROM write_queue WHERE key = ?", (h(2),))
+            == [{"state": "final"}]
+        ),
+        "the other replica's write is final",
+    )
+    time.sleep(0.3)
+    assert not waiting.done()
+    monkeypatch.undo()
+    assert waiting.result(TIMEOUT).created
 
 
 def test_done_nonces_are_pruned_past_keep_done_every_prune_every(

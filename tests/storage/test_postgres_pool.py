@@ -6,6 +6,7 @@ timeout, never a hang or a driver exception."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -87,3 +88,55 @@ def test_a_password_never_appears_in_messages() -> None:
         redacted("postgresql://app:s3cret@db:5432/ledger") == "postgresql://app:***@db:5432/ledger"
     )
     assert redacted("postgresql://app@db/ledger") == "postgresql://app@db/ledger"
+
+
+def _trace(db: PgConnections, fileno: int | None) -> None:
+    """libpq's protocol trace of the pool's one connection into ``fileno``; None stops it."""
+    with db._pool.connection() as conn:
+        conn.pgconn.trace(fileno) if fileno is not None else conn.pgconn.untrace()
+
+
+def test_a_script_is_one_query_and_one_transaction(pg_url: str, tmp_path: Any) -> None:
+    db = PgConnections(pg_url, max_size=1)
+    trace = open(tmp_path / "trace", "w+")  # noqa: SIM115  # closed below
+    try:
+        db.script(
+            [("CREATE TABLE IF NOT EXISTS script_t (id INT PRIMARY KEY, v TEXT, b BYTEA)", ())]
+        )
+        db.script([("DELETE FROM script_t", ())])
+        awkward = ("it's \\ 100% ?", b"\x00'\x01", None)
+        _trace(db, trace.fileno())
+        first, sets = db.script(
+            [
+                ("INSERT INTO script_t VALUES (1, ?, ?) RETURNING v, b", awkward[:2]),
+                ("SELECT ?::text AS nothing, ?::bigint[] AS ids", (awkward[2], [1, 2**62])),
+            ],
+            wait_for_flush=False,
+            lock=434343,
+            notify="script_test",
+            first="SELECT 41 + 1 AS n",
+        )
+        _trace(db, None)
+        assert first == [{"n": 42}]
+        assert sets == [
+            [{"v": awkward[0], "b": awkward[1]}],
+            [{"nothing": None, "ids": [1, 2**62]}],
+        ]
+        trace.seek(0)
+        sent = [line for line in trace if "\tF\t" in line]
+        assert len(sent) == 1 and "\tQuery\t" in sent[0]  # one message, no Parse/Bind/Execute
+        # a statement that fails takes the whole script back, and the connection is fine after
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            db.script(
+                [
+                    ("INSERT INTO script_t VALUES (2, 'kept', NULL)", ()),
+                    ("INSERT INTO script_t VALUES (1, 'twice', NULL)", ()),
+                ]
+            )
+        assert db.query("SELECT id FROM script_t ORDER BY id") == [{"id": 1}]
+        with db.write() as conn:  # defaults again on the pooled connection
+            assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
+        db.script([("DROP TABLE script_t", ())])
+    finally:
+        trace.close()
+        db.close()
