@@ -186,11 +186,11 @@ class Core:
         written = self.writes.last_block
         if written is None or written == self._indexed_write:
             return  # (a reorganisation that took it back out is the follower's to read)
-        if (self.index.last_block or -1) >= written:
+        if self.index.holds(written):
             self._indexed_write = written
             return
         with self._catching_up:  # the requests of one round wait for one sync, not one each
-            if (self.index.last_block or -1) >= written:
+            if self.index.holds(written):
                 return
             try:
                 self.sync()

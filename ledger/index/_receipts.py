@@ -58,7 +58,7 @@ def index_block(db: Any, client: LedgerClient, block: Any, receipts: Sequence[An
     events.sort(key=lambda e: e.log_index)
     chain_id = client.chain_id()
     # 2. Apply them where the sync would, re-checking the binding inside the transaction.
-    with db.write(lock=SYNC_LOCK) as conn:
+    with db.write(lock=SYNC_LOCK, pipelined=True) as conn:  # 3 round trips on PostgreSQL, not 8
         now = read_binding(conn)
         if (
             now.address is None

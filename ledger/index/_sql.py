@@ -73,8 +73,9 @@ _MAX_PARAMETERS = 500  # per IN (...) list: stay under SQLite's bound-parameter 
 class Transactions(Protocol):
     """What the index needs of an engine's connections: snapshots to read in, a single
     statement's rows (``query``: on a server, one round trip), transactions to write in
-    (``lock``: an engine that serves several processes makes them take turns on it), a name
-    for messages, and a way to let go."""
+    (``lock``: an engine that serves several processes makes them take turns on it;
+    ``pipelined``: a server's engine sends the statements whose rows are not read in one
+    round trip, with the commit), a name for messages, and a way to let go."""
 
     path: Any
 
@@ -83,7 +84,7 @@ class Transactions(Protocol):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
     def write(
-        self, conn: Any = None, *, lock: int | None = None
+        self, conn: Any = None, *, lock: int | None = None, pipelined: bool = False
     ) -> AbstractContextManager[Any]: ...
 
     def close(self) -> None: ...
@@ -103,6 +104,9 @@ class SqlIndex:
         self.chunk_blocks = chunk_blocks
         self._db = db
         self._sync_lock = threading.Lock()
+        # the block this process last indexed from its receipts, until a sync (which may
+        # rewind the head): what :meth:`holds` answers without a read
+        self._indexed_here: int | None = None
         # told of every rewind (blocks that left the canonical chain) before it is committed
         self.on_rewind: Callable[[_sync.Rewind], None] | None = None
 
@@ -137,6 +141,7 @@ class SqlIndex:
         :attr:`on_rewind` is told.
         """
         with self._sync_lock:
+            self._indexed_here = None
             return _sync.sync(
                 self._db,
                 client,
@@ -159,7 +164,10 @@ class SqlIndex:
         if not self._sync_lock.acquire(timeout=INDEX_BLOCK_WAIT):
             return False
         try:
-            return _receipts.index_block(self._db, client, block, receipts)
+            indexed = _receipts.index_block(self._db, client, block, receipts)
+            if indexed:
+                self._indexed_here = block["number"]
+            return indexed
         finally:
             self._sync_lock.release()
 
@@ -170,6 +178,7 @@ class SqlIndex:
         index in place. This is also how an index is re-pointed at another contract or chain.
         """
         with self._sync_lock:
+            self._indexed_here = None
             return _sync.sync(self._db, client, chunk_blocks=self.chunk_blocks, reset=True)
 
     def lag(self, client: LedgerClient) -> int:
@@ -185,6 +194,16 @@ class SqlIndex:
         """The last block indexed, or None before the first sync (read from the database, so
         it reflects syncs made by other threads and processes)."""
         return _sync.binding_of(self._db.query(_sync.READ_META)).last_block
+
+    def holds(self, block_number: int) -> bool:
+        """Whether the index has reached ``block_number``: without a read when this process
+        indexed it (or a later block) from its receipts since the last sync, as a replica's
+        requests ask of the block their writes are in (on PostgreSQL, a round trip an
+        upload saved); else from the database."""
+        here = self._indexed_here
+        if here is not None and here >= block_number:
+            return True
+        return (self.last_block or -1) >= block_number
 
     # -- queries ------------------------------------------------------------------------------
 

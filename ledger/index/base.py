@@ -182,6 +182,11 @@ class EventIndex(Protocol):
         """The last block indexed, or None before the first sync."""
         ...
 
+    def holds(self, block_number: int) -> bool:
+        """Whether the index has reached ``block_number`` (as :attr:`last_block` would say,
+        without reading it where the engine knows already)."""
+        ...
+
     def change_token(self) -> Any | None:
         """A value that is equal between two calls in one thread only if nothing changed in
         the index meanwhile, or None where the engine cannot tell cheaply (PostgreSQL, which

@@ -64,12 +64,17 @@ class Connections:
 
     @contextmanager
     def write(
-        self, conn: sqlite3.Connection | None = None, *, lock: int | None = None
+        self,
+        conn: sqlite3.Connection | None = None,
+        *,
+        lock: int | None = None,
+        pipelined: bool = False,
     ) -> Iterator[sqlite3.Connection]:
         """One write transaction (on ``conn``, else this thread's connection), taken at once
         (``IMMEDIATE``) so two writers queue instead of deadlocking; rolled back on any
-        exception, including KeyboardInterrupt. ``lock`` is the PostgreSQL interface's: SQLite's
-        write lock already makes every writer of the file take turns."""
+        exception, including KeyboardInterrupt. ``lock`` and ``pipelined`` are the PostgreSQL
+        interface's: SQLite's write lock already makes every writer of the file take turns,
+        and its statements cost no round trips."""
         conn = self.get() if conn is None else conn
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -151,18 +151,19 @@ class PgConnections:
             ) from exc
 
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[PgConnection]:
+    def _transaction(self, begin: str, *, pipelined: bool = False) -> Iterator[PgConnection]:
         with self._unavailable_raised():
             # autocommit connections: each transaction opened visibly
             conn, opening = self._live(lambda conn: _last_rows(conn.execute(begin)))
             try:
                 try:
-                    yield PgConnection(conn, opening)
+                    with conn.pipeline() if pipelined else nullcontext():
+                        yield PgConnection(conn, opening)
+                        conn.execute("COMMIT")
                 except BaseException:
                     if not conn.broken:
                         conn.execute("ROLLBACK")
                     raise
-                conn.execute("COMMIT")
             finally:
                 self._pool.putconn(conn)
 
@@ -202,6 +203,7 @@ class PgConnections:
         wait_for_flush: bool = True,
         notify: str | None = None,
         first: str | None = None,
+        pipelined: bool = False,
     ) -> Iterator[PgConnection]:
         """One write transaction, committed on success and rolled back on any exception.
 
@@ -212,11 +214,14 @@ class PgConnections:
         the caller has shown harmless. ``notify`` names a channel notified at the commit (and
         only if it commits). ``first``, a statement of ours without parameters, runs before
         anything else; its rows are the connection's ``opening_rows``. All of them travel with
-        the ``BEGIN``. ``conn`` is accepted for the SQLite interface's sake and ignored: a
-        pooled connection is taken.
+        the ``BEGIN``. ``pipelined`` sends the statements whose rows are not read (as they
+        are read, the pipeline is synced) together with the ``COMMIT``, in psycopg's pipeline
+        mode: one round trip for all of them; an error of one is then raised at the commit (the
+        transaction rolled back as ever). ``conn`` is accepted for the SQLite interface's sake
+        and ignored: a pooled connection is taken.
         """
         begin = "; ".join(_opening(wait_for_flush, lock, notify, first))
-        with self._transaction(begin) as pg:
+        with self._transaction(begin, pipelined=pipelined) as pg:
             yield pg
 
     def script(

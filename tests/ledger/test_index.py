@@ -704,6 +704,7 @@ def test_ledger_index_implements_the_event_index_interface(index):
         "rebuild",
         "index_block",
         "last_block",
+        "holds",
         "change_token",
         "kind_of",
         "dataset",

@@ -117,6 +117,24 @@ def test_blocks_written_through_the_pipeline_are_indexed_from_their_receipts(
     assert dump(index) == rebuilt(index, client)
 
 
+def test_the_index_knows_the_blocks_it_indexed_here_until_a_sync(client, index, monkeypatch):
+    index.sync(client)
+    written = client.register_dataset(h(1), rows_root=h(2), row_count=1, schema_hash=h(3))
+    block, receipt = mined(client, written.tx_hash)
+    assert not index.holds(block["number"])
+    assert index.index_block(client, block, [receipt]) is True
+    reads: list[str] = []
+    real_query = index._db.query
+    monkeypatch.setattr(index._db, "query", lambda *a: reads.append(a[0]) or real_query(*a))
+    assert index.holds(block["number"]) and index.holds(block["number"] - 1)
+    assert reads == []  # known here: no read
+    assert not index.holds(block["number"] + 1)  # not known here: read
+    assert len(reads) == 1
+    index.sync(client)  # a sync may rewind the head: what was known here is read again
+    reads.clear()
+    assert index.holds(block["number"]) and len(reads) == 1
+
+
 def test_a_block_holding_several_of_the_pipelines_transactions_is_indexed_from_them(
     chain, client, index, fed
 ):

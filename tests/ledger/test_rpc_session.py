@@ -48,3 +48,21 @@ def test_the_environment_is_read_once_when_the_backend_is_made(
     assert backend.w3.eth.block_number >= 0  # made before the proxy was set: goes direct
     session = node_session(anvil_node.url)
     assert session.trust_env is False and session.proxies["http"].startswith("http://127.0.0.1:")
+
+
+def test_the_chain_id_is_asked_of_the_node_once_not_before_every_call(
+    anvil_node: AnvilNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = RpcBackend(anvil_node.url)
+    provider = backend.w3.provider
+    sent: list[str] = []
+    real = type(provider)._make_request
+    monkeypatch.setattr(
+        type(provider), "_make_request", lambda self, m, p: sent.append(m) or real(self, m, p)
+    )
+    account = backend.w3.eth.accounts[0]
+    for _ in range(3):  # web3's validation asks for the chain id before each eth_call
+        backend.w3.eth.call({"from": account, "to": account, "data": "0x"})
+    assert sent.count("eth_call") == 3
+    assert sent.count("eth_chainId") <= 2  # once to cache it (web3 asks one more to set up)
+    assert backend.w3.eth.block_number >= 0 and sent[-1] == "eth_blockNumber"  # not cached

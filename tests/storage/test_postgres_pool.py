@@ -140,3 +140,39 @@ def test_a_script_is_one_query_and_one_transaction(pg_url: str, tmp_path: Any) -
     finally:
         trace.close()
         db.close()
+
+
+def test_a_pipelined_write_sends_what_it_does_not_read_with_its_commit(
+    pg_url: str, tmp_path: Any
+) -> None:
+    db = PgConnections(pg_url, max_size=1)
+    trace = open(tmp_path / "trace", "w+")  # noqa: SIM115  # closed below
+    try:
+        db.script([("CREATE TABLE IF NOT EXISTS piped_t (id INT PRIMARY KEY)", ())])
+        db.script([("DELETE FROM piped_t", ())])
+        _trace(db, trace.fileno())
+        with db.write(pipelined=True) as conn:
+            assert conn.execute("SELECT count(*) AS n FROM piped_t").fetchone() == {"n": 0}
+            for n in (1, 2, 3):
+                conn.execute("INSERT INTO piped_t VALUES (?)", (n,))
+        _trace(db, None)
+        trace.seek(0)
+        sent = [line.split("\t")[3].strip() for line in trace if "\tF\t" in line]
+        # three waits for the server (six without the pipeline): BEGIN, then the read (synced
+        # as it is read), then the three inserts and the commit together
+        assert sent.count("Query") + sent.count("Flush") == 3
+        assert sent.count("Execute") == 5 and sent.count("Sync") == 1
+        assert db.query("SELECT id FROM piped_t ORDER BY id") == [{"id": n} for n in (1, 2, 3)]
+        # a statement that fails is raised at the commit, and nothing of the transaction stays
+        with pytest.raises(psycopg.errors.UniqueViolation), db.write(pipelined=True) as conn:
+            conn.execute("INSERT INTO piped_t VALUES (4)")
+            conn.execute("INSERT INTO piped_t VALUES (1)")
+        # and so is one raised by the caller, whatever was sent
+        with pytest.raises(KeyError), db.write(pipelined=True) as conn:
+            conn.execute("INSERT INTO piped_t VALUES (5)")
+            raise KeyError("the caller's")
+        assert db.query("SELECT id FROM piped_t ORDER BY id") == [{"id": n} for n in (1, 2, 3)]
+        db.script([("DROP TABLE piped_t", ())])
+    finally:
+        trace.close()
+        db.close()

@@ -9,6 +9,7 @@ from typing import ClassVar
 import requests
 from requests.adapters import HTTPAdapter
 from web3 import HTTPProvider, Web3
+from web3.types import RPCEndpoint
 
 from ledger.chain.backends.base import ChainBackend
 from ledger.errors import ChainUnavailable
@@ -72,7 +73,16 @@ class RpcBackend(ChainBackend):
         self.url = url
         self._confirmations = confirmations
         self._w3 = Web3(
-            HTTPProvider(url, request_kwargs={"timeout": timeout}, session=node_session(url))
+            HTTPProvider(
+                url,
+                request_kwargs={"timeout": timeout},
+                session=node_session(url),
+                # web3's validation middleware asks the node its chain id before every
+                # eth_call and send (0.4-0.6 requests an upload of issue 22's replicas): a
+                # node's chain id does not change under it, so it is asked once a thread
+                cache_allowed_requests=True,
+                cacheable_requests={RPCEndpoint("eth_chainId")},
+            )
         )
 
     @property
