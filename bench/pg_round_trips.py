@@ -1,10 +1,12 @@
 """What a replica on PostgreSQL sends the server per upload, counted by the server itself
 (issue 22: on 2 cores, each round trip costs the service ~0.1 ms of CPU, and the server as much).
 
-    python -m bench.pg_round_trips [--uploads 40] [--log /var/log/postgresql/postgresql-15-main.log]
+    python -m bench.pg_round_trips [--uploads 40] [--clients 1]
+                                   [--log /var/log/postgresql/postgresql-15-main.log]
 
 One replica (``pg-1`` of :mod:`bench.bench_replicas`: anvil automining, a scratch database)
-takes a few uploads to warm up, then ``--uploads`` more from one client, one at a time, while
+takes a few uploads to warm up, then ``--uploads`` more from one client, one at a time (or
+shared by ``--clients`` at once, as :mod:`bench.bench_replicas` sends them), while
 the scratch database logs every statement (``ALTER DATABASE ... SET log_statement = 'all'``, so
 only its sessions are logged). The statements the server logged meanwhile are counted from its
 log file (``--log``, which this process must be able to read: run it as root or as postgres):
@@ -39,7 +41,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def count(uploads: int, log: Path) -> None:
+def count(uploads: int, log: Path, clients: int = 1) -> None:
     scratch = replicas_bench.scratch_database
 
     @contextmanager
@@ -65,8 +67,12 @@ def count(uploads: int, log: Path) -> None:
                 upload()
             time.sleep(1)
             start = log.stat().st_size
-            for _ in range(uploads):
-                upload()
+            if clients == 1:
+                for _ in range(uploads):
+                    upload()
+            else:  # as bench_replicas sends them: each client its share, all at once
+                replicas_bench.registrations(servers, clients, uploads // clients)
+                uploads = clients * (uploads // clients)
             time.sleep(0.5)  # the sender's last commits
             with log.open("rb") as text:
                 text.seek(start)
@@ -117,11 +123,12 @@ def micro(calls: int = 2000) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pg_round_trips")
     parser.add_argument("--uploads", type=int, default=40)
+    parser.add_argument("--clients", type=int, default=1, help="uploading at once")
     parser.add_argument(
         "--log", type=Path, default=Path("/var/log/postgresql/postgresql-15-main.log")
     )
     args = parser.parse_args()
-    count(args.uploads, args.log)
+    count(args.uploads, args.log, args.clients)
     micro()
 
 

@@ -308,6 +308,14 @@ class WritePipeline(Recovery, Waiter):
         """The newest block holding one of this pipeline's writes."""
         return self._last_block
 
+    def wait_for_round(self, timeout: float) -> None:
+        """Return once no round is being sent (or after ``timeout`` seconds). A feeder that
+        hands writes over in batches (the sender role of :mod:`ledger.writes.shared`, which
+        claims them from the database) then hands over what arrived during a round at once,
+        as the next round takes it, instead of one claim a write."""
+        with self._lock:
+            self._work.wait_for(lambda: not self._round_active or self._closed, timeout)
+
     def close(self, timeout: float = 30.0) -> None:
         """Refuse new writes, let the queued and in-flight ones finish (up to ``timeout``
         seconds), then stop the threads; what is still waiting is answered with an error."""
@@ -373,7 +381,7 @@ class WritePipeline(Recovery, Waiter):
                 self._sending = []
                 if self._queue:  # what arrived meanwhile: the sender thread takes it
                     self._start_sender()
-                    self._work.notify()
+                self._work.notify_all()  # and a feeder waits for the round to end
 
     def _hold(self, batch: list[_Write], exc: FeeAboveCeiling) -> None:
         """The fees are over the ceiling: what was not sent goes back to the head of the queue,

@@ -320,7 +320,10 @@ class SharedWrites:
 
     def _answer_loop(self) -> None:
         """Read the outcomes of this replica's waiting rows whenever the sender notifies (and
-        every ``poll_interval`` regardless, in case a notification was missed)."""
+        every ``poll_interval`` regardless, in case a notification was missed). While this
+        replica is the sender, the outcomes it commits are its own, answered as they commit
+        (:meth:`_answer_rows`): their notifications are let pass, and only the poll reads
+        (what an earlier sender answered, say)."""
         while not self._closed.is_set():
             with self._lock:
                 ids = list(self._waiting)
@@ -333,7 +336,10 @@ class SharedWrites:
                     log.exception("reading write outcomes failed")
             if not self._answers.alive():
                 self._answers.revive()
-            self._answers.wait(self.poll_interval if ids else 1.0)
+            poll = time.monotonic() + (self.poll_interval if ids else 1.0)
+            while (left := poll - time.monotonic()) > 0:
+                if self._answers.wait(left) and not self.is_sender:
+                    break  # another replica's outcomes: read them now
 
     def _read_outcomes(self, ids: list[int]) -> None:
         self._answer_rows(
@@ -403,6 +409,7 @@ class SharedWrites:
             left,
         )
         while not self._closed.is_set() and listener.alive():
+            pipeline.wait_for_round(self.poll_interval)  # one claim for what came meanwhile
             self._claim(epoch, "queued")
             self._outcomes.flush(self._db)
             listener.wait(self.poll_interval)

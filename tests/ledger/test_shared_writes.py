@@ -86,7 +86,7 @@ class Cluster:
         self.client, _ = LedgerClient.deploy(RpcBackend(node.url), self.account)
         self.replicas: list[SharedWrites] = []
 
-    def replica(self) -> SharedWrites:
+    def replica(self, **options: Any) -> SharedWrites:
         client = LedgerClient(
             RpcBackend(self.node.url),
             self.account,
@@ -99,6 +99,7 @@ class Cluster:
             lambda journal: WritePipeline(client, journal=journal),
             lock_retry=0.2,
             timeout=TIMEOUT,
+            **options,
         )
         self.replicas.append(replica)
         return replica
@@ -296,6 +297,23 @@ def test_outcomes_are_written_together_fenced_and_announced(
         (rows[0], "final", '{"a":1}'),
         (rows[1], "failed", '{"b":2}'),
     ]
+
+
+def test_the_sender_reads_no_outcomes_when_told_of_its_own_commits(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its outcomes are answered as they commit: the notifications of its own commits make no
+    reads (only the poll does, every ``poll_interval``: here longer than the test)."""
+    reads: list[int] = []
+    real_read = SharedWrites._read_outcomes
+    monkeypatch.setattr(
+        SharedWrites, "_read_outcomes", lambda self, ids: reads.append(1) or real_read(self, ids)
+    )
+    sender = cluster.replica(poll_interval=120.0)
+    cluster.sender()
+    for n in range(1, 5):  # one after another: four transactions, four notifications
+        assert sender.write(dataset(n)).created
+    assert len(reads) <= 1  # at most the one poll since the first request waited
 
 
 def test_the_sender_answers_its_own_replicas_requests_without_reading_them(

@@ -164,6 +164,34 @@ def test_concurrent_writes_are_gathered_and_one_bad_record_fails_alone(
     assert [r is not None for r in registered] == [n != 3 for n in range(len(items))]
 
 
+def test_a_feeder_can_wait_for_the_round_being_sent(
+    writes: WritePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wait_for_round`` (what the sender role of a replica waits on before it claims the
+    writes queued meanwhile) returns once the round being sent ends, or at its timeout."""
+    writes.wait_for_round(60)  # no round: at once
+    sending, release = threading.Event(), threading.Event()
+    real_send_round = writes._send_round
+
+    def held_round(batch: Any) -> None:
+        sending.set()
+        release.wait(60)
+        real_send_round(batch)
+
+    monkeypatch.setattr(writes, "_send_round", held_round)
+    future = writes.submit(dataset(1))
+    assert sending.wait(60)
+    writes.wait_for_round(0.01)  # the round goes on: back at the timeout
+    waiter = threading.Thread(target=writes.wait_for_round, args=(60,))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive()  # still waiting for the round
+    release.set()
+    waiter.join(60)
+    assert not waiter.is_alive()
+    assert future.result(60).created
+
+
 def test_a_write_leaves_the_head_it_read_for_the_answer(
     writes: WritePipeline, ledger: LedgerClient
 ) -> None:
