@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ledger.chain.client import LedgerClient
-from ledger.index._sync import SYNC_LOCK, RecordEvent, apply_events, read_binding, set_head
+from ledger.index._sync import SYNC_LOCK, RecordEvent, apply_events, set_head
 from ledger.records import hash_hex
 
 __all__ = ["index_block"]
@@ -57,17 +57,27 @@ def index_block(db: Any, client: LedgerClient, block: Any, receipts: Sequence[An
     ]
     events.sort(key=lambda e: e.log_index)
     chain_id = client.chain_id()
-    # 2. Apply them where the sync would, re-checking the binding inside the transaction.
-    with db.write(lock=SYNC_LOCK, pipelined=True) as conn:  # 3 round trips on PostgreSQL, not 8
-        now = read_binding(conn)
-        if (
-            now.address is None
-            or now.address.lower() != client.address.lower()
-            or now.chain_id != chain_id
-            or now.last_block != number - 1
-            or now.last_block_hash != hash_hex(bytes(block["parentHash"]))
-        ):
-            return False  # 3. the sync reads this block from the chain
-        apply_events(conn, events, {number: block["timestamp"]}, contract=client.address)
-        set_head(conn, client, chain_id, now.last_block, number, block_hash)
-    return True
+    # 2. What the sync would write for them, applied only where it would: the binding is
+    # checked inside the transaction, under the sync's lock (else 3. the sync reads the block
+    # from the chain). On PostgreSQL, one round trip.
+    recorded = _Recorded()
+    apply_events(recorded, events, {number: block["timestamp"]}, contract=client.address)
+    set_head(recorded, client, chain_id, number - 1, number, block_hash)
+    extends = (
+        "SELECT (SELECT count(*) FROM meta WHERE (key = 'address' AND lower(value) = ?) "
+        "OR (key = 'chain_id' AND value = ?) OR (key = 'last_block' AND value = ?) "
+        "OR (key = 'last_block_hash' AND value = ?)) = 4",
+        (client.address.lower(), str(chain_id), str(number - 1), hash_hex(block["parentHash"])),
+    )
+    return db.write_if(extends, recorded.statements, lock=SYNC_LOCK)
+
+
+class _Recorded:
+    """A connection that keeps the statements run on it, to be sent together: what
+    :func:`apply_events` and :func:`set_head` run are writes whose rows nobody reads."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, Sequence[Any]]] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.statements.append((sql, tuple(params)))

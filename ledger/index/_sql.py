@@ -74,8 +74,8 @@ class Transactions(Protocol):
     """What the index needs of an engine's connections: snapshots to read in, a single
     statement's rows (``query``: on a server, one round trip), transactions to write in
     (``lock``: an engine that serves several processes makes them take turns on it;
-    ``pipelined``: a server's engine sends the statements whose rows are not read in one
-    round trip, with the commit), a name for messages, and a way to let go."""
+    ``write_if``: statements known beforehand, applied if a condition holds, on a server in
+    one round trip), a name for messages, and a way to let go."""
 
     path: Any
 
@@ -84,8 +84,16 @@ class Transactions(Protocol):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
     def write(
-        self, conn: Any = None, *, lock: int | None = None, pipelined: bool = False
+        self, conn: Any = None, *, lock: int | None = None
     ) -> AbstractContextManager[Any]: ...
+
+    def write_if(
+        self,
+        condition: tuple[str, Sequence[Any]],
+        statements: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        lock: int | None = None,
+    ) -> bool: ...
 
     def close(self) -> None: ...
 

@@ -64,17 +64,12 @@ class Connections:
 
     @contextmanager
     def write(
-        self,
-        conn: sqlite3.Connection | None = None,
-        *,
-        lock: int | None = None,
-        pipelined: bool = False,
+        self, conn: sqlite3.Connection | None = None, *, lock: int | None = None
     ) -> Iterator[sqlite3.Connection]:
         """One write transaction (on ``conn``, else this thread's connection), taken at once
         (``IMMEDIATE``) so two writers queue instead of deadlocking; rolled back on any
-        exception, including KeyboardInterrupt. ``lock`` and ``pipelined`` are the PostgreSQL
-        interface's: SQLite's write lock already makes every writer of the file take turns,
-        and its statements cost no round trips."""
+        exception, including KeyboardInterrupt. ``lock`` is the PostgreSQL interface's: SQLite's
+        write lock already makes every writer of the file take turns."""
         conn = self.get() if conn is None else conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -85,6 +80,23 @@ class Connections:
         conn.execute("COMMIT")
         with self._lock:  # after the commit: see ``version``
             self._commits += 1
+
+    def write_if(
+        self,
+        condition: tuple[str, Sequence[Any]],
+        statements: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        lock: int | None = None,
+    ) -> bool:
+        """Run ``statements`` (each ``(sql, params)``) in one write transaction if
+        ``condition``, a query of one boolean, holds inside it; whether it held (else nothing
+        changed). What a PostgreSQL store does in one round trip."""
+        with self.write(lock=lock) as conn:
+            if not conn.execute(*condition).fetchone()[0]:
+                return False
+            for sql, params in statements:
+                conn.execute(sql, params)
+        return True
 
     def version(self) -> tuple[int, int]:
         """A value that changes whenever anything commits to the file: this process's commits

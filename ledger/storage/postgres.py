@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_CONDITION_FAILED = "provenance: the condition of this write does not hold"  # see write_if
 STORE_RETRY_AFTER = 5  # seconds a client is told to wait while the database is away
 
 
@@ -151,19 +152,18 @@ class PgConnections:
             ) from exc
 
     @contextmanager
-    def _transaction(self, begin: str, *, pipelined: bool = False) -> Iterator[PgConnection]:
+    def _transaction(self, begin: str) -> Iterator[PgConnection]:
         with self._unavailable_raised():
             # autocommit connections: each transaction opened visibly
             conn, opening = self._live(lambda conn: _last_rows(conn.execute(begin)))
             try:
                 try:
-                    with conn.pipeline() if pipelined else nullcontext():
-                        yield PgConnection(conn, opening)
-                        conn.execute("COMMIT")
+                    yield PgConnection(conn, opening)
                 except BaseException:
                     if not conn.broken:
                         conn.execute("ROLLBACK")
                     raise
+                conn.execute("COMMIT")
             finally:
                 self._pool.putconn(conn)
 
@@ -203,7 +203,6 @@ class PgConnections:
         wait_for_flush: bool = True,
         notify: str | None = None,
         first: str | None = None,
-        pipelined: bool = False,
     ) -> Iterator[PgConnection]:
         """One write transaction, committed on success and rolled back on any exception.
 
@@ -214,14 +213,11 @@ class PgConnections:
         the caller has shown harmless. ``notify`` names a channel notified at the commit (and
         only if it commits). ``first``, a statement of ours without parameters, runs before
         anything else; its rows are the connection's ``opening_rows``. All of them travel with
-        the ``BEGIN``. ``pipelined`` sends the statements whose rows are not read (as they
-        are read, the pipeline is synced) together with the ``COMMIT``, in psycopg's pipeline
-        mode: one round trip for all of them; an error of one is then raised at the commit (the
-        transaction rolled back as ever). ``conn`` is accepted for the SQLite interface's sake
-        and ignored: a pooled connection is taken.
+        the ``BEGIN``. ``conn`` is accepted for the SQLite interface's sake and ignored: a
+        pooled connection is taken.
         """
         begin = "; ".join(_opening(wait_for_flush, lock, notify, first))
-        with self._transaction(begin, pipelined=pipelined) as pg:
+        with self._transaction(begin) as pg:
             yield pg
 
     def script(
@@ -253,6 +249,34 @@ class PgConnections:
             self._pool.putconn(conn)
         first_rows = sets[len(opening) - 1] if first is not None else []
         return first_rows, sets[len(opening) : len(opening) + len(statements)]
+
+    def write_if(
+        self,
+        condition: tuple[str, Sequence[Any]],
+        statements: Sequence[tuple[str, Sequence[Any]]],
+        *,
+        lock: int | None = None,
+    ) -> bool:
+        """Run ``statements`` (each ``(sql, params)``) in one write transaction if
+        ``condition``, a query of one boolean, holds inside it (after ``lock``); whether it
+        held (else nothing changed). One round trip: the condition is checked by a statement
+        that fails the script when it does not hold (casting a text of ours to an integer,
+        which plain SQL offers where it has no ``RAISE``), so everything after it is rolled
+        back with it."""
+        import psycopg
+
+        sql, params = condition
+        guard = (
+            f"SELECT CAST(CASE WHEN ({sql}) THEN '1' ELSE '{_CONDITION_FAILED}' END AS INTEGER)",
+            params,
+        )
+        try:
+            self.script([guard, *statements], lock=lock)
+        except psycopg.errors.InvalidTextRepresentation as exc:
+            if _CONDITION_FAILED not in str(exc):
+                raise
+            return False
+        return True
 
     def close(self) -> None:
         """Close the pool. Idempotent."""

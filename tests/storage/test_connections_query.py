@@ -51,3 +51,24 @@ def test_query_inside_a_read_keeps_the_reads_snapshot(two_handles) -> None:
             writing.execute("INSERT INTO query_probe (k, v) VALUES (?, ?)", ("b", 2))
         assert one.query("SELECT k FROM query_probe") == []
     assert [row["k"] for row in one.query("SELECT k FROM query_probe")] == ["b"]
+
+
+def test_write_if_applies_its_statements_only_where_its_condition_holds(two_handles) -> None:
+    one, other = two_handles
+    holds = ("SELECT count(*) = 0 FROM query_probe WHERE k = ?", ("stop",))
+    insert = "INSERT INTO query_probe (k, v) VALUES (?, ?)"
+
+    def kept() -> list[tuple[str, int]]:
+        return [(r["k"], r["v"]) for r in other.query("SELECT k, v FROM query_probe ORDER BY k")]
+
+    assert one.write_if(holds, [(insert, ("a", 1)), (insert, ("b", 2))], lock=4242) is True
+    assert kept() == [("a", 1), ("b", 2)]
+    with other.write() as conn:  # another replica makes the condition false
+        conn.execute(insert, ("stop", 0))
+    assert one.write_if(holds, [(insert, ("c", 3))]) is False
+    assert kept() == [("a", 1), ("b", 2), ("stop", 0)]  # nothing of it
+    with other.write() as conn:
+        conn.execute("DELETE FROM query_probe WHERE k = ?", ("stop",))
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):  # a statement's own error
+        one.write_if(holds, [(insert, ("c", 3)), (insert, ("a", 9))])
+    assert kept() == [("a", 1), ("b", 2)]  # raised, and nothing of it either

@@ -142,37 +142,22 @@ def test_a_script_is_one_query_and_one_transaction(pg_url: str, tmp_path: Any) -
         db.close()
 
 
-def test_a_pipelined_write_sends_what_it_does_not_read_with_its_commit(
-    pg_url: str, tmp_path: Any
-) -> None:
+def test_write_if_is_one_query(pg_url: str, tmp_path: Any) -> None:
     db = PgConnections(pg_url, max_size=1)
     trace = open(tmp_path / "trace", "w+")  # noqa: SIM115  # closed below
     try:
-        db.script([("CREATE TABLE IF NOT EXISTS piped_t (id INT PRIMARY KEY)", ())])
-        db.script([("DELETE FROM piped_t", ())])
+        db.script([("CREATE TABLE IF NOT EXISTS write_if_t (id INT PRIMARY KEY)", ())])
+        db.script([("DELETE FROM write_if_t", ())])
         _trace(db, trace.fileno())
-        with db.write(pipelined=True) as conn:
-            assert conn.execute("SELECT count(*) AS n FROM piped_t").fetchone() == {"n": 0}
-            for n in (1, 2, 3):
-                conn.execute("INSERT INTO piped_t VALUES (?)", (n,))
+        held = db.write_if(
+            ("SELECT count(*) = 0 FROM write_if_t", ()),
+            [("INSERT INTO write_if_t VALUES (?)", (n,)) for n in (1, 2)],
+            lock=4343,
+        )
         _trace(db, None)
         trace.seek(0)
-        sent = [line.split("\t")[3].strip() for line in trace if "\tF\t" in line]
-        # three waits for the server (six without the pipeline): BEGIN, then the read (synced
-        # as it is read), then the three inserts and the commit together
-        assert sent.count("Query") + sent.count("Flush") == 3
-        assert sent.count("Execute") == 5 and sent.count("Sync") == 1
-        assert db.query("SELECT id FROM piped_t ORDER BY id") == [{"id": n} for n in (1, 2, 3)]
-        # a statement that fails is raised at the commit, and nothing of the transaction stays
-        with pytest.raises(psycopg.errors.UniqueViolation), db.write(pipelined=True) as conn:
-            conn.execute("INSERT INTO piped_t VALUES (4)")
-            conn.execute("INSERT INTO piped_t VALUES (1)")
-        # and so is one raised by the caller, whatever was sent
-        with pytest.raises(KeyError), db.write(pipelined=True) as conn:
-            conn.execute("INSERT INTO piped_t VALUES (5)")
-            raise KeyError("the caller's")
-        assert db.query("SELECT id FROM piped_t ORDER BY id") == [{"id": n} for n in (1, 2, 3)]
-        db.script([("DROP TABLE piped_t", ())])
+        assert held and sum("\tF\t" in line for line in trace) == 1  # one message sent
+        db.script([("DROP TABLE write_if_t", ())])
     finally:
         trace.close()
         db.close()
