@@ -6,6 +6,8 @@ The three-process tests (kill -9, PostgreSQL restarted) are in
 ``tests/api/test_replicas.py``; these check the protocol's parts: gathering and answering
 across replicas, one row per record, typed errors carried over, the sender's session cut mid
 burst (the role passes, nothing is sent twice, no nonce gap), and the fencing of the journal.
+It runs past 400 lines because these share one cluster fixture and its helpers, as the
+protocol they test is one file (``ledger/writes/shared.py``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ with its own typed error; a repeated write sends nothing more; a chunk too big f
 transaction is split; revocations and role changes get their own transactions. On RPC nodes: a
 restart with writes in flight leaves no nonce gap and sends nothing twice, and a transaction the
 node lost is sent again at the same nonce with higher fees. Background behaviour is observed by
-polling with generous timeouts, never by timing.
+polling with generous timeouts, never by timing. It runs past 400 lines as the pipeline it
+tests is one protocol, its cases sharing the chains and helpers above them.
 """
 
 from __future__ import annotations
