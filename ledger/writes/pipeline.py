@@ -2,10 +2,11 @@
 
 The states (queued, sent, included, failed), the splitting of a batch that reverts, and the
 re-send of a stuck transaction are one protocol, and its crash-safety argument is read top to
-bottom here. The parts live beside it: the kinds of write in ``ledger/writes/_items.py``, the
-planning (chunks, the bisecting simulation) in ``ledger/writes/_planning.py``, the waiter's
-half (steps 4-6) in ``ledger/writes/_waiter.py``, the recovery (step 3 after a crash, step 7)
-in ``ledger/writes/_recovery.py`` and the journal in ``ledger/writes/_journal.py``.
+bottom here, which is why this file runs past 400 lines. The parts live beside it: the kinds
+of write in ``ledger/writes/_items.py``, the planning (chunks, the bisecting simulation) in
+``ledger/writes/_planning.py``, the waiter's half (steps 4-6) in ``ledger/writes/_waiter.py``,
+the recovery (step 3 after a crash, step 7) in ``ledger/writes/_recovery.py`` and the journal
+in ``ledger/writes/_journal.py``.
 
 A *write* is one record to put on chain (a dataset, a model, a prediction batch, a revocation,
 a registrar change) and the requests waiting for it. The service's threads hand writes to the
