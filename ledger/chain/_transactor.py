@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
+from eth_keys.datatypes import PrivateKey
 from web3.exceptions import (
     ContractLogicError,
     ProviderConnectionError,
@@ -34,6 +35,7 @@ from web3.exceptions import (
     TransactionNotFound,
 )
 
+from ledger.chain._signing import sign_dynamic_fee
 from ledger.chain.backends.base import ChainBackend
 from ledger.errors import (
     ChainUnavailable,
@@ -97,6 +99,7 @@ class Transactor:
     ) -> None:
         self.backend = backend
         self.account = account
+        self._key = PrivateKey(account.key)
         self.receipt_timeout = receipt_timeout
         self.max_fee_per_gas = max_fee_per_gas
         self._w3 = backend.w3
@@ -129,7 +132,7 @@ class Transactor:
         noted = self._fee_block
         if noted is not None and time.monotonic() - noted[0] < FEE_BLOCK_MAX_AGE:
             return noted[1]
-        block = guard(lambda: self._w3.eth.get_block("latest"))
+        block = guard(lambda: self.backend.read_block("latest"))
         self.note_block(block)
         return block
 
@@ -164,7 +167,7 @@ class Transactor:
 
         A limit over the latest block's raises :class:`GasLimitExceeded` before anything is
         signed: the node would refuse it anyway, less clearly, and a batch can be split."""
-        latest = guard(lambda: self._w3.eth.get_block("latest"))
+        latest = guard(lambda: self.backend.read_block("latest"))
         self.note_block(latest)
         signed = self.broadcast(tx, gas=gas, block=latest)
         receipt = self.wait(signed.tx_hash)
@@ -218,7 +221,7 @@ class Transactor:
         (and the fee cap to twice the base fee of ``block``, default the latest, if that is
         more: a base fee that rose is the usual reason a transaction waits); not yet sent."""
         if block is None:
-            block = guard(lambda: self._w3.eth.get_block("latest"))
+            block = guard(lambda: self.backend.read_block("latest"))
             self.note_block(block)
         priority = math.ceil(signed.priority_fee * FEE_BUMP)
         base_fee = block.get("baseFeePerGas", 0)
@@ -283,17 +286,15 @@ class Transactor:
     def _sign(
         self, tx: dict[str, Any], gas: int, nonce: int, max_fee: int, priority: int
     ) -> SignedTx:
-        signed = self.account.sign_transaction(
-            {
-                **tx,
-                "value": 0,
-                "gas": gas,
-                "nonce": nonce,
-                "chainId": self.chain_id,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": priority,
-                "type": 2,
-            }
+        signed = sign_dynamic_fee(
+            self._key,
+            chain_id=self.chain_id,
+            nonce=nonce,
+            max_priority_fee=priority,
+            max_fee=max_fee,
+            gas=gas,
+            to=tx.get("to"),
+            data=tx.get("data", b""),
         )
         return SignedTx(
             tx=dict(tx),
@@ -301,18 +302,15 @@ class Transactor:
             nonce=nonce,
             max_fee=max_fee,
             priority_fee=priority,
-            tx_hash=hash_hex(bytes(signed.hash)),
-            raw=bytes(signed.raw_transaction),
+            tx_hash=hash_hex(signed.tx_hash),
+            raw=signed.raw,
         )
 
     # -- receipts -----------------------------------------------------------------------------
 
     def receipt(self, tx_hash: str) -> Any | None:
         """The receipt of a mined transaction, or None while it is not mined."""
-        try:
-            return guard(lambda: self._w3.eth.get_transaction_receipt(tx_hash))  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return None
+        return guard(lambda: self.backend.read_receipt(tx_hash))
 
     def wait(self, tx_hash: str) -> Any:
         """The receipt of ``tx_hash`` once it has the backend's confirmations on top."""

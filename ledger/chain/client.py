@@ -293,7 +293,7 @@ class LedgerClient:
 
     def get_block(self, block_number: int | str) -> Any:
         """A block's header fields (number, timestamp, base fee, gas limit, transactions)."""
-        return guard(lambda: self._w3.eth.get_block(block_number))  # type: ignore[arg-type]
+        return guard(lambda: self.backend.read_block(block_number))
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -341,6 +341,13 @@ class LedgerClient:
         pipeline, which reads the latest block for every new head)."""
         self._head_seen = (time.monotonic(), number)  # lower too: a reorganisation may shorten
 
+    def note_mined(self, number: int) -> None:
+        """A block just read as mined proves the head at least ``number``: note that, unless
+        a head as high was read (a write's answer then reads no head for its confirmations)."""
+        seen = self._head_seen
+        if seen is None or seen[1] < number:
+            self.note_head(number)
+
     def recent_head(self, max_age: float) -> int | None:
         """The head read within the last ``max_age`` seconds, if any: a read that a caller
         content with a head that recent need not repeat."""
@@ -350,7 +357,7 @@ class LedgerClient:
         return seen[1]
 
     def block_timestamp(self, block_number: int) -> int:
-        return guard(lambda: self._w3.eth.get_block(block_number)["timestamp"])
+        return guard(lambda: self.backend.read_block(block_number)["timestamp"])
 
     def chain_id(self) -> int:
         return self._transactor.chain_id

@@ -418,6 +418,7 @@ class Waiter:
         if block is None:
             block = self.client.get_block("0x" + block_hash.hex())  # not under the lock: I/O
             self._transactor.note_block(block)
+            self.client.note_mined(block["number"])
             self._remember(block_hash, block)
         return block
 

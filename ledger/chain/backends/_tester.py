@@ -36,7 +36,8 @@ from typing import Any
 from eth.abc import AtomicDatabaseAPI, BlockAPI, SignedTransactionAPI
 from eth.chains.base import MiningChain
 from eth.constants import BLANK_ROOT_HASH
-from eth.exceptions import CanonicalHeadNotFound, Revert
+from eth.exceptions import BlockNotFound as EVMBlockNotFound
+from eth.exceptions import CanonicalHeadNotFound, HeaderNotFound, Revert
 from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
 from eth.vm.spoof import SpoofTransaction
 from eth_abi import abi
@@ -59,7 +60,9 @@ from eth_tester.backends.pyevm.serializers import (
 )
 from eth_tester.exceptions import TransactionFailed, TransactionNotFound
 from eth_tester.utils.filters import check_if_log_matches
-from eth_utils import encode_hex
+from eth_utils import encode_hex, to_checksum_address
+from hexbytes import HexBytes
+from web3.exceptions import BlockNotFound as Web3BlockNotFound
 
 from ledger.chain.backends._bounded import bounded_chain_class, check_deadline
 from ledger.chain.backends._clock import wall_clock_chain_class, wall_clock_second
@@ -207,6 +210,49 @@ class DurablePyEVMBackend(PyEVMBackend):
                 message = abi.decode(["string"], error.args[0][4:])[0]
         raise TransactionFailed(message) from error
 
+    def block_fields(self, ref: int | str) -> dict[str, Any]:
+        """The fields of a block the write path reads (number, hash, parent hash, time, gas
+        limit, base fee, transaction hashes), under web3's names, straight from py-evm: web3's
+        ``get_block`` of the same block cost 978 us here against 17 us, formatting a whole
+        block twice (eth-tester's normalisers, then web3's) for every write's answer.
+        ``ref`` is ``"latest"``, a number or a 0x block hash; raises web3's
+        ``BlockNotFound`` as web3 would."""
+        chain = self.chain
+        try:
+            if ref == "latest":
+                block = chain.get_canonical_block_by_number(chain.get_canonical_head().block_number)
+            elif isinstance(ref, int):
+                block = chain.get_canonical_block_by_number(ref)
+            else:
+                block = chain.get_block_by_hash(bytes.fromhex(ref.removeprefix("0x")))
+        except (EVMBlockNotFound, HeaderNotFound):
+            raise Web3BlockNotFound(f"block {ref!r} not found") from None
+        header = block.header
+        return {
+            "number": header.block_number,
+            "hash": HexBytes(header.hash),
+            "parentHash": HexBytes(header.parent_hash),
+            "timestamp": header.timestamp,
+            "gasLimit": header.gas_limit,
+            "baseFeePerGas": header.base_fee_per_gas,
+            "transactions": [HexBytes(tx.hash) for tx in block.transactions],
+        }
+
+    def receipt_fields(self, transaction_hash: bytes) -> dict[str, Any] | None:
+        """A mined transaction's receipt as web3's ``get_transaction_receipt`` answers it
+        (camelCase names, hashes as ``HexBytes``, addresses checksummed; eth-tester's extra
+        ``state_root`` left out), or None while it is not mined, without formatting it to hex
+        and back (eth-tester's normalisers, then web3's formatters: 890 us a receipt here)."""
+        try:
+            fields = self.get_transaction_receipt(transaction_hash)
+        except TransactionNotFound:
+            return None
+        if fields["block_hash"] is None:
+            return None  # pending: web3 answers "not found" too
+        receipt = _web3_names(fields)
+        receipt["logs"] = [_web3_names(log) for log in fields["logs"]]
+        return receipt
+
     # -- reads: look transactions up by index -------------------------------------------------
 
     def _find_transaction(
@@ -324,3 +370,25 @@ class LogScanningEthereumTester(EthereumTester):
         if isinstance(raw_block, int):
             return raw_block
         return self.get_block_by_number("latest" if raw_block is None else raw_block)["number"]
+
+
+_ADDRESS_FIELDS = frozenset({"from", "to", "contract_address", "address"})
+
+
+def _web3_names(fields: dict[str, Any]) -> dict[str, Any]:
+    """eth-tester's serialised fields as web3 formats them: camelCase names, byte strings as
+    ``HexBytes``, addresses checksummed (a 32-byte topic list stays a list of ``HexBytes``)."""
+    named: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "logs" or key == "state_root":
+            continue
+        head, *rest = key.split("_")
+        name = head + "".join(part.title() for part in rest)
+        if key in _ADDRESS_FIELDS and value is not None:
+            value = to_checksum_address(value) if value else ""  # b"": a creation's "to"
+        elif isinstance(value, bytes):
+            value = HexBytes(value)
+        elif key == "topics":
+            value = [HexBytes(topic) for topic in value]
+        named[name] = value
+    return named

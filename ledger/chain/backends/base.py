@@ -9,9 +9,11 @@ in-memory chain is just another backend).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 
 from ledger.chain.backends.reads import ReadLimits
 
@@ -39,6 +41,21 @@ class ChainBackend(ABC):
         processes that never take its lock.
         """
         return self.w3
+
+    def read_block(self, ref: int | str) -> Mapping[str, Any]:
+        """A block's ``number``, ``hash``, ``parentHash``, ``timestamp``, ``gasLimit``,
+        ``baseFeePerGas`` and ``transactions`` (their hashes), as web3's ``get_block`` names
+        them; ``ref`` is ``"latest"``, a number or a 0x hash. Raises web3's ``BlockNotFound``.
+        Here web3's read; the embedded chain answers from py-evm, without web3."""
+        return self.w3.eth.get_block(ref)  # type: ignore[arg-type]
+
+    def read_receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
+        """A mined transaction's receipt as web3 answers it, or None while it is not mined.
+        Here web3's read; the embedded chain answers from py-evm, without web3."""
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
 
     def transport(self, *, timeout: float = 10.0) -> ChainTransport:
         """The fastest web3-free transport to this chain, for :mod:`ledger.reading`: JSON-RPC

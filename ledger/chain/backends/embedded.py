@@ -32,6 +32,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -120,12 +121,16 @@ class _LockedProvider(EthereumTesterProvider):
         self.closed = False
         self.failure: BaseException | None = None
 
+    def check_open(self) -> None:
+        """Refuse work once the chain is closed or a block failed to become durable."""
+        if self.closed:
+            raise ChainClosedError("the embedded chain is closed")
+        if self.failure is not None:
+            raise ChainStoreError(f"a block could not be made durable: {self.failure}")
+
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         with self._lock:
-            if self.closed:
-                raise ChainClosedError("the embedded chain is closed")
-            if self.failure is not None:
-                raise ChainStoreError(f"a block could not be made durable: {self.failure}")
+            self.check_open()
             try:
                 return super().make_request(method, params)
             except EVMCallFailed as exc:
@@ -247,6 +252,18 @@ class EmbeddedBackend(ChainBackend):
                 raise ValueError(f"the readers run with {self._readers.limits}, not {limits}")
             assert self._read_w3 is not None
             return self._read_w3
+
+    def read_block(self, ref: int | str) -> Mapping[str, Any]:
+        """From py-evm under the chain's lock (see ``DurablePyEVMBackend.block_fields``)."""
+        with self._lock:
+            self._provider.check_open()
+            return self._tester.backend.block_fields(ref)
+
+    def read_receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
+        """From py-evm under the chain's lock (see ``DurablePyEVMBackend.receipt_fields``)."""
+        with self._lock:
+            self._provider.check_open()
+            return self._tester.backend.receipt_fields(bytes.fromhex(tx_hash.removeprefix("0x")))
 
     def transport(self, *, timeout: float = 10.0) -> EmbeddedTransport:
         """eth-tester in process, under this backend's lock (``timeout`` has nothing to bound)."""
