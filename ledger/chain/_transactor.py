@@ -209,7 +209,7 @@ class Transactor:
             try:
                 if before_send is not None:
                     before_send(signed)
-                guard(lambda: self._w3.eth.send_raw_transaction(signed.raw))
+                guard(lambda: self.backend.send_raw(signed.raw))
             except BaseException:
                 self._nonce = None  # resynchronise from the node next time
                 raise
@@ -261,7 +261,7 @@ class Transactor:
         """Hand ``signed`` to the node (again); False when the node refuses it (it holds it
         already, or its nonce is used: the caller asks the chain which)."""
         try:
-            guard(lambda: self._w3.eth.send_raw_transaction(signed.raw))
+            guard(lambda: self.backend.send_raw(signed.raw))
         except ChainUnavailable:
             raise
         except Exception:  # "already known", "nonce too low", "underpriced": the chain decides

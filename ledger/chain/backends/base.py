@@ -42,6 +42,11 @@ class ChainBackend(ABC):
         """
         return self.w3
 
+    def send_raw(self, raw: bytes) -> None:
+        """Hand a signed transaction to the chain: web3's ``send_raw_transaction`` here; the
+        embedded chain takes it in process, without web3."""
+        self.w3.eth.send_raw_transaction(raw)
+
     def read_block(self, ref: int | str) -> Mapping[str, Any]:
         """A block's ``number``, ``hash``, ``parentHash``, ``timestamp``, ``gasLimit``,
         ``baseFeePerGas`` and ``transactions`` (their hashes), as web3's ``get_block`` names

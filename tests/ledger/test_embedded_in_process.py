@@ -1,16 +1,25 @@
-"""The embedded chain's direct reads of blocks and receipts (py-evm, no web3) answer what web3's
-reads answer, for the fields the write path uses, and refuse what web3 refuses."""
+"""The embedded chain's direct sends and reads (eth-tester and py-evm, no web3) do what web3's
+do, for the fields the write path uses, and refuse what web3 refuses."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from eth_utils import keccak
 from web3.exceptions import BlockNotFound
 
 from ledger.chain.backends.base import ChainBackend
 from ledger.chain.backends.embedded import ChainClosedError, EmbeddedBackend
-from tests.ledger.test_embedded_backend import backend, funded_writer  # noqa: F401 - a fixture
+from tests.ledger.test_embedded_backend import (  # noqa: F401 - backend: a fixture
+    MAX_FEE,
+    PRIORITY_FEE,
+    WRITE_GAS,
+    backend,
+    funded_writer,
+    read_slot,
+    word,
+)
 
 BLOCK_FIELDS = ("number", "hash", "parentHash", "timestamp", "gasLimit", "baseFeePerGas")
 
@@ -59,9 +68,44 @@ def test_receipts_read_directly_equal_web3s(backend: EmbeddedBackend) -> None:  
     assert ChainBackend.read_receipt(backend, "0x" + "cd" * 32) is None
 
 
-def test_a_closed_chain_refuses_direct_reads(tmp_path: Path) -> None:
+def test_a_raw_send_is_mined_at_once_and_refused_as_through_web3(
+    backend: EmbeddedBackend,  # noqa: F811
+) -> None:
+    writer = funded_writer(backend)
+    contract = writer.deploy()
+
+    def signed(nonce: int, key: int) -> bytes:
+        return writer.account.sign_transaction(
+            {
+                "chainId": writer.chain_id,
+                "nonce": nonce,
+                "maxFeePerGas": MAX_FEE,
+                "maxPriorityFeePerGas": PRIORITY_FEE,
+                "value": 0,
+                "to": contract,
+                "data": word(key) + word(key + 1),
+                "gas": WRITE_GAS,
+            }
+        ).raw_transaction
+
+    raw = signed(writer.nonce, 9)
+    backend.send_raw(raw)
+    receipt = backend.read_receipt(keccak(raw).hex())
+    assert receipt is not None and receipt["status"] == 1
+    assert read_slot(backend.w3, contract, 9) == 10
+    reused = signed(writer.nonce, 11)  # the nonce just taken
+    with pytest.raises(Exception) as through_web3:
+        backend.w3.eth.send_raw_transaction(reused)
+    with pytest.raises(type(through_web3.value)):
+        backend.send_raw(reused)
+    assert read_slot(backend.w3, contract, 11) == 0
+
+
+def test_a_closed_chain_refuses_direct_sends_and_reads(tmp_path: Path) -> None:
     chain = EmbeddedBackend(tmp_path)
     chain.close()
+    with pytest.raises(ChainClosedError):
+        chain.send_raw(b"\x02")
     with pytest.raises(ChainClosedError):
         chain.read_block("latest")
     with pytest.raises(ChainClosedError):
