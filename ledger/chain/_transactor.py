@@ -31,7 +31,6 @@ from eth_keys.datatypes import PrivateKey
 from web3.exceptions import (
     ContractLogicError,
     ProviderConnectionError,
-    TimeExhausted,
     TransactionNotFound,
 )
 
@@ -313,19 +312,16 @@ class Transactor:
         return guard(lambda: self.backend.read_receipt(tx_hash))
 
     def wait(self, tx_hash: str) -> Any:
-        """The receipt of ``tx_hash`` once it has the backend's confirmations on top."""
-        try:
-            receipt = guard(
-                lambda: self._w3.eth.wait_for_transaction_receipt(
-                    tx_hash,  # type: ignore[arg-type]
-                    timeout=self.receipt_timeout,
-                    poll_latency=0.05,
+        """The receipt of ``tx_hash`` once it has the backend's confirmations on top (polled
+        every 50 ms, as web3's ``wait_for_transaction_receipt`` would, through
+        :meth:`receipt`: on the embedded chain, mined already and read without web3)."""
+        deadline = time.monotonic() + self.receipt_timeout
+        while (receipt := self.receipt(tx_hash)) is None:
+            if time.monotonic() > deadline:
+                raise TransactionFailed(
+                    f"no receipt for {tx_hash} within {self.receipt_timeout:.0f} s"
                 )
-            )
-        except TimeExhausted as exc:
-            raise TransactionFailed(
-                f"no receipt for {tx_hash} within {self.receipt_timeout:.0f} s"
-            ) from exc
+            time.sleep(0.05)
         confirmations = self.backend.confirmations
         deadline = time.monotonic() + self.receipt_timeout
         while confirmations and guard(lambda: self._w3.eth.block_number) < (

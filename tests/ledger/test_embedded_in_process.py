@@ -3,14 +3,17 @@ do, for the fields the write path uses, and refuse what web3 refuses."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from eth_utils import keccak
 from web3.exceptions import BlockNotFound
 
+from ledger.chain._transactor import Transactor
 from ledger.chain.backends.base import ChainBackend
 from ledger.chain.backends.embedded import ChainClosedError, EmbeddedBackend
+from ledger.errors import TransactionFailed
 from tests.ledger.test_embedded_backend import (  # noqa: F401 - backend: a fixture
     MAX_FEE,
     PRIORITY_FEE,
@@ -110,3 +113,16 @@ def test_a_closed_chain_refuses_direct_sends_and_reads(tmp_path: Path) -> None:
         chain.read_block("latest")
     with pytest.raises(ChainClosedError):
         chain.read_receipt("0x" + "cd" * 32)
+
+
+def test_the_transactor_waits_for_a_receipt_and_gives_up_at_its_timeout() -> None:
+    with EmbeddedBackend(None) as chain:
+        writer = funded_writer(chain)
+        contract = writer.deploy()
+        transactor = Transactor(chain, writer.account, receipt_timeout=0.3)
+        receipt = transactor.send({"to": contract, "data": word(5) + word(6)}, gas=WRITE_GAS)
+        assert receipt["status"] == 1 and read_slot(chain.w3, contract, 5) == 6
+        started = time.monotonic()
+        with pytest.raises(TransactionFailed, match="no receipt for 0xabab"):
+            transactor.wait("0x" + "ab" * 32)
+        assert time.monotonic() - started >= 0.3
