@@ -332,7 +332,7 @@ class LedgerClient:
         return self._call("verifyPrediction", b32(batch_id), b32(leaf), [b32(p) for p in proof])
 
     def latest_block(self) -> int:
-        number = guard(lambda: self._w3.eth.block_number)
+        number = guard(self.backend.head_number)
         self.note_head(number)
         return number
 

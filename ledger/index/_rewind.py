@@ -13,7 +13,6 @@ from typing import Any
 
 from web3.exceptions import BlockNotFound
 
-from ledger.chain._transactor import guard
 from ledger.chain.client import LedgerClient
 from ledger.index._raw import UNREAD, block_header
 from ledger.records import hash_hex
@@ -52,7 +51,7 @@ def block_hash(client: LedgerClient, number: int) -> str | None:
     if header is not UNREAD:
         return None if header is None else header[0]  # type: ignore[index]
     try:
-        block = guard(lambda: client.backend.w3.eth.get_block(number))
+        block = client.get_block(number)  # in process on the embedded chain
     except BlockNotFound:  # a node that was reset holds fewer blocks than the index saw
         return None
     return None if block is None else hash_hex(bytes(block["hash"]))

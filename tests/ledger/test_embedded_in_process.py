@@ -39,7 +39,7 @@ def test_blocks_read_directly_equal_web3s(backend: EmbeddedBackend) -> None:  # 
     head = backend.w3.eth.block_number
     for ref in (0, receipt["blockNumber"], "latest", receipt["blockHash"].to_0x_hex()):
         assert dict(backend.read_block(ref)) == _web3_block(backend, ref)
-    assert backend.read_block("latest")["number"] == head
+    assert backend.read_block("latest")["number"] == head == backend.head_number()
     assert backend.read_block(receipt["blockNumber"])["transactions"] == [
         receipt["transactionHash"]
     ]
@@ -109,6 +109,8 @@ def test_a_closed_chain_refuses_direct_sends_and_reads(tmp_path: Path) -> None:
     chain.close()
     with pytest.raises(ChainClosedError):
         chain.send_raw(b"\x02")
+    with pytest.raises(ChainClosedError):
+        chain.head_number()
     with pytest.raises(ChainClosedError):
         chain.read_block("latest")
     with pytest.raises(ChainClosedError):

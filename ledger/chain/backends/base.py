@@ -42,6 +42,11 @@ class ChainBackend(ABC):
         """
         return self.w3
 
+    def head_number(self) -> int:
+        """The number of the chain's latest block: web3's ``block_number`` here; the embedded
+        chain reads py-evm's canonical head."""
+        return self.w3.eth.block_number
+
     def send_raw(self, raw: bytes) -> None:
         """Hand a signed transaction to the chain: web3's ``send_raw_transaction`` here; the
         embedded chain takes it in process, without web3."""

@@ -253,6 +253,11 @@ class EmbeddedBackend(ChainBackend):
             assert self._read_w3 is not None
             return self._read_w3
 
+    def head_number(self) -> int:
+        with self._lock:
+            self._provider.check_open()
+            return int(self._tester.backend.chain.get_canonical_head().block_number)
+
     def send_raw(self, raw: bytes) -> None:
         """To eth-tester under the chain's lock, as the provider hands it (mined and durable
         when this returns; eth-tester's errors raised as they are through web3), without
