@@ -324,7 +324,7 @@ class Transactor:
             time.sleep(0.05)
         confirmations = self.backend.confirmations
         deadline = time.monotonic() + self.receipt_timeout
-        while confirmations and guard(lambda: self._w3.eth.block_number) < (
+        while confirmations and guard(self.backend.head_number) < (
             receipt["blockNumber"] + confirmations
         ):
             if time.monotonic() > deadline:

@@ -40,6 +40,7 @@ def test_blocks_read_directly_equal_web3s(backend: EmbeddedBackend) -> None:  # 
     for ref in (0, receipt["blockNumber"], "latest", receipt["blockHash"].to_0x_hex()):
         assert dict(backend.read_block(ref)) == _web3_block(backend, ref)
     assert backend.read_block("latest")["number"] == head == backend.head_number()
+    assert backend.read_block("earliest")["number"] == 0  # a tag read through web3
     assert backend.read_block(receipt["blockNumber"])["transactions"] == [
         receipt["transactionHash"]
     ]
