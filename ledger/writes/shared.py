@@ -488,10 +488,20 @@ class SharedWrites:
         log.warning("this replica (%s) no longer holds the sender role", self.holder)
         threading.Thread(target=pipeline.close, kwargs={"timeout": 5.0}, daemon=True).start()
 
+    def _wake_listeners(self) -> None:
+        """Notify both channels, so that this replica's threads waiting on them see the close
+        now rather than at their next poll (the other replicas wake once and find nothing)."""
+        try:
+            with self._db.write(notify=QUEUED_CHANNEL) as conn:
+                conn.execute("SELECT pg_notify(?, '')", (DONE_CHANNEL,))
+        except Exception as exc:  # the database away: the threads see the close at their poll
+            log.info("waking the listeners on close: %s", exc)
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop: the role passes to another replica (what this one had in flight is carried
         on from the journal); requests still waiting here are answered with an error."""
         self._closed.set()
+        self._wake_listeners()
         self._role.join(timeout=timeout)  # it steps down (see _step_down) and ends its session
         self._answerer.join(timeout=timeout)
         self._answers.close()
