@@ -338,8 +338,8 @@ class SharedWrites:
                 self._answers.revive()
             poll = time.monotonic() + (self.poll_interval if ids else 1.0)
             while (left := poll - time.monotonic()) > 0:
-                if self._answers.wait(left) and not self.is_sender:
-                    break  # another replica's outcomes: read them now
+                if self._answers.wait(left) and (self._closed.is_set() or not self.is_sender):
+                    break  # another replica's outcomes: read them now (or the close)
 
     def _read_outcomes(self, ids: list[int]) -> None:
         self._answer_rows(
