@@ -3,6 +3,7 @@ when the chain is away: 503 problem+json, nothing half-done, and recovery once i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -138,14 +139,18 @@ def test_an_unexpected_error_is_500_without_a_trace(
 
 @contextmanager
 def chain_down(client: TestClient) -> Iterator[None]:
-    """Every JSON-RPC request fails as if the node refused the connection."""
-    provider = client.app.state.service.core.backend.w3.provider  # type: ignore[attr-defined]
+    """Every request to the chain fails as if the node refused the connection: web3's, and
+    the embedded backend's in-process sends and reads (``ChainBackend.send_raw`` and its
+    kin), which reach the chain without web3."""
+    backend = client.app.state.service.core.backend  # type: ignore[attr-defined]
 
-    def refuse(method: str, params: Any) -> Any:
+    def refuse(method: str, *_: Any) -> Any:
         raise ProviderConnectionError(f"{method}: connection refused")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(provider, "request_func", lambda *_: refuse)
+        patch.setattr(backend.w3.provider, "request_func", lambda *_: refuse)
+        for method in ("send_raw", "read_block", "read_receipt", "head_number"):
+            patch.setattr(backend, method, functools.partial(refuse, method))
         yield
 
 
