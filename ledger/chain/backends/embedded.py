@@ -37,9 +37,9 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from eth.db.atomic import AtomicDB
 from eth_tester import EthereumTester
@@ -73,6 +73,8 @@ __all__ = [
     "ChainStoreFull",
     "EmbeddedBackend",
 ]
+
+T = TypeVar("T")
 
 CHAIN_FILE = "chain.sqlite3"
 LOCK_FILE = "chain.lock"
@@ -258,33 +260,33 @@ class EmbeddedBackend(ChainBackend):
             assert self._read_w3 is not None
             return self._read_w3
 
-    def head_number(self) -> int:
+    def _in_process(self, action: Callable[[LogScanningEthereumTester], T]) -> T:
+        """``action`` on eth-tester under the chain's lock, refused as the provider refuses a
+        request once the chain is closed or failed."""
         with self._lock:
             self._provider.check_open()
-            return int(self._tester.backend.chain.get_canonical_head().block_number)
+            return action(self._tester)
+
+    def head_number(self) -> int:
+        return self._in_process(lambda t: int(t.backend.chain.get_canonical_head().block_number))
 
     def send_raw(self, raw: bytes) -> None:
-        """To eth-tester under the chain's lock, as the provider hands it (mined and durable
-        when this returns; eth-tester's errors raised as they are through web3), without
-        web3's request and result formatting: about 2 ms a write here."""
-        with self._lock:
-            self._provider.check_open()
-            self._tester.send_raw_transaction(_hex(raw))
+        """To eth-tester, as the provider hands it (mined and durable when this returns;
+        eth-tester's errors raised as they are through web3), without web3's request and
+        result formatting: about 2 ms a write here."""
+        self._in_process(lambda t: t.send_raw_transaction(_hex(raw)))
 
     def read_block(self, ref: int | str) -> Mapping[str, Any]:
-        """From py-evm under the chain's lock (see ``DurablePyEVMBackend.block_fields``);
-        other tags (``"pending"``, ``"earliest"``) through web3."""
+        """From py-evm (see ``DurablePyEVMBackend.block_fields``); other tags
+        (``"pending"``, ``"earliest"``) through web3."""
         if isinstance(ref, str) and ref != "latest" and not ref.startswith("0x"):
             return super().read_block(ref)
-        with self._lock:
-            self._provider.check_open()
-            return self._tester.backend.block_fields(ref)
+        return self._in_process(lambda t: t.backend.block_fields(ref))
 
     def read_receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
-        """From py-evm under the chain's lock (see ``DurablePyEVMBackend.receipt_fields``)."""
-        with self._lock:
-            self._provider.check_open()
-            return self._tester.backend.receipt_fields(bytes.fromhex(tx_hash.removeprefix("0x")))
+        """From py-evm (see ``DurablePyEVMBackend.receipt_fields``)."""
+        digest = bytes.fromhex(tx_hash.removeprefix("0x"))
+        return self._in_process(lambda t: t.backend.receipt_fields(digest))
 
     def transport(self, *, timeout: float = 10.0) -> EmbeddedTransport:
         """eth-tester in process, under this backend's lock (``timeout`` has nothing to bound)."""
