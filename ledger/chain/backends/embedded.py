@@ -19,9 +19,9 @@ chain lives in ``<data_dir>/chain.sqlite3`` and survives restarts and ``kill -9`
   service writes from several threads;
 * the write path's own requests (send a signed transaction, read its receipt, its block and
   the head) reach eth-tester and py-evm directly under that lock, not through web3, whose
-  formatting (and eth-tester's) cost several milliseconds a write: a block read 978 us
-  against 17 us (:meth:`EmbeddedBackend.send_raw`, ``read_receipt``, ``read_block``,
-  ``head_number``);
+  formatting (and eth-tester's) cost milliseconds a write: a block read 1,229 us against
+  35 us (``python -m bench.embedded_requests``; :meth:`EmbeddedBackend.send_raw`,
+  ``read_receipt``, ``read_block``, ``head_number``);
 * reads that anyone may ask for (:meth:`EmbeddedBackend.read_node`) never take that lock: reader
   processes answer them from the last committed block, with every call's gas and time bounded
   (``_readers.py``, ``_snapshot.py``), so a slow read delays no write.
@@ -273,7 +273,7 @@ class EmbeddedBackend(ChainBackend):
     def send_raw(self, raw: bytes) -> None:
         """To eth-tester, as the provider hands it (mined and durable when this returns;
         eth-tester's errors raised as they are through web3), without web3's request and
-        result formatting: about 2 ms a write here."""
+        result formatting (``python -m bench.embedded_requests``)."""
         self._in_process(lambda t: t.send_raw_transaction(_hex(raw)))
 
     def read_block(self, ref: int | str) -> Mapping[str, Any]:
