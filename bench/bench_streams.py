@@ -173,9 +173,17 @@ def _rss_mb(pid: int) -> float:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far."""
+    """User + system CPU time so far of process ``pid`` and of its children that are running
+    (the service's MQTT worker is one)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+    return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
 def _service(

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from api.errors import ReadingNotSealed, RowsRootMismatch, UnknownStreamReading
 from api.schemas.streams import ReadingProofPublic
-from api.service._stream_rows import CHUNK_LEAF_ENCODING
 from api.service._stream_seal import chunk_leaves, chunk_tree
-from api.service._stream_store import StreamStore
 from api.service.datasets import Datasets
+from api.streaming.rows import CHUNK_LEAF_ENCODING
+from api.streaming.store import StreamStore
 from ml.hashing import to_hex
 
 __all__ = ["reading_proof"]

@@ -8,7 +8,7 @@ whose content is a small manifest and whose parents are the previous version and
   as data derived from both: revoking a chunk taints every later version and the models on them;
 * ``rows_root`` = the StandardMerkleTree root over one leaf per chunk,
   ``(position, chunk content hash, chunk rows root, first row, row count)``
-  (:data:`~api.service._stream_rows.CHUNK_LEAF_ENCODING`); a reading's proof is its row in its
+  (:data:`~api.streaming.rows.CHUNK_LEAF_ENCODING`); a reading's proof is its row in its
   chunk's rows root, then its chunk's leaf in the version's root;
 * ``row_count`` = the readings of all its chunks; ``schema_hash`` = the stream's file schema;
 * content = the canonical JSON manifest (stream, number, previous version, chunk, readings,
@@ -23,15 +23,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from api.schemas.records import DatasetAcceptedPublic
-from api.service._stream_rows import (
+from api.service._versions import MANIFEST_MEDIA_TYPE
+from api.service.datasets import Datasets
+from api.streaming.rows import (
     CHUNK_LEAF_ENCODING,
     chunk_csv_stored,
     file_columns,
     stream_schema_hash,
 )
-from api.service._stream_store import ChunkRow, StreamRow
-from api.service._versions import MANIFEST_MEDIA_TYPE
-from api.service.datasets import Datasets
+from api.streaming.store import ChunkRow, StreamRow
 from ledger.formats.merkle import StandardMerkleTree
 from ledger.records import DatasetInput
 from ledger.storage.artifacts import ArtifactStore

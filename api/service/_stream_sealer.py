@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable
 
 from api.service._stream_seal import register_seal
-from api.service._stream_store import ChunkRow, StreamRow, StreamStore, now_ms
 from api.service.datasets import Datasets
+from api.streaming.store import ChunkRow, StreamRow, StreamStore, now_ms
 from ledger.storage.artifacts import ArtifactStore
 
 __all__ = ["StreamSealer"]
@@ -48,10 +48,8 @@ class StreamSealer:
         self._thread: threading.Thread | None = None
         self._arrived: dict[str, int] = {}  # readings since the last seal, roughly
         # Readings stored by this run and not sealed yet, per stream (those a previous run
-        # left are not counted: a low count only makes ingest wait less); its condition is
-        # notified after every seal (wait_for_seals).
+        # left are not counted: a low count only makes ingest wait less).
         self._unsealed: dict[str, int] = {}
-        self._sealed = threading.Condition(self._guard)
         self._asked: dict[str, int] = {}  # seals asked for on acceptance, per stream (a count)
         self.errors: dict[str, str] = {}  # why a stream's last seal failed, until one works
 
@@ -64,29 +62,23 @@ class StreamSealer:
         if waiting >= stream.seal_readings:
             self._wake.set()
 
-    def wait_for_seals(self, bound: int, stop: threading.Event) -> None:
-        """Return once no stream has more than ``bound`` readings (or two chunks' worth, if
-        that is more) waiting for a seal, or at once if the thread is not sealing (not running,
-        or a seal failing: the chain away, say), or when ``stop`` is set.
+    def behind(self, bound: int) -> bool:
+        """Whether the thread is sealing (running, and no seal failing: the chain away, say)
+        and some stream has more than ``bound`` readings (or two chunks' worth, if that is
+        more) waiting for a seal.
 
-        The MQTT writer calls it before each batch, so that ingest cannot outrun sealing while
-        both want the CPU: the messages then wait on the broker, unacknowledged, rather than
-        unsealed readings here (issue 27: up to 870,000 did)."""
-        with self._sealed:
-            while not stop.is_set() and self._behind(bound):
-                self._wake.set()
-                self._sealed.wait(0.5)
-
-    def _behind(self, bound: int) -> bool:
-        """Whether the thread is working and some stream is more than ``bound`` behind it
-        (called holding ``_guard``)."""
-        if self._thread is None or not self._thread.is_alive() or self.errors:
+        The MQTT worker stops taking messages while it is (:mod:`api.service.mqtt_ingest`), so
+        that ingest cannot outrun sealing while both want the CPU: the messages then wait on
+        the broker, unacknowledged, rather than unsealed readings here (issue 27: up to 870,000
+        did)."""
+        with self._guard:
+            if self._thread is None or not self._thread.is_alive() or self.errors:
+                return False
+            for name, count in self._unsealed.items():
+                stream = self._definition(name)
+                if stream is not None and count > max(bound, 2 * stream.seal_readings):
+                    return True
             return False
-        for name, count in self._unsealed.items():
-            stream = self._definition(name)
-            if stream is not None and count > max(bound, 2 * stream.seal_readings):
-                return True
-        return False
 
     def lock(self, name: str) -> threading.Lock:
         with self._guard:
@@ -129,10 +121,9 @@ class StreamSealer:
                 root=sealed.version_root,
             )
             log.info("sealed %s chunk %d (%d readings)", stream.name, planned.number, planned.count)
-            with self._sealed:
+            with self._guard:
                 left = self._unsealed.get(stream.name, 0) - planned.count
                 self._unsealed[stream.name] = max(left, 0)
-                self._sealed.notify_all()
             return self._store.chunks(stream.name, upto=planned.number)[-1]
 
     def _answered(self, name: str, asked: int | None) -> None:

@@ -13,10 +13,10 @@ from api.schemas import ModelCreate, ModelPublic, ModelsPublic
 from api.schemas.accepted import ModelAcceptedPublic
 from api.service._core import Core, Written
 from api.service._included import indexed_model
-from api.service._stream_rows import RECEIVED_AT
 from api.service._versions import is_version, version_rows_file
 from api.service.datasets import Datasets
 from api.service.views import model_view
+from api.streaming.rows import RECEIVED_AT
 from ledger.errors import AlreadyRegistered, UnknownModel
 from ledger.index.sqlite import IndexedModel
 from ledger.records import ModelInput

@@ -1,79 +1,50 @@
-"""Readings over MQTT: a paho client subscribed to ``<mqtt_topic_prefix>/+`` at QoS 1.
+"""Readings over MQTT: the service's side of the MQTT worker (:mod:`api.streaming.mqtt_worker`,
+whose docstring says how it subscribes, stores and acknowledges).
 
-Why it is built this way:
+Why the worker is a process of its own (issue 27): in one process, paho's network threads, the
+writer checking and storing readings and the sealer registering chunks on chain all took turns
+at one interpreter lock, and with ten readings a message the service ingested a quarter of what
+a plain paho subscriber receives (py-spy with ``--gil``: the sealer held the lock 42% of the
+time, the writer 39%, paho's threads 17%). As a process, the worker's share runs on another
+core. Both write ``streams.sqlite3`` (SQLite serialises the two writers, each waiting up to
+:data:`api.streaming.store.BUSY_SECONDS` for the other); the worker needs nothing else of the
+service, and imports nothing of it (``api.streaming`` is light: it starts in well under a
+second where the service takes seconds).
 
-* **Acknowledged only once durable.** The client runs with ``manual_ack=True``: paho's network
-  thread only queues each message (waiting when :data:`_QUEUED` are queued: memory stays
-  bounded whatever the broker holds); a writer thread takes what has arrived (up to
-  :data:`_BATCH` messages), stores every reading and dead letter of them in one SQLite
-  transaction (:meth:`Streams.ingest_messages`) and only then sends each PUBACK. A crash before
-  the commit leaves the messages unacknowledged, and the broker delivers them again.
-* **Stored once.** A redelivered message must not be stored twice, and MQTT says nothing that
-  identifies a message across deliveries. So a reading without an ``id`` gets one from its
-  content: ``mqtt:`` + SHA-256 of (topic, payload, place in the message). The price, written
-  down: two messages with the same payload on the same topic are one reading unless they carry
-  ids (or, as sensor readings do, their own timestamp column).
-* **A persistent session** (``clean_session=False`` and a client id stable across restarts,
-  derived from the data directory unless ``mqtt_client_id`` is set): the broker keeps QoS 1
-  messages for the service while it is down or reconnecting (within the broker's own
-  ``max_queued_messages``, which operators should raise for bursts). paho reconnects by itself
-  (backing off from 0.1 s to 5 s) and :meth:`_on_connect` subscribes again on every connection.
-* **MQTT 3.1.1, not 5** (measured for issue 27). An MQTT 5 client may state its own window of
-  unacknowledged messages in CONNECT (Receive Maximum), and Mosquitto 2.0 honours it whatever
-  its ``max_inflight_messages`` (``src/property_broker.c``, ``property__process_connect``). But
-  paho builds a ``Properties`` object for every PUBLISH it receives over MQTT 5 (~20 us here),
-  and in paired runs (BENCHMARKS.md, issue 27 fourth session) the service spent 3x the CPU
-  per reading over MQTT 5 with one reading a message and 1.3x with ten, while the window of
-  4 x 20 messages was not what bounded the rate (the seals were, with ten a message; paho
-  itself, with one).
-* **Several connections, one shared subscription** (``mqtt_connections``, 4 by default). The
-  broker lets each connection hold only so many unacknowledged QoS 1 messages (Mosquitto's
-  ``max_inflight_messages``, 20), and the service acknowledges a message only after the commit
-  that holds it, so with one connection a commit carried at most 20 messages and the commits
-  bounded the rate (issue 27). Each connection subscribes to ``$share/<client id>/<prefix>/+``
-  (an MQTT shared subscription, which Mosquitto serves to 3.1.1 clients too): the broker hands
-  each message to one of them, each with its own window, and the one writer stores what all of
-  them received in one commit, then acknowledges each message on the connection it came from.
-  Connection 0 keeps the single-connection client id and drops the plain subscription an
-  earlier run made, so what that session held is delivered, not left on the broker. (Going
-  back to fewer connections leaves the other connections' sessions, and what the broker
-  queues for them, on the broker.)
-* Nothing is dropped silently: a message on an unknown stream's topic, a payload that is not
-  JSON or not readings, goes to that stream name's dead letters with its reason.
-* **Seals before ingest.** While more than ``_UNSEALED`` readings wait for a seal and the
-  sealer is making progress, the writer waits for it (:meth:`Streams.wait_for_seals`): the
-  messages wait on the broker, unacknowledged, rather than as an unsealed backlog here.
+:class:`MqttIngest` starts the worker, tells it to pause while the sealer is behind (more than
+:data:`_UNSEALED` readings waiting, see :meth:`Streams.behind`: the messages then wait on the
+broker, unacknowledged, rather than as an unsealed backlog here), counts what it stored in the
+stream pages' rates and the sealer's bookkeeping, starts it again if it dies, and stops it by
+closing its input. A kill -9 of the service closes that input too, so the worker never outlives
+it by more than its current commit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import queue
-import ssl
+import os
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO
 from urllib.parse import unquote, urlsplit
 
+import api
 from api.errors import Misconfigured
-from api.service._stream_rows import MessageReadings, message_readings
 from api.service.streams import Streams
 from api.settings import Settings
+from api.streaming.mqtt_worker import WorkerConfig, subscription
 
 __all__ = ["MqttIngest", "broker_address"]
 
 log = logging.getLogger("provenance.mqtt")
-_BATCH = 5_000  # messages stored in one transaction at most
-# Readings stored in one transaction at most (give or take a message): the transaction holds
-# the store's write lock, which the sealer waits for (50,000 readings held it ~0.2 s).
-_BATCH_READINGS = 5_000
-# Messages received and not yet stored, at most: past it paho's network thread waits, so TCP
-# pushes back on the broker. (Mosquitto may send a client more than its max_inflight_messages;
-# without this bound a slow disk turned a backlog on the broker into gigabytes here.)
-_QUEUED = 10_000
-# Readings waiting for a seal past which the writer lets the sealer catch up first.
+# Readings waiting for a seal past which the worker lets the sealer catch up first.
 _UNSEALED = 50_000
+_PRESSURE_TICK = 0.1  # seconds between looks at the sealer's backlog
 
 
 @dataclass(frozen=True)
@@ -101,149 +72,127 @@ def broker_address(url: str) -> BrokerAddress:
 
 
 class MqttIngest:
-    """The service's MQTT subscriber (see the module docstring)."""
+    """The MQTT worker's supervisor (see the module docstring)."""
 
     def __init__(self, settings: Settings, streams: Streams) -> None:
-        import paho.mqtt.client as mqtt  # lazily: the service runs without MQTT too
-
         assert settings.mqtt_url is not None
         self._streams = streams
-        self._prefix = settings.mqtt_topic_prefix
-        self._address = broker_address(settings.mqtt_url)
-        # (connection, message) pairs received and not yet stored
-        self._queue: queue.Queue[tuple[Any, Any]] = queue.Queue(maxsize=_QUEUED)
-        self._stop = threading.Event()
-        self.connected = threading.Event()  # every connection up and subscribed
-        self._up: set[int] = set()
-        self._up_lock = threading.Lock()
+        address = broker_address(settings.mqtt_url)
         client_id = settings.mqtt_client_id or (
             "provenance-"
             + hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:16]
         )
-        # A share name may not hold "/", "+" or "#" (a client id may)
-        self._group = client_id.translate(str.maketrans("/+#", "___"))
-        # Messages each connection received (each counts its own, on its own thread).
-        self.delivered = [0] * settings.mqtt_connections
-        self._clients = [
-            self._new_client(mqtt, client_id if k == 0 else f"{client_id}-{k}", k)
-            for k in range(settings.mqtt_connections)
-        ]
-        self._writer = threading.Thread(target=self._write_loop, name="mqtt-writer", daemon=True)
-
-    def _new_client(self, mqtt: Any, client_id: str, index: int) -> Any:
-        client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        self._config = WorkerConfig(
+            store=str(streams.store.path),
+            max_chars=settings.max_field_chars,
+            host=address.host,
+            port=address.port,
+            tls=address.tls,
+            username=address.username,
+            password=address.password,
             client_id=client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,
-            userdata=index,
+            prefix=settings.mqtt_topic_prefix,
+            connections=settings.mqtt_connections,
         )
-        if self._address.username is not None:
-            client.username_pw_set(self._address.username, self._address.password)
-        if self._address.tls:
-            client.tls_set_context(ssl.create_default_context())
-        client.reconnect_delay_set(min_delay=0.1, max_delay=5)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
+        self.topic = subscription(settings.mqtt_topic_prefix, client_id, settings.mqtt_connections)
+        self.connected = threading.Event()  # every connection up and subscribed
+        # Messages each connection received, as the worker last said (after a commit).
+        self.delivered = [0] * settings.mqtt_connections
+        self._stop = threading.Event()
+        self._process: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()  # the process and what was last said on its input
+        self._supervisor = threading.Thread(target=self._supervise, name="mqtt", daemon=True)
 
     @property
-    def topic(self) -> str:
-        """The topic subscribed to: shared by the connections when there are several."""
-        plain = f"{self._prefix}/+"
-        return plain if len(self._clients) == 1 else f"$share/{self._group}/{plain}"
+    def worker_pid(self) -> int | None:
+        """The MQTT worker's process id (None before :meth:`start`)."""
+        with self._lock:
+            return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
-        self._writer.start()
-        for client in self._clients:
-            client.connect_async(self._address.host, self._address.port, keepalive=30)
-            client.loop_start()
+        self._spawn()
+        self._supervisor.start()
 
     def close(self) -> None:
-        """Stop taking messages; those received and not yet stored stay unacknowledged, so
-        the broker delivers them again to the next run."""
+        """Stop the worker (it finishes its commit); what it received and did not store stays
+        unacknowledged, so the broker delivers it again to the next run."""
         self._stop.set()
-        for client in self._clients:
-            client.disconnect()
-        for client in self._clients:
-            client.loop_stop()
-        self._writer.join(timeout=30)
-
-    # -- paho's threads (one per connection) ---------------------------------------------------
-
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if reason.is_failure:
-            log.warning("MQTT broker refused the connection: %s", reason)
+        self._supervisor.join(timeout=5)
+        with self._lock:
+            process = self._process
+        if process is None:
             return
-        plain = f"{self._prefix}/+"
-        if self.topic != plain:  # an earlier single-connection run's subscription, if any
-            client.unsubscribe(plain)
-        client.subscribe(self.topic, qos=1)
-        with self._up_lock:
-            self._up.add(userdata)
-            if len(self._up) == len(self._clients):
-                self.connected.set()
-        log.info("MQTT connected to %s:%d, subscribed to %s",
-                 self._address.host, self._address.port, self.topic)  # fmt: skip
+        _close(process.stdin)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            log.warning("the MQTT worker did not stop within 30 s; killed")
+            process.kill()
+            process.wait()
 
-    def _on_disconnect(
-        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
-    ) -> None:
-        with self._up_lock:
-            self._up.discard(userdata)
-            self.connected.clear()
-        if not self._stop.is_set():
-            log.warning("MQTT connection lost (%s); reconnecting", reason)
+    def _spawn(self) -> None:
+        env = dict(os.environ)
+        # the tree this service runs from, whatever the current folder
+        root = str(Path(api.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.streaming.mqtt_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(self._config.line())
+        process.stdin.flush()
+        with self._lock:
+            self._process, self._paused = process, False
+        threading.Thread(
+            target=self._listen, args=(process.stdout,), name="mqtt-listen", daemon=True
+        ).start()
 
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self.delivered[userdata] += 1
-        while not self._stop.is_set():  # on stop it is dropped: unacknowledged, sent again
-            try:
-                self._queue.put((client, message), timeout=0.5)
-                return
-            except queue.Full:
+    def _listen(self, source: IO[str]) -> None:
+        """What the worker says: connected or not, what it stored."""
+        for line in source:
+            said = json.loads(line)
+            if "connected" in said:
+                (self.connected.set if said["connected"] else self.connected.clear)()
+            if "stored" in said:
+                self._streams.stored(said["stored"])
+                self.delivered[:] = said["delivered"]
+        self.connected.clear()
+
+    def _supervise(self) -> None:
+        """Pause the worker while the sealer is behind; start it again if it dies."""
+        delay = 0.5
+        while not self._stop.wait(_PRESSURE_TICK):
+            with self._lock:
+                process = self._process
+            assert process is not None
+            if process.poll() is not None:
+                log.error("the MQTT worker stopped (exit %s); starting it again in %.1f s",
+                          process.returncode, delay)  # fmt: skip
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, 10.0)
+                self._spawn()
                 continue
-
-    # -- the writer ----------------------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        while not self._stop.is_set():
-            # Seals first: past the bound, let the sealer catch up (it says when it cannot).
-            self._streams.wait_for_seals(_UNSEALED, self._stop)
-            try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            batch, groups = [first], {}
-            readings = self._decode(first, groups)
-            while len(batch) < _BATCH and readings < _BATCH_READINGS:
+            if self.connected.is_set():
+                delay = 0.5
+            pause = self._streams.behind(_UNSEALED)
+            if pause != self._paused:
                 try:
-                    taken = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                batch.append(taken)
-                readings += self._decode(taken, groups)
-            delay = 0.5
-            while True:
-                try:
-                    self._streams.ingest_messages(groups, source="mqtt")
-                    break
-                except Exception:  # a full disk, say: kept, unacknowledged, and tried again
-                    # (the broker would only send them again after a reconnect, and meanwhile
-                    # they hold its window of messages in flight)
-                    log.exception("storing %d MQTT messages failed; retrying", len(batch))
-                    if self._stop.wait(delay):
-                        return  # not acknowledged: the broker delivers them to the next run
-                    delay = min(delay * 2, 10.0)
-            for client, message in batch:
-                client.ack(message.mid, message.qos)
+                    assert process.stdin is not None
+                    process.stdin.write(json.dumps("pause" if pause else "go") + "\n")
+                    process.stdin.flush()
+                    self._paused = pause
+                except (BrokenPipeError, ValueError):  # it died: seen on the next look
+                    pass
 
-    def _decode(self, taken: tuple[Any, Any], groups: dict[str, list[MessageReadings]]) -> int:
-        """Parse a message into its stream's group; answers how many readings it holds."""
-        message = taken[1]
-        topic = message.topic
-        decoded = message_readings(topic, message.payload)
-        groups.setdefault(topic[len(self._prefix) + 1 :], []).append(decoded)
-        return len(decoded.readings)
+
+def _close(stream: IO[str] | None) -> None:
+    try:
+        if stream is not None:
+            stream.close()
+    except BrokenPipeError:
+        pass

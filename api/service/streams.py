@@ -3,7 +3,7 @@ stored durably on arrival, sealed into chunks and versions (:mod:`api.service._s
 with a proof for every sealed reading.
 
 Ingest never blocks on the chain: a reading is acknowledged once it is committed to
-``streams.sqlite3`` (:mod:`api.service._stream_store`); sealing runs on its own thread or when
+``streams.sqlite3`` (:mod:`api.streaming.store`); sealing runs on its own thread or when
 asked (``seal``), one stream at a time under that stream's lock
 (:mod:`api.service._stream_sealer`).
 A reading that is not one (not JSON, wrong type, missing or unknown column) goes to the stream's
@@ -12,13 +12,11 @@ dead letters with its reason and never keeps the others of its request from bein
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from api.errors import (
@@ -44,18 +42,16 @@ from api.schemas.streams import (
 )
 from api.service._core import Core, Written
 from api.service._stream_proof import reading_proof
-from api.service._stream_rows import (
-    MessageReadings,
-    ReadingRefused,
-    RowEncoder,
+from api.service._stream_seal import stream_columns
+from api.service._stream_sealer import StreamSealer
+from api.service.datasets import Datasets
+from api.streaming.ingest import StreamIngest
+from api.streaming.rows import (
     column_name_problem,
     split_body,
     stream_schema_hash,
 )
-from api.service._stream_seal import stream_columns
-from api.service._stream_sealer import StreamSealer
-from api.service._stream_store import ChunkRow, StreamRow, StreamStore, now_ms
-from api.service.datasets import Datasets
+from api.streaming.store import ChunkRow, StreamRow, StreamStore
 
 __all__ = ["Streams"]
 
@@ -95,9 +91,9 @@ class Streams:
         self._core = core
         self._datasets = datasets
         self.store = StreamStore(core.settings.data_dir / "streams.sqlite3")
-        self._defs: dict[str, StreamRow] = {}
+        self._ingest = StreamIngest(self.store, max_chars=core.settings.max_field_chars)
+        self._defs = self._ingest.definitions
         self._rates = _Rates()
-        self._encoders: dict[str, RowEncoder] = {}
         self.sealer = StreamSealer(self.store, datasets, core.store, self._defs.get)
 
     # -- definitions ---------------------------------------------------------------------------
@@ -130,12 +126,9 @@ class Streams:
 
     def definition(self, name: str) -> StreamRow:
         """The stream's definition (cached: a stream is defined once)."""
-        row = self._defs.get(name)
+        row = self._ingest.definition(name)
         if row is None:
-            row = self.store.stream(name)
-            if row is None:
-                raise UnknownStream(f"no stream is named {name!r}")
-            self._defs[name] = row
+            raise UnknownStream(f"no stream is named {name!r}")
         return row
 
     def get(self, name: str) -> StreamPublic:
@@ -185,80 +178,24 @@ class Streams:
         in one transaction: good readings, and the bad ones as dead letters. A reading without
         an id is given a random one."""
         stream = self.definition(name)
-        good, dead, refused = self._check(
+        good, dead, refused = self._ingest.check(
             stream, ((None, 0, text, parsed) for text, parsed in items), source=source
         )
         [added] = self.store.add_many([(name, good, dead)])
         self._wake_if_due(stream, added)
         return IngestPublic(
-            accepted=added, duplicates=len(good) - added, dead_letters=len(dead), refused=refused
+            accepted=added,
+            duplicates=len(good) - added,
+            dead_letters=len(dead),
+            refused=[RefusedReadingPublic(index=i, reason=reason) for i, reason in refused],
         )
 
-    def ingest_messages(self, groups: dict[str, list[MessageReadings]], *, source: str) -> None:
-        """Store the readings of MQTT messages of several streams (by stream name) in one
-        transaction; the readings of a stream that does not exist are kept as dead letters
-        under that name."""
-        batches = []
-        for name, messages in groups.items():
-            items = (
-                (message.key, index, message.text, parsed)
-                for message in messages
-                for index, parsed in enumerate(message.readings)
-            )
-            try:
-                stream = self.definition(name)
-            except UnknownStream:
-                reason = f"no stream is named {name!r}"
-                received = now_ms()
-                dead = [
-                    (received, source, text if text is not None else json.dumps(p)[:1000], reason)
-                    for _, _, text, p in items
-                ]
-                log.warning("%d reading(s) for unknown stream %r kept as dead letters",
-                            len(dead), name)  # fmt: skip
-                batches.append((name, [], dead))
-                continue
-            good, dead, _ = self._check(stream, items, source=source)
-            batches.append((name, good, dead))
-        added = self.store.add_many(batches)
-        for (name, _, _), count in zip(batches, added, strict=True):
-            if count and name in self._defs:
-                self._wake_if_due(self._defs[name], count)
-
-    def _check(
-        self,
-        stream: StreamRow,
-        items: Iterable[tuple[str | None, int, str | None, Any]],
-        *,
-        source: str,
-    ) -> tuple[list[tuple[str, int, str]], list[tuple[int, str, str, str]], list[Any]]:
-        """Each item is ``(key, index, text as received (None: the parsed value's JSON), parsed
-        JSON or the reason it is not)``; a reading without an id is named ``<key>:<index>``, or
-        given a random id when ``key`` is None."""
-        encoder = self._encoders.get(stream.name)
-        if encoder is None:
-            encoder = self._encoders[stream.name] = RowEncoder(
-                stream_columns(stream), max_chars=self._core.settings.max_field_chars
-            )
-        encode = encoder.encode
-        received = now_ms()
-        good: list[tuple[str, int, str]] = []
-        dead: list[tuple[int, str, str, str]] = []
-        refused: list[RefusedReadingPublic] = []
-        for position, (key, index, text, parsed) in enumerate(items):
-            try:
-                if isinstance(parsed, ReadingRefused):
-                    raise parsed
-                reading_id, row = encode(parsed)
-            except ReadingRefused as exc:
-                shown = text if text is not None else json.dumps(parsed)[:1000]
-                dead.append((received, source, shown, str(exc)))
-                refused.append(RefusedReadingPublic(index=position, reason=str(exc)))
-                continue
-            if reading_id is None:
-                reading_id = f"{key}:{index}" if key is not None else uuid.uuid4().hex
-            good.append((reading_id, received, row))
-        return good, dead, refused
+    def stored(self, counts: dict[str, int]) -> None:
+        """Readings stored elsewhere (the MQTT worker process), by stream: counted in the rates
+        and the sealer's bookkeeping as if ingested here."""
+        for name, count in counts.items():
+            if (stream := self._ingest.definition(name)) is not None:
+                self._wake_if_due(stream, count)
 
     def _wake_if_due(self, stream: StreamRow, added: int) -> None:
         self._rates.add(stream.name, added)
@@ -332,9 +269,9 @@ class Streams:
             sealed_at=float(chunk.sealed_at or 0.0),
         )
 
-    def wait_for_seals(self, bound: int, stop: threading.Event) -> None:
-        """See :meth:`StreamSealer.wait_for_seals` (the MQTT writer's back-pressure)."""
-        self.sealer.wait_for_seals(bound, stop)
+    def behind(self, bound: int) -> bool:
+        """See :meth:`StreamSealer.behind` (the MQTT worker's back-pressure)."""
+        return self.sealer.behind(bound)
 
     def start(self) -> None:
         self.sealer.start()

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.service._stream_rows import (
+from api.streaming.rows import (
     ReadingRefused,
     RowEncoder,
     check_reading,

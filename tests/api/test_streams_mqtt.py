@@ -35,8 +35,8 @@ import pytest
 
 from api.devbroker import MosquittoBroker, mosquitto_binary
 from api.devserver import ServiceProcess
-from api.service._stream_store import StreamStore
 from api.settings import Settings
+from api.streaming.store import StreamStore
 from tests.api.conftest import authorized_client
 
 SYSTEM_BROKER = ("127.0.0.1", 1883)
@@ -261,6 +261,14 @@ class _Senders:
                 seq += 10
 
 
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
 def test_kill_9_between_acknowledgement_and_seal_loses_nothing(
     tmp_path: Path, private_broker: MosquittoBroker
 ) -> None:
@@ -276,7 +284,10 @@ def test_kill_9_between_acknowledgement_and_seal_loses_nothing(
         senders.start()
         with server.client() as http:
             wait_for(lambda: stream(http, "crash")["versions"] >= 1, "a first seal")
+        [worker] = _children(server.pid)  # the MQTT worker process
         assert server.stop(kill=True) == -signal.SIGKILL  # readings and seals in flight
+        # its input closed with the service: it stops (after its commit), never orphaned
+        wait_for(lambda: not Path(f"/proc/{worker}").exists(), "the MQTT worker to stop")
     senders.stop()
     assert senders.http_acked and senders.mqtt_acked
     # A second crash, right after a seal was planned and before it was registered:

@@ -5,8 +5,8 @@
   them (each connection has its own window of unacknowledged messages), every message is stored
   once, and none is delivered twice: an earlier single-connection run's plain subscription is
   dropped, after what its session held was delivered.
-* ``Streams.wait_for_seals``, which the MQTT writer calls before each batch, returns only once
-  the sealer has caught up to the bound, and at once when asked to stop.
+* ``Streams.behind`` says when the sealer is past the bound (not while a seal fails), and the
+  MQTT worker takes no message while it is.
 * A reading SQLite cannot store (a lone surrogate) is a dead letter; the readings after it
   arrive.
 """
@@ -14,8 +14,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import threading
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from api.devbroker import MosquittoBroker, mosquitto_binary
+from api.service import mqtt_ingest
 from api.settings import Settings
 from tests.api.conftest import authorized_client
 from tests.api.test_streams_mqtt import (
@@ -77,21 +81,76 @@ def test_connections_share_the_subscription_and_drain_an_earlier_single_session(
         sender.loop_stop()
 
 
-def test_ingest_waits_for_the_sealer_past_the_bound(tmp_path: Path) -> None:
+def test_the_sealer_is_behind_past_the_bound_until_it_catches_up(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", anchor_interval=3600)
     with authorized_client(settings) as api:
         create(api, "line", seal_readings=10)
         streams = api.app.state.service.streams  # type: ignore[attr-defined]
-        stop = threading.Event()
-        stop.set()
         body = [{"seq": i, "value": i / 2} for i in range(100)]
-        assert api.post("/v1/streams/line/readings", json=body).status_code == 202
-        streams.wait_for_seals(5, stop)  # asked to stop: returns at once, behind or not
-        # 100 stored, bound max(5, 2 * 10): back once at most 20 wait for a seal
-        streams.wait_for_seals(5, threading.Event())
+        with streams.sealer.lock("line"):  # the sealer cannot seal meanwhile
+            assert api.post("/v1/streams/line/readings", json=body).status_code == 202
+            # 100 waiting, bound max(5, 2 * 10) = 20
+            assert streams.behind(5) and not streams.behind(100)
+            streams.sealer.errors["line"] = "the chain is away"  # a failing sealer: no wait
+            assert not streams.behind(5)
+            del streams.sealer.errors["line"]
+        wait_for(lambda: not streams.behind(5), "the sealer to catch up")
         assert stream(api, "line")["pending"] <= 20
         wait_for(lambda: stream(api, "line")["pending"] == 0, "every reading sealed")
         assert stream(api, "line")["versions"] == 10
+
+
+def test_the_worker_pauses_while_the_sealer_is_behind(
+    tmp_path: Path, private_broker: MosquittoBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service tells the MQTT worker to pause past the bound: the messages wait on the
+    broker, unacknowledged, until the sealer catches up."""
+    monkeypatch.setattr(mqtt_ingest, "_UNSEALED", 5)  # bound max(5, 2 * 10) = 20
+    settings = Settings(
+        data_dir=tmp_path / "data", anchor_interval=3600, mqtt_url=private_broker.url
+    )
+    with authorized_client(settings) as api:
+        create(api, "line", seal_readings=10)
+        service = api.app.state.service  # type: ignore[attr-defined]
+        assert service.mqtt.connected.wait(TIMEOUT)
+        sender = publisher(private_broker.port)
+        try:
+            with service.streams.sealer.lock("line"):
+                body = [{"seq": -i, "value": 0.0} for i in range(1, 101)]
+                assert api.post("/v1/streams/line/readings", json=body).status_code == 202
+                assert service.streams.behind(5)
+                time.sleep(0.5)  # the worker is told
+                topic = f"{settings.mqtt_topic_prefix}/line"
+                publish_all(sender, topic, [_reading(i) for i in range(300)])
+                time.sleep(1.0)
+                assert stream(api, "line")["readings"] == 100  # none taken
+            wait_for(lambda: stream(api, "line")["readings"] == 400, "the 300 once it caught up")
+        finally:
+            sender.disconnect()
+            sender.loop_stop()
+
+
+def test_a_killed_worker_is_started_again_and_loses_nothing(
+    tmp_path: Path, private_broker: MosquittoBroker
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data", anchor_interval=3600, mqtt_url=private_broker.url
+    )
+    with authorized_client(settings) as api:
+        create(api, "line")
+        ingest = api.app.state.service.mqtt  # type: ignore[attr-defined]
+        assert ingest.connected.wait(TIMEOUT)
+        first = ingest.worker_pid
+        os.kill(first, signal.SIGKILL)
+        topic = f"{settings.mqtt_topic_prefix}/line"
+        sender = publisher(private_broker.port)
+        try:  # published while no worker runs: the broker keeps them for the session
+            publish_all(sender, topic, [_reading(i) for i in range(50)])
+        finally:
+            sender.disconnect()
+            sender.loop_stop()
+        wait_for(lambda: ingest.worker_pid != first, "a new worker")
+        wait_for(lambda: stream(api, "line")["readings"] == 50, "the 50 readings")
 
 
 def test_a_reading_sqlite_cannot_store_is_a_dead_letter_not_a_stuck_writer(
@@ -117,3 +176,18 @@ def test_a_reading_sqlite_cannot_store_is_a_dead_letter_not_a_stuck_writer(
         wait_for(lambda: stream(api, "line")["readings"] == 29, "the 29 good readings")
         [dead] = api.get("/v1/streams/line/dead-letters").json()["data"]
         assert "lone surrogate" in dead["reason"] and dead["source"] == "mqtt"
+
+
+def test_the_worker_imports_nothing_of_the_service() -> None:
+    """The worker starts in well under a second because ``api.streaming`` stays below
+    ``api.service`` (which pulls in web3 and FastAPI: seconds at start-up)."""
+    script = (
+        "import sys, api.streaming.mqtt_worker\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('web3', 'fastapi', 'eth_abi')"
+        " or m.startswith('api.service'))\n"
+        "print(heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -1,4 +1,4 @@
-"""The streams' SQLite store (``api/service/_stream_store.py``) on its own, for what issue 27
+"""The streams' SQLite store (``api/streaming/store.py``) on its own, for what issue 27
 changed in it:
 
 * reads take a connection of their own and never wait for the write lock: a read answers while
@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from api.service._stream_store import StreamRow, StreamStore
+from api.streaming.store import StreamRow, StreamStore
 
 TIMEOUT = 30.0
 
@@ -122,7 +122,7 @@ def test_a_chunk_longer_than_sqlites_longest_string_is_read_row_by_row(tmp_path:
     store.add("a", [(f"r{i}", at, row) for i, (at, row) in enumerate(rows)])
     planned = store.plan("a", 3)
     assert planned is not None
-    reader = sqlite3.connect(store._path, isolation_level=None, check_same_thread=False)
+    reader = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
     # a row fits, and so does the schema's longest statement; the three rows joined do not
     reader.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 4_000)
     store._idle[:] = [reader]

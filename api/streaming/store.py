@@ -16,14 +16,17 @@ A seal's states (``chunks.state``), so that a crash at any line is safe:
    redone, so redoing them is harmless.
 3. ``sealed``: the hashes are written down. At start, every ``planned`` chunk is redone from 2.
 
-Writes go through one connection guarded by a lock (SQLite serialises writers anyway), served
-in arrival order (:class:`_FairLock`): with a plain lock the MQTT writer, which takes it again
-as soon as it lets it go, starved the sealer under a steady stream (seals fell minutes behind
-the readings). Reads do not take that lock: each takes a reading connection of a small pool,
-which WAL lets read a committed snapshot while a write is under way (issue 27: the sealer's
-reads, and the stream pages' figures, waited behind the MQTT writer's transactions of up to
-50,000 readings, and the seals fell behind the readings by up to 90,000 however fast the chain
-was).
+Two processes write it: the service (streams, HTTP readings, seals) and the MQTT worker
+(readings; :mod:`api.streaming.mqtt_worker`). SQLite serialises them: a write waits up to
+:data:`BUSY_SECONDS` for the other process's transaction (the worker's hold at most about
+5,000 readings, and it leaves gaps between them while it acknowledges and gathers the next).
+In a process, writes go through one connection guarded by a lock, served in arrival order
+(:class:`_FairLock`): with a plain lock a writer that takes it again as soon as it lets it go
+starved the sealer under a steady stream (seals fell minutes behind the readings). Reads do not
+take that lock: each takes a reading connection of a small pool, which WAL lets read a
+committed snapshot while a write is under way (issue 27: the sealer's reads, and the stream
+pages' figures, waited behind the MQTT writer's transactions of up to 50,000 readings, and the
+seals fell behind the readings by up to 90,000 however fast the chain was).
 
 Why it runs past 400 lines: the seal's states above and the readings' acknowledgement are one
 crash-safety argument over one schema, which reads best in one file.
@@ -43,7 +46,11 @@ from typing import Any
 
 from ledger.storage.multirow import multi_row_inserts
 
-__all__ = ["ChunkRow", "DeadLetter", "StreamRow", "StreamStore"]
+__all__ = ["BUSY_SECONDS", "ChunkRow", "DeadLetter", "StreamRow", "StreamStore"]
+
+# How long a write waits for the other process's (the MQTT worker's, or the service's) before
+# it fails: SQLite's busy handler, which retries with sleeps of 1 ms growing to 100 ms.
+BUSY_SECONDS = 60.0
 
 # Readings go in by multi-row statements (ledger.storage.multirow): ``?1`` the stream, then
 # three values a row.
@@ -178,12 +185,14 @@ class StreamStore:
     """The streams' SQLite file (see the module docstring)."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn = sqlite3.connect(
+            path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
+        )
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.executescript(_SCHEMA)
         self._lock = _FairLock()
-        self._path = path
+        self.path = path
         self._idle: list[sqlite3.Connection] = []  # reading connections not in use
 
     def close(self) -> None:
@@ -210,7 +219,9 @@ class StreamStore:
         try:
             reader = self._idle.pop()  # atomic: no two threads get the same connection
         except IndexError:
-            reader = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            reader = sqlite3.connect(
+                self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False
+            )
             reader.execute("PRAGMA query_only = ON")
         try:
             return reader.execute(sql, params).fetchall()
