@@ -412,6 +412,42 @@ class Datasets:
             transform_hash=transform_hash,
         )
 
+    def prepare_upload(
+        self, stream: BinaryIO, *, name: str, description: str, file_name: str
+    ) -> Written[DatasetPublic] | DatasetInput:
+        """:meth:`register` without the write: the file checked, hashed and stored, answered
+        as it stands when registered already, else the record to write (with others, by
+        :meth:`register_inputs`)."""
+        return self._prepare(stream, name=name, description=description, file_name=file_name)
+
+    def register_inputs(
+        self, items: Sequence[DatasetInput], *, early: bool = False
+    ) -> list[Written[DatasetPublic] | LedgerError]:
+        """:meth:`register_input` of several records in one round of writes (one transaction
+        when a block holds them: a stream's chunk and the version naming it as a parent, which
+        the contract finds registered just before it in the same call); each is answered on
+        its own."""
+        answers: list[Written[DatasetPublic] | LedgerError | None] = []
+        missing: list[DatasetInput] = []
+        for item in items:
+            existing = self._core.dataset(item.content_hash)
+            answers.append(
+                None
+                if existing is None
+                else Written(dataset_view(self._core, existing), created=False)
+            )
+            if existing is None:
+                missing.append(item)
+        written = iter(self._write(missing, early=early))
+        out: list[Written[DatasetPublic] | LedgerError] = []
+        for item, answer in zip(items, answers, strict=True):
+            if answer is None:
+                answer = next(written)
+                if isinstance(answer, Written) and answer.created and item.parents:
+                    self._core.events.derived(answer.view)  # an OpenLineage run
+            out.append(answer)
+        return out
+
     def register_input(self, item: DatasetInput, *, early: bool = False) -> Written[DatasetPublic]:
         """Register a record whose files the caller stored (a stream's version, whose content is
         its manifest): answered from the index, with no transaction, when it exists already

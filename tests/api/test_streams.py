@@ -208,6 +208,8 @@ def test_seal_makes_chunks_and_versions_that_are_datasets(api: TestClient) -> No
 
     version = api.get(f"/v1/datasets/{v2['hash']}").json()
     assert version["parents"] == [v1["hash"], v2["chunk"]["hash"]]
+    # one transaction a seal: the chunk, then the version that names it
+    assert version["tx_hash"] == chunk["tx_hash"]
     assert (version["row_count"], version["rows_root"]) == (8, v2["rows_root"])
     assert version["transform"]["transform"] == "stream-append"
     manifest = json.loads(api.get(f"/v1/datasets/{v2['hash']}/content").content)
