@@ -175,6 +175,11 @@ def _rss_mb(pid: int) -> float:
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of process ``pid`` and of its children that are running
     (the service's MQTT worker is one)."""
+    return sum(_own_and_children(pid))
+
+
+def _own_and_children(pid: int) -> tuple[float, float]:
+    """User + system CPU time so far of process ``pid``, and of its running children."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     children = []
@@ -183,7 +188,7 @@ def _cpu_seconds(pid: int) -> float:
             children += (task / "children").read_text().split()
         except OSError:  # the thread ended meanwhile
             continue
-    return own + sum(_cpu_seconds(int(child)) for child in children)
+    return own, sum(_cpu_seconds(int(child)) for child in children)
 
 
 def _service(
@@ -214,6 +219,7 @@ def _service(
     waiting: list[tuple[int, int]] = []  # (readings stored, readings not sealed yet)
     with ServiceProcess(data, env=env) as server, server.client() as http:
         cpu_start = _cpu_seconds(server.pid)
+        worker_start = _own_and_children(server.pid)[1]
         deadline = time.monotonic() + max(300, n / 500)
         while time.monotonic() < deadline:
             samples.append(_rss_mb(server.pid))
@@ -225,6 +231,7 @@ def _service(
             time.sleep(0.5)
         assert figures["readings"] == n, figures
         cpu_drained = _cpu_seconds(server.pid)
+        worker_drained = _own_and_children(server.pid)[1]
         sealed = http.post(f"/v1/streams/{STREAM}/seal").json()["count"]
         cpu_sealed = _cpu_seconds(server.pid)
         samples.append(_rss_mb(server.pid))
@@ -247,6 +254,7 @@ def _service(
         "sealed_at_end": sealed,
         "cpu_us_per_reading_drain": (cpu_drained - cpu_start) / n * 1e6,
         "cpu_us_per_reading_sealed": (cpu_sealed - cpu_start) / n * 1e6,
+        "worker_cpu_us_per_reading_drain": (worker_drained - worker_start) / n * 1e6,
     }
 
 
@@ -300,6 +308,8 @@ def _tables(result: dict[str, Any]) -> list[str]:
          fmt(result["publisher_rate"]), ""],
         ["service CPU per reading, from its start to the end of the drain (us)",
          fmt(result["cpu_us_per_reading_drain"]), ""],
+        ["of which the MQTT worker process (us)",
+         fmt(result.get("worker_cpu_us_per_reading_drain", float("nan"))), ""],
         ["service CPU per reading, to every reading sealed (us)",
          fmt(result["cpu_us_per_reading_sealed"]), ""],
     ]  # fmt: skip
