@@ -57,7 +57,10 @@ ID_MAX_CHARS = 256
 # (position of the chunk in the version, its content hash, its rows root, the version row
 # where it starts, its row count).
 CHUNK_LEAF_ENCODING = ("uint256", "bytes32", "bytes32", "uint256", "uint256")
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# 19 digits in a row: every digit made a 9, then a plain substring search (a regular expression
+# cost 10 us a message of ten readings, this 1.3 us; issue 27)
+_DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
+_NINETEEN_DIGITS = b"9" * 19
 # A lone surrogate (JSON lets "\ud800" through) is not text SQLite can store: a reading holding
 # one was refused by the store's UTF-8 encoder, which failed its whole transaction; over MQTT the
 # writer then retried that batch forever.
@@ -219,7 +222,8 @@ def loads_json(data: bytes | str) -> Any:
     is not JSON) is read again by :func:`json.loads` too, so the value, or the error and its
     message (a dead letter's reason), is always :func:`json.loads`'s (the tests compare them
     on generated JSON)."""
-    if _LONG_DIGITS.search(data if isinstance(data, bytes) else data.encode("utf-8", "replace")):
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "replace")
+    if _NINETEEN_DIGITS in raw.translate(_DIGITS_AS_NINES):
         return json.loads(data)
     try:
         return orjson.loads(data)
