@@ -51,6 +51,16 @@ def _reading(seq: int) -> str:
     return json.dumps({"seq": seq, "value": seq / 2})
 
 
+def _publish(broker: MosquittoBroker, topic: str, payloads: list[str]) -> None:
+    """Publish at QoS 1 with a plain paho client, each acknowledged by the broker."""
+    sender = publisher(broker.port)
+    try:
+        publish_all(sender, topic, payloads)
+    finally:
+        sender.disconnect()
+        sender.loop_stop()
+
+
 def test_connections_share_the_subscription_and_drain_an_earlier_single_session(
     tmp_path: Path, private_broker: MosquittoBroker
 ) -> None:
@@ -113,21 +123,16 @@ def test_the_worker_pauses_while_the_sealer_is_behind(
         create(api, "line", seal_readings=10)
         service = api.app.state.service  # type: ignore[attr-defined]
         assert service.mqtt.connected.wait(TIMEOUT)
-        sender = publisher(private_broker.port)
-        try:
-            with service.streams.sealer.lock("line"):
-                body = [{"seq": -i, "value": 0.0} for i in range(1, 101)]
-                assert api.post("/v1/streams/line/readings", json=body).status_code == 202
-                assert service.streams.behind(5)
-                time.sleep(0.5)  # the worker is told
-                topic = f"{settings.mqtt_topic_prefix}/line"
-                publish_all(sender, topic, [_reading(i) for i in range(300)])
-                time.sleep(1.0)
-                assert stream(api, "line")["readings"] == 100  # none taken
-            wait_for(lambda: stream(api, "line")["readings"] == 400, "the 300 once it caught up")
-        finally:
-            sender.disconnect()
-            sender.loop_stop()
+        with service.streams.sealer.lock("line"):
+            body = [{"seq": -i, "value": 0.0} for i in range(1, 101)]
+            assert api.post("/v1/streams/line/readings", json=body).status_code == 202
+            assert service.streams.behind(5)
+            time.sleep(0.5)  # the worker is told
+            topic = f"{settings.mqtt_topic_prefix}/line"
+            _publish(private_broker, topic, [_reading(i) for i in range(300)])
+            time.sleep(1.0)
+            assert stream(api, "line")["readings"] == 100  # none taken
+        wait_for(lambda: stream(api, "line")["readings"] == 400, "the 300 once it caught up")
 
 
 def test_a_killed_worker_is_started_again_and_loses_nothing(
@@ -143,12 +148,8 @@ def test_a_killed_worker_is_started_again_and_loses_nothing(
         first = ingest.worker_pid
         os.kill(first, signal.SIGKILL)
         topic = f"{settings.mqtt_topic_prefix}/line"
-        sender = publisher(private_broker.port)
-        try:  # published while no worker runs: the broker keeps them for the session
-            publish_all(sender, topic, [_reading(i) for i in range(50)])
-        finally:
-            sender.disconnect()
-            sender.loop_stop()
+        # published while no worker runs: the broker keeps them for the session
+        _publish(private_broker, topic, [_reading(i) for i in range(50)])
         wait_for(lambda: ingest.worker_pid != first, "a new worker")
         wait_for(lambda: stream(api, "line")["readings"] == 50, "the 50 readings")
 
@@ -166,13 +167,8 @@ def test_a_reading_sqlite_cannot_store_is_a_dead_letter_not_a_stuck_writer(
         ingest = api.app.state.service.mqtt  # type: ignore[attr-defined]
         assert ingest.connected.wait(TIMEOUT)
         topic = f"{settings.mqtt_topic_prefix}/line"
-        sender = publisher(private_broker.port)
-        try:
-            poison = json.dumps({"id": "\ud800", "seq": 0, "value": 0.0})
-            publish_all(sender, topic, [poison, *(_reading(i) for i in range(1, 30))])
-        finally:
-            sender.disconnect()
-            sender.loop_stop()
+        poison = json.dumps({"id": "\ud800", "seq": 0, "value": 0.0})
+        _publish(private_broker, topic, [poison, *(_reading(i) for i in range(1, 30))])
         wait_for(lambda: stream(api, "line")["readings"] == 29, "the 29 good readings")
         [dead] = api.get("/v1/streams/line/dead-letters").json()["data"]
         assert "lone surrogate" in dead["reason"] and dead["source"] == "mqtt"
