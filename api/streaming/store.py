@@ -9,8 +9,12 @@ redelivered or resent reading once.
 
 A seal's states (``chunks.state``), so that a crash at any line is safe:
 
-1. ``planned``: one transaction picks the oldest unsealed readings, numbers the chunk and
-   gives each reading its row in it. Nothing is on chain yet.
+1. ``planned``: one transaction picks the oldest unsealed readings and writes down the chunk:
+   its number and the range of ``seq`` it covers (``first_seq``..``last_seq``; a reading's row
+   in the chunk is its place in that range, among its stream's readings). Nothing is on chain
+   yet. (Stores written before issue 27's last change instead gave each reading its chunk and
+   row, one ``UPDATE`` a reading, a third of a seal's time; those chunks have no range and are
+   still read by those columns. A reading's ``chunk`` is NULL now until then.)
 2. (outside this module) the chunk's CSV, rebuilt from those rows (same bytes every time), and
    the version's manifest are registered; both registrations answer the existing record when
    redone, so redoing them is harmless.
@@ -56,10 +60,14 @@ BUSY_SECONDS = 60.0
 # three values a row.
 _INSERT_READINGS = "INSERT OR IGNORE INTO readings (stream, id, received_at, row) VALUES "
 
-_CHUNK_AT_ONCE = (
-    "SELECT count(*), group_concat(position), group_concat(received_at), "
-    "group_concat(row, char(10)) FROM (SELECT position, received_at, row FROM readings "
-    "WHERE stream = ? AND chunk = ? ORDER BY position)"
+# A chunk's readings: those of its seq range that no older chunk took (``chunk IS NULL``), or
+# for a chunk planned by an earlier version of this file, those it numbered
+_IN_RANGE = "stream = ? AND chunk IS NULL AND seq BETWEEN ? AND ? ORDER BY seq"
+_NUMBERED = "stream = ? AND chunk = ? ORDER BY position"
+# The readings of a stream (twice: ``?`` ``?``) in no chunk yet: past the last chunk's range
+_WAITING = (
+    "stream = ? AND chunk IS NULL AND seq > "
+    "(SELECT coalesce(max(last_seq), 0) FROM chunks WHERE stream = ?)"
 )
 
 _SCHEMA = """
@@ -104,6 +112,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     rows_root TEXT,
     version_hash TEXT,
     version_rows_root TEXT,
+    first_seq INTEGER,
+    last_seq INTEGER,
     PRIMARY KEY (stream, number)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_version ON chunks (version_hash);
@@ -141,6 +151,8 @@ class ChunkRow:
     rows_root: str | None
     version_hash: str | None
     version_rows_root: str | None
+    first_seq: int | None = None  # the readings' seq range (None: a chunk planned before it)
+    last_seq: int | None = None
 
     @property
     def readings_total(self) -> int:
@@ -191,6 +203,7 @@ class StreamStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.executescript(_SCHEMA)
+        _add_seq_ranges(self._conn)
         self._lock = _FairLock()
         self.path = path
         self._idle: list[sqlite3.Connection] = []  # reading connections not in use
@@ -303,14 +316,12 @@ class StreamStore:
         """Unsealed readings of ``stream`` not yet in a chunk: how many (counted up to ``upto``
         only, so a backlog never makes this slow), and the oldest one's arrival (ms)."""
         (count,) = self._read(
-            "SELECT count(*) FROM (SELECT 1 FROM readings WHERE stream = ? AND chunk IS NULL "
-            "LIMIT ?)",
-            (stream, upto),
+            f"SELECT count(*) FROM (SELECT 1 FROM readings WHERE {_WAITING} LIMIT ?)",
+            (stream, stream, upto),
         )[0]
         oldest = self._read(
-            "SELECT received_at FROM readings WHERE stream = ? AND chunk IS NULL ORDER BY seq "
-            "LIMIT 1",
-            (stream,),
+            f"SELECT received_at FROM readings WHERE {_WAITING} ORDER BY seq LIMIT 1",
+            (stream, stream),
         )
         return count, oldest[0][0] if oldest else None
 
@@ -334,12 +345,30 @@ class StreamStore:
         }
 
     def reading(self, stream: str, reading_id: str) -> tuple[int, int | None, int | None] | None:
-        """A reading's arrival (ms), chunk and row in it (None while unsealed)."""
+        """A reading's arrival (ms), chunk and row in it (None while in no chunk)."""
         rows = self._read(
-            "SELECT received_at, chunk, position FROM readings WHERE stream = ? AND id = ?",
+            "SELECT seq, received_at, chunk, position FROM readings WHERE stream = ? AND id = ?",
             (stream, reading_id),
         )
-        return rows[0] if rows else None
+        if not rows:
+            return None
+        seq, received_at, number, position = rows[0]
+        if number is not None:  # numbered by an earlier version of this file
+            return received_at, number, position
+        found = self._read(
+            "SELECT number, first_seq FROM chunks WHERE stream = ? AND first_seq <= ? "
+            "AND last_seq >= ?",
+            (stream, seq, seq),
+        )
+        if not found:
+            return received_at, None, None
+        number, first_seq = found[0]
+        (position,) = self._read(
+            "SELECT count(*) FROM readings WHERE stream = ? AND chunk IS NULL "
+            "AND seq >= ? AND seq < ?",
+            (stream, first_seq, seq),
+        )[0]
+        return received_at, number, position
 
     def dead_letters(self, stream: str, *, offset: int, limit: int) -> tuple[list[DeadLetter], int]:
         rows = self._read(
@@ -369,23 +398,19 @@ class StreamStore:
                 (stream,),
             ).fetchone()
             number, first_row = (last[0] + 1, last[1]) if last else (1, 0)
-            # One statement numbers the chunk's readings (no round trip a reading: issue 27)
-            conn.execute(
-                "UPDATE readings SET chunk = ?, position = picked.position FROM ("
-                "SELECT seq, row_number() OVER (ORDER BY seq) - 1 AS position FROM ("
-                "SELECT seq FROM readings WHERE stream = ? AND chunk IS NULL ORDER BY seq "
-                "LIMIT ?)) AS picked WHERE readings.seq = picked.seq",
-                (number, stream, most),
-            )
-            count, first_received, last_received = conn.execute(
-                "SELECT count(*), min(received_at), max(received_at) FROM readings "
-                "WHERE stream = ? AND chunk = ?",
-                (stream, number),
+            # The chunk is a range of seq: nothing is written a reading (issue 27: numbering
+            # each reading was a third of a seal's time)
+            count, first_seq, last_seq, first_received, last_received = conn.execute(
+                "SELECT count(*), min(seq), max(seq), min(received_at), max(received_at) "
+                f"FROM (SELECT seq, received_at FROM readings WHERE {_WAITING} ORDER BY seq "
+                "LIMIT ?)",
+                (stream, stream, most),
             ).fetchone()
             if not count:
                 return None
             row = (stream, number, "planned", count, first_row, first_received,
-                   last_received, time.time(), None, None, None, None, None)  # fmt: skip
+                   last_received, time.time(), None, None, None, None, None, first_seq,
+                   last_seq)  # fmt: skip
             conn.execute(f"INSERT INTO chunks VALUES ({', '.join('?' * len(row))})", row)
         return ChunkRow(*row)
 
@@ -396,23 +421,34 @@ class StreamStore:
         Read in one step of SQLite, all three columns concatenated (a stored row is compact
         JSON: no raw line feed), not a step a reading: each step gives up the GIL, and a
         chunk of 10,000 readings read row by row handed it over 10,000 times to the MQTT
-        connections' threads. The positions come along to check the order (a subquery's
-        ORDER BY is kept under an aggregate, but the check costs little); anything amiss, or
-        a chunk longer than SQLite's longest string, and the rows are read one by one."""
+        connections' threads. The seqs come along to check the order (a subquery's ORDER BY is
+        kept under an aggregate, but the check costs little); anything amiss, or a chunk
+        longer than SQLite's longest string, and the rows are read one by one."""
+        ranges = self._read(
+            "SELECT first_seq, last_seq FROM chunks WHERE stream = ? AND number = ?",
+            (stream, number),
+        )
+        first_seq, last_seq = ranges[0] if ranges else (None, None)
+        where, params = (
+            (_NUMBERED, (stream, number))
+            if first_seq is None
+            else (_IN_RANGE, (stream, first_seq, last_seq))
+        )
         try:
-            count, positions, times, texts = self._read(_CHUNK_AT_ONCE, (stream, number))[0]
+            count, seqs, times, texts = self._read(
+                "SELECT count(*), group_concat(seq), group_concat(received_at), "
+                "group_concat(row, char(10)) FROM (SELECT seq, received_at, row FROM readings "
+                f"WHERE {where})",
+                params,
+            )[0]
         except sqlite3.DataError:  # longer than SQLite's longest string (1,000,000 wide rows)
             count = 0
         if count:
-            numbers = list(map(int, positions.split(",")))
+            numbers = list(map(int, seqs.split(",")))
             rows = texts.split("\n")
-            if numbers == sorted(set(numbers)) and len(rows) == count:
+            if (first_seq is None or numbers == sorted(set(numbers))) and len(rows) == count:
                 return list(zip(map(int, times.split(",")), rows, strict=True))
-        return self._read(
-            "SELECT received_at, row FROM readings WHERE stream = ? AND chunk = ? "
-            "ORDER BY position",
-            (stream, number),
-        )
+        return self._read(f"SELECT received_at, row FROM readings WHERE {where}", params)
 
     def mark_sealed(
         self, chunk: ChunkRow, *, content_hash: str, rows_root: str, version: str, root: str
@@ -450,6 +486,21 @@ class StreamStore:
     def by_version(self, version_hash: str) -> ChunkRow | None:
         rows = self._read("SELECT * FROM chunks WHERE version_hash = ?", (version_hash,))
         return ChunkRow(*rows[0]) if rows else None
+
+
+def _add_seq_ranges(conn: sqlite3.Connection) -> None:
+    """Give a store made before chunks had seq ranges its two columns (its chunks keep NULL:
+    their readings are numbered). Two processes may open the store at once: one adds them."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        names = {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}
+        for column in ("first_seq", "last_seq"):
+            if column not in names:
+                conn.execute(f"ALTER TABLE chunks ADD COLUMN {column} INTEGER")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _stream(row: tuple[Any, ...]) -> StreamRow:

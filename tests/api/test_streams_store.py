@@ -3,8 +3,9 @@ changed in it:
 
 * reads take a connection of their own and never wait for the write lock: a read answers while
   a write transaction is open, and sees only what is committed;
-* a seal's plan numbers the chunk's readings in one statement: the oldest unsealed readings of
-  that stream only, rows 0..n-1 in arrival order, the next chunk after them.
+* a seal's plan writes down a range of seq, nothing a reading: the oldest unsealed readings of
+  that stream only, rows 0..n-1 in arrival order, the next chunk after them;
+* a store whose chunks numbered their readings (before that) reads and seals on.
 """
 
 from __future__ import annotations
@@ -127,4 +128,44 @@ def test_a_chunk_longer_than_sqlites_longest_string_is_read_row_by_row(tmp_path:
     reader.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 4_000)
     store._idle[:] = [reader]
     assert store.chunk_rows("a", planned.number) == rows
+    store.close()
+
+
+def test_a_store_whose_chunks_numbered_their_readings_reads_and_seals_on(tmp_path: Path) -> None:
+    """Before chunks were seq ranges, a plan gave each reading its chunk and row, and the chunks
+    table had no range columns: such a store opens (the columns are added), its chunks read as
+    numbered, a chunk it left planned is sealed first, and the next chunk takes only the
+    readings no chunk holds."""
+    store = _store(tmp_path)
+    store.add("a", [(f"r{i}", 100 + i, f"[{i}]") for i in range(6)])
+    store.close()
+    legacy = sqlite3.connect(tmp_path / "streams.sqlite3", isolation_level=None)
+    legacy.execute("ALTER TABLE chunks DROP COLUMN last_seq")
+    legacy.execute("ALTER TABLE chunks DROP COLUMN first_seq")
+    # chunk 1 (sealed) numbered r0..r2, chunk 2 (planned) numbered r3, as the old plan did
+    for i in range(4):
+        legacy.execute(
+            "UPDATE readings SET chunk = ?, position = ? WHERE id = ?",
+            (1 if i < 3 else 2, i if i < 3 else 0, f"r{i}"),
+        )
+    legacy.execute(
+        "INSERT INTO chunks VALUES ('a', 1, 'sealed', 3, 0, 100, 102, 1.0, 2.0, 'c1', 'r1', "
+        "'v1', 'o1'), ('a', 2, 'planned', 1, 3, 103, 103, 3.0, NULL, NULL, NULL, NULL, NULL)"
+    )
+    legacy.close()
+
+    store = StreamStore(tmp_path / "streams.sqlite3")
+    assert store.chunk_rows("a", 1) == [(100, "[0]"), (101, "[1]"), (102, "[2]")]
+    assert store.reading("a", "r1") == (101, 1, 1)
+    planned = store.plan("a", 3)
+    assert planned is not None and (planned.number, planned.first_seq) == (2, None)
+    assert store.chunk_rows("a", 2) == [(103, "[3]")]
+    store.mark_sealed(planned, content_hash="c2", rows_root="r2", version="v2", root="o2")
+    third = store.plan("a", 3)
+    assert third is not None and (third.number, third.count, third.first_row) == (3, 2, 4)
+    assert store.chunk_rows("a", 3) == [(104, "[4]"), (105, "[5]")]
+    assert [store.reading("a", f"r{i}") for i in (3, 4, 5)] == [
+        (103, 2, 0), (104, 3, 0), (105, 3, 1),
+    ]  # fmt: skip
+    assert store.pending("a", upto=100) == (0, None)
     store.close()
