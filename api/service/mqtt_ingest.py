@@ -101,6 +101,7 @@ class MqttIngest:
         self._stop = threading.Event()
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()  # the process and what was last said on its input
+        self._paused = False  # what was last said: pause (True) or go
         self._supervisor = threading.Thread(target=self._supervise, name="mqtt", daemon=True)
 
     @property

@@ -1,0 +1,110 @@
+"""The steps of MQTT ingest and sealing one at a time (issue 27), so that a change to one has
+its own figure: each is timed in this process, on a private store, over the shapes
+``bench_streams`` sends (readings ``{"id", "seq", "value"}``, ten to a message).
+
+* a message parsed: ``loads_json`` (orjson behind a guard for 19-digit numbers) against the
+  guard it replaced (a regular expression) and against orjson alone;
+* a reading checked and encoded (``RowEncoder.encode``), stored (``StreamStore.add``);
+* a chunk of 10,000 readings planned (``StreamStore.plan``: a range of seq written down) against
+  the ``UPDATE`` a reading that planned it before, and read back (``chunk_rows``).
+
+Run: ``python -m bench.streams_steps`` (about 20 s).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+import orjson
+
+from api.streaming.rows import RowEncoder, loads_json
+from api.streaming.store import StreamRow, StreamStore
+from ml.columns import Column
+
+__all__ = ["main"]
+
+CHUNK = 10_000
+_OLD_GUARD = re.compile(rb"[0-9]{19}")
+# How a chunk was planned before it was a range of seq (one UPDATE a reading)
+_OLD_PLAN = (
+    "UPDATE readings SET chunk = ?, position = picked.position FROM ("
+    "SELECT seq, row_number() OVER (ORDER BY seq) - 1 AS position FROM ("
+    "SELECT seq FROM readings WHERE stream = ? AND chunk IS NULL ORDER BY seq "
+    "LIMIT ?)) AS picked WHERE readings.seq = picked.seq"
+)
+
+
+def _us(statement: object, number: int) -> float:
+    return timeit.timeit(statement, number=number) / number * 1e6  # type: ignore[arg-type]
+
+
+def _store(folder: Path, readings: int) -> StreamStore:
+    store = StreamStore(folder / "streams.sqlite3")
+    columns = [{"name": "seq", "type": "integer"}, {"name": "value", "type": "float"}]
+    store.create(StreamRow("m", columns, CHUNK, 3600.0, 0.0))
+    for start in range(0, readings, 5_000):
+        store.add(
+            "m",
+            [
+                (f"r{i}", 1_765_000_000_000 + i, f"[{i},{i / 3!r}]")
+                for i in range(start, start + 5_000)
+            ],
+        )
+    return store
+
+
+def main() -> None:
+    message = orjson.dumps([{"id": f"r{i}", "seq": i, "value": i / 3} for i in range(10)])
+    print(f"a message of ten readings, {len(message)} bytes, parsed (us):")
+    print(f"  loads_json                          {_us(lambda: loads_json(message), 20_000):8.2f}")
+    print(
+        f"  orjson alone                        {_us(lambda: orjson.loads(message), 20_000):8.2f}"
+    )
+    guard = _us(lambda: _OLD_GUARD.search(message), 20_000)
+    print(f"  the regular expression it replaced  {guard:8.2f} (the guard alone)")
+
+    encoder = RowEncoder([Column("seq", "integer"), Column("value", "float")], max_chars=1000)
+    objects = orjson.loads(message)
+    encode = _us(lambda: [encoder.encode(o) for o in objects], 10_000) / len(objects)
+    print(f"a reading checked and encoded (us):   {encode:8.2f}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.process_time()
+        store = _store(folder, 10 * CHUNK)
+        added = (time.process_time() - t0) / (10 * CHUNK) * 1e6
+        print(f"a reading stored, in 5,000 a commit (us of CPU): {added:.2f}")
+        plans, reads = [], []
+        for number in range(1, 6):
+            t0 = time.perf_counter()
+            chunk = store.plan("m", CHUNK)
+            plans.append(time.perf_counter() - t0)
+            assert chunk is not None and chunk.number == number
+            t0 = time.perf_counter()
+            assert len(store.chunk_rows("m", number)) == CHUNK
+            reads.append(time.perf_counter() - t0)
+            store.mark_sealed(
+                chunk, content_hash="c", rows_root="r", version=f"v{number}", root="o"
+            )
+        print(f"a chunk of {CHUNK:,} planned (ms, median of 5):  {sorted(plans)[2] * 1e3:8.2f}")
+        print(f"a chunk of {CHUNK:,} read back (ms, median of 5): {sorted(reads)[2] * 1e3:8.2f}")
+        updates = []
+        with store._write() as conn:  # the old plan, on the readings no chunk holds yet
+            for number in range(100, 105):
+                t0 = time.perf_counter()
+                conn.execute(_OLD_PLAN, (number, "m", CHUNK))
+                updates.append(time.perf_counter() - t0)
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN")  # the context commits what is open: nothing
+        print(
+            f"the UPDATE a reading it replaced (ms, median of 5): {sorted(updates)[2] * 1e3:8.2f}"
+        )
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
