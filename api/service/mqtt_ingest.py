@@ -96,6 +96,7 @@ class MqttIngest:
         )
         self.topic = subscription(settings.mqtt_topic_prefix, client_id, settings.mqtt_connections)
         self.connected = threading.Event()  # every connection up and subscribed
+        self.paused = threading.Event()  # the worker stores nothing until told to go on
         # Messages each connection received, as the worker last said (after a commit).
         self.delivered = [0] * settings.mqtt_connections
         self._stop = threading.Event()
@@ -158,6 +159,8 @@ class MqttIngest:
             said = json.loads(line)
             if "connected" in said:
                 (self.connected.set if said["connected"] else self.connected.clear)()
+            if "paused" in said:
+                (self.paused.set if said["paused"] else self.paused.clear)()
             if "stored" in said:
                 self._streams.stored(said["stored"])
                 self.delivered[:] = said["delivered"]

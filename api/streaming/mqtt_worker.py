@@ -11,7 +11,8 @@ Its conversation with the service, one JSON document a line:
   unacknowledged, and the broker delivers them again.
 * stdout: ``{"connected": bool}`` when every connection is up and subscribed, or one is lost;
   ``{"stored": {stream: readings added}, "delivered": [messages per connection]}`` after each
-  commit.
+  commit; ``{"paused": bool}`` once the writer has stopped storing on a pause (no commit is
+  under way, none starts until ``"go"``), and when it goes on.
 
 Why it is built this way:
 
@@ -269,13 +270,26 @@ class _Worker:
     # -- the writer ----------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
+        held = None  # a message taken just as a pause came: stored once the service says go
+        paused = False
         while not self.stop.is_set():
-            if not self.go.wait(0.2):  # the sealer is behind: the messages wait on the broker
+            if not self.go.is_set():  # the sealer is behind: the messages wait on the broker
+                if not paused:
+                    paused = True
+                    self._say({"paused": True})  # nothing more is stored until go
+                self.go.wait(0.2)
                 continue
-            try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
+            if paused:
+                paused = False
+                self._say({"paused": False})
+            if held is None:
+                try:
+                    held = self._queue.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+            if not self.go.is_set():  # paused while it waited for a message
                 continue
+            first, held = held, None
             batch, groups = [first], {}
             readings = self._decode(first, groups)
             while readings < _BATCH_READINGS:

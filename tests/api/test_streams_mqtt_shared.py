@@ -127,12 +127,13 @@ def test_the_worker_pauses_while_the_sealer_is_behind(
             body = [{"seq": -i, "value": 0.0} for i in range(1, 101)]
             assert api.post("/v1/streams/line/readings", json=body).status_code == 202
             assert service.streams.behind(5)
-            time.sleep(0.5)  # the worker is told
+            wait_for(service.mqtt.paused.is_set, "the worker to pause")
             topic = f"{settings.mqtt_topic_prefix}/line"
             _publish(private_broker, topic, [_reading(i) for i in range(300)])
             time.sleep(1.0)
             assert stream(api, "line")["readings"] == 100  # none taken
         wait_for(lambda: stream(api, "line")["readings"] == 400, "the 300 once it caught up")
+        assert not service.mqtt.paused.is_set()
 
 
 def test_a_killed_worker_is_started_again_and_loses_nothing(
