@@ -29,13 +29,13 @@ from api.streaming.rows import (
     CHUNK_LEAF_ENCODING,
     chunk_csv_stored,
     file_columns,
+    stream_columns,
     stream_schema_hash,
 )
 from api.streaming.store import ChunkRow, StreamRow
 from ledger.formats.merkle import StandardMerkleTree
 from ledger.records import DatasetInput
 from ledger.storage.artifacts import ArtifactStore
-from ml.columns import Column
 from ml.hashing import canonical_json, to_hex
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "chunk_leaves",
     "chunk_tree",
     "register_seal",
-    "stream_columns",
 ]
 
 APPEND_SPEC = {
@@ -60,10 +59,6 @@ class SealedChunk:
     rows_root: str
     version_hash: str
     version_root: str
-
-
-def stream_columns(stream: StreamRow) -> list[Column]:
-    return [Column(c["name"], c["type"]) for c in stream.columns]  # type: ignore[arg-type]
 
 
 def chunk_leaves(chunks: Sequence[ChunkRow]) -> list[tuple[int, str, str, int, int]]:

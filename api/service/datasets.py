@@ -423,10 +423,11 @@ class Datasets:
     def register_inputs(
         self, items: Sequence[DatasetInput], *, early: bool = False
     ) -> list[Written[DatasetPublic] | LedgerError]:
-        """:meth:`register_input` of several records in one round of writes (one transaction
-        when a block holds them: a stream's chunk and the version naming it as a parent, which
-        the contract finds registered just before it in the same call); each is answered on
-        its own."""
+        """Register records whose files the caller stored, in one round of writes (one
+        transaction when a block holds them: a stream's chunk and the version naming it as a
+        parent, which the contract finds registered just before it in the same call); each is
+        answered on its own, from the index with no transaction when it exists already. A
+        derived record written tells its OpenLineage run."""
         answers: list[Written[DatasetPublic] | LedgerError | None] = []
         missing: list[DatasetInput] = []
         for item in items:
@@ -452,13 +453,9 @@ class Datasets:
         """Register a record whose files the caller stored (a stream's version, whose content is
         its manifest): answered from the index, with no transaction, when it exists already
         (``early``: answered once in a block, not once final)."""
-        if (existing := self._core.dataset(item.content_hash)) is not None:
-            return Written(dataset_view(self._core, existing), created=False)
-        written = self._write([item], early=early)[0]
+        [written] = self.register_inputs([item], early=early)
         if isinstance(written, Exception):
             raise written
-        if written.created and item.parents:  # an OpenLineage run, as for a derivation
-            self._core.events.derived(written.view)
         return written
 
     def _write(

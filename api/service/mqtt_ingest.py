@@ -28,7 +28,7 @@ import os
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
@@ -85,11 +85,7 @@ class MqttIngest:
         self._config = WorkerConfig(
             store=str(streams.store.path),
             max_chars=settings.max_field_chars,
-            host=address.host,
-            port=address.port,
-            tls=address.tls,
-            username=address.username,
-            password=address.password,
+            **asdict(address),
             client_id=client_id,
             prefix=settings.mqtt_topic_prefix,
             connections=settings.mqtt_connections,

@@ -42,13 +42,13 @@ from api.schemas.streams import (
 )
 from api.service._core import Core, Written
 from api.service._stream_proof import reading_proof
-from api.service._stream_seal import stream_columns
 from api.service._stream_sealer import StreamSealer
 from api.service.datasets import Datasets
 from api.streaming.ingest import StreamIngest
 from api.streaming.rows import (
     column_name_problem,
     split_body,
+    stream_columns,
     stream_schema_hash,
 )
 from api.streaming.store import ChunkRow, StreamRow, StreamStore

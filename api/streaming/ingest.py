@@ -14,9 +14,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from api.streaming.rows import MessageReadings, ReadingRefused, RowEncoder
+from api.streaming.rows import MessageReadings, ReadingRefused, RowEncoder, stream_columns
 from api.streaming.store import StreamRow, StreamStore, now_ms
-from ml.columns import Column
 
 __all__ = ["Checked", "StreamIngest"]
 
@@ -58,8 +57,9 @@ class StreamIngest:
         given a random id when ``key`` is None."""
         encoder = self._encoders.get(stream.name)
         if encoder is None:
-            columns = [Column(c["name"], c["type"]) for c in stream.columns]  # type: ignore[arg-type]
-            encoder = self._encoders[stream.name] = RowEncoder(columns, max_chars=self._max_chars)
+            encoder = self._encoders[stream.name] = RowEncoder(
+                stream_columns(stream), max_chars=self._max_chars
+            )
         encode = encoder.encode
         received = now_ms()
         good: list[tuple[str, int, str]] = []

@@ -27,12 +27,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _encode_string  # type: ignore[attr-defined]
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ml.columns import Column, compute_schema_hash
 from ml.hashing import to_hex
+
+if TYPE_CHECKING:
+    from api.streaming.store import StreamRow
 
 __all__ = [
     "CHUNK_LEAF_ENCODING",
@@ -47,6 +50,7 @@ __all__ = [
     "loads_json",
     "message_readings",
     "split_body",
+    "stream_columns",
     "stream_schema_hash",
 ]
 
@@ -79,6 +83,11 @@ class Reading:
 
     id: str | None
     values: tuple[Any, ...]
+
+
+def stream_columns(stream: StreamRow) -> list[Column]:
+    """A stream's declared columns, typed."""
+    return [Column(c["name"], c["type"]) for c in stream.columns]  # type: ignore[arg-type]
 
 
 def column_name_problem(name: str) -> str | None:

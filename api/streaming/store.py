@@ -1,7 +1,7 @@
 """Streams' durable state, in one SQLite file of the data directory (``streams.sqlite3``).
 
-What it keeps: each stream's definition; every reading accepted (its id, arrival time, values,
-and once sealed its chunk and row in it); the dead letters with their reasons; each chunk's seal.
+What it keeps: each stream's definition; every reading accepted (its id, arrival time and
+values); the dead letters with their reasons; each chunk's range of readings and its seal.
 Every write is one transaction in WAL mode with ``synchronous = FULL``: a reading is
 acknowledged (HTTP 202, MQTT PUBACK) only after the transaction holding it has committed, so
 a power cut or a kill -9 never loses an acknowledged reading. ``UNIQUE(stream, id)`` stores a
@@ -203,10 +203,11 @@ class StreamStore:
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.executescript(_SCHEMA)
-        _add_seq_ranges(self._conn)
         self._lock = _FairLock()
         self.path = path
         self._idle: list[sqlite3.Connection] = []  # reading connections not in use
+        with self._write() as conn:
+            _add_seq_ranges(conn)
 
     def close(self) -> None:
         with self._lock:
@@ -490,17 +491,12 @@ class StreamStore:
 
 def _add_seq_ranges(conn: sqlite3.Connection) -> None:
     """Give a store made before chunks had seq ranges its two columns (its chunks keep NULL:
-    their readings are numbered). Two processes may open the store at once: one adds them."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        names = {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}
-        for column in ("first_seq", "last_seq"):
-            if column not in names:
-                conn.execute(f"ALTER TABLE chunks ADD COLUMN {column} INTEGER")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    their readings are numbered). Called in a write transaction: of two processes opening the
+    store at once, one adds them."""
+    names = {row[1] for row in conn.execute("PRAGMA table_info(chunks)")}
+    for column in ("first_seq", "last_seq"):
+        if column not in names:
+            conn.execute(f"ALTER TABLE chunks ADD COLUMN {column} INTEGER")
 
 
 def _stream(row: tuple[Any, ...]) -> StreamRow:
