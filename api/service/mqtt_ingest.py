@@ -91,7 +91,7 @@ class MqttIngest:
             connections=settings.mqtt_connections,
         )
         self.topic = subscription(settings.mqtt_topic_prefix, client_id, settings.mqtt_connections)
-        self.connected = threading.Event()  # every connection up and subscribed
+        self.connected = threading.Event()  # every connection up and its subscription acked
         self.paused = threading.Event()  # the worker stores nothing until told to go on
         # Messages each connection received, as the worker last said (after a commit).
         self.delivered = [0] * settings.mqtt_connections

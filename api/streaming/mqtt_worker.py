@@ -208,6 +208,7 @@ class _Worker:
             client.tls_set_context(ssl.create_default_context())
         client.reconnect_delay_set(min_delay=0.1, max_delay=5)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -242,6 +243,13 @@ class _Worker:
         if self._topic != plain:  # an earlier single-connection run's subscription, if any
             client.unsubscribe(plain)
         client.subscribe(self._topic, qos=1)
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reasons: Any, props: Any) -> None:
+        """Up once the broker has the subscription (its SUBACK): what is published from then
+        on is kept for this session, even should the worker die before it is delivered."""
+        if any(reason.is_failure for reason in reasons):
+            log.warning("MQTT broker refused the subscription to %s: %s", self._topic, reasons)
+            return
         with self._up_lock:
             self._up.add(userdata)
             if len(self._up) == len(self._clients):
