@@ -11,12 +11,18 @@ core. Both write ``streams.sqlite3`` (SQLite serialises the two writers, each wa
 service, and imports nothing of it (``api.streaming`` is light: it starts in well under a
 second where the service takes seconds).
 
-:class:`MqttIngest` starts the worker, tells it to pause while the sealer is behind (more than
-:data:`_UNSEALED` readings waiting, see :meth:`Streams.behind`: the messages then wait on the
-broker, unacknowledged, rather than as an unsealed backlog here), counts what it stored in the
-stream pages' rates and the sealer's bookkeeping, starts it again if it dies, and stops it by
-closing its input. A kill -9 of the service closes that input too, so the worker never outlives
-it by more than its current commit.
+Several workers (``mqtt_workers``) share the connections (worker ``w`` of ``W`` opens
+connections ``w``, ``w + W``, ...): each receives, checks and stores on a core of its own, and
+SQLite serialises their commits as it does the service's. On 2 cores one is the default: with
+the sealer and the broker wanting the other core, two ingested no faster (BENCHMARKS.md,
+thirteenth session).
+
+:class:`MqttIngest` starts the workers, tells them to pause while the sealer is behind (more
+than :data:`_UNSEALED` readings waiting, see :meth:`Streams.behind`: the messages then wait on
+the broker, unacknowledged, rather than as an unsealed backlog here), counts what they stored in
+the stream pages' rates and the sealer's bookkeeping, starts one again if it dies, and stops
+them by closing their input. A kill -9 of the service closes those inputs too, so a worker
+never outlives it by more than its current commit.
 """
 
 from __future__ import annotations
@@ -71,8 +77,20 @@ def broker_address(url: str) -> BrokerAddress:
     )
 
 
+class _Worker:
+    """One worker process as the supervisor sees it: what was last said to it and by it."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.process: subprocess.Popen[str] | None = None
+        self.told_pause = False  # what was last said on its input: pause (True) or go
+        self.connected = False
+        self.paused = False
+        self.delay = 0.5  # before it is started again, should it die
+
+
 class MqttIngest:
-    """The MQTT worker's supervisor (see the module docstring)."""
+    """The MQTT workers' supervisor (see the module docstring)."""
 
     def __init__(self, settings: Settings, streams: Streams) -> None:
         assert settings.mqtt_url is not None
@@ -82,53 +100,60 @@ class MqttIngest:
             "provenance-"
             + hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:16]
         )
-        self._config = WorkerConfig(
-            store=str(streams.store.path),
-            max_chars=settings.max_field_chars,
-            **asdict(address),
-            client_id=client_id,
-            prefix=settings.mqtt_topic_prefix,
-            connections=settings.mqtt_connections,
-        )
-        self.topic = subscription(settings.mqtt_topic_prefix, client_id, settings.mqtt_connections)
+        connections = settings.mqtt_connections
+        workers = min(settings.mqtt_workers, connections)
+        self._workers = [
+            _Worker(
+                WorkerConfig(
+                    store=str(streams.store.path),
+                    max_chars=settings.max_field_chars,
+                    **asdict(address),
+                    client_id=client_id,
+                    prefix=settings.mqtt_topic_prefix,
+                    connections=connections,
+                    serves=list(range(w, connections, workers)),
+                )
+            )
+            for w in range(workers)
+        ]
+        self.topic = subscription(settings.mqtt_topic_prefix, client_id, connections)
         self.connected = threading.Event()  # every connection up and its subscription acked
-        self.paused = threading.Event()  # the worker stores nothing until told to go on
-        # Messages each connection received, as the worker last said (after a commit).
-        self.delivered = [0] * settings.mqtt_connections
+        self.paused = threading.Event()  # every worker stores nothing until told to go on
+        # Messages each connection received, as its worker last said (after a commit).
+        self.delivered = [0] * connections
         self._stop = threading.Event()
-        self._process: subprocess.Popen[str] | None = None
-        self._lock = threading.Lock()  # the process and what was last said on its input
-        self._paused = False  # what was last said: pause (True) or go
+        self._lock = threading.Lock()  # the workers' processes and states
         self._supervisor = threading.Thread(target=self._supervise, name="mqtt", daemon=True)
 
     @property
-    def worker_pid(self) -> int | None:
-        """The MQTT worker's process id (None before :meth:`start`)."""
+    def worker_pids(self) -> list[int | None]:
+        """The MQTT workers' process ids (None before :meth:`start`)."""
         with self._lock:
-            return self._process.pid if self._process is not None else None
+            return [w.process.pid if w.process is not None else None for w in self._workers]
 
     def start(self) -> None:
-        self._spawn()
+        for worker in self._workers:
+            self._spawn(worker)
         self._supervisor.start()
 
     def close(self) -> None:
-        """Stop the worker (it finishes its commit); what it received and did not store stays
-        unacknowledged, so the broker delivers it again to the next run."""
+        """Stop the workers (each finishes its commit); what they received and did not store
+        stays unacknowledged, so the broker delivers it again to the next run."""
         self._stop.set()
         self._supervisor.join(timeout=5)
         with self._lock:
-            process = self._process
-        if process is None:
-            return
-        _close(process.stdin)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            log.warning("the MQTT worker did not stop within 30 s; killed")
-            process.kill()
-            process.wait()
+            processes = [w.process for w in self._workers if w.process is not None]
+        for process in processes:
+            _close(process.stdin)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log.warning("an MQTT worker did not stop within 30 s; killed")
+                process.kill()
+                process.wait()
 
-    def _spawn(self) -> None:
+    def _spawn(self, worker: _Worker) -> None:
         env = dict(os.environ)
         # the tree this service runs from, whatever the current folder
         root = str(Path(api.__file__).resolve().parent.parent)
@@ -141,53 +166,70 @@ class MqttIngest:
             env=env,
         )
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(self._config.line())
+        process.stdin.write(worker.config.line())
         process.stdin.flush()
         with self._lock:
-            self._process, self._paused = process, False
+            worker.process, worker.told_pause = process, False
         threading.Thread(
-            target=self._listen, args=(process.stdout,), name="mqtt-listen", daemon=True
+            target=self._listen, args=(worker, process.stdout), name="mqtt-listen", daemon=True
         ).start()
 
-    def _listen(self, source: IO[str]) -> None:
-        """What the worker says: connected or not, what it stored."""
+    def _listen(self, worker: _Worker, source: IO[str]) -> None:
+        """What a worker says: connected or not, paused or not, what it stored."""
         for line in source:
             said = json.loads(line)
-            if "connected" in said:
-                (self.connected.set if said["connected"] else self.connected.clear)()
-            if "paused" in said:
-                (self.paused.set if said["paused"] else self.paused.clear)()
+            with self._lock:
+                if "connected" in said:
+                    worker.connected = said["connected"]
+                if "paused" in said:
+                    worker.paused = said["paused"]
+                if "stored" in said:
+                    for k, count in zip(worker.config.serves, said["delivered"], strict=True):
+                        self.delivered[k] = count
+                self._sum_up()
             if "stored" in said:
                 self._streams.stored(said["stored"])
-                self.delivered[:] = said["delivered"]
-        self.connected.clear()
+        with self._lock:
+            worker.connected = worker.paused = False
+            self._sum_up()
+
+    def _sum_up(self) -> None:
+        """The workers' states as one (under :attr:`_lock`)."""
+        connected = all(w.connected for w in self._workers)
+        (self.connected.set if connected else self.connected.clear)()
+        paused = all(w.paused for w in self._workers)
+        (self.paused.set if paused else self.paused.clear)()
 
     def _supervise(self) -> None:
-        """Pause the worker while the sealer is behind; start it again if it dies."""
-        delay = 0.5
+        """Pause the workers while the sealer is behind; start one again if it dies."""
         while not self._stop.wait(_PRESSURE_TICK):
-            with self._lock:
-                process = self._process
-            assert process is not None
-            if process.poll() is not None:
-                log.error("the MQTT worker stopped (exit %s); starting it again in %.1f s",
-                          process.returncode, delay)  # fmt: skip
-                if self._stop.wait(delay):
-                    return
-                delay = min(delay * 2, 10.0)
-                self._spawn()
-                continue
-            if self.connected.is_set():
-                delay = 0.5
             pause = self._streams.behind(_UNSEALED)
-            if pause != self._paused:
-                try:
-                    assert process.stdin is not None
-                    process.stdin.write(json.dumps("pause" if pause else "go") + "\n")
-                    process.stdin.flush()
-                    self._paused = pause
-                except (BrokenPipeError, ValueError):  # it died: seen on the next look
-                    pass
+            for worker in self._workers:
+                if self._stop.is_set():
+                    return
+                self._look_after(worker, pause)
+
+    def _look_after(self, worker: _Worker, pause: bool) -> None:
+        process = worker.process
+        assert process is not None
+        if process.poll() is not None:
+            log.error("an MQTT worker stopped (exit %s); starting it again in %.1f s",
+                      process.returncode, worker.delay)  # fmt: skip
+            if self._stop.wait(worker.delay):
+                return
+            worker.delay = min(worker.delay * 2, 10.0)
+            self._spawn(worker)
+            return
+        if worker.connected:
+            worker.delay = 0.5
+        if pause != worker.told_pause:
+            try:
+                assert process.stdin is not None
+                process.stdin.write(json.dumps("pause" if pause else "go") + "\n")
+                process.stdin.flush()
+                worker.told_pause = pause
+            except (BrokenPipeError, ValueError):  # it died: seen on the next look
+                pass
 
 
 def _close(stream: IO[str] | None) -> None:

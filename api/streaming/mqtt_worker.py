@@ -9,10 +9,10 @@ Its conversation with the service, one JSON document a line:
   whenever the service's sealer falls behind or catches up. End of input (the service closed
   it, or died, even by kill -9) stops the worker: the messages it holds and has not stored stay
   unacknowledged, and the broker delivers them again.
-* stdout: ``{"connected": bool}`` when every connection is up and subscribed, or one is lost;
-  ``{"stored": {stream: readings added}, "delivered": [messages per connection]}`` after each
-  commit; ``{"paused": bool}`` once the writer has stopped storing on a pause (no commit is
-  under way, none starts until ``"go"``), and when it goes on.
+* stdout: ``{"connected": bool}`` when every connection it opens is up and subscribed, or one
+  is lost; ``{"stored": {stream: readings added}, "delivered": [messages per connection it
+  opens]}`` after each commit; ``{"paused": bool}`` once the writer has stopped storing on a
+  pause (no commit is under way, none starts until ``"go"``), and when it goes on.
 
 Why it is built this way:
 
@@ -64,11 +64,13 @@ Why it is built this way:
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import queue
 import signal
 import ssl
+import struct
 import sys
 import threading
 from dataclasses import asdict, dataclass
@@ -79,7 +81,14 @@ from api.streaming.ingest import StreamIngest
 from api.streaming.rows import MessageReadings, message_readings
 from api.streaming.store import StreamStore
 
-__all__ = ["BufferedSocket", "WorkerConfig", "main", "subscription"]
+__all__ = [
+    "BufferedSocket",
+    "WorkerConfig",
+    "client_class",
+    "collect_less",
+    "main",
+    "subscription",
+]
 
 log = logging.getLogger("provenance.mqtt")
 # Readings stored in one transaction at most (give or take a message): the transaction holds
@@ -131,15 +140,35 @@ class BufferedSocket:
 
 
 @functools.cache
-def _buffered_client(mqtt: Any) -> Any:
-    """paho's client class, reading through :class:`BufferedSocket` (paho 2.2.0, pinned:
-    ``_create_socket`` is where it makes the socket it then only uses as a ``SocketLike``)."""
+def client_class(mqtt: Any) -> Any:
+    """paho's client class as the worker uses it (paho 2.2.0, pinned: what is overridden below
+    is paho's own, private, and checked by ``tests/api/test_mqtt_client.py``)."""
 
     class Client(mqtt.Client):  # type: ignore[misc,name-defined]
         def _create_socket(self) -> Any:
+            """Where paho makes the socket it then only uses as a ``SocketLike``: read it
+            through :class:`BufferedSocket`."""
             return BufferedSocket(super()._create_socket())
 
+        def _handle_on_message(self, message: Any) -> None:
+            """Hand every message to :attr:`on_message`: the worker adds no per-topic callbacks,
+            and paho's match of each message's topic against them was 5% of the worker's
+            interpreter time (issue 27)."""
+            self.on_message(self, self._userdata, message)
+
+        def ack_all(self, mids: list[int]) -> None:
+            """Acknowledge QoS 1 messages (``ack(mid, 1)`` of each) in one write: each
+            ``ack`` wakes paho's network thread and sends its four bytes by a system call of
+            its own. The bytes are the same: a PUBACK (``0x40``, length 2, the message id)
+            after another."""
+            if mids:
+                packets = b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids)
+                self._packet_queue(0x40, packets, 0, 1)
+
     return Client
+
+
+_PUBACK = struct.Struct("!BBH")
 
 
 @dataclass(frozen=True)
@@ -155,7 +184,8 @@ class WorkerConfig:
     password: str | None
     client_id: str
     prefix: str
-    connections: int
+    connections: int  # connections sharing the subscription, over every worker
+    serves: list[int]  # the ones this worker opens (their numbers, 0 to connections - 1)
 
     def line(self) -> str:
         return json.dumps(asdict(self)) + "\n"
@@ -186,15 +216,15 @@ class _Worker:
         self.go.set()
         self._up: set[int] = set()
         self._up_lock = threading.Lock()
-        # Messages each connection received (each counts its own, on its own thread).
-        self._delivered = [0] * config.connections
+        # Messages each of its connections received (each counts its own, on its own thread).
+        self._delivered = [0] * len(config.serves)
         self._clients = [
-            self._new_client(mqtt, config.client_id if k == 0 else f"{config.client_id}-{k}", k)
-            for k in range(config.connections)
+            self._new_client(mqtt, config.client_id if k == 0 else f"{config.client_id}-{k}", i)
+            for i, k in enumerate(config.serves)
         ]
 
     def _new_client(self, mqtt: Any, client_id: str, index: int) -> Any:
-        client = _buffered_client(mqtt)(
+        client = client_class(mqtt)(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,
@@ -319,8 +349,12 @@ class _Worker:
                     if self.stop.wait(delay):
                         return  # not acknowledged: the broker delivers them to the next run
                     delay = min(delay * 2, 10.0)
+            acks: dict[Any, list[int]] = {}
             for client, message in batch:
-                client.ack(message.mid, message.qos)
+                if message.qos == 1:  # (QoS 0 asks for none; QoS 1 is the subscription's most)
+                    acks.setdefault(client, []).append(message.mid)
+            for client, mids in acks.items():
+                client.ack_all(mids)
             self._say({"stored": added, "delivered": list(self._delivered)})
 
     def _decode(self, taken: tuple[Any, Any], groups: dict[str, list[MessageReadings]]) -> int:
@@ -344,6 +378,17 @@ def _listen(worker: _Worker, source: TextIO) -> None:
     worker.go.set()
 
 
+def collect_less() -> None:
+    """Run Python's cycle collector less often. It runs every 700 objects made and not yet
+    freed, and the worker makes a dict a reading (and frees it, by reference counting, soon
+    after): in ``python -m bench.streams_steps``, parsing and encoding 300,000 readings ran it
+    nearly 800 times. Everything made up to now lives as long as the process
+    (:func:`gc.freeze` takes it out of the collector's sight), and the youngest generation is
+    collected every 50,000 objects (BENCHMARKS.md, thirteenth session, has what it saves)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def main() -> None:
     # Ctrl-C reaches the whole process group: the service stops the worker itself (by closing
     # its input), after the requests in flight.
@@ -353,6 +398,7 @@ def main() -> None:
     if not first:
         return
     worker = _Worker(WorkerConfig(**json.loads(first)), sys.stdout)
+    collect_less()
     threading.Thread(target=_listen, args=(worker, sys.stdin), name="listen", daemon=True).start()
     worker.run()
 

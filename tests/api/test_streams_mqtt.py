@@ -261,11 +261,17 @@ class _Senders:
                 seq += 10
 
 
-def _children(pid: int) -> list[int]:
-    return [
-        int(child)
+def _mqtt_workers(pid: int) -> list[int]:
+    """The MQTT worker processes among the children of process ``pid``."""
+    children = [
+        child
         for task in Path(f"/proc/{pid}/task").iterdir()
         for child in (task / "children").read_text().split()
+    ]
+    return [
+        int(child)
+        for child in children
+        if b"api.streaming.mqtt_worker" in Path(f"/proc/{child}/cmdline").read_bytes()
     ]
 
 
@@ -273,7 +279,11 @@ def test_kill_9_between_acknowledgement_and_seal_loses_nothing(
     tmp_path: Path, private_broker: MosquittoBroker
 ) -> None:
     data = tmp_path / "data"
-    env = {"PROVENANCE_MQTT_URL": private_broker.url, "PROVENANCE_ANCHOR_INTERVAL": "3600"}
+    env = {
+        "PROVENANCE_MQTT_URL": private_broker.url,
+        "PROVENANCE_ANCHOR_INTERVAL": "3600",
+        "PROVENANCE_MQTT_WORKERS": "2",  # both stop with the service
+    }
     topic = "provenance/streams/crash"
     with ServiceProcess(data, env=env, start_timeout=TIMEOUT) as server:
         with server.client() as http:
@@ -284,10 +294,14 @@ def test_kill_9_between_acknowledgement_and_seal_loses_nothing(
         senders.start()
         with server.client() as http:
             wait_for(lambda: stream(http, "crash")["versions"] >= 1, "a first seal")
-        [worker] = _children(server.pid)  # the MQTT worker process
+        workers = _mqtt_workers(server.pid)
+        assert len(workers) == 2
         assert server.stop(kill=True) == -signal.SIGKILL  # readings and seals in flight
-        # its input closed with the service: it stops (after its commit), never orphaned
-        wait_for(lambda: not Path(f"/proc/{worker}").exists(), "the MQTT worker to stop")
+        # their input closed with the service: they stop (after their commit), never orphaned
+        wait_for(
+            lambda: not any(Path(f"/proc/{w}").exists() for w in workers),
+            "the MQTT workers to stop",
+        )
     senders.stop()
     assert senders.http_acked and senders.mqtt_acked
     # A second crash, right after a seal was planned and before it was registered:

@@ -2,9 +2,10 @@
 (issue 27; ``api/service/mqtt_ingest.py``), against a private Mosquitto broker.
 
 * The connections share ``$share/<client id>/<prefix>/+``: the broker spreads the messages over
-  them (each connection has its own window of unacknowledged messages), every message is stored
-  once, and none is delivered twice: an earlier single-connection run's plain subscription is
-  dropped, after what its session held was delivered.
+  them (each connection has its own window of unacknowledged messages), and over the worker
+  processes that hold them; every message is stored once, and none is delivered twice: an
+  earlier single-connection run's plain subscription is dropped, after what its session held
+  was delivered.
 * ``Streams.behind`` says when the sealer is past the bound (not while a seal fails), and the
   MQTT worker takes no message while it is.
 * A reading SQLite cannot store (a lone surrogate) is a dead letter; the readings after it
@@ -75,7 +76,8 @@ def test_connections_share_the_subscription_and_drain_an_earlier_single_session(
     try:
         # queued by the broker for the single connection's persistent session
         publish_all(sender, topic, [_reading(i) for i in range(40)])
-        with authorized_client(Settings(**base, mqtt_connections=3)) as api:
+        # three connections over two worker processes: 0 and 2 in one, 1 in the other
+        with authorized_client(Settings(**base, mqtt_connections=3, mqtt_workers=2)) as api:
             ingest = api.app.state.service.mqtt  # type: ignore[attr-defined]
             assert ingest.topic.startswith("$share/")
             assert ingest.connected.wait(TIMEOUT)
@@ -86,6 +88,8 @@ def test_connections_share_the_subscription_and_drain_an_earlier_single_session(
             assert stream(api, "line")["readings"] == 340
             assert sum(ingest.delivered) == 340, ingest.delivered  # none delivered twice
             assert sum(1 for count in ingest.delivered if count) >= 2, ingest.delivered
+            first, second, third = ingest.delivered
+            assert first + third and second, "both workers took messages"
     finally:
         sender.disconnect()
         sender.loop_stop()
@@ -140,18 +144,23 @@ def test_a_killed_worker_is_started_again_and_loses_nothing(
     tmp_path: Path, private_broker: MosquittoBroker
 ) -> None:
     settings = Settings(
-        data_dir=tmp_path / "data", anchor_interval=3600, mqtt_url=private_broker.url
+        data_dir=tmp_path / "data",
+        anchor_interval=3600,
+        mqtt_url=private_broker.url,
+        mqtt_workers=2,
     )
     with authorized_client(settings) as api:
         create(api, "line")
         ingest = api.app.state.service.mqtt  # type: ignore[attr-defined]
         assert ingest.connected.wait(TIMEOUT)
-        first = ingest.worker_pid
+        first, other = ingest.worker_pids
         os.kill(first, signal.SIGKILL)
         topic = f"{settings.mqtt_topic_prefix}/line"
-        # published while no worker runs: the broker keeps them for the session
+        # published while that worker is gone: the broker keeps its connections' share for the
+        # session, and the other worker takes the rest
         _publish(private_broker, topic, [_reading(i) for i in range(50)])
-        wait_for(lambda: ingest.worker_pid != first, "a new worker")
+        wait_for(lambda: ingest.worker_pids[0] not in (first, None), "a new worker")
+        assert ingest.worker_pids[1] == other
         wait_for(lambda: stream(api, "line")["readings"] == 50, "the 50 readings")
 
 
