@@ -17,11 +17,12 @@ Its conversation with the service, one JSON document a line:
 Why it is built this way:
 
 * **Acknowledged only once durable.** The clients run with ``manual_ack=True``: paho's network
-  threads only queue each message (waiting when :data:`_QUEUED` are queued: memory stays
-  bounded whatever the broker holds); the writer thread takes what has arrived (up to
-  :data:`_BATCH_READINGS` readings), stores every reading and dead letter of them in one SQLite
-  transaction (:meth:`StreamIngest.store_messages`) and only then sends each PUBACK. A crash
-  before the commit leaves the messages unacknowledged, and the broker delivers them again.
+  threads only queue each message (:class:`_Inbox`, waiting when :data:`_QUEUED` are queued:
+  memory stays bounded whatever the broker holds); the writer thread takes what has arrived (up
+  to :data:`_BATCH_READINGS` readings), stores every reading and dead letter of them in one
+  SQLite transaction (:meth:`StreamIngest.store_messages`) and only then sends the PUBACKs, one
+  write a connection. A crash before the commit leaves the messages unacknowledged, and the
+  broker delivers them again.
 * **Stored once.** A redelivered message must not be stored twice, and MQTT says nothing that
   identifies a message across deliveries. So a reading without an ``id`` gets one from its
   content: ``mqtt:`` + SHA-256 of (topic, payload, place in the message). The price, written
@@ -67,12 +68,12 @@ import functools
 import gc
 import json
 import logging
-import queue
 import signal
 import ssl
 import struct
 import sys
 import threading
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -171,6 +172,56 @@ def client_class(mqtt: Any) -> Any:
 _PUBACK = struct.Struct("!BBH")
 
 
+class _Inbox:
+    """Messages received and not yet stored, from paho's network threads to the writer: a deque
+    of at most ``bound`` (past it a network thread waits, so TCP pushes back on the broker).
+
+    Not a ``queue.Queue``: that hands over one message at a time, and while it is full (as it
+    is while a backlog drains) each message the writer took woke a network thread to put one
+    more, a hand-over of the interpreter lock a message. Here a network thread that finds it
+    full waits until the writer has taken a whole batch (:meth:`made_room`)."""
+
+    def __init__(self, bound: int, stop: threading.Event) -> None:
+        self._items: deque[tuple[Any, Any]] = deque()
+        self._bound = bound
+        self._stop = stop
+        self._arrived = threading.Event()  # set when something was put since the last wait
+        self._room = threading.Event()  # cleared by a network thread that found it full
+        self._room.set()
+
+    def put(self, item: tuple[Any, Any]) -> None:
+        """Add ``item``, waiting while ``bound`` are held; dropped once stopping."""
+        while len(self._items) >= self._bound:
+            self._room.clear()
+            if len(self._items) < self._bound:  # taken meanwhile (clear, then look)
+                break
+            if self._stop.is_set():
+                return
+            self._room.wait(0.5)
+        self._items.append(item)
+        if not self._arrived.is_set():
+            self._arrived.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether something is held, waiting up to ``timeout`` seconds for it."""
+        if self._items:
+            return True
+        self._arrived.clear()
+        return bool(self._items) or self._arrived.wait(timeout)  # (clear, then look)
+
+    def take(self) -> tuple[Any, Any] | None:
+        """The oldest item, or None when none is held (the writer's thread only)."""
+        try:
+            return self._items.popleft()
+        except IndexError:
+            return None
+
+    def made_room(self) -> None:
+        """The writer took a batch: network threads waiting for room go on."""
+        if not self._room.is_set():
+            self._room.set()
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """What the worker needs of the service's settings (sent as its first line of input)."""
@@ -209,9 +260,9 @@ class _Worker:
         self._out_lock = threading.Lock()
         self._ingest = StreamIngest(StreamStore(Path(config.store)), max_chars=config.max_chars)
         self._topic = subscription(config.prefix, config.client_id, config.connections)
-        # (connection, message) pairs received and not yet stored
-        self._queue: queue.Queue[tuple[Any, Any]] = queue.Queue(maxsize=_QUEUED)
         self.stop = threading.Event()
+        # (connection, message) pairs received and not yet stored
+        self._inbox = _Inbox(_QUEUED, self.stop)
         self.go = threading.Event()  # cleared while the service's sealer is behind
         self.go.set()
         self._up: set[int] = set()
@@ -298,17 +349,11 @@ class _Worker:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         self._delivered[userdata] += 1
-        while not self.stop.is_set():  # on stop it is dropped: unacknowledged, sent again
-            try:
-                self._queue.put((client, message), timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        self._inbox.put((client, message))  # on stop it is dropped: unacknowledged, sent again
 
     # -- the writer ----------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        held = None  # a message taken just as a pause came: stored once the service says go
         paused = False
         while not self.stop.is_set():
             if not self.go.is_set():  # the sealer is behind: the messages wait on the broker
@@ -320,23 +365,15 @@ class _Worker:
             if paused:
                 paused = False
                 self._say({"paused": False})
-            if held is None:
-                try:
-                    held = self._queue.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-            if not self.go.is_set():  # paused while it waited for a message
+            if not self._inbox.wait(0.2) or not self.go.is_set():  # (paused meanwhile)
                 continue
-            first, held = held, None
-            batch, groups = [first], {}
-            readings = self._decode(first, groups)
-            while readings < _BATCH_READINGS:
-                try:
-                    taken = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            batch: list[tuple[Any, Any]] = []
+            groups: dict[str, list[MessageReadings]] = {}
+            readings = 0
+            while readings < _BATCH_READINGS and (taken := self._inbox.take()) is not None:
                 batch.append(taken)
                 readings += self._decode(taken, groups)
+            self._inbox.made_room()
             delay = 0.5
             while True:
                 try:
