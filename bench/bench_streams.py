@@ -10,10 +10,13 @@ How (the same for both sides, so the ratio compares consumers, not publishers):
    (``{"id", "seq", "value"}``) or an array of them, which the broker queues for that session
    (``max_queued_messages 0``; ``max_inflight_messages`` is Mosquitto's default, 20);
 3. the subscriber comes back and drains the queue: the rate is N over the time from its first
-   to its last message. The plain subscriber acknowledges each message on receipt (paho's
-   automatic PUBACK) and counts it; the service (``provenance serve``, stream sealing every
-   10,000 readings) acknowledges each only after its transaction committed, checks, stores and
-   seals. Its times are the readings' own arrival stamps in ``streams.sqlite3``.
+   to its last message (``--warm``: the service stays up, settled, its MQTT workers stopped
+   while the backlog is published, and drains it when they go on: its start-up, the training
+   pool's import of scikit-learn included, is then not inside the drain). The plain
+   subscriber acknowledges each message on receipt (paho's automatic PUBACK) and counts it; the
+   service (``provenance serve``, stream sealing every 10,000 readings) acknowledges each only
+   after its transaction committed, checks, stores and seals. Its times are the readings' own
+   arrival stamps in ``streams.sqlite3``.
 
 The plain subscriber runs twice, as MQTT 3.1.1 and as MQTT 5 with a Receive Maximum of 65,535
 (the broker then sends it up to that many unacknowledged messages instead of its
@@ -41,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sqlite3
 import statistics
 import tempfile
@@ -206,9 +210,43 @@ def _own_and_children(pid: int) -> tuple[float, float, float]:
     return own, workers, others
 
 
+def _mqtt_workers(pid: int) -> list[int]:
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return [c for c in children if b"mqtt_worker" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _settled(pid: int, timeout: float = 120) -> None:
+    """Wait until the service and its children use under 10% of a core over a second (the
+    training pool's workers have started)."""
+    deadline = time.monotonic() + timeout
+    before = _cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = _cpu_seconds(pid)
+        if now - before < 0.1:
+            return
+        before = now
+    raise RuntimeError("the service did not settle")
+
+
 def _service(
-    broker: MosquittoBroker, lines: Path, n: int, work: Path, pythonpath: Path | None = None
+    broker: MosquittoBroker,
+    lines: Path,
+    n: int,
+    work: Path,
+    pythonpath: Path | None = None,
+    *,
+    warm: bool = False,
 ) -> dict[str, Any]:
+    """The service's side: started again on the backlog the broker holds (its start-up, the
+    training pool's included, runs while it drains), or with ``warm`` already running and
+    settled, its MQTT workers stopped (SIGSTOP) while the backlog is published and let go
+    (SIGCONT) to drain it (the broker drops a connection silent for 45 s: up to ~2,000,000
+    readings)."""
     data = work / f"service-{uuid.uuid4().hex[:8]}"
     env = {
         "PROVENANCE_MQTT_URL": broker.url,
@@ -228,26 +266,22 @@ def _service(
         }
         assert http.post("/v1/streams", json=body).status_code == 201
         time.sleep(1.5)  # subscribed (a persistent session: the broker keeps it)
-    _publish(broker, lines)
-    samples: list[float] = []
-    curve: list[tuple[int, float]] = []  # (readings stored, RSS MB)
-    waiting: list[tuple[int, int]] = []  # (readings stored, readings not sealed yet)
-    with ServiceProcess(data, env=env) as server, server.client() as http:
-        start = _own_and_children(server.pid)
-        deadline = time.monotonic() + max(300, n / 500)
-        while time.monotonic() < deadline:
-            samples.append(_rss_mb(server.pid))
-            figures = http.get(f"/v1/streams/{STREAM}").json()
-            curve.append((figures["readings"], samples[-1]))
-            waiting.append((figures["readings"], figures["pending"]))
-            if figures["readings"] >= n:
-                break
-            time.sleep(0.5)
-        assert figures["readings"] == n, figures
-        drained = _own_and_children(server.pid)
-        sealed = http.post(f"/v1/streams/{STREAM}/seal").json()["count"]
-        cpu_sealed = _cpu_seconds(server.pid)
-        samples.append(_rss_mb(server.pid))
+        if warm:
+            _settled(server.pid)
+            stopped = _mqtt_workers(server.pid)
+            for worker in stopped:
+                os.kill(worker, signal.SIGSTOP)
+            try:
+                _publish(broker, lines)
+            except BaseException:
+                for worker in stopped:
+                    os.kill(worker, signal.SIGCONT)
+                raise
+            drained = _drain(server, http, n, lambda: [os.kill(w, signal.SIGCONT) for w in stopped])
+    if not warm:
+        _publish(broker, lines)
+        with ServiceProcess(data, env=env) as server, server.client() as http:
+            drained = _drain(server, http, n, lambda: None)
     with sqlite3.connect(data / "streams.sqlite3") as db:
         first, last = db.execute(
             "SELECT min(received_at), max(received_at) FROM readings"
@@ -258,17 +292,39 @@ def _service(
                 "SELECT sealed_at - planned_at FROM chunks WHERE state = 'sealed' ORDER BY number"
             )
         ]
-    cpu_start = sum(start)
+    return {"rate": (n - 1) / max((last - first) / 1000, 1e-3), "seal_seconds": seals, **drained}
+
+
+def _drain(server: ServiceProcess, http: httpx.Client, n: int, go: Any) -> dict[str, Any]:
+    """Watch the service drain ``n`` readings (``go()`` once its CPU time is taken), then seal
+    what is left: its memory and CPU, the backlog of unsealed readings."""
+    samples: list[float] = []
+    curve: list[tuple[int, float]] = []  # (readings stored, RSS MB)
+    waiting: list[tuple[int, int]] = []  # (readings stored, readings not sealed yet)
+    start = _own_and_children(server.pid)
+    go()
+    deadline = time.monotonic() + max(300, n / 500)
+    while time.monotonic() < deadline:
+        samples.append(_rss_mb(server.pid))
+        figures = http.get(f"/v1/streams/{STREAM}").json()
+        curve.append((figures["readings"], samples[-1]))
+        waiting.append((figures["readings"], figures["pending"]))
+        if figures["readings"] >= n:
+            break
+        time.sleep(0.5)
+    assert figures["readings"] == n, figures
+    drained = _own_and_children(server.pid)
+    sealed = http.post(f"/v1/streams/{STREAM}/seal").json()["count"]
+    cpu_sealed = _cpu_seconds(server.pid)
+    samples.append(_rss_mb(server.pid))
     own, workers, others = (after - before for before, after in zip(start, drained, strict=True))
     return {
-        "rate": (n - 1) / max((last - first) / 1000, 1e-3),
         "rss_mb": samples,
         "rss_by_readings": curve,
         "unsealed_by_readings": waiting,
-        "seal_seconds": seals,
         "sealed_at_end": sealed,
         "cpu_us_per_reading_drain": (own + workers + others) / n * 1e6,
-        "cpu_us_per_reading_sealed": (cpu_sealed - cpu_start) / n * 1e6,
+        "cpu_us_per_reading_sealed": (cpu_sealed - sum(start)) / n * 1e6,
         "worker_cpu_us_per_reading_drain": workers / n * 1e6,
         "others_cpu_us_per_reading_drain": others / n * 1e6,
     }
@@ -283,6 +339,7 @@ def measure(
     publisher: bool = True,
     baseline: bool = True,
     pythonpath: Path | None = None,
+    warm: bool = False,
 ) -> dict[str, Any]:
     lines = _lines(work / f"lines-{per_message}.jsonl", n, per_message)
     messages = -(-n // per_message)
@@ -295,7 +352,7 @@ def measure(
             else float("nan")
             for name, protocol in (("3.1.1", mqtt.MQTTv311), ("5", mqtt.MQTTv5))
         }
-        service = _service(broker, lines, n, work, pythonpath)
+        service = _service(broker, lines, n, work, pythonpath, warm=warm)
     return {
         "readings": n,
         "per_message": per_message,
@@ -304,6 +361,7 @@ def measure(
         "plain_rate": max(plain.values()),
         "plain_rates": plain,
         "service_pythonpath": str(pythonpath) if pythonpath else None,
+        "warm": warm,
         **service,
     }
 
@@ -313,6 +371,8 @@ def _tables(result: dict[str, Any]) -> list[str]:
     seals = sorted(result["seal_seconds"])
     ratio = result["rate"] / result["plain_rate"]
     service = "service: stored, acknowledged after commit, sealed every 10,000"
+    if result.get("warm"):
+        service += ", warm"
     if result.get("service_pythonpath"):
         service += f" (code from {result['service_pythonpath']})"
     rows = [
@@ -397,6 +457,11 @@ def main() -> None:
     parser.add_argument(
         "--service-only", action="store_true", help="no baseline (the long memory run)"
     )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="the service already running and settled when it drains (not started on it)",
+    )
     parser.add_argument("--tmp", type=Path, default=None)
     parser.add_argument(
         "--service-pythonpath",
@@ -414,8 +479,10 @@ def main() -> None:
             publisher=not args.service_only,
             baseline=not args.service_only,
             pythonpath=args.service_pythonpath,
+            warm=args.warm,
         )
-    write_results(f"streams-{args.readings}-{args.per_message}", result, _tables(result))
+    name = f"streams-{args.readings}-{args.per_message}" + ("-warm" if args.warm else "")
+    write_results(name, result, _tables(result))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def broker_address(url: str) -> BrokerAddress:
     )
 
 
-class _Worker:
+class _WorkerProcess:
     """One worker process as the supervisor sees it: what was last said to it and by it."""
 
     def __init__(self, config: WorkerConfig) -> None:
@@ -103,7 +103,7 @@ class MqttIngest:
         connections = settings.mqtt_connections
         workers = min(settings.mqtt_workers, connections)
         self._workers = [
-            _Worker(
+            _WorkerProcess(
                 WorkerConfig(
                     store=str(streams.store.path),
                     max_chars=settings.max_field_chars,
@@ -153,7 +153,7 @@ class MqttIngest:
                 process.kill()
                 process.wait()
 
-    def _spawn(self, worker: _Worker) -> None:
+    def _spawn(self, worker: _WorkerProcess) -> None:
         env = dict(os.environ)
         # the tree this service runs from, whatever the current folder
         root = str(Path(api.__file__).resolve().parent.parent)
@@ -171,12 +171,13 @@ class MqttIngest:
         with self._lock:
             worker.process, worker.told_pause = process, False
         threading.Thread(
-            target=self._listen, args=(worker, process.stdout), name="mqtt-listen", daemon=True
+            target=self._listen, args=(worker, process), name="mqtt-listen", daemon=True
         ).start()
 
-    def _listen(self, worker: _Worker, source: IO[str]) -> None:
+    def _listen(self, worker: _WorkerProcess, process: subprocess.Popen[str]) -> None:
         """What a worker says: connected or not, paused or not, what it stored."""
-        for line in source:
+        assert process.stdout is not None
+        for line in process.stdout:
             said = json.loads(line)
             with self._lock:
                 if "connected" in said:
@@ -190,8 +191,9 @@ class MqttIngest:
             if "stored" in said:
                 self._streams.stored(said["stored"])
         with self._lock:
-            worker.connected = worker.paused = False
-            self._sum_up()
+            if worker.process is process:  # (not yet replaced by one that may have spoken)
+                worker.connected = worker.paused = False
+                self._sum_up()
 
     def _sum_up(self) -> None:
         """The workers' states as one (under :attr:`_lock`)."""
@@ -209,7 +211,7 @@ class MqttIngest:
                     return
                 self._look_after(worker, pause)
 
-    def _look_after(self, worker: _Worker, pause: bool) -> None:
+    def _look_after(self, worker: _WorkerProcess, pause: bool) -> None:
         process = worker.process
         assert process is not None
         if process.poll() is not None:
