@@ -8,7 +8,8 @@ its own figure: each is timed in this process, on a private store, over the shap
 * messages parsed and encoded in the MQTT worker's batches, with Python's cycle collector as
   it comes and as the worker sets it (``collect_less``);
 * a chunk of 10,000 readings planned (``StreamStore.plan``: a range of seq written down) against
-  the ``UPDATE`` a reading that planned it before, and read back (``chunk_rows``).
+  the ``UPDATE`` a reading that planned it before, read back (``chunk_rows``) and made into its
+  file, from the rows or from SQLite's text of them (``chunk_text``).
 
 Run: ``python -m bench.streams_steps`` (about 20 s).
 """
@@ -25,7 +26,13 @@ from pathlib import Path
 import orjson
 
 from api.streaming.mqtt_worker import collect_less
-from api.streaming.rows import RowEncoder, loads_json, message_readings
+from api.streaming.rows import (
+    RowEncoder,
+    chunk_csv_stored,
+    chunk_csv_text,
+    loads_json,
+    message_readings,
+)
 from api.streaming.store import StreamRow, StreamStore
 from ml.columns import Column
 
@@ -120,20 +127,29 @@ def main() -> None:
         store = _store(folder, 10 * CHUNK)
         added = (time.process_time() - t0) / (10 * CHUNK) * 1e6
         print(f"a reading stored, in 5,000 a commit (us of CPU): {added:.2f}")
-        plans, reads = [], []
+        plans, reads, files, texts = [], [], [], []
+        columns = [Column("seq", "integer"), Column("value", "float")]
         for number in range(1, 6):
             t0 = time.perf_counter()
             chunk = store.plan("m", CHUNK)
             plans.append(time.perf_counter() - t0)
             assert chunk is not None and chunk.number == number
             t0 = time.perf_counter()
-            assert len(store.chunk_rows("m", number)) == CHUNK
+            rows = store.chunk_rows("m", number)
             reads.append(time.perf_counter() - t0)
+            by_rows = chunk_csv_stored(columns, rows)
+            files.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            text = store.chunk_text("m", number)
+            assert text is not None and chunk_csv_text(columns, text) == by_rows
+            texts.append(time.perf_counter() - t0)
             store.mark_sealed(
                 chunk, content_hash="c", rows_root="r", version=f"v{number}", root="o"
             )
         print(f"a chunk of {CHUNK:,} planned (ms, median of 5):  {sorted(plans)[2] * 1e3:8.2f}")
         print(f"a chunk of {CHUNK:,} read back (ms, median of 5): {sorted(reads)[2] * 1e3:8.2f}")
+        print(f"  and its file made from the rows (ms):   {sorted(files)[2] * 1e3:8.2f}")
+        print(f"  its file from SQLite's text of it (ms): {sorted(texts)[2] * 1e3:8.2f}")
         updates = []
         with store._write() as conn:  # the old plan, on the readings no chunk holds yet
             for number in range(100, 105):

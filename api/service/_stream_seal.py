@@ -28,11 +28,12 @@ from api.service.datasets import Datasets
 from api.streaming.rows import (
     CHUNK_LEAF_ENCODING,
     chunk_csv_stored,
+    chunk_csv_text,
     file_columns,
     stream_columns,
     stream_schema_hash,
 )
-from api.streaming.store import ChunkRow, StreamRow
+from api.streaming.store import ChunkRow, StreamRow, StreamStore
 from ledger.formats.merkle import StandardMerkleTree
 from ledger.records import DatasetInput
 from ledger.storage.artifacts import ArtifactStore
@@ -41,6 +42,7 @@ from ml.hashing import canonical_json, to_hex
 __all__ = [
     "APPEND_SPEC",
     "SealedChunk",
+    "chunk_file",
     "chunk_leaves",
     "chunk_tree",
     "register_seal",
@@ -61,6 +63,17 @@ class SealedChunk:
     version_root: str
 
 
+def chunk_file(store: StreamStore, stream: StreamRow, number: int) -> bytes:
+    """Chunk ``number``'s file: its readings as the CSV :func:`chunk_csv_stored` makes (by
+    SQLite's text of them where the stream has no string column)."""
+    columns = stream_columns(stream)
+    if not any(c.type == "string" for c in columns):
+        text = store.chunk_text(stream.name, number)
+        if text is not None:
+            return chunk_csv_text(columns, text)
+    return chunk_csv_stored(columns, store.chunk_rows(stream.name, number))
+
+
 def chunk_leaves(chunks: Sequence[ChunkRow]) -> list[tuple[int, str, str, int, int]]:
     """The leaves of a version made of ``chunks`` (sealed, in order)."""
     return [
@@ -78,21 +91,20 @@ def register_seal(
     store: ArtifactStore,
     stream: StreamRow,
     chunk: ChunkRow,
-    rows: Sequence[tuple[int, str]],
+    data: bytes,
     earlier: Sequence[ChunkRow],
     *,
     early: bool = False,
 ) -> SealedChunk:
-    """Register chunk ``chunk`` (its ``rows`` as stored: arrival, values' JSON) and the version
-    it makes after ``earlier`` (the stream's sealed chunks before it, in order). Both
-    registrations answer the existing record when redone after a crash: the same rows give the
-    same bytes. Both go in one round of writes: the version names the chunk as a parent, which
-    the contract finds registered just before it in the same call. ``early``: each is answered
-    once in a block (``wait=included``), not once final."""
+    """Register chunk ``chunk`` (its file, :func:`chunk_file`) and the version it makes after
+    ``earlier`` (the stream's sealed chunks before it, in order). Both registrations answer the
+    existing record when redone after a crash: the same readings give the same bytes. Both go
+    in one round of writes: the version names the chunk as a parent, which the contract finds
+    registered just before it in the same call. ``early``: each is answered once in a block
+    (``wait=included``), not once final."""
     if len(earlier) != chunk.number - 1:
         raise RuntimeError(f"chunk {chunk.number} follows {len(earlier)} sealed chunks")
     columns = stream_columns(stream)
-    data = chunk_csv_stored(columns, rows)
     chunk_item = datasets.prepare_upload(
         io.BytesIO(data),
         name=f"{stream.name} chunk {chunk.number}",

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from api.service._stream_seal import register_seal
+from api.service._stream_seal import chunk_file, register_seal
 from api.service.datasets import Datasets
 from api.streaming.store import ChunkRow, StreamRow, StreamStore, now_ms
 from ledger.storage.artifacts import ArtifactStore
@@ -108,10 +108,10 @@ class StreamSealer:
             planned = self._store.plan(stream.name, stream.seal_readings)
             if planned is None:
                 return None
-            rows = self._store.chunk_rows(stream.name, planned.number)
+            data = chunk_file(self._store, stream, planned.number)
             earlier = self._store.chunks(stream.name, upto=planned.number - 1)
             sealed = register_seal(
-                self._datasets, self._artifacts, stream, planned, rows, earlier, early=early
+                self._datasets, self._artifacts, stream, planned, data, earlier, early=early
             )
             self._store.mark_sealed(
                 planned,

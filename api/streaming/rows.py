@@ -46,6 +46,7 @@ __all__ = [
     "check_reading",
     "chunk_csv",
     "chunk_csv_stored",
+    "chunk_csv_text",
     "file_columns",
     "loads_json",
     "message_readings",
@@ -325,7 +326,14 @@ def chunk_csv_stored(columns: Sequence[Column], rows: Sequence[tuple[int, str]])
     string column goes through :func:`chunk_csv` (the tests check both give the same bytes)."""
     if any(c.type == "string" for c in columns):
         return chunk_csv(columns, [(received, loads_json(row)) for received, row in rows])
+    return chunk_csv_text(columns, "\n".join([f"{received},{row[1:-1]}" for received, row in rows]))
+
+
+def chunk_csv_text(columns: Sequence[Column], text: str) -> bytes:
+    """:func:`chunk_csv_stored` of a stream without string columns, from its rows as
+    :meth:`api.streaming.store.StreamStore.chunk_text` gives them (a line each: arrival, a
+    comma, the values' array without its brackets)."""
+    assert not any(c.type == "string" for c in columns)
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow([c.name for c in file_columns(columns)])
-    body = "".join([f"{received},{row[1:-1]}\n" for received, row in rows])
-    return (head.getvalue() + body).encode("utf-8")
+    return (head.getvalue() + (text + "\n" if text else "")).encode("utf-8")

@@ -14,7 +14,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from api.streaming.rows import RowEncoder, chunk_csv_stored, chunk_csv_text
 from api.streaming.store import StreamRow, StreamStore
+from ml.columns import Column
 
 TIMEOUT = 30.0
 
@@ -70,6 +72,7 @@ def test_a_plan_numbers_the_oldest_readings_of_its_stream_in_order(tmp_path: Pat
     assert (first.number, first.count, first.first_row) == (1, 3, 0)
     assert (first.first_received, first.last_received) == (100, 102)
     assert store.chunk_rows("a", 1) == [(100, "[0]"), (101, "[1]"), (102, "[2]")]
+    assert store.chunk_text("a", 1) == "100,0\n101,1\n102,2"  # the other stream's left out
     assert [store.reading("a", f"a{9 - i}")[1:] for i in range(4)] == [  # type: ignore[index]
         (1, 0), (1, 1), (1, 2), (None, None),
     ]  # fmt: skip
@@ -80,6 +83,7 @@ def test_a_plan_numbers_the_oldest_readings_of_its_stream_in_order(tmp_path: Pat
     assert second is not None
     assert (second.number, second.count, second.first_row) == (2, 1, 3)
     assert store.chunk_rows("a", 2) == [(103, "[3]")]
+    assert store.chunk_text("a", 2) == "103,3"
     store.mark_sealed(second, content_hash="c2", rows_root="r2", version="v2", root="o2")
     assert store.plan("a", 3) is None  # nothing waiting
     assert store.counts("a")["pending"] == 0 and store.counts("b")["pending"] == 4
@@ -102,6 +106,32 @@ def test_a_write_longer_than_one_statement_stores_each_reading_once_in_arrival_o
         *((1_000 + i, f"[{i}]") for i in range(300)),
         *((6_000 + i, f"[{300 + i}]") for i in range(5)),
     ]
+    assert store.chunk_text("a", planned.number) == "\n".join(
+        [*(f"{1_000 + i},{i}" for i in range(300)), *(f"{6_000 + i},{300 + i}" for i in range(5))]
+    )
+    store.close()
+
+
+def test_a_chunks_text_makes_the_file_its_rows_make(tmp_path: Path) -> None:
+    """SQLite's text of a chunk (``chunk_text``) gives the very file the rows give in Python
+    (``chunk_csv_stored``): integers, floats in every form ``repr`` writes, booleans."""
+    columns = [Column("n", "integer"), Column("x", "float"), Column("ok", "boolean")]
+    encoder = RowEncoder(columns, max_chars=100)
+    values = [
+        (0, 0.0, True), (-(2**63) + 1, -1.5e-07, False), (2**63 - 1, 1e16, True),
+        (42, 5e-324, False), (-7, 1.7976931348623157e308, True), (3, -0.0, False),
+    ]  # fmt: skip
+    stored = [
+        (1_765_000_000_000 + i, encoder.encode({"n": n, "x": x, "ok": ok})[1])
+        for i, (n, x, ok) in enumerate(values)
+    ]
+    store = _store(tmp_path)
+    store.add("a", [(f"r{i}", at, row) for i, (at, row) in enumerate(stored)])
+    planned = store.plan("a", 10)
+    assert planned is not None
+    text = store.chunk_text("a", planned.number)
+    assert text is not None
+    assert chunk_csv_text(columns, text) == chunk_csv_stored(columns, stored)
     store.close()
 
 
@@ -114,6 +144,7 @@ def test_a_chunk_with_a_line_feed_in_a_stored_row_is_read_row_by_row(tmp_path: P
     planned = store.plan("a", 3)
     assert planned is not None
     assert store.chunk_rows("a", planned.number) == [(100, "[0]"), (101, "[\n1]"), (102, "[2]")]
+    assert store.chunk_text("a", planned.number) is None  # its lines would not be its rows
     store.close()
 
 
@@ -128,6 +159,7 @@ def test_a_chunk_longer_than_sqlites_longest_string_is_read_row_by_row(tmp_path:
     reader.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 4_000)
     store._idle[:] = [reader]
     assert store.chunk_rows("a", planned.number) == rows
+    assert store.chunk_text("a", planned.number) is None
     store.close()
 
 
@@ -160,6 +192,7 @@ def test_a_store_whose_chunks_numbered_their_readings_reads_and_seals_on(tmp_pat
     planned = store.plan("a", 3)
     assert planned is not None and (planned.number, planned.first_seq) == (2, None)
     assert store.chunk_rows("a", 2) == [(103, "[3]")]
+    assert store.chunk_text("a", 1) == "100,0\n101,1\n102,2"  # numbered: in their order
     store.mark_sealed(planned, content_hash="c2", rows_root="r2", version="v2", root="o2")
     third = store.plan("a", 3)
     assert third is not None and (third.number, third.count, third.first_row) == (3, 2, 4)
