@@ -31,7 +31,7 @@ training pool's: its workers start with the service and import scikit-learn whil
 runs (a cost of the start, not of a reading, which a short run spreads over few readings).
 The seal latency is each chunk's registration time (planned → chunk and version on chain).
 
-Run: ``python -m bench --only streams`` (N = 200,000, one and ten readings a message;
+Run: ``python -m bench --only streams`` (N = 200,000 at one reading a message, 1,000,000 at ten;
 ``--quick``: 5,000, one a message, only to show it runs), or
 ``python -m bench.bench_streams --readings 10000000`` for the long memory run (about N/20,000 s,
 and the broker holds the N queued messages in memory: ~300 bytes each).
@@ -425,9 +425,13 @@ def _tables(result: dict[str, Any]) -> list[str]:
 
 
 def run(config: Config) -> list[dict[str, Any]]:
-    n = config.pick(5_000, 200_000, smoke=1_000)
     results, tables, headline = [], [], []
     for per_message in config.pick((1,), (1, 10)):
+        # Ten a message, 1,000,000 readings: a drain of 200,000 lasted about two seconds, in
+        # which the service's start (the training pool importing scikit-learn) and its first
+        # seals weighed half (BENCHMARKS.md, thirteenth session); a longer one measures the
+        # rate it keeps
+        n = config.pick(5_000, 200_000 if per_message == 1 else 1_000_000, smoke=1_000)
         with tempfile.TemporaryDirectory(dir=config.tmp) as tmp:
             result = measure(n, Path(tmp), per_message, publisher=not config.quick)
         results.append(result)

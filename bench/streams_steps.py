@@ -9,7 +9,9 @@ its own figure: each is timed in this process, on a private store, over the shap
   it comes and as the worker sets it (``collect_less``);
 * a chunk of 10,000 readings planned (``StreamStore.plan``: a range of seq written down) against
   the ``UPDATE`` a reading that planned it before, read back (``chunk_rows``) and made into its
-  file, from the rows or from SQLite's text of them (``chunk_text``).
+  file, from the rows or from SQLite's text of them (``chunk_text``);
+* a version's tree of 100 and of 1,000 chunks (``chunk_tree``: every seal builds its version's
+  from every chunk so far).
 
 Run: ``python -m bench.streams_steps`` (about 20 s).
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import orjson
 
+from api.service._stream_seal import chunk_tree
 from api.streaming.mqtt_worker import collect_less
 from api.streaming.rows import (
     RowEncoder,
@@ -120,6 +123,10 @@ def main() -> None:
     print(f"a reading checked and encoded (us):   {encode:8.2f}")
 
     _collector(encoder)
+    for chunks in (100, 1_000):
+        leaves = [(i, "0x" + "ab" * 32, "0x" + "cd" * 32, i * CHUNK, CHUNK) for i in range(chunks)]
+        tree = _us(lambda leaves=leaves: chunk_tree(leaves).root, 20) / 1e3
+        print(f"a version's tree of {chunks:,} chunks (ms): {tree:8.2f}")
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

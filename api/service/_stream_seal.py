@@ -63,6 +63,19 @@ class SealedChunk:
     version_root: str
 
 
+# Chunk files' sizes by content hash, for a version's size. A hash names the same bytes wherever
+# they are stored, so a size read once holds: a seal read every earlier chunk's file size (a
+# system call each, and a path whose name pathlib interns), a cost that grew with the stream.
+_SIZES: dict[str, int] = {}
+
+
+def _file_size(store: ArtifactStore, digest: str) -> int:
+    size = _SIZES.get(digest)
+    if size is None:
+        size = _SIZES[digest] = store.path_of(digest).stat().st_size
+    return size
+
+
 def chunk_file(store: StreamStore, stream: StreamRow, number: int) -> bytes:
     """Chunk ``number``'s file: its readings as the CSV :func:`chunk_csv_stored` makes (by
     SQLite's text of them where the stream has no string column)."""
@@ -142,7 +155,7 @@ def register_seal(
         f"{chunk.readings_total} readings in {chunk.number} chunk(s)",
         "columns": file_columns_json,
         "row_count": chunk.readings_total,
-        "size": sum(store.path_of(h).stat().st_size for _, h, *_ in leaves),
+        "size": sum(_file_size(store, h) for _, h, *_ in leaves),
         "stream": stream.name,
         "version": chunk.number,
         "first_received": first_received,

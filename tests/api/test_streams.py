@@ -208,6 +208,8 @@ def test_seal_makes_chunks_and_versions_that_are_datasets(api: TestClient) -> No
 
     version = api.get(f"/v1/datasets/{v2['hash']}").json()
     assert version["parents"] == [v1["hash"], v2["chunk"]["hash"]]
+    first_chunk = api.get(f"/v1/datasets/{v1['chunk']['hash']}/content").content
+    assert version["size"] == len(first_chunk) + len(content)  # its chunks' files
     # one transaction a seal: the chunk, then the version that names it
     assert version["tx_hash"] == chunk["tx_hash"]
     assert (version["row_count"], version["rows_root"]) == (8, v2["rows_root"])
