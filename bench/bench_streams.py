@@ -185,38 +185,41 @@ def _cpu_seconds(pid: int) -> float:
     return sum(_own_and_children(pid))
 
 
+def _children(pid: int) -> list[tuple[int, bool]]:
+    """The running child processes of ``pid``: each one's id and whether it is an MQTT worker
+    (the rest: the training pool's workers, which start with the service and import
+    scikit-learn while the drain runs)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for child in (task / "children").read_text().split():
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+                found.append((int(child), b"api.streaming.mqtt_worker" in command))
+        except OSError:  # the thread or the child ended meanwhile
+            continue
+    return found
+
+
 def _own_and_children(pid: int) -> tuple[float, float, float]:
     """User + system CPU time so far of process ``pid``, of its running MQTT workers and of its
-    other running children (the training pool's workers, which start with the service and
-    import scikit-learn while the drain runs)."""
+    other running children."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     workers = others = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for child, is_worker in _children(pid):
         try:
-            children = (task / "children").read_text().split()
-        except OSError:  # the thread ended meanwhile
+            cpu = _cpu_seconds(child)
+        except OSError:  # it ended meanwhile
             continue
-        for child in children:
-            try:
-                command = Path(f"/proc/{child}/cmdline").read_bytes()
-                cpu = _cpu_seconds(int(child))
-            except OSError:  # it ended meanwhile
-                continue
-            if b"api.streaming.mqtt_worker" in command:
-                workers += cpu
-            else:
-                others += cpu
+        if is_worker:
+            workers += cpu
+        else:
+            others += cpu
     return own, workers, others
 
 
 def _mqtt_workers(pid: int) -> list[int]:
-    children = [
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
-    return [c for c in children if b"mqtt_worker" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [child for child, is_worker in _children(pid) if is_worker]
 
 
 def _settled(pid: int, timeout: float = 120) -> None:

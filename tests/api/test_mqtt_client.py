@@ -1,4 +1,4 @@
-"""The MQTT worker's paho client (``api.streaming.mqtt_worker.client_class``: paho 2.2.0 with
+"""The MQTT worker's paho client (``api.streaming.mqtt_client.client_class``: paho 2.2.0 with
 three of its private methods overridden), against a private Mosquitto broker: messages arrive
 through :class:`BufferedSocket` and reach ``on_message`` whatever their topic, and
 ``ack_all`` acknowledges them, so a session that comes back is sent none again, where a
@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from api.devbroker import MosquittoBroker, mosquitto_binary
-from api.streaming.mqtt_worker import BufferedSocket, client_class
+from api.streaming.mqtt_client import BufferedSocket, client_class
 from tests.api.test_streams_mqtt import TIMEOUT, publish_all, publisher, wait_for
 
 TOPIC = "plant/line"
