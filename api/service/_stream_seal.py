@@ -34,7 +34,7 @@ from api.streaming.rows import (
     stream_schema_hash,
 )
 from api.streaming.store import ChunkRow, StreamRow, StreamStore
-from ledger.formats.merkle import StandardMerkleTree
+from ledger.formats.merkle import LeafHashTree, StandardMerkleTree, leaf_hash
 from ledger.records import DatasetInput
 from ledger.storage.artifacts import ArtifactStore
 from ml.hashing import canonical_json, to_hex
@@ -42,6 +42,7 @@ from ml.hashing import canonical_json, to_hex
 __all__ = [
     "APPEND_SPEC",
     "SealedChunk",
+    "SealedSoFar",
     "chunk_file",
     "chunk_leaves",
     "chunk_tree",
@@ -61,19 +62,48 @@ class SealedChunk:
     rows_root: str
     version_hash: str
     version_root: str
+    leaf_hash: bytes  # the chunk's leaf in the version's tree
+    size: int  # bytes of the chunk's file
 
 
-# Chunk files' sizes by content hash, for a version's size. A hash names the same bytes wherever
-# they are stored, so a size read once holds: a seal read every earlier chunk's file size (a
-# system call each, and a path whose name pathlib interns), a cost that grew with the stream.
-_SIZES: dict[str, int] = {}
+@dataclass(frozen=True)
+class SealedSoFar:
+    """What the next version of a stream needs of the chunks sealed before it: their leaves'
+    hashes in order, the last version, when the first reading arrived, their files' total size.
 
+    The sealer keeps one a stream and extends it (:meth:`then`) seal by seal, so a seal's cost
+    stays flat as the stream grows (issue 27: rebuilding every earlier leaf and reading every
+    earlier chunk's row took a seal from 19 to 34 ms over 1,200 chunks)."""
 
-def _file_size(store: ArtifactStore, digest: str) -> int:
-    size = _SIZES.get(digest)
-    if size is None:
-        size = _SIZES[digest] = store.path_of(digest).stat().st_size
-    return size
+    chunks: int
+    leaf_hashes: tuple[bytes, ...]
+    previous: str | None
+    first_received: int | None
+    size: int
+
+    @classmethod
+    def of(cls, store: ArtifactStore, chunks: Sequence[ChunkRow]) -> SealedSoFar:
+        """From the sealed chunks themselves (in order): at start-up, or when the store no
+        longer matches what was kept."""
+        leaves = chunk_leaves(chunks)
+        return cls(
+            chunks=len(chunks),
+            leaf_hashes=tuple(leaf_hash(CHUNK_LEAF_ENCODING, leaf) for leaf in leaves),
+            previous=chunks[-1].version_hash if chunks else None,
+            first_received=chunks[0].first_received if chunks else None,
+            size=sum(store.path_of(str(c.content_hash)).stat().st_size for c in chunks),
+        )
+
+    def then(self, chunk: ChunkRow, sealed: SealedChunk) -> SealedSoFar:
+        """After ``chunk``, sealed as ``sealed``."""
+        first = chunk.first_received if self.first_received is None else self.first_received
+        return SealedSoFar(
+            chunks=self.chunks + 1,
+            leaf_hashes=(*self.leaf_hashes, sealed.leaf_hash),
+            previous=sealed.version_hash,
+            first_received=first,
+            size=self.size + sealed.size,
+        )
 
 
 def chunk_file(store: StreamStore, stream: StreamRow, number: int) -> bytes:
@@ -105,18 +135,18 @@ def register_seal(
     stream: StreamRow,
     chunk: ChunkRow,
     data: bytes,
-    earlier: Sequence[ChunkRow],
+    earlier: SealedSoFar,
     *,
     early: bool = False,
 ) -> SealedChunk:
     """Register chunk ``chunk`` (its file, :func:`chunk_file`) and the version it makes after
-    ``earlier`` (the stream's sealed chunks before it, in order). Both registrations answer the
+    ``earlier`` (the stream's sealed chunks before it). Both registrations answer the
     existing record when redone after a crash: the same readings give the same bytes. Both go
     in one round of writes: the version names the chunk as a parent, which the contract finds
     registered just before it in the same call. ``early``: each is answered once in a block
     (``wait=included``), not once final."""
-    if len(earlier) != chunk.number - 1:
-        raise RuntimeError(f"chunk {chunk.number} follows {len(earlier)} sealed chunks")
+    if earlier.chunks != chunk.number - 1:
+        raise RuntimeError(f"chunk {chunk.number} follows {earlier.chunks} sealed chunks")
     columns = stream_columns(stream)
     chunk_item = datasets.prepare_upload(
         io.BytesIO(data),
@@ -129,10 +159,10 @@ def register_seal(
         chunk_hash, chunk_root = chunk_item.view.content_hash, chunk_item.view.rows_root
     else:
         chunk_hash, chunk_root = chunk_item.content_hash, chunk_item.rows_root
-    leaves = chunk_leaves(earlier)
-    leaves.append((len(earlier), chunk_hash, chunk_root, chunk.first_row, chunk.count))
-    root = to_hex(chunk_tree(leaves).root)
-    previous = earlier[-1].version_hash if earlier else None
+    leaf = (earlier.chunks, chunk_hash, chunk_root, chunk.first_row, chunk.count)
+    chunk_leaf = leaf_hash(CHUNK_LEAF_ENCODING, leaf)
+    root = to_hex(LeafHashTree([*earlier.leaf_hashes, chunk_leaf]).root)
+    previous = earlier.previous
     file_columns_json = [c.to_json() for c in file_columns(columns)]
     manifest = {
         "kind": "stream-version",
@@ -146,7 +176,9 @@ def register_seal(
         "chunk_leaf_encoding": list(CHUNK_LEAF_ENCODING),
     }
     version_hash = store.put_bytes(canonical_json(manifest))
-    first_received = earlier[0].first_received if earlier else chunk.first_received
+    first_received = earlier.first_received
+    if first_received is None:
+        first_received = chunk.first_received
     metadata = {
         "kind": "dataset",
         "media_type": MANIFEST_MEDIA_TYPE,
@@ -155,7 +187,7 @@ def register_seal(
         f"{chunk.readings_total} readings in {chunk.number} chunk(s)",
         "columns": file_columns_json,
         "row_count": chunk.readings_total,
-        "size": sum(_file_size(store, h) for _, h, *_ in leaves),
+        "size": earlier.size + len(data),
         "stream": stream.name,
         "version": chunk.number,
         "first_received": first_received,
@@ -180,4 +212,4 @@ def register_seal(
         # Where the round was split over two transactions, the version may have been checked
         # before the chunk was in a block: alone now, it is answered on its own.
         datasets.register_input(item, early=early)
-    return SealedChunk(chunk_hash, chunk_root, version_hash, root)
+    return SealedChunk(chunk_hash, chunk_root, version_hash, root, chunk_leaf, len(data))

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from api.service._stream_seal import chunk_file, register_seal
+from api.service._stream_seal import SealedSoFar, chunk_file, register_seal
 from api.service.datasets import Datasets
 from api.streaming.store import ChunkRow, StreamRow, StreamStore, now_ms
 from ledger.storage.artifacts import ArtifactStore
@@ -52,6 +52,7 @@ class StreamSealer:
         self._unsealed: dict[str, int] = {}
         self._asked: dict[str, int] = {}  # seals asked for on acceptance, per stream (a count)
         self.errors: dict[str, str] = {}  # why a stream's last seal failed, until one works
+        self._so_far: dict[str, SealedSoFar] = {}  # a stream's sealed chunks, as seals need them
 
     def arrived(self, stream: StreamRow, added: int) -> None:
         """Count what arrived; wake the thread when about a chunk's worth has (its own look
@@ -109,7 +110,7 @@ class StreamSealer:
             if planned is None:
                 return None
             data = chunk_file(self._store, stream, planned.number)
-            earlier = self._store.chunks(stream.name, upto=planned.number - 1)
+            earlier = self._sealed_so_far(stream.name, planned.number - 1)
             sealed = register_seal(
                 self._datasets, self._artifacts, stream, planned, data, earlier, early=early
             )
@@ -120,11 +121,22 @@ class StreamSealer:
                 version=sealed.version_hash,
                 root=sealed.version_root,
             )
+            self._so_far[stream.name] = earlier.then(planned, sealed)
             log.info("sealed %s chunk %d (%d readings)", stream.name, planned.number, planned.count)
             with self._guard:
                 left = self._unsealed.get(stream.name, 0) - planned.count
                 self._unsealed[stream.name] = max(left, 0)
-            return self._store.chunks(stream.name, upto=planned.number)[-1]
+            return self._store.chunk(stream.name, planned.number)
+
+    def _sealed_so_far(self, name: str, chunks: int) -> SealedSoFar:
+        """The stream's first ``chunks`` sealed chunks: as kept since the last seal when the
+        store's last of them is the version kept (one row read), else read whole."""
+        kept = self._so_far.get(name)
+        if kept is not None and kept.chunks == chunks:
+            last = self._store.chunk(name, chunks) if chunks else None
+            if (last.version_hash if last else None) == kept.previous:
+                return kept
+        return SealedSoFar.of(self._artifacts, self._store.chunks(name, upto=chunks))
 
     def _answered(self, name: str, asked: int | None) -> None:
         """A seal asked for (``wait=accepted``) is done: nothing was left to seal. A request

@@ -501,6 +501,14 @@ class StreamStore:
                 (time.time(), content_hash, rows_root, version, root, chunk.stream, chunk.number),
             )
 
+    def chunk(self, stream: str, number: int) -> ChunkRow | None:
+        """Sealed chunk ``number`` of ``stream``, None if it is not sealed."""
+        rows = self._read(
+            "SELECT * FROM chunks WHERE stream = ? AND number = ? AND state = 'sealed'",
+            (stream, number),
+        )
+        return ChunkRow(*rows[0]) if rows else None
+
     def chunks(self, stream: str, *, upto: int | None = None) -> list[ChunkRow]:
         """Sealed chunks of ``stream`` in order (up to number ``upto`` included)."""
         rows = self._read(

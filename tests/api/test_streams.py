@@ -17,7 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import Settings
-from ledger.formats.merkle import leaf_hash, verify_proof
+from api.streaming.rows import CHUNK_LEAF_ENCODING
+from ledger.formats.merkle import StandardMerkleTree, leaf_hash, verify_proof
 from ml.hashing import canonical_json, sha256_bytes, to_hex
 from tests.api.conftest import assert_problem, authorized_client
 from tests.ledger._merkle_js import MERKLE_TREE_JS, js_json, run_js
@@ -387,3 +388,40 @@ def test_a_stream_whose_version_is_revoked_says_why_it_cannot_seal(api: TestClie
     make_stream(api, "unstuck", seal_seconds=0.2)
     send(api, "unstuck", [reading(1)])
     wait_for(lambda: api.get("/v1/streams/unstuck").json()["versions"] == 1, "another stream")
+
+
+def test_every_version_is_the_tree_of_all_its_chunks_across_a_restart(tmp_path: Path) -> None:
+    """The sealer keeps what the next version needs of the chunks before it (their leaves'
+    hashes, their files' size, the first reading's time) rather than reading every chunk again
+    each seal; a restart starts from the store. Either way each version must be exactly what
+    all its chunks make."""
+    settings = Settings(data_dir=tmp_path / "data", anchor_interval=3600)
+    sent = 0
+
+    def seal_twice(api: TestClient) -> None:
+        nonlocal sent
+        for size in (2, 3):
+            send(api, "grown", [reading(i) for i in range(sent, sent + size)])
+            sent += size
+            assert api.post("/v1/streams/grown/seal").json()["count"] == 1
+
+    with authorized_client(settings) as api:
+        make_stream(api, "grown")
+        seal_twice(api)
+    with authorized_client(settings) as api:  # started again: nothing kept in memory
+        seal_twice(api)
+        versions = api.get("/v1/streams/grown/versions").json()["data"][::-1]
+        chunks = [v["chunk"] for v in versions]
+        sizes = [len(api.get(f"/v1/datasets/{c['hash']}/content").content) for c in chunks]
+        for k, version in enumerate(versions, start=1):
+            leaves = [
+                (i, c["hash"], c["rows_root"], c["first_row"], c["readings"])
+                for i, c in enumerate(chunks[:k])
+            ]
+            root = to_hex(StandardMerkleTree.of(leaves, CHUNK_LEAF_ENCODING).root)
+            record = api.get(f"/v1/datasets/{version['hash']}").json()
+            assert version["rows_root"] == record["rows_root"] == root, k
+            readings = chunks[k - 1]["first_row"] + chunks[k - 1]["readings"]
+            assert (record["row_count"], record["size"]) == (readings, sum(sizes[:k])), k
+            stored = api.app.state.service.core.store.read_bytes(record["metadata_hash"])
+            assert json.loads(stored)["first_received"] == chunks[0]["first_received"], k
