@@ -31,6 +31,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
+from ledger.chain.backends._chaindb import _CACHE_ENTRIES, SqliteKeyValueStore
 from ledger.chain.backends.embedded import (
     CHAIN_FILE,
     ChainClosedError,
@@ -599,3 +600,23 @@ def test_a_block_torn_mid_commit_is_absent_not_half_there(tmp_path: Path, torn_a
         assert read_slot(w3, contract, 3) == 0  # the torn block's write is gone
         _assert_consistent(chain)
         assert Writer(chain).nonce == nonce_before + 3  # the torn one can be sent again
+
+
+def test_the_chain_stores_memory_is_bounded_and_every_key_still_reads(tmp_path: Path) -> None:
+    """A long-lived service writes a block after another: what the store keeps in memory stops
+    at its bound (issue 27, memory flat over a long run), and a key it let go reads from the
+    file."""
+    store = SqliteKeyValueStore(tmp_path / "kv.sqlite3")
+    try:
+        keys = [keccak(i.to_bytes(4, "big")) for i in range(_CACHE_ENTRIES + 500)]
+        for start in range(0, len(keys), 1_000):  # a block's writes, committed together
+            for key in keys[start : start + 1_000]:
+                store[key] = key[::-1]
+            store.commit()
+            assert len(store._cache) <= _CACHE_ENTRIES
+        assert len(store._cache) == _CACHE_ENTRIES
+        assert keys[0] not in store._cache  # the oldest went first
+        assert all(store[key] == key[::-1] for key in keys)
+        assert len(store._cache) == _CACHE_ENTRIES
+    finally:
+        store.close()

@@ -41,8 +41,14 @@ _SCHEMA = (
 # A deleted key waiting for the next commit.
 _TOMBSTONE = None
 
-# Committed values kept in memory (trie nodes are a few hundred bytes: ~20 MiB at most).
-_CACHE_ENTRIES = 65_536
+# Committed values kept in memory (trie nodes are a few hundred bytes: ~4 MiB at most). A block
+# reads a few hundred distinct keys, the upper trie nodes most: 8,192 keep them. 65,536 held
+# every node written for 3,000 blocks, so a sealing stream's service grew by 10 KB a block for
+# as long (issue 27, "memory flat"), and its seals were no faster (BENCHMARKS, fourteenth).
+_CACHE_ENTRIES = 8_192
+# SQLite's own page cache of the chain file, under that (the OS caches the file too): 64 MiB
+# grew with the file, 10 KB a block, for as long as the chain stayed under it.
+_PAGE_CACHE_KIB = 8_192
 
 
 class SqliteKeyValueStore(BaseDB):
@@ -59,7 +65,7 @@ class SqliteKeyValueStore(BaseDB):
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache
+        self._conn.execute(f"PRAGMA cache_size=-{_PAGE_CACHE_KIB}")
         for statement in _SCHEMA:
             self._conn.execute(statement)
         self._pending: dict[bytes, bytes | None] = {}
