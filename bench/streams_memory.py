@@ -1,11 +1,14 @@
 """Where a sealing stream's memory goes (issue 27: the service grew from 231 to 277 MB over
 10,000,000 readings): the service in this process on the embedded chain, readings sent and
-sealed through the HTTP API, 1,000 a seal; between seal ``--warmup`` and the last, the growth
-of the process's RSS, of the Python objects still alive (``tracemalloc``, with the places
-that hold the most), of SQLite's own memory (``sqlite3_memory_used``), and what
-``malloc_trim`` gives back.
+sealed through the HTTP API, 1,000 a seal. Over ``--seals`` seals after ``--warmup``: the
+growth of the process's RSS and of SQLite's own memory (``sqlite3_memory_used``), what
+``malloc_trim`` gives back, and the seal's latency (median of the first and of the last 50:
+flat when a seal's cost does not grow with the stream). Then, over ``--traced`` more seals
+(``tracemalloc`` on: its own bookkeeping is RSS too, so it is kept out of the first figures),
+the Python objects made then and still alive, and the places that made the most of them: not
+the growth where a bounded cache is full, since what it let go was made before the tracing.
 
-Run: ``python -m bench.streams_memory`` (300 seals after 100, a few minutes).
+Run: ``python -m bench.streams_memory`` (300 seals after 100, then 100 traced: about a minute).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import statistics
 import tempfile
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -44,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--warmup", type=int, default=100, help="seals before the first look")
     parser.add_argument("--seals", type=int, default=300, help="seals measured")
+    parser.add_argument("--traced", type=int, default=100, help="seals traced after those")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", anchor_interval=3600)
@@ -55,33 +61,42 @@ def main() -> None:
             assert api.post("/v1/streams", json=body).status_code == 201
             sent = 0
 
-            def seal(times: int) -> None:
+            def seal(times: int) -> list[float]:
                 nonlocal sent
+                latencies = []
                 for _ in range(times):
                     readings = [
                         {"id": f"r{i}", "seq": i, "value": i / 3} for i in range(sent, sent + 1000)
                     ]
                     sent += 1000
                     assert api.post("/v1/streams/m/readings", json=readings).status_code == 202
+                    started = time.perf_counter()
                     assert api.post("/v1/streams/m/seal").status_code in (200, 202)
+                    latencies.append(time.perf_counter() - started)
+                return latencies
 
             seal(args.warmup)
             gc.collect()
-            tracemalloc.start(1)
             rss, sqlite = _rss_mb(), _sqlite_mb()
-            seal(args.seals)
+            latencies = seal(args.seals)
             gc.collect()
-            held = tracemalloc.take_snapshot()
             grown_rss, grown_sqlite = _rss_mb() - rss, _sqlite_mb() - sqlite
-            alive = sum(stat.size for stat in held.statistics("filename")) / 1e6
             _LIBC.malloc_trim(0)
             trimmed = grown_rss - (_rss_mb() - rss)
+            tracemalloc.start(1)
+            seal(args.traced)
+            gc.collect()
+            held = tracemalloc.take_snapshot()
+            alive = sum(stat.size for stat in held.statistics("filename")) / 1e6
+    first, last = (statistics.median(part) * 1e3 for part in (latencies[:50], latencies[-50:]))
     print(f"over {args.seals} seals of 1,000 readings (after {args.warmup}):")
     print(f"  RSS                          +{grown_rss:6.1f} MB")
-    per_seal = alive * 1e3 / args.seals
-    print(f"  Python objects still alive   +{alive:6.1f} MB ({per_seal:.0f} KB a seal)")
     print(f"  SQLite's own memory          +{grown_sqlite:6.1f} MB")
     print(f"  given back by malloc_trim     {trimmed:6.1f} MB")
+    print(f"  seal latency, median of the first / last 50: {first:.1f} / {last:.1f} ms")
+    per_seal = alive * 1e3 / args.traced
+    print(f"over {args.traced} more, traced:")
+    print(f"  Python objects made, still alive {alive:6.1f} MB ({per_seal:.0f} KB a seal)")
     print("  where the live Python objects were made:")
     for stat in held.statistics("lineno")[:8]:
         print(f"    {stat.size / 1e3:8.0f} KB  {stat.traceback[0]}")
