@@ -239,16 +239,25 @@ class Streams:
         made: list[ChunkRow] = []
         while (chunk := self.sealer.seal_one(stream, early=wait == "included")) is not None:
             made.append(chunk)
-        views = [self._version_view(c) for c in made]
+        views = self._version_views(made)
         return VersionsPublic(data=views, count=len(views))
 
     def versions(self, name: str, *, offset: int, limit: int) -> VersionsPublic:
         self.definition(name)
         rows, count = self.store.versions(name, offset=offset, limit=limit)
-        return VersionsPublic(data=[self._version_view(c) for c in rows], count=count)
+        return VersionsPublic(data=self._version_views(rows), count=count)
 
-    def _version_view(self, chunk: ChunkRow) -> VersionPublic:
-        chunks = self.store.chunks(chunk.stream, upto=chunk.number)
+    def _version_views(self, rows: Sequence[ChunkRow]) -> list[VersionPublic]:
+        """The versions ``rows`` made (of one stream), from one read of the chunks up to the
+        newest of them: a page of 50 versions read the stream's chunks 50 times."""
+        if not rows:
+            return []
+        chunks = self.store.chunks(rows[0].stream, upto=max(c.number for c in rows))
+        return [self._version_view(c, chunks[: c.number]) for c in rows]
+
+    @staticmethod
+    def _version_view(chunk: ChunkRow, chunks: Sequence[ChunkRow]) -> VersionPublic:
+        """Version ``chunk.number``, made of ``chunks`` (its stream's first, in order)."""
         previous = chunks[-2].version_hash if len(chunks) > 1 else None
         return VersionPublic(
             number=chunk.number,
