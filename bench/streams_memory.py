@@ -2,7 +2,9 @@
 10,000,000 readings): the service in this process on the embedded chain, readings sent and
 sealed through the HTTP API, 1,000 a seal. Over ``--seals`` seals after ``--warmup``: the
 growth of the process's RSS and of SQLite's own memory (``sqlite3_memory_used``), what
-``malloc_trim`` gives back, and the seal's latency (median of the first and of the last 50:
+``malloc_trim`` gives back, how full the bounded caches that grow a block or a seal are (the
+embedded chain store's committed values, the write pipeline's recent writes), and the seal's
+latency (median of the first and of the last 50:
 flat when a seal's cost does not grow with the stream). Then, over ``--traced`` more seals
 (``tracemalloc`` on: its own bookkeeping is RSS too, so it is kept out of the first figures),
 the Python objects made then and still alive, and the places that made the most of them: not
@@ -26,6 +28,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
+from ledger.chain.backends._chaindb import _CACHE_ENTRIES
 
 __all__ = ["main"]
 
@@ -75,12 +78,19 @@ def main() -> None:
                     latencies.append(time.perf_counter() - started)
                 return latencies
 
+            def caches() -> tuple[int, int]:  # their private containers: a bench looks inside
+                core = api.app.state.service.core
+                return len(core.backend._store._cache), len(core.writes._recent)
+
+            recent_bound = api.app.state.service.core.writes._recent_size
+
             seal(args.warmup)
             gc.collect()
-            rss, sqlite = _rss_mb(), _sqlite_mb()
+            rss, sqlite, (values, recent) = _rss_mb(), _sqlite_mb(), caches()
             latencies = seal(args.seals)
             gc.collect()
             grown_rss, grown_sqlite = _rss_mb() - rss, _sqlite_mb() - sqlite
+            values_after, recent_after = caches()
             _LIBC.malloc_trim(0)
             trimmed = grown_rss - (_rss_mb() - rss)
             tracemalloc.start(1)
@@ -93,6 +103,10 @@ def main() -> None:
     print(f"  RSS                          +{grown_rss:6.1f} MB")
     print(f"  SQLite's own memory          +{grown_sqlite:6.1f} MB")
     print(f"  given back by malloc_trim     {trimmed:6.1f} MB")
+    chain = f"{values:,} -> {values_after:,} (bound {_CACHE_ENTRIES:,})"
+    writes = f"{recent:,} -> {recent_after:,} (bound {recent_bound:,})"
+    print(f"  chain store's cached values    {chain}")
+    print(f"  write pipeline's recent writes {writes}")
     print(f"  seal latency, median of the first / last 50: {first:.1f} / {last:.1f} ms")
     per_seal = alive * 1e3 / args.traced
     print(f"over {args.traced} more, traced:")

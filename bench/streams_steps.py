@@ -12,7 +12,10 @@ its own figure: each is timed in this process, on a private store, over the shap
   file, from the rows or from SQLite's text of them (``chunk_text``);
 * a version's root over 100 and over 1,000 chunks: from the chunks (``chunk_tree``, what a
   seal did until the sealer kept the earlier leaves' hashes; a proof still does), and from the
-  kept hashes and the new chunk's leaf (``LeafHashTree``, what a seal does now).
+  kept hashes and the new chunk's leaf (``LeafHashTree``, what a seal does now);
+* a stream's 1,000 sealed chunks read (``StreamStore.chunks``: what a seal did twice until the
+  sealer kept what it needs), and a page of 50 versions' chunk lists, read once a version (as
+  before) or once for the page (the reads ``Streams._version_views`` makes now).
 
 Run: ``python -m bench.streams_steps`` (about 20 s).
 """
@@ -38,7 +41,7 @@ from api.streaming.rows import (
     loads_json,
     message_readings,
 )
-from api.streaming.store import StreamRow, StreamStore
+from api.streaming.store import ChunkRow, StreamRow, StreamStore
 from ledger.formats.merkle import LeafHashTree, leaf_hash
 from ml.columns import Column
 
@@ -180,6 +183,36 @@ def main() -> None:
         print(
             f"the UPDATE a reading it replaced (ms, median of 5): {sorted(updates)[2] * 1e3:8.2f}"
         )
+        store.close()
+    _long_stream()
+
+
+def _long_stream(chunks: int = 1_000, page: int = 50) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = StreamStore(Path(tmp) / "streams.sqlite3")
+        store.create(StreamRow("m", [{"name": "seq", "type": "integer"}], 1, 3600.0, 0.0))
+        store.add("m", [(f"r{i}", 1_765_000_000_000 + i, f"[{i}]") for i in range(chunks)])
+        for number in range(1, chunks + 1):
+            chunk = store.plan("m", 1)
+            assert chunk is not None
+            store.mark_sealed(
+                chunk, content_hash=f"c{number}", rows_root="r", version=f"v{number}", root="o"
+            )
+        read = _us(lambda: store.chunks("m"), 20) / 1e3
+        print(f"a stream's {chunks:,} sealed chunks read (ms): {read:8.2f}")
+        rows, _ = store.versions("m", offset=0, limit=page)
+
+        def each() -> list[list[ChunkRow]]:
+            return [store.chunks("m", upto=c.number) for c in rows]
+
+        def once() -> list[list[ChunkRow]]:
+            listed = store.chunks("m", upto=max(c.number for c in rows))
+            return [listed[: c.number] for c in rows]
+
+        assert each() == once()
+        label = f"a page of {page} versions' chunks, read once a version (ms):"
+        print(f"{label:56}{_us(each, 5) / 1e3:8.2f}")
+        print(f"{'  read once for the page (ms):':56}{_us(once, 5) / 1e3:8.2f}")
         store.close()
 
 
