@@ -5,6 +5,9 @@ its own figure: each is timed in this process, on a private store, over the shap
 * a message parsed: ``loads_json`` (orjson behind a guard for 19-digit numbers) against the
   guard it replaced (a regular expression) and against orjson alone;
 * a reading checked and encoded (``RowEncoder.encode``), stored (``StreamStore.add``);
+* a message of ten readings parsed, checked and encoded reading by reading (``loads_json`` and
+  ``RowEncoder.encode``, the path every message took until the fifteenth session) and whole
+  (``MessageEncoder.rows``, msgspec);
 * messages parsed and encoded in the MQTT worker's batches, with Python's cycle collector as
   it comes and as the worker sets it (``collect_less``);
 * a chunk of 10,000 readings planned (``StreamStore.plan``: a range of seq written down) against
@@ -32,6 +35,7 @@ from pathlib import Path
 import orjson
 
 from api.service._stream_seal import chunk_tree
+from api.streaming.message_rows import MessageEncoder
 from api.streaming.mqtt_worker import collect_less
 from api.streaming.rows import (
     CHUNK_LEAF_ENCODING,
@@ -123,10 +127,19 @@ def main() -> None:
     guard = _us(lambda: _OLD_GUARD.search(message), 20_000)
     print(f"  the regular expression it replaced  {guard:8.2f} (the guard alone)")
 
-    encoder = RowEncoder([Column("seq", "integer"), Column("value", "float")], max_chars=1000)
+    columns = [Column("seq", "integer"), Column("value", "float")]
+    encoder = RowEncoder(columns, max_chars=1000)
     objects = orjson.loads(message)
     encode = _us(lambda: [encoder.encode(o) for o in objects], 10_000) / len(objects)
     print(f"a reading checked and encoded (us):   {encode:8.2f}")
+
+    whole = MessageEncoder(columns)
+    assert whole.rows(message, str) == [encoder.encode(o) for o in objects]
+    by_reading = _us(lambda: [encoder.encode(o) for o in loads_json(message)], 10_000)
+    print("a message of ten readings parsed, checked and encoded (us):")
+    print(f"  reading by reading (loads_json, RowEncoder)  {by_reading:8.2f}")
+    at_once = _us(lambda: whole.rows(message, str), 10_000)
+    print(f"  whole (MessageEncoder, msgspec)              {at_once:8.2f}")
 
     _collector(encoder)
     for chunks in (100, 1_000):

@@ -11,10 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from api.streaming.rows import MessageReadings, ReadingRefused, RowEncoder, stream_columns
+from api.streaming.message_rows import MessageEncoder
+from api.streaming.rows import (
+    MessageReadings,
+    ReadingRefused,
+    RowEncoder,
+    message_key,
+    message_readings,
+    stream_columns,
+)
 from api.streaming.store import StreamRow, StreamStore, now_ms
 
 __all__ = ["Checked", "StreamIngest"]
@@ -35,6 +43,7 @@ class StreamIngest:
         self.definitions: dict[str, StreamRow] = {}
         self._max_chars = max_chars
         self._encoders: dict[str, RowEncoder] = {}
+        self._message_encoders: dict[str, MessageEncoder | None] = {}
 
     def definition(self, name: str) -> StreamRow | None:
         """The stream named ``name``, or None (looked up again each time until it exists)."""
@@ -45,23 +54,42 @@ class StreamIngest:
                 self.definitions[name] = row
         return row
 
+    def decode(self, name: str, topic: str, payload: bytes) -> MessageReadings:
+        """An MQTT message for the stream ``name``: checked and encoded whole when its stream
+        is known here and :class:`MessageEncoder` serves it and passes every reading, else
+        parsed for :meth:`check` (a stream not known yet is looked up by
+        :meth:`store_messages`, once a batch)."""
+        encoder = self._message_encoders.get(name)
+        if encoder is None and name not in self._message_encoders:
+            stream = self.definitions.get(name)
+            if stream is not None:
+                columns = stream_columns(stream)
+                encoder = MessageEncoder(columns) if MessageEncoder.serves(columns) else None
+                self._message_encoders[name] = encoder
+        if encoder is not None:
+            checked = encoder.rows(payload, lambda: message_key(topic, payload))
+            if checked is not None:
+                return MessageReadings("", [], checked=checked)
+        return message_readings(topic, payload)
+
     def check(
         self,
         stream: StreamRow,
         items: Iterable[tuple[str | None, int, str | None, Any]],
         *,
         source: str,
+        received: int | None = None,
     ) -> Checked:
         """Each item is ``(key, index, text as received (None: the parsed value's JSON), parsed
         JSON or the reason it is not)``; a reading without an id is named ``<key>:<index>``, or
-        given a random id when ``key`` is None."""
+        given a random id when ``key`` is None. Each is stamped ``received`` (default: now)."""
         encoder = self._encoders.get(stream.name)
         if encoder is None:
             encoder = self._encoders[stream.name] = RowEncoder(
                 stream_columns(stream), max_chars=self._max_chars
             )
         encode = encoder.encode
-        received = now_ms()
+        received = now_ms() if received is None else received
         good: list[tuple[str, int, str]] = []
         dead: list[tuple[int, str, str, str]] = []
         refused: list[tuple[int, str]] = []
@@ -87,25 +115,30 @@ class StreamIngest:
         transaction; answers how many readings each existing stream gained. The readings of a
         stream that does not exist are kept as dead letters under that name."""
         batches = []
+        received = now_ms()
         for name, messages in groups.items():
-            items = (
-                (message.key, index, message.text, parsed)
-                for message in messages
-                for index, parsed in enumerate(message.readings)
-            )
             stream = self.definition(name)
             if stream is None:
                 reason = f"no stream is named {name!r}"
-                received = now_ms()
                 dead = [
                     (received, source, text if text is not None else json.dumps(p)[:1000], reason)
-                    for _, _, text, p in items
+                    for _, _, text, p in _items(messages)
                 ]
                 log.warning("%d reading(s) for unknown stream %r kept as dead letters",
                             len(dead), name)  # fmt: skip
                 batches.append((name, [], dead))
                 continue
-            good, dead, _ = self.check(stream, items, source=source)
+            good: list[tuple[str, int, str]] = []
+            dead = []
+            for message in messages:  # in order: a chunk's rows are in arrival order
+                if message.checked is not None:
+                    good.extend([(rid, received, row) for rid, row in message.checked])
+                else:
+                    more, more_dead, _ = self.check(
+                        stream, _items([message]), source=source, received=received
+                    )
+                    good.extend(more)
+                    dead.extend(more_dead)
             batches.append((name, good, dead))
         added = self.store.add_many(batches)
         return {
@@ -113,3 +146,10 @@ class StreamIngest:
             for (name, _, _), count in zip(batches, added, strict=True)
             if count and name in self.definitions
         }
+
+
+def _items(messages: Iterable[MessageReadings]) -> Iterator[tuple[str, int, str | None, Any]]:
+    """The parsed readings of ``messages`` as :meth:`StreamIngest.check` takes them."""
+    for message in messages:
+        for index, parsed in enumerate(message.readings):
+            yield message.key, index, message.text, parsed

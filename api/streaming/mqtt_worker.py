@@ -74,7 +74,7 @@ from typing import Any, TextIO
 
 from api.streaming.ingest import StreamIngest
 from api.streaming.mqtt_client import client_class
-from api.streaming.rows import MessageReadings, message_readings
+from api.streaming.rows import MessageReadings
 from api.streaming.store import StreamStore
 
 __all__ = ["WorkerConfig", "collect_less", "main", "subscription"]
@@ -312,12 +312,13 @@ class _Worker:
             self._say({"stored": added, "delivered": list(self._delivered)})
 
     def _decode(self, taken: tuple[Any, Any], groups: dict[str, list[MessageReadings]]) -> int:
-        """Parse a message into its stream's group; answers how many readings it holds."""
+        """Check a message into its stream's group; answers how many readings it holds."""
         message = taken[1]
         topic = message.topic
-        decoded = message_readings(topic, message.payload)
-        groups.setdefault(topic[len(self._config.prefix) + 1 :], []).append(decoded)
-        return len(decoded.readings)
+        name = topic[len(self._config.prefix) + 1 :]
+        decoded = self._ingest.decode(name, topic, message.payload)
+        groups.setdefault(name, []).append(decoded)
+        return decoded.count
 
 
 def _listen(worker: _Worker, source: TextIO) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "chunk_csv_text",
     "file_columns",
     "loads_json",
+    "message_key",
     "message_readings",
     "split_body",
     "stream_columns",
@@ -245,19 +246,33 @@ def loads_json(data: bytes | str) -> Any:
 class MessageReadings:
     """One MQTT message's readings, parsed.
 
-    ``key`` is ``mqtt:`` + SHA-256 of (topic, NUL, payload): the ``i``-th reading of the message,
-    if it carries no ``id``, is named ``<key>:<i>``, so a redelivered message is stored once
+    ``key`` is :func:`message_key`: the ``i``-th reading of the message, if it carries no
+    ``id``, is named ``<key>:<i>``, so a redelivered message is stored once
     (:mod:`api.service.mqtt_ingest`). A payload that is not JSON is one item, the
-    :class:`ReadingRefused` saying why, and ``text`` is what of it a dead letter shows."""
+    :class:`ReadingRefused` saying why, and ``text`` is what of it a dead letter shows.
+    ``checked``: the readings checked and encoded already, ``(id, row)`` each, ids given
+    (:class:`api.streaming.message_rows.MessageEncoder`; ``key`` and ``readings`` are then
+    empty)."""
 
     key: str
     readings: list[Any]
     text: str | None = None
+    checked: list[tuple[str, str]] | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.checked) if self.checked is not None else len(self.readings)
+
+
+def message_key(topic: str, payload: bytes) -> str:
+    """``mqtt:`` + SHA-256 of (topic, NUL, payload): what names a message's readings that carry
+    no id, the same on every delivery."""
+    return "mqtt:" + hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
 
 
 def message_readings(topic: str, payload: bytes) -> MessageReadings:
     """An MQTT message's readings: one JSON object, or a JSON array of them."""
-    key = "mqtt:" + hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
+    key = message_key(topic, payload)
     try:
         parsed = loads_json(payload)
     except (ValueError, RecursionError) as exc:
