@@ -6,7 +6,7 @@ writer checking and storing readings and the sealer registering chunks on chain 
 at one interpreter lock, and with ten readings a message the service ingested a quarter of what
 a plain paho subscriber receives (py-spy with ``--gil``: the sealer held the lock 42% of the
 time, the writer 39%, paho's threads 17%). As a process, the worker's share runs on another
-core. Both write ``streams.sqlite3`` (SQLite serialises the two writers, each waiting up to
+core. Both write ``streams.sqlite3`` (taking turns by its lock file, each waiting up to
 :data:`api.streaming.store.BUSY_SECONDS` for the other); the worker needs nothing else of the
 service, and imports nothing of it (``api.streaming`` is light: it starts in well under a
 second where the service takes seconds).

@@ -10,6 +10,8 @@ changed in it:
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -58,6 +60,50 @@ def test_a_read_answers_during_a_write_and_sees_only_what_is_committed(tmp_path:
         release.set()
         writer.join(TIMEOUT)
     assert store.reading("a", "r2") == (2, None, None)  # committed now
+    store.close()
+
+
+def test_a_write_holds_the_lock_file_another_processs_write_waits_on(tmp_path: Path) -> None:
+    """Writers of two processes (the service, the MQTT worker) take turns by a lock file
+    beside the store: a write waiting on it goes on as soon as the other ends, where SQLite's
+    own busy handler sleeps (up to 100 ms at a time) and tries again."""
+    store = _store(tmp_path)
+    other = StreamStore(tmp_path / "streams.sqlite3")  # as another process opens it
+    fd = os.open(tmp_path / "streams.sqlite3.write-lock", os.O_RDWR)
+    order: list[str] = []
+    opened, release = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with store._write():
+            opened.set()
+            release.wait(TIMEOUT)
+            order.append("first committed")
+
+    first = threading.Thread(target=write)
+    first.start()
+    assert opened.wait(TIMEOUT)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = False
+        except BlockingIOError:
+            held = True
+        assert held, "a write holds the lock file"
+        second = threading.Thread(
+            target=lambda: (other.add("a", [("r1", 1, "[1]")]), order.append("second"))
+        )
+        second.start()
+        second.join(0.2)
+        assert second.is_alive() and order == []  # waiting for the first write
+    finally:
+        release.set()
+        first.join(TIMEOUT)
+    second.join(TIMEOUT)
+    assert order == ["first committed", "second"]
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once no write is open
+    os.close(fd)
+    assert store.reading("a", "r1") == (1, None, None)
+    other.close()
     store.close()
 
 
