@@ -6,16 +6,16 @@ writer checking and storing readings and the sealer registering chunks on chain 
 at one interpreter lock, and with ten readings a message the service ingested a quarter of what
 a plain paho subscriber receives (py-spy with ``--gil``: the sealer held the lock 42% of the
 time, the writer 39%, paho's threads 17%). As a process, the worker's share runs on another
-core. Both write ``streams.sqlite3`` (taking turns by its lock file, each waiting up to
-:data:`api.streaming.store.BUSY_SECONDS` for the other); the worker needs nothing else of the
-service, and imports nothing of it (``api.streaming`` is light: it starts in well under a
-second where the service takes seconds).
+core. Both write ``streams.sqlite3``, taking turns by its lock file
+(:mod:`api.streaming.store`); the worker needs nothing else of the service, and imports
+nothing of it (``api.streaming`` is light: it starts in well under a second where the service
+takes seconds).
 
 Several workers (``mqtt_workers``) share the connections (worker ``w`` of ``W`` opens
 connections ``w``, ``w + W``, ...): each receives, checks and stores on a core of its own, and
-SQLite serialises their commits as it does the service's. On 2 cores one is the default: with
+their commits take turns as the service's do. On 2 cores one is the default: with
 the sealer and the broker wanting the other core, two ingested no faster (BENCHMARKS.md,
-thirteenth session).
+thirteenth and fifteenth sessions: the sealer fell behind and paused them).
 
 :class:`MqttIngest` starts the workers, tells them to pause while the sealer is behind (more
 than :data:`_UNSEALED` readings waiting, see :meth:`Streams.behind`: the messages then wait on

@@ -1,6 +1,10 @@
 """Readings checked and stored: what the service's HTTP ingest and the MQTT worker process both
 do with readings that arrived (:class:`StreamIngest`).
 
+An MQTT message for a stream whose columns are all numbers or booleans is checked and encoded
+whole first (:meth:`StreamIngest.decode`, :class:`api.streaming.message_rows.MessageEncoder`),
+and reading by reading only when some reading of it would be refused or written otherwise.
+
 A reading that is not one (not JSON, wrong type, missing or unknown column) goes to its
 stream's dead letters with its reason, in the same transaction as the good ones, and never keeps
 them from being stored; readings for a stream that does not exist are that name's dead letters.

@@ -5,8 +5,10 @@ Why: the MQTT worker's writer is what bounds the rate readings come in at (issue
 session), and it spent about two fifths of its time holding the interpreter lock in parsing a
 message (orjson) and then checking and encoding it reading by reading in Python
 (:class:`api.streaming.rows.RowEncoder`). Here one msgspec decoder parses and checks a message
-against the stream's columns, and each reading's values are written as JSON in C: 13.4 us a
-message of ten readings became 4.2 us (``python -m bench.streams_steps``).
+against the stream's columns, and each reading's values are written as JSON in C: a message of
+ten readings took 14.2 us that way and takes 8.7 us this way (``python -m bench.streams_steps``,
+both in one run). Over MQTT, end to end, the gain was within this machine's noise
+(BENCHMARKS.md, fifteenth session).
 
 The rule that keeps it safe: the answer is exactly what :class:`RowEncoder` would store for
 every reading of the message, or there is none, and the message then takes the reading-by-reading
