@@ -63,13 +63,11 @@ class StreamIngest:
         is known here and :class:`MessageEncoder` serves it and passes every reading, else
         parsed for :meth:`check` (a stream not known yet is looked up by
         :meth:`store_messages`, once a batch)."""
+        if name not in self._message_encoders and name in self.definitions:
+            columns = stream_columns(self.definitions[name])
+            served = MessageEncoder.serves(columns)
+            self._message_encoders[name] = MessageEncoder(columns) if served else None
         encoder = self._message_encoders.get(name)
-        if encoder is None and name not in self._message_encoders:
-            stream = self.definitions.get(name)
-            if stream is not None:
-                columns = stream_columns(stream)
-                encoder = MessageEncoder(columns) if MessageEncoder.serves(columns) else None
-                self._message_encoders[name] = encoder
         if encoder is not None:
             checked = encoder.rows(payload, lambda: message_key(topic, payload))
             if checked is not None:
