@@ -9,7 +9,8 @@ redelivered or resent reading once.
 
 A seal's states (``chunks.state``), so that a crash at any line is safe:
 
-1. ``planned``: one transaction picks the oldest unsealed readings and writes down the chunk:
+1. ``planned``: the oldest unsealed readings are chosen (on a read snapshot: see
+   :meth:`StreamStore.plan`) and one transaction writes down the chunk:
    its number and the range of ``seq`` it covers (``first_seq``..``last_seq``; a reading's row
    in the chunk is its place in that range, among its stream's readings). Nothing is on chain
    yet. (Stores written before issue 27's last change instead gave each reading its chunk and
@@ -396,36 +397,48 @@ class StreamStore:
 
     def plan(self, stream: str, most: int) -> ChunkRow | None:
         """State 1: the next chunk of at most ``most`` unsealed readings (oldest first), or None
-        when none is waiting. A chunk planned before and not yet sealed is answered first."""
-        with self._write() as conn:
-            planned = conn.execute(
+        when none is waiting. A chunk planned before and not yet sealed is answered first.
+
+        The chunk is chosen on a read snapshot, outside the write lock; the write only adds its
+        row, once it has checked that no chunk was added meanwhile (else it chooses again).
+        That is safe because a reading's ``seq`` follows the order of the commits: writes take
+        turns, so a reading committed after the snapshot has a larger ``seq`` than any it holds
+        and cannot fall inside the chosen range. (Issue 27: the choice, a read of up to
+        ``most`` readings, held the lock the MQTT worker's writes wait for.)"""
+        while True:
+            planned = self._read(
                 "SELECT * FROM chunks WHERE stream = ? AND state = 'planned' ORDER BY number "
                 "LIMIT 1",
                 (stream,),
-            ).fetchone()
-            if planned is not None:
-                return ChunkRow(*planned)
-            last = conn.execute(
+            )
+            if planned:
+                return ChunkRow(*planned[0])
+            last = self._read(
                 "SELECT number, first_row + count FROM chunks WHERE stream = ? "
                 "ORDER BY number DESC LIMIT 1",
                 (stream,),
-            ).fetchone()
-            number, first_row = (last[0] + 1, last[1]) if last else (1, 0)
+            )
+            number, first_row = (last[0][0] + 1, last[0][1]) if last else (1, 0)
             # The chunk is a range of seq: nothing is written a reading (issue 27: numbering
             # each reading was a third of a seal's time)
-            count, first_seq, last_seq, first_received, last_received = conn.execute(
+            count, first_seq, last_seq, first_received, last_received = self._read(
                 "SELECT count(*), min(seq), max(seq), min(received_at), max(received_at) "
                 f"FROM (SELECT seq, received_at FROM readings WHERE {_WAITING} ORDER BY seq "
                 "LIMIT ?)",
                 (stream, stream, most),
-            ).fetchone()
+            )[0]
             if not count:
                 return None
             row = (stream, number, "planned", count, first_row, first_received,
                    last_received, time.time(), None, None, None, None, None, first_seq,
                    last_seq)  # fmt: skip
-            conn.execute(f"INSERT INTO chunks VALUES ({', '.join('?' * len(row))})", row)
-        return ChunkRow(*row)
+            with self._write() as conn:
+                (newest,) = conn.execute(
+                    "SELECT coalesce(max(number), 0) FROM chunks WHERE stream = ?", (stream,)
+                ).fetchone()
+                if newest == number - 1:
+                    conn.execute(f"INSERT INTO chunks VALUES ({', '.join('?' * len(row))})", row)
+                    return ChunkRow(*row)
 
     def chunk_rows(self, stream: str, number: int) -> list[tuple[int, str]]:
         """The readings of a chunk, in their order: (received_at, values as a JSON array, as

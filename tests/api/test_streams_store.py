@@ -136,6 +136,82 @@ def test_a_plan_numbers_the_oldest_readings_of_its_stream_in_order(tmp_path: Pat
     store.close()
 
 
+_INSERT_R2 = "INSERT INTO readings (stream, id, received_at, row) VALUES ('a', 'r2', 102, '[2]')"
+
+
+def test_a_plan_chooses_its_readings_while_another_write_holds_the_lock(tmp_path: Path) -> None:
+    """The choice of a chunk's readings is a read: it goes on while the MQTT worker's write
+    holds the lock file, and a reading that write commits afterwards falls past the chosen
+    range; only the chunk's own row waits for the lock."""
+    store = _store(tmp_path)
+    worker = StreamStore(tmp_path / "streams.sqlite3")  # as the MQTT worker opens it
+    store.add("a", [(f"r{i}", 100 + i, f"[{i}]") for i in range(2)])
+    chosen, release = threading.Event(), threading.Event()
+    choose = store._read
+
+    def read(sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        answer = choose(sql, params)
+        if "min(seq)" in sql:
+            chosen.set()  # the readings are chosen
+        return answer
+
+    store._read = read  # type: ignore[method-assign]
+
+    def write() -> None:
+        with worker._write() as conn:  # the worker's write: the lock held, a reading added
+            conn.execute(_INSERT_R2)
+            release.wait(TIMEOUT)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    planned: list[object] = []
+    planner = threading.Thread(target=lambda: planned.append(store.plan("a", 3)))
+    planner.start()
+    try:
+        assert chosen.wait(TIMEOUT), "the choice waited for the write lock"
+        planner.join(0.2)
+        assert planner.is_alive()  # its row waits for the lock
+    finally:
+        release.set()
+        writer.join(TIMEOUT)
+    planner.join(TIMEOUT)
+    [first] = planned
+    assert first is not None and (first.count, first.first_seq, first.last_seq) == (2, 1, 2)
+    assert store.chunk_rows("a", 1) == [(100, "[0]"), (101, "[1]")]
+    store.mark_sealed(first, content_hash="c", rows_root="r", version="v", root="o")
+    second = store.plan("a", 3)
+    assert second is not None and (second.number, second.first_row) == (2, 2)
+    assert store.chunk_rows("a", 2) == [(102, "[2]")]  # committed after the choice: next
+    worker.close()
+    store.close()
+
+
+def test_a_plan_chooses_again_when_a_chunk_was_planned_meanwhile(tmp_path: Path) -> None:
+    """A chunk planned by another writer between the choice and its write (the service plans
+    under its stream lock, so only another process could): the plan chooses again and answers
+    that chunk, rather than a second chunk over the same readings."""
+    store = _store(tmp_path)
+    other = StreamStore(tmp_path / "streams.sqlite3")
+    store.add("a", [(f"r{i}", 100 + i, f"[{i}]") for i in range(4)])
+    choose = store._read
+    raced: list[object] = []
+
+    def read(sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        answer = choose(sql, params)
+        if "min(seq)" in sql and not raced:
+            raced.append(other.plan("a", 3))  # after the choice, before its write
+        return answer
+
+    store._read = read  # type: ignore[method-assign]
+    planned = store.plan("a", 3)
+    [theirs] = raced
+    assert planned == theirs
+    assert store.chunks("a") == [] and other.plan("a", 3) == planned
+    assert store._read("SELECT count(*) FROM chunks WHERE stream = 'a'", ()) == [(1,)]
+    other.close()
+    store.close()
+
+
 def test_a_write_longer_than_one_statement_stores_each_reading_once_in_arrival_order(
     tmp_path: Path,
 ) -> None:
