@@ -80,9 +80,12 @@ from api.streaming.store import StreamStore
 __all__ = ["WorkerConfig", "collect_less", "main", "subscription"]
 
 log = logging.getLogger("provenance.mqtt")
-# Readings stored in one transaction at most (give or take a message): the transaction holds
-# the store's write lock, which the sealer waits for (50,000 readings held it ~0.2 s).
-_BATCH_READINGS = 5_000
+# Readings stored in one transaction at most (give or take a message). Fewer transactions
+# cost the writer less a reading, but each holds the store's write lock, which the sealer
+# waits for: in paired runs (BENCHMARKS.md, issue 27, sixteenth session) 10,000 ingested 15%
+# faster than 5,000 on average, and 20,000 a quarter slower than 10,000 (the sealer fell
+# behind and paused the worker).
+_BATCH_READINGS = 10_000
 # Messages received and not yet stored, at most: past it paho's network thread waits, so TCP
 # pushes back on the broker. (Mosquitto may send a client more than its max_inflight_messages;
 # without this bound a slow disk turned a backlog on the broker into gigabytes here.)

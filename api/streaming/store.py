@@ -28,7 +28,7 @@ kill -9): a write waiting on it goes on as soon as the other process's transacti
 where SQLite's own busy handler sleeps up to 100 ms at a time before it tries again (issue 27:
 ingest paired with and without it, 2-11% faster). SQLite's wait of up to :data:`BUSY_SECONDS`
 stays for anything else that writes the file (the worker's transactions hold at most about
-5,000 readings, and it leaves gaps between them while it acknowledges and gathers the next).
+10,000 readings, and it leaves gaps between them while it acknowledges and gathers the next).
 In a process, writes go through one connection guarded by a lock, served in arrival order
 (:class:`_FairLock`): with a plain lock a writer that takes it again as soon as it lets it go
 starved the sealer under a steady stream (seals fell minutes behind the readings). Reads do not
