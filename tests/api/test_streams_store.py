@@ -146,7 +146,7 @@ def test_a_plan_chooses_its_readings_while_another_write_holds_the_lock(tmp_path
     store = _store(tmp_path)
     worker = StreamStore(tmp_path / "streams.sqlite3")  # as the MQTT worker opens it
     store.add("a", [(f"r{i}", 100 + i, f"[{i}]") for i in range(2)])
-    chosen, release = threading.Event(), threading.Event()
+    opened, chosen, release = threading.Event(), threading.Event(), threading.Event()
     choose = store._read
 
     def read(sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -160,10 +160,12 @@ def test_a_plan_chooses_its_readings_while_another_write_holds_the_lock(tmp_path
     def write() -> None:
         with worker._write() as conn:  # the worker's write: the lock held, a reading added
             conn.execute(_INSERT_R2)
+            opened.set()
             release.wait(TIMEOUT)
 
     writer = threading.Thread(target=write)
     writer.start()
+    assert opened.wait(TIMEOUT)
     planned: list[object] = []
     planner = threading.Thread(target=lambda: planned.append(store.plan("a", 3)))
     planner.start()
